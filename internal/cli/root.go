@@ -1,0 +1,45 @@
+package cli
+
+import (
+	"fmt"
+	"io"
+
+	"github.com/spf13/cobra"
+
+	"ferry.dev/ferry/internal/version"
+)
+
+// Streams are where a command reads and writes; tests pass buffers.
+type Streams struct {
+	In       io.Reader
+	Out, Err io.Writer
+}
+
+// NewRootCommand builds the whole `ferry` command tree.
+func NewRootCommand(s Streams) *cobra.Command {
+	root := &cobra.Command{
+		Use:           "ferry",
+		Short:         "Ferry connects Services across independent Kubernetes clusters",
+		Version:       version.Version,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetIn(s.In)
+	root.SetOut(s.Out)
+	root.SetErr(s.Err)
+	root.SetVersionTemplate(version.String("ferry") + "\n")
+	root.AddCommand(newVersionCommand())
+	return root
+}
+
+func newVersionCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print the client version",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			_, err := fmt.Fprintln(cmd.OutOrStdout(), version.String("ferry"))
+			return err
+		},
+	}
+}
