@@ -1,0 +1,160 @@
+package testenv
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// process is one child: etcd or kube-apiserver.
+type process struct {
+	name    string
+	cmd     *exec.Cmd
+	logPath string
+	done    chan struct{}
+	err     error // set before done is closed
+}
+
+// startProcess runs argv with its output in logPath. The child gets SIGKILL if
+// the test process dies (a panic skips deferred clean-ups), and it is recorded
+// in the state directory so that the next run can reap it after a hard crash.
+func startProcess(state *stateDir, name, logPath string, argv []string) (*process, error) {
+	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("%s log: %w", name, err)
+	}
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		logFile.Close()
+		return nil, fmt.Errorf("start %s: %w", name, err)
+	}
+	state.record(cmd.Process.Pid)
+	p := &process{name: name, cmd: cmd, logPath: logPath, done: make(chan struct{})}
+	go func() {
+		p.err = cmd.Wait()
+		logFile.Close()
+		state.forget(cmd.Process.Pid)
+		close(p.done)
+	}()
+	return p, nil
+}
+
+// stop asks the process to exit and kills it after grace.
+func (p *process) stop(grace time.Duration) {
+	select {
+	case <-p.done:
+		return
+	default:
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(grace):
+		p.kill()
+	}
+}
+
+// kill sends SIGKILL to the whole process group and waits for the exit.
+func (p *process) kill() {
+	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+	<-p.done
+}
+
+func (p *process) exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// tail returns the end of the process log, for error messages.
+func (p *process) tail(n int) string {
+	data, err := os.ReadFile(p.logPath)
+	if err != nil {
+		return ""
+	}
+	lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// stateDir is this test process's directory under the shared testenv root. It
+// names its owner's PID and lists the children, so a later run can tell a
+// crashed run's leftovers from a live parallel run's.
+type stateDir struct {
+	path string
+}
+
+const stateRootName = "ferry-testenv"
+
+func newStateDir() (*stateDir, error) {
+	root := filepath.Join(os.TempDir(), stateRootName)
+	if err := os.MkdirAll(root, 0o755); err != nil {
+		return nil, fmt.Errorf("testenv: %w", err)
+	}
+	reapStale(root)
+	dir, err := os.MkdirTemp(root, strconv.Itoa(os.Getpid())+"-")
+	if err != nil {
+		return nil, fmt.Errorf("testenv: %w", err)
+	}
+	return &stateDir{path: dir}, nil
+}
+
+func (s *stateDir) pidFile(pid int) string {
+	return filepath.Join(s.path, "pid-"+strconv.Itoa(pid))
+}
+
+func (s *stateDir) record(pid int) {
+	exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
+	_ = os.WriteFile(s.pidFile(pid), []byte(exe), 0o644)
+}
+
+func (s *stateDir) forget(pid int) { _ = os.Remove(s.pidFile(pid)) }
+
+func (s *stateDir) remove() error { return os.RemoveAll(s.path) }
+
+// reapStale kills the children of runs whose owner is gone and removes their
+// directories. A PID is only killed while it still runs the executable that
+// was recorded for it, so a recycled PID is left alone.
+func reapStale(root string) {
+	entries, err := os.ReadDir(root)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		owner, err := strconv.Atoi(strings.SplitN(e.Name(), "-", 2)[0])
+		if err != nil || alive(owner) {
+			continue
+		}
+		dir := filepath.Join(root, e.Name())
+		pids, _ := filepath.Glob(filepath.Join(dir, "pid-*"))
+		for _, f := range pids {
+			pid, err := strconv.Atoi(strings.TrimPrefix(filepath.Base(f), "pid-"))
+			if err != nil {
+				continue
+			}
+			want, _ := os.ReadFile(f)
+			if got, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid)); err == nil && got == string(want) {
+				_ = syscall.Kill(pid, syscall.SIGKILL)
+			}
+		}
+		_ = os.RemoveAll(dir)
+	}
+}
+
+func alive(pid int) bool {
+	err := syscall.Kill(pid, 0)
+	return err == nil || errors.Is(err, syscall.EPERM)
+}
