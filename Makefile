@@ -12,7 +12,7 @@ TEST_FLAGS ?=
 
 BINARIES := ferry ferry-controller ferry-gateway
 
-.PHONY: all build tools test unit lint fmt vet staticcheck demo sandbox bench clean deps
+.PHONY: all build tools test unit lint fmt vet staticcheck demo sandbox bench clean deps generate
 
 all: build
 
@@ -62,3 +62,9 @@ bench: tools
 
 clean:
 	rm -rf bin
+
+CONTROLLER_GEN := sigs.k8s.io/controller-tools/cmd/controller-gen@v0.23.0
+
+## generate: deepcopy and CRDs from api/ (commit the result)
+generate:
+	$(GO) run $(CONTROLLER_GEN) object paths=./api/... crd:crdVersions=v1 output:crd:dir=./api/crds

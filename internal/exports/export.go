@@ -1,0 +1,70 @@
+package exports
+
+import (
+	"time"
+)
+
+// Type is how an export is addressed, after the MCS ServiceImport types.
+type Type string
+
+const (
+	// ClusterSetIP exports get one virtual address per importing cluster.
+	ClusterSetIP Type = "ClusterSetIP"
+	// Headless exports are addressed by their ready pods' hostnames.
+	Headless Type = "Headless"
+)
+
+// Key names an export: namespace sameness means the same key in every cluster
+// denotes the same service.
+type Key struct {
+	Namespace, Name string
+}
+
+func (k Key) String() string { return k.Namespace + "/" + k.Name }
+
+// Port is one exported Service port.
+type Port struct {
+	Name        string
+	Protocol    string // TCP; Ferry's gateway carries TCP only
+	Port        int32
+	AppProtocol string
+}
+
+// Export is one exported Service as an importer sees it.
+type Export struct {
+	Key
+	Type  Type
+	Ports []Port
+	// SessionAffinity is "None" or "ClientIP", with its timeout for ClientIP.
+	SessionAffinity               string
+	SessionAffinityTimeoutSeconds int32
+	// Created is the ServiceExport's creation time: under MCS, the oldest
+	// export wins a conflict.
+	Created time.Time
+	// Labels and Annotations are the ServiceExport's exportedLabels and
+	// exportedAnnotations, copied onto mirrors.
+	Labels      map[string]string
+	Annotations map[string]string
+	// ReadyEndpoints counts the Service's ready endpoints. An importer marks
+	// its mirror ready only when this is positive.
+	ReadyEndpoints int32
+	// Hostnames are the ready pods' hostnames, for Headless exports only.
+	Hostnames []string
+	// AllowedClusters, when non-nil, lists the only clusters that may import
+	// the export (ferry.dev/allowed-clusters). It is enforced by the exporting
+	// gateway and never sent to importers.
+	AllowedClusters []string
+}
+
+// AllowedFor reports whether cluster may import the export.
+func (e *Export) AllowedFor(cluster string) bool {
+	if e.AllowedClusters == nil {
+		return true
+	}
+	for _, c := range e.AllowedClusters {
+		if c == cluster {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,63 @@
+package names
+
+import (
+	"crypto/sha256"
+	"encoding/base32"
+	"fmt"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/util/validation"
+)
+
+// Label and annotation keys. Every object Ferry writes carries LabelLink and
+// LabelSourceCluster; Ferry never changes or deletes an object without them.
+const (
+	Prefix = "ferry.dev/"
+
+	// LabelLink names the Link that owns an object.
+	LabelLink = Prefix + "link"
+	// LabelSourceCluster names the remote cluster an object stands for.
+	LabelSourceCluster = Prefix + "source-cluster"
+	// AnnotationRemoteService is the exported Service's name in the remote
+	// cluster; a mirror's own name may be truncated.
+	AnnotationRemoteService = Prefix + "remote-service"
+	// AnnotationAllowedClusters on a ServiceExport lists, comma-separated, the
+	// clusters that may import it. Absent means every linked cluster.
+	AnnotationAllowedClusters = Prefix + "allowed-clusters"
+
+	// ManagedBy is Ferry's value for endpointslice.kubernetes.io/managed-by.
+	ManagedBy = "ferry.dev/controller"
+
+	// SystemNamespace holds Ferry's own objects: Links, Deployments, Secrets.
+	SystemNamespace = "ferry-system"
+)
+
+// hashLen is how many base32 characters of SHA-256 a truncated name keeps:
+// 50 bits, so that collisions among even millions of names are negligible.
+const hashLen = 10
+
+var lowerBase32 = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
+
+// MirrorName is the local Service that stands for export svc of cluster:
+// "<svc>-<cluster>", or, when that exceeds 63 characters, its first 52
+// characters and a hash of the full pair. The result is a valid DNS-1035
+// label whenever svc is (Service names are).
+func MirrorName(svc, cluster string) string {
+	name := svc + "-" + cluster
+	if len(name) <= validation.DNS1035LabelMaxLength {
+		return name
+	}
+	sum := sha256.Sum256([]byte(svc + "/" + cluster))
+	h := lowerBase32.EncodeToString(sum[:])[:hashLen]
+	keep := strings.TrimRight(name[:validation.DNS1035LabelMaxLength-hashLen-1], "-")
+	return keep + "-" + h
+}
+
+// ValidateClusterName reports whether s can name a cluster: a DNS label, as it
+// becomes part of a trust domain and of mirror names.
+func ValidateClusterName(s string) error {
+	if errs := validation.IsDNS1123Label(s); len(errs) > 0 {
+		return fmt.Errorf("cluster name %q: %s", s, strings.Join(errs, "; "))
+	}
+	return nil
+}
