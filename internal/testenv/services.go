@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
-	"strconv"
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -14,6 +13,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
+
+	"ferry.dev/ferry/internal/endpoints"
 )
 
 // The labels kube-controller-manager's endpointslice controller puts on the
@@ -173,40 +174,24 @@ func (c *Cluster) DialService(ctx context.Context, dial Dialer, namespace, name 
 	return conn, nil
 }
 
-// ServiceEndpoints returns the ready "ip:port" addresses behind a Service port.
+// ServiceEndpoints returns the ready "ip:port" addresses behind a Service port,
+// by the same rule the gateway uses (package endpoints).
 func (c *Cluster) ServiceEndpoints(ctx context.Context, namespace, name string, port int32) ([]string, error) {
 	svc, err := c.Kube.CoreV1().Services(namespace).Get(ctx, name, metav1.GetOptions{})
 	if err != nil {
 		return nil, fmt.Errorf("service %s/%s: %w", namespace, name, err)
 	}
-	portName, found := "", false
-	for _, p := range svc.Spec.Ports {
-		if p.Port == port {
-			portName, found = p.Name, true
-		}
-	}
-	if !found {
-		return nil, fmt.Errorf("service %s/%s has no port %d", namespace, name, port)
-	}
-	slices, err := c.Kube.DiscoveryV1().EndpointSlices(namespace).List(ctx, metav1.ListOptions{LabelSelector: discoveryv1.LabelServiceName + "=" + name})
+	list, err := c.Kube.DiscoveryV1().EndpointSlices(namespace).List(ctx, metav1.ListOptions{LabelSelector: discoveryv1.LabelServiceName + "=" + name})
 	if err != nil {
 		return nil, fmt.Errorf("endpointslices of %s/%s: %w", namespace, name, err)
 	}
-	var addrs []string
-	for _, s := range slices.Items {
-		for _, p := range s.Ports {
-			if ptr.Deref(p.Name, "") != portName || p.Port == nil {
-				continue
-			}
-			for _, ep := range s.Endpoints {
-				if !ptr.Deref(ep.Conditions.Ready, true) {
-					continue
-				}
-				for _, a := range ep.Addresses {
-					addrs = append(addrs, net.JoinHostPort(a, strconv.Itoa(int(*p.Port))))
-				}
-			}
-		}
+	slices := make([]*discoveryv1.EndpointSlice, len(list.Items))
+	for i := range list.Items {
+		slices[i] = &list.Items[i]
+	}
+	addrs, err := endpoints.Ready(svc, slices, port)
+	if err != nil {
+		return nil, err
 	}
 	if len(addrs) == 0 {
 		return nil, fmt.Errorf("service %s/%s port %d: %w", namespace, name, port, ErrNoReadyEndpoints)
