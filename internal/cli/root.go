@@ -29,6 +29,7 @@ func NewRootCommand(s Streams) *cobra.Command {
 	root.SetErr(s.Err)
 	root.SetVersionTemplate(version.String("ferry") + "\n")
 	root.AddCommand(newVersionCommand())
+	root.AddCommand(newIdentityCommand())
 	return root
 }
 

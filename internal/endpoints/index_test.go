@@ -31,8 +31,11 @@ func TestIndexFollowsAPIServer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.Start(ctx.Done())
+	stop := make(chan struct{})
+	f.Start(stop)
+	// Shutdown waits for the informers, so they must be told to stop first.
 	defer f.Shutdown()
+	defer close(stop)
 	if wait.PollUntilContextTimeout(ctx, 10*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) { return idx.HasSynced(), nil }) != nil {
 		t.Fatal("index never synced")
 	}
