@@ -1,0 +1,7 @@
+// Package gatewayd runs ferry-gateway against a cluster: it watches the
+// cluster's API server (exports, endpoints, mirror Services, Links and the
+// gateway's certificate Secret) and feeds what it sees into the
+// Kubernetes-free gateway core (internal/gateway, internal/tunnel) and the
+// export feed (internal/feed). The translation from objects to routes,
+// remotes and export sets is done by pure functions (routes.go).
+package gatewayd
