@@ -1,0 +1,87 @@
+package issuer
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"testing"
+	"time"
+
+	"ferry.dev/ferry/internal/identity"
+	"ferry.dev/ferry/internal/identity/identitytest"
+)
+
+func TestAssess(t *testing.T) {
+	start := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	leaf := &x509.Certificate{NotBefore: start, NotAfter: start.Add(24 * time.Hour)}
+	fail := errors.New("no issuer")
+	cases := []struct {
+		at   time.Duration
+		err  error
+		want string
+	}{
+		{17 * time.Hour, nil, ReasonCurrent},
+		{17 * time.Hour, fail, ReasonRenewalFailing},
+		{20*time.Hour - time.Second, fail, ReasonRenewalFailing},
+		{20*time.Hour + time.Second, fail, ReasonExpiring}, // under 4h (a sixth) left
+		{24 * time.Hour, fail, ReasonExpired},
+	}
+	for _, c := range cases {
+		if got := assess(leaf, start.Add(c.at), c.err); got != c.want {
+			t.Errorf("at %s err %v: %s, want %s", c.at, c.err, got, c.want)
+		}
+	}
+	if got := assess(nil, start, fail); got != ReasonMissing {
+		t.Errorf("no leaf: %s", got)
+	}
+	if !expiring(ReasonMissing) || expiring(ReasonRenewalFailing) {
+		t.Error("expiring()")
+	}
+}
+
+func TestReissueReason(t *testing.T) {
+	mesh := identitytest.NewMesh(t, "", "east")
+	east := mesh.Cluster(t, "east")
+	i := &Issuer{opts: Options{MeshDomain: mesh.Domain, LeafTTL: time.Hour}, ca: east.Issuer}
+	gw := east.GatewayID()
+	fresh, err := east.Issuer.IssueLeaf(gw, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	if why := i.reissueReason(fresh, gw, now); why != "" {
+		t.Fatalf("fresh leaf: %s", why)
+	}
+	other, err := mesh.Root.NewIssuer("east", 24*time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	long, err := east.Issuer.IssueLeaf(gw, 24*time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fromOther, err := other.IssueLeaf(gw, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, c := range map[string]struct {
+		cert *tls.Certificate
+		id   identity.ID
+		at   time.Time
+	}{
+		"missing":             {nil, gw, now},
+		"wrong identity":      {fresh, east.ControllerID(), now},
+		"due":                 {fresh, gw, identity.RenewalTime(fresh.Leaf)},
+		"other issuer":        {fromOther, gw, now},
+		"longer than the TTL": {long, gw, now},
+	} {
+		if why := i.reissueReason(c.cert, c.id, c.at); why == "" {
+			t.Errorf("%s: kept", name)
+		}
+	}
+	// Without an issuer only the leaf itself is judged.
+	i.ca = nil
+	if why := i.reissueReason(fromOther, gw, now); why != "" {
+		t.Errorf("no issuer: %s", why)
+	}
+}
