@@ -25,8 +25,10 @@ const (
 	// clusters that may import it. Absent means every linked cluster.
 	AnnotationAllowedClusters = Prefix + "allowed-clusters"
 
-	// ManagedBy is Ferry's value for endpointslice.kubernetes.io/managed-by.
-	ManagedBy = "ferry.dev/controller"
+	// ManagedBy is Ferry's value for endpointslice.kubernetes.io/managed-by; a
+	// label value, so it may not contain a slash (like the upstream
+	// "endpointslice-controller.k8s.io").
+	ManagedBy = "controller.ferry.dev"
 
 	// SystemNamespace holds Ferry's own objects: Links, Deployments, Secrets.
 	SystemNamespace = "ferry-system"

@@ -83,3 +83,15 @@ func TestValidateClusterName(t *testing.T) {
 		}
 	}
 }
+
+// Every label value Ferry writes must be one the API server accepts.
+func TestLabelValuesAreValid(t *testing.T) {
+	if errs := validation.IsValidLabelValue(ManagedBy); len(errs) > 0 {
+		t.Fatalf("ManagedBy %q: %v", ManagedBy, errs)
+	}
+	for _, k := range []string{LabelLink, LabelSourceCluster} {
+		if errs := validation.IsQualifiedName(k); len(errs) > 0 {
+			t.Errorf("label key %q: %v", k, errs)
+		}
+	}
+}
