@@ -1,0 +1,213 @@
+package exports
+
+import (
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	mcsv1beta1 "sigs.k8s.io/mcs-api/pkg/apis/v1beta1"
+
+	"ferry.dev/ferry/internal/names"
+)
+
+// Compute is the export set of one cluster, a pure function of its
+// ServiceExports, Services and EndpointSlices. An export exists when a
+// ServiceExport and a Service of the same namespace and name exist and the
+// Service is one Ferry can carry. It returns one Status per ServiceExport
+// that is not being deleted, sorted by key, valid or not.
+//
+// EndpointSlices belong to a Service by the kubernetes.io/service-name label,
+// as the endpointslice controller writes it. Inputs are never modified.
+func Compute(serviceExports []*mcsv1beta1.ServiceExport, services []*corev1.Service, endpointSlices []*discoveryv1.EndpointSlice) (map[Key]Export, []Status) {
+	exported := make(map[Key]*mcsv1beta1.ServiceExport, len(serviceExports))
+	for _, se := range serviceExports {
+		if se == nil || se.DeletionTimestamp != nil {
+			continue
+		}
+		exported[Key{se.Namespace, se.Name}] = se
+	}
+	svcs := make(map[Key]*corev1.Service, len(exported))
+	for _, s := range services {
+		if s == nil {
+			continue
+		}
+		if k := (Key{s.Namespace, s.Name}); exported[k] != nil {
+			svcs[k] = s
+		}
+	}
+	epSlices := make(map[Key][]*discoveryv1.EndpointSlice, len(exported))
+	for _, sl := range endpointSlices {
+		if sl == nil {
+			continue
+		}
+		k := Key{sl.Namespace, sl.Labels[discoveryv1.LabelServiceName]}
+		if exported[k] != nil {
+			epSlices[k] = append(epSlices[k], sl)
+		}
+	}
+
+	set := make(map[Key]Export, len(exported))
+	statuses := make([]Status, 0, len(exported))
+	for k, se := range exported {
+		exp, st := computeOne(se, svcs[k], epSlices[k])
+		if st.Valid {
+			set[k] = exp
+		}
+		statuses = append(statuses, st)
+	}
+	slices.SortFunc(statuses, func(a, b Status) int { return CompareKeys(a.Key, b.Key) })
+	return set, statuses
+}
+
+func computeOne(se *mcsv1beta1.ServiceExport, svc *corev1.Service, epSlices []*discoveryv1.EndpointSlice) (Export, Status) {
+	k := Key{se.Namespace, se.Name}
+	st := Status{Key: k, Generation: se.Generation}
+	invalid := func(reason, format string, args ...any) (Export, Status) {
+		// The message says why; warnings about parts of an export that does
+		// not exist would only distract.
+		st.Reason, st.Message, st.Warnings = reason, fmt.Sprintf(format, args...), nil
+		return Export{}, st
+	}
+	switch {
+	case svc == nil || svc.DeletionTimestamp != nil:
+		return invalid(ReasonNoService, "Service %s does not exist", k)
+	case svc.Spec.Type == corev1.ServiceTypeExternalName:
+		return invalid(ReasonInvalidServiceType, "Service %s is of type ExternalName, which cannot be exported", k)
+	case svc.Labels[names.LabelLink] != "":
+		return invalid(ReasonImportedService, "Service %s is imported from cluster %q by Ferry and cannot be exported again", k, svc.Labels[names.LabelSourceCluster])
+	}
+
+	exp := Export{Key: k, Type: ClusterSetIP, SessionAffinity: string(corev1.ServiceAffinityNone)}
+	if svc.Spec.ClusterIP == corev1.ClusterIPNone {
+		exp.Type = Headless
+	}
+	for _, p := range svc.Spec.Ports {
+		proto := p.Protocol
+		if proto == "" {
+			proto = corev1.ProtocolTCP // the API server's default
+		}
+		if proto != corev1.ProtocolTCP {
+			st.Warnings = append(st.Warnings, fmt.Sprintf("port %s: %s %d is not exported: Ferry carries TCP only", portName(p), proto, p.Port))
+			continue
+		}
+		exp.Ports = append(exp.Ports, Port{Name: p.Name, Protocol: string(proto), Port: p.Port, AppProtocol: deref(p.AppProtocol)})
+	}
+	if len(exp.Ports) == 0 {
+		return invalid(ReasonNoTCPPorts, "Service %s has no TCP port; Ferry carries TCP only", k)
+	}
+	if len(exp.Ports) > MaxPorts {
+		return invalid(ReasonTooLarge, "Service %s has %d TCP ports; at most %d can be exported", k, len(exp.Ports), MaxPorts)
+	}
+	slices.SortFunc(exp.Ports, func(a, b Port) int { return int(a.Port) - int(b.Port) })
+
+	if svc.Spec.SessionAffinity == corev1.ServiceAffinityClientIP {
+		exp.SessionAffinity = string(corev1.ServiceAffinityClientIP)
+		exp.SessionAffinityTimeoutSeconds = corev1.DefaultClientIPServiceAffinitySeconds
+		if c := svc.Spec.SessionAffinityConfig; c != nil && c.ClientIP != nil && c.ClientIP.TimeoutSeconds != nil {
+			exp.SessionAffinityTimeoutSeconds = *c.ClientIP.TimeoutSeconds
+		}
+	}
+
+	// Kubernetes keeps creation times to the second; normalising makes an
+	// export compare equal to itself after a round trip through the feed.
+	exp.Created = se.CreationTimestamp.UTC().Truncate(time.Second)
+
+	var w []string
+	var lsize, asize int
+	exp.Labels, w, lsize = cleanLabels(se.Spec.ExportedLabels)
+	st.Warnings = append(st.Warnings, w...)
+	exp.Annotations, w, asize = cleanAnnotations(se.Spec.ExportedAnnotations)
+	st.Warnings = append(st.Warnings, w...)
+	if lsize+asize > MaxExportedMetadataBytes {
+		return invalid(ReasonTooLarge, "exportedLabels and exportedAnnotations take %d bytes; at most %d can be exported", lsize+asize, MaxExportedMetadataBytes)
+	}
+
+	allowed, present := se.Annotations[names.AnnotationAllowedClusters]
+	exp.AllowedClusters, w = ParseAllowedClusters(allowed, present)
+	st.Warnings = append(st.Warnings, w...)
+
+	var hostnames []string
+	exp.ReadyEndpoints, hostnames = readyEndpoints(epSlices, exp.Type == Headless)
+	if len(hostnames) > MaxHostnames {
+		st.Warnings = append(st.Warnings, fmt.Sprintf("only the first %d of %d ready hostnames are exported", MaxHostnames, len(hostnames)))
+		hostnames = hostnames[:MaxHostnames]
+	}
+	exp.Hostnames = hostnames
+
+	sort.Strings(st.Warnings)
+	st.Valid, st.Reason = true, ReasonValid
+	st.Message = "Service " + k.String() + " is exported"
+	if len(st.Warnings) > 0 {
+		st.Message += "; " + strings.Join(st.Warnings, "; ")
+	}
+	return exp, st
+}
+
+// readyEndpoints counts the distinct ready endpoints across slices and, for
+// headless Services, collects their hostnames (sorted, distinct). An
+// endpoint appears in several slices while the endpointslice controller
+// moves it, and in one slice per address family on dual-stack Services, so
+// endpoints are told apart by their target (the pod) when they name one.
+func readyEndpoints(epSlices []*discoveryv1.EndpointSlice, headless bool) (int32, []string) {
+	seen := map[string]struct{}{}
+	var hostnames []string
+	for _, sl := range epSlices {
+		for _, ep := range sl.Endpoints {
+			// The API defines a nil ready condition as ready.
+			if ep.Conditions.Ready != nil && !*ep.Conditions.Ready {
+				continue
+			}
+			id := endpointID(sl.AddressType, ep)
+			if id == "" {
+				continue
+			}
+			if _, dup := seen[id]; dup {
+				continue
+			}
+			seen[id] = struct{}{}
+			if headless && ep.Hostname != nil && *ep.Hostname != "" {
+				hostnames = append(hostnames, *ep.Hostname)
+			}
+		}
+	}
+	sort.Strings(hostnames)
+	hostnames = slices.Compact(hostnames)
+	n := len(seen)
+	if n > int(^uint32(0)>>1) {
+		n = int(^uint32(0) >> 1)
+	}
+	return int32(n), hostnames
+}
+
+func endpointID(at discoveryv1.AddressType, ep discoveryv1.Endpoint) string {
+	if r := ep.TargetRef; r != nil {
+		if r.UID != "" {
+			return "uid/" + string(r.UID)
+		}
+		if r.Name != "" {
+			return "ref/" + r.Kind + "/" + r.Namespace + "/" + r.Name
+		}
+	}
+	if len(ep.Addresses) == 0 {
+		return ""
+	}
+	return "addr/" + string(at) + "/" + ep.Addresses[0]
+}
+
+func portName(p corev1.ServicePort) string {
+	if p.Name != "" {
+		return p.Name
+	}
+	return fmt.Sprint(p.Port)
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}

@@ -1,0 +1,108 @@
+package exports
+
+import (
+	"context"
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	toolscache "k8s.io/client-go/tools/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	mcsv1beta1 "sigs.k8s.io/mcs-api/pkg/apis/v1beta1"
+)
+
+func labelsSelector(s string) (labels.Selector, error) {
+	sel, err := labels.Parse(s)
+	if err != nil {
+		return nil, fmt.Errorf("exports: selector %q: %w", s, err)
+	}
+	return sel, nil
+}
+
+// stripServiceAnnotations drops what Compute never reads from cached
+// Services (kubectl's last-applied copy can be as large as the object).
+func stripServiceAnnotations(in any) (any, error) {
+	if s, ok := in.(*corev1.Service); ok {
+		s.Annotations = nil
+		s.ManagedFields = nil
+	}
+	return in, nil
+}
+
+// addHandlers registers event handlers that only mark keys dirty.
+func (w *Watcher) addHandlers(ctx context.Context) error {
+	handlers := []struct {
+		obj client.Object
+		h   toolscache.ResourceEventHandler
+	}{
+		{&mcsv1beta1.ServiceExport{}, toolscache.ResourceEventHandlerFuncs{
+			AddFunc:    func(o any) { w.onServiceExport(o, false) },
+			UpdateFunc: func(_, o any) { w.onServiceExport(o, false) },
+			DeleteFunc: func(o any) { w.onServiceExport(o, true) },
+		}},
+		{&corev1.Service{}, toolscache.ResourceEventHandlerFuncs{
+			AddFunc:    w.onObject,
+			UpdateFunc: func(_, o any) { w.onObject(o) },
+			DeleteFunc: w.onObject,
+		}},
+		{&discoveryv1.EndpointSlice{}, toolscache.ResourceEventHandlerFuncs{
+			AddFunc: w.onSlice,
+			UpdateFunc: func(old, o any) {
+				w.onSlice(old) // the slice may have moved to another Service
+				w.onSlice(o)
+			},
+			DeleteFunc: w.onSlice,
+		}},
+	}
+	for _, h := range handlers {
+		inf, err := w.cache.GetInformer(ctx, h.obj)
+		if err != nil {
+			return fmt.Errorf("exports: informer %T: %w", h.obj, err)
+		}
+		if _, err := inf.AddEventHandler(h.h); err != nil {
+			return fmt.Errorf("exports: handler %T: %w", h.obj, err)
+		}
+	}
+	return nil
+}
+
+func objectOf(o any) client.Object {
+	if t, ok := o.(toolscache.DeletedFinalStateUnknown); ok {
+		o = t.Obj
+	}
+	obj, _ := o.(client.Object)
+	return obj
+}
+
+func (w *Watcher) onServiceExport(o any, deleted bool) {
+	obj := objectOf(o)
+	if obj == nil {
+		return
+	}
+	k := Key{obj.GetNamespace(), obj.GetName()}
+	w.mu.Lock()
+	if deleted {
+		delete(w.exported, k)
+	} else {
+		w.exported[k] = struct{}{}
+	}
+	w.mu.Unlock()
+	w.mark(k)
+}
+
+func (w *Watcher) onObject(o any) {
+	if obj := objectOf(o); obj != nil {
+		w.markIfExported(Key{obj.GetNamespace(), obj.GetName()})
+	}
+}
+
+func (w *Watcher) onSlice(o any) {
+	obj := objectOf(o)
+	if obj == nil {
+		return
+	}
+	if name := obj.GetLabels()[discoveryv1.LabelServiceName]; name != "" {
+		w.markIfExported(Key{obj.GetNamespace(), name})
+	}
+}

@@ -1,0 +1,155 @@
+package exports
+
+import (
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/util/validation"
+
+	"ferry.dev/ferry/internal/names"
+)
+
+// Limits on one export. They keep every export far below the feed's message
+// limit, so a snapshot can always be chunked, and they bound what a single
+// ServiceExport can make every importer store.
+const (
+	// MaxExportedMetadataBytes bounds the total size of keys and values of
+	// exportedLabels plus exportedAnnotations. Beyond it the export is
+	// invalid: dropping some entries would export something the user did not
+	// ask for.
+	MaxExportedMetadataBytes = 16 << 10
+	// MaxHostnames bounds the ready hostnames a Headless export carries.
+	// Beyond it the list is cut (sorted, so deterministically) and a warning
+	// says so.
+	MaxHostnames = 1000
+	// MaxPorts bounds the ports of one export. Beyond it the export is
+	// invalid.
+	MaxPorts = 128
+	// MaxAllowedClusters bounds the entries of ferry.dev/allowed-clusters.
+	MaxAllowedClusters = 256
+)
+
+// reservedDomains are label and annotation key prefixes (with their
+// subdomains) that an export may not carry to importers: on a mirror they
+// would forge Ferry's ownership labels, the MCS labels, or keys that
+// Kubernetes interprets (service.kubernetes.io/service-proxy-name would make
+// kube-proxy ignore the mirror).
+var reservedDomains = []string{
+	strings.TrimSuffix(names.Prefix, "/"),
+	"kubernetes.io",
+	"k8s.io",
+}
+
+// allowedDomains are exceptions: Kubernetes' recommended labels
+// (app.kubernetes.io/name, ...) describe an application and change no
+// behaviour, and are what users most want to export.
+var allowedDomains = []string{"app.kubernetes.io"}
+
+// ReservedKey reports whether a label or annotation key is one no export may
+// carry. Importers check it too: they must not trust the exporter to.
+func ReservedKey(k string) bool {
+	prefix, _, ok := strings.Cut(k, "/")
+	if !ok {
+		return false
+	}
+	prefix = strings.ToLower(prefix)
+	if slices.Contains(allowedDomains, prefix) {
+		return false
+	}
+	for _, d := range reservedDomains {
+		if prefix == d || strings.HasSuffix(prefix, "."+d) {
+			return true
+		}
+	}
+	return false
+}
+
+// ParseAllowedClusters reads the ferry.dev/allowed-clusters annotation. Absent
+// (ok false) means every cluster and returns nil. Present returns a non-nil,
+// sorted, de-duplicated list; entries that are not cluster names are left
+// out and reported, so a typo narrows the set rather than widening it: the
+// list fails closed, and an annotation with no valid entry admits no
+// cluster.
+func ParseAllowedClusters(value string, ok bool) (allowed []string, warnings []string) {
+	if !ok {
+		return nil, nil
+	}
+	allowed = []string{}
+	for raw := range strings.SplitSeq(value, ",") {
+		c := strings.TrimSpace(raw)
+		if c == "" {
+			continue
+		}
+		if err := names.ValidateClusterName(c); err != nil {
+			warnings = append(warnings, fmt.Sprintf("%s: ignored entry: %v", names.AnnotationAllowedClusters, err))
+			continue
+		}
+		if !slices.Contains(allowed, c) {
+			allowed = append(allowed, c)
+		}
+	}
+	if len(allowed) > MaxAllowedClusters {
+		warnings = append(warnings, fmt.Sprintf("%s: only the first %d clusters are used", names.AnnotationAllowedClusters, MaxAllowedClusters))
+		allowed = allowed[:MaxAllowedClusters]
+	}
+	sort.Strings(allowed)
+	return allowed, warnings
+}
+
+// cleanLabels keeps the valid, unreserved exportedLabels.
+func cleanLabels(in map[string]string) (map[string]string, []string, int) {
+	var out map[string]string
+	var warnings []string
+	size := 0
+	for _, k := range sortedKeys(in) {
+		v := in[k]
+		switch {
+		case ReservedKey(k):
+			warnings = append(warnings, fmt.Sprintf("exportedLabels: %q is reserved and not exported", k))
+		case len(validation.IsQualifiedName(k)) > 0:
+			warnings = append(warnings, fmt.Sprintf("exportedLabels: %q is not a valid label key", k))
+		case len(validation.IsValidLabelValue(v)) > 0:
+			warnings = append(warnings, fmt.Sprintf("exportedLabels: the value of %q is not a valid label value", k))
+		default:
+			if out == nil {
+				out = map[string]string{}
+			}
+			out[k] = v
+			size += len(k) + len(v)
+		}
+	}
+	return out, warnings, size
+}
+
+// cleanAnnotations keeps the valid, unreserved exportedAnnotations.
+func cleanAnnotations(in map[string]string) (map[string]string, []string, int) {
+	var out map[string]string
+	var warnings []string
+	size := 0
+	for _, k := range sortedKeys(in) {
+		switch {
+		case ReservedKey(k):
+			warnings = append(warnings, fmt.Sprintf("exportedAnnotations: %q is reserved and not exported", k))
+		case len(validation.IsQualifiedName(strings.ToLower(k))) > 0:
+			warnings = append(warnings, fmt.Sprintf("exportedAnnotations: %q is not a valid annotation key", k))
+		default:
+			if out == nil {
+				out = map[string]string{}
+			}
+			out[k] = in[k]
+			size += len(k) + len(in[k])
+		}
+	}
+	return out, warnings, size
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}

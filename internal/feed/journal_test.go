@@ -1,0 +1,145 @@
+package feed
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"ferry.dev/ferry/internal/exports"
+)
+
+var t0 = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+
+func exp(name string, mut ...func(*exports.Export)) exports.Export {
+	e := exports.Export{
+		Key:             exports.Key{Namespace: "ns", Name: name},
+		Type:            exports.ClusterSetIP,
+		Ports:           []exports.Port{{Name: "http", Protocol: "TCP", Port: 80}},
+		SessionAffinity: "None",
+		Created:         t0,
+		ReadyEndpoints:  1,
+	}
+	for _, m := range mut {
+		m(&e)
+	}
+	return e
+}
+
+func only(clusters ...string) func(*exports.Export) {
+	return func(e *exports.Export) { e.AllowedClusters = append([]string{}, clusters...) }
+}
+
+func setOf(es ...exports.Export) map[exports.Key]exports.Export {
+	m := map[exports.Key]exports.Export{}
+	for _, e := range es {
+		m[e.Key] = e
+	}
+	return m
+}
+
+func visibleTo(c string) func(*exports.Export) bool {
+	return func(e *exports.Export) bool { return e.AllowedFor(c) }
+}
+
+func names(es []exports.Export) []string {
+	var out []string
+	for _, e := range es {
+		out = append(out, e.Name)
+	}
+	return out
+}
+
+func TestJournalDeltasFilterBeforeSending(t *testing.T) {
+	p := exports.NewPublisher()
+	j := newJournal(100, time.Now())
+	pub := func(es ...exports.Export) uint64 {
+		p.Publish(setOf(es...), nil, nil)
+		j.advance(p.Current())
+		v, _ := j.view()
+		return v
+	}
+	a, b := exp("a"), exp("b", only("north"))
+	v1 := pub(a, b)
+	if v, snap, _ := j.snapshot(visibleTo("west")); v != v1 || fmt.Sprint(names(snap)) != "[a]" {
+		t.Fatalf("west snapshot %v at %d", names(snap), v)
+	}
+
+	// A change to an export west may not see is invisible to west, even as
+	// a delete, but north gets it.
+	b2 := exp("b", only("north"), func(e *exports.Export) { e.ReadyEndpoints = 5 })
+	v2 := pub(a, b2)
+	if v2 <= v1 {
+		t.Fatalf("version did not advance: %d -> %d", v1, v2)
+	}
+	if _, ups, dels, _, ok := j.delta(v1, visibleTo("west")); !ok || len(ups)+len(dels) != 0 {
+		t.Fatalf("west delta %v %v %v", names(ups), dels, ok)
+	}
+	if _, ups, _, _, _ := j.delta(v1, visibleTo("north")); fmt.Sprint(names(ups)) != "[b]" {
+		t.Fatalf("north delta %v", names(ups))
+	}
+
+	// Narrowing allowed-clusters deletes for the cluster that lost access;
+	// widening upserts for the one that gained it.
+	a2 := exp("a", only("north"))
+	b3 := exp("b", func(e *exports.Export) { e.ReadyEndpoints = 5 })
+	pub(a2, b3)
+	_, ups, dels, _, _ := j.delta(v2, visibleTo("west"))
+	if fmt.Sprint(names(ups), dels) != "[b] [ns/a]" {
+		t.Fatalf("west after access change: upserts %v deletes %v", names(ups), dels)
+	}
+	// For north, a changed only in AllowedClusters, which it never sees.
+	if _, ups, dels, _, _ := j.delta(v2, visibleTo("north")); len(ups)+len(dels) != 0 {
+		t.Fatalf("north sees an AllowedClusters-only change: %v %v", names(ups), dels)
+	}
+
+	// Status-only sets do not bump the version.
+	before, _ := j.view()
+	p.Publish(setOf(a2, b3), map[exports.Key]exports.Status{a2.Key: {Key: a2.Key}}, nil)
+	j.advance(p.Current())
+	if after, _ := j.view(); after != before {
+		t.Fatalf("status change moved the version %d -> %d", before, after)
+	}
+
+	// Versions outside the history need a snapshot.
+	for _, bad := range []uint64{1, before + 1, v1 - 1} {
+		if _, _, _, _, ok := j.delta(bad, visibleTo("west")); ok {
+			t.Errorf("delta from %d accepted", bad)
+		}
+	}
+}
+
+func TestJournalHistoryIsBounded(t *testing.T) {
+	p := exports.NewPublisher()
+	j := newJournal(10, time.Now())
+	p.Publish(nil, nil, nil)
+	j.advance(p.Current())
+	first, _ := j.view()
+	var versions []uint64
+	for i := range 40 {
+		p.Publish(setOf(exp(fmt.Sprint("e", i))), nil, nil) // one add, one delete
+		j.advance(p.Current())
+		v, _ := j.view()
+		versions = append(versions, v)
+	}
+	if len(j.entries) > 10+10/4 {
+		t.Fatalf("%d entries kept, limit 10", len(j.entries))
+	}
+	if _, _, _, _, ok := j.delta(first, visibleTo("west")); ok {
+		t.Fatal("delta from a trimmed version")
+	}
+	_, ups, dels, _, ok := j.delta(versions[len(versions)-3], visibleTo("west"))
+	if !ok || fmt.Sprint(names(ups), dels) != "[e39] [ns/e37]" {
+		t.Fatalf("recent delta: %v %v %v", names(ups), dels, ok)
+	}
+}
+
+func TestEpochsOrderRestarts(t *testing.T) {
+	a := newEpoch(t0)
+	b := newEpoch(t0.Add(2 * time.Second))
+	if b <= a {
+		t.Fatalf("epoch of a later start %d <= %d", b, a)
+	}
+	if a<<seqBits>>seqBits != a {
+		t.Fatal("epoch does not fit beside the sequence")
+	}
+}

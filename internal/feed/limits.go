@@ -1,0 +1,55 @@
+package feed
+
+import "time"
+
+// Named limits and defaults. Every option that is zero takes its default;
+// zero never means "unlimited", so a forgotten field cannot remove a bound.
+const (
+	// DefaultMaxMessageBytes bounds one server message. Snapshots and deltas
+	// larger than this are chunked; one export is far smaller (see the
+	// limits in package exports), so chunking always succeeds.
+	DefaultMaxMessageBytes = 1 << 20
+	// MaxClientMessageBytes bounds what a client may send: a Subscribe or a
+	// Heartbeat is a few bytes, so anything large is hostile.
+	MaxClientMessageBytes = 4 << 10
+	// DefaultMaxHistory bounds the journal: how many per-export changes the
+	// server keeps so that a reconnecting client gets only what it missed.
+	// A client further behind gets a snapshot. About 10k entries are a few
+	// MB at worst, as entries share the exports themselves.
+	DefaultMaxHistory = 10000
+	// DefaultHeartbeatInterval is how often each side sends a heartbeat on
+	// an otherwise idle stream.
+	DefaultHeartbeatInterval = 10 * time.Second
+	// DefaultHeartbeatTimeout is how long a side waits for any message
+	// before declaring the stream dead: three missed heartbeats.
+	DefaultHeartbeatTimeout = 30 * time.Second
+	// DefaultMaxSubscribers bounds concurrent feed streams on one server.
+	DefaultMaxSubscribers = 256
+	// DefaultMaxStreamsPerCluster bounds concurrent streams from one
+	// importing cluster: one per controller replica plus reconnect overlap.
+	DefaultMaxStreamsPerCluster = 4
+	// MaxStreamsPerConn bounds concurrent gRPC streams on one connection.
+	MaxStreamsPerConn = 4
+	// DefaultMaxExports bounds how many exports a client accepts in one
+	// update (a snapshot's chunks together), so a faulty server cannot make
+	// an importer grow without bound.
+	DefaultMaxExports = 200000
+	// DefaultDialTimeout bounds connecting to one address.
+	DefaultDialTimeout = 10 * time.Second
+	// DefaultBackoffInitial and DefaultBackoffMax bound the client's
+	// exponential reconnect backoff (with jitter).
+	DefaultBackoffInitial = 250 * time.Millisecond
+	DefaultBackoffMax     = 30 * time.Second
+	// maxClusterLabels bounds the distinct cluster label values in metrics;
+	// further clusters are counted as "other".
+	maxClusterLabels = 64
+	// chunkHeadroom is what an Update costs beyond its exports and keys.
+	chunkHeadroom = 64
+)
+
+func orDefault[T int | time.Duration](v, def T) T {
+	if v <= 0 {
+		return def
+	}
+	return v
+}
