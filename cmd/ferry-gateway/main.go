@@ -1,22 +1,67 @@
-// Command ferry-gateway is Ferry's per-cluster gateway daemon.
+// Command ferry-gateway is a cluster's gateway: the mTLS ingress other
+// clusters reach, the export feed, and the egress ports for mirrors. See
+// internal/gatewayd.
 package main
 
 import (
+	"context"
+	"errors"
 	"flag"
 	"fmt"
+	"log/slog"
 	"os"
+	"os/signal"
+	"syscall"
 
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"ferry.dev/ferry/internal/gatewayd"
+	"ferry.dev/ferry/internal/identity"
+	"ferry.dev/ferry/internal/names"
 	"ferry.dev/ferry/internal/version"
 )
 
 func main() {
+	var o gatewayd.Options
+	var kubeconfig, logLevel string
 	fs := flag.NewFlagSet("ferry-gateway", flag.ExitOnError)
 	showVersion := fs.Bool("version", false, "print the version and exit")
+	fs.StringVar(&o.ClusterName, "cluster-name", "", "this cluster's name (a DNS label), as in its SPIFFE trust domain")
+	fs.StringVar(&o.MeshDomain, "mesh-domain", identity.DefaultMeshDomain, "the mesh's domain; trust domains are <cluster>.<mesh-domain>")
+	fs.StringVar(&o.Namespace, "namespace", names.SystemNamespace, "namespace of Ferry's Links and certificate Secret")
+	fs.StringVar(&o.CertSecret, "cert-secret", gatewayd.DefaultCertSecret, "Secret holding the gateway's certificate, written by ferry-controller")
+	fs.StringVar(&o.ListenAddr, "listen", gatewayd.DefaultListenAddr, "ingress address for remote gateways and controllers (mTLS)")
+	fs.StringVar(&o.AdminAddr, "admin-addr", gatewayd.DefaultAdminAddr, "address of /live, /ready and /metrics")
+	fs.StringVar(&kubeconfig, "kubeconfig", "", "kubeconfig of this cluster; empty means in-cluster")
+	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	_ = fs.Parse(os.Args[1:])
 	if *showVersion {
 		fmt.Println(version.String("ferry-gateway"))
 		return
 	}
-	fmt.Fprintln(os.Stderr, "ferry-gateway: not wired yet")
-	os.Exit(2)
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(logLevel)); err != nil {
+		fmt.Fprintf(os.Stderr, "ferry-gateway: --log-level: %v\n", err)
+		os.Exit(2)
+	}
+	o.Logger = slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	o.EgressHost = os.Getenv("POD_IP")
+	var cfgErr error
+	if kubeconfig == "" {
+		o.RestConfig, cfgErr = rest.InClusterConfig()
+	} else {
+		o.RestConfig, cfgErr = clientcmd.BuildConfigFromFlags("", kubeconfig)
+	}
+	if err := errors.Join(o.WithDefaults().Validate(), cfgErr); err != nil {
+		fmt.Fprintf(os.Stderr, "ferry-gateway: invalid configuration:\n%v\n", err)
+		os.Exit(2)
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	if err := gatewayd.Run(ctx, o); err != nil {
+		fmt.Fprintf(os.Stderr, "ferry-gateway: %v\n", err)
+		os.Exit(1)
+	}
 }

@@ -1,0 +1,97 @@
+package gatewayd
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+
+	"k8s.io/client-go/rest"
+
+	"ferry.dev/ferry/internal/gateway"
+	"ferry.dev/ferry/internal/identity"
+	"ferry.dev/ferry/internal/names"
+)
+
+// Defaults of the daemon's own settings; the data-plane limits are in
+// gateway.Limits.
+const (
+	DefaultListenAddr = ":4143"
+	DefaultAdminAddr  = ":4191"
+	DefaultCertSecret = "ferry-gateway-tls"
+	// DefaultClientQPS is low on purpose: the gateway only reads (watches),
+	// so it needs QPS for the initial lists and nothing after.
+	DefaultClientQPS   = 50
+	DefaultClientBurst = 100
+)
+
+// Options are ferry-gateway's settings, parsed from flags by its main.
+type Options struct {
+	ClusterName string
+	MeshDomain  string
+	// Namespace holds Ferry's objects: the certificate Secret and Links.
+	Namespace  string
+	CertSecret string
+	// ListenAddr is the ingress (mTLS) address: the only one other clusters reach.
+	ListenAddr string
+	// AdminAddr serves /live, /ready and /metrics.
+	AdminAddr string
+	// EgressHost is the address egress ports bind to, normally the pod IP
+	// (POD_IP); empty binds all interfaces.
+	EgressHost string
+	Limits     gateway.Limits
+	// RestConfig reaches this cluster's own API server.
+	RestConfig *rest.Config
+	Logger     *slog.Logger
+}
+
+// WithDefaults fills unset fields.
+func (o Options) WithDefaults() Options {
+	if o.MeshDomain == "" {
+		o.MeshDomain = identity.DefaultMeshDomain
+	}
+	if o.Namespace == "" {
+		o.Namespace = names.SystemNamespace
+	}
+	if o.CertSecret == "" {
+		o.CertSecret = DefaultCertSecret
+	}
+	if o.ListenAddr == "" {
+		o.ListenAddr = DefaultListenAddr
+	}
+	if o.AdminAddr == "" {
+		o.AdminAddr = DefaultAdminAddr
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	o.Limits = o.Limits.WithDefaults()
+	return o
+}
+
+// Validate reports every problem at once, each saying which flag to fix.
+func (o Options) Validate() error {
+	var errs []error
+	if err := names.ValidateClusterName(o.ClusterName); err != nil {
+		errs = append(errs, fmt.Errorf("--cluster-name: %w", err))
+	}
+	if err := identity.ValidateMeshDomain(o.MeshDomain); err != nil {
+		errs = append(errs, fmt.Errorf("--mesh-domain: %w", err))
+	}
+	for flag, addr := range map[string]string{"--listen": o.ListenAddr, "--admin-addr": o.AdminAddr} {
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			errs = append(errs, fmt.Errorf("%s %q: %w", flag, addr, err))
+		}
+	}
+	if o.EgressHost != "" && net.ParseIP(o.EgressHost) == nil {
+		errs = append(errs, fmt.Errorf("egress host (POD_IP) %q is not an IP address", o.EgressHost))
+	}
+	if err := o.Limits.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if o.RestConfig == nil {
+		errs = append(errs, errors.New("no Kubernetes client configuration (--kubeconfig, or run in a pod)"))
+	}
+	return errors.Join(errs...)
+}
+

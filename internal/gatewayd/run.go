@@ -1,0 +1,196 @@
+package gatewayd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"golang.org/x/sync/errgroup"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+
+	ferryv1 "ferry.dev/ferry/api/v1alpha1"
+	"ferry.dev/ferry/internal/certsecret"
+	"ferry.dev/ferry/internal/endpoints"
+	"ferry.dev/ferry/internal/exports"
+	"ferry.dev/ferry/internal/feed"
+	"ferry.dev/ferry/internal/gateway"
+	"ferry.dev/ferry/internal/identity"
+	"ferry.dev/ferry/internal/tunnel"
+)
+
+// feedBacklog bounds feed connections accepted by TLS but not yet by gRPC.
+const feedBacklog = 64
+
+// Run serves the gateway until ctx ends, then drains. It returns only after
+// every listener is closed.
+func Run(ctx context.Context, o Options) error {
+	o = o.WithDefaults()
+	if err := o.Validate(); err != nil {
+		return err
+	}
+	log := o.Logger.With("cluster", o.ClusterName)
+	cfg := *o.RestConfig
+	if cfg.QPS == 0 {
+		cfg.QPS, cfg.Burst = DefaultClientQPS, DefaultClientBurst
+	}
+	kube, err := kubernetes.NewForConfig(&cfg)
+	if err != nil {
+		return fmt.Errorf("gatewayd: kubernetes client: %w", err)
+	}
+	scheme := runtime.NewScheme()
+	for _, add := range []func(*runtime.Scheme) error{clientgoscheme.AddToScheme, ferryv1.AddToScheme} {
+		if err := add(scheme); err != nil {
+			return fmt.Errorf("gatewayd: scheme: %w", err)
+		}
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	metrics, err := gateway.NewMetrics(reg)
+	if err != nil {
+		return fmt.Errorf("gatewayd: metrics: %w", err)
+	}
+	self := identity.GatewayID(o.MeshDomain, o.ClusterName)
+
+	certs, err := certsecret.NewLoader(kube, certsecret.Options{
+		Namespace: o.Namespace, Name: o.CertSecret, MeshDomain: o.MeshDomain,
+		Expect: self, Registry: reg, Logger: log,
+	})
+	if err != nil {
+		return fmt.Errorf("gatewayd: certificate loader: %w", err)
+	}
+	src := certs.Source()
+
+	watcher, err := exports.NewWatcher(&cfg, exports.WatcherOptions{Logger: log})
+	if err != nil {
+		return fmt.Errorf("gatewayd: export watcher: %w", err)
+	}
+	exportSet := gateway.NewExportSet()
+
+	factory := informers.NewSharedInformerFactory(kube, 0)
+	index, err := endpoints.NewIndex(factory)
+	if err != nil {
+		return err
+	}
+
+	ln, err := net.Listen("tcp", o.ListenAddr)
+	if err != nil {
+		return fmt.Errorf("gatewayd: ingress listener: %w", err)
+	}
+	feedSink := tunnel.NewConnListener(ln.Addr(), feedBacklog)
+	ingress, err := gateway.NewIngress(gateway.IngressOptions{
+		Local: self, TLS: src, Authorizer: exportSet, Endpoints: pickerFunc(index.Endpoints),
+		FeedSink: feedSink, Limits: o.Limits, Metrics: metrics, Logger: log,
+	})
+	if err != nil {
+		ln.Close()
+		return fmt.Errorf("gatewayd: ingress: %w", err)
+	}
+	feedMetrics, err := feed.NewMetrics(reg)
+	if err != nil {
+		ln.Close()
+		return fmt.Errorf("gatewayd: feed metrics: %w", err)
+	}
+	feedSrv, err := feed.NewServer(watcher, feed.ServerOptions{
+		LocalCluster: o.ClusterName, MeshDomain: o.MeshDomain, Logger: log, Metrics: feedMetrics,
+	})
+	if err != nil {
+		ln.Close()
+		return fmt.Errorf("gatewayd: feed: %w", err)
+	}
+	egress, err := gateway.NewEgress(gateway.EgressOptions{
+		TLS: src, ListenHost: o.EgressHost, Limits: o.Limits, Metrics: metrics, Logger: log,
+	})
+	if err != nil {
+		ln.Close()
+		return fmt.Errorf("gatewayd: egress: %w", err)
+	}
+	routes, err := newRouteSync(&cfg, scheme, o, egress)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+
+	watcherSynced := func() error {
+		if !watcher.Current().Synced {
+			return errors.New("export caches not synced")
+		}
+		return nil
+	}
+	ops := &gateway.Ops{Gatherer: reg, Checks: []gateway.Check{
+		{Name: "certificate", Fn: certs.Ready},
+		{Name: "exports", Fn: watcherSynced},
+		{Name: "endpoints", Fn: func() error {
+			if !index.HasSynced() {
+				return errors.New("endpoint caches not synced")
+			}
+			return nil
+		}},
+		{Name: "routes", Fn: routes.Synced},
+	}}
+	admin := &http.Server{Addr: o.AdminAddr, Handler: ops.Handler(), ReadHeaderTimeout: 5 * time.Second}
+
+	runCtx, stop := context.WithCancel(context.Background())
+	defer stop()
+	g, gctx := errgroup.WithContext(runCtx)
+	g.Go(func() error { return certs.Start(gctx) })
+	g.Go(func() error { return watcher.Start(gctx) })
+	g.Go(func() error { factory.Start(gctx.Done()); <-gctx.Done(); factory.Shutdown(); return nil })
+	g.Go(func() error { return routes.Run(gctx) })
+	g.Go(func() error {
+		exports.Follow(gctx, watcher, func(s *exports.Set) { exportSet.Replace(IngressExports(s.Exports)) })
+		return nil
+	})
+	g.Go(func() error { return ignoreClosed(feedSrv.Serve(feedSink)) })
+	g.Go(func() error { return ignoreClosed(ingress.Serve(ln)) })
+	g.Go(func() error { return ignoreClosed(admin.ListenAndServe()) })
+	log.Info("gateway started", "identity", self.String(), "ingress", ln.Addr().String(), "admin", o.AdminAddr)
+
+	select {
+	case <-ctx.Done():
+		log.Info("draining", "timeout", o.Limits.DrainTimeout)
+	case <-gctx.Done():
+	}
+	drainCtx, cancel := context.WithTimeout(context.Background(), o.Limits.DrainTimeout+5*time.Second)
+	defer cancel()
+	drainErr := gateway.Drain(drainCtx, ops, o.Limits.DrainTimeout, ingress, egress)
+	feedSrv.GracefulStop()
+	_ = admin.Shutdown(drainCtx)
+	stop()
+	err = g.Wait()
+	if ctx.Err() == nil && err != nil {
+		return fmt.Errorf("gatewayd: %w", err)
+	}
+	if drainErr != nil {
+		log.Warn("drain ended with streams cut", "err", drainErr)
+	}
+	log.Info("gateway stopped")
+	return nil
+}
+
+// pickerFunc adapts the endpoint index to the core's picker: a lookup error
+// (no such Service, no such port) simply means no endpoint.
+type pickerFunc func(namespace, service string, port int) ([]string, error)
+
+func (f pickerFunc) Endpoints(namespace, service string, port int) []string {
+	addrs, err := f(namespace, service, port)
+	if err != nil {
+		return nil
+	}
+	return addrs
+}
+
+func ignoreClosed(err error) error {
+	if err == nil || errors.Is(err, net.ErrClosed) || errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
