@@ -94,4 +94,3 @@ func (o Options) Validate() error {
 	}
 	return errors.Join(errs...)
 }
-
