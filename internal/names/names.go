@@ -25,6 +25,12 @@ const (
 	// clusters that may import it. Absent means every linked cluster.
 	AnnotationAllowedClusters = Prefix + "allowed-clusters"
 
+	// AnnotationGatewayIdentity on the gateway Service publishes the SPIFFE ID
+	// the gateway presents, so `ferry link` can name it without reading a
+	// Secret. Importers verify it in the TLS handshake, so a wrong value
+	// fails closed.
+	AnnotationGatewayIdentity = Prefix + "gateway-identity"
+
 	// ManagedBy is Ferry's value for endpointslice.kubernetes.io/managed-by; a
 	// label value, so it may not contain a slash (like the upstream
 	// "endpointslice-controller.k8s.io").

@@ -53,8 +53,8 @@ type Cluster struct {
 	pki       *pki
 	etcdURL   string
 	apiPort   int
-	etcd      *process
-	apiserver *process
+	etcd      *Process
+	apiserver *Process
 }
 
 // StartupTimeout bounds how long a cluster may take to become ready.
@@ -144,7 +144,7 @@ func (c *Cluster) start(ctx context.Context) error {
 		// dominant cost of every write on a small machine.
 		"--unsafe-no-fsync",
 		"--log-level=error",
-	))
+	), nil)
 	if err != nil {
 		return err
 	}
@@ -174,7 +174,7 @@ func (c *Cluster) startAPIServer(ctx context.Context) error {
 		"--endpoint-reconciler-type=none",
 		"--profiling=false",
 		"--v=0",
-	))
+	), nil)
 	if err != nil {
 		return err
 	}
@@ -199,7 +199,7 @@ func (c *Cluster) waitReady(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, StartupTimeout)
 	defer cancel()
 	for {
-		for _, p := range []*process{c.etcd, c.apiserver} {
+		for _, p := range []*Process{c.etcd, c.apiserver} {
 			if p.exited() {
 				return fmt.Errorf("%s exited during startup: %v\n%s", p.name, p.err, p.tail(15))
 			}
@@ -302,7 +302,7 @@ func writeKubeconfig(path string, clusters []*Cluster) error {
 // in bytes, for reports.
 func (c *Cluster) RSS() (int64, error) {
 	var total int64
-	for _, p := range []*process{c.etcd, c.apiserver} {
+	for _, p := range []*Process{c.etcd, c.apiserver} {
 		data, err := os.ReadFile(fmt.Sprintf("/proc/%d/statm", p.cmd.Process.Pid))
 		if err != nil {
 			return 0, fmt.Errorf("rss of %s: %w", p.name, err)

@@ -47,6 +47,8 @@ type Env struct {
 	dir      string
 	state    *stateDir
 	stopOnce sync.Once
+	mu       sync.Mutex
+	procs    []*Process
 }
 
 // Start starts the clusters in parallel and returns when all are ready, with
@@ -113,6 +115,24 @@ func Start(ctx context.Context, opts Options) (*Env, error) {
 	return env, nil
 }
 
+// StartProcess runs argv (with extra environment variables env) as a child
+// of the environment: its output goes to Dir()/<name>.log, it dies with the
+// test process, Stop does not leave it behind, and a crashed run's copy is
+// reaped by the next run.
+func (e *Env) StartProcess(name string, argv, env []string) (*Process, error) {
+	p, err := startProcess(e.state, name, filepath.Join(e.dir, name+".log"), argv, env)
+	if err != nil {
+		return nil, err
+	}
+	e.mu.Lock()
+	e.procs = append(e.procs, p)
+	e.mu.Unlock()
+	return p, nil
+}
+
+// Dir is the environment's state directory: data, logs, kubeconfigs.
+func (e *Env) Dir() string { return e.dir }
+
 // Cluster returns the named cluster, or nil.
 func (e *Env) Cluster(name string) *Cluster {
 	for _, c := range e.Clusters {
@@ -126,6 +146,13 @@ func (e *Env) Cluster(name string) *Cluster {
 // Stop stops every process and removes every file. It is safe to call twice.
 func (e *Env) Stop() {
 	e.stopOnce.Do(func() {
+		// Daemons first: they would only log errors while their API servers go.
+		e.mu.Lock()
+		procs := e.procs
+		e.mu.Unlock()
+		for _, p := range procs {
+			p.stop(10 * time.Second)
+		}
 		var wg sync.WaitGroup
 		for _, c := range e.Clusters {
 			if c == nil {

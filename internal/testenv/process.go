@@ -12,8 +12,9 @@ import (
 	"time"
 )
 
-// process is one child: etcd or kube-apiserver.
-type process struct {
+// Process is one child: etcd, kube-apiserver, or a daemon a harness starts
+// with Env.StartProcess.
+type Process struct {
 	name    string
 	cmd     *exec.Cmd
 	logPath string
@@ -24,20 +25,23 @@ type process struct {
 // startProcess runs argv with its output in logPath. The child gets SIGKILL if
 // the test process dies (a panic skips deferred clean-ups), and it is recorded
 // in the state directory so that the next run can reap it after a hard crash.
-func startProcess(state *stateDir, name, logPath string, argv []string) (*process, error) {
+func startProcess(state *stateDir, name, logPath string, argv, env []string) (*Process, error) {
 	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("%s log: %w", name, err)
 	}
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
+	if env != nil {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		logFile.Close()
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
 	state.record(cmd.Process.Pid)
-	p := &process{name: name, cmd: cmd, logPath: logPath, done: make(chan struct{})}
+	p := &Process{name: name, cmd: cmd, logPath: logPath, done: make(chan struct{})}
 	go func() {
 		p.err = cmd.Wait()
 		logFile.Close()
@@ -47,8 +51,28 @@ func startProcess(state *stateDir, name, logPath string, argv []string) (*proces
 	return p, nil
 }
 
-// stop asks the process to exit and kills it after grace.
-func (p *process) stop(grace time.Duration) {
+// Stop asks the process to exit (SIGTERM) and kills it after grace.
+func (p *Process) Stop(grace time.Duration) { p.stop(grace) }
+
+// Kill sends SIGKILL, as a crash or an OOM kill would, and waits.
+func (p *Process) Kill() { p.kill() }
+
+// Exited reports whether the process has ended.
+func (p *Process) Exited() bool { return p.exited() }
+
+// Done is closed when the process has ended.
+func (p *Process) Done() <-chan struct{} { return p.done }
+
+// PID is the process ID.
+func (p *Process) PID() int { return p.cmd.Process.Pid }
+
+// LogPath is where its output goes.
+func (p *Process) LogPath() string { return p.logPath }
+
+// Tail returns the last n lines of its output.
+func (p *Process) Tail(n int) string { return p.tail(n) }
+
+func (p *Process) stop(grace time.Duration) {
 	select {
 	case <-p.done:
 		return
@@ -63,12 +87,12 @@ func (p *process) stop(grace time.Duration) {
 }
 
 // kill sends SIGKILL to the whole process group and waits for the exit.
-func (p *process) kill() {
+func (p *Process) kill() {
 	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
 	<-p.done
 }
 
-func (p *process) exited() bool {
+func (p *Process) exited() bool {
 	select {
 	case <-p.done:
 		return true
@@ -78,7 +102,7 @@ func (p *process) exited() bool {
 }
 
 // tail returns the end of the process log, for error messages.
-func (p *process) tail(n int) string {
+func (p *Process) tail(n int) string {
 	data, err := os.ReadFile(p.logPath)
 	if err != nil {
 		return ""
