@@ -78,7 +78,7 @@ func (o Options) Validate() error {
 	if err := identity.ValidateMeshDomain(o.MeshDomain); err != nil {
 		errs = append(errs, fmt.Errorf("--mesh-domain: %w", err))
 	}
-	for flag, addr := range map[string]string{"--listen": o.ListenAddr, "--admin-addr": o.AdminAddr} {
+	for flag, addr := range map[string]string{"--ingress-addr": o.ListenAddr, "--admin-addr": o.AdminAddr} {
 		if _, _, err := net.SplitHostPort(addr); err != nil {
 			errs = append(errs, fmt.Errorf("%s %q: %w", flag, addr, err))
 		}
