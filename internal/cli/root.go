@@ -28,7 +28,10 @@ func NewRootCommand(s Streams) *cobra.Command {
 	root.SetOut(s.Out)
 	root.SetErr(s.Err)
 	root.SetVersionTemplate(version.String("ferry") + "\n")
+	addKubeFlags(root.PersistentFlags())
 	root.AddCommand(newVersionCommand())
+	root.AddCommand(newInstallCommand())
+	root.AddCommand(newUninstallCommand())
 	root.AddCommand(newIdentityCommand())
 	return root
 }

@@ -1,0 +1,37 @@
+package install
+
+import "fmt"
+
+// The daemons' command lines. They are kept here, apart from the object
+// builders, because they must match the flags that cmd/ferry-controller and
+// cmd/ferry-gateway define; TestDaemonFlagsExist checks that they do. Values
+// equal to the daemons' defaults are still spelled out, so the manifest
+// says what runs and a changed default cannot silently change an install.
+
+func controllerArgs(s spec) []string {
+	admin := fmt.Sprintf(":%d", ControllerAdminPort)
+	return []string{
+		"--cluster-name=" + s.clusterName,
+		"--mesh-domain=" + s.meshDomain,
+		"--egress-port-range=" + s.egressPorts,
+		"--gateway-service=" + Namespace + "/" + GatewayName,
+		"--issuer-secret=" + IssuerSecret,
+		// One admin server for /live, /ready and /metrics (contracts.md).
+		"--health-addr=" + admin,
+		"--metrics-addr=" + admin,
+		// On even with one replica, so scaling up needs no re-render and a
+		// rollout never has two writers.
+		"--leader-elect=true",
+	}
+}
+
+func gatewayArgs(s spec) []string {
+	return []string{
+		"--cluster-name=" + s.clusterName,
+		"--mesh-domain=" + s.meshDomain,
+		"--namespace=" + Namespace,
+		"--tls-secret=" + GatewayTLSSecret,
+		fmt.Sprintf("--ingress-addr=:%d", IngressPort),
+		fmt.Sprintf("--admin-addr=:%d", GatewayAdminPort),
+	}
+}
