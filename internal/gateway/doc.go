@@ -1,0 +1,15 @@
+// Package gateway is the Kubernetes-free core of ferry-gateway: ingress
+// (tunnel streams from remote gateways, authorized against the local export
+// set and relayed to ready local endpoints), egress (local ports whose
+// connections are carried to remote gateways), their limits, metrics,
+// health endpoints and drain.
+//
+// It knows nothing of Kubernetes or flags. The wiring in cmd/ferry-gateway
+// turns ServiceExports into an ExportSet (or any Authorizer), EndpointSlices
+// into an EndpointTable (or any EndpointPicker), mirror Services into egress
+// Routes and Links into tunnel.Remotes, and calls the setters whenever they
+// change; everything applies to the next connection without a restart.
+//
+// The transport underneath (TLS, ALPN, yamux, the stream header) lives in
+// package tunnel. docs/gateway.md explains the design and the limits.
+package gateway

@@ -1,0 +1,395 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"ferry.dev/ferry/internal/tunnel"
+)
+
+// Egress failure reasons (label values of egress_streams_failed_total); a
+// remote's rejection is reported by its tunnel.Status name.
+const (
+	ReasonUnknownRemote = "unknown_remote"
+	ReasonUnreachable   = "unreachable"
+	ReasonPoolExhausted = "pool_exhausted"
+	ReasonConnLimit     = "connection_limit"
+	ReasonNoRoute       = "no_route"
+)
+
+// Destination is one place a route can send a connection.
+type Destination struct {
+	// Cluster names the remote, as a key of SetRemotes.
+	Cluster string
+	// Target is the export in that cluster.
+	Target tunnel.Target
+}
+
+// Route is one egress port. A mirror Service has exactly one destination
+// (contracts.md: ferry.dev/source-cluster, namespace, ferry.dev/remote-service,
+// port). A clusterset service lists several, in order of preference: each
+// connection goes to the first live one that accepts it, and moves on only
+// while nothing has been sent (the remote is down, draining, overloaded or
+// has no ready endpoint), so failover never replays client bytes.
+type Route struct {
+	Port         int
+	Destinations []Destination
+}
+
+// EgressOptions configure NewEgress. TLS is required.
+type EgressOptions struct {
+	// TLS provides our client certificate and verifies each remote against
+	// the identity its Link names; *identity.Source satisfies it.
+	TLS tunnel.ClientTLS
+	// ListenHost is the address egress ports bind to (default all
+	// interfaces: kube-proxy sends mirror traffic to the pod IP).
+	ListenHost string
+	// Dialer connects to remote gateways; defaults to a *net.Dialer.
+	Dialer Dialer
+	// PoolSize is the number of tunnel sessions per remote (default 2).
+	PoolSize int
+	// RemoteDialTimeout bounds the TCP connect to a remote gateway.
+	RemoteDialTimeout time.Duration
+	Limits            Limits
+	Metrics           *Metrics
+	Logger            *slog.Logger
+}
+
+// Egress listens on the egress ports and carries each accepted connection
+// to a remote gateway over the tunnel. Routes and remotes change live.
+type Egress struct {
+	o      EgressOptions
+	client *tunnel.Client
+	log    *slog.Logger
+	conns  *connSet
+
+	mu        sync.Mutex
+	listeners map[int]*egressListener
+	closed    bool
+}
+
+type egressListener struct {
+	ln    net.Listener
+	route atomic.Pointer[Route]
+}
+
+// NewEgress builds the egress; call SetRemotes and SetRoutes.
+func NewEgress(o EgressOptions) (*Egress, error) {
+	o.Limits = o.Limits.WithDefaults()
+	if err := o.Limits.Validate(); err != nil {
+		return nil, err
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Metrics == nil {
+		m, err := NewMetrics(nil)
+		if err != nil {
+			return nil, err
+		}
+		o.Metrics = m
+	}
+	var dialer tunnel.ContextDialer
+	if o.Dialer != nil {
+		dialer = o.Dialer
+	}
+	client, err := tunnel.NewClient(tunnel.ClientOptions{
+		TLS: o.TLS, Dialer: dialer, Limits: o.Limits.Tunnel, PoolSize: o.PoolSize,
+		DialTimeout: o.RemoteDialTimeout, Observer: observer{o.Metrics}, Logger: o.Logger,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("gateway: egress: %w", err)
+	}
+	return &Egress{
+		o: o, client: client, log: o.Logger.With("component", "egress"),
+		conns:     newConnSet(o.Limits.MaxEgressConns),
+		listeners: map[int]*egressListener{},
+	}, nil
+}
+
+// SetRemotes replaces the remote clusters (from Links). Sessions to
+// unchanged remotes are kept; see tunnel.Client.SetRemotes.
+func (e *Egress) SetRemotes(remotes map[string]tunnel.Remote) { e.client.SetRemotes(remotes) }
+
+// RemoteLive reports whether a tunnel session to cluster is up, for the
+// wiring's probe of remote health.
+func (e *Egress) RemoteLive(cluster string) bool { return e.client.Live(cluster) }
+
+// SetRoutes makes the egress ports exactly routes: new ports start
+// listening, removed ports stop (their running connections continue), and
+// changed routes apply to the next connection. Ports that fail to bind are
+// reported in the error and are retried by the next SetRoutes; every other
+// route is applied regardless.
+func (e *Egress) SetRoutes(routes []Route) error {
+	want := make(map[int]Route, len(routes))
+	var errs []error
+	for _, r := range routes {
+		if err := validateRoute(r); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if _, dup := want[r.Port]; dup {
+			errs = append(errs, fmt.Errorf("gateway: egress port %d routed twice", r.Port))
+			continue
+		}
+		r.Destinations = slices.Clone(r.Destinations)
+		want[r.Port] = r
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return errors.New("gateway: egress is shut down")
+	}
+	for port, l := range e.listeners {
+		if _, ok := want[port]; !ok {
+			_ = l.ln.Close()
+			delete(e.listeners, port)
+			e.log.Info("egress port closed", "port", port)
+		}
+	}
+	for port, r := range want {
+		if l, ok := e.listeners[port]; ok {
+			l.route.Store(&r)
+			continue
+		}
+		ln, err := net.Listen("tcp", net.JoinHostPort(e.o.ListenHost, strconv.Itoa(port)))
+		if err != nil {
+			errs = append(errs, fmt.Errorf("gateway: egress port %d: %w", port, err))
+			continue
+		}
+		l := &egressListener{ln: ln}
+		l.route.Store(&r)
+		e.listeners[port] = l
+		go e.serve(l)
+		e.log.Info("egress port open", "port", port, "destinations", len(r.Destinations))
+	}
+	return errors.Join(errs...)
+}
+
+func validateRoute(r Route) error {
+	if r.Port < 1 || r.Port > 65535 {
+		return fmt.Errorf("gateway: egress port %d out of range", r.Port)
+	}
+	if len(r.Destinations) == 0 {
+		return fmt.Errorf("gateway: egress port %d has no destination", r.Port)
+	}
+	for _, d := range r.Destinations {
+		if err := d.Target.Validate(); err != nil {
+			return fmt.Errorf("gateway: egress port %d: %w", r.Port, err)
+		}
+	}
+	return nil
+}
+
+// Addr returns the bound address of an egress port, or nil.
+func (e *Egress) Addr(port int) net.Addr {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if l, ok := e.listeners[port]; ok {
+		return l.ln.Addr()
+	}
+	return nil
+}
+
+func (e *Egress) serve(l *egressListener) {
+	var backoff time.Duration
+	for {
+		c, err := l.ln.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return // closed by SetRoutes or Shutdown
+			}
+			// EMFILE and friends pass: back off rather than drop the port.
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			e.log.Warn("egress accept failed", "port", portOf(l.ln), "err", err, "retry_in", backoff)
+			time.Sleep(backoff)
+			continue
+		}
+		backoff = 0
+		if !e.conns.add(c) {
+			r := l.route.Load()
+			e.o.Metrics.EgressFailed.WithLabelValues(r.Destinations[0].Cluster, ReasonConnLimit).Inc()
+			resetClose(c)
+			continue
+		}
+		go e.handle(c, l.route.Load())
+	}
+}
+
+func (e *Egress) handle(c net.Conn, r *Route) {
+	defer e.conns.done(c)
+	m := e.o.Metrics
+	m.EgressActive.Inc()
+	defer m.EgressActive.Dec()
+
+	st, dest, err := e.open(r)
+	if err != nil {
+		// A reset tells the client "refused", not "empty response".
+		resetClose(c)
+		return
+	}
+	export := dest.Target.Export()
+	m.EgressOpened.WithLabelValues(dest.Cluster, export).Inc()
+	toRemote := m.EgressBytes.WithLabelValues("to_remote", dest.Cluster, export)
+	fromRemote := m.EgressBytes.WithLabelValues("from_remote", dest.Cluster, export)
+	up, down, err := tunnel.Splice(context.Background(), asConn(c), st, tunnel.SpliceOptions{
+		IdleTimeout: e.o.Limits.IdleTimeout,
+		AToB:        func(n int) { toRemote.Add(float64(n)) },
+		BToA:        func(n int) { fromRemote.Add(float64(n)) },
+	})
+	e.log.Debug("egress connection done", "remote", dest.Cluster, "export", export,
+		"bytes_to_remote", up, "bytes_from_remote", down, "err", err)
+}
+
+// open tries the route's destinations in order, live remotes first.
+func (e *Egress) open(r *Route) (*tunnel.Stream, Destination, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), e.o.Limits.OpenTimeout)
+	defer cancel()
+	dests := r.Destinations
+	if len(dests) > 1 {
+		// Health-aware order: a remote with no live session would only make
+		// the client wait for a dial that is already failing.
+		dests = slices.Clone(dests)
+		slices.SortStableFunc(dests, func(a, b Destination) int {
+			return int(b2f(!e.client.Live(a.Cluster)) - b2f(!e.client.Live(b.Cluster)))
+		})
+	}
+	var errs []error
+	for _, d := range dests {
+		st, err := e.client.Open(ctx, d.Cluster, d.Target)
+		if err == nil {
+			return st, d, nil
+		}
+		reason, retriable := egressReason(err)
+		e.o.Metrics.EgressFailed.WithLabelValues(d.Cluster, reason).Inc()
+		e.log.Info("egress stream failed", "remote", d.Cluster, "export", d.Target.Export(), "reason", reason, "err", err)
+		errs = append(errs, err)
+		if !retriable || ctx.Err() != nil {
+			break
+		}
+	}
+	return nil, Destination{}, errors.Join(errs...)
+}
+
+func egressReason(err error) (string, bool) {
+	var re *tunnel.RejectError
+	switch {
+	case errors.As(err, &re):
+		return re.Status.String(), re.Retriable()
+	case errors.Is(err, tunnel.ErrUnknownRemote):
+		return ReasonUnknownRemote, true
+	case errors.Is(err, tunnel.ErrPoolExhausted):
+		return ReasonPoolExhausted, true
+	}
+	return ReasonUnreachable, true
+}
+
+// Shutdown drains egress: ports stop accepting, running connections finish
+// until ctx ends and are then cut, and the tunnel sessions are closed.
+func (e *Egress) Shutdown(ctx context.Context) error {
+	e.mu.Lock()
+	e.closed = true
+	for port, l := range e.listeners {
+		_ = l.ln.Close()
+		delete(e.listeners, port)
+	}
+	e.mu.Unlock()
+	err := e.conns.drain(ctx)
+	_ = e.client.Close()
+	if err != nil {
+		return fmt.Errorf("gateway: egress drain cut short: %w", err)
+	}
+	return nil
+}
+
+// ActiveConns is the number of client connections being relayed.
+func (e *Egress) ActiveConns() int { return e.conns.count() }
+
+func resetClose(c net.Conn) {
+	if l, ok := c.(interface{ SetLinger(int) error }); ok {
+		_ = l.SetLinger(0)
+	}
+	_ = c.Close()
+}
+
+// connSet tracks live client connections so drain can wait for them and
+// then cut the rest, and enforces MaxEgressConns.
+type connSet struct {
+	max    int
+	mu     sync.Mutex
+	conns  map[net.Conn]struct{}
+	closed bool
+	zero   chan struct{}
+}
+
+func newConnSet(max int) *connSet {
+	return &connSet{max: max, conns: map[net.Conn]struct{}{}, zero: make(chan struct{})}
+}
+
+func (s *connSet) add(c net.Conn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed || len(s.conns) >= s.max {
+		return false
+	}
+	s.conns[c] = struct{}{}
+	return true
+}
+
+func (s *connSet) done(c net.Conn) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.conns, c)
+	if s.closed && len(s.conns) == 0 {
+		select {
+		case <-s.zero:
+		default:
+			close(s.zero)
+		}
+	}
+}
+
+func (s *connSet) count() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.conns)
+}
+
+func (s *connSet) drain(ctx context.Context) error {
+	s.mu.Lock()
+	s.closed = true
+	if len(s.conns) == 0 {
+		select {
+		case <-s.zero:
+		default:
+			close(s.zero)
+		}
+	}
+	s.mu.Unlock()
+	select {
+	case <-s.zero:
+		return nil
+	case <-ctx.Done():
+	}
+	s.mu.Lock()
+	for c := range s.conns {
+		resetClose(c)
+	}
+	s.mu.Unlock()
+	return ctx.Err()
+}
+
+func portOf(ln net.Listener) int {
+	if a, ok := ln.Addr().(*net.TCPAddr); ok {
+		return a.Port
+	}
+	return 0
+}

@@ -1,0 +1,106 @@
+package gateway
+
+import (
+	"fmt"
+	"time"
+
+	"ferry.dev/ferry/internal/tunnel"
+)
+
+// Limits bound what one gateway will hold for its peers and clients. Zero
+// fields take their defaults (DefaultLimits), so a forgotten field never
+// means "unlimited". docs/gateway.md has the table and the reasoning.
+type Limits struct {
+	// Tunnel holds the transport limits: TLS handshake timeout, connection,
+	// session and stream caps, yamux window (= max frame) and keepalive.
+	Tunnel tunnel.Limits
+
+	// MaxHeaderBytes bounds a stream header (contracts.md).
+	MaxHeaderBytes int
+	// HeaderTimeout bounds the wait for a stream's header after it opened,
+	// so a peer cannot park streams that never say what they want.
+	HeaderTimeout time.Duration
+	// IdleTimeout closes a proxied connection when no byte moved either way
+	// for this long, and bounds how long one write may stall on a reader
+	// that does not read. It applies on both ingress and egress.
+	IdleTimeout time.Duration
+	// DialTimeout bounds one TCP connect from ingress to a backend.
+	DialTimeout time.Duration
+	// DialAttempts is how many distinct endpoints ingress tries before it
+	// gives up on a stream.
+	DialAttempts int
+	// EndpointBackoff is how long an endpoint that refused a connect is
+	// skipped when others are available, so the next streams do not pay for
+	// the same dead backend until EndpointSlices catch up.
+	EndpointBackoff time.Duration
+	// OpenTimeout bounds, on egress, the wait for a tunnel session and for
+	// the remote's reply. It must exceed the remote's
+	// DialAttempts × DialTimeout, or slow backends look like dead remotes.
+	OpenTimeout time.Duration
+	// MaxEgressConns bounds concurrent client connections on all egress
+	// ports together.
+	MaxEgressConns int
+	// DrainTimeout bounds graceful drain: after it, running streams are cut.
+	DrainTimeout time.Duration
+}
+
+// DefaultLimits are the production defaults.
+func DefaultLimits() Limits {
+	return Limits{
+		Tunnel:          tunnel.DefaultLimits(),
+		MaxHeaderBytes:  tunnel.DefaultMaxHeaderBytes,
+		HeaderTimeout:   10 * time.Second,
+		IdleTimeout:     time.Hour,
+		DialTimeout:     5 * time.Second,
+		DialAttempts:    3,
+		EndpointBackoff: 5 * time.Second,
+		OpenTimeout:     20 * time.Second,
+		MaxEgressConns:  16384,
+		DrainTimeout:    30 * time.Second,
+	}
+}
+
+// WithDefaults fills zero fields.
+func (l Limits) WithDefaults() Limits {
+	d := DefaultLimits()
+	l.Tunnel = l.Tunnel.WithDefaults()
+	def(&l.MaxHeaderBytes, d.MaxHeaderBytes)
+	def(&l.HeaderTimeout, d.HeaderTimeout)
+	def(&l.IdleTimeout, d.IdleTimeout)
+	def(&l.DialTimeout, d.DialTimeout)
+	def(&l.DialAttempts, d.DialAttempts)
+	def(&l.EndpointBackoff, d.EndpointBackoff)
+	def(&l.OpenTimeout, d.OpenTimeout)
+	def(&l.MaxEgressConns, d.MaxEgressConns)
+	def(&l.DrainTimeout, d.DrainTimeout)
+	return l
+}
+
+// Validate rejects impossible limits (call after WithDefaults).
+func (l Limits) Validate() error {
+	if err := l.Tunnel.Validate(); err != nil {
+		return err
+	}
+	if l.MaxHeaderBytes < 64 || l.MaxHeaderBytes > 65535 {
+		return fmt.Errorf("gateway limits: MaxHeaderBytes %d outside 64-65535", l.MaxHeaderBytes)
+	}
+	for name, v := range map[string]time.Duration{
+		"HeaderTimeout": l.HeaderTimeout, "IdleTimeout": l.IdleTimeout, "DialTimeout": l.DialTimeout,
+		"EndpointBackoff": l.EndpointBackoff, "OpenTimeout": l.OpenTimeout, "DrainTimeout": l.DrainTimeout,
+	} {
+		if v < 0 {
+			return fmt.Errorf("gateway limits: %s is negative", name)
+		}
+	}
+	if l.DialAttempts < 0 || l.MaxEgressConns < 0 {
+		return fmt.Errorf("gateway limits: DialAttempts and MaxEgressConns must not be negative")
+	}
+	return nil
+}
+
+func def[T comparable](p *T, d T) {
+	var zero T
+	if *p == zero {
+		*p = d
+	}
+}

@@ -1,0 +1,107 @@
+package gateway
+
+import (
+	"errors"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"ferry.dev/ferry/internal/tunnel"
+)
+
+// Metrics are the gateway's Prometheus series. Label values are bounded by
+// construction: a reason from a fixed set, a cluster name from a verified
+// identity or from local configuration, and an export ("ns/svc") only after
+// the target was authorized against the local export set or taken from
+// local egress configuration. Nothing a caller sends becomes a label value
+// unless it matched something local first.
+type Metrics struct {
+	IngressOpened   *prometheus.CounterVec   // cluster, export
+	IngressRejected *prometheus.CounterVec   // reason
+	IngressFailed   *prometheus.CounterVec   // export, reason
+	IngressBytes    *prometheus.CounterVec   // direction (to_backend|from_backend), cluster, export
+	IngressActive   prometheus.Gauge         //
+	BackendTTFB     *prometheus.HistogramVec // export
+	InboundSessions *prometheus.GaugeVec     // cluster
+
+	EgressOpened *prometheus.CounterVec // cluster, export
+	EgressFailed *prometheus.CounterVec // cluster, reason
+	EgressBytes  *prometheus.CounterVec // direction (to_remote|from_remote), cluster, export
+	EgressActive prometheus.Gauge       //
+	Sessions     *prometheus.GaugeVec   // remote
+	RemoteUp     *prometheus.GaugeVec   // remote
+}
+
+// NewMetrics creates the series and registers them with reg, which should be
+// the caller's own registry rather than the global one. A nil reg leaves
+// them unregistered (tests).
+func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
+	const ns, sub = "ferry", "gateway"
+	cv := func(name, help string, labels ...string) *prometheus.CounterVec {
+		return prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: name, Help: help}, labels)
+	}
+	gv := func(name, help string, labels ...string) *prometheus.GaugeVec {
+		return prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: name, Help: help}, labels)
+	}
+	g := func(name, help string) prometheus.Gauge {
+		return prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: name, Help: help})
+	}
+	m := &Metrics{
+		IngressOpened:   cv("ingress_streams_opened_total", "Tunnel streams authorized and connected to a backend.", "cluster", "export"),
+		IngressRejected: cv("ingress_rejected_total", "Connections and streams refused at ingress, by reason; no byte reached a backend.", "reason"),
+		IngressFailed:   cv("ingress_streams_failed_total", "Authorized streams that could not reach a ready backend.", "export", "reason"),
+		IngressBytes:    cv("ingress_bytes_total", "Bytes relayed by ingress.", "direction", "cluster", "export"),
+		IngressActive:   g("ingress_active_streams", "Tunnel streams being served by ingress."),
+		BackendTTFB: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: ns, Subsystem: sub, Name: "backend_time_to_first_byte_seconds",
+			Help:    "Time from backend connect to its first byte.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 4, 10), // 0.5ms .. ~131s
+		}, []string{"export"}),
+		InboundSessions: gv("tunnel_inbound_sessions", "Tunnel sessions from remote gateways, by caller cluster.", "cluster"),
+
+		EgressOpened: cv("egress_streams_opened_total", "Client connections carried to a remote cluster.", "cluster", "export"),
+		EgressFailed: cv("egress_streams_failed_total", "Client connections that could not be carried to a remote cluster.", "cluster", "reason"),
+		EgressBytes:  cv("egress_bytes_total", "Bytes relayed by egress.", "direction", "cluster", "export"),
+		EgressActive: g("egress_active_connections", "Client connections being relayed by egress."),
+		Sessions:     gv("tunnel_sessions", "Live tunnel sessions to a remote cluster.", "remote"),
+		RemoteUp:     gv("remote_up", "1 if at least one tunnel session to the remote cluster is live.", "remote"),
+	}
+	if reg != nil {
+		var errs []error
+		for _, c := range []prometheus.Collector{
+			m.IngressOpened, m.IngressRejected, m.IngressFailed, m.IngressBytes, m.IngressActive, m.BackendTTFB,
+			m.InboundSessions, m.EgressOpened, m.EgressFailed, m.EgressBytes, m.EgressActive, m.Sessions, m.RemoteUp,
+		} {
+			errs = append(errs, reg.Register(c))
+		}
+		if err := errors.Join(errs...); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+// observer adapts Metrics to tunnel.Observer without putting the adapter's
+// methods on Metrics itself, whose fields already use those names.
+type observer struct{ m *Metrics }
+
+var _ tunnel.Observer = observer{}
+
+func (o observer) Rejected(reason string) { o.m.IngressRejected.WithLabelValues(reason).Inc() }
+func (o observer) Sessions(remote string, n int) {
+	o.m.Sessions.WithLabelValues(remote).Set(float64(n))
+}
+func (o observer) RemoteUp(remote string, up bool) { o.m.RemoteUp.WithLabelValues(remote).Set(b2f(up)) }
+func (o observer) ForgetRemote(remote string) {
+	o.m.Sessions.DeleteLabelValues(remote)
+	o.m.RemoteUp.DeleteLabelValues(remote)
+}
+func (o observer) InboundSessions(cluster string, delta int) {
+	o.m.InboundSessions.WithLabelValues(cluster).Add(float64(delta))
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}

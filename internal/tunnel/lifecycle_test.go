@@ -1,0 +1,316 @@
+package tunnel
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// freezeProxy forwards TCP to target until frozen; frozen connections stay
+// open but carry nothing, like a peer behind a dead network path.
+type freezeProxy struct {
+	ln     net.Listener
+	target string
+	frozen atomic.Bool
+	mu     sync.Mutex
+	conns  []net.Conn
+}
+
+func newFreezeProxy(t *testing.T, target string) *freezeProxy {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &freezeProxy{ln: ln, target: target}
+	t.Cleanup(func() {
+		ln.Close()
+		p.mu.Lock()
+		for _, c := range p.conns {
+			c.Close()
+		}
+		p.mu.Unlock()
+	})
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			u, err := net.Dial("tcp", target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			p.mu.Lock()
+			p.conns = append(p.conns, c, u)
+			p.mu.Unlock()
+			frozen := &atomic.Bool{}
+			go p.pipe(c, u, frozen)
+			go p.pipe(u, c, frozen)
+		}
+	}()
+	return p
+}
+
+func (p *freezeProxy) pipe(dst, src net.Conn, _ *atomic.Bool) {
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		if err != nil {
+			return
+		}
+		if p.frozen.Load() {
+			continue // swallow: the path is dead but nobody closes
+		}
+		if _, err := dst.Write(buf[:n]); err != nil {
+			return
+		}
+	}
+}
+
+func TestKeepaliveDetectsDeadPeer(t *testing.T) {
+	e := newEnv(t, echoHandler{}, testLimits(), nil)
+	px := newFreezeProxy(t, e.addr)
+	lim := testLimits()
+	lim.KeepAliveInterval = 200 * time.Millisecond
+	lim.KeepAliveTimeout = 300 * time.Millisecond
+	obs := newRecorder()
+	c, err := NewClient(ClientOptions{TLS: e.west.Gateway, Limits: lim, PoolSize: 1, Observer: obs, Logger: testLogger(), MaxBackoff: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetRemotes(map[string]Remote{"east": {Addresses: []string{px.ln.Addr().String()}, Identity: e.east.GatewayID()}})
+	eventually(t, 2*time.Second, "remote up", func() bool { up, _ := obs.isUp("east"); return up })
+
+	px.frozen.Store(true)
+	start := time.Now()
+	eventually(t, 2*time.Second, "dead peer detected", func() bool { up, _ := obs.isUp("east"); return !up })
+	if d := time.Since(start); d > lim.KeepAliveInterval+lim.KeepAliveTimeout+500*time.Millisecond {
+		t.Fatalf("dead peer detected after %v", d)
+	}
+	// The path heals: the pool reconnects on its own.
+	px.frozen.Store(false)
+	eventually(t, 3*time.Second, "remote up again", func() bool { up, _ := obs.isUp("east"); return up })
+	st, err := c.Open(openCtx(t), "east", target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = st.Close()
+}
+
+func TestFailoverAcrossAddresses(t *testing.T) {
+	e := newEnv(t, echoHandler{}, testLimits(), nil)
+	dead, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadAddr := dead.Addr().String()
+	dead.Close() // nothing listens there: connection refused
+	c, err := NewClient(ClientOptions{TLS: e.west.Gateway, Limits: testLimits(), PoolSize: 2, Logger: testLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetRemotes(map[string]Remote{"east": {Addresses: []string{deadAddr, e.addr}, Identity: e.east.GatewayID()}})
+	st, err := c.Open(openCtx(t), "east", target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = st.Close()
+}
+
+func TestDrainLetsStreamFinish(t *testing.T) {
+	e := newEnv(t, echoHandler{}, testLimits(), nil)
+	c, _ := e.client(t, e.west.Gateway, 1, testLimits())
+	st, err := c.Open(openCtx(t), "east", target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	drained := make(chan error, 1)
+	go func() { drained <- e.srv.Shutdown(ctx) }()
+	eventually(t, time.Second, "draining", e.srv.isDraining)
+
+	// New streams are refused: the session got GoAway and the listener is closed.
+	short, cancelShort := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancelShort()
+	if s2, err := c.Open(short, "east", target); err == nil {
+		s2.Close()
+		t.Fatal("opened a new stream on a draining server")
+	}
+	// The running stream still works both ways.
+	if _, err := st.Write([]byte("still here")); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 10)
+	if _, err := io.ReadFull(st, buf); err != nil || string(buf) != "still here" {
+		t.Fatalf("echo during drain: %q %v", buf, err)
+	}
+	select {
+	case err := <-drained:
+		t.Fatalf("drain returned with a stream running: %v", err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	_ = st.CloseWrite()
+	_, _ = io.ReadAll(st)
+	_ = st.Close()
+	select {
+	case err := <-drained:
+		if err != nil {
+			t.Fatalf("drain: %v", err)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("drain did not finish after the last stream")
+	}
+}
+
+func TestDrainDeadlineCutsStreams(t *testing.T) {
+	h := blockingHandler{release: make(chan struct{})}
+	defer close(h.release)
+	e := newEnv(t, h, testLimits(), nil)
+	c, _ := e.client(t, e.west.Gateway, 1, testLimits())
+	st, err := c.Open(openCtx(t), "east", target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	err = e.srv.Shutdown(ctx)
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Shutdown = %v, want deadline exceeded", err)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Fatalf("Shutdown took %v", d)
+	}
+	// The stream was cut: reading ends.
+	_ = st.SetReadDeadline(time.Now().Add(2 * time.Second))
+	if _, err := st.Read(make([]byte, 1)); err == nil {
+		t.Fatal("stream still open after hard stop")
+	}
+}
+
+// GoAway from a draining replica moves the pool to another replica without
+// failing new streams.
+func TestGoAwayMovesToOtherReplica(t *testing.T) {
+	e := newEnv(t, echoHandler{}, testLimits(), nil)
+	// A second replica of east's gateway.
+	srv2, err := NewServer(ServerOptions{Local: e.east.GatewayID(), TLS: e.east.Gateway, Handler: echoHandler{}, Limits: testLimits(), Logger: testLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln2, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = srv2.Serve(ln2) }()
+	defer srv2.Shutdown(context.Background())
+
+	c, err := NewClient(ClientOptions{TLS: e.west.Gateway, Limits: testLimits(), PoolSize: 1, Logger: testLogger(), MaxBackoff: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetRemotes(map[string]Remote{"east": {Addresses: []string{e.addr, ln2.Addr().String()}, Identity: e.east.GatewayID()}})
+	st, err := c.Open(openCtx(t), "east", target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = st.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := e.srv.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// The first Open may hit the GoAway; it must still succeed via replica 2.
+	st, err = c.Open(openCtx(t), "east", target)
+	if err != nil {
+		t.Fatalf("open after first replica drained: %v", err)
+	}
+	_ = st.Close()
+	if srv2.ActiveStreams() > 1 {
+		t.Fatal("unexpected streams on replica 2")
+	}
+}
+
+func TestOpenFailsFastWhenRemoteDown(t *testing.T) {
+	e := newEnv(t, echoHandler{}, testLimits(), nil)
+	dead, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := dead.Addr().String()
+	dead.Close()
+	c, err := NewClient(ClientOptions{TLS: e.west.Gateway, Limits: testLimits(), Logger: testLogger(), MaxBackoff: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetRemotes(map[string]Remote{"east": {Addresses: []string{addr}, Identity: e.east.GatewayID()}})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	start := time.Now()
+	if _, err := c.Open(ctx, "east", target); !errors.Is(err, ErrRemoteDown) {
+		t.Fatalf("err = %v, want ErrRemoteDown", err)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Fatalf("Open waited %v for a dead remote", d)
+	}
+	// The remote comes back at its address: the pool recovers by itself.
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Skipf("port reused meanwhile: %v", err)
+	}
+	go func() { _ = e.srv.Serve(ln) }()
+	eventually(t, 3*time.Second, "remote live again", func() bool { return c.Live("east") })
+	st, err := c.Open(openCtx(t), "east", target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = st.Close()
+}
+
+// When a session with many streams dies, every reader on both sides must be
+// released promptly (yamux alone leaves them spinning until its Close
+// reaches each stream).
+func TestSessionDeathReleasesStreams(t *testing.T) {
+	h := blockingHandler{release: make(chan struct{})}
+	defer close(h.release)
+	e := newEnv(t, h, testLimits(), nil)
+	c, _ := e.client(t, e.west.Gateway, 1, testLimits())
+	const n = 500
+	var wg sync.WaitGroup
+	for range n {
+		st, err := c.Open(openCtx(t), "east", target)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer st.Close()
+			_, _ = st.Read(make([]byte, 1)) // blocks until the session dies
+		}()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // hard stop: no drain
+	start := time.Now()
+	_ = e.srv.Shutdown(ctx)
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("readers still blocked 5s after the session died")
+	}
+	t.Logf("%d streams released in %v", n, time.Since(start))
+	eventually(t, 2*time.Second, "server streams released", func() bool { return e.srv.ActiveStreams() == 0 })
+}

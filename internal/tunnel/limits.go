@@ -1,0 +1,159 @@
+package tunnel
+
+import (
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/hashicorp/yamux"
+)
+
+// ALPN protocol names on the gateway port (contracts.md).
+const (
+	ALPNTunnel = "ferry-tunnel/1"
+	ALPNH2     = "h2"
+)
+
+// Limits are the transport's bounds. Every field has a default (see
+// DefaultLimits); zero means "use the default", never "unlimited", so a
+// forgotten field cannot silently remove a bound.
+//
+// Worst-case memory held for one authenticated caller is about
+// MaxSessionsPerCaller × 2·MaxStreamsPerSession × MaxStreamWindow (the
+// factor 2 is the slack before an abusive session is closed, see
+// Server.serveSession); for unauthenticated peers it is MaxPendingHandshakes
+// TLS handshakes.
+type Limits struct {
+	// HandshakeTimeout bounds the TLS handshake, both ways. A peer that
+	// connects and stalls is closed after it.
+	HandshakeTimeout time.Duration
+	// MaxPendingHandshakes bounds concurrent unauthenticated connections:
+	// beyond it new connections are closed at once.
+	MaxPendingHandshakes int
+	// MaxConnections bounds established TLS connections on the ingress port
+	// (tunnel sessions plus handed-off h2 conns still being counted).
+	MaxConnections int
+	// MaxSessionsPerCaller bounds concurrent tunnel sessions from one caller
+	// identity. Egress pools keep PoolSize sessions, so this only needs to
+	// exceed that with room for reconnect overlap.
+	MaxSessionsPerCaller int
+	// MaxStreamsPerSession bounds concurrent streams in one session; ingress
+	// answers further streams with StatusOverloaded and egress opens new
+	// streams on the least-loaded session that is below it.
+	MaxStreamsPerSession int
+	// MaxStreamWindow is yamux's per-stream receive window, which is also the
+	// largest data frame a peer may send: the memory one stream can pin.
+	// yamux does not accept less than 256 KiB.
+	MaxStreamWindow uint32
+	// AcceptBacklog bounds streams opened by the peer but not yet accepted;
+	// yamux resets streams beyond it.
+	AcceptBacklog int
+	// KeepAliveInterval is how often an idle session is pinged, and
+	// KeepAliveTimeout how long a ping (or a frame write) may take before the
+	// session is declared dead. A dead peer is detected within their sum.
+	KeepAliveInterval time.Duration
+	KeepAliveTimeout  time.Duration
+	// StreamOpenTimeout bounds how long a new stream waits for the peer to
+	// acknowledge it; exceeding it closes the session, which is dead.
+	StreamOpenTimeout time.Duration
+}
+
+// DefaultLimits are production defaults; docs/gateway.md explains each.
+func DefaultLimits() Limits {
+	return Limits{
+		HandshakeTimeout:     10 * time.Second,
+		MaxPendingHandshakes: 128,
+		MaxConnections:       1024,
+		MaxSessionsPerCaller: 8,
+		MaxStreamsPerSession: 2048,
+		MaxStreamWindow:      256 << 10,
+		AcceptBacklog:        256,
+		KeepAliveInterval:    10 * time.Second,
+		KeepAliveTimeout:     10 * time.Second,
+		StreamOpenTimeout:    10 * time.Second,
+	}
+}
+
+// WithDefaults returns l with every zero field set to its default.
+func (l Limits) WithDefaults() Limits {
+	d := DefaultLimits()
+	setDur(&l.HandshakeTimeout, d.HandshakeTimeout)
+	setInt(&l.MaxPendingHandshakes, d.MaxPendingHandshakes)
+	setInt(&l.MaxConnections, d.MaxConnections)
+	setInt(&l.MaxSessionsPerCaller, d.MaxSessionsPerCaller)
+	setInt(&l.MaxStreamsPerSession, d.MaxStreamsPerSession)
+	if l.MaxStreamWindow == 0 {
+		l.MaxStreamWindow = d.MaxStreamWindow
+	}
+	setInt(&l.AcceptBacklog, d.AcceptBacklog)
+	setDur(&l.KeepAliveInterval, d.KeepAliveInterval)
+	setDur(&l.KeepAliveTimeout, d.KeepAliveTimeout)
+	setDur(&l.StreamOpenTimeout, d.StreamOpenTimeout)
+	return l
+}
+
+// Validate rejects limits that cannot work (after WithDefaults).
+func (l Limits) Validate() error {
+	if l.MaxStreamWindow < 256<<10 {
+		return fmt.Errorf("tunnel limits: MaxStreamWindow %d is below yamux's minimum of 262144", l.MaxStreamWindow)
+	}
+	for name, v := range map[string]int{
+		"MaxPendingHandshakes": l.MaxPendingHandshakes, "MaxConnections": l.MaxConnections,
+		"MaxSessionsPerCaller": l.MaxSessionsPerCaller, "MaxStreamsPerSession": l.MaxStreamsPerSession,
+		"AcceptBacklog": l.AcceptBacklog,
+	} {
+		if v < 0 {
+			return fmt.Errorf("tunnel limits: %s is negative", name)
+		}
+	}
+	for name, v := range map[string]time.Duration{
+		"HandshakeTimeout": l.HandshakeTimeout, "KeepAliveInterval": l.KeepAliveInterval,
+		"KeepAliveTimeout": l.KeepAliveTimeout, "StreamOpenTimeout": l.StreamOpenTimeout,
+	} {
+		if v < 0 {
+			return fmt.Errorf("tunnel limits: %s is negative", name)
+		}
+	}
+	return nil
+}
+
+func setDur(p *time.Duration, d time.Duration) {
+	if *p == 0 {
+		*p = d
+	}
+}
+
+func setInt(p *int, d int) {
+	if *p == 0 {
+		*p = d
+	}
+}
+
+// yamuxConfig maps the limits onto a yamux session.
+func (l Limits) yamuxConfig(log *slog.Logger) *yamux.Config {
+	return &yamux.Config{
+		AcceptBacklog:          l.AcceptBacklog,
+		EnableKeepAlive:        true,
+		KeepAliveInterval:      l.KeepAliveInterval,
+		ConnectionWriteTimeout: l.KeepAliveTimeout,
+		MaxStreamWindowSize:    l.MaxStreamWindow,
+		StreamOpenTimeout:      l.StreamOpenTimeout,
+		// Zero: yamux would otherwise reset a half-closed stream after this
+		// long even while the other direction is still busy (a long download
+		// after the client sent FIN). Abandoned streams are bounded instead
+		// by the splice idle timeout on both gateways and by the per-session
+		// stream cap.
+		StreamCloseTimeout: 0,
+		Logger:             slogYamux{log},
+	}
+}
+
+// slogYamux routes yamux's printf logging to slog at debug level: its
+// messages are per-stream noise that the gateway already reports itself.
+type slogYamux struct{ l *slog.Logger }
+
+func (s slogYamux) Print(v ...any) { s.l.Debug(fmt.Sprint(v...), "component", "yamux") }
+func (s slogYamux) Printf(format string, v ...any) {
+	s.l.Debug(fmt.Sprintf(format, v...), "component", "yamux")
+}
+func (s slogYamux) Println(v ...any) { s.l.Debug(fmt.Sprint(v...), "component", "yamux") }

@@ -1,0 +1,479 @@
+package tunnel
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/yamux"
+
+	"ferry.dev/ferry/internal/identity"
+)
+
+// ErrServerClosed is returned by Serve after Shutdown.
+var ErrServerClosed = errors.New("tunnel: server closed")
+
+// errForbiddenPeer marks handshake failures caused by our own peer policy, so
+// they are counted as forbidden_identity rather than as a TLS failure.
+var errForbiddenPeer = errors.New("peer identity not allowed on this port")
+
+// ServerTLS is the certificate source for the ingress port. identity.Source
+// satisfies it. allow is called with the verified peer identity during the
+// handshake; an error aborts the handshake.
+type ServerTLS interface {
+	ServerTLSConfig(allow func(identity.ID) error) *tls.Config
+}
+
+// StreamHandler serves one accepted tunnel stream from an authenticated
+// remote gateway. ctx ends when the session or the server closes. The server
+// closes s after ServeStream returns.
+type StreamHandler interface {
+	ServeStream(ctx context.Context, caller identity.ID, s *Stream)
+}
+
+// ServerOptions configure NewServer.
+type ServerOptions struct {
+	// Local is this gateway's identity. Its mesh and cluster decide who may
+	// connect: only other clusters of the same mesh, never our own (no
+	// hairpin through a gateway).
+	Local identity.ID
+	TLS   ServerTLS
+	// Handler serves tunnel streams (ALPN ferry-tunnel/1).
+	Handler StreamHandler
+	// H2, if set, receives connections that negotiated ALPN h2 from remote
+	// controllers (the export feed). If nil, such connections are refused.
+	H2       *ConnListener
+	Limits   Limits
+	Observer Observer
+	Logger   *slog.Logger
+}
+
+// Server is the ingress side of the transport: it terminates TLS on the
+// gateway port, enforces the connection limits and the per-protocol peer
+// policy, and runs one yamux session per tunnel connection.
+type Server struct {
+	o      ServerOptions
+	tlsCfg *tls.Config
+	log    *slog.Logger
+
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	handshakes chan struct{} // semaphore: MaxPendingHandshakes
+	conns      atomic.Int64  // established connections, all protocols
+	streams    *tracker
+
+	mu        sync.Mutex
+	listeners map[net.Listener]struct{}
+	sessions  map[*yamux.Session]struct{}
+	pending   map[net.Conn]struct{} // mid-handshake, closed on hard stop
+	perCaller map[identity.ID]int
+	draining  bool
+}
+
+// NewServer checks the options and prepares the TLS configuration.
+func NewServer(o ServerOptions) (*Server, error) {
+	if o.TLS == nil || o.Handler == nil {
+		return nil, errors.New("tunnel: server needs TLS and Handler")
+	}
+	if err := o.Local.Validate(); err != nil {
+		return nil, fmt.Errorf("tunnel: local identity: %w", err)
+	}
+	o.Limits = o.Limits.WithDefaults()
+	if err := o.Limits.Validate(); err != nil {
+		return nil, err
+	}
+	if o.Observer == nil {
+		o.Observer = NopObserver{}
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	s := &Server{
+		o:          o,
+		log:        o.Logger.With("component", "tunnel-server"),
+		handshakes: make(chan struct{}, o.Limits.MaxPendingHandshakes),
+		streams:    newTracker(),
+		listeners:  map[net.Listener]struct{}{},
+		sessions:   map[*yamux.Session]struct{}{},
+		pending:    map[net.Conn]struct{}{},
+		perCaller:  map[identity.ID]int{},
+	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	protos := []string{ALPNTunnel}
+	if o.H2 != nil {
+		protos = append(protos, ALPNH2)
+	}
+	s.tlsCfg = withALPN(o.TLS.ServerTLSConfig(s.allowHandshake), protos)
+	return s, nil
+}
+
+// withALPN returns a copy of cfg that negotiates TLS 1.3 and protos, also
+// through GetConfigForClient if the source uses it for rotation.
+func withALPN(cfg *tls.Config, protos []string) *tls.Config {
+	c := cfg.Clone()
+	c.MinVersion = tls.VersionTLS13
+	c.NextProtos = protos
+	if inner := c.GetConfigForClient; inner != nil {
+		c.GetConfigForClient = func(h *tls.ClientHelloInfo) (*tls.Config, error) {
+			ic, err := inner(h)
+			if err != nil || ic == nil {
+				return ic, err
+			}
+			ic = ic.Clone()
+			ic.MinVersion = tls.VersionTLS13
+			ic.NextProtos = protos
+			return ic, nil
+		}
+	}
+	return c
+}
+
+// allowHandshake admits any identity that some protocol on this port
+// accepts; the per-protocol check happens once ALPN is known.
+func (s *Server) allowHandshake(id identity.ID) error {
+	if s.mayTunnel(id) || (s.o.H2 != nil && s.mayFeed(id)) {
+		return nil
+	}
+	return fmt.Errorf("%w: %s", errForbiddenPeer, id)
+}
+
+func (s *Server) remote(id identity.ID) bool {
+	return id.MeshDomain == s.o.Local.MeshDomain && id.Cluster != s.o.Local.Cluster
+}
+
+func (s *Server) mayTunnel(id identity.ID) bool {
+	return s.remote(id) && id == identity.GatewayID(id.MeshDomain, id.Cluster)
+}
+
+func (s *Server) mayFeed(id identity.ID) bool {
+	return s.remote(id) && id == identity.ControllerID(id.MeshDomain, id.Cluster)
+}
+
+// Serve accepts connections on ln until Shutdown or a listener error. It may
+// be called for several listeners.
+func (s *Server) Serve(ln net.Listener) error {
+	s.mu.Lock()
+	if s.draining {
+		s.mu.Unlock()
+		_ = ln.Close()
+		return ErrServerClosed
+	}
+	s.listeners[ln] = struct{}{}
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.listeners, ln)
+		s.mu.Unlock()
+	}()
+	var backoff time.Duration
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			if s.isDraining() {
+				return ErrServerClosed
+			}
+			if errors.Is(err, net.ErrClosed) {
+				return fmt.Errorf("tunnel: accept: %w", err)
+			}
+			// EMFILE, ECONNABORTED and friends pass: back off rather than
+			// stop serving or spin.
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			s.log.Warn("accept failed", "err", err, "retry_in", backoff)
+			time.Sleep(backoff)
+			continue
+		}
+		backoff = 0
+		if s.conns.Add(1) > int64(s.o.Limits.MaxConnections) {
+			s.conns.Add(-1)
+			s.reject(c, ReasonConnectionLimit)
+			continue
+		}
+		// The slot is freed when the socket is closed, by whoever closes
+		// it: us, or the feed server for a handed-off h2 connection.
+		c = &countedConn{Conn: c, release: func() { s.conns.Add(-1) }}
+		select {
+		case s.handshakes <- struct{}{}:
+		default:
+			s.reject(c, ReasonHandshakeLimit)
+			continue
+		}
+		go s.handleConn(c)
+	}
+}
+
+func (s *Server) reject(c net.Conn, reason string) {
+	s.o.Observer.Rejected(reason)
+	_ = c.Close()
+}
+
+func (s *Server) isDraining() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.draining
+}
+
+func (s *Server) handleConn(raw net.Conn) {
+	tc, id, err := s.handshake(raw)
+	<-s.handshakes
+	if err != nil {
+		reason := classifyHandshake(err)
+		s.o.Observer.Rejected(reason)
+		s.log.Debug("tls handshake refused", "remote_addr", raw.RemoteAddr().String(), "reason", reason, "err", err)
+		_ = raw.Close()
+		return
+	}
+	log := s.log.With("remote_addr", raw.RemoteAddr().String(), "peer", id.String())
+	switch proto := tc.ConnectionState().NegotiatedProtocol; {
+	case proto == ALPNTunnel && s.mayTunnel(id):
+		s.serveTunnel(tc, id, log)
+	case proto == ALPNH2 && s.o.H2 != nil && s.mayFeed(id):
+		ctx, cancel := context.WithTimeout(s.ctx, s.o.Limits.HandshakeTimeout)
+		defer cancel()
+		if err := s.o.H2.Put(ctx, tc); err != nil {
+			s.o.Observer.Rejected(ReasonFeedUnavailable)
+			log.Debug("feed connection refused", "err", err)
+			_ = tc.Close()
+		}
+	case proto == ALPNTunnel || proto == ALPNH2:
+		s.o.Observer.Rejected(ReasonForbiddenIdentity)
+		log.Info("peer not allowed for protocol", "alpn", proto)
+		_ = tc.Close()
+	default:
+		s.o.Observer.Rejected(ReasonProtocol)
+		log.Debug("no usable ALPN protocol", "alpn", proto)
+		_ = tc.Close()
+	}
+}
+
+// handshake runs the TLS handshake under HandshakeTimeout. The deadline is
+// on the socket as well as the context, so a peer that stalls mid-record
+// cannot hold the goroutine.
+func (s *Server) handshake(raw net.Conn) (*tls.Conn, identity.ID, error) {
+	if !s.trackPending(raw, true) {
+		return nil, identity.ID{}, ErrServerClosed
+	}
+	defer s.trackPending(raw, false)
+	deadline := time.Now().Add(s.o.Limits.HandshakeTimeout)
+	_ = raw.SetDeadline(deadline)
+	ctx, cancel := context.WithDeadline(s.ctx, deadline)
+	defer cancel()
+	tc := tls.Server(raw, s.tlsCfg)
+	if err := tc.HandshakeContext(ctx); err != nil {
+		return nil, identity.ID{}, fmt.Errorf("tls handshake: %w", err)
+	}
+	_ = raw.SetDeadline(time.Time{})
+	id, err := identity.PeerID(tc.ConnectionState())
+	if err != nil {
+		return nil, identity.ID{}, fmt.Errorf("%w: %w", errForbiddenPeer, err)
+	}
+	return tc, id, nil
+}
+
+func (s *Server) trackPending(c net.Conn, add bool) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !add {
+		delete(s.pending, c)
+		return true
+	}
+	if s.draining {
+		return false
+	}
+	s.pending[c] = struct{}{}
+	return true
+}
+
+func (s *Server) serveTunnel(tc *tls.Conn, id identity.ID, log *slog.Logger) {
+	s.mu.Lock()
+	if s.draining {
+		s.mu.Unlock()
+		s.o.Observer.Rejected(ReasonDraining)
+		_ = tc.Close()
+		return
+	}
+	if s.perCaller[id] >= s.o.Limits.MaxSessionsPerCaller {
+		s.mu.Unlock()
+		s.o.Observer.Rejected(ReasonCallerLimit)
+		log.Warn("too many tunnel sessions from caller", "limit", s.o.Limits.MaxSessionsPerCaller)
+		_ = tc.Close()
+		return
+	}
+	sess, err := yamux.Server(tc, s.o.Limits.yamuxConfig(s.o.Logger))
+	if err != nil {
+		s.mu.Unlock()
+		log.Error("yamux server", "err", err)
+		_ = tc.Close()
+		return
+	}
+	s.perCaller[id]++
+	s.sessions[sess] = struct{}{}
+	s.mu.Unlock()
+	s.o.Observer.InboundSessions(id.Cluster, 1)
+	log.Debug("tunnel session up")
+
+	defer func() {
+		_ = sess.Close()
+		s.mu.Lock()
+		delete(s.sessions, sess)
+		if s.perCaller[id]--; s.perCaller[id] <= 0 {
+			delete(s.perCaller, id)
+		}
+		s.mu.Unlock()
+		s.o.Observer.InboundSessions(id.Cluster, -1)
+		log.Debug("tunnel session down")
+	}()
+	s.serveSession(sess, id, log)
+}
+
+func (s *Server) serveSession(sess *yamux.Session, id identity.ID, log *slog.Logger) {
+	ctx, cancel := context.WithCancel(s.ctx)
+	defer cancel()
+	// Streams being served, expired as soon as the session dies: yamux
+	// v0.1.2 readers otherwise spin on a closed session until its Close
+	// reaches each stream, a CPU storm when there are many.
+	var mu sync.Mutex
+	serving := map[*Stream]struct{}{}
+	go func() {
+		select {
+		case <-sess.CloseChan():
+		case <-ctx.Done():
+		}
+		cancel()
+		mu.Lock()
+		for st := range serving {
+			st.expire()
+		}
+		mu.Unlock()
+	}()
+	max := int64(s.o.Limits.MaxStreamsPerSession)
+	var active atomic.Int64
+	for {
+		st, err := sess.AcceptStream()
+		if err != nil {
+			return
+		}
+		// Streams we finished (served or refused) stay in yamux's table
+		// until the peer's FIN. A conforming egress sends it right away; a
+		// peer that keeps streams half-open beyond twice the limit is
+		// closed, so it cannot pin memory without bound.
+		if n := int64(sess.NumStreams()); n > 2*max {
+			s.o.Observer.Rejected(ReasonStreamLimit)
+			log.Warn("closing abusive tunnel session", "streams", n, "limit", max)
+			return
+		}
+		if active.Load() >= max {
+			s.o.Observer.Rejected(ReasonStreamLimit)
+			go refuse(&Stream{Stream: st}, StatusOverloaded, "too many streams on this connection")
+			continue
+		}
+		if !s.streams.add() {
+			s.o.Observer.Rejected(ReasonDraining)
+			go refuse(&Stream{Stream: st}, StatusDraining, "gateway is draining")
+			continue
+		}
+		active.Add(1)
+		stream := &Stream{Stream: st}
+		mu.Lock()
+		serving[stream] = struct{}{}
+		mu.Unlock()
+		if ctx.Err() != nil {
+			stream.expire() // the session died while we registered it
+		}
+		go func() {
+			defer s.streams.done()
+			defer active.Add(-1)
+			defer func() {
+				mu.Lock()
+				delete(serving, stream)
+				mu.Unlock()
+			}()
+			defer stream.Close()
+			s.o.Handler.ServeStream(ctx, id, stream)
+		}()
+	}
+}
+
+// classifyHandshake maps a failed handshake to a bounded reason label.
+func classifyHandshake(err error) string {
+	switch {
+	case errors.Is(err, errForbiddenPeer):
+		return ReasonForbiddenIdentity
+	case isTimeout(err), errors.Is(err, context.DeadlineExceeded):
+		return ReasonHandshakeTimeout
+	case errors.Is(err, identity.ErrNoCertificate),
+		// crypto/tls has no sentinel for this; the message is stable API
+		// in practice and only picks the label, never a decision.
+		strings.Contains(err.Error(), "didn't provide a certificate"):
+		return ReasonNoClientCert
+	case errors.Is(err, identity.ErrUnknownAuthority), errors.Is(err, identity.ErrTrustDomainNotPermitted),
+		errors.Is(err, identity.ErrExpired), errors.Is(err, identity.ErrNotYetValid),
+		errors.Is(err, identity.ErrSelfSigned), errors.Is(err, identity.ErrInvalidChain),
+		errors.Is(err, identity.ErrWrongMesh):
+		return ReasonUntrustedPeer
+	}
+	return ReasonHandshake
+}
+
+// refuse answers a stream that will not be served. The write is bounded so a
+// peer that never reads cannot hold the goroutine.
+func refuse(st *Stream, status Status, reason string) {
+	_ = st.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	_ = WriteReply(st, status, reason)
+	_ = st.Close()
+}
+
+// ActiveStreams is the number of streams being served.
+func (s *Server) ActiveStreams() int { return s.streams.count() }
+
+// Shutdown drains the server: it stops accepting connections, tells every
+// tunnel peer to open no more streams on its session (yamux GoAway, so
+// egress moves to another replica), waits for running streams to finish
+// until ctx ends, and then closes everything. It returns ctx's error if
+// streams had to be cut.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.draining = true
+	for ln := range s.listeners {
+		_ = ln.Close()
+	}
+	for c := range s.pending {
+		_ = c.Close()
+	}
+	for sess := range s.sessions {
+		_ = sess.GoAway()
+	}
+	s.mu.Unlock()
+	s.streams.close()
+	err := s.streams.wait(ctx)
+	s.cancel()
+	s.mu.Lock()
+	for sess := range s.sessions {
+		_ = sess.Close()
+	}
+	s.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("tunnel: drain cut short: %w", err)
+	}
+	return nil
+}
+
+// countedConn frees a MaxConnections slot exactly once, on Close.
+type countedConn struct {
+	net.Conn
+	once    sync.Once
+	release func()
+}
+
+func (c *countedConn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(c.release)
+	return err
+}

@@ -1,0 +1,84 @@
+package tunnel
+
+import (
+	"sync"
+	"time"
+
+	"github.com/hashicorp/yamux"
+)
+
+// Stream is one tunnel stream. It adds CloseWrite to yamux's stream, so it
+// can take part in Splice's half-close.
+type Stream struct {
+	*yamux.Stream
+	closeOnce sync.Once
+	onClose   func() // egress: releases the stream's slot in its session
+}
+
+var _ Conn = (*Stream)(nil)
+
+// CloseWrite sends FIN: the peer reads EOF, and this side keeps reading.
+func (s *Stream) CloseWrite() error { return s.Stream.Close() }
+
+// Close ends the stream for good. yamux's Close only half-closes, and a
+// goroutine blocked in Read or Write on a half-closed stream stays blocked, so
+// Close also expires both deadlines to release it.
+func (s *Stream) Close() error {
+	s.expire()
+	err := s.Stream.Close()
+	s.closeOnce.Do(func() {
+		if s.onClose != nil {
+			s.onClose()
+		}
+	})
+	return err
+}
+
+// expire makes blocked and future reads and writes fail at once.
+func (s *Stream) expire() { _ = s.Stream.SetDeadline(time.Unix(1, 0)) }
+
+// Observer receives the transport's events for metrics. Implementations must
+// be cheap and safe for concurrent use; label values they receive are
+// bounded: a reason from a fixed set, or a cluster name from a verified
+// identity or from local configuration.
+type Observer interface {
+	// Rejected counts a connection or stream refused before any stream
+	// handler ran.
+	Rejected(reason string)
+	// Sessions reports the number of live outbound sessions to a remote
+	// cluster.
+	Sessions(remote string, n int)
+	// RemoteUp reports whether at least one session to remote is live.
+	RemoteUp(remote string, up bool)
+	// ForgetRemote is called when a remote is removed from configuration, so
+	// its series can be deleted.
+	ForgetRemote(remote string)
+	// InboundSessions adds delta to the number of live inbound sessions from
+	// a caller cluster.
+	InboundSessions(cluster string, delta int)
+}
+
+// NopObserver ignores everything.
+type NopObserver struct{}
+
+func (NopObserver) Rejected(string)             {}
+func (NopObserver) Sessions(string, int)        {}
+func (NopObserver) RemoteUp(string, bool)       {}
+func (NopObserver) ForgetRemote(string)         {}
+func (NopObserver) InboundSessions(string, int) {}
+
+// Rejection reasons reported by the transport (before a stream handler runs).
+const (
+	ReasonHandshake         = "tls_handshake"
+	ReasonHandshakeTimeout  = "handshake_timeout"
+	ReasonNoClientCert      = "no_client_certificate"
+	ReasonUntrustedPeer     = "untrusted_peer"
+	ReasonHandshakeLimit    = "handshake_limit"
+	ReasonConnectionLimit   = "connection_limit"
+	ReasonCallerLimit       = "caller_limit"
+	ReasonStreamLimit       = "stream_limit"
+	ReasonForbiddenIdentity = "forbidden_identity"
+	ReasonProtocol          = "alpn"
+	ReasonDraining          = "draining"
+	ReasonFeedUnavailable   = "feed_unavailable"
+)
