@@ -31,6 +31,10 @@ func (s *Site) PodAddr(n int) string { return fmt.Sprintf("198.18.%d.%d", s.Inde
 // GatewayPodAddr is the gateway pod's address inside its cluster.
 func (s *Site) GatewayPodAddr() string { return s.PodAddr(1) }
 
+// ControlPlaneAddr is where the cluster's API server listens: on the
+// cluster's own network, so no other cluster has a route to it.
+func (s *Site) ControlPlaneAddr() string { return s.PodAddr(2) }
+
 // Topology is a set of sites joined by a WAN bridge.
 type Topology struct {
 	// Prefix names every namespace of this topology: ferry-<pid>-.

@@ -1,0 +1,15 @@
+// Package sandbox runs Ferry for real on local clusters: the demo, the
+// end-to-end tests of the seed's three requirements, and the benchmarks all
+// use it. For each cluster it starts etcd and a kube-apiserver inside the
+// cluster's own network namespace, applies what `ferry install` renders, and
+// runs ferry-controller and ferry-gateway as processes with exactly the
+// arguments of their rendered Deployments, authenticated as their
+// ServiceAccounts, so their least-privilege RBAC is exercised too.
+//
+// There is no kubelet, cloud controller or kube-proxy, so the sandbox plays
+// them: it writes the gateway Service's load-balancer address (the gateway's
+// WAN address) and its EndpointSlice (the gateway "pod"), and it runs
+// workloads as listeners on pod addresses inside a cluster's namespace.
+//
+// It needs root for the network namespaces.
+package sandbox
