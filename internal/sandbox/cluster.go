@@ -281,4 +281,3 @@ func (c *Cluster) get(ctx context.Context, addr, path string) (string, error) {
 	}
 	return string(b), nil
 }
-
