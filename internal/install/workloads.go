@@ -8,6 +8,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
+
+	"ferry.dev/ferry/internal/identity"
+	"ferry.dev/ferry/internal/names"
 )
 
 // nonRootUID is distroless's "nonroot" user, which the Dockerfile's base
@@ -151,10 +154,14 @@ func gatewayDeployment(s spec) *appsv1.Deployment {
 	return d
 }
 
+// gatewayService publishes the gateway's SPIFFE identity in an annotation so
+// that `ferry link` can name it without reading any Secret.
 func gatewayService(s spec) *corev1.Service {
+	m := meta(GatewayName, Namespace, "gateway")
+	m.Annotations = map[string]string{names.AnnotationGatewayIdentity: identity.GatewayID(s.meshDomain, s.clusterName).String()}
 	return &corev1.Service{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Service"},
-		ObjectMeta: meta(GatewayName, Namespace, "gateway"),
+		ObjectMeta: m,
 		Spec: corev1.ServiceSpec{
 			Type:     corev1.ServiceType(s.serviceType),
 			Selector: selector("gateway"),
