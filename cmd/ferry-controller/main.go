@@ -1,22 +1,57 @@
-// Command ferry-controller is Ferry's per-cluster controller daemon.
+// Command ferry-controller is Ferry's per-cluster controller daemon: the
+// cluster's certificate issuer and the importer of every Link. It only
+// parses flags; internal/controller does the work.
 package main
 
 import (
+	"context"
 	"flag"
 	"fmt"
+	"log/slog"
 	"os"
+	"os/signal"
+	"syscall"
 
+	"ferry.dev/ferry/internal/controller"
+	"ferry.dev/ferry/internal/identity"
 	"ferry.dev/ferry/internal/version"
 )
 
 func main() {
 	fs := flag.NewFlagSet("ferry-controller", flag.ExitOnError)
 	showVersion := fs.Bool("version", false, "print the version and exit")
+	var o controller.Options
+	fs.StringVar(&o.Kubeconfig, "kubeconfig", "", "path to a kubeconfig; empty means in-cluster")
+	fs.StringVar(&o.ClusterName, "cluster-name", "", "this cluster's name, a DNS label (required)")
+	fs.StringVar(&o.MeshDomain, "mesh-domain", identity.DefaultMeshDomain, "the mesh's domain; cluster c's trust domain is c.<mesh-domain>")
+	fs.StringVar(&o.EgressPortRange, "egress-port-range", controller.DefaultEgressPortRange, "gateway ports to allocate to mirrors, min-max")
+	fs.StringVar(&o.GatewayService, "gateway-service", controller.DefaultGatewayService, "the local gateway Service, namespace/name")
+	fs.BoolVar(&o.LeaderElect, "leader-elect", true, "elect a leader among replicas (Lease ferry-system/"+controller.LeaderElectionID+")")
+	fs.StringVar(&o.MetricsAddr, "metrics-addr", controller.DefaultAdminAddr, "address of /metrics; 0 turns it off")
+	fs.StringVar(&o.HealthAddr, "health-addr", controller.DefaultAdminAddr, "address of /live and /ready; 0 turns them off")
+	fs.StringVar(&o.TLSDir, "tls-dir", "", "directory with the controller's own tls.crt, tls.key and ca.crt; empty: issue it from --issuer-secret")
+	fs.StringVar(&o.IssuerSecret, "issuer-secret", controller.DefaultIssuerSecret, "Secret in ferry-system holding the cluster's issuer")
+	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	_ = fs.Parse(os.Args[1:])
 	if *showVersion {
 		fmt.Println(version.String("ferry-controller"))
 		return
 	}
-	fmt.Fprintln(os.Stderr, "ferry-controller: not wired yet")
-	os.Exit(2)
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		fmt.Fprintf(os.Stderr, "ferry-controller: --log-level: %v\n", err)
+		os.Exit(2)
+	}
+	o.Logger = slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	if err := o.Validate(); err != nil {
+		fmt.Fprintf(os.Stderr, "ferry-controller: %v\n", err)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	o.Logger.Info("ferry-controller", "version", version.String("ferry-controller"))
+	if err := controller.Run(ctx, o); err != nil {
+		o.Logger.Error("ferry-controller stopped", "err", err)
+		os.Exit(1)
+	}
 }

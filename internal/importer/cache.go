@@ -1,0 +1,240 @@
+package importer
+
+import (
+	"context"
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	toolscache "k8s.io/client-go/tools/cache"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+
+	ferryv1 "ferry.dev/ferry/api/v1alpha1"
+	"ferry.dev/ferry/internal/mirror"
+)
+
+// Field indexes on Services and EndpointSlices.
+const (
+	// indexLink holds the name of the Link that owns the object.
+	indexLink = "ferry.dev/link"
+	// indexOwned is "true" on every object some Link owns.
+	indexOwned = "ferry.dev/owned"
+)
+
+// ConfigureManager sets the cache and client options the importer relies
+// on. Call it on the manager.Options before manager.New.
+//
+//   - Services and EndpointSlices are cached cluster-wide, because a clash
+//     with a foreign object must be seen without writing. Objects that no
+//     Link owns are slimmed to name, namespace and labels (the gateway's own
+//     slices excepted), which keeps the cache small in big clusters. Other
+//     components sharing this manager therefore must not read foreign
+//     Services' specs from its cache.
+//   - Links are cached in their namespace only; managed fields are dropped
+//     everywhere.
+//   - Reads wait until the cache has seen this process's own writes
+//     (read-your-writes), so the reconcile that follows a write never
+//     recreates or rewrites what it just wrote.
+func ConfigureManager(o *manager.Options, gateway types.NamespacedName, linkNamespace string) {
+	if o.Cache.ByObject == nil {
+		o.Cache.ByObject = map[client.Object]cache.ByObject{}
+	}
+	if o.Cache.DefaultTransform == nil {
+		o.Cache.DefaultTransform = cache.TransformStripManagedFields()
+	}
+	o.Cache.ByObject[&ferryv1.Link{}] = cache.ByObject{Namespaces: map[string]cache.Config{linkNamespace: {}}}
+	o.Cache.ByObject[&corev1.Service{}] = cache.ByObject{Transform: slimForeign(gateway)}
+	o.Cache.ByObject[&discoveryv1.EndpointSlice{}] = cache.ByObject{Transform: slimForeign(gateway)}
+	o.Cache.ByObject[&corev1.Namespace{}] = cache.ByObject{Transform: slimNamespace}
+	if o.Client.Cache == nil {
+		o.Client.Cache = &client.CacheOptions{}
+	}
+	o.Client.Cache.EnableReadYourWritesConsistency = ptr.To(true)
+}
+
+// slimForeign keeps Ferry-owned objects and the gateway's EndpointSlices
+// whole, and reduces every other Service or EndpointSlice to what clash
+// detection reads.
+func slimForeign(gateway types.NamespacedName) toolscache.TransformFunc {
+	return func(obj any) (any, error) {
+		o, ok := obj.(client.Object)
+		if !ok {
+			return obj, nil
+		}
+		o.SetManagedFields(nil)
+		if _, owned := mirror.OwnerOf(o); owned {
+			return o, nil
+		}
+		if s, isSlice := o.(*discoveryv1.EndpointSlice); isSlice && s.Namespace == gateway.Namespace &&
+			s.Labels[discoveryv1.LabelServiceName] == gateway.Name {
+			return o, nil
+		}
+		meta := metav1.ObjectMeta{
+			Name: o.GetName(), Namespace: o.GetNamespace(), UID: o.GetUID(),
+			ResourceVersion: o.GetResourceVersion(), Labels: o.GetLabels(),
+		}
+		switch t := o.(type) {
+		case *corev1.Service:
+			return &corev1.Service{ObjectMeta: meta}, nil
+		case *discoveryv1.EndpointSlice:
+			return &discoveryv1.EndpointSlice{ObjectMeta: meta, AddressType: t.AddressType}, nil
+		}
+		return o, nil
+	}
+}
+
+func slimNamespace(obj any) (any, error) {
+	ns, ok := obj.(*corev1.Namespace)
+	if !ok {
+		return obj, nil
+	}
+	return &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{
+		Name: ns.Name, UID: ns.UID, ResourceVersion: ns.ResourceVersion, DeletionTimestamp: ns.DeletionTimestamp,
+	}}, nil
+}
+
+// addIndexes registers the ownership indexes.
+func addIndexes(ctx context.Context, idx client.FieldIndexer) error {
+	byLink := func(o client.Object) []string {
+		if link, ok := mirror.OwnerOf(o); ok {
+			return []string{link}
+		}
+		return nil
+	}
+	owned := func(o client.Object) []string {
+		if _, ok := mirror.OwnerOf(o); ok {
+			return []string{"true"}
+		}
+		return nil
+	}
+	for _, obj := range []client.Object{&corev1.Service{}, &discoveryv1.EndpointSlice{}} {
+		if err := idx.IndexField(ctx, obj, indexLink, byLink); err != nil {
+			return fmt.Errorf("index %T by link: %w", obj, err)
+		}
+		if err := idx.IndexField(ctx, obj, indexOwned, owned); err != nil {
+			return fmt.Errorf("index %T by ownership: %w", obj, err)
+		}
+	}
+	return nil
+}
+
+// unsafeList reads from the cache without deep copies: the objects are
+// shared with the informer and must never be modified (mirror.Diff copies
+// before it changes anything).
+var unsafeList = client.UnsafeDisableDeepCopy
+
+// ownedBy lists the objects a Link owns.
+func (im *Importer) ownedBy(ctx context.Context, link string) (mirror.Objects, error) {
+	var out mirror.Objects
+	var svcs corev1.ServiceList
+	if err := im.c.List(ctx, &svcs, client.MatchingFields{indexLink: link}, unsafeList); err != nil {
+		return out, fmt.Errorf("list mirrors of link %s: %w", link, err)
+	}
+	var slices discoveryv1.EndpointSliceList
+	if err := im.c.List(ctx, &slices, client.MatchingFields{indexLink: link}, unsafeList); err != nil {
+		return out, fmt.Errorf("list mirror slices of link %s: %w", link, err)
+	}
+	out.Services = make([]*corev1.Service, len(svcs.Items))
+	for i := range svcs.Items {
+		out.Services[i] = &svcs.Items[i]
+	}
+	out.Slices = make([]*discoveryv1.EndpointSlice, len(slices.Items))
+	for i := range slices.Items {
+		out.Slices[i] = &slices.Items[i]
+	}
+	return out, nil
+}
+
+// takenByOthers maps every egress port held by a mirror of another Link, as
+// the cache shows them, to its holder.
+func (im *Importer) takenByOthers(ctx context.Context, link string) (map[int32]mirror.PortKey, error) {
+	var svcs corev1.ServiceList
+	if err := im.c.List(ctx, &svcs, client.MatchingFields{indexOwned: "true"}, unsafeList); err != nil {
+		return nil, fmt.Errorf("list all mirrors: %w", err)
+	}
+	taken := map[int32]mirror.PortKey{}
+	for i := range svcs.Items {
+		s := &svcs.Items[i]
+		if owner, _ := mirror.OwnerOf(s); owner == link {
+			continue
+		}
+		for k, p := range mirror.CurrentPorts([]*corev1.Service{s}) {
+			if cur, ok := taken[p]; !ok || k.Less(cur) {
+				taken[p] = k
+			}
+		}
+	}
+	return taken, nil
+}
+
+// gatewayAddresses returns the ready addresses of the local gateway's pods,
+// from the gateway Service's EndpointSlices.
+func (im *Importer) gatewayAddresses(ctx context.Context) ([]string, error) {
+	var slices discoveryv1.EndpointSliceList
+	err := im.c.List(ctx, &slices, client.InNamespace(im.opts.Gateway.Namespace),
+		client.MatchingLabels{discoveryv1.LabelServiceName: im.opts.Gateway.Name}, unsafeList)
+	if err != nil {
+		return nil, fmt.Errorf("list gateway endpoints: %w", err)
+	}
+	var out []string
+	for _, s := range slices.Items {
+		for _, ep := range s.Endpoints {
+			if ptr.Deref(ep.Conditions.Ready, true) && !ptr.Deref(ep.Conditions.Terminating, false) {
+				out = append(out, ep.Addresses...)
+			}
+		}
+	}
+	return out, nil
+}
+
+// namespaces returns the namespaces that exist and are not terminating
+// (creating in a terminating namespace is refused).
+func (im *Importer) namespaces(ctx context.Context) (map[string]bool, error) {
+	var list corev1.NamespaceList
+	if err := im.c.List(ctx, &list, unsafeList); err != nil {
+		return nil, fmt.Errorf("list namespaces: %w", err)
+	}
+	out := make(map[string]bool, len(list.Items))
+	for _, ns := range list.Items {
+		if ns.DeletionTimestamp == nil {
+			out[ns.Name] = true
+		}
+	}
+	return out, nil
+}
+
+// cacheLookup answers mirror.Lookup from the cache. Errors other than
+// NotFound are kept, so that a name is never taken as free when it could
+// not be checked.
+type cacheLookup struct {
+	ctx context.Context
+	c   client.Reader
+	err error
+}
+
+func (l *cacheLookup) get(obj client.Object, ns, name string) metav1.Object {
+	err := l.c.Get(l.ctx, types.NamespacedName{Namespace: ns, Name: name}, obj, &client.GetOptions{UnsafeDisableDeepCopy: ptr.To(true)})
+	switch {
+	case err == nil:
+		return obj
+	case apierrors.IsNotFound(err):
+		return nil
+	default:
+		l.err = err
+		return obj // treated as a clash until the next reconcile
+	}
+}
+
+func (l *cacheLookup) Service(ns, name string) metav1.Object {
+	return l.get(&corev1.Service{}, ns, name)
+}
+
+func (l *cacheLookup) EndpointSlice(ns, name string) metav1.Object {
+	return l.get(&discoveryv1.EndpointSlice{}, ns, name)
+}

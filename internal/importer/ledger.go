@@ -1,0 +1,58 @@
+package importer
+
+import (
+	"sync"
+
+	"ferry.dev/ferry/internal/mirror"
+)
+
+// portLedger keeps egress allocations from colliding across Links that
+// reconcile concurrently. The API is the allocator's memory (targetPorts);
+// the ledger only covers the gap between one Link choosing a port and the
+// cache showing the Service that holds it. Each Link's reservation is
+// replaced by the ports of its latest desired state, so ports it stops
+// using are freed at its next reconcile, and released with the Link.
+type portLedger struct {
+	mu       sync.Mutex
+	reserved map[string]map[int32]mirror.PortKey
+}
+
+func newPortLedger() *portLedger {
+	return &portLedger{reserved: map[string]map[int32]mirror.PortKey{}}
+}
+
+// desired computes link's desired state with every port held by another
+// Link (in the cache, fromCache, or reserved here) taken, and reserves the
+// ports it uses, atomically with respect to other Links.
+func (l *portLedger) desired(link string, in mirror.Input, fromCache map[int32]mirror.PortKey) mirror.State {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	taken := fromCache
+	if taken == nil {
+		taken = map[int32]mirror.PortKey{}
+	}
+	for other, ports := range l.reserved {
+		if other == link {
+			continue
+		}
+		for p, k := range ports {
+			if cur, ok := taken[p]; !ok || k.Less(cur) {
+				taken[p] = k
+			}
+		}
+	}
+	in.Taken = taken
+	st := mirror.Desired(in)
+	mine := make(map[int32]mirror.PortKey, len(st.Ports))
+	for k, p := range st.Ports {
+		mine[p] = k
+	}
+	l.reserved[link] = mine
+	return st
+}
+
+func (l *portLedger) release(link string) {
+	l.mu.Lock()
+	delete(l.reserved, link)
+	l.mu.Unlock()
+}

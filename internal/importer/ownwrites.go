@@ -1,0 +1,60 @@
+package importer
+
+import (
+	"sync"
+
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+)
+
+// ownWrites remembers the resourceVersion (or, for deletes, the UID) of
+// each write this importer made, so the watch event that merely echoes it
+// does not cost another full reconcile of the Link: level-based still, since
+// the reconcile that wrote it already knew the result. Anything else that
+// touches the object (another writer, a relist) carries another version
+// and passes. An entry is dropped when its echo arrives or is overwritten
+// by the next write to the same object.
+type ownWrites struct {
+	mu sync.Mutex
+	m  map[string]string
+}
+
+func newOwnWrites() *ownWrites { return &ownWrites{m: map[string]string{}} }
+
+func ownKey(obj client.Object) string {
+	return kindOf(obj) + "/" + obj.GetNamespace() + "/" + obj.GetName()
+}
+
+func (w *ownWrites) wrote(obj client.Object) {
+	w.mu.Lock()
+	w.m[ownKey(obj)] = obj.GetResourceVersion()
+	w.mu.Unlock()
+}
+
+func (w *ownWrites) deleted(obj client.Object) {
+	w.mu.Lock()
+	w.m[ownKey(obj)] = "delete:" + string(obj.GetUID())
+	w.mu.Unlock()
+}
+
+// echo reports (and forgets) whether an event shows exactly our write.
+func (w *ownWrites) echo(obj client.Object, mark string) bool {
+	k := ownKey(obj)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if v, ok := w.m[k]; ok && v == mark {
+		delete(w.m, k)
+		return true
+	}
+	return false
+}
+
+// notEcho passes every event but the echoes of our own writes.
+func (w *ownWrites) notEcho() predicate.Predicate {
+	return predicate.Funcs{
+		CreateFunc: func(e event.CreateEvent) bool { return !w.echo(e.Object, e.Object.GetResourceVersion()) },
+		UpdateFunc: func(e event.UpdateEvent) bool { return !w.echo(e.ObjectNew, e.ObjectNew.GetResourceVersion()) },
+		DeleteFunc: func(e event.DeleteEvent) bool { return !w.echo(e.Object, "delete:"+string(e.Object.GetUID())) },
+	}
+}

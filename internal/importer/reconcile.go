@@ -1,0 +1,202 @@
+package importer
+
+import (
+	"context"
+	"fmt"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	ferryv1 "ferry.dev/ferry/api/v1alpha1"
+	"ferry.dev/ferry/internal/identity"
+	"ferry.dev/ferry/internal/mirror"
+)
+
+// Reconcile brings one Link's objects and status to the desired state. It
+// reads only from the cache and writes only what differs.
+func (im *Importer) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
+	if req.Namespace != im.opts.LinkNamespace {
+		return reconcile.Result{}, nil
+	}
+	var link ferryv1.Link
+	err := im.c.Get(ctx, req.NamespacedName, &link)
+	switch {
+	case apierrors.IsNotFound(err):
+		// Objects labelled with a Link that does not exist are orphans (the
+		// Link was removed while its finalizer could not run): remove them.
+		return reconcile.Result{}, im.cleanup(ctx, req.Name, nil)
+	case err != nil:
+		return reconcile.Result{}, fmt.Errorf("get link %s: %w", req.Name, err)
+	case link.DeletionTimestamp != nil:
+		return reconcile.Result{}, im.cleanup(ctx, req.Name, &link)
+	}
+	if !controllerutil.ContainsFinalizer(&link, ferryv1.Finalizer) {
+		patch := client.MergeFromWithOptions(link.DeepCopy(), client.MergeFromWithOptimisticLock{})
+		controllerutil.AddFinalizer(&link, ferryv1.Finalizer)
+		if err := im.c.Patch(ctx, &link, patch); err != nil {
+			return reconcile.Result{}, fmt.Errorf("add finalizer to link %s: %w", link.Name, err)
+		}
+		im.metrics.writes.WithLabelValues("Link", "patch", "finalizer").Inc()
+	}
+	if err := im.sync(ctx, &link); err != nil {
+		im.metrics.reconcileErrors.WithLabelValues(link.Name).Inc()
+		im.log.Warn("reconcile link", "link", link.Name, "err", err)
+		return reconcile.Result{}, err
+	}
+	return reconcile.Result{}, nil
+}
+
+// outcome is what one sync learned, for status.
+type outcome struct {
+	feed      feedView
+	health    healthView
+	hasFeed   bool // a session exists
+	idErr     error
+	policyErr error
+	state     mirror.State
+	computed  bool // state was computed
+	applyErr  error
+}
+
+func (im *Importer) sync(ctx context.Context, link *ferryv1.Link) error {
+	out := outcome{}
+	pol, policyErr := mirror.LinkFrom(link)
+	out.policyErr = policyErr
+	id, idErr := im.gatewayID(link)
+	out.idErr = idErr
+	sess := im.ensureSession(link, id, idErr)
+	out.health.Level = mirror.Healthy
+	if sess != nil {
+		out.hasFeed = true
+		out.feed = sess.state.snapshot()
+		out.health = sess.health.view(im.opts.Clock.Now(), out.feed.LastMessage)
+	}
+	if policyErr == nil {
+		began := im.opts.Clock.Now()
+		st, err := im.desired(ctx, link, pol, out)
+		if err != nil {
+			return err
+		}
+		out.state, out.computed = st.State, true
+		ops := mirror.Diff(st.State, st.owned)
+		computed := im.opts.Clock.Now()
+		out.applyErr = im.apply(ctx, ops)
+		im.noteClashes(link, st.Problems)
+		if len(ops) > 0 {
+			im.log.Debug("reconciled link", "link", link.Name, "writes", len(ops), "imported", st.Imported,
+				"version", out.feed.Version, "synced", out.feed.Synced, "compute", computed.Sub(began),
+				"apply", im.opts.Clock.Since(computed), "err", out.applyErr)
+		}
+	}
+	statusErr := im.writeStatus(ctx, link, out)
+
+	im.metrics.healthy.WithLabelValues(link.Name).Set(float64(out.health.Level))
+	if out.computed && out.feed.Synced {
+		im.metrics.imports.WithLabelValues(link.Name).Set(float64(out.state.Imported))
+		if out.applyErr == nil && sess != nil {
+			if lag := sess.state.reconciled(out.feed); lag > 0 {
+				im.metrics.feedLag.WithLabelValues(link.Name).Observe(lag.Seconds())
+			}
+		}
+	}
+	if out.applyErr != nil {
+		return out.applyErr
+	}
+	return statusErr
+}
+
+// desiredState is a mirror.State with the owned objects it was diffed
+// against.
+type desiredState struct {
+	mirror.State
+	owned mirror.Objects
+}
+
+func (im *Importer) desired(ctx context.Context, link *ferryv1.Link, pol mirror.Link, out outcome) (desiredState, error) {
+	owned, err := im.ownedBy(ctx, link.Name)
+	if err != nil {
+		return desiredState{}, err
+	}
+	exps := out.feed.Exports
+	if !out.feed.Synced {
+		// No snapshot yet in this process: the mirrors themselves are the
+		// best copy of the remote's state (see mirror.Recover).
+		exps = mirror.Recover(owned)
+	}
+	gw, err := im.gatewayAddresses(ctx)
+	if err != nil {
+		return desiredState{}, err
+	}
+	nss, err := im.namespaces(ctx)
+	if err != nil {
+		return desiredState{}, err
+	}
+	taken, err := im.takenByOthers(ctx, link.Name)
+	if err != nil {
+		return desiredState{}, err
+	}
+	lookup := &cacheLookup{ctx: ctx, c: im.c}
+	in := mirror.Input{
+		Link: pol, Exports: exps, Gateway: gw, Health: out.health.Level,
+		NamespaceExists: func(ns string) bool { return nss[ns] },
+		Owned:           owned, Lookup: lookup, Ports: im.opts.Ports,
+	}
+	st := im.ledger.desired(link.Name, in, taken)
+	if lookup.err != nil {
+		return desiredState{}, fmt.Errorf("check mirror names: %w", lookup.err)
+	}
+	return desiredState{State: st, owned: owned}, nil
+}
+
+// gatewayID parses the identity the remote gateway must present. It must
+// name the Link's cluster: the remote's issuer can only mint identities in
+// its own trust domain, so any other would never verify.
+func (im *Importer) gatewayID(l *ferryv1.Link) (identity.ID, error) {
+	id, err := identity.ParseID(l.Spec.GatewayIdentity, im.opts.MeshDomain)
+	if err != nil {
+		return identity.ID{}, fmt.Errorf("spec.gatewayIdentity %q: %w", l.Spec.GatewayIdentity, err)
+	}
+	if id.Cluster != l.Spec.ClusterName {
+		return identity.ID{}, fmt.Errorf("spec.gatewayIdentity %q names cluster %q, but spec.clusterName is %q", l.Spec.GatewayIdentity, id.Cluster, l.Spec.ClusterName)
+	}
+	return id, nil
+}
+
+// ensureSession starts, keeps or restarts the Link's session to match its
+// spec, and returns it (nil when the spec cannot be dialled).
+func (im *Importer) ensureSession(l *ferryv1.Link, id identity.ID, idErr error) *session {
+	im.mu.Lock()
+	cur := im.sessions[l.Name]
+	if cur != nil && idErr == nil && cur.key == sessionKey(l, id) {
+		im.mu.Unlock()
+		return cur
+	}
+	delete(im.sessions, l.Name)
+	var next *session
+	if idErr == nil && im.baseCtx.Err() == nil {
+		name := l.Name
+		next = startSession(im.baseCtx, l, id, sessionDeps{
+			clock: im.opts.Clock, feed: im.opts.Feed, prober: im.opts.Prober, tls: im.opts.Identity,
+			log: im.log, trigger: func() { im.enqueue(name) }, applied: im.opts.OnFeedChange,
+		})
+		im.sessions[l.Name] = next
+	}
+	im.mu.Unlock()
+	if cur != nil {
+		// Outside the lock: a stopping session may still call enqueue.
+		cur.stop()
+	}
+	return next
+}
+
+func (im *Importer) stopSession(link string) {
+	im.mu.Lock()
+	cur := im.sessions[link]
+	delete(im.sessions, link)
+	im.mu.Unlock()
+	if cur != nil {
+		cur.stop()
+	}
+}

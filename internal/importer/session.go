@@ -1,0 +1,157 @@
+package importer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"slices"
+	"time"
+
+	"k8s.io/utils/clock"
+
+	ferryv1 "ferry.dev/ferry/api/v1alpha1"
+	"ferry.dev/ferry/internal/identity"
+)
+
+// Feed restart backoff, for when a Feed's Run returns before its context
+// ends (the feed client does its own reconnects inside Run).
+const (
+	feedBackoffMin = 500 * time.Millisecond
+	feedBackoffMax = 30 * time.Second
+	// feedHealthyRun is how long Run must have lasted for the backoff to
+	// start again from its minimum.
+	feedHealthyRun = time.Minute
+)
+
+// errNoFeed is reported when the controller was built without a feed
+// client.
+var errNoFeed = errors.New("this controller has no feed client configured")
+
+// session is one Link's connection to its remote: the feed stream and the
+// probe loop. It only records what it learns and asks for reconciles.
+type session struct {
+	key     string
+	cluster string
+	state   *feedState
+	health  *healthTracker
+	cancel  context.CancelFunc
+	done    chan struct{}
+}
+
+// sessionKey changes whenever the session must be restarted: a new address,
+// identity or probe setting.
+func sessionKey(l *ferryv1.Link, id identity.ID) string {
+	return fmt.Sprintf("%q|%s|%+v", l.Spec.GatewayAddresses, id, settingsOf(l))
+}
+
+type sessionDeps struct {
+	clock   clock.Clock
+	feed    FeedDialer
+	prober  Prober
+	tls     *identity.Source
+	log     *slog.Logger
+	trigger func() // enqueues the Link; never blocks
+	applied func() // Options.OnFeedChange
+}
+
+func startSession(parent context.Context, l *ferryv1.Link, id identity.ID, d sessionDeps) *session {
+	ctx, cancel := context.WithCancel(parent)
+	settings := settingsOf(l)
+	s := &session{
+		key:     sessionKey(l, id),
+		cluster: l.Spec.ClusterName,
+		state:   newFeedState(d.clock, d.trigger, d.applied),
+		health:  newHealthTracker(settings, d.clock.Now()),
+		cancel:  cancel,
+		done:    make(chan struct{}),
+	}
+	addrs := slices.Clone(l.Spec.GatewayAddresses)
+	log := d.log.With("link", l.Name, "cluster", l.Spec.ClusterName)
+	cfg := FeedConfig{Addresses: addrs, ServerID: id, TLS: d.tls, Logger: log}
+	target := ProbeTarget{Link: l.Name, Addresses: addrs, Identity: id}
+	feedDone, probeDone := make(chan struct{}), make(chan struct{})
+	go func() { defer close(feedDone); s.runFeed(ctx, d, cfg, log) }()
+	go func() { defer close(probeDone); s.runProbes(ctx, d, target, settings, log) }()
+	go func() { <-feedDone; <-probeDone; close(s.done) }()
+	return s
+}
+
+func (s *session) stop() {
+	s.cancel()
+	<-s.done
+}
+
+func (s *session) runFeed(ctx context.Context, d sessionDeps, cfg FeedConfig, log *slog.Logger) {
+	if d.feed == nil {
+		s.state.Disconnected(errNoFeed)
+		return
+	}
+	backoff := feedBackoffMin
+	for ctx.Err() == nil {
+		began := d.clock.Now()
+		f, err := d.feed(cfg)
+		if err == nil {
+			err = f.Run(ctx, s.state, s.state.resumeFrom())
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		if err == nil {
+			err = errors.New("feed stream ended")
+		}
+		log.Warn("feed stopped; restarting", "err", err, "backoff", backoff)
+		s.state.Disconnected(err)
+		if d.clock.Since(began) > feedHealthyRun {
+			backoff = feedBackoffMin
+		}
+		jitter := time.Duration(rand.Int64N(int64(backoff)/5 + 1))
+		select {
+		case <-ctx.Done():
+			return
+		case <-d.clock.After(backoff + jitter):
+		}
+		backoff = min(2*backoff, feedBackoffMax)
+	}
+}
+
+// runProbes probes every period and asks for a reconcile only when the
+// health level changes (or the first result arrives), so a healthy or a
+// steadily dead remote costs no reconcile and no write.
+func (s *session) runProbes(ctx context.Context, d sessionDeps, t ProbeTarget, set probeSettings, log *slog.Logger) {
+	if d.prober == nil {
+		return
+	}
+	var last healthView
+	first := true
+	for {
+		pctx, cancel := context.WithTimeout(ctx, set.Timeout)
+		err := d.prober.Probe(pctx, t)
+		cancel()
+		if ctx.Err() != nil {
+			return
+		}
+		now := d.clock.Now()
+		s.health.observe(err, now)
+		v := s.health.view(now, s.state.lastContact())
+		if first || v.Level != last.Level {
+			if !first {
+				log.Info("remote gateway health changed", "from", last.Level, "to", v.Level, "err", err)
+			}
+			d.trigger()
+		}
+		first, last = false, v
+		select {
+		case <-ctx.Done():
+			return
+		case <-d.clock.After(set.Period):
+		}
+	}
+}
+
+func (s *feedState) lastContact() time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.lastMessage
+}

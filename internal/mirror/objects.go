@@ -1,0 +1,122 @@
+package mirror
+
+import (
+	"maps"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
+	mcsv1beta1 "sigs.k8s.io/mcs-api/pkg/apis/v1beta1"
+
+	"ferry.dev/ferry/internal/exports"
+	"ferry.dev/ferry/internal/names"
+)
+
+// DefaultClientIPTimeout is Kubernetes' default ClientIP affinity timeout,
+// used when an export asks for ClientIP without one, so the mirror is
+// written exactly as the API server would default it (and never rewritten).
+const DefaultClientIPTimeout int32 = 10800
+
+
+// OwnershipLabels are the labels that mark an object as this Link's.
+func OwnershipLabels(link Link) map[string]string {
+	return map[string]string{
+		names.LabelLink:               link.Name,
+		names.LabelSourceCluster:      link.Cluster,
+		mcsv1beta1.LabelSourceCluster: link.Cluster,
+	}
+}
+
+// buildService makes the mirror Service: no selector (its endpoints are the
+// gateway's, written by Ferry), ports carrying the egress port as targetPort.
+//
+// Headless exports are mirrored as ClusterIP Services too: clients must
+// reach the gateway's egress port, which only kube-proxy's port translation
+// of a ClusterIP provides; per-pod hostnames are not carried through the
+// gateway in this version.
+func buildService(link Link, e *exports.Export, name string, ports []exports.Port, egress []int32) *corev1.Service {
+	lbls := maps.Clone(e.Labels)
+	if lbls == nil {
+		lbls = map[string]string{}
+	}
+	maps.Copy(lbls, OwnershipLabels(link))
+	ann := maps.Clone(e.Annotations)
+	if ann == nil {
+		ann = map[string]string{}
+	}
+	ann[names.AnnotationRemoteService] = e.Name
+
+	svc := &corev1.Service{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Service"},
+		ObjectMeta: metav1.ObjectMeta{Namespace: e.Namespace, Name: name, Labels: lbls, Annotations: ann},
+		Spec: corev1.ServiceSpec{
+			Type:            corev1.ServiceTypeClusterIP,
+			SessionAffinity: corev1.ServiceAffinityNone,
+		},
+	}
+	for i, p := range ports {
+		sp := corev1.ServicePort{
+			Name:       p.Name,
+			Protocol:   corev1.ProtocolTCP,
+			Port:       p.Port,
+			TargetPort: intstr.FromInt32(egress[i]),
+		}
+		if p.AppProtocol != "" {
+			sp.AppProtocol = ptr.To(p.AppProtocol)
+		}
+		svc.Spec.Ports = append(svc.Spec.Ports, sp)
+	}
+	if e.SessionAffinity == string(corev1.ServiceAffinityClientIP) {
+		timeout := e.SessionAffinityTimeoutSeconds
+		if timeout <= 0 {
+			timeout = DefaultClientIPTimeout
+		}
+		svc.Spec.SessionAffinity = corev1.ServiceAffinityClientIP
+		svc.Spec.SessionAffinityConfig = &corev1.SessionAffinityConfig{ClientIP: &corev1.ClientIPConfig{TimeoutSeconds: ptr.To(timeout)}}
+	}
+	return svc
+}
+
+// SliceLabels are the labels of a mirror's EndpointSlice: the standard ones
+// kube-proxy and MCS tools read, and the ownership labels.
+func SliceLabels(link Link, exportName, mirror string) map[string]string {
+	l := OwnershipLabels(link)
+	l[discoveryv1.LabelServiceName] = mirror
+	l[discoveryv1.LabelManagedBy] = names.ManagedBy
+	l[mcsv1beta1.LabelServiceName] = exportName
+	return l
+}
+
+// buildSlice makes one EndpointSlice of a mirror: the local gateway pods,
+// listening on the mirror's egress ports.
+func buildSlice(link Link, e *exports.Export, mirror string, ports []exports.Port, egress []int32, family discoveryv1.AddressType, addrs []string, ready bool) *discoveryv1.EndpointSlice {
+	s := &discoveryv1.EndpointSlice{
+		TypeMeta: metav1.TypeMeta{APIVersion: "discovery.k8s.io/v1", Kind: "EndpointSlice"},
+		ObjectMeta: metav1.ObjectMeta{
+			Namespace: e.Namespace,
+			Name:      SliceName(mirror, family),
+			Labels:    SliceLabels(link, e.Name, mirror),
+		},
+		AddressType: family,
+	}
+	for i, p := range ports {
+		ep := discoveryv1.EndpointPort{Name: ptr.To(p.Name), Protocol: ptr.To(corev1.ProtocolTCP), Port: ptr.To(egress[i])}
+		if p.AppProtocol != "" {
+			ep.AppProtocol = ptr.To(p.AppProtocol)
+		}
+		s.Ports = append(s.Ports, ep)
+	}
+	for _, a := range addrs {
+		s.Endpoints = append(s.Endpoints, discoveryv1.Endpoint{
+			Addresses: []string{a},
+			Conditions: discoveryv1.EndpointConditions{
+				Ready:       ptr.To(ready),
+				Serving:     ptr.To(ready),
+				Terminating: ptr.To(false),
+			},
+		})
+	}
+	return s
+}
