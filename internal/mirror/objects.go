@@ -19,7 +19,6 @@ import (
 // written exactly as the API server would default it (and never rewritten).
 const DefaultClientIPTimeout int32 = 10800
 
-
 // OwnershipLabels are the labels that mark an object as this Link's.
 func OwnershipLabels(link Link) map[string]string {
 	return map[string]string{
