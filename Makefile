@@ -12,7 +12,7 @@ TEST_FLAGS ?=
 
 BINARIES := ferry ferry-controller ferry-gateway
 
-.PHONY: all build tools test unit lint fmt vet staticcheck demo sandbox bench clean deps generate proto
+.PHONY: all build tools test unit lint fmt vet staticcheck demo sandbox bench clean deps generate proto bench-peer
 
 all: build
 
@@ -52,13 +52,23 @@ staticcheck:
 		GOBIN=$(CURDIR)/bin $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 	bin/staticcheck ./...
 
-## demo: start local clusters, show Ferry working, stop them
-demo: tools build
-	$(GO) run ./hack/demo
+## demo: three local clusters, Ferry linking them, traffic across; then stop
+demo: deps tools build
+	@$(GO) build -o bin/ferry-demo ./hack/demo
+	@bin/ferry-demo
+
+## sandbox: the same, but keep the clusters and open a shell to explore
+sandbox: deps tools build
+	@$(GO) build -o bin/ferry-demo ./hack/demo
+	@bin/ferry-demo -keep
 
 ## bench: Go benchmarks (figures go to docs/benchmarks.md)
 bench: tools
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+## bench-peer: Ferry's gateway pair against an HAProxy pair, same run, with ratios
+bench-peer: deps
+	$(GO) run ./hack/bench $(BENCH_PEER_FLAGS)
 
 clean:
 	rm -rf bin
