@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"fmt"
 	"io"
 
 	"github.com/spf13/cobra"
@@ -33,17 +32,12 @@ func NewRootCommand(s Streams) *cobra.Command {
 	root.AddCommand(newInstallCommand())
 	root.AddCommand(newUninstallCommand())
 	root.AddCommand(newIdentityCommand())
+	root.AddCommand(newLinkCommand())
+	root.AddCommand(newUnlinkCommand())
+	root.AddCommand(newExportCommand())
+	root.AddCommand(newUnexportCommand())
+	root.AddCommand(newLinksCommand())
+	root.AddCommand(newGatewaysCommand())
+	root.AddCommand(newCheckCommand())
 	return root
-}
-
-func newVersionCommand() *cobra.Command {
-	return &cobra.Command{
-		Use:   "version",
-		Short: "Print the client version",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			_, err := fmt.Fprintln(cmd.OutOrStdout(), version.String("ferry"))
-			return err
-		},
-	}
 }

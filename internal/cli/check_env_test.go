@@ -1,0 +1,134 @@
+package cli
+
+import (
+	"context"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"k8s.io/apimachinery/pkg/runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"ferry.dev/ferry/api/v1alpha1"
+	"ferry.dev/ferry/internal/install"
+	"ferry.dev/ferry/internal/testenv"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
+
+// The shared clusters, one per role so that tests of one command never see
+// another's objects:
+//   - east: the exporter, with Ferry installed from install.Render (link,
+//     export, version, the local gateway);
+//   - west: an importer without a gateway (links, gateways' remotes, unlink);
+//   - north: a complete, hand-built healthy install that `check` examines.
+const (
+	exporter = "east"
+	importer = "west"
+	checked  = "north"
+)
+
+var shared struct {
+	once sync.Once
+	env  *testenv.Env
+	err  error
+}
+
+func TestMain(m *testing.M) {
+	flag.Parse()
+	code := m.Run()
+	if shared.env != nil {
+		shared.env.Stop()
+	}
+	os.Exit(code)
+}
+
+// sharedEnv starts the three clusters on first use: one start (a few
+// seconds) serves every test of the package that needs a cluster.
+func sharedEnv(t *testing.T) *testenv.Env {
+	t.Helper()
+	shared.once.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		shared.env, shared.err = testenv.Start(ctx, testenv.Options{
+			Clusters:    []string{exporter, importer, checked},
+			CRDs:        install.CRDDocuments(),
+			AddToScheme: []func(*runtime.Scheme) error{v1alpha1.AddToScheme},
+		})
+	})
+	if shared.err != nil {
+		t.Fatalf("testenv: %v", shared.err)
+	}
+	return shared.env
+}
+
+// clusterClient is the test's own client for a shared cluster.
+func clusterClient(t *testing.T, name string) client.Client {
+	t.Helper()
+	return sharedEnv(t).Cluster(name).Client
+}
+
+// ferryOn runs ferry against a shared cluster.
+func ferryOn(t *testing.T, cluster string, args ...string) (stdout, stderr string, err error) {
+	t.Helper()
+	env := sharedEnv(t)
+	return execFerry(t, append([]string{"--kubeconfig", env.Kubeconfig, "--context", cluster}, args...)...)
+}
+
+func mustFerryOn(t *testing.T, cluster string, args ...string) string {
+	t.Helper()
+	out, stderr, err := ferryOn(t, cluster, args...)
+	if err != nil {
+		t.Fatalf("ferry --context %s %s: %v\n%s", cluster, strings.Join(args, " "), err, stderr)
+	}
+	return out
+}
+
+// create creates objects, and deletes them when the test ends.
+func create(t *testing.T, c client.Client, objs ...client.Object) {
+	t.Helper()
+	for _, o := range objs {
+		if err := c.Create(context.Background(), o); err != nil {
+			t.Fatalf("create %T %s: %v", o, o.GetName(), err)
+		}
+		t.Cleanup(func() { _ = c.Delete(context.Background(), o) })
+	}
+}
+
+// golden compares got with testdata/name, or rewrites it with -update.
+func golden(t *testing.T, name, got string) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if *update {
+		if err := os.MkdirAll("testdata", 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run with -update to create it)", err)
+	}
+	if got != string(want) {
+		t.Errorf("%s differs (run with -update to accept):\n--- got\n%s\n--- want\n%s", path, got, want)
+	}
+}
+
+// oneLine asserts that err is a single line that contains want: what every
+// user-caused error must be.
+func oneLine(t *testing.T, err error, want string) {
+	t.Helper()
+	if err == nil {
+		t.Fatalf("succeeded; want an error containing %q", want)
+	}
+	if msg := err.Error(); !strings.Contains(msg, want) || strings.Contains(msg, "\n") {
+		t.Errorf("error %q: want one line containing %q", msg, want)
+	}
+}

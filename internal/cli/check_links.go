@@ -1,0 +1,270 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"ferry.dev/ferry/api/v1alpha1"
+	"ferry.dev/ferry/internal/identity"
+	"ferry.dev/ferry/internal/install"
+	"ferry.dev/ferry/internal/names"
+)
+
+// maxListed bounds how many objects one check names, so a broken cluster
+// with thousands of mirrors still prints a readable line.
+const maxListed = 5
+
+func (c *checker) linksHealthy(ctx context.Context) error {
+	links, err := getLinks(ctx, c.k)
+	if err != nil {
+		return err
+	}
+	var problems []string
+	var only *v1alpha1.Link
+	for i := range links {
+		if p := linkStatusProblems(&links[i]); len(p) > 0 {
+			problems = append(problems, "link "+links[i].Name+": "+strings.Join(p, ", "))
+			only = &links[i]
+		}
+	}
+	if len(problems) == 0 {
+		return nil
+	}
+	err = errors.New(listed(problems))
+	// With one bad Link, the controller's own advice is the best hint.
+	if len(problems) == 1 && only.Status.Message != "" {
+		return withHint(err, "%s", only.Status.Message)
+	}
+	return err
+}
+
+// linkStatusProblems lists what is not right in a Link's status. A Link
+// being deleted is on its way out, not broken.
+func linkStatusProblems(l *v1alpha1.Link) []string {
+	if l.DeletionTimestamp != nil {
+		return nil
+	}
+	if len(l.Status.Conditions) == 0 {
+		return []string{"no status: the controller has not processed it (is it running?)"}
+	}
+	var out []string
+	if l.Status.ObservedGeneration != 0 && l.Status.ObservedGeneration < l.Generation {
+		out = append(out, fmt.Sprintf("status describes generation %d, the spec is at %d", l.Status.ObservedGeneration, l.Generation))
+	}
+	for _, typ := range []string{v1alpha1.LinkConnected, v1alpha1.LinkSynced, v1alpha1.LinkGatewayHealthy} {
+		cond := meta.FindStatusCondition(l.Status.Conditions, typ)
+		switch {
+		case cond == nil:
+			out = append(out, typ+" not reported")
+		case cond.Status != metav1.ConditionTrue:
+			out = append(out, fmt.Sprintf("%s=%s (%s)", typ, cond.Status, cond.Reason))
+		}
+	}
+	return out
+}
+
+func (c *checker) linkIdentities(ctx context.Context) error {
+	links, err := getLinks(ctx, c.k)
+	if err != nil {
+		return err
+	}
+	loc := c.local(ctx)
+	var problems []string
+	for i := range links {
+		if p := linkIdentityProblem(&links[i], loc); p != "" {
+			problems = append(problems, "link "+links[i].Name+": "+p)
+		}
+	}
+	if len(problems) > 0 {
+		return errors.New(listed(problems))
+	}
+	return nil
+}
+
+// linkIdentityProblem checks the identity a Link expects of the remote
+// gateway: a gateway identity of the remote cluster, in our mesh. The
+// importer verifies the remote's chain against our trust bundle and this
+// identity on every connection (Connected says whether that succeeded);
+// this catches a Link that could never connect, or would trust the wrong
+// workload.
+func linkIdentityProblem(l *v1alpha1.Link, loc localIdentity) string {
+	id, err := identity.ParseIDInferMesh(l.Spec.GatewayIdentity)
+	switch {
+	case err != nil:
+		return fmt.Sprintf("gatewayIdentity %q: %v", l.Spec.GatewayIdentity, err)
+	case id != identity.GatewayID(id.MeshDomain, id.Cluster):
+		return fmt.Sprintf("gatewayIdentity %s is not a gateway (want .../ns/%s/sa/%s)", id, identity.SystemNamespace, identity.GatewayServiceAccount)
+	case id.Cluster != l.Spec.ClusterName:
+		return fmt.Sprintf("gatewayIdentity %s belongs to cluster %q, but the Link is to %q", id, id.Cluster, l.Spec.ClusterName)
+	case loc.mesh != "" && id.MeshDomain != loc.mesh:
+		return fmt.Sprintf("gatewayIdentity %s is in mesh %q, but this cluster is in mesh %q", id, id.MeshDomain, loc.mesh)
+	case loc.cluster != "" && id.Cluster == loc.cluster:
+		return fmt.Sprintf("links this cluster (%s) to itself", loc.cluster)
+	}
+	return ""
+}
+
+// linkNames maps each existing Link to whether it is being deleted.
+func (c *checker) linkNames(ctx context.Context) (map[string]bool, error) {
+	links, err := getLinks(ctx, c.k)
+	if err != nil {
+		return nil, err
+	}
+	m := make(map[string]bool, len(links))
+	for _, l := range links {
+		m[l.Name] = l.DeletionTimestamp != nil
+	}
+	return m, nil
+}
+
+// mirrors lists Services that Ferry owns (both ownership labels), in all
+// namespaces.
+func (c *checker) mirrors(ctx context.Context) ([]corev1.Service, error) {
+	var list corev1.ServiceList
+	if err := c.k.Client.List(ctx, &list, client.HasLabels{names.LabelLink, names.LabelSourceCluster}); err != nil {
+		return nil, c.k.explain("list mirror Services", err)
+	}
+	return list.Items, nil
+}
+
+// mirrorsHaveEndpoints: a mirror without an EndpointSlice, or with an empty
+// one, blackholes its clients. Endpoints that are not ready are by design
+// (the remote is unhealthy) and the Link check reports that.
+func (c *checker) mirrorsHaveEndpoints(ctx context.Context) error {
+	links, err := c.linkNames(ctx)
+	if err != nil {
+		return err
+	}
+	mirrors, err := c.mirrors(ctx)
+	if err != nil {
+		return err
+	}
+	var sliceList discoveryv1.EndpointSliceList
+	if err := c.k.Client.List(ctx, &sliceList, client.HasLabels{names.LabelLink}); err != nil {
+		return c.k.explain("list mirror EndpointSlices", err)
+	}
+	endpoints := map[string]int{} // namespace/service -> endpoints
+	hasSlice := map[string]bool{}
+	for _, s := range sliceList.Items {
+		key := s.Namespace + "/" + s.Labels[discoveryv1.LabelServiceName]
+		hasSlice[key] = true
+		endpoints[key] += len(s.Endpoints)
+	}
+	var problems []string
+	for _, m := range mirrors {
+		deleting, ok := links[m.Labels[names.LabelLink]]
+		if !ok || deleting {
+			continue // orphans and Links on their way out are not expected to be served
+		}
+		key := m.Namespace + "/" + m.Name
+		switch {
+		case !hasSlice[key]:
+			problems = append(problems, key+" has no EndpointSlice")
+		case endpoints[key] == 0:
+			problems = append(problems, key+" has no endpoints")
+		}
+	}
+	if len(problems) > 0 {
+		return errors.New(listed(problems))
+	}
+	return nil
+}
+
+func (c *checker) noOrphans(ctx context.Context) error {
+	links, err := c.linkNames(ctx)
+	if err != nil {
+		return err
+	}
+	owned, err := ownedObjects(ctx, c.k, "")
+	if err != nil {
+		return err
+	}
+	var problems []string
+	gone := map[string]bool{}
+	for _, o := range owned {
+		if _, ok := links[o.Link]; !ok {
+			problems = append(problems, fmt.Sprintf("%s %s/%s (link %s)", o.Kind, o.Namespace, o.Name, o.Link))
+			gone[o.Link] = true
+		}
+	}
+	if len(problems) == 0 {
+		return nil
+	}
+	var sels []string
+	for l := range gone {
+		sels = append(sels, fmt.Sprintf("`kubectl delete svc,endpointslices,serviceimports -A -l %s=%s`", names.LabelLink, l))
+	}
+	slices.Sort(sels)
+	return withHint(fmt.Errorf("the owning Link does not exist for %s: %s", plural(len(problems), "object"), listed(problems)),
+		"their Link was removed without its finalizer running, so nothing will delete them: %s", strings.Join(sels, "; "))
+}
+
+// egressPorts checks the allocations recorded on mirrors (docs/contracts.md):
+// the gateway listens on each targetPort on its pod IP, so two mirrors with
+// one port collide, and a port outside the range may clash with something
+// else on the pod.
+func (c *checker) egressPorts(ctx context.Context) error {
+	r := controllerArgs(ctx, c.k)["egress-port-range"]
+	if r == "" {
+		r = install.DefaultEgressPorts
+	}
+	first, last, err := install.ParsePortRange(r)
+	if err != nil {
+		return fmt.Errorf("the controller's --egress-port-range: %w", err)
+	}
+	mirrors, err := c.mirrors(ctx)
+	if err != nil {
+		return err
+	}
+	if p := egressPortProblems(mirrors, first, last); len(p) > 0 {
+		return errors.New(listed(p))
+	}
+	return nil
+}
+
+func egressPortProblems(mirrors []corev1.Service, first, last int32) []string {
+	users := map[int32][]string{}
+	var ports []int32
+	var out []string
+	for _, m := range mirrors {
+		for _, p := range m.Spec.Ports {
+			where := fmt.Sprintf("%s/%s:%d", m.Namespace, m.Name, p.Port)
+			tp := p.TargetPort
+			if tp.StrVal != "" || tp.IntVal == 0 {
+				out = append(out, fmt.Sprintf("%s has targetPort %q, not an allocated egress port", where, tp.String()))
+				continue
+			}
+			if tp.IntVal < first || tp.IntVal > last {
+				out = append(out, fmt.Sprintf("%s uses egress port %d, outside %d-%d", where, tp.IntVal, first, last))
+			}
+			if users[tp.IntVal] == nil {
+				ports = append(ports, tp.IntVal)
+			}
+			users[tp.IntVal] = append(users[tp.IntVal], where)
+		}
+	}
+	slices.Sort(ports)
+	for _, p := range ports {
+		if u := users[p]; len(u) > 1 {
+			out = append(out, fmt.Sprintf("egress port %d is used by %s", p, strings.Join(u, " and ")))
+		}
+	}
+	return out
+}
+
+// listed joins problems into one line, naming at most maxListed of them.
+func listed(problems []string) string {
+	if len(problems) <= maxListed {
+		return strings.Join(problems, "; ")
+	}
+	return fmt.Sprintf("%s; and %d more", strings.Join(problems[:maxListed], "; "), len(problems)-maxListed)
+}

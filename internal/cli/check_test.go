@@ -1,0 +1,293 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"ferry.dev/ferry/internal/identity"
+	"ferry.dev/ferry/internal/install"
+	"ferry.dev/ferry/internal/names"
+)
+
+// healthyNorth builds, by hand, everything a working importer "north" has:
+// the controller's Lease, the issuer and the gateway leaf Secrets, a gateway
+// with a ready endpoint, a healthy Link to east, and one mirror with its
+// EndpointSlice. Everything is removed when the test ends.
+func healthyNorth(t *testing.T) client.Client {
+	t.Helper()
+	c := clusterClient(t, checked)
+	ensureNamespace(t, c, install.Namespace)
+	root, err := identity.NewRoot(identity.DefaultMeshDomain, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	issuer, err := root.NewIssuer(checked, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := issuer.IssueLeaf(identity.GatewayID(identity.DefaultMeshDomain, checked), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leafCert, leafKey, err := identity.EncodeLeafPEM(leaf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	create(t, c,
+		issuerSecret(t, issuer, root),
+		tlsSecret(install.GatewayTLSSecret, leafCert, leafKey, root.CertPEM()),
+		&coordinationv1.Lease{
+			ObjectMeta: metav1.ObjectMeta{Namespace: install.Namespace, Name: install.LeaderElectionID},
+			Spec: coordinationv1.LeaseSpec{HolderIdentity: ptr.To("ferry-controller-7d9f_1"), LeaseDurationSeconds: ptr.To(int32(15)),
+				AcquireTime: &metav1.MicroTime{Time: now.Add(-time.Hour)}, RenewTime: &metav1.MicroTime{Time: now}},
+		},
+		&corev1.Service{
+			ObjectMeta: metav1.ObjectMeta{Namespace: install.Namespace, Name: install.GatewayName},
+			Spec:       corev1.ServiceSpec{Ports: []corev1.ServicePort{{Name: "ingress", Port: install.IngressPort}}},
+		},
+		gatewaySlice([]string{"198.18.4.1"}, true),
+	)
+	createLink(t, c, exporter, ptrTo(healthyStatus(1, now.Add(-time.Hour))))
+	create(t, c, mirror("default", "cart-east", "east", 41000), mirrorSlice("default", "cart-east", "east", 41000))
+	return c
+}
+
+func issuerSecret(t *testing.T, issuer, root *identity.CA) *corev1.Secret {
+	t.Helper()
+	key, err := issuer.KeyPEM()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tlsSecret(install.IssuerSecret, issuer.CertPEM(), key, root.CertPEM())
+}
+
+func tlsSecret(name string, cert, key, bundle []byte) *corev1.Secret {
+	return &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Namespace: install.Namespace, Name: name},
+		Type:       corev1.SecretTypeTLS,
+		Data:       map[string][]byte{corev1.TLSCertKey: cert, corev1.TLSPrivateKeyKey: key, "ca.crt": bundle},
+	}
+}
+
+func mirror(ns, name, link string, egress ...int32) *corev1.Service {
+	s := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name,
+		Labels: map[string]string{names.LabelLink: link, names.LabelSourceCluster: link}}}
+	for i, p := range egress {
+		s.Spec.Ports = append(s.Spec.Ports, corev1.ServicePort{Name: "p" + string(rune('a'+i)), Port: int32(80 + i), TargetPort: intstr.FromInt32(p)})
+	}
+	return s
+}
+
+func mirrorSlice(ns, mirror, link string, port int32) *discoveryv1.EndpointSlice {
+	return &discoveryv1.EndpointSlice{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: mirror + "-ipv4", Labels: map[string]string{
+			names.LabelLink: link, names.LabelSourceCluster: link, discoveryv1.LabelServiceName: mirror}},
+		AddressType: discoveryv1.AddressTypeIPv4,
+		Ports:       []discoveryv1.EndpointPort{{Name: ptr.To("pa"), Port: ptr.To(port)}},
+		Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{"198.18.4.1"}, Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(true)}}},
+	}
+}
+
+func TestCheckHealthy(t *testing.T) {
+	healthyNorth(t)
+	golden(t, "check-healthy.txt", mustFerryOn(t, checked, "check"))
+
+	var r CheckReport
+	if err := json.Unmarshal([]byte(mustFerryOn(t, checked, "check", "-o", "json")), &r); err != nil {
+		t.Fatal(err)
+	}
+	if !r.Passed || r.Context != checked || len(r.Checks) < 12 {
+		t.Errorf("report: %+v", r)
+	}
+	for _, c := range r.Checks {
+		if c.Status != statusPassed || c.Attempts != 1 {
+			t.Errorf("%s: %s after %d attempts: %s", c.Name, c.Status, c.Attempts, c.Error)
+		}
+	}
+}
+
+// failingCheck runs check and returns its output, requiring the exit error
+// to be a one-line CheckFailedError.
+func failingCheck(t *testing.T, args ...string) string {
+	t.Helper()
+	out, _, err := ferryOn(t, checked, append([]string{"check"}, args...)...)
+	var failed *CheckFailedError
+	if !errors.As(err, &failed) {
+		t.Fatalf("check: error %v, want a CheckFailedError\n%s", err, out)
+	}
+	oneLine(t, err, "fatal check(s) failed")
+	return out
+}
+
+func TestCheckGatewayNotReady(t *testing.T) {
+	c := healthyNorth(t)
+	setGatewayReady(t, c, false)
+	out := failingCheck(t)
+	for _, want := range []string{
+		"✘ gateway has ready endpoints\n    the gateway Service ferry-system/ferry-gateway has no ready endpoints (1 not ready)\n    hint: the gateway pods are not ready: `kubectl -n ferry-system get pods -l app.kubernetes.io/name=ferry-gateway`",
+		"✔ issuer certificate is valid\n",
+		"Status: 1 fatal failure (11 passed, 1 failed, 0 warnings, 0 skipped)",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+
+	// The same as JSON: the report, then the exit error.
+	out, _, err := ferryOn(t, checked, "check", "-o", "json")
+	var r CheckReport
+	if jerr := json.Unmarshal([]byte(out), &r); jerr != nil || err == nil || r.Passed {
+		t.Fatalf("-o json: %v, %v, %s", jerr, err, out)
+	}
+	for _, c := range r.Checks {
+		if c.Name == checkGateway && (c.Status != statusFailed || c.Severity != SeverityFatal || !strings.Contains(c.Hint, "kubectl -n ferry-system logs deploy/ferry-gateway")) {
+			t.Errorf("gateway check: %+v", c)
+		}
+	}
+}
+
+func setGatewayReady(t *testing.T, c client.Client, ready bool) {
+	t.Helper()
+	var s discoveryv1.EndpointSlice
+	mustGet(t, c, install.Namespace, install.GatewayName+"-abcde", &s)
+	for i := range s.Endpoints {
+		s.Endpoints[i].Conditions.Ready = ptr.To(ready)
+	}
+	if err := c.Update(context.Background(), &s); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestCheckRetriesWithinWait: a gateway that turns ready during --wait
+// passes, after more than one attempt.
+func TestCheckRetriesWithinWait(t *testing.T) {
+	c := healthyNorth(t)
+	setGatewayReady(t, c, false)
+	go func() {
+		time.Sleep(1500 * time.Millisecond)
+		var s discoveryv1.EndpointSlice
+		if err := c.Get(context.Background(), client.ObjectKey{Namespace: install.Namespace, Name: install.GatewayName + "-abcde"}, &s); err == nil {
+			s.Endpoints[0].Conditions.Ready = ptr.To(true)
+			_ = c.Update(context.Background(), &s)
+		}
+	}()
+	var r CheckReport
+	if err := json.Unmarshal([]byte(mustFerryOn(t, checked, "check", "--wait", "20s", "-o", "json")), &r); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range r.Checks {
+		if c.Name == checkGateway && (c.Status != statusPassed || c.Attempts < 2) {
+			t.Errorf("gateway check: %+v", c)
+		}
+	}
+}
+
+func TestCheckIssuerExpired(t *testing.T) {
+	c := healthyNorth(t)
+	past := time.Now().Add(-60 * 24 * time.Hour)
+	root, err := identity.NewRoot(identity.DefaultMeshDomain, 0, identity.WithClock(func() time.Time { return past }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	expired, err := root.NewIssuer(checked, 30*24*time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	replaceSecret(t, c, issuerSecret(t, expired, root))
+	out := failingCheck(t)
+	for _, want := range []string{
+		"✘ issuer certificate is valid\n    the issuer in Secret ferry-system/ferry-issuer expired 30d ago (",
+		"    hint: make a new issuer with `ferry identity issuer --cluster NAME --root-dir MESH-CA --out DIR` and re-apply `ferry install ... --identity-dir DIR`",
+		"- issuer is not near expiry\n    skipped: needs: issuer certificate is valid\n",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+func replaceSecret(t *testing.T, c client.Client, s *corev1.Secret) {
+	t.Helper()
+	var cur corev1.Secret
+	mustGet(t, c, s.Namespace, s.Name, &cur)
+	cur.Data = s.Data
+	if err := c.Update(context.Background(), &cur); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestCheckWarnings: an issuer close to expiry and an orphaned mirror are
+// warnings with hints, and the exit status stays zero.
+func TestCheckWarnings(t *testing.T) {
+	c := healthyNorth(t)
+	root, err := identity.NewRoot(identity.DefaultMeshDomain, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	soon, err := root.NewIssuer(checked, 10*24*time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	replaceSecret(t, c, issuerSecret(t, soon, root))
+	create(t, c, mirror("default", "cart-gone", "gone", 41001))
+	out := mustFerryOn(t, checked, "check")
+	for _, want := range []string{
+		"⚠ issuer is not near expiry\n    the issuer expires in 9d",
+		"⚠ no orphaned Ferry objects\n    the owning Link does not exist for 1 object: Service default/cart-gone (link gone)\n    hint: their Link was removed without its finalizer running, so nothing will delete them: `kubectl delete svc,endpointslices,serviceimports -A -l ferry.dev/link=gone`",
+		"Status: passed with warnings (10 passed, 0 failed, 2 warnings, 0 skipped)",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+// TestCheckControllerStopped: a Lease not renewed for minutes.
+func TestCheckControllerStopped(t *testing.T) {
+	c := healthyNorth(t)
+	var l coordinationv1.Lease
+	mustGet(t, c, install.Namespace, install.LeaderElectionID, &l)
+	l.Spec.RenewTime = &metav1.MicroTime{Time: time.Now().Add(-5 * time.Minute)}
+	if err := c.Update(context.Background(), &l); err != nil {
+		t.Fatal(err)
+	}
+	out := failingCheck(t)
+	if want := "✘ controller is running and holds the leader lease\n    ferry-controller-7d9f_1 last renewed Lease ferry-system/ferry-controller 5m"; !strings.Contains(out, want) {
+		t.Errorf("output lacks %q:\n%s", want, out)
+	}
+}
+
+// TestCheckUnreachable: without an API server, the first check fails and
+// the rest are skipped rather than each failing the same way.
+func TestCheckUnreachable(t *testing.T) {
+	kc := filepath.Join(t.TempDir(), "config")
+	writeKubeconfig(t, kc, "https://127.0.0.1:1", "down")
+	out, _, err := execFerry(t, "--kubeconfig", kc, "check")
+	var failed *CheckFailedError
+	if !errors.As(err, &failed) {
+		t.Fatalf("error %v", err)
+	}
+	for _, want := range []string{
+		"✘ Kubernetes API is reachable\n    get the server version: cannot reach the API server https://127.0.0.1:1 of context \"down\"",
+		"- egress ports are consistent\n    skipped: needs: Kubernetes API is reachable\n",
+		"(0 passed, 1 failed, 0 warnings, 11 skipped)",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+}

@@ -1,0 +1,161 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+
+	"ferry.dev/ferry/api/v1alpha1"
+)
+
+func TestRunChecks(t *testing.T) {
+	calls := 0
+	checks := []Check{
+		{Name: "f", Severity: SeverityFatal, Run: func(context.Context) error {
+			if calls++; calls < 2 {
+				return errors.New("not yet")
+			}
+			return nil
+		}},
+		{Name: "a", Severity: SeverityFatal, Hint: "fix a", Run: func(context.Context) error { return errors.New("a broke") }},
+		{Name: "b", Severity: SeverityFatal, Requires: "a", Run: func(context.Context) error { t.Error("b ran"); return nil }},
+		{Name: "c", Severity: SeverityWarning, Hint: "generic", Requires: "f", Run: func(context.Context) error {
+			return withHint(errors.New("c is odd"), "fix %s", "c")
+		}},
+		{Name: "d", Severity: SeverityFatal, Run: func(context.Context) error { return skipf("not allowed") }},
+		{Name: "e", Severity: SeverityFatal, Requires: "d", Run: func(context.Context) error { return nil }},
+	}
+	var streamed []string
+	// f passes on its second attempt (after 1s); a is retried until the
+	// shared deadline; the checks after it still get one attempt each.
+	rs := runChecks(context.Background(), checks, 2500*time.Millisecond, func(r CheckResult) { streamed = append(streamed, r.Name) })
+	want := []CheckResult{
+		{Name: "f", Severity: SeverityFatal, Status: statusPassed, Attempts: 2},
+		{Name: "a", Severity: SeverityFatal, Status: statusFailed, Error: "a broke", Hint: "fix a", Attempts: 2},
+		{Name: "b", Severity: SeverityFatal, Status: statusSkipped, Error: "needs: a"},
+		{Name: "c", Severity: SeverityWarning, Status: statusWarning, Error: "c is odd", Hint: "fix c", Attempts: 1},
+		{Name: "d", Severity: SeverityFatal, Status: statusSkipped, Error: "not allowed", Attempts: 1},
+		{Name: "e", Severity: SeverityFatal, Status: statusSkipped, Error: "needs: d"},
+	}
+	for i := range want {
+		if rs[i] != want[i] {
+			t.Errorf("result %d: %+v, want %+v", i, rs[i], want[i])
+		}
+	}
+	if strings.Join(streamed, "") != "fabcde" {
+		t.Errorf("streamed %v", streamed)
+	}
+	if got := fatalFailures(rs); strings.Join(got, ",") != "a" {
+		t.Errorf("fatal failures %v", got)
+	}
+}
+
+func TestRunChecksWithoutWaitTriesOnce(t *testing.T) {
+	n := 0
+	rs := runChecks(context.Background(), []Check{{Name: "x", Severity: SeverityFatal, Run: func(context.Context) error { n++; return errors.New("no") }}}, 0, func(CheckResult) {})
+	if n != 1 || rs[0].Status != statusFailed {
+		t.Errorf("%d attempts, %+v", n, rs[0])
+	}
+}
+
+func TestLinkStatusProblems(t *testing.T) {
+	now := time.Now()
+	ok := healthyStatus(1, now)
+	down := healthyStatus(1, now)
+	down.Conditions[0] = cond(v1alpha1.LinkConnected, metav1.ConditionFalse, "Disconnected", "refused", now)
+	old := healthyStatus(1, now)
+	cases := []struct {
+		name       string
+		generation int64
+		status     v1alpha1.LinkStatus
+		deleting   bool
+		want       string
+	}{
+		{"healthy", 1, ok, false, ""},
+		{"no status", 1, v1alpha1.LinkStatus{}, false, "no status: the controller has not processed it"},
+		{"disconnected", 1, down, false, "Connected=False (Disconnected)"},
+		{"old generation", 2, old, false, "status describes generation 1, the spec is at 2"},
+		{"deleting", 1, v1alpha1.LinkStatus{}, true, ""},
+		{"missing condition", 1, v1alpha1.LinkStatus{Conditions: ok.Conditions[:2]}, false, "GatewayHealthy not reported"},
+	}
+	for _, c := range cases {
+		l := &v1alpha1.Link{ObjectMeta: metav1.ObjectMeta{Generation: c.generation}, Status: c.status}
+		if c.deleting {
+			l.DeletionTimestamp = &metav1.Time{Time: now}
+		}
+		got := strings.Join(linkStatusProblems(l), ", ")
+		if (c.want == "") != (got == "") || !strings.Contains(got, c.want) {
+			t.Errorf("%s: %q, want %q", c.name, got, c.want)
+		}
+	}
+}
+
+func TestLinkIdentityProblem(t *testing.T) {
+	loc := localIdentity{cluster: "west", mesh: "ferry.local"}
+	cases := []struct {
+		cluster, id, want string
+	}{
+		{"east", "spiffe://east.ferry.local/ns/ferry-system/sa/ferry-gateway", ""},
+		{"east", "spiffe://east.ferry.local/ns/ferry-system/sa/ferry-controller", "is not a gateway"},
+		{"east", "spiffe://north.ferry.local/ns/ferry-system/sa/ferry-gateway", `belongs to cluster "north", but the Link is to "east"`},
+		{"east", "spiffe://east.corp.example/ns/ferry-system/sa/ferry-gateway", `is in mesh "corp.example", but this cluster is in mesh "ferry.local"`},
+		{"west", "spiffe://west.ferry.local/ns/ferry-system/sa/ferry-gateway", "links this cluster (west) to itself"},
+		{"east", "https://east.ferry.local/", "gatewayIdentity"},
+	}
+	for _, c := range cases {
+		l := &v1alpha1.Link{Spec: v1alpha1.LinkSpec{ClusterName: c.cluster, GatewayIdentity: c.id}}
+		got := linkIdentityProblem(l, loc)
+		if (c.want == "") != (got == "") || !strings.Contains(got, c.want) {
+			t.Errorf("%s: %q, want %q", c.id, got, c.want)
+		}
+	}
+	// Without a known local identity, only the Link's own consistency counts.
+	l := &v1alpha1.Link{Spec: v1alpha1.LinkSpec{ClusterName: "east", GatewayIdentity: "spiffe://east.corp.example/ns/ferry-system/sa/ferry-gateway"}}
+	if got := linkIdentityProblem(l, localIdentity{}); got != "" {
+		t.Errorf("unknown local mesh: %q", got)
+	}
+}
+
+func TestEgressPortProblems(t *testing.T) {
+	named := mirror("b", "named-east", "east")
+	named.Spec.Ports = []corev1.ServicePort{{Port: 80, TargetPort: intstr.FromString("http")}}
+	cases := []struct {
+		name    string
+		mirrors []corev1.Service
+		want    []string
+	}{
+		{"distinct, in range", []corev1.Service{*mirror("a", "x-east", "east", 41000, 41001), *mirror("b", "y-west", "west", 48999)}, nil},
+		{"shared across namespaces", []corev1.Service{*mirror("a", "x-east", "east", 41000), *mirror("b", "y-west", "west", 41000)},
+			[]string{"egress port 41000 is used by a/x-east:80 and b/y-west:80"}},
+		{"out of range", []corev1.Service{*mirror("a", "x-east", "east", 40999)}, []string{"a/x-east:80 uses egress port 40999, outside 41000-48999"}},
+		{"named targetPort", []corev1.Service{*named}, []string{`b/named-east:80 has targetPort "http", not an allocated egress port`}},
+	}
+	for _, c := range cases {
+		got := egressPortProblems(c.mirrors, 41000, 48999)
+		if strings.Join(got, "|") != strings.Join(c.want, "|") {
+			t.Errorf("%s: %q, want %q", c.name, got, c.want)
+		}
+	}
+}
+
+func TestListedBoundsItsLength(t *testing.T) {
+	ps := []string{"a", "b", "c", "d", "e", "f", "g"}
+	if got := listed(ps); got != "a; b; c; d; e; and 2 more" {
+		t.Errorf("%q", got)
+	}
+}
+
+func TestRenewalGrace(t *testing.T) {
+	if g := renewalGrace(24 * time.Hour); g != 144*time.Minute {
+		t.Errorf("24h: %s", g)
+	}
+	if g := renewalGrace(time.Minute); g != time.Minute {
+		t.Errorf("1m: %s", g)
+	}
+}

@@ -1,0 +1,242 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"ferry.dev/ferry/api/v1alpha1"
+	"ferry.dev/ferry/internal/install"
+)
+
+func newGatewaysCommand() *cobra.Command {
+	var output *string
+	cmd := &cobra.Command{
+		Use:   "gateways",
+		Short: "Show the local gateway's replicas and readiness, and each remote gateway's health",
+		Long: `Show this cluster's gateway (its Service, address, Deployment replicas and
+ready endpoints) and, for each Link, whether the remote gateway is alive
+(the GatewayHealthy condition the controller's probes maintain), since when,
+and the age of the imported data.
+
+Everything comes from status objects (Service, EndpointSlices, Deployment,
+Link status), not from the daemons' /metrics endpoints: that needs no access
+to pods or port-forwarding, works through the API server with ordinary read
+RBAC, and shows what the controller acts on. Columns the status does not carry
+(probe latency) print "-"; the metrics endpoints have the full figures.`,
+		Example: `  ferry --context west gateways
+  ferry --context west gateways -o json`,
+		Args: noArgs("gateways"),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			k, err := kubeConnect(cmd)
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			local, err := readLocalGateway(ctx, k)
+			if err != nil {
+				return err
+			}
+			links, err := getLinks(ctx, k)
+			if err != nil && !meta.IsNoMatchError(err) {
+				return err
+			}
+			now := time.Now()
+			report := gatewaysReport{Context: k.Context, Local: local, Remotes: []remoteGateway{}}
+			for i := range links {
+				report.Remotes = append(report.Remotes, summarizeRemote(&links[i], now))
+			}
+			return printValue(cmd.OutOrStdout(), *output, report, func(w io.Writer) error { return printGateways(w, report) })
+		},
+	}
+	output = addOutputFlag(cmd, outputTable, outputTable, outputJSON, outputYAML)
+	return cmd
+}
+
+type gatewaysReport struct {
+	Context string          `json:"context"`
+	Local   localGateway    `json:"local"`
+	Remotes []remoteGateway `json:"remotes"`
+}
+
+// localGateway is this cluster's gateway as its status objects show it.
+type localGateway struct {
+	Installed bool     `json:"installed"`
+	Service   string   `json:"service"`
+	Type      string   `json:"type,omitempty"`
+	Addresses []string `json:"addresses,omitempty"`
+	// Replicas and ReadyReplicas come from the Deployment, when there is one
+	// (the daemons may also run as plain processes, as in tests).
+	Deployment    bool  `json:"deployment"`
+	Replicas      int32 `json:"replicas,omitempty"`
+	ReadyReplicas int32 `json:"readyReplicas,omitempty"`
+	// Endpoints are the pods the Service routes to; only ready ones carry
+	// traffic, and the controller points mirrors at them.
+	Endpoints      int      `json:"endpoints"`
+	ReadyEndpoints int      `json:"readyEndpoints"`
+	ReadyAddresses []string `json:"readyAddresses,omitempty"`
+}
+
+// remoteGateway is one Link's remote gateway as Link status shows it.
+type remoteGateway struct {
+	Link     string `json:"link"`
+	Cluster  string `json:"cluster"`
+	Gateway  string `json:"gateway"`
+	Identity string `json:"identity"`
+	// Alive is the GatewayHealthy condition: True, False or Unknown.
+	Alive       string `json:"alive"`
+	AliveSince  string `json:"aliveSince"`
+	Reason      string `json:"reason,omitempty"`
+	LastSyncAge string `json:"lastSyncAge"`
+	// ProbeLatencyP50/P99 are "-": Link status does not carry probe
+	// latency (the controller's metrics do).
+	ProbeLatencyP50 string `json:"probeLatencyP50"`
+	ProbeLatencyP99 string `json:"probeLatencyP99"`
+	Message         string `json:"message,omitempty"`
+}
+
+func readLocalGateway(ctx context.Context, k *kubeTarget) (localGateway, error) {
+	g := localGateway{Service: install.Namespace + "/" + install.GatewayName}
+	var svc corev1.Service
+	err := k.Client.Get(ctx, types.NamespacedName{Namespace: install.Namespace, Name: install.GatewayName}, &svc)
+	switch {
+	case apierrors.IsNotFound(err):
+		return g, nil
+	case err != nil:
+		return g, k.explain("get Service "+g.Service, err)
+	}
+	g.Installed = true
+	g.Type = string(svc.Spec.Type)
+	g.Addresses = serviceAddresses(&svc)
+	var d appsv1.Deployment
+	if err := k.Client.Get(ctx, types.NamespacedName{Namespace: install.Namespace, Name: install.GatewayName}, &d); err == nil {
+		g.Deployment = true
+		g.Replicas = d.Status.Replicas
+		if d.Spec.Replicas != nil {
+			g.Replicas = *d.Spec.Replicas
+		}
+		g.ReadyReplicas = d.Status.ReadyReplicas
+	} else if !apierrors.IsNotFound(err) && !apierrors.IsForbidden(err) {
+		return g, k.explain("get Deployment "+g.Service, err)
+	}
+	g.Endpoints, g.ReadyAddresses, err = gatewayEndpoints(ctx, k)
+	g.ReadyEndpoints = len(g.ReadyAddresses)
+	return g, err
+}
+
+// gatewayEndpoints counts the endpoints of the gateway Service's
+// EndpointSlices and lists the ready ones. A nil Ready means "unknown", which
+// the EndpointSlice API says consumers must treat as ready.
+func gatewayEndpoints(ctx context.Context, k *kubeTarget) (total int, ready []string, err error) {
+	var sliceList discoveryv1.EndpointSliceList
+	if err := k.Client.List(ctx, &sliceList, client.InNamespace(install.Namespace),
+		client.MatchingLabels{discoveryv1.LabelServiceName: install.GatewayName}); err != nil {
+		return 0, nil, k.explain("list the gateway's EndpointSlices", err)
+	}
+	for _, s := range sliceList.Items {
+		for _, e := range s.Endpoints {
+			total++
+			if (e.Conditions.Ready == nil || *e.Conditions.Ready) && len(e.Addresses) > 0 {
+				ready = append(ready, e.Addresses[0])
+			}
+		}
+	}
+	return total, ready, nil
+}
+
+// serviceAddresses is where other clusters reach the gateway, by Service
+// type: load-balancer addresses, node ports, or (ClusterIP) nothing public.
+func serviceAddresses(svc *corev1.Service) []string {
+	var port int32 = install.IngressPort
+	var nodePort int32
+	for _, p := range svc.Spec.Ports {
+		if p.Name == "ingress" {
+			port, nodePort = p.Port, p.NodePort
+		}
+	}
+	var out []string
+	switch svc.Spec.Type {
+	case corev1.ServiceTypeLoadBalancer:
+		for _, in := range svc.Status.LoadBalancer.Ingress {
+			h := in.IP
+			if h == "" {
+				h = in.Hostname
+			}
+			if h != "" {
+				out = append(out, net.JoinHostPort(h, strconv.Itoa(int(port))))
+			}
+		}
+	case corev1.ServiceTypeNodePort:
+		if nodePort != 0 {
+			out = append(out, "<node>:"+strconv.Itoa(int(nodePort)))
+		}
+	}
+	return out
+}
+
+func summarizeRemote(l *v1alpha1.Link, now time.Time) remoteGateway {
+	r := remoteGateway{
+		Link: l.Name, Cluster: l.Spec.ClusterName, Gateway: firstAddress(l.Spec.GatewayAddresses),
+		Identity: l.Spec.GatewayIdentity, Alive: conditionStatus(l, v1alpha1.LinkGatewayHealthy), AliveSince: "-",
+		LastSyncAge: age(l.Status.LastSyncTime, now), ProbeLatencyP50: "-", ProbeLatencyP99: "-",
+	}
+	if c := meta.FindStatusCondition(l.Status.Conditions, v1alpha1.LinkGatewayHealthy); c != nil {
+		r.AliveSince = age(&c.LastTransitionTime, now)
+		r.Reason = c.Reason
+		if c.Status != "True" {
+			r.Message = c.Message
+		}
+	} else {
+		r.Message = linkMessage(l)
+	}
+	if l.DeletionTimestamp != nil {
+		r.Message = linkMessage(l)
+	}
+	return r
+}
+
+func printGateways(w io.Writer, r gatewaysReport) error {
+	fmt.Fprintf(w, "LOCAL GATEWAY (context %q)\n", r.Context)
+	l := r.Local
+	if !l.Installed {
+		fmt.Fprintf(w, "not installed: no Service %s (ferry install ... | kubectl apply -f -)\n", l.Service)
+	} else {
+		replicas := "-"
+		if l.Deployment {
+			replicas = fmt.Sprintf("%d/%d", l.ReadyReplicas, l.Replicas)
+		}
+		addrs := strings.Join(l.Addresses, ",")
+		if addrs == "" {
+			addrs = "-"
+		}
+		if err := printTable(w, []string{"service", "type", "address", "replicas", "ready endpoints"}, [][]string{{
+			l.Service, l.Type, addrs, replicas, fmt.Sprintf("%d/%d", l.ReadyEndpoints, l.Endpoints),
+		}}); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintln(w, "\nREMOTE GATEWAYS")
+	if len(r.Remotes) == 0 {
+		_, err := fmt.Fprintln(w, "none: this cluster has no Links")
+		return err
+	}
+	var rows [][]string
+	for _, g := range r.Remotes {
+		rows = append(rows, []string{g.Link, g.Cluster, g.Gateway, g.Alive, g.AliveSince, g.LastSyncAge,
+			g.ProbeLatencyP50 + "/" + g.ProbeLatencyP99, clipMessage(g.Message)})
+	}
+	return printTable(w, []string{"link", "cluster", "gateway", "alive", "since", "last sync", "probe p50/p99", "message"}, rows)
+}
