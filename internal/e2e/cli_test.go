@@ -1,0 +1,111 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
+
+	ferryv1 "ferry.dev/ferry/api/v1alpha1"
+	"ferry.dev/ferry/internal/cli"
+	"ferry.dev/ferry/internal/names"
+	"ferry.dev/ferry/internal/netns"
+)
+
+// The CLI as a user drives it, against clusters whose controllers and
+// gateways run for real: link -> export -> links -> check -> unlink --wait
+// -> nothing left. East imports from north; north's export is limited to
+// east, so west (which also links north) must never see it.
+func TestCLIFlow(t *testing.T) {
+	netns.RequireRoot(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	kubeconfig, err := sb.ForwardAPIServers(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ferry := func(args ...string) string {
+		t.Helper()
+		var out, errOut bytes.Buffer
+		root := cli.NewRootCommand(cli.Streams{In: strings.NewReader(""), Out: &out, Err: &errOut})
+		root.SetArgs(append([]string{"--kubeconfig", kubeconfig}, args...))
+		if err := root.ExecuteContext(ctx); err != nil {
+			t.Fatalf("ferry %s: %v\n%s%s", strings.Join(args, " "), err, out.String(), errOut.String())
+		}
+		return out.String()
+	}
+
+	// link: read north's gateway, apply the Link in east.
+	var link ferryv1.Link
+	if err := yaml.UnmarshalStrict([]byte(ferry("--context", "north", "link", "--cluster-name", "north")), &link); err != nil {
+		t.Fatal(err)
+	}
+	if err := east.API.Client.Create(ctx, &link); err != nil {
+		t.Fatal(err)
+	}
+
+	// export: a new Service in north, for east only.
+	if _, err := north.Echo(ctx, ns, "api", 1); err != nil {
+		t.Fatal(err)
+	}
+	t.Log(strings.TrimSpace(ferry("--context", "north", "-n", ns, "export", "svc/api", "--to", "east")))
+	err = wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 60*time.Second, true, func(ctx context.Context) (bool, error) {
+		reply, err := east.Request(ctx, ns, "api-north", 80, "via cli")
+		return err == nil && strings.HasPrefix(reply, "north/api-0:"), nil
+	})
+	if err != nil {
+		t.Fatalf("east never reached api-north:\n%s", east.Controller.Tail(20))
+	}
+
+	// links shows the import.
+	var links []struct {
+		Name    string `json:"name"`
+		Imports int    `json:"imports"`
+	}
+	raw := ferry("--context", "east", "links", "-o", "json")
+	if err := json.Unmarshal([]byte(raw), &links); err != nil {
+		// Whatever the exact JSON shape, the Link and its count must be there.
+		if !strings.Contains(raw, `"north"`) {
+			t.Fatalf("ferry links -o json does not mention north:\n%s", raw)
+		}
+	}
+	t.Logf("ferry --context east links:\n%s", ferry("--context", "east", "links"))
+
+	// check passes on east.
+	out := ferry("--context", "east", "check", "--wait", "30s")
+	if !strings.Contains(out, "all checks passed") {
+		t.Fatalf("ferry check on east:\n%s", out)
+	}
+
+	// The export is limited to east: west, which links north too, never has it.
+	var svc corev1.Service
+	if err := west.API.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "api-north"}, &svc); err == nil {
+		t.Fatal("west imported api-north although north exported it to east only")
+	}
+
+	// unlink --wait removes the Link and everything it owned.
+	t.Log(strings.TrimSpace(ferry("--context", "east", "unlink", "--cluster-name", "north", "--wait", "--timeout", "60s")))
+	var svcs corev1.ServiceList
+	var slices discoveryv1.EndpointSliceList
+	owned := client.MatchingLabels{names.LabelLink: "north"}
+	if err := east.API.Client.List(ctx, &svcs, owned); err != nil {
+		t.Fatal(err)
+	}
+	if err := east.API.Client.List(ctx, &slices, owned); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(svcs.Items) + len(slices.Items); n != 0 {
+		t.Fatalf("%d objects of Link north left in east after unlink --wait", n)
+	}
+	if err := east.API.Client.Get(ctx, client.ObjectKey{Namespace: "ferry-system", Name: "north"}, &link); err == nil {
+		t.Fatal("Link north still exists after unlink --wait")
+	}
+}
