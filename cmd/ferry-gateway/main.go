@@ -18,6 +18,7 @@ import (
 
 	"ferry.dev/ferry/internal/gatewayd"
 	"ferry.dev/ferry/internal/identity"
+	"ferry.dev/ferry/internal/mirror"
 	"ferry.dev/ferry/internal/names"
 	"ferry.dev/ferry/internal/version"
 )
@@ -34,6 +35,7 @@ func main() {
 	fs.StringVar(&o.ListenAddr, "ingress-addr", gatewayd.DefaultListenAddr, "ingress address for remote gateways and controllers (mTLS)")
 	fs.StringVar(&o.AdminAddr, "admin-addr", gatewayd.DefaultAdminAddr, "address of /live, /ready and /metrics")
 	fs.StringVar(&kubeconfig, "kubeconfig", "", "kubeconfig of this cluster; empty means in-cluster")
+	egressPorts := fs.String("egress-port-range", mirror.DefaultRange().String(), "ports the controller allocates to mirrors, min-max; no other port is opened for egress")
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	_ = fs.Parse(os.Args[1:])
 	if *showVersion {
@@ -47,13 +49,18 @@ func main() {
 	}
 	o.Logger = slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	o.EgressHost = os.Getenv("POD_IP")
+	var rangeErr error
+	o.EgressPorts, rangeErr = mirror.ParseRange(*egressPorts)
+	if rangeErr != nil {
+		rangeErr = fmt.Errorf("--egress-port-range: %w", rangeErr)
+	}
 	var cfgErr error
 	if kubeconfig == "" {
 		o.RestConfig, cfgErr = rest.InClusterConfig()
 	} else {
 		o.RestConfig, cfgErr = clientcmd.BuildConfigFromFlags("", kubeconfig)
 	}
-	if err := errors.Join(o.WithDefaults().Validate(), cfgErr); err != nil {
+	if err := errors.Join(o.WithDefaults().Validate(), rangeErr, cfgErr); err != nil {
 		fmt.Fprintf(os.Stderr, "ferry-gateway: invalid configuration:\n%v\n", err)
 		os.Exit(2)
 	}

@@ -10,6 +10,7 @@ import (
 
 	"ferry.dev/ferry/internal/gateway"
 	"ferry.dev/ferry/internal/identity"
+	"ferry.dev/ferry/internal/mirror"
 	"ferry.dev/ferry/internal/names"
 )
 
@@ -39,7 +40,10 @@ type Options struct {
 	// EgressHost is the address egress ports bind to, normally the pod IP
 	// (POD_IP); empty binds all interfaces.
 	EgressHost string
-	Limits     gateway.Limits
+	// EgressPorts is the range the controller allocates egress ports from;
+	// the gateway opens no port outside it.
+	EgressPorts mirror.Range
+	Limits      gateway.Limits
 	// RestConfig reaches this cluster's own API server.
 	RestConfig *rest.Config
 	Logger     *slog.Logger
@@ -64,6 +68,9 @@ func (o Options) WithDefaults() Options {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
+	}
+	if o.EgressPorts == (mirror.Range{}) {
+		o.EgressPorts = mirror.DefaultRange()
 	}
 	o.Limits = o.Limits.WithDefaults()
 	return o

@@ -6,11 +6,13 @@ import (
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 
 	ferryv1 "ferry.dev/ferry/api/v1alpha1"
 	"ferry.dev/ferry/internal/exports"
 	"ferry.dev/ferry/internal/gateway"
 	"ferry.dev/ferry/internal/identity"
+	"ferry.dev/ferry/internal/mirror"
 	"ferry.dev/ferry/internal/names"
 	"ferry.dev/ferry/internal/tunnel"
 )
@@ -45,13 +47,21 @@ func Remotes(mesh string, links []*ferryv1.Link) (map[string]tunnel.Remote, []er
 // "Egress port contract"): each port of a mirror listens on its targetPort
 // and goes to (source cluster, namespace, remote service, port). Objects that
 // break the contract are skipped and reported; the rest still route.
-func Routes(mirrors []*corev1.Service, links []*ferryv1.Link) ([]gateway.Route, []error) {
+//
+// Labels can be written by anyone who may create a Service, so a forged
+// "mirror" must not be able to take over a real one's port: when two claim
+// the same egress port the older object keeps it, and only ports inside the
+// controller's allocation range are ever opened.
+func Routes(mirrors []*corev1.Service, links []*ferryv1.Link, ports mirror.Range) ([]gateway.Route, []error) {
 	clusterOf := map[string]string{}
 	for _, l := range links {
 		clusterOf[l.Name] = l.Spec.ClusterName
 	}
 	svcs := slices.Clone(mirrors)
 	slices.SortFunc(svcs, func(a, b *corev1.Service) int {
+		if c := a.CreationTimestamp.Compare(b.CreationTimestamp.Time); c != 0 {
+			return c
+		}
 		return strings.Compare(a.Namespace+"/"+a.Name, b.Namespace+"/"+b.Name)
 	})
 	var routes []gateway.Route
@@ -73,21 +83,24 @@ func Routes(mirrors []*corev1.Service, links []*ferryv1.Link) ([]gateway.Route, 
 		}
 		for _, p := range s.Spec.Ports {
 			egress := p.TargetPort.IntValue()
-			if egress <= 0 || egress > 65535 || (p.Protocol != "" && p.Protocol != corev1.ProtocolTCP) {
-				problems = append(problems, fmt.Errorf("mirror %s port %d: targetPort %q is not an egress port", where, p.Port, p.TargetPort.String()))
+			if p.TargetPort.Type != intstr.Int || egress < int(ports.Min) || egress > int(ports.Max) || (p.Protocol != "" && p.Protocol != corev1.ProtocolTCP) {
+				problems = append(problems, fmt.Errorf("mirror %s port %d: targetPort %q is not an egress port in %d-%d", where, p.Port, p.TargetPort.String(), ports.Min, ports.Max))
+				continue
+			}
+			target := tunnel.Target{Namespace: s.Namespace, Service: remoteSvc, Port: int(p.Port)}
+			if err := target.Validate(); err != nil {
+				problems = append(problems, fmt.Errorf("mirror %s port %d: %w", where, p.Port, err))
 				continue
 			}
 			if owner, dup := used[egress]; dup {
-				problems = append(problems, fmt.Errorf("mirror %s port %d: egress port %d already used by %s", where, p.Port, egress, owner))
+				problems = append(problems, fmt.Errorf("mirror %s port %d: egress port %d already used by the older %s", where, p.Port, egress, owner))
 				continue
 			}
 			used[egress] = where
-			routes = append(routes, gateway.Route{Port: egress, Destinations: []gateway.Destination{{
-				Cluster: cluster,
-				Target:  tunnel.Target{Namespace: s.Namespace, Service: remoteSvc, Port: int(p.Port)},
-			}}})
+			routes = append(routes, gateway.Route{Port: egress, Destinations: []gateway.Destination{{Cluster: cluster, Target: target}}})
 		}
 	}
+	slices.SortFunc(routes, func(a, b gateway.Route) int { return a.Port - b.Port })
 	return routes, problems
 }
 

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"reflect"
 	"sync/atomic"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -19,6 +20,7 @@ import (
 
 	ferryv1 "ferry.dev/ferry/api/v1alpha1"
 	"ferry.dev/ferry/internal/gateway"
+	"ferry.dev/ferry/internal/mirror"
 	"ferry.dev/ferry/internal/names"
 	"ferry.dev/ferry/internal/tunnel"
 )
@@ -36,6 +38,7 @@ type routeSync struct {
 	cache     cache.Cache
 	namespace string
 	mesh      string
+	ports     mirror.Range
 	egress    routeTarget
 	log       *slog.Logger
 	dirty     chan struct{}
@@ -62,7 +65,7 @@ func newRouteSync(cfg *rest.Config, scheme *runtime.Scheme, o Options, egress ro
 	if err != nil {
 		return nil, fmt.Errorf("gatewayd: route cache: %w", err)
 	}
-	s := &routeSync{cache: c, namespace: o.Namespace, mesh: o.MeshDomain, egress: egress,
+	s := &routeSync{cache: c, namespace: o.Namespace, mesh: o.MeshDomain, ports: o.EgressPorts, egress: egress,
 		log: o.Logger.With("component", "routes"), dirty: make(chan struct{}, 1)}
 	for _, obj := range []client.Object{&corev1.Service{}, &ferryv1.Link{}} {
 		inf, err := c.GetInformer(context.Background(), obj)
@@ -78,6 +81,10 @@ func newRouteSync(cfg *rest.Config, scheme *runtime.Scheme, o Options, egress ro
 	}
 	return s, nil
 }
+
+// routeRetry is how soon a pass that could not open every egress port
+// (a bind failure, say) is retried without waiting for another change.
+const routeRetry = 5 * time.Second
 
 func (s *routeSync) mark() {
 	select {
@@ -99,7 +106,6 @@ func (s *routeSync) Run(ctx context.Context) error {
 		}
 	}
 	s.mark()
-	first := true
 	for {
 		select {
 		case <-ctx.Done():
@@ -107,11 +113,14 @@ func (s *routeSync) Run(ctx context.Context) error {
 		case err := <-errc:
 			return err
 		case <-s.dirty:
-			if err := s.apply(ctx); err != nil {
-				s.log.Error("applying routes", "err", err)
-			} else if first {
-				first = false
-				s.synced.Store(true)
+			err := s.apply(ctx)
+			// Synced means "routes reflect the caches", not "every route
+			// works": one unbindable port must not keep the whole gateway
+			// out of its Service.
+			s.synced.Store(true)
+			if err != nil {
+				s.log.Error("applying routes; retrying", "err", err, "in", routeRetry)
+				time.AfterFunc(routeRetry, s.mark)
 			}
 		}
 	}
@@ -143,7 +152,7 @@ func (s *routeSync) apply(ctx context.Context) error {
 		sp[i] = &svcs.Items[i]
 	}
 	remotes, problems := Remotes(s.mesh, lp)
-	routes, rp := Routes(sp, lp)
+	routes, rp := Routes(sp, lp, s.ports)
 	for _, p := range append(problems, rp...) {
 		s.log.Warn("skipped", "problem", p)
 	}
@@ -155,6 +164,9 @@ func (s *routeSync) apply(ctx context.Context) error {
 	}
 	if !reflect.DeepEqual(routes, s.lastRoutes) {
 		if err := s.egress.SetRoutes(routes); err != nil {
+			// The good routes are open; forget what was applied so the
+			// retry tries the failed ones again.
+			s.lastRoutes = nil
 			return err
 		}
 		s.lastRoutes = routes

@@ -31,6 +31,9 @@ func gatewayArgs(s spec) []string {
 		"--mesh-domain=" + s.meshDomain,
 		"--namespace=" + Namespace,
 		"--tls-secret=" + GatewayTLSSecret,
+		// The same range as the controller's: the gateway opens no egress
+		// port outside what the controller may allocate.
+		"--egress-port-range=" + s.egressPorts,
 		fmt.Sprintf("--ingress-addr=:%d", IngressPort),
 		fmt.Sprintf("--admin-addr=:%d", GatewayAdminPort),
 	}
