@@ -32,11 +32,12 @@ ready endpoints) and, for each Link, whether the remote gateway is alive
 (the GatewayHealthy condition the controller's probes maintain), since when,
 and the age of the imported data.
 
-Everything comes from status objects (Service, EndpointSlices, Deployment,
-Link status), not from the daemons' /metrics endpoints: that needs no access
-to pods or port-forwarding, works through the API server with ordinary read
-RBAC, and shows what the controller acts on. Columns the status does not carry
-(probe latency) print "-"; the metrics endpoints have the full figures.`,
+Health comes from status objects (Service, EndpointSlices, Deployment, Link
+status): what the controller acts on. The figures only the daemons know --
+probe latency p50/p99, live tunnel sessions and connections carried per
+remote -- are read from the gateway and controller pods' /metrics through the
+API server's pod proxy (RBAC: get pods/proxy in ferry-system); where that is
+not possible they print "-" and a note says why.`,
 		Example: `  ferry --context west gateways
   ferry --context west gateways -o json`,
 		Args: noArgs("gateways"),
@@ -56,8 +57,12 @@ RBAC, and shows what the controller acts on. Columns the status does not carry
 			}
 			now := time.Now()
 			report := gatewaysReport{Context: k.Context, Local: local, Remotes: []remoteGateway{}}
+			live := readLiveFigures(ctx, k)
 			for i := range links {
-				report.Remotes = append(report.Remotes, summarizeRemote(&links[i], now))
+				report.Remotes = append(report.Remotes, live.apply(summarizeRemote(&links[i], now)))
+			}
+			if len(links) > 0 && live.note != "" {
+				report.Note = "live figures (probe latency, tunnels, streams) unavailable: " + live.note
 			}
 			return printValue(cmd.OutOrStdout(), *output, report, func(w io.Writer) error { return printGateways(w, report) })
 		},
@@ -70,6 +75,8 @@ type gatewaysReport struct {
 	Context string          `json:"context"`
 	Local   localGateway    `json:"local"`
 	Remotes []remoteGateway `json:"remotes"`
+	// Note says why live figures are missing, if they are.
+	Note string `json:"note,omitempty"`
 }
 
 // localGateway is this cluster's gateway as its status objects show it.
@@ -101,10 +108,13 @@ type remoteGateway struct {
 	AliveSince  string `json:"aliveSince"`
 	Reason      string `json:"reason,omitempty"`
 	LastSyncAge string `json:"lastSyncAge"`
-	// ProbeLatencyP50/P99 are "-": Link status does not carry probe
-	// latency (the controller's metrics do).
+	// ProbeLatencyP50/P99 come from the controller's probe histogram, and
+	// Tunnels (live sessions) and Streams (connections carried) from the
+	// gateway pods' metrics; "-" when those cannot be read.
 	ProbeLatencyP50 string `json:"probeLatencyP50"`
 	ProbeLatencyP99 string `json:"probeLatencyP99"`
+	Tunnels         string `json:"tunnels"`
+	Streams         string `json:"streams"`
 	Message         string `json:"message,omitempty"`
 }
 
@@ -192,6 +202,7 @@ func summarizeRemote(l *v1alpha1.Link, now time.Time) remoteGateway {
 		Link: l.Name, Cluster: l.Spec.ClusterName, Gateway: firstAddress(l.Spec.GatewayAddresses),
 		Identity: l.Spec.GatewayIdentity, Alive: conditionStatus(l, v1alpha1.LinkGatewayHealthy), AliveSince: "-",
 		LastSyncAge: age(l.Status.LastSyncTime, now), ProbeLatencyP50: "-", ProbeLatencyP99: "-",
+		Tunnels: "-", Streams: "-",
 	}
 	if c := meta.FindStatusCondition(l.Status.Conditions, v1alpha1.LinkGatewayHealthy); c != nil {
 		r.AliveSince = age(&c.LastTransitionTime, now)
@@ -236,7 +247,14 @@ func printGateways(w io.Writer, r gatewaysReport) error {
 	var rows [][]string
 	for _, g := range r.Remotes {
 		rows = append(rows, []string{g.Link, g.Cluster, g.Gateway, g.Alive, g.AliveSince, g.LastSyncAge,
-			g.ProbeLatencyP50 + "/" + g.ProbeLatencyP99, clipMessage(g.Message)})
+			g.ProbeLatencyP50 + "/" + g.ProbeLatencyP99, g.Tunnels, g.Streams, clipMessage(g.Message)})
 	}
-	return printTable(w, []string{"link", "cluster", "gateway", "alive", "since", "last sync", "probe p50/p99", "message"}, rows)
+	if err := printTable(w, []string{"link", "cluster", "gateway", "alive", "since", "last sync", "probe p50/p99", "tunnels", "streams", "message"}, rows); err != nil {
+		return err
+	}
+	if r.Note != "" {
+		_, err := fmt.Fprintln(w, "\nnote: "+r.Note)
+		return err
+	}
+	return nil
 }

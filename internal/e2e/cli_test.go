@@ -85,6 +85,33 @@ func TestCLIFlow(t *testing.T) {
 		t.Fatalf("ferry check on east:\n%s", out)
 	}
 
+	// gateways shows the remote alive, with live figures read from the
+	// daemons' pods through the API server's pod proxy.
+	var gw struct {
+		Remotes []struct {
+			Link, Alive, ProbeLatencyP50, ProbeLatencyP99, Tunnels, Streams string
+		} `json:"remotes"`
+		Note string `json:"note"`
+	}
+	raw = ferry("--context", "east", "gateways", "-o", "json")
+	if err := json.Unmarshal([]byte(raw), &gw); err != nil {
+		t.Fatalf("ferry gateways -o json: %v\n%s", err, raw)
+	}
+	found := false
+	for _, r := range gw.Remotes {
+		if r.Link != "north" {
+			continue
+		}
+		found = true
+		if r.Alive != "True" || r.ProbeLatencyP50 == "-" || r.Tunnels == "-" || r.Tunnels == "0" || r.Streams == "-" || r.Streams == "0" {
+			t.Errorf("ferry gateways, remote north: %+v (note: %s)", r, gw.Note)
+		}
+	}
+	if !found {
+		t.Fatalf("ferry gateways does not list north:\n%s", raw)
+	}
+	t.Logf("ferry --context east gateways:\n%s", ferry("--context", "east", "gateways"))
+
 	// The export is limited to east: west, which links north too, never has it.
 	var svc corev1.Service
 	if err := west.API.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "api-north"}, &svc); err == nil {

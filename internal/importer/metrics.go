@@ -17,6 +17,7 @@ type metrics struct {
 	writes          *prometheus.CounterVec
 	reconcileErrors *prometheus.CounterVec
 	healthy         *prometheus.GaugeVec
+	probe           *prometheus.HistogramVec
 	age             *ageCollector
 }
 
@@ -43,6 +44,13 @@ func newMetrics(reg prometheus.Registerer, c clock.PassiveClock) (*metrics, erro
 			Name: "ferry_importer_gateway_health",
 			Help: "Remote gateway health per Link: 0 healthy, 1 unhealthy (endpoints not ready), 2 stale (mirrors withdrawn).",
 		}, []string{"link"}),
+		// The probe's round trip is the remote gateway's latency as this
+		// cluster sees it; `ferry gateways` shows its p50 and p99.
+		probe: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "ferry_importer_probe_duration_seconds",
+			Help:    "Duration of data-path probes of the remote gateway (TCP, TLS handshake, identity check), by result.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
+		}, []string{"link", "result"}),
 		age: &ageCollector{clock: c, desc: prometheus.NewDesc(
 			"ferry_importer_last_sync_age_seconds",
 			"Seconds since the feed last delivered anything (update or heartbeat): the age of the imported data.",
@@ -51,7 +59,7 @@ func newMetrics(reg prometheus.Registerer, c clock.PassiveClock) (*metrics, erro
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.feedLag, m.imports, m.writes, m.reconcileErrors, m.healthy, m.age} {
+	for _, c := range []prometheus.Collector{m.feedLag, m.imports, m.writes, m.reconcileErrors, m.healthy, m.probe, m.age} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -64,6 +72,15 @@ func (m *metrics) forget(link string) {
 	m.imports.DeleteLabelValues(link)
 	m.reconcileErrors.DeleteLabelValues(link)
 	m.healthy.DeleteLabelValues(link)
+	m.probe.DeletePartialMatch(prometheus.Labels{"link": link})
+}
+
+func (m *metrics) observeProbe(link string, d time.Duration, err error) {
+	result := "ok"
+	if err != nil {
+		result = "error"
+	}
+	m.probe.WithLabelValues(link, result).Observe(d.Seconds())
 }
 
 // ageCollector computes the data age at scrape time from the sessions'

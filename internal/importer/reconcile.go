@@ -3,6 +3,7 @@ package importer
 import (
 	"context"
 	"fmt"
+	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -180,6 +181,7 @@ func (im *Importer) ensureSession(l *ferryv1.Link, id identity.ID, idErr error) 
 		next = startSession(im.baseCtx, l, id, sessionDeps{
 			clock: im.opts.Clock, feed: im.opts.Feed, prober: im.opts.Prober, tls: im.opts.Identity,
 			log: im.log, trigger: func() { im.enqueue(name) }, applied: im.opts.OnFeedChange,
+			probed: func(d time.Duration, err error) { im.metrics.observeProbe(name, d, err) },
 		})
 		im.sessions[l.Name] = next
 	}

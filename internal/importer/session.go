@@ -54,6 +54,7 @@ type sessionDeps struct {
 	log     *slog.Logger
 	trigger func() // enqueues the Link; never blocks
 	applied func() // Options.OnFeedChange
+	probed  func(time.Duration, error)
 }
 
 func startSession(parent context.Context, l *ferryv1.Link, id identity.ID, d sessionDeps) *session {
@@ -127,10 +128,15 @@ func (s *session) runProbes(ctx context.Context, d sessionDeps, t ProbeTarget, s
 	first := true
 	for {
 		pctx, cancel := context.WithTimeout(ctx, set.Timeout)
+		began := time.Now()
 		err := d.prober.Probe(pctx, t)
+		took := time.Since(began) // the real duration, whatever clock the session runs on
 		cancel()
 		if ctx.Err() != nil {
 			return
+		}
+		if d.probed != nil {
+			d.probed(took, err)
 		}
 		now := d.clock.Now()
 		s.health.observe(err, now)

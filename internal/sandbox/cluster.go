@@ -156,11 +156,48 @@ func (c *Cluster) deploymentArgs(name string) ([]string, error) {
 	return nil, fmt.Errorf("no Deployment %s in the install", name)
 }
 
-func (c *Cluster) startDaemons() error {
+func (c *Cluster) startDaemons(ctx context.Context) error {
 	if err := c.StartGateway(); err != nil {
 		return err
 	}
-	return c.StartController()
+	if err := c.StartController(); err != nil {
+		return err
+	}
+	return c.publishPods(ctx)
+}
+
+// publishPods writes a Pod for each daemon from its Deployment's template,
+// running at the gateway pod's address, as the scheduler and kubelet would.
+// Tools then reach the daemons' admin ports the usual way, through the API
+// server's pod proxy (which dials the pod IP from inside the cluster).
+func (c *Cluster) publishPods(ctx context.Context) error {
+	for _, o := range c.rendered {
+		d, ok := o.(*appsv1.Deployment)
+		if !ok {
+			continue
+		}
+		pod := &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Namespace: d.Namespace, Name: d.Name + "-sandbox", Labels: d.Spec.Template.Labels},
+			Spec:       *d.Spec.Template.Spec.DeepCopy(),
+		}
+		pod.Spec.NodeName = c.Name + "-node"
+		if err := c.API.Client.Create(ctx, pod); err != nil && !apierrors.IsAlreadyExists(err) {
+			return fmt.Errorf("pod %s: %w", pod.Name, err)
+		}
+		now := metav1.Now()
+		pod.Status = corev1.PodStatus{
+			Phase: corev1.PodRunning, PodIP: c.GatewayPodIP(), PodIPs: []corev1.PodIP{{IP: c.GatewayPodIP()}},
+			StartTime: &now,
+			Conditions: []corev1.PodCondition{
+				{Type: corev1.PodReady, Status: corev1.ConditionTrue, LastTransitionTime: now},
+				{Type: corev1.ContainersReady, Status: corev1.ConditionTrue, LastTransitionTime: now},
+			},
+		}
+		if err := c.API.Client.Status().Update(ctx, pod); err != nil {
+			return fmt.Errorf("pod %s status: %w", pod.Name, err)
+		}
+	}
+	return nil
 }
 
 // StartGateway starts (or restarts) ferry-gateway.

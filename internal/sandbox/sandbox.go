@@ -108,7 +108,7 @@ func (sb *Sandbox) start(ctx context.Context, o Options) (err error) {
 		if err := c.install(ctx); err != nil {
 			return fmt.Errorf("sandbox: cluster %s: %w", c.Name, err)
 		}
-		if err := c.startDaemons(); err != nil {
+		if err := c.startDaemons(ctx); err != nil {
 			return fmt.Errorf("sandbox: cluster %s: %w", c.Name, err)
 		}
 	}
