@@ -53,3 +53,7 @@ func orDefault[T int | time.Duration](v, def T) T {
 	}
 	return v
 }
+
+// MaxConnectionIdle closes a feed connection that has carried no stream for
+// this long (a subscribed importer always has one open).
+const MaxConnectionIdle = 2 * time.Minute

@@ -111,7 +111,13 @@ func NewServer(src ExportSource, opts ServerOptions) (*Server, error) {
 		grpc.MaxConcurrentStreams(MaxStreamsPerConn),
 		// HTTP/2 pings find a dead peer even while a Send is blocked on flow
 		// control, where the application heartbeat cannot run.
-		grpc.KeepaliveParams(keepalive.ServerParameters{Time: opts.HeartbeatInterval, Timeout: opts.HeartbeatTimeout - opts.HeartbeatInterval}),
+		// MaxConnectionIdle frees a connection that holds no stream, so idle
+		// h2 connections cannot pile up against the ingress port's
+		// connection limit.
+		grpc.KeepaliveParams(keepalive.ServerParameters{
+			Time: opts.HeartbeatInterval, Timeout: opts.HeartbeatTimeout - opts.HeartbeatInterval,
+			MaxConnectionIdle: MaxConnectionIdle,
+		}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: opts.HeartbeatInterval / 2}),
 	)
 	feedpb.RegisterFeedServer(s.grpc, s)
@@ -132,9 +138,25 @@ func (s *Server) Serve(l net.Listener) error {
 // GracefulStop stops accepting streams and ends the running ones (feed
 // streams never finish on their own, so it does not wait for them to),
 // then returns when their handlers have returned.
+//
+// A subscriber that stopped reading can block a Send on flow control forever,
+// so callers bound it: GracefulStopTimeout gives up and closes everything.
 func (s *Server) GracefulStop() {
 	s.stopOnce.Do(func() { close(s.stop) })
 	s.grpc.GracefulStop()
+}
+
+// GracefulStopTimeout is GracefulStop bounded by d, after which every
+// connection is closed.
+func (s *Server) GracefulStopTimeout(d time.Duration) {
+	done := make(chan struct{})
+	go func() { s.GracefulStop(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(d):
+		s.Stop()
+		<-done
+	}
 }
 
 // Stop closes every connection at once.

@@ -29,6 +29,9 @@ import (
 // feedBacklog bounds feed connections accepted by TLS but not yet by gRPC.
 const feedBacklog = 64
 
+// feedStopTimeout bounds the feed's graceful stop on SIGTERM.
+const feedStopTimeout = 5 * time.Second
+
 // Run serves the gateway until ctx ends, then drains. It returns only after
 // every listener is closed.
 func Run(ctx context.Context, o Options) error {
@@ -162,7 +165,7 @@ func Run(ctx context.Context, o Options) error {
 	drainCtx, cancel := context.WithTimeout(context.Background(), o.Limits.DrainTimeout+5*time.Second)
 	defer cancel()
 	drainErr := gateway.Drain(drainCtx, ops, o.Limits.DrainTimeout, ingress, egress)
-	feedSrv.GracefulStop()
+	feedSrv.GracefulStopTimeout(feedStopTimeout)
 	_ = admin.Shutdown(drainCtx)
 	stop()
 	err = g.Wait()

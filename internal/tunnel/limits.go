@@ -34,8 +34,9 @@ type Limits struct {
 	// (tunnel sessions plus handed-off h2 conns still being counted).
 	MaxConnections int
 	// MaxSessionsPerCaller bounds concurrent tunnel sessions from one caller
-	// identity. Egress pools keep PoolSize sessions, so this only needs to
-	// exceed that with room for reconnect overlap.
+	// identity. Every replica of a remote gateway presents the same identity,
+	// so this must exceed (remote replicas × egress PoolSize) with room for
+	// reconnect overlap: 32 covers 12 replicas at the default pool of 2.
 	MaxSessionsPerCaller int
 	// MaxStreamsPerSession bounds concurrent streams in one session; ingress
 	// answers further streams with StatusOverloaded and egress opens new
@@ -64,7 +65,7 @@ func DefaultLimits() Limits {
 		HandshakeTimeout:     10 * time.Second,
 		MaxPendingHandshakes: 128,
 		MaxConnections:       1024,
-		MaxSessionsPerCaller: 8,
+		MaxSessionsPerCaller: 32,
 		MaxStreamsPerSession: 2048,
 		MaxStreamWindow:      256 << 10,
 		AcceptBacklog:        256,
