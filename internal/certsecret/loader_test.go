@@ -1,7 +1,6 @@
 package certsecret
 
 import (
-	"context"
 	"crypto/tls"
 	"errors"
 	"io"
@@ -11,30 +10,11 @@ import (
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
 
 	"ferry.dev/ferry/internal/identity"
 	"ferry.dev/ferry/internal/identity/identitytest"
 )
-
-func putSecret(t *testing.T, ctx context.Context, kube kubernetes.Interface, ns string, data map[string][]byte) {
-	t.Helper()
-	secrets := kube.CoreV1().Secrets(ns)
-	s, err := secrets.Get(ctx, DefaultSecretName, metav1.GetOptions{})
-	if err != nil {
-		s = &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: DefaultSecretName, Namespace: ns}, Data: data}
-		if _, err := secrets.Create(ctx, s, metav1.CreateOptions{}); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	s.Data = data
-	if _, err := secrets.Update(ctx, s, metav1.UpdateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-}
 
 func serialOf(src *identity.Source) *big.Int {
 	if c := src.Certificate(); c != nil {
@@ -90,11 +70,11 @@ func ping(t *testing.T, c net.Conn) {
 func TestLoaderFollowsRotation(t *testing.T) {
 	ctx := testCtx(t)
 	c := cluster(t)
-	ns := newNamespace(t, ctx, c.Kube)
+	ns := c.TestNamespace(t, "certsecret")
 	mesh := identitytest.NewMesh(t, "", "east", "west")
 	east, west := mesh.Cluster(t, "east"), mesh.Cluster(t, "west")
 	first := east.Leaf(t, east.GatewayID())
-	putSecret(t, ctx, c.Kube, ns, leafData(t, first, mesh.Bundle))
+	c.PutSecret(t, ns, DefaultSecretName, leafData(t, first, mesh.Bundle))
 
 	l, reg := startLoader(t, c.Kube, Options{Namespace: ns, Expect: east.GatewayID()})
 	eventually(t, "ready", func() bool { return l.Ready() == nil })
@@ -114,7 +94,7 @@ func TestLoaderFollowsRotation(t *testing.T) {
 	ping(t, old)
 
 	second := east.Leaf(t, east.GatewayID())
-	putSecret(t, ctx, c.Kube, ns, leafData(t, second, mesh.Bundle))
+	c.PutSecret(t, ns, DefaultSecretName, leafData(t, second, mesh.Bundle))
 	eventually(t, "rotation", func() bool { return serialOf(l.Source()).Cmp(second.Leaf.SerialNumber) == 0 })
 	if _, serial := dialSerial(t, addr, client); serial.Cmp(second.Leaf.SerialNumber) != 0 {
 		t.Fatalf("after rotation presented %x, want %x", serial, second.Leaf.SerialNumber)
@@ -133,7 +113,7 @@ func TestLoaderFollowsRotation(t *testing.T) {
 	}
 	// A later data change proves the annotation update was processed first.
 	third := east.Leaf(t, east.GatewayID())
-	putSecret(t, ctx, c.Kube, ns, leafData(t, third, mesh.Bundle))
+	c.PutSecret(t, ns, DefaultSecretName, leafData(t, third, mesh.Bundle))
 	eventually(t, "third", func() bool { return serialOf(l.Source()).Cmp(third.Leaf.SerialNumber) == 0 })
 	if before == l.Source().Certificate() {
 		t.Fatal("third leaf not stored")
@@ -147,12 +127,12 @@ func TestLoaderFollowsRotation(t *testing.T) {
 func TestLoaderKeepsGoodCertificateOnBadUpdate(t *testing.T) {
 	ctx := testCtx(t)
 	c := cluster(t)
-	ns := newNamespace(t, ctx, c.Kube)
+	ns := c.TestNamespace(t, "certsecret")
 	mesh := identitytest.NewMesh(t, "", "east")
 	east := mesh.Cluster(t, "east")
 	good := east.Leaf(t, east.GatewayID())
 	goodData := leafData(t, good, mesh.Bundle)
-	putSecret(t, ctx, c.Kube, ns, goodData)
+	c.PutSecret(t, ns, DefaultSecretName, goodData)
 	logs := &syncBuffer{}
 	l, _ := startLoader(t, c.Kube, Options{Namespace: ns, Expect: east.GatewayID(), Logger: quietLogger(logs)})
 	eventually(t, "ready", func() bool { return l.Ready() == nil })
@@ -186,7 +166,7 @@ func TestLoaderKeepsGoodCertificateOnBadUpdate(t *testing.T) {
 		{"empty", map[string][]byte{}, nil},
 	}
 	for n, tc := range cases {
-		putSecret(t, ctx, c.Kube, ns, tc.data)
+		c.PutSecret(t, ns, DefaultSecretName, tc.data)
 		eventually(t, tc.name+" refused", func() bool { return testutil.ToFloat64(l.metrics.rejected) == float64(n+1) })
 		if serialOf(l.Source()).Cmp(good.Leaf.SerialNumber) != 0 {
 			t.Fatalf("%s: certificate replaced", tc.name)
@@ -210,7 +190,7 @@ func TestLoaderKeepsGoodCertificateOnBadUpdate(t *testing.T) {
 		t.Fatal("certificate lost with the Secret")
 	}
 	// And a good one is taken again.
-	putSecret(t, ctx, c.Kube, ns, leafData(t, other, mesh.Bundle))
+	c.PutSecret(t, ns, DefaultSecretName, leafData(t, other, mesh.Bundle))
 	eventually(t, "recovery", func() bool { return serialOf(l.Source()).Cmp(other.Leaf.SerialNumber) == 0 })
 	if strings.Contains(logs.String(), "PRIVATE KEY") {
 		t.Fatal("key material in the logs")
@@ -221,9 +201,8 @@ func TestLoaderKeepsGoodCertificateOnBadUpdate(t *testing.T) {
 }
 
 func TestLoaderNotReadyWithoutSecret(t *testing.T) {
-	ctx := testCtx(t)
 	c := cluster(t)
-	ns := newNamespace(t, ctx, c.Kube)
+	ns := c.TestNamespace(t, "certsecret")
 	l, _ := startLoader(t, c.Kube, Options{Namespace: ns})
 	eventually(t, "synced", l.w.HasSynced)
 	if err := l.Ready(); err == nil {
@@ -231,7 +210,7 @@ func TestLoaderNotReadyWithoutSecret(t *testing.T) {
 	}
 	mesh := identitytest.NewMesh(t, "", "east")
 	east := mesh.Cluster(t, "east")
-	putSecret(t, ctx, c.Kube, ns, leafData(t, east.Leaf(t, east.GatewayID()), mesh.Bundle))
+	c.PutSecret(t, ns, DefaultSecretName, leafData(t, east.Leaf(t, east.GatewayID()), mesh.Bundle))
 	eventually(t, "ready", func() bool { return l.Ready() == nil })
 	if id, err := l.Source().ID(); err != nil || id != east.GatewayID() {
 		t.Fatalf("id %v, %v", id, err)

@@ -3,18 +3,14 @@ package certsecret
 import (
 	"context"
 	"crypto/tls"
-	"fmt"
 	"io"
 	"log/slog"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
 	"ferry.dev/ferry/internal/identity"
@@ -23,47 +19,19 @@ import (
 
 // One cluster for the package, started on first use so that the pure tests
 // run without it.
-var (
-	envOnce sync.Once
-	envErr  error
-	env     *testenv.Env
-	nsSeq   atomic.Int32
-)
+var shared = testenv.Lazy{Options: testenv.Options{Clusters: []string{"east"}}}
 
-func TestMain(m *testing.M) {
-	m.Run()
-	if env != nil {
-		env.Stop()
-	}
-}
+func TestMain(m *testing.M) { shared.Main(m) }
 
 func cluster(t *testing.T) *testenv.Cluster {
 	t.Helper()
-	envOnce.Do(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-		defer cancel()
-		env, envErr = testenv.Start(ctx, testenv.Options{Clusters: []string{"east"}})
-	})
-	if envErr != nil {
-		t.Fatalf("testenv: %v", envErr)
-	}
-	return env.Cluster("east")
+	return shared.Get(t).Cluster("east")
 }
 
 func testCtx(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	t.Cleanup(cancel)
 	return ctx
-}
-
-// newNamespace makes a namespace of the test's own.
-func newNamespace(t *testing.T, ctx context.Context, kube kubernetes.Interface) string {
-	t.Helper()
-	name := fmt.Sprintf("certsecret-%d", nsSeq.Add(1))
-	if _, err := kube.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	return name
 }
 
 func quietLogger(w io.Writer) *slog.Logger {

@@ -10,7 +10,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
 
 	"ferry.dev/ferry/internal/identity/identitytest"
 	"ferry.dev/ferry/internal/testenv"
@@ -18,26 +17,10 @@ import (
 
 // impersonate returns a client acting as user, bound in ns to a Role with
 // rules, once the authorizer has seen the binding.
-func impersonate(t *testing.T, ctx context.Context, c *testenv.Cluster, ns, user string, rules []rbacv1.PolicyRule,
+func impersonate(t *testing.T, c *testenv.Cluster, ns, user string, rules []rbacv1.PolicyRule,
 	probe func(kubernetes.Interface) error) kubernetes.Interface {
 	t.Helper()
-	rbac := c.Kube.RbacV1()
-	if _, err := rbac.Roles(ns).Create(ctx, &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: user}, Rules: rules}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := rbac.RoleBindings(ns).Create(ctx, &rbacv1.RoleBinding{
-		ObjectMeta: metav1.ObjectMeta{Name: user},
-		Subjects:   []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: user}},
-		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: user},
-	}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	cfg := rest.CopyConfig(c.RestConfig)
-	cfg.Impersonate = rest.ImpersonationConfig{UserName: user}
-	kube, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	kube := c.Impersonate(t, ns, user, rules)
 	// The RBAC authorizer learns of new bindings through its own informers.
 	eventually(t, "binding in effect", func() bool { return probe(kube) == nil })
 	return kube
@@ -48,17 +31,17 @@ func impersonate(t *testing.T, ctx context.Context, c *testenv.Cluster, ns, user
 func TestLoaderNeedsOnlyItsOwnSecret(t *testing.T) {
 	ctx := testCtx(t)
 	c := cluster(t)
-	ns := newNamespace(t, ctx, c.Kube)
+	ns := c.TestNamespace(t, "certsecret")
 	mesh := identitytest.NewMesh(t, "", "east")
 	east := mesh.Cluster(t, "east")
-	putSecret(t, ctx, c.Kube, ns, leafData(t, east.Leaf(t, east.GatewayID()), mesh.Bundle))
+	c.PutSecret(t, ns, DefaultSecretName, leafData(t, east.Leaf(t, east.GatewayID()), mesh.Bundle))
 
 	rules := []rbacv1.PolicyRule{{
 		APIGroups: []string{""}, Resources: []string{"secrets"},
 		Verbs: []string{"get", "list", "watch"}, ResourceNames: []string{DefaultSecretName},
 	}}
 	byName := metav1.ListOptions{FieldSelector: fields.OneTermEqualSelector("metadata.name", DefaultSecretName).String()}
-	kube := impersonate(t, ctx, c, ns, "test-gateway", rules, func(k kubernetes.Interface) error {
+	kube := impersonate(t, c, ns, "test-gateway", rules, func(k kubernetes.Interface) error {
 		_, err := k.CoreV1().Secrets(ns).List(ctx, byName)
 		return err
 	})
@@ -70,7 +53,7 @@ func TestLoaderNeedsOnlyItsOwnSecret(t *testing.T) {
 
 	// The watch (not just the list) is allowed: a rotation arrives.
 	next := east.Leaf(t, east.GatewayID())
-	putSecret(t, ctx, c.Kube, ns, leafData(t, next, mesh.Bundle))
+	c.PutSecret(t, ns, DefaultSecretName, leafData(t, next, mesh.Bundle))
 	wctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
 	for serialOf(l.Source()).Cmp(next.Leaf.SerialNumber) != 0 {

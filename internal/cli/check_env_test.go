@@ -6,9 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
-	"time"
 
 	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -32,50 +30,29 @@ const (
 	checked  = "north"
 )
 
-var shared struct {
-	once sync.Once
-	env  *testenv.Env
-	err  error
-}
+// shared starts the three clusters on first use: one start (a few seconds)
+// serves every test of the package that needs a cluster.
+var shared = testenv.Lazy{Options: testenv.Options{
+	Clusters:    []string{exporter, importer, checked},
+	CRDs:        install.CRDDocuments(),
+	AddToScheme: []func(*runtime.Scheme) error{v1alpha1.AddToScheme},
+}}
 
 func TestMain(m *testing.M) {
 	flag.Parse()
-	code := m.Run()
-	if shared.env != nil {
-		shared.env.Stop()
-	}
-	os.Exit(code)
-}
-
-// sharedEnv starts the three clusters on first use: one start (a few
-// seconds) serves every test of the package that needs a cluster.
-func sharedEnv(t *testing.T) *testenv.Env {
-	t.Helper()
-	shared.once.Do(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-		defer cancel()
-		shared.env, shared.err = testenv.Start(ctx, testenv.Options{
-			Clusters:    []string{exporter, importer, checked},
-			CRDs:        install.CRDDocuments(),
-			AddToScheme: []func(*runtime.Scheme) error{v1alpha1.AddToScheme},
-		})
-	})
-	if shared.err != nil {
-		t.Fatalf("testenv: %v", shared.err)
-	}
-	return shared.env
+	shared.Main(m)
 }
 
 // clusterClient is the test's own client for a shared cluster.
 func clusterClient(t *testing.T, name string) client.Client {
 	t.Helper()
-	return sharedEnv(t).Cluster(name).Client
+	return shared.Get(t).Cluster(name).Client
 }
 
 // ferryOn runs ferry against a shared cluster.
 func ferryOn(t *testing.T, cluster string, args ...string) (stdout, stderr string, err error) {
 	t.Helper()
-	env := sharedEnv(t)
+	env := shared.Get(t)
 	return execFerry(t, append([]string{"--kubeconfig", env.Kubeconfig, "--context", cluster}, args...)...)
 }
 

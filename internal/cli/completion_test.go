@@ -26,7 +26,7 @@ func TestCompletionScripts(t *testing.T) {
 // TestDynamicCompletion: Link names for unlink, Services for export, read
 // from the cluster of the context being completed.
 func TestDynamicCompletion(t *testing.T) {
-	env := sharedEnv(t)
+	env := shared.Get(t)
 	westLinks(t)
 	kc := []string{"--kubeconfig", env.Kubeconfig, "--context"}
 	out, _, err := execFerry(t, append([]string{"__complete"}, append(kc, importer, "unlink", "--cluster-name", "")...)...)

@@ -14,7 +14,7 @@ import (
 )
 
 func TestExportUnexport(t *testing.T) {
-	env := sharedEnv(t)
+	env := shared.Get(t)
 	east := env.Cluster(exporter)
 	ctx := context.Background()
 	if _, err := east.CreateBackend(ctx, testenv.Backend{Namespace: "shop", Name: "cart"}); err != nil {
@@ -79,7 +79,7 @@ func TestExportUnexport(t *testing.T) {
 }
 
 func TestExportErrors(t *testing.T) {
-	env := sharedEnv(t)
+	env := shared.Get(t)
 	east := env.Cluster(exporter)
 	if err := east.EnsureNamespace(context.Background(), "shop"); err != nil {
 		t.Fatal(err)

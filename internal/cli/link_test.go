@@ -105,7 +105,7 @@ func mustGet(t *testing.T, c client.Client, ns, name string, obj client.Object) 
 
 func TestLink(t *testing.T) {
 	installEast(t)
-	env := sharedEnv(t)
+	env := shared.Get(t)
 	out := mustFerryOn(t, exporter, "link", "--cluster-name", exporter)
 
 	var doc map[string]any

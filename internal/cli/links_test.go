@@ -80,13 +80,13 @@ func westLinks(t *testing.T) {
 func ptrTo[T any](v T) *T { return &v }
 
 func TestLinksTable(t *testing.T) {
-	sharedEnv(t)
+	shared.Get(t)
 	westLinks(t)
 	golden(t, "links.txt", mustFerryOn(t, importer, "links"))
 }
 
 func TestLinksJSON(t *testing.T) {
-	sharedEnv(t)
+	shared.Get(t)
 	westLinks(t)
 	var rows []linkSummary
 	out := mustFerryOn(t, importer, "links", "-o", "json")
@@ -106,7 +106,7 @@ func TestLinksJSON(t *testing.T) {
 }
 
 func TestLinksNone(t *testing.T) {
-	sharedEnv(t)
+	shared.Get(t)
 	out, stderr, err := ferryOn(t, checked, "links")
 	if err != nil || out != "" || !strings.Contains(stderr, `No Links in context "north". To import from cluster REMOTE: ferry --context REMOTE link`) {
 		t.Errorf("no Links: err %v, stdout %q, stderr %q", err, out, stderr)

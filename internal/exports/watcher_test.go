@@ -18,25 +18,10 @@ import (
 	"ferry.dev/ferry/internal/testenv"
 )
 
-// env is one cluster shared by this package's tests.
-var env *testenv.Env
+// shared is one cluster for this package's tests, started on first use.
+var shared = testenv.Lazy{Options: testenv.Options{Clusters: []string{"east"}, CRDs: testenv.MCSCRDs()}}
 
-func TestMain(m *testing.M) {
-	os.Exit(run(m))
-}
-
-func run(m *testing.M) int {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	e, err := testenv.Start(ctx, testenv.Options{Clusters: []string{"east"}, CRDs: testenv.MCSCRDs()})
-	cancel()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "testenv:", err)
-		return 1
-	}
-	defer e.Stop()
-	env = e
-	return m.Run()
-}
+func TestMain(m *testing.M) { shared.Main(m) }
 
 func testCtx(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -52,7 +37,7 @@ func quietLogger() *slog.Logger {
 // waits for its first synced set.
 func startWatcher(t *testing.T, ns string) *Watcher {
 	t.Helper()
-	w, err := NewWatcher(env.Cluster("east").RestConfig, WatcherOptions{Logger: quietLogger(), Namespaces: []string{ns}})
+	w, err := NewWatcher(shared.Get(t).Cluster("east").RestConfig, WatcherOptions{Logger: quietLogger(), Namespaces: []string{ns}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,7 +73,7 @@ func waitSet(t *testing.T, w *Watcher, what string, cond func(*Set) bool) *Set {
 
 func createExport(t *testing.T, ctx context.Context, ns, name string, annotations map[string]string) {
 	t.Helper()
-	c := env.Cluster("east")
+	c := shared.Get(t).Cluster("east")
 	se := &mcsv1beta1.ServiceExport{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, Annotations: annotations},
 		Spec:       mcsv1beta1.ServiceExportSpec{ExportedLabels: map[string]string{"team": "a"}},
@@ -100,7 +85,7 @@ func createExport(t *testing.T, ctx context.Context, ns, name string, annotation
 
 func TestWatcherFollowsTheAPIServer(t *testing.T) {
 	ctx := testCtx(t)
-	c := env.Cluster("east")
+	c := shared.Get(t).Cluster("east")
 	const ns = "watch"
 	if _, err := c.CreateBackend(ctx, testenv.Backend{Namespace: ns, Name: "web", Headless: true, Endpoints: []testenv.Endpoint{
 		{IP: "198.18.0.10", Port: 8080, Ready: true, Hostname: "web-0"},
@@ -162,7 +147,7 @@ func TestWatcherFollowsTheAPIServer(t *testing.T) {
 // not cause a single publish.
 func TestUnexportedChurnCostsNothing(t *testing.T) {
 	ctx := testCtx(t)
-	c := env.Cluster("east")
+	c := shared.Get(t).Cluster("east")
 	const ns = "churn"
 	if _, err := c.CreateBackend(ctx, testenv.Backend{Namespace: ns, Name: "exported", Endpoints: []testenv.Endpoint{{IP: "198.18.0.20", Port: 80, Ready: true}}}); err != nil {
 		t.Fatal(err)
@@ -202,7 +187,7 @@ func TestUnexportedChurnCostsNothing(t *testing.T) {
 
 func TestStatusWriterWritesOnlyChanges(t *testing.T) {
 	ctx := testCtx(t)
-	c := env.Cluster("east")
+	c := shared.Get(t).Cluster("east")
 	const ns = "status"
 	if _, err := c.CreateBackend(ctx, testenv.Backend{Namespace: ns, Name: "ok", Endpoints: []testenv.Endpoint{{IP: "198.18.0.30", Port: 80, Ready: true}}}); err != nil {
 		t.Fatal(err)

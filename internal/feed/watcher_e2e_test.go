@@ -3,7 +3,6 @@ package feed
 import (
 	"context"
 	"fmt"
-	"os"
 	"testing"
 	"time"
 
@@ -14,23 +13,10 @@ import (
 	"ferry.dev/ferry/internal/testenv"
 )
 
-// env is one real API server shared by this package's tests.
-var env *testenv.Env
+// shared is one real API server for this package's tests, started on first use.
+var shared = testenv.Lazy{Options: testenv.Options{Clusters: []string{"east"}, CRDs: testenv.MCSCRDs()}}
 
-func TestMain(m *testing.M) { os.Exit(runMain(m)) }
-
-func runMain(m *testing.M) int {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	e, err := testenv.Start(ctx, testenv.Options{Clusters: []string{"east"}, CRDs: testenv.MCSCRDs()})
-	cancel()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "testenv:", err)
-		return 1
-	}
-	defer e.Stop()
-	env = e
-	return m.Run()
-}
+func TestMain(m *testing.M) { shared.Main(m) }
 
 // TestUnrelatedChurnSendsNoFeedBytes is requirement II end to end: east's
 // Watcher feeds east's feed server, west subscribes; churn in Services and
@@ -38,7 +24,7 @@ func runMain(m *testing.M) int {
 func TestUnrelatedChurnSendsNoFeedBytes(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	c := env.Cluster("east")
+	c := shared.Get(t).Cluster("east")
 	const ns = "feed-churn"
 	if _, err := c.CreateBackend(ctx, testenv.Backend{Namespace: ns, Name: "web", Endpoints: []testenv.Endpoint{{IP: "198.18.0.40", Port: 80, Ready: true}}}); err != nil {
 		t.Fatal(err)

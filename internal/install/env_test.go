@@ -2,8 +2,6 @@ package install
 
 import (
 	"context"
-	"os"
-	"sync"
 	"testing"
 	"time"
 
@@ -14,36 +12,18 @@ import (
 )
 
 // The API-server tests share one cluster, started on first use so that the
-// pure tests (goldens, options) run without one.
-var (
-	envOnce   sync.Once
-	envErr    error
-	sharedEnv *testenv.Env
-)
+// pure tests (goldens, options) run without one. It starts empty: no CRDs,
+// since installing them is part of what is tested.
+var shared = testenv.Lazy{Options: testenv.Options{
+	Clusters: []string{"install"}, AddToScheme: []func(*runtime.Scheme) error{ferryv1.AddToScheme},
+}}
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if sharedEnv != nil {
-		sharedEnv.Stop()
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { shared.Main(m) }
 
-// cluster returns the shared cluster. It starts empty: no CRDs, since
-// installing them is part of what is tested.
+// cluster returns the shared cluster.
 func cluster(t *testing.T) *testenv.Cluster {
 	t.Helper()
-	envOnce.Do(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-		defer cancel()
-		sharedEnv, envErr = testenv.Start(ctx, testenv.Options{
-			Clusters: []string{"install"}, AddToScheme: []func(*runtime.Scheme) error{ferryv1.AddToScheme},
-		})
-	})
-	if envErr != nil {
-		t.Fatalf("testenv: %v", envErr)
-	}
-	return sharedEnv.Clusters[0]
+	return shared.Get(t).Clusters[0]
 }
 
 func ctxT(t *testing.T) context.Context {

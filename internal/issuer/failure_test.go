@@ -26,7 +26,7 @@ func conditionOf(t *testing.T, ctx context.Context, ns string) metav1.Condition 
 func TestMissingAndInvalidIssuer(t *testing.T) {
 	ctx := testCtx(t)
 	c := cluster(t)
-	ns := newNamespace(t, ctx, c.Kube)
+	ns := c.TestNamespace(t, "issuer")
 	r := start(t, c.Kube, Options{Namespace: ns})
 
 	e := waitEvent(t, ctx, c.Kube, ns, DefaultIssuerSecret, EventIssuerMissing)
@@ -50,11 +50,11 @@ func TestMissingAndInvalidIssuer(t *testing.T) {
 
 	// Garbage, and another cluster's issuer: both invalid, with reasons.
 	mesh := identitytest.NewMesh(t, "", "east", "west")
-	putSecret(t, ctx, c.Kube, ns, DefaultIssuerSecret, map[string][]byte{
+	c.PutSecret(t, ns, DefaultIssuerSecret, map[string][]byte{
 		certsecret.CertKey: []byte("junk"), certsecret.KeyKey: []byte("junk"), certsecret.BundleKey: []byte("junk"),
 	})
 	waitEvent(t, ctx, c.Kube, ns, DefaultIssuerSecret, EventIssuerInvalid)
-	putSecret(t, ctx, c.Kube, ns, DefaultIssuerSecret, issuerData(t, mesh.Cluster(t, "west")))
+	c.PutSecret(t, ns, DefaultIssuerSecret, issuerData(t, mesh.Cluster(t, "west")))
 	eventually(t, "wrong cluster reported", func() bool {
 		list, _ := c.Kube.EventsV1().Events(ns).List(ctx, metav1.ListOptions{})
 		for _, e := range list.Items {
@@ -69,7 +69,7 @@ func TestMissingAndInvalidIssuer(t *testing.T) {
 	}
 
 	// The right issuer: issued at once, through the watch.
-	putSecret(t, ctx, c.Kube, ns, DefaultIssuerSecret, issuerData(t, mesh.Cluster(t, "east")))
+	c.PutSecret(t, ns, DefaultIssuerSecret, issuerData(t, mesh.Cluster(t, "east")))
 	eventually(t, "gateway Secret", func() bool { return getSecret(t, ctx, c.Kube, ns, DefaultGatewaySecret) != nil })
 	eventually(t, "ready", func() bool { return r.Ready() == nil })
 	waitEvent(t, ctx, c.Kube, ns, DefaultIssuerSecret, EventIssuerLoaded)
@@ -88,10 +88,10 @@ func TestMissingAndInvalidIssuer(t *testing.T) {
 func TestExpiringWithoutRenewal(t *testing.T) {
 	ctx := testCtx(t)
 	c := cluster(t)
-	ns := newNamespace(t, ctx, c.Kube)
+	ns := c.TestNamespace(t, "issuer")
 	mesh := identitytest.NewMesh(t, "", "east")
 	east := mesh.Cluster(t, "east")
-	putSecret(t, ctx, c.Kube, ns, DefaultIssuerSecret, issuerData(t, east))
+	c.PutSecret(t, ns, DefaultIssuerSecret, issuerData(t, east))
 	clk := clocktesting.NewFakeClock(time.Now())
 	const ttl = time.Hour
 	r := start(t, c.Kube, Options{Namespace: ns, LeafTTL: ttl, Clock: clk})
@@ -143,7 +143,7 @@ func TestExpiringWithoutRenewal(t *testing.T) {
 	}
 
 	// The issuer returns: both leaves are renewed and the condition clears.
-	putSecret(t, ctx, c.Kube, ns, DefaultIssuerSecret, issuerData(t, east))
+	c.PutSecret(t, ns, DefaultIssuerSecret, issuerData(t, east))
 	eventually(t, "renewed", func() bool { return conditionOf(t, ctx, ns).Reason == ReasonCurrent })
 	s = getSecret(t, ctx, c.Kube, ns, DefaultGatewaySecret)
 	if next := gatewayLeaf(t, s, east.GatewayID(), clk.Now).Leaf; next.SerialNumber.Cmp(leaf.SerialNumber) == 0 || !next.NotAfter.After(clk.Now()) {
@@ -162,10 +162,10 @@ func TestExpiringWithoutRenewal(t *testing.T) {
 func TestExpiredIssuerIsNotUsed(t *testing.T) {
 	ctx := testCtx(t)
 	c := cluster(t)
-	ns := newNamespace(t, ctx, c.Kube)
+	ns := c.TestNamespace(t, "issuer")
 	mesh := identitytest.NewMesh(t, "", "east")
 	east := mesh.Cluster(t, "east")
-	putSecret(t, ctx, c.Kube, ns, DefaultIssuerSecret, issuerData(t, east))
+	c.PutSecret(t, ns, DefaultIssuerSecret, issuerData(t, east))
 	clk := clocktesting.NewFakeClock(time.Now())
 	r := start(t, c.Kube, Options{Namespace: ns, Clock: clk, LeafTTL: time.Hour})
 	eventually(t, "ready", func() bool { return r.Ready() == nil })

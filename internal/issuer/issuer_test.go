@@ -53,10 +53,10 @@ func serialIn(t *testing.T, s *corev1.Secret) *big.Int {
 func TestIssuesGatewaySecretAndRestartWritesNothing(t *testing.T) {
 	ctx := testCtx(t)
 	c := cluster(t)
-	ns := newNamespace(t, ctx, c.Kube)
+	ns := c.TestNamespace(t, "issuer")
 	mesh := identitytest.NewMesh(t, "", "east")
 	east := mesh.Cluster(t, "east")
-	putSecret(t, ctx, c.Kube, ns, DefaultIssuerSecret, issuerData(t, east))
+	c.PutSecret(t, ns, DefaultIssuerSecret, issuerData(t, east))
 
 	kube := countingClient(t, c.RestConfig)
 	r := start(t, kube, Options{Namespace: ns})
@@ -128,10 +128,10 @@ func TestIssuesGatewaySecretAndRestartWritesNothing(t *testing.T) {
 func TestRenewsShortLivedLeavesEndToEnd(t *testing.T) {
 	ctx := testCtx(t)
 	c := cluster(t)
-	ns := newNamespace(t, ctx, c.Kube)
+	ns := c.TestNamespace(t, "issuer")
 	mesh := identitytest.NewMesh(t, "", "east", "west")
 	east, west := mesh.Cluster(t, "east"), mesh.Cluster(t, "west")
-	putSecret(t, ctx, c.Kube, ns, DefaultIssuerSecret, issuerData(t, east))
+	c.PutSecret(t, ns, DefaultIssuerSecret, issuerData(t, east))
 	const ttl = 3 * time.Second
 	r := start(t, c.Kube, Options{Namespace: ns, LeafTTL: ttl})
 
@@ -198,9 +198,9 @@ func TestRenewsShortLivedLeavesEndToEnd(t *testing.T) {
 func TestWaitsForElectionBeforeWriting(t *testing.T) {
 	ctx := testCtx(t)
 	c := cluster(t)
-	ns := newNamespace(t, ctx, c.Kube)
+	ns := c.TestNamespace(t, "issuer")
 	mesh := identitytest.NewMesh(t, "", "east")
-	putSecret(t, ctx, c.Kube, ns, DefaultIssuerSecret, issuerData(t, mesh.Cluster(t, "east")))
+	c.PutSecret(t, ns, DefaultIssuerSecret, issuerData(t, mesh.Cluster(t, "east")))
 	elected := make(chan struct{})
 	r := start(t, c.Kube, Options{Namespace: ns, Elected: elected})
 	eventually(t, "controller ready", func() bool { return r.Ready() == nil })
@@ -216,11 +216,11 @@ func TestWaitsForElectionBeforeWriting(t *testing.T) {
 func TestFollowsIssuerSecretChanges(t *testing.T) {
 	ctx := testCtx(t)
 	c := cluster(t)
-	ns := newNamespace(t, ctx, c.Kube)
+	ns := c.TestNamespace(t, "issuer")
 	mesh := identitytest.NewMesh(t, "", "east")
 	east := mesh.Cluster(t, "east")
 	data := issuerData(t, east)
-	putSecret(t, ctx, c.Kube, ns, DefaultIssuerSecret, data)
+	c.PutSecret(t, ns, DefaultIssuerSecret, data)
 	r := start(t, c.Kube, Options{Namespace: ns})
 	var s *corev1.Secret
 	eventually(t, "gateway Secret", func() bool { s = getSecret(t, ctx, c.Kube, ns, DefaultGatewaySecret); return s != nil })
@@ -235,7 +235,7 @@ func TestFollowsIssuerSecretChanges(t *testing.T) {
 		t.Fatal(err)
 	}
 	data[certsecret.BundleKey] = two.PEM()
-	putSecret(t, ctx, c.Kube, ns, DefaultIssuerSecret, data)
+	c.PutSecret(t, ns, DefaultIssuerSecret, data)
 	eventually(t, "bundle in the gateway Secret", func() bool {
 		s = getSecret(t, ctx, c.Kube, ns, DefaultGatewaySecret)
 		return bytes.Equal(s.Data[certsecret.BundleKey], two.PEM())
@@ -258,7 +258,7 @@ func TestFollowsIssuerSecretChanges(t *testing.T) {
 		t.Fatal(err)
 	}
 	data[certsecret.CertKey], data[certsecret.KeyKey] = issuer2.CertPEM(), key
-	putSecret(t, ctx, c.Kube, ns, DefaultIssuerSecret, data)
+	c.PutSecret(t, ns, DefaultIssuerSecret, data)
 	eventually(t, "leaf from the new issuer", func() bool {
 		s = getSecret(t, ctx, c.Kube, ns, DefaultGatewaySecret)
 		cert, _, err := certsecret.Parse(s.Data, mesh.Domain)
@@ -274,10 +274,10 @@ func TestFollowsIssuerSecretChanges(t *testing.T) {
 func TestDoesNotAdoptForeignSecret(t *testing.T) {
 	ctx := testCtx(t)
 	c := cluster(t)
-	ns := newNamespace(t, ctx, c.Kube)
+	ns := c.TestNamespace(t, "issuer")
 	mesh := identitytest.NewMesh(t, "", "east")
-	putSecret(t, ctx, c.Kube, ns, DefaultIssuerSecret, issuerData(t, mesh.Cluster(t, "east")))
-	putSecret(t, ctx, c.Kube, ns, DefaultGatewaySecret, map[string][]byte{"note": []byte("someone else's")})
+	c.PutSecret(t, ns, DefaultIssuerSecret, issuerData(t, mesh.Cluster(t, "east")))
+	c.PutSecret(t, ns, DefaultGatewaySecret, map[string][]byte{"note": []byte("someone else's")})
 	before := getSecret(t, ctx, c.Kube, ns, DefaultGatewaySecret)
 	r := start(t, c.Kube, Options{Namespace: ns})
 	waitEvent(t, ctx, c.Kube, ns, DefaultGatewaySecret, EventNotManaged)

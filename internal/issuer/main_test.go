@@ -2,7 +2,6 @@ package issuer
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -25,46 +24,19 @@ import (
 
 // One cluster for the package, started on first use so that the pure tests
 // run without it.
-var (
-	envOnce sync.Once
-	envErr  error
-	env     *testenv.Env
-	nsSeq   atomic.Int32
-)
+var shared = testenv.Lazy{Options: testenv.Options{Clusters: []string{"east"}}}
 
-func TestMain(m *testing.M) {
-	m.Run()
-	if env != nil {
-		env.Stop()
-	}
-}
+func TestMain(m *testing.M) { shared.Main(m) }
 
 func cluster(t *testing.T) *testenv.Cluster {
 	t.Helper()
-	envOnce.Do(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-		defer cancel()
-		env, envErr = testenv.Start(ctx, testenv.Options{Clusters: []string{"east"}})
-	})
-	if envErr != nil {
-		t.Fatalf("testenv: %v", envErr)
-	}
-	return env.Cluster("east")
+	return shared.Get(t).Cluster("east")
 }
 
 func testCtx(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	t.Cleanup(cancel)
 	return ctx
-}
-
-func newNamespace(t *testing.T, ctx context.Context, kube kubernetes.Interface) string {
-	t.Helper()
-	name := fmt.Sprintf("issuer-%d", nsSeq.Add(1))
-	if _, err := kube.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	return name
 }
 
 // counting is a client that counts its writes to Secrets.
@@ -108,24 +80,6 @@ func issuerData(t *testing.T, c *identitytest.Cluster) map[string][]byte {
 		certsecret.CertKey:   c.Issuer.CertPEM(),
 		certsecret.KeyKey:    key,
 		certsecret.BundleKey: c.Mesh.Bundle.PEM(),
-	}
-}
-
-// putSecret creates or replaces ns/name's data.
-func putSecret(t *testing.T, ctx context.Context, kube kubernetes.Interface, ns, name string, data map[string][]byte) {
-	t.Helper()
-	secrets := kube.CoreV1().Secrets(ns)
-	s, err := secrets.Get(ctx, name, metav1.GetOptions{})
-	if err != nil {
-		s = &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}, Data: data}
-		if _, err := secrets.Create(ctx, s, metav1.CreateOptions{}); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	s.Data = data
-	if _, err := secrets.Update(ctx, s, metav1.UpdateOptions{}); err != nil {
-		t.Fatal(err)
 	}
 }
 

@@ -8,8 +8,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
 
 	"ferry.dev/ferry/internal/identity/identitytest"
 )
@@ -28,25 +26,9 @@ var controllerRules = []rbacv1.PolicyRule{
 func TestRunsWithLeastPrivilege(t *testing.T) {
 	ctx := testCtx(t)
 	c := cluster(t)
-	ns := newNamespace(t, ctx, c.Kube)
+	ns := c.TestNamespace(t, "issuer")
 	const user = "test-controller"
-	rbac := c.Kube.RbacV1()
-	if _, err := rbac.Roles(ns).Create(ctx, &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: user}, Rules: controllerRules}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := rbac.RoleBindings(ns).Create(ctx, &rbacv1.RoleBinding{
-		ObjectMeta: metav1.ObjectMeta{Name: user},
-		Subjects:   []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: user}},
-		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: user},
-	}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	cfg := rest.CopyConfig(c.RestConfig)
-	cfg.Impersonate = rest.ImpersonationConfig{UserName: user}
-	kube, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	kube := c.Impersonate(t, ns, user, controllerRules)
 	byName := metav1.ListOptions{FieldSelector: fields.OneTermEqualSelector("metadata.name", DefaultIssuerSecret).String()}
 	eventually(t, "binding in effect", func() bool {
 		_, err := kube.CoreV1().Secrets(ns).List(ctx, byName)
@@ -57,7 +39,7 @@ func TestRunsWithLeastPrivilege(t *testing.T) {
 	}
 
 	mesh := identitytest.NewMesh(t, "", "east")
-	putSecret(t, ctx, c.Kube, ns, DefaultIssuerSecret, issuerData(t, mesh.Cluster(t, "east")))
+	c.PutSecret(t, ns, DefaultIssuerSecret, issuerData(t, mesh.Cluster(t, "east")))
 	r := start(t, kube, Options{Namespace: ns})
 	eventually(t, "gateway Secret", func() bool { return getSecret(t, ctx, c.Kube, ns, DefaultGatewaySecret) != nil })
 	eventually(t, "ready", func() bool { return r.Ready() == nil })
