@@ -64,7 +64,7 @@ func (c *checker) checks() []Check {
 		{Name: "mirrors have EndpointSlices", Severity: SeverityFatal, Requires: checkCRDs, Run: c.mirrorsHaveEndpoints,
 			Hint: fmt.Sprintf("the controller writes mirror EndpointSlices from the gateway's ready pods: fix the gateway check first, then see `kubectl -n %s logs deploy/%s`", ns, install.ControllerName)},
 		{Name: "no orphaned Ferry objects", Severity: SeverityWarning, Requires: checkCRDs, Run: c.noOrphans,
-			Hint: "their Link was removed without its finalizer running: delete them with `kubectl delete svc,endpointslices,serviceimports -A -l ferry.dev/link=NAME`"},
+			Hint: "their Link was removed without its finalizer running: delete them with `kubectl delete svc,endpointslices,serviceimports -A -l ferry.dev/link=NAME,ferry.dev/source-cluster`"},
 		{Name: "egress ports are consistent", Severity: SeverityFatal, Requires: checkAPI, Run: c.egressPorts,
 			Hint: "egress ports are allocated by the controller: delete the mirror Services named above and it recreates them with fresh ports"},
 	}

@@ -201,7 +201,7 @@ func (c *checker) noOrphans(ctx context.Context) error {
 	}
 	var sels []string
 	for l := range gone {
-		sels = append(sels, fmt.Sprintf("`kubectl delete svc,endpointslices,serviceimports -A -l %s=%s`", names.LabelLink, l))
+		sels = append(sels, fmt.Sprintf("`kubectl delete svc,endpointslices,serviceimports -A -l %s=%s,%s`", names.LabelLink, l, names.LabelSourceCluster))
 	}
 	slices.Sort(sels)
 	return withHint(fmt.Errorf("the owning Link does not exist for %s: %s", plural(len(problems), "object"), listed(problems)),

@@ -247,7 +247,7 @@ func TestCheckWarnings(t *testing.T) {
 	out := mustFerryOn(t, checked, "check")
 	for _, want := range []string{
 		"⚠ issuer is not near expiry\n    the issuer expires in 9d",
-		"⚠ no orphaned Ferry objects\n    the owning Link does not exist for 1 object: Service default/cart-gone (link gone)\n    hint: their Link was removed without its finalizer running, so nothing will delete them: `kubectl delete svc,endpointslices,serviceimports -A -l ferry.dev/link=gone`",
+		"⚠ no orphaned Ferry objects\n    the owning Link does not exist for 1 object: Service default/cart-gone (link gone)\n    hint: their Link was removed without its finalizer running, so nothing will delete them: `kubectl delete svc,endpointslices,serviceimports -A -l ferry.dev/link=gone,ferry.dev/source-cluster`",
 		"Status: passed with warnings (10 passed, 0 failed, 2 warnings, 0 skipped)",
 	} {
 		if !strings.Contains(out, want) {

@@ -135,8 +135,8 @@ func waitUnlinked(ctx context.Context, k *kubeTarget, link *v1alpha1.Link, timeo
 		lastOwned = owned
 		if gone && cerr == nil {
 			if len(owned) > 0 {
-				return fmt.Errorf("link %s is gone but %d objects it owned remain (%s): its finalizer was removed before cleanup; delete them with `kubectl delete svc,endpointslices,serviceimports -A -l %s=%s`",
-					name, len(owned), summarizeKinds(owned), names.LabelLink, name)
+				return fmt.Errorf("link %s is gone but %d objects it owned remain (%s): its finalizer was removed before cleanup; delete them with `kubectl delete svc,endpointslices,serviceimports -A -l %s=%s,%s`",
+					name, len(owned), summarizeKinds(owned), names.LabelLink, name, names.LabelSourceCluster)
 			}
 			fmt.Fprintf(out, "link %s removed, and everything it owned\n", name)
 			return nil
@@ -173,12 +173,14 @@ var ferryKinds = []schema.GroupVersionKind{
 }
 
 // ownedObjects lists, in all namespaces, the objects labelled as owned by
-// link; "" lists those of every Link. Metadata only: the count is all that
+// link; "" lists those of every Link. Ferry owns only objects with both
+// ownership labels, so an object with the link label alone is not counted
+// (and never suggested for deletion). Metadata only: the count is all that
 // matters and full objects would be large.
 func ownedObjects(ctx context.Context, k *kubeTarget, link string) ([]ownedObject, error) {
-	opts := []client.ListOption{client.HasLabels{names.LabelLink}}
+	opts := []client.ListOption{client.HasLabels{names.LabelLink, names.LabelSourceCluster}}
 	if link != "" {
-		opts = []client.ListOption{client.MatchingLabels{names.LabelLink: link}}
+		opts = []client.ListOption{client.MatchingLabels{names.LabelLink: link}, client.HasLabels{names.LabelSourceCluster}}
 	}
 	var out []ownedObject
 	for _, gvk := range ferryKinds {
