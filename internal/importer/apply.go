@@ -85,6 +85,13 @@ func (im *Importer) write(ctx context.Context, op mirror.Op) error {
 		uid := obj.GetUID()
 		im.own.deleted(obj)
 		err = im.c.Delete(ctx, obj, client.Preconditions{UID: &uid})
+		if err == nil || apierrors.IsNotFound(err) {
+			// Wake the Links this object blocked: the delete's watch
+			// event is our echo and may be suppressed.
+			for _, link := range im.blockedBy(obj) {
+				im.enqueue(link)
+			}
+		}
 		if apierrors.IsNotFound(err) {
 			return nil
 		}

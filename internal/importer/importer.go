@@ -190,8 +190,8 @@ func Setup(mgr manager.Manager, opts Options) (*Importer, error) {
 	err = builder.ControllerManagedBy(mgr).
 		Named(opts.ControllerName).
 		For(&ferryv1.Link{}, builder.WithPredicates(linkChanged())).
-		Watches(&corev1.Service{}, handler.EnqueueRequestsFromMapFunc(im.mapObject), builder.WithPredicates(im.own.notEcho())).
-		Watches(&discoveryv1.EndpointSlice{}, handler.EnqueueRequestsFromMapFunc(im.mapObject), builder.WithPredicates(im.own.notEcho())).
+		Watches(&corev1.Service{}, handler.EnqueueRequestsFromMapFunc(im.mapObject), builder.WithPredicates(im.own.notEcho(im.blocks))).
+		Watches(&discoveryv1.EndpointSlice{}, handler.EnqueueRequestsFromMapFunc(im.mapObject), builder.WithPredicates(im.own.notEcho(im.blocks))).
 		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(im.allLinks), builder.WithPredicates(namespaceChanged())).
 		WatchesRawSource(source.Func(func(_ context.Context, q workqueue.TypedRateLimitingInterface[reconcile.Request]) error {
 			im.mu.Lock()
@@ -230,25 +230,44 @@ func (im *Importer) request(link string) reconcile.Request {
 // mapObject maps a Service or EndpointSlice event to the Links it
 // concerns: its owner, every Link for the gateway's own slices, and the
 // Links whose import it blocks.
+// The blocked Links are woken for owned objects too: a Link's mirror
+// blocks every other Link that wants its name.
 func (im *Importer) mapObject(ctx context.Context, obj client.Object) []reconcile.Request {
+	var out []reconcile.Request
 	if link, ok := mirror.OwnerOf(obj); ok {
-		return []reconcile.Request{im.request(link)}
-	}
-	if _, isSlice := obj.(*discoveryv1.EndpointSlice); isSlice && obj.GetNamespace() == im.opts.Gateway.Namespace &&
+		out = append(out, im.request(link))
+	} else if _, isSlice := obj.(*discoveryv1.EndpointSlice); isSlice && obj.GetNamespace() == im.opts.Gateway.Namespace &&
 		obj.GetLabels()[discoveryv1.LabelServiceName] == im.opts.Gateway.Name {
 		return im.allLinks(ctx, obj)
 	}
-	kind := "Service"
-	if _, isSlice := obj.(*discoveryv1.EndpointSlice); isSlice {
-		kind = "EndpointSlice"
-	}
-	im.mu.Lock()
-	defer im.mu.Unlock()
-	var out []reconcile.Request
-	for link := range im.clashes[kind+" "+obj.GetNamespace()+"/"+obj.GetName()] {
+	for _, link := range im.blockedBy(obj) {
 		out = append(out, im.request(link))
 	}
 	return out
+}
+
+// clashKey is obj's key in im.clashes (mirror.Problem.Object's format).
+func clashKey(obj client.Object) string {
+	return kindOf(obj) + " " + obj.GetNamespace() + "/" + obj.GetName()
+}
+
+// blockedBy returns the Links whose import obj blocks.
+func (im *Importer) blockedBy(obj client.Object) []string {
+	im.mu.Lock()
+	defer im.mu.Unlock()
+	links := im.clashes[clashKey(obj)]
+	out := make([]string, 0, len(links))
+	for link := range links {
+		out = append(out, link)
+	}
+	return out
+}
+
+// blocks reports whether obj blocks any Link's import.
+func (im *Importer) blocks(obj client.Object) bool {
+	im.mu.Lock()
+	defer im.mu.Unlock()
+	return len(im.clashes[clashKey(obj)]) > 0
 }
 
 func (im *Importer) allLinks(ctx context.Context, _ client.Object) []reconcile.Request {

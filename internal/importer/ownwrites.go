@@ -50,11 +50,17 @@ func (w *ownWrites) echo(obj client.Object, mark string) bool {
 	return false
 }
 
-// notEcho passes every event but the echoes of our own writes.
-func (w *ownWrites) notEcho() predicate.Predicate {
+// notEcho passes every event but the echoes of our own writes, except the
+// echo of a delete of an object that blocks another Link's import
+// (blocks(obj)): that Link must look again once the cache no longer holds
+// the object, and the delete event is the moment it does (the informer
+// updates its store before it dispatches the event).
+func (w *ownWrites) notEcho(blocks func(client.Object) bool) predicate.Predicate {
 	return predicate.Funcs{
 		CreateFunc: func(e event.CreateEvent) bool { return !w.echo(e.Object, e.Object.GetResourceVersion()) },
 		UpdateFunc: func(e event.UpdateEvent) bool { return !w.echo(e.ObjectNew, e.ObjectNew.GetResourceVersion()) },
-		DeleteFunc: func(e event.DeleteEvent) bool { return !w.echo(e.Object, "delete:"+string(e.Object.GetUID())) },
+		DeleteFunc: func(e event.DeleteEvent) bool {
+			return !w.echo(e.Object, "delete:"+string(e.Object.GetUID())) || blocks(e.Object)
+		},
 	}
 }
