@@ -41,8 +41,18 @@ func (r Range) Validate() error {
 	if r.Min < 1024 || r.Max > 65535 || r.Min > r.Max {
 		return fmt.Errorf("egress port range %s: want 1024 <= min <= max <= 65535", r)
 	}
+	for _, p := range ReservedPorts {
+		if r.Contains(p) {
+			return fmt.Errorf("egress port range %s contains %d, which a Ferry daemon listens on (docs/contracts.md); choose a range without 4143, 4191 and 9990", r, p)
+		}
+	}
 	return nil
 }
+
+// ReservedPorts are the ports Ferry's own daemons listen on in the gateway's
+// and controller's pods (ingress, gateway admin, controller admin): an
+// egress port there could never be opened.
+var ReservedPorts = []int32{4143, 4191, 9990}
 
 // Contains reports whether p is in r.
 func (r Range) Contains(p int32) bool { return p >= r.Min && p <= r.Max }

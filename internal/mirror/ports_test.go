@@ -93,3 +93,15 @@ func BenchmarkAllocate10k(b *testing.B) {
 		Allocate(r, nil, cur, want)
 	}
 }
+
+func TestRangeRefusesDaemonPorts(t *testing.T) {
+	for _, r := range []string{"4000-5000", "9990-9999", "4191-4191"} {
+		rg, err := ParseRange(r)
+		if err == nil {
+			t.Errorf("range %s (%v) accepted although it holds a daemon port", r, rg)
+		}
+	}
+	if _, err := ParseRange("41000-48999"); err != nil {
+		t.Errorf("default range refused: %v", err)
+	}
+}
