@@ -141,8 +141,7 @@ func (s *stateDir) pidFile(pid int) string {
 }
 
 func (s *stateDir) record(pid int) {
-	exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
-	_ = os.WriteFile(s.pidFile(pid), []byte(exe), 0o644)
+	_ = os.WriteFile(s.pidFile(pid), nil, 0o644)
 }
 
 func (s *stateDir) forget(pid int) { _ = os.Remove(s.pidFile(pid)) }
@@ -150,8 +149,11 @@ func (s *stateDir) forget(pid int) { _ = os.Remove(s.pidFile(pid)) }
 func (s *stateDir) remove() error { return os.RemoveAll(s.path) }
 
 // reapStale kills the children of runs whose owner is gone and removes their
-// directories. A PID is only killed while it still runs the executable that
-// was recorded for it, so a recycled PID is left alone.
+// directories. A PID is only killed while its command line names the run's
+// directory (every child's does: its data dir, cert dir or kubeconfig), so a
+// recycled PID is left alone; its executable would not do, as a child started
+// through `ip netns exec` is still `ip` when it is recorded. The whole process
+// group goes, since children run in their own.
 func reapStale(root string) {
 	entries, err := os.ReadDir(root)
 	if err != nil {
@@ -169,8 +171,8 @@ func reapStale(root string) {
 			if err != nil {
 				continue
 			}
-			want, _ := os.ReadFile(f)
-			if got, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid)); err == nil && got == string(want) {
+			if cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid)); err == nil && strings.Contains(string(cmdline), dir) {
+				_ = syscall.Kill(-pid, syscall.SIGKILL)
 				_ = syscall.Kill(pid, syscall.SIGKILL)
 			}
 		}

@@ -206,32 +206,46 @@ func TestStopAndRestartIsolation(t *testing.T) {
 	}
 }
 
-// A run that crashed leaves children and a directory; the next run reaps both.
+// A run that crashed leaves children and a directory; the next run reaps both,
+// and leaves alone a process that merely reuses a recorded PID.
 func TestReapStaleRun(t *testing.T) {
 	root := t.TempDir()
-	sleep, err := exec.LookPath("sleep")
-	if err != nil {
-		t.Skip("no sleep binary")
-	}
-	child := exec.Command(sleep, "60")
-	if err := child.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { _ = child.Wait(); close(done) }()
 	// An owner PID above pid_max is certainly dead.
 	dir := filepath.Join(root, strconv.Itoa(1<<22+1)+"-crashed")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	(&stateDir{path: dir}).record(child.Process.Pid)
+	start := func(args ...string) (*exec.Cmd, chan struct{}) {
+		c := exec.Command("sh", args...)
+		c.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		if err := c.Start(); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan struct{})
+		go func() { _ = c.Wait(); close(done) }()
+		return c, done
+	}
+	// Ours: like every child, its command line names the run's directory.
+	// sh stays the parent of sleep, so the group kill is exercised too.
+	ours, oursDone := start("-c", "sleep 60; :", dir)
+	// A stranger whose PID was recorded (as if recycled).
+	stranger, strangerDone := start("-c", "sleep 60; :")
+	t.Cleanup(func() { _ = stranger.Process.Kill() })
+	state := &stateDir{path: dir}
+	state.record(ours.Process.Pid)
+	state.record(stranger.Process.Pid)
 
 	reapStale(root)
 	select {
-	case <-done:
+	case <-oursDone:
 	case <-time.After(5 * time.Second):
-		_ = child.Process.Kill()
+		_ = ours.Process.Kill()
 		t.Fatal("stale child was not killed")
+	}
+	select {
+	case <-strangerDone:
+		t.Fatal("a process that only reuses a recorded PID was killed")
+	case <-time.After(200 * time.Millisecond):
 	}
 	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
 		t.Fatal("stale directory was not removed")
