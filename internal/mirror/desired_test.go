@@ -39,7 +39,8 @@ func TestDesiredMirrorObjects(t *testing.T) {
 	if !maps.Equal(svc.Labels, wantLabels) {
 		t.Errorf("labels %v, want %v (exported labels copied, ownership labels win)", svc.Labels, wantLabels)
 	}
-	if !maps.Equal(svc.Annotations, map[string]string{"note": "x", names.AnnotationRemoteService: "cart"}) {
+	if !maps.Equal(svc.Annotations, map[string]string{"note": "x", names.AnnotationRemoteService: "cart",
+		names.AnnotationExportedKeys: `{"labels":["app"],"annotations":["note"]}`}) {
 		t.Errorf("annotations %v", svc.Annotations)
 	}
 	if len(svc.Spec.Selector) != 0 || svc.Spec.Type != corev1.ServiceTypeClusterIP {

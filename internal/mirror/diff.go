@@ -96,7 +96,8 @@ func Diff(want State, owned Objects) []Op {
 }
 
 // serviceDiffers compares only the fields Ferry manages; the API server's
-// defaults (clusterIP, ipFamilies, internalTrafficPolicy...) are left alone.
+// defaults (clusterIP, ipFamilies, internalTrafficPolicy...) are left alone,
+// and so are the labels and annotations of other controllers (metadata.go).
 func serviceDiffers(cur, want *corev1.Service) (string, bool) {
 	if !portsEqual(cur.Spec.Ports, want.Spec.Ports) ||
 		cur.Spec.Type != want.Spec.Type ||
@@ -105,7 +106,9 @@ func serviceDiffers(cur, want *corev1.Service) (string, bool) {
 		affinityTimeout(cur) != affinityTimeout(want) {
 		return ReasonSpec, true
 	}
-	if !maps.Equal(cur.Labels, want.Labels) || !maps.Equal(cur.Annotations, want.Annotations) {
+	prev, _ := ParseExportedKeys(cur.Annotations)
+	if managedDiffers(cur.Labels, want.Labels, prev.Labels) ||
+		managedDiffers(cur.Annotations, want.Annotations, prev.Annotations) {
 		return ReasonMetadata, true
 	}
 	return "", false
@@ -128,11 +131,12 @@ func affinityTimeout(s *corev1.Service) int32 {
 
 // mergeService returns a copy of cur with want's managed fields, keeping
 // what the API server assigned (clusterIP, families) so the update is
-// accepted.
+// accepted, and other controllers' labels and annotations.
 func mergeService(cur, want *corev1.Service) *corev1.Service {
 	out := cur.DeepCopy()
-	out.Labels = maps.Clone(want.Labels)
-	out.Annotations = maps.Clone(want.Annotations)
+	prev, _ := ParseExportedKeys(cur.Annotations)
+	out.Labels = mergeManaged(cur.Labels, want.Labels, prev.Labels)
+	out.Annotations = mergeManaged(cur.Annotations, want.Annotations, prev.Annotations)
 	out.Spec.Type = want.Spec.Type
 	out.Spec.Selector = nil
 	out.Spec.Ports = slices.Clone(want.Spec.Ports)
@@ -149,7 +153,7 @@ func sliceDiffers(cur, want *discoveryv1.EndpointSlice) (string, bool) {
 	if !slices.EqualFunc(cur.Endpoints, want.Endpoints, sameConditions) {
 		return ReasonReadiness, true
 	}
-	if !maps.Equal(cur.Labels, want.Labels) || len(cur.Annotations) != 0 {
+	if managedDiffers(cur.Labels, want.Labels, nil) || managedDiffers(cur.Annotations, want.Annotations, nil) {
 		return ReasonMetadata, true
 	}
 	return "", false
@@ -179,8 +183,8 @@ func sameConditions(x, y discoveryv1.Endpoint) bool {
 
 func mergeSlice(cur, want *discoveryv1.EndpointSlice) *discoveryv1.EndpointSlice {
 	out := cur.DeepCopy()
-	out.Labels = maps.Clone(want.Labels)
-	out.Annotations = nil
+	out.Labels = mergeManaged(cur.Labels, want.Labels, nil)
+	out.Annotations = mergeManaged(cur.Annotations, want.Annotations, nil)
 	out.AddressType = want.AddressType
 	out.Ports = want.DeepCopy().Ports
 	out.Endpoints = want.DeepCopy().Endpoints

@@ -30,6 +30,9 @@ func OwnershipLabels(link Link) map[string]string {
 
 // buildService makes the mirror Service: no selector (its endpoints are the
 // gateway's, written by Ferry), ports carrying the egress port as targetPort.
+// Its annotations record which keys came from the export
+// (names.AnnotationExportedKeys), so that Diff can remove them once the
+// remote stops exporting them without touching other controllers' keys.
 //
 // Headless exports are mirrored as ClusterIP Services too: clients must
 // reach the gateway's egress port, which only kube-proxy's port translation
@@ -46,6 +49,7 @@ func buildService(link Link, e *exports.Export, name string, ports []exports.Por
 		ann = map[string]string{}
 	}
 	ann[names.AnnotationRemoteService] = e.Name
+	ann[names.AnnotationExportedKeys] = exportedKeysOf(e.Labels, e.Annotations)
 
 	svc := &corev1.Service{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Service"},

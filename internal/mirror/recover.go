@@ -52,10 +52,16 @@ func Recover(owned Objects) []exports.Export {
 		if e.SessionAffinity != "" {
 			e.SessionAffinityTimeoutSeconds = affinityTimeout(s)
 		}
-		for k := range OwnershipLabels(Link{}) {
-			delete(e.Labels, k)
+		if rec, ok := ParseExportedKeys(s.Annotations); ok {
+			// Only the recorded keys came from the export; the rest are
+			// other controllers'.
+			e.Labels = pick(s.Labels, rec.Labels)
+			e.Annotations = pick(s.Annotations, rec.Annotations)
+		} else {
+			// Written before the record existed, when Ferry owned every key.
+			maps.DeleteFunc(e.Labels, func(k, _ string) bool { return fixedKey(k) })
+			maps.DeleteFunc(e.Annotations, func(k, _ string) bool { return fixedKey(k) })
 		}
-		delete(e.Annotations, names.AnnotationRemoteService)
 		if len(e.Labels) == 0 {
 			e.Labels = nil
 		}
@@ -76,5 +82,16 @@ func Recover(owned Objects) []exports.Export {
 		a, b := out[i].Key, out[j].Key
 		return a.Namespace < b.Namespace || a.Namespace == b.Namespace && a.Name < b.Name
 	})
+	return out
+}
+
+// pick returns the entries of m whose keys are listed in keys.
+func pick(m map[string]string, keys []string) map[string]string {
+	out := map[string]string{}
+	for _, k := range keys {
+		if v, ok := m[k]; ok {
+			out[k] = v
+		}
+	}
 	return out
 }

@@ -21,6 +21,11 @@ const (
 	// AnnotationRemoteService is the exported Service's name in the remote
 	// cluster; a mirror's own name may be truncated.
 	AnnotationRemoteService = Prefix + "remote-service"
+	// AnnotationExportedKeys on a mirror Service records which of its label
+	// and annotation keys Ferry copied from the export, so that keys the
+	// remote stops exporting are removed while keys other controllers add
+	// are kept.
+	AnnotationExportedKeys = Prefix + "exported-keys"
 	// AnnotationAllowedClusters on a ServiceExport lists, comma-separated, the
 	// clusters that may import it. Absent means every linked cluster.
 	AnnotationAllowedClusters = Prefix + "allowed-clusters"
