@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -26,6 +27,10 @@ const DefaultSecretName = "ferry-gateway-tls"
 // DefaultMetricLabel is the cert label of the loader's metrics.
 const DefaultMetricLabel = "gateway"
 
+// DefaultRecheckInterval is how often a Secret refused for a reason that
+// time can change (not yet valid, expired) is checked again.
+const DefaultRecheckInterval = 30 * time.Second
+
 // Options configure a Loader. Zero values mean the defaults.
 type Options struct {
 	// Namespace and Name locate the Secret. Default ferry-system/ferry-gateway-tls.
@@ -39,6 +44,11 @@ type Options struct {
 	Source *identity.Source
 	// Now is the clock for validity checks. Default time.Now.
 	Now func() time.Time
+	// RecheckInterval bounds the wait before a Secret refused for a reason
+	// that depends on the time (identity.ErrNotYetValid, ErrExpired) is
+	// checked again without any change to it; the loader wakes earlier at
+	// the chain's NotBefore. Default DefaultRecheckInterval.
+	RecheckInterval time.Duration
 	// Registry receives the metrics. Nil registers nothing.
 	Registry prometheus.Registerer
 	// MetricLabel is the cert label value. Default "gateway".
@@ -57,6 +67,7 @@ type Loader struct {
 	mu       sync.Mutex
 	loaded   [sha256.Size]byte // fingerprint of the data in use
 	rejected [sha256.Size]byte // of the last refused data, to log it once
+	recheck  bool              // rejected was refused for a time-dependent reason
 	lastErr  error
 }
 
@@ -82,6 +93,9 @@ func NewLoader(kube kubernetes.Interface, opts Options) (*Loader, error) {
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
+	}
+	if opts.RecheckInterval <= 0 {
+		opts.RecheckInterval = DefaultRecheckInterval
 	}
 	if opts.MetricLabel == "" {
 		opts.MetricLabel = DefaultMetricLabel
@@ -116,11 +130,25 @@ func (l *Loader) Start(ctx context.Context) error {
 		return err
 	}
 	for {
-		l.sync(l.w.Secret())
+		// A Secret refused because of the time is not cached as refused:
+		// without a change to it, a timer brings the next pass.
+		var retry <-chan time.Time
+		var timer *time.Timer
+		if d := l.sync(l.w.Secret()); d > 0 {
+			timer = time.NewTimer(d)
+			retry = timer.C
+		}
 		select {
 		case <-ctx.Done():
+			if timer != nil {
+				timer.Stop()
+			}
 			return nil
 		case <-l.w.Changed():
+		case <-retry:
+		}
+		if timer != nil {
+			timer.Stop()
 		}
 	}
 }
@@ -153,8 +181,11 @@ func (l *Loader) Ready() error {
 }
 
 // sync loads s if it differs from what is in use and is valid. Anything
-// wrong with it leaves the current certificate and bundle untouched.
-func (l *Loader) sync(s *corev1.Secret) {
+// wrong with it leaves the current certificate and bundle untouched. It
+// returns how long to wait before checking s again although it has not
+// changed, or 0 for not until it changes: only a refusal that time can undo
+// (not yet valid, expired) asks for that.
+func (l *Loader) sync(s *corev1.Secret) time.Duration {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if s == nil {
@@ -162,34 +193,66 @@ func (l *Loader) sync(s *corev1.Secret) {
 		if l.src.Certificate() != nil {
 			l.log.Warn("certificate secret is gone; keeping the certificate in use")
 		}
-		return
+		return 0
 	}
 	fp := Fingerprint(s.Data)
-	if fp == l.loaded || fp == l.rejected {
-		return // e.g. only the condition annotation changed
+	if fp == l.loaded || (fp == l.rejected && !l.recheck) {
+		return 0 // e.g. only the condition annotation changed
 	}
 	cert, bundle, id, err := l.check(s.Data)
 	if err != nil {
+		again := fp == l.rejected // a recheck: logged and counted already
 		l.rejected, l.lastErr = fp, err
-		l.metrics.rejected.Inc()
-		l.log.Error("refused certificate secret; keeping the certificate in use",
-			"resourceVersion", s.ResourceVersion, "err", err)
-		return
+		l.recheck = errors.Is(err, identity.ErrNotYetValid) || errors.Is(err, identity.ErrExpired)
+		if again {
+			l.log.Debug("certificate secret still refused", "resourceVersion", s.ResourceVersion, "err", err)
+		} else {
+			l.metrics.rejected.Inc()
+			l.log.Error("refused certificate secret; keeping the certificate in use",
+				"resourceVersion", s.ResourceVersion, "err", err)
+		}
+		if !l.recheck {
+			return 0
+		}
+		return l.recheckAfter(s.Data)
 	}
 	// Parse already matched key and leaf, so this cannot fail today; it is
 	// checked anyway so a future refusal in Source cannot go unnoticed. The
 	// bundle goes second: it only verifies peers, and the old one is good
 	// for the instant between the two stores.
 	if err := l.src.SetCertificate(cert); err != nil {
-		l.rejected, l.lastErr = fp, err
+		l.rejected, l.recheck, l.lastErr = fp, false, err
 		l.log.Error("refused certificate secret", "err", err)
-		return
+		return 0
 	}
 	_ = l.src.SetBundle(bundle)
-	l.loaded, l.rejected, l.lastErr = fp, [sha256.Size]byte{}, nil
+	l.loaded, l.rejected, l.recheck, l.lastErr = fp, [sha256.Size]byte{}, false, nil
 	l.metrics.expiry.Set(float64(cert.Leaf.NotAfter.Unix()))
 	l.log.Info("loaded certificate", "id", id.String(), "serial", fmt.Sprintf("%x", cert.Leaf.SerialNumber),
 		"notAfter", cert.Leaf.NotAfter.UTC(), "roots", len(bundle.Roots()), "resourceVersion", s.ResourceVersion)
+	return 0
+}
+
+// recheckAfter is the wait before data, refused because of the time, is
+// checked again: until the first NotBefore in its chain still ahead, if
+// that is sooner than RecheckInterval, else RecheckInterval.
+func (l *Loader) recheckAfter(data map[string][]byte) time.Duration {
+	d := l.opts.RecheckInterval
+	cert, _, err := Parse(data, l.opts.MeshDomain)
+	if err != nil {
+		return d
+	}
+	now := l.opts.Now()
+	for _, der := range cert.Certificate {
+		c, err := x509.ParseCertificate(der)
+		if err != nil {
+			continue
+		}
+		if w := c.NotBefore.Sub(now); w > 0 && w < d {
+			d = w
+		}
+	}
+	return d
 }
 
 func (l *Loader) check(data map[string][]byte) (*tls.Certificate, *identity.Bundle, identity.ID, error) {
