@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"path/filepath"
@@ -304,17 +305,12 @@ func (c *Cluster) get(ctx context.Context, addr, path string) (string, error) {
 		return "", err
 	}
 	defer resp.Body.Close()
-	var b []byte
-	buf := make([]byte, 32<<10)
-	for {
-		n, err := resp.Body.Read(buf)
-		b = append(b, buf[:n]...)
-		if err != nil {
-			break
-		}
-	}
 	if resp.StatusCode != http.StatusOK {
 		return "", fmt.Errorf("GET %s: %s", path, resp.Status)
 	}
-	return string(b), nil
+	b, err := io.ReadAll(io.LimitReader(resp.Body, maxAdminResponse))
+	return string(b), err
 }
+
+// maxAdminResponse bounds what the sandbox reads from a daemon's admin port.
+const maxAdminResponse = 16 << 20
