@@ -38,7 +38,9 @@ type ClientConfig struct {
 
 	MaxMessageBytes int
 	// MaxExports bounds the exports of one update (all chunks).
-	MaxExports        int
+	MaxExports int
+	// MaxUpdateBytes bounds the wire size of one update (all chunks).
+	MaxUpdateBytes    int
 	HeartbeatInterval time.Duration
 	// HeartbeatTimeout: a stream with no message for this long is dead.
 	HeartbeatTimeout time.Duration
@@ -95,6 +97,7 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 	}
 	cfg.MaxMessageBytes = orDefault(cfg.MaxMessageBytes, DefaultMaxMessageBytes)
 	cfg.MaxExports = orDefault(cfg.MaxExports, DefaultMaxExports)
+	cfg.MaxUpdateBytes = orDefault(cfg.MaxUpdateBytes, DefaultMaxUpdateBytes)
 	cfg.HeartbeatInterval = orDefault(cfg.HeartbeatInterval, DefaultHeartbeatInterval)
 	cfg.HeartbeatTimeout = orDefault(cfg.HeartbeatTimeout, DefaultHeartbeatTimeout)
 	cfg.DialTimeout = orDefault(cfg.DialTimeout, DefaultDialTimeout)

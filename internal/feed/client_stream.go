@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+
 	"ferry.dev/ferry/internal/feed/feedpb"
 )
 
@@ -53,7 +55,7 @@ func (c *Client) attempt(ctx context.Context, addr string, version uint64, h Han
 	applied.Store(v)
 	go c.sendHeartbeats(ctx, stream, &applied)
 
-	r := reassembler{max: c.cfg.MaxExports, resume: version}
+	r := reassembler{max: c.cfg.MaxExports, maxBytes: c.cfg.MaxUpdateBytes, resume: version}
 	for {
 		m, err := stream.Recv()
 		if err != nil {
@@ -106,11 +108,13 @@ func (c *Client) sendHeartbeats(ctx context.Context, stream feedpb.Feed_Subscrib
 // first delta or heartbeat must be at or beyond the resume version (the
 // server accepted the resume), anything else begins with a snapshot.
 type reassembler struct {
-	max     int
-	resume  uint64
-	floor   uint64 // highest version seen on this stream
-	started bool
-	pending *Update
+	max      int // entries of one update
+	maxBytes int // wire bytes of one update
+	resume   uint64
+	floor    uint64 // highest version seen on this stream
+	started  bool
+	pending  *Update
+	size     int // wire bytes of pending so far
 }
 
 func (r *reassembler) add(m *feedpb.ServerMessage) (u *Update, heartbeat bool, err error) {
@@ -164,6 +168,10 @@ func (r *reassembler) addUpdate(pu *feedpb.Update) (*Update, bool, error) {
 	if len(r.pending.Upserts)+len(pu.GetUpserts())+len(r.pending.Deletes)+len(pu.GetDeletes()) > r.max {
 		return nil, false, fmt.Errorf("%w: update %d has more than %d entries", errProtocol, pu.GetVersion(), r.max)
 	}
+	r.size += proto.Size(pu)
+	if r.size > r.maxBytes {
+		return nil, false, fmt.Errorf("%w: update %d is larger than %d bytes (MaxUpdateBytes)", errProtocol, pu.GetVersion(), r.maxBytes)
+	}
 	for _, pe := range pu.GetUpserts() {
 		e, err := fromProto(pe)
 		if err != nil {
@@ -182,7 +190,7 @@ func (r *reassembler) addUpdate(pu *feedpb.Update) (*Update, bool, error) {
 		return nil, false, nil
 	}
 	u := r.pending
-	r.pending = nil
+	r.pending, r.size = nil, 0
 	kind := kindDelta
 	if u.Snapshot {
 		kind = kindSnapshot

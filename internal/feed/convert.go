@@ -86,10 +86,10 @@ func fromProto(p *feedpb.Export) (exports.Export, error) {
 	if len(p.GetPorts()) == 0 || len(p.GetPorts()) > exports.MaxPorts {
 		return bad("%d ports", len(p.GetPorts()))
 	}
+	if err := validatePorts(p.GetPorts()); err != nil {
+		return bad("%v", err)
+	}
 	for _, port := range p.GetPorts() {
-		if port.GetProtocol() != "TCP" || port.GetPort() < 1 || port.GetPort() > 65535 {
-			return bad("port %q: %s %d", port.GetName(), port.GetProtocol(), port.GetPort())
-		}
 		e.Ports = append(e.Ports, exports.Port{Name: port.GetName(), Protocol: port.GetProtocol(), Port: port.GetPort(), AppProtocol: port.GetAppProtocol()})
 	}
 	if len(e.Hostnames) > exports.MaxHostnames {
@@ -135,6 +135,46 @@ func fromProto(p *feedpb.Export) (exports.Export, error) {
 		e.Hostnames = nil
 	}
 	return e, nil
+}
+
+// validatePorts checks ports as the API server checks a Service's (and the
+// mirror's EndpointSlice's): names are DNS-1123 labels, required when there
+// is more than one port, and unique; port numbers are 1-65535 and unique;
+// appProtocol is a qualified name. Only TCP is carried.
+func validatePorts(ports []*feedpb.Port) error {
+	names := make(map[string]bool, len(ports))
+	numbers := make(map[int32]bool, len(ports))
+	for i, port := range ports {
+		name, n := port.GetName(), port.GetPort()
+		switch {
+		case name == "" && len(ports) > 1:
+			return fmt.Errorf("port %d (%d) has no name, required with %d ports", i, n, len(ports))
+		case name != "":
+			if errs := validation.IsDNS1123Label(name); len(errs) > 0 {
+				return fmt.Errorf("port %d name %.64q: %s", i, name, errs[0])
+			}
+			if names[name] {
+				return fmt.Errorf("duplicate port name %q", name)
+			}
+			names[name] = true
+		}
+		if port.GetProtocol() != "TCP" {
+			return fmt.Errorf("port %q: protocol %.16q, only TCP is carried", name, port.GetProtocol())
+		}
+		if errs := validation.IsValidPortNum(int(n)); len(errs) > 0 {
+			return fmt.Errorf("port %q: %d: %s", name, n, errs[0])
+		}
+		if numbers[n] {
+			return fmt.Errorf("duplicate port %d", n)
+		}
+		numbers[n] = true
+		if ap := port.GetAppProtocol(); ap != "" {
+			if errs := validation.IsQualifiedName(ap); len(errs) > 0 {
+				return fmt.Errorf("port %q appProtocol %.64q: %s", name, ap, errs[0])
+			}
+		}
+	}
+	return nil
 }
 
 // validateKey checks that a key names a namespace and a Service.

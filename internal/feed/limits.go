@@ -34,6 +34,13 @@ const (
 	// update (a snapshot's chunks together), so a faulty server cannot make
 	// an importer grow without bound.
 	DefaultMaxExports = 200000
+	// DefaultMaxUpdateBytes bounds the wire size of one update a client
+	// reassembles (proto.Size of its chunks together). MaxExports alone
+	// does not bound memory, as one export may be close to a message; a
+	// typical export is about 200 bytes, so this admits about 300k of
+	// them, and the entry limit usually binds first. A server whose
+	// snapshot exceeds it is refused on every attempt: raise the limit.
+	DefaultMaxUpdateBytes = 64 << 20
 	// DefaultDialTimeout bounds connecting to one address.
 	DefaultDialTimeout = 10 * time.Second
 	// DefaultBackoffInitial and DefaultBackoffMax bound the client's
