@@ -22,14 +22,24 @@ const (
 // MaxSessionsPerCaller × 2·MaxStreamsPerSession × MaxStreamWindow (the
 // factor 2 is the slack before an abusive session is closed, see
 // Server.serveSession); for unauthenticated peers it is MaxPendingHandshakes
-// TLS handshakes.
+// TLS handshakes, of which one source address holds at most
+// MaxPendingHandshakesPerIP.
 type Limits struct {
 	// HandshakeTimeout bounds the TLS handshake, both ways. A peer that
 	// connects and stalls is closed after it.
 	HandshakeTimeout time.Duration
+	// ClientHelloTimeout bounds the wait for the peer's complete ClientHello
+	// (within HandshakeTimeout, which still bounds the whole handshake): a
+	// peer that connects and sends nothing frees its handshake slot after it.
+	ClientHelloTimeout time.Duration
 	// MaxPendingHandshakes bounds concurrent unauthenticated connections:
 	// beyond it new connections are closed at once.
 	MaxPendingHandshakes int
+	// MaxPendingHandshakesPerIP bounds the share of MaxPendingHandshakes one
+	// source address may hold (one IPv4 address, or one IPv6 /64), so a single
+	// host cannot fill them all: beyond it its new connections are closed at
+	// once. Peers behind one SNAT address share it.
+	MaxPendingHandshakesPerIP int
 	// MaxConnections bounds established TLS connections on the ingress port
 	// (tunnel sessions plus handed-off h2 conns still being counted).
 	MaxConnections int
@@ -38,6 +48,10 @@ type Limits struct {
 	// so this must exceed (remote replicas × egress PoolSize) with room for
 	// reconnect overlap: 32 covers 12 replicas at the default pool of 2.
 	MaxSessionsPerCaller int
+	// MaxH2ConnsPerCaller bounds concurrent h2 (feed) connections from one
+	// caller identity, counted until the feed server closes the handed-off
+	// connection. A remote controller needs one per replica subscribed.
+	MaxH2ConnsPerCaller int
 	// MaxStreamsPerSession bounds concurrent streams in one session; ingress
 	// answers further streams with StatusOverloaded and egress opens new
 	// streams on the least-loaded session that is below it.
@@ -62,16 +76,19 @@ type Limits struct {
 // DefaultLimits are production defaults; docs/gateway.md explains each.
 func DefaultLimits() Limits {
 	return Limits{
-		HandshakeTimeout:     10 * time.Second,
-		MaxPendingHandshakes: 128,
-		MaxConnections:       1024,
-		MaxSessionsPerCaller: 32,
-		MaxStreamsPerSession: 2048,
-		MaxStreamWindow:      256 << 10,
-		AcceptBacklog:        256,
-		KeepAliveInterval:    10 * time.Second,
-		KeepAliveTimeout:     10 * time.Second,
-		StreamOpenTimeout:    10 * time.Second,
+		HandshakeTimeout:          10 * time.Second,
+		ClientHelloTimeout:        2 * time.Second,
+		MaxPendingHandshakes:      128,
+		MaxPendingHandshakesPerIP: 8,
+		MaxConnections:            1024,
+		MaxSessionsPerCaller:      32,
+		MaxH2ConnsPerCaller:       4,
+		MaxStreamsPerSession:      2048,
+		MaxStreamWindow:           256 << 10,
+		AcceptBacklog:             256,
+		KeepAliveInterval:         10 * time.Second,
+		KeepAliveTimeout:          10 * time.Second,
+		StreamOpenTimeout:         10 * time.Second,
 	}
 }
 
@@ -79,9 +96,12 @@ func DefaultLimits() Limits {
 func (l Limits) WithDefaults() Limits {
 	d := DefaultLimits()
 	setDur(&l.HandshakeTimeout, d.HandshakeTimeout)
+	setDur(&l.ClientHelloTimeout, d.ClientHelloTimeout)
 	setInt(&l.MaxPendingHandshakes, d.MaxPendingHandshakes)
+	setInt(&l.MaxPendingHandshakesPerIP, d.MaxPendingHandshakesPerIP)
 	setInt(&l.MaxConnections, d.MaxConnections)
 	setInt(&l.MaxSessionsPerCaller, d.MaxSessionsPerCaller)
+	setInt(&l.MaxH2ConnsPerCaller, d.MaxH2ConnsPerCaller)
 	setInt(&l.MaxStreamsPerSession, d.MaxStreamsPerSession)
 	if l.MaxStreamWindow == 0 {
 		l.MaxStreamWindow = d.MaxStreamWindow
@@ -99,8 +119,9 @@ func (l Limits) Validate() error {
 		return fmt.Errorf("tunnel limits: MaxStreamWindow %d is below yamux's minimum of 262144", l.MaxStreamWindow)
 	}
 	for name, v := range map[string]int{
-		"MaxPendingHandshakes": l.MaxPendingHandshakes, "MaxConnections": l.MaxConnections,
-		"MaxSessionsPerCaller": l.MaxSessionsPerCaller, "MaxStreamsPerSession": l.MaxStreamsPerSession,
+		"MaxPendingHandshakes": l.MaxPendingHandshakes, "MaxPendingHandshakesPerIP": l.MaxPendingHandshakesPerIP,
+		"MaxConnections": l.MaxConnections, "MaxSessionsPerCaller": l.MaxSessionsPerCaller,
+		"MaxH2ConnsPerCaller": l.MaxH2ConnsPerCaller, "MaxStreamsPerSession": l.MaxStreamsPerSession,
 		"AcceptBacklog": l.AcceptBacklog,
 	} {
 		if v < 0 {
@@ -108,8 +129,9 @@ func (l Limits) Validate() error {
 		}
 	}
 	for name, v := range map[string]time.Duration{
-		"HandshakeTimeout": l.HandshakeTimeout, "KeepAliveInterval": l.KeepAliveInterval,
-		"KeepAliveTimeout": l.KeepAliveTimeout, "StreamOpenTimeout": l.StreamOpenTimeout,
+		"HandshakeTimeout": l.HandshakeTimeout, "ClientHelloTimeout": l.ClientHelloTimeout,
+		"KeepAliveInterval": l.KeepAliveInterval,
+		"KeepAliveTimeout":  l.KeepAliveTimeout, "StreamOpenTimeout": l.StreamOpenTimeout,
 	} {
 		if v < 0 {
 			return fmt.Errorf("tunnel limits: %s is negative", name)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -70,12 +71,14 @@ type Server struct {
 	conns      atomic.Int64  // established connections, all protocols
 	streams    *tracker
 
-	mu        sync.Mutex
-	listeners map[net.Listener]struct{}
-	sessions  map[*yamux.Session]struct{}
-	pending   map[net.Conn]struct{} // mid-handshake, closed on hard stop
-	perCaller map[identity.ID]int
-	draining  bool
+	mu          sync.Mutex
+	listeners   map[net.Listener]struct{}
+	sessions    map[*yamux.Session]struct{}
+	pending     map[net.Conn]struct{} // mid-handshake, closed on hard stop
+	pendingByIP map[string]int        // MaxPendingHandshakesPerIP, by sourceKey
+	perCaller   map[identity.ID]int   // tunnel sessions
+	h2PerCaller map[identity.ID]int   // handed-off h2 conns not yet closed
+	draining    bool
 }
 
 // NewServer checks the options and prepares the TLS configuration.
@@ -97,22 +100,41 @@ func NewServer(o ServerOptions) (*Server, error) {
 		o.Logger = slog.Default()
 	}
 	s := &Server{
-		o:          o,
-		log:        o.Logger.With("component", "tunnel-server"),
-		handshakes: make(chan struct{}, o.Limits.MaxPendingHandshakes),
-		streams:    newTracker(),
-		listeners:  map[net.Listener]struct{}{},
-		sessions:   map[*yamux.Session]struct{}{},
-		pending:    map[net.Conn]struct{}{},
-		perCaller:  map[identity.ID]int{},
+		o:           o,
+		log:         o.Logger.With("component", "tunnel-server"),
+		handshakes:  make(chan struct{}, o.Limits.MaxPendingHandshakes),
+		streams:     newTracker(),
+		listeners:   map[net.Listener]struct{}{},
+		sessions:    map[*yamux.Session]struct{}{},
+		pending:     map[net.Conn]struct{}{},
+		pendingByIP: map[string]int{},
+		perCaller:   map[identity.ID]int{},
+		h2PerCaller: map[identity.ID]int{},
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	protos := []string{ALPNTunnel}
 	if o.H2 != nil {
 		protos = append(protos, ALPNH2)
 	}
-	s.tlsCfg = withALPN(o.TLS.ServerTLSConfig(s.allowHandshake), protos)
+	s.tlsCfg = withHelloDeadline(withALPN(o.TLS.ServerTLSConfig(s.allowHandshake), protos))
 	return s, nil
+}
+
+// withHelloDeadline makes cfg, once the ClientHello has been read, lift the
+// connection's deadline from ClientHelloTimeout to the overall handshake
+// deadline (see Server.handshake).
+func withHelloDeadline(cfg *tls.Config) *tls.Config {
+	inner := cfg.GetConfigForClient
+	cfg.GetConfigForClient = func(h *tls.ClientHelloInfo) (*tls.Config, error) {
+		if c, ok := h.Conn.(*countedConn); ok && !c.handshakeDeadline.IsZero() {
+			_ = c.SetDeadline(c.handshakeDeadline)
+		}
+		if inner == nil {
+			return nil, nil // use cfg
+		}
+		return inner(h)
+	}
+	return cfg
 }
 
 // withALPN returns a copy of cfg that negotiates TLS 1.3 and protos, also
@@ -198,14 +220,57 @@ func (s *Server) Serve(ln net.Listener) error {
 		}
 		// The slot is freed when the socket is closed, by whoever closes
 		// it: us, or the feed server for a handed-off h2 connection.
-		c = &countedConn{Conn: c, release: func() { s.conns.Add(-1) }}
+		cc := &countedConn{Conn: c}
+		cc.onClose(func() { s.conns.Add(-1) })
+		src := sourceKey(c.RemoteAddr())
+		if !s.addPendingIP(src) {
+			s.reject(cc, ReasonIPHandshakeLimit)
+			continue
+		}
 		select {
 		case s.handshakes <- struct{}{}:
 		default:
-			s.reject(c, ReasonHandshakeLimit)
+			s.donePendingIP(src)
+			s.reject(cc, ReasonHandshakeLimit)
 			continue
 		}
-		go s.handleConn(c)
+		go s.handleConn(cc, src)
+	}
+}
+
+// sourceKey is the unit of MaxPendingHandshakesPerIP: the remote IP address,
+// or its /64 for IPv6, where one host commonly holds a whole /64.
+func sourceKey(a net.Addr) string {
+	host := a.String()
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	ip, err := netip.ParseAddr(host)
+	if err != nil {
+		return host
+	}
+	ip = ip.Unmap().WithZone("")
+	if ip.Is6() {
+		return netip.PrefixFrom(ip, 64).Masked().String()
+	}
+	return ip.String()
+}
+
+func (s *Server) addPendingIP(src string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.pendingByIP[src] >= s.o.Limits.MaxPendingHandshakesPerIP {
+		return false
+	}
+	s.pendingByIP[src]++
+	return true
+}
+
+func (s *Server) donePendingIP(src string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.pendingByIP[src]--; s.pendingByIP[src] <= 0 {
+		delete(s.pendingByIP, src)
 	}
 }
 
@@ -220,9 +285,10 @@ func (s *Server) isDraining() bool {
 	return s.draining
 }
 
-func (s *Server) handleConn(raw net.Conn) {
+func (s *Server) handleConn(raw *countedConn, src string) {
 	tc, id, err := s.handshake(raw)
 	<-s.handshakes
+	s.donePendingIP(src)
 	if err != nil {
 		reason := classifyHandshake(err)
 		s.o.Observer.Rejected(reason)
@@ -235,6 +301,14 @@ func (s *Server) handleConn(raw net.Conn) {
 	case proto == ALPNTunnel && s.mayTunnel(id):
 		s.serveTunnel(tc, id, log)
 	case proto == ALPNH2 && s.o.H2 != nil && s.mayFeed(id):
+		if !s.addH2(id) {
+			s.o.Observer.Rejected(ReasonFeedCallerLimit)
+			log.Warn("too many feed connections from caller", "limit", s.o.Limits.MaxH2ConnsPerCaller)
+			_ = tc.Close()
+			return
+		}
+		// The slot is freed when the conn is closed, by whoever closes it.
+		raw.onClose(func() { s.doneH2(id) })
 		ctx, cancel := context.WithTimeout(s.ctx, s.o.Limits.HandshakeTimeout)
 		defer cancel()
 		if err := s.o.H2.Put(ctx, tc); err != nil {
@@ -253,16 +327,39 @@ func (s *Server) handleConn(raw net.Conn) {
 	}
 }
 
+func (s *Server) addH2(id identity.ID) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.h2PerCaller[id] >= s.o.Limits.MaxH2ConnsPerCaller {
+		return false
+	}
+	s.h2PerCaller[id]++
+	return true
+}
+
+func (s *Server) doneH2(id identity.ID) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.h2PerCaller[id]--; s.h2PerCaller[id] <= 0 {
+		delete(s.h2PerCaller, id)
+	}
+}
+
 // handshake runs the TLS handshake under HandshakeTimeout. The deadline is
 // on the socket as well as the context, so a peer that stalls mid-record
-// cannot hold the goroutine.
-func (s *Server) handshake(raw net.Conn) (*tls.Conn, identity.ID, error) {
+// cannot hold the goroutine. Until the ClientHello is read the socket
+// deadline is the shorter ClientHelloTimeout, so a peer that connects and
+// sends nothing frees its slot early; withHelloDeadline then extends it.
+func (s *Server) handshake(raw *countedConn) (*tls.Conn, identity.ID, error) {
 	if !s.trackPending(raw, true) {
 		return nil, identity.ID{}, ErrServerClosed
 	}
 	defer s.trackPending(raw, false)
-	deadline := time.Now().Add(s.o.Limits.HandshakeTimeout)
-	_ = raw.SetDeadline(deadline)
+	now := time.Now()
+	deadline := now.Add(s.o.Limits.HandshakeTimeout)
+	// Read by GetConfigForClient, on this goroutine, inside HandshakeContext.
+	raw.handshakeDeadline = deadline
+	_ = raw.SetDeadline(now.Add(min(s.o.Limits.ClientHelloTimeout, s.o.Limits.HandshakeTimeout)))
 	ctx, cancel := context.WithDeadline(s.ctx, deadline)
 	defer cancel()
 	tc := tls.Server(raw, s.tlsCfg)
@@ -465,15 +562,39 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	return nil
 }
 
-// countedConn frees a MaxConnections slot exactly once, on Close.
+// countedConn frees its slots (MaxConnections, and MaxH2ConnsPerCaller for a
+// feed conn) exactly once, on the first Close.
 type countedConn struct {
 	net.Conn
-	once    sync.Once
-	release func()
+	// handshakeDeadline is the overall handshake deadline, restored once the
+	// ClientHello is read (withHelloDeadline).
+	handshakeDeadline time.Time
+
+	mu       sync.Mutex
+	closed   bool
+	releases []func()
+}
+
+// onClose registers f to run on the first Close; at once if already closed.
+func (c *countedConn) onClose(f func()) {
+	c.mu.Lock()
+	if !c.closed {
+		c.releases = append(c.releases, f)
+		c.mu.Unlock()
+		return
+	}
+	c.mu.Unlock()
+	f()
 }
 
 func (c *countedConn) Close() error {
 	err := c.Conn.Close()
-	c.once.Do(c.release)
+	c.mu.Lock()
+	fs := c.releases
+	c.releases, c.closed = nil, true
+	c.mu.Unlock()
+	for _, f := range fs {
+		f()
+	}
 	return err
 }

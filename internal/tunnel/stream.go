@@ -74,6 +74,7 @@ const (
 	ReasonNoClientCert      = "no_client_certificate"
 	ReasonUntrustedPeer     = "untrusted_peer"
 	ReasonHandshakeLimit    = "handshake_limit"
+	ReasonIPHandshakeLimit  = "ip_handshake_limit"
 	ReasonConnectionLimit   = "connection_limit"
 	ReasonCallerLimit       = "caller_limit"
 	ReasonStreamLimit       = "stream_limit"
@@ -81,4 +82,5 @@ const (
 	ReasonProtocol          = "alpn"
 	ReasonDraining          = "draining"
 	ReasonFeedUnavailable   = "feed_unavailable"
+	ReasonFeedCallerLimit   = "feed_caller_limit"
 )
