@@ -25,6 +25,7 @@ func main() {
 	fs.StringVar(&o.ClusterName, "cluster-name", "", "this cluster's name, a DNS label (required)")
 	fs.StringVar(&o.MeshDomain, "mesh-domain", identity.DefaultMeshDomain, "the mesh's domain; cluster c's trust domain is c.<mesh-domain>")
 	fs.StringVar(&o.EgressPortRange, "egress-port-range", controller.DefaultEgressPortRange, "gateway ports to allocate to mirrors, min-max")
+	fs.StringVar(&o.ClustersetPortRange, "clusterset-port-range", controller.DefaultClustersetPortRange, "gateway ports to allocate to clusterset services, min-max, disjoint from --egress-port-range")
 	fs.StringVar(&o.GatewayService, "gateway-service", controller.DefaultGatewayService, "the local gateway Service, namespace/name")
 	fs.BoolVar(&o.LeaderElect, "leader-elect", true, "elect a leader among replicas (Lease ferry-system/"+controller.LeaderElectionID+")")
 	fs.StringVar(&o.MetricsAddr, "metrics-addr", controller.DefaultAdminAddr, "address of /metrics; 0 turns it off")

@@ -35,7 +35,8 @@ func main() {
 	fs.StringVar(&o.ListenAddr, "ingress-addr", gatewayd.DefaultListenAddr, "ingress address for remote gateways and controllers (mTLS)")
 	fs.StringVar(&o.AdminAddr, "admin-addr", gatewayd.DefaultAdminAddr, "address of /live, /ready and /metrics")
 	fs.StringVar(&kubeconfig, "kubeconfig", "", "kubeconfig of this cluster; empty means in-cluster")
-	egressPorts := fs.String("egress-port-range", mirror.DefaultRange().String(), "ports the controller allocates to mirrors, min-max; no other port is opened for egress")
+	egressPorts := fs.String("egress-port-range", mirror.DefaultRange().String(), "ports the controller allocates to mirrors, min-max; with --clusterset-port-range, the only ports opened for egress")
+	clustersetPorts := fs.String("clusterset-port-range", gatewayd.DefaultClustersetPorts().String(), "ports the controller allocates to clusterset Services, min-max; disjoint from --egress-port-range")
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	_ = fs.Parse(os.Args[1:])
 	if *showVersion {
@@ -49,10 +50,18 @@ func main() {
 	}
 	o.Logger = slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	o.EgressHost = os.Getenv("POD_IP")
-	var rangeErr error
-	o.EgressPorts, rangeErr = mirror.ParseRange(*egressPorts)
-	if rangeErr != nil {
-		rangeErr = fmt.Errorf("--egress-port-range: %w", rangeErr)
+	// A range that does not parse is reported here and left unset, so
+	// Validate does not report it a second time.
+	var rangeErr, clustersetErr error
+	if r, err := mirror.ParseRange(*egressPorts); err != nil {
+		rangeErr = fmt.Errorf("--egress-port-range: %w", err)
+	} else {
+		o.EgressPorts = r
+	}
+	if r, err := mirror.ParseRange(*clustersetPorts); err != nil {
+		clustersetErr = fmt.Errorf("--clusterset-port-range: %w", err)
+	} else {
+		o.ClustersetPorts = r
 	}
 	var cfgErr error
 	if kubeconfig == "" {
@@ -60,7 +69,7 @@ func main() {
 	} else {
 		o.RestConfig, cfgErr = clientcmd.BuildConfigFromFlags("", kubeconfig)
 	}
-	if err := errors.Join(o.WithDefaults().Validate(), rangeErr, cfgErr); err != nil {
+	if err := errors.Join(o.WithDefaults().Validate(), rangeErr, clustersetErr, cfgErr); err != nil {
 		fmt.Fprintf(os.Stderr, "ferry-gateway: invalid configuration:\n%v\n", err)
 		os.Exit(2)
 	}

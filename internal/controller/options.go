@@ -26,6 +26,9 @@ const (
 	DefaultIssuerSecret    = "ferry-issuer"
 	LeaderElectionID       = "ferry-controller"
 	DefaultEgressPortRange = "41000-48999"
+	// DefaultClustersetPortRange is the clusterset Services' egress
+	// ports, disjoint from the mirrors' (docs/contracts.md).
+	DefaultClustersetPortRange = "49000-49999"
 )
 
 // Registry is where metrics go and are served from.
@@ -43,6 +46,9 @@ type Options struct {
 	MeshDomain  string
 	// EgressPortRange is "min-max".
 	EgressPortRange string
+	// ClustersetPortRange is "min-max", the clusterset Services' egress
+	// ports; it must not overlap EgressPortRange.
+	ClustersetPortRange string
 	// GatewayService is "namespace/name" of the local gateway Service.
 	GatewayService string
 	LeaderElect    bool
@@ -74,8 +80,9 @@ type Options struct {
 	// SkipNameValidation lets tests run the controller twice in a process.
 	SkipNameValidation bool
 
-	ports   mirror.Range
-	gateway types.NamespacedName
+	ports           mirror.Range
+	clustersetPorts mirror.Range
+	gateway         types.NamespacedName
 }
 
 // Deps is what a Hook receives.
@@ -97,6 +104,9 @@ func (o *Options) SetDefaults() {
 	}
 	if o.EgressPortRange == "" {
 		o.EgressPortRange = DefaultEgressPortRange
+	}
+	if o.ClustersetPortRange == "" {
+		o.ClustersetPortRange = DefaultClustersetPortRange
 	}
 	if o.GatewayService == "" {
 		o.GatewayService = DefaultGatewayService
@@ -131,6 +141,13 @@ func (o *Options) Validate() error {
 		errs = append(errs, fmt.Errorf("--egress-port-range: %w", err))
 	}
 	o.ports = r
+	cr, cerr := mirror.ParseRange(o.ClustersetPortRange)
+	if cerr != nil {
+		errs = append(errs, fmt.Errorf("--clusterset-port-range: %w", cerr))
+	} else if err == nil && cr.Min <= r.Max && r.Min <= cr.Max {
+		errs = append(errs, fmt.Errorf("--clusterset-port-range %s overlaps --egress-port-range %s; the two must be disjoint", cr, r))
+	}
+	o.clustersetPorts = cr
 	ns, name, ok := strings.Cut(o.GatewayService, "/")
 	if !ok || len(validation.IsDNS1123Label(ns)) > 0 || len(validation.IsDNS1035Label(name)) > 0 {
 		errs = append(errs, fmt.Errorf("--gateway-service %q: want namespace/name", o.GatewayService))

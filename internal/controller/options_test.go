@@ -12,6 +12,9 @@ func TestValidate(t *testing.T) {
 	if err := ok.Validate(); err != nil {
 		t.Fatalf("minimal options: %v", err)
 	}
+	if ok.clustersetPorts != (mirror.Range{Min: 49000, Max: 49999}) {
+		t.Errorf("default clusterset ports %v", ok.clustersetPorts)
+	}
 	if ok.ports != mirror.DefaultRange() || ok.gateway.String() != "ferry-system/ferry-gateway" || ok.MeshDomain != "ferry.local" {
 		t.Errorf("defaults: ports %v gateway %v mesh %q", ok.ports, ok.gateway, ok.MeshDomain)
 	}
@@ -25,6 +28,8 @@ func TestValidate(t *testing.T) {
 		{"mesh domain", func(o *Options) { o.MeshDomain = "not a domain" }, "--mesh-domain"},
 		{"port range order", func(o *Options) { o.EgressPortRange = "48999-41000" }, "--egress-port-range"},
 		{"port range privileged", func(o *Options) { o.EgressPortRange = "80-90" }, "--egress-port-range"},
+		{"clusterset range", func(o *Options) { o.ClustersetPortRange = "49000" }, "--clusterset-port-range"},
+		{"clusterset range overlaps egress", func(o *Options) { o.ClustersetPortRange = "48000-49999" }, "overlaps --egress-port-range"},
 		{"gateway service needs a namespace", func(o *Options) { o.GatewayService = "ferry-gateway" }, "--gateway-service"},
 		{"metrics address", func(o *Options) { o.MetricsAddr = "9990" }, "--metrics-addr"},
 		{"issuer secret name", func(o *Options) { o.IssuerSecret = "Not_Valid" }, "--issuer-secret"},

@@ -21,6 +21,7 @@ import (
 	mcsv1beta1 "sigs.k8s.io/mcs-api/pkg/apis/v1beta1"
 
 	ferryv1 "ferry.dev/ferry/api/v1alpha1"
+	"ferry.dev/ferry/internal/clusterset"
 	"ferry.dev/ferry/internal/importer"
 	"ferry.dev/ferry/internal/names"
 )
@@ -68,6 +69,7 @@ func Run(ctx context.Context, o Options) error {
 		Controller:              config.Controller{SkipNameValidation: ptr.To(o.SkipNameValidation)},
 	}
 	importer.ConfigureManager(&mo, o.gateway, names.SystemNamespace)
+	clusterset.ConfigureManager(&mo)
 	mgr, err := manager.New(cfg, mo)
 	if err != nil {
 		return fmt.Errorf("manager: %w", err)
@@ -99,6 +101,12 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 	status.Peers = im.Peers
+	if _, err := clusterset.Setup(mgr, clusterset.Options{
+		Gateway: o.gateway, Ports: o.clustersetPorts, Registry: o.Registry,
+		Logger: log.With("component", "clusterset"), SkipNameValidation: o.SkipNameValidation,
+	}); err != nil {
+		return err
+	}
 
 	var synced atomic.Bool
 	if err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
@@ -125,7 +133,7 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 	log.Info("starting ferry-controller", "mesh", o.MeshDomain, "gateway", o.gateway.String(),
-		"egressPorts", o.ports.String(), "leaderElect", o.LeaderElect, "qps", o.QPS, "burst", o.Burst)
+		"egressPorts", o.ports.String(), "clustersetPorts", o.clustersetPorts.String(), "leaderElect", o.LeaderElect, "qps", o.QPS, "burst", o.Burst)
 	if err := mgr.Start(ctx); err != nil {
 		return fmt.Errorf("controller: %w", err)
 	}

@@ -14,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/utils/ptr"
 
+	"ferry.dev/ferry/internal/names"
 	"ferry.dev/ferry/internal/netns"
 )
 
@@ -52,12 +53,12 @@ func TestRequirementIII_IndependentControlPlane(t *testing.T) {
 
 	// Steady traffic from a west pod: to west's own Service, and to north.
 	loadCtx, stopLoad := context.WithCancel(ctx)
-	local, toNorth := &traffic{}, &traffic{}
+	local, toNorth, toSet := &traffic{}, &traffic{}, &traffic{}
 	var wg sync.WaitGroup
 	for _, tr := range []struct {
 		svc string
 		t   *traffic
-	}{{"local", local}, {"echo-north", toNorth}} {
+	}{{"local", local}, {"echo-north", toNorth}, {names.ClustersetName("echo"), toSet}} {
 		wg.Add(1)
 		go func() { defer wg.Done(); tr.t.run(loadCtx, tr.svc) }()
 	}
@@ -111,11 +112,13 @@ func TestRequirementIII_IndependentControlPlane(t *testing.T) {
 	t.Logf("east restarted: converged in %s (limit %s)", converged.Round(100*time.Millisecond), convergeLimit)
 	t.Logf("west -> local:      %d requests, %d errors", local.ok.Load()+local.failed.Load(), local.failed.Load())
 	t.Logf("west -> echo-north: %d requests, %d errors", toNorth.ok.Load()+toNorth.failed.Load(), toNorth.failed.Load())
+	t.Logf("west -> %s (east+north): %d requests, %d errors", names.ClustersetName("echo"), toSet.ok.Load()+toSet.failed.Load(), toSet.failed.Load())
 	t.Logf("echo-east mirror: uid %s before and %s after; %d delete events", mirror.UID, after.UID, deletes.Load())
 	if converged > convergeLimit {
 		t.Errorf("convergence took %s, over %s", converged, convergeLimit)
 	}
-	for name, tr := range map[string]*traffic{"local": local, "echo-north": toNorth} {
+	// The clusterset fails over to north while east is down.
+	for name, tr := range map[string]*traffic{"local": local, "echo-north": toNorth, names.ClustersetName("echo"): toSet} {
 		if tr.failed.Load() != 0 || tr.ok.Load() == 0 {
 			t.Errorf("west -> %s: %d errors, %d successes during east's outage (last error: %v)", name, tr.failed.Load(), tr.ok.Load(), tr.lastErr.Load())
 		}

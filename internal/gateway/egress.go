@@ -35,10 +35,11 @@ type Destination struct {
 
 // Route is one egress port. A mirror Service has exactly one destination
 // (contracts.md: ferry.dev/source-cluster, namespace, ferry.dev/remote-service,
-// port). A clusterset service lists several, in order of preference: each
-// connection goes to the first live one that accepts it, and moves on only
-// while nothing has been sent (the remote is down, draining, overloaded or
-// has no ready endpoint), so failover never replays client bytes.
+// port). A clusterset service lists several: each new connection starts at
+// the next destination in turn (spreading load across clusters), goes to the
+// first live one from there that accepts it, and moves on only while nothing
+// has been sent (the remote is down, draining, overloaded or has no ready
+// endpoint), so failover never replays client bytes.
 type Route struct {
 	Port         int
 	Destinations []Destination
@@ -78,7 +79,17 @@ type Egress struct {
 
 type egressListener struct {
 	ln    net.Listener
-	route atomic.Pointer[Route]
+	route atomic.Pointer[activeRoute]
+}
+
+// activeRoute is a listener's route and its round-robin counter: the n-th
+// connection (from 0) starts at destination n mod len(Destinations). A
+// SetRoutes that leaves the port's destinations as they were keeps the
+// counter, so unrelated route churn does not skew the spread towards the
+// first destination; changed destinations start a fresh rotation.
+type activeRoute struct {
+	Route
+	next atomic.Uint64
 }
 
 // NewEgress builds the egress; call SetRemotes and SetRoutes.
@@ -157,7 +168,9 @@ func (e *Egress) SetRoutes(routes []Route) error {
 	}
 	for port, r := range want {
 		if l, ok := e.listeners[port]; ok {
-			l.route.Store(&r)
+			if !slices.Equal(l.route.Load().Destinations, r.Destinations) {
+				l.route.Store(&activeRoute{Route: r})
+			}
 			continue
 		}
 		ln, err := net.Listen("tcp", net.JoinHostPort(e.o.ListenHost, strconv.Itoa(port)))
@@ -166,7 +179,7 @@ func (e *Egress) SetRoutes(routes []Route) error {
 			continue
 		}
 		l := &egressListener{ln: ln}
-		l.route.Store(&r)
+		l.route.Store(&activeRoute{Route: r})
 		e.listeners[port] = l
 		go e.serve(l)
 		e.log.Info("egress port open", "port", port, "destinations", len(r.Destinations))
@@ -220,17 +233,18 @@ func (e *Egress) serve(l *egressListener) {
 			resetClose(c)
 			continue
 		}
-		go e.handle(c, l.route.Load())
+		r := l.route.Load()
+		go e.handle(c, &r.Route, r.next.Add(1)-1)
 	}
 }
 
-func (e *Egress) handle(c net.Conn, r *Route) {
+func (e *Egress) handle(c net.Conn, r *Route, turn uint64) {
 	defer e.conns.done(c)
 	m := e.o.Metrics
 	m.EgressActive.Inc()
 	defer m.EgressActive.Dec()
 
-	st, dest, err := e.open(r)
+	st, dest, err := e.open(r, turn)
 	if err != nil {
 		// A reset tells the client "refused", not "empty response".
 		resetClose(c)
@@ -249,15 +263,20 @@ func (e *Egress) handle(c net.Conn, r *Route) {
 		"bytes_to_remote", up, "bytes_from_remote", down, "err", err)
 }
 
-// open tries the route's destinations in order, live remotes first.
-func (e *Egress) open(r *Route) (*tunnel.Stream, Destination, error) {
+// open tries the route's destinations in order starting at turn (mod their
+// count), live remotes first.
+func (e *Egress) open(r *Route, turn uint64) (*tunnel.Stream, Destination, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), e.o.Limits.OpenTimeout)
 	defer cancel()
 	dests := r.Destinations
-	if len(dests) > 1 {
-		// Health-aware order: a remote with no live session would only make
-		// the client wait for a dial that is already failing.
-		dests = slices.Clone(dests)
+	if n := len(dests); n > 1 {
+		// Rotate so that successive connections start at successive
+		// destinations, then wrap around: the rest are the failover order.
+		k := int(turn % uint64(n))
+		dests = append(slices.Clone(dests[k:]), dests[:k]...)
+		// Health-aware order, stable so the rotation holds among the live
+		// ones: a remote with no live session would only make the client
+		// wait for a dial that is already failing.
 		slices.SortStableFunc(dests, func(a, b Destination) int {
 			return int(b2f(!e.client.Live(a.Cluster)) - b2f(!e.client.Live(b.Cluster)))
 		})

@@ -26,6 +26,12 @@ const (
 	DefaultClientBurst = 100
 )
 
+// DefaultClustersetPorts is the range clusterset Services' egress ports are
+// allocated from (docs/contracts.md, "Clusterset services"): 49000-49999,
+// disjoint from the mirrors' mirror.DefaultRange so the two allocators never
+// collide.
+func DefaultClustersetPorts() mirror.Range { return mirror.Range{Min: 49000, Max: 49999} }
+
 // Options are ferry-gateway's settings, parsed from flags by its main.
 type Options struct {
 	ClusterName string
@@ -43,7 +49,10 @@ type Options struct {
 	// EgressPorts is the range the controller allocates egress ports from;
 	// the gateway opens no port outside it.
 	EgressPorts mirror.Range
-	Limits      gateway.Limits
+	// ClustersetPorts is the range the controller allocates clusterset
+	// Services' egress ports from; disjoint from EgressPorts.
+	ClustersetPorts mirror.Range
+	Limits          gateway.Limits
 	// RestConfig reaches this cluster's own API server.
 	RestConfig *rest.Config
 	Logger     *slog.Logger
@@ -72,6 +81,9 @@ func (o Options) WithDefaults() Options {
 	if o.EgressPorts == (mirror.Range{}) {
 		o.EgressPorts = mirror.DefaultRange()
 	}
+	if o.ClustersetPorts == (mirror.Range{}) {
+		o.ClustersetPorts = DefaultClustersetPorts()
+	}
 	o.Limits = o.Limits.WithDefaults()
 	return o
 }
@@ -92,6 +104,14 @@ func (o Options) Validate() error {
 	}
 	if o.EgressHost != "" && net.ParseIP(o.EgressHost) == nil {
 		errs = append(errs, fmt.Errorf("egress host (POD_IP) %q is not an IP address", o.EgressHost))
+	}
+	for flag, r := range map[string]mirror.Range{"--egress-port-range": o.EgressPorts, "--clusterset-port-range": o.ClustersetPorts} {
+		if err := r.Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", flag, err))
+		}
+	}
+	if o.EgressPorts.Contains(o.ClustersetPorts.Min) || o.ClustersetPorts.Contains(o.EgressPorts.Min) {
+		errs = append(errs, fmt.Errorf("--clusterset-port-range %s overlaps --egress-port-range %s: the two allocators would hand out the same ports", o.ClustersetPorts, o.EgressPorts))
 	}
 	if err := o.Limits.Validate(); err != nil {
 		errs = append(errs, err)

@@ -43,21 +43,33 @@ func Remotes(mesh string, links []*ferryv1.Link) (map[string]tunnel.Remote, []er
 	return out, problems
 }
 
-// Routes derives the egress ports from mirror Services (docs/contracts.md,
-// "Egress port contract"): each port of a mirror listens on its targetPort
-// and goes to (source cluster, namespace, remote service, port). Objects that
-// break the contract are skipped and reported; the rest still route.
+// Routes derives the egress ports from Ferry's Services (docs/contracts.md):
+//
+//   - each port of a mirror (labelled ferry.dev/link, "Egress port
+//     contract") listens on its targetPort, taken from mirrorPorts, and goes
+//     to (source cluster, namespace, remote service, port);
+//   - each port of a clusterset Service (labelled ferry.dev/clusterset,
+//     "Clusterset services") listens on its targetPort, taken from
+//     clustersetPorts, and goes to (cluster, namespace, remote service, port)
+//     for every cluster of ferry.dev/clusters that a Link names, in that
+//     order. Listed clusters without a Link are skipped and reported.
+//
+// Objects that break the contract are skipped and reported; the rest still
+// route. Services with neither label are ignored silently.
 //
 // Labels can be written by anyone who may create a Service, so a forged
 // "mirror" must not be able to take over a real one's port: when two claim
-// the same egress port the older object keeps it, and only ports inside the
-// controller's allocation range are ever opened.
-func Routes(mirrors []*corev1.Service, links []*ferryv1.Link, ports mirror.Range) ([]gateway.Route, []error) {
+// the same egress port the older object keeps it (mirrors and clusterset
+// Services alike), and only ports inside the controller's allocation ranges
+// are ever opened.
+func Routes(svcs []*corev1.Service, links []*ferryv1.Link, mirrorPorts, clustersetPorts mirror.Range) ([]gateway.Route, []error) {
 	clusterOf := map[string]string{}
+	linked := map[string]bool{}
 	for _, l := range links {
 		clusterOf[l.Name] = l.Spec.ClusterName
+		linked[l.Spec.ClusterName] = true
 	}
-	svcs := slices.Clone(mirrors)
+	svcs = slices.Clone(svcs)
 	slices.SortFunc(svcs, func(a, b *corev1.Service) int {
 		if c := a.CreationTimestamp.Compare(b.CreationTimestamp.Time); c != 0 {
 			return c
@@ -67,10 +79,46 @@ func Routes(mirrors []*corev1.Service, links []*ferryv1.Link, ports mirror.Range
 	var routes []gateway.Route
 	var problems []error
 	used := map[int]string{}
+	// addPorts opens one route per port of s, each to dests re-targeted at
+	// that port.
+	addPorts := func(kind string, s *corev1.Service, remoteSvc string, ports mirror.Range, dests []gateway.Destination) {
+		where := s.Namespace + "/" + s.Name
+		for _, p := range s.Spec.Ports {
+			egress := p.TargetPort.IntValue()
+			if p.TargetPort.Type != intstr.Int || egress < int(ports.Min) || egress > int(ports.Max) || (p.Protocol != "" && p.Protocol != corev1.ProtocolTCP) {
+				problems = append(problems, fmt.Errorf("%s %s port %d: targetPort %q is not an egress port in %d-%d", kind, where, p.Port, p.TargetPort.String(), ports.Min, ports.Max))
+				continue
+			}
+			target := tunnel.Target{Namespace: s.Namespace, Service: remoteSvc, Port: int(p.Port)}
+			if err := target.Validate(); err != nil {
+				problems = append(problems, fmt.Errorf("%s %s port %d: %w", kind, where, p.Port, err))
+				continue
+			}
+			if owner, dup := used[egress]; dup {
+				problems = append(problems, fmt.Errorf("%s %s port %d: egress port %d already used by the older %s", kind, where, p.Port, egress, owner))
+				continue
+			}
+			used[egress] = where
+			r := gateway.Route{Port: egress, Destinations: make([]gateway.Destination, len(dests))}
+			for i, d := range dests {
+				r.Destinations[i] = gateway.Destination{Cluster: d.Cluster, Target: target}
+			}
+			routes = append(routes, r)
+		}
+	}
 	for _, s := range svcs {
 		link, cluster := s.Labels[names.LabelLink], s.Labels[names.LabelSourceCluster]
+		exported, isClusterset := s.Labels[names.LabelClusterset]
 		remoteSvc := s.Annotations[names.AnnotationRemoteService]
 		where := s.Namespace + "/" + s.Name
+		if isClusterset {
+			dests, errs := clustersetDestinations(s, exported, remoteSvc, linked)
+			problems = append(problems, errs...)
+			if len(dests) > 0 {
+				addPorts("clusterset", s, remoteSvc, clustersetPorts, dests)
+			}
+			continue
+		}
 		switch {
 		case link == "" || cluster == "":
 			continue // not Ferry's
@@ -81,27 +129,50 @@ func Routes(mirrors []*corev1.Service, links []*ferryv1.Link, ports mirror.Range
 			problems = append(problems, fmt.Errorf("mirror %s: link %s does not exist or is not for cluster %s", where, link, cluster))
 			continue
 		}
-		for _, p := range s.Spec.Ports {
-			egress := p.TargetPort.IntValue()
-			if p.TargetPort.Type != intstr.Int || egress < int(ports.Min) || egress > int(ports.Max) || (p.Protocol != "" && p.Protocol != corev1.ProtocolTCP) {
-				problems = append(problems, fmt.Errorf("mirror %s port %d: targetPort %q is not an egress port in %d-%d", where, p.Port, p.TargetPort.String(), ports.Min, ports.Max))
-				continue
-			}
-			target := tunnel.Target{Namespace: s.Namespace, Service: remoteSvc, Port: int(p.Port)}
-			if err := target.Validate(); err != nil {
-				problems = append(problems, fmt.Errorf("mirror %s port %d: %w", where, p.Port, err))
-				continue
-			}
-			if owner, dup := used[egress]; dup {
-				problems = append(problems, fmt.Errorf("mirror %s port %d: egress port %d already used by the older %s", where, p.Port, egress, owner))
-				continue
-			}
-			used[egress] = where
-			routes = append(routes, gateway.Route{Port: egress, Destinations: []gateway.Destination{{Cluster: cluster, Target: target}}})
-		}
+		addPorts("mirror", s, remoteSvc, mirrorPorts, []gateway.Destination{{Cluster: cluster}})
 	}
 	slices.SortFunc(routes, func(a, b gateway.Route) int { return a.Port - b.Port })
 	return routes, problems
+}
+
+// clustersetDestinations checks a clusterset Service against the contract
+// and returns its destinations (targets not yet filled in): the listed
+// clusters that a Link names, in the listed order, each once.
+func clustersetDestinations(s *corev1.Service, exported, remoteSvc string, linked map[string]bool) ([]gateway.Destination, []error) {
+	where := s.Namespace + "/" + s.Name
+	switch {
+	case exported == "":
+		return nil, []error{fmt.Errorf("clusterset %s: empty %s label", where, names.LabelClusterset)}
+	case s.Labels[names.LabelLink] != "":
+		// A Service cannot be both; refusing it keeps a forged hybrid
+		// from being read either way.
+		return nil, []error{fmt.Errorf("clusterset %s: carries both %s and %s", where, names.LabelClusterset, names.LabelLink)}
+	case remoteSvc == "":
+		return nil, []error{fmt.Errorf("clusterset %s: no %s annotation", where, names.AnnotationRemoteService)}
+	case remoteSvc != exported:
+		return nil, []error{fmt.Errorf("clusterset %s: %s %q does not match %s %q", where, names.AnnotationRemoteService, remoteSvc, names.LabelClusterset, exported)}
+	case s.Name != names.ClustersetName(exported):
+		return nil, []error{fmt.Errorf("clusterset %s: the clusterset Service of %s is named %s", where, exported, names.ClustersetName(exported))}
+	}
+	var dests []gateway.Destination
+	var problems []error
+	seen := map[string]bool{}
+	for _, c := range strings.Split(s.Annotations[names.AnnotationClusters], ",") {
+		c = strings.TrimSpace(c)
+		if c == "" || seen[c] {
+			continue
+		}
+		seen[c] = true
+		if !linked[c] {
+			problems = append(problems, fmt.Errorf("clusterset %s: cluster %s has no Link; skipped", where, c))
+			continue
+		}
+		dests = append(dests, gateway.Destination{Cluster: c})
+	}
+	if len(dests) == 0 {
+		problems = append(problems, fmt.Errorf("clusterset %s: no linked cluster in %s %q", where, names.AnnotationClusters, s.Annotations[names.AnnotationClusters]))
+	}
+	return dests, problems
 }
 
 // IngressExports turns the export set into what ingress authorizes against.

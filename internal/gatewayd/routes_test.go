@@ -177,7 +177,135 @@ func TestRoutes(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			got, problems := Routes(tc.mirrors, links, mirror.DefaultRange())
+			got, problems := Routes(tc.mirrors, links, mirror.DefaultRange(), DefaultClustersetPorts())
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("routes = %+v, want %+v", got, tc.want)
+			}
+			checkProblems(t, problems, tc.problems)
+		})
+	}
+}
+
+func clustersetSvc(ns, svc, clusters string, ports ...corev1.ServicePort) *corev1.Service {
+	return &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: names.ClustersetName(svc),
+			Labels:      map[string]string{names.LabelClusterset: svc},
+			Annotations: map[string]string{names.AnnotationRemoteService: svc, names.AnnotationClusters: clusters}},
+		Spec: corev1.ServiceSpec{Ports: ports},
+	}
+}
+
+func TestClustersetRoutes(t *testing.T) {
+	links := []*ferryv1.Link{link("east", "east", "", ""), link("to-north", "north", "", "")}
+	dests := func(ns, svc string, p int, clusters ...string) []gateway.Destination {
+		var out []gateway.Destination
+		for _, c := range clusters {
+			out = append(out, gateway.Destination{Cluster: c, Target: tunnel.Target{Namespace: ns, Service: svc, Port: p}})
+		}
+		return out
+	}
+	long := strings.Repeat("l", 60)
+	cases := []struct {
+		name     string
+		svcs     []*corev1.Service
+		want     []gateway.Route
+		problems []string
+	}{
+		{
+			name: "each port routes to every listed cluster, in the listed order",
+			svcs: []*corev1.Service{clustersetSvc("app", "web", "north,east", port(80, 49000), port(443, 49001))},
+			want: []gateway.Route{
+				{Port: 49000, Destinations: dests("app", "web", 80, "north", "east")},
+				{Port: 49001, Destinations: dests("app", "web", 443, "north", "east")},
+			},
+		},
+		{
+			name: "a truncated clusterset name routes to the exported service",
+			svcs: []*corev1.Service{clustersetSvc("app", long, "east", port(80, 49000))},
+			want: []gateway.Route{{Port: 49000, Destinations: dests("app", long, 80, "east")}},
+		},
+		{
+			name: "spaces and repeats in the cluster list are ignored",
+			svcs: []*corev1.Service{clustersetSvc("app", "web", " east, east ,,north ", port(80, 49000))},
+			want: []gateway.Route{{Port: 49000, Destinations: dests("app", "web", 80, "east", "north")}},
+		},
+		{
+			name:     "a cluster without a Link is skipped and reported",
+			svcs:     []*corev1.Service{clustersetSvc("app", "web", "east,west,north", port(80, 49000))},
+			want:     []gateway.Route{{Port: 49000, Destinations: dests("app", "web", 80, "east", "north")}},
+			problems: []string{"clusterset app/web-clusterset: cluster west has no Link; skipped"},
+		},
+		{
+			name:     "no linked cluster: no route",
+			svcs:     []*corev1.Service{clustersetSvc("app", "web", "west", port(80, 49000)), clustersetSvc("app", "api", "", port(80, 49001))},
+			problems: []string{"app/api-clusterset: no linked cluster", "cluster west has no Link", "app/web-clusterset: no linked cluster"},
+		},
+		{
+			name: "mirrors and clusterset services route side by side",
+			svcs: []*corev1.Service{
+				mirrorSvc("app", "web-east", "east", "east", "web", port(80, 41000)),
+				clustersetSvc("app", "web", "east,north", port(80, 49000)),
+			},
+			want: []gateway.Route{
+				{Port: 41000, Destinations: dests("app", "web", 80, "east")},
+				{Port: 49000, Destinations: dests("app", "web", 80, "east", "north")},
+			},
+		},
+		{
+			name: "ports outside the clusterset range are never opened, mirror range included",
+			svcs: []*corev1.Service{clustersetSvc("app", "web", "east", port(80, 41000), port(81, 4143),
+				corev1.ServicePort{Port: 82, TargetPort: intstr.FromString("http")},
+				corev1.ServicePort{Port: 53, TargetPort: intstr.FromInt32(49005), Protocol: corev1.ProtocolUDP})},
+			problems: []string{`port 80: targetPort "41000" is not an egress port in 49000-49999`, `port 81: targetPort "4143"`, `port 82: targetPort "http"`, `port 53: targetPort "49005"`},
+		},
+		{
+			name: "a mirror cannot use a clusterset port",
+			svcs: []*corev1.Service{
+				clustersetSvc("app", "web", "east", port(80, 49000)),
+				mirrorSvc("app", "web-east", "east", "east", "web", port(80, 49000)),
+			},
+			want:     []gateway.Route{{Port: 49000, Destinations: dests("app", "web", 80, "east")}},
+			problems: []string{`mirror app/web-east port 80: targetPort "49000" is not an egress port in 41000-48999`},
+		},
+		{
+			name: "a forged younger clusterset service cannot take an existing one's port",
+			svcs: []*corev1.Service{
+				aged(clustersetSvc("aaa", "evil", "east", port(80, 49000)), 0),
+				aged(clustersetSvc("prod", "db", "east,north", port(5432, 49000)), 2*time.Hour),
+			},
+			want:     []gateway.Route{{Port: 49000, Destinations: dests("prod", "db", 5432, "east", "north")}},
+			problems: []string{"clusterset aaa/evil-clusterset port 80: egress port 49000 already used by the older prod/db-clusterset"},
+		},
+		{
+			name: "broken contract refused",
+			svcs: func() []*corev1.Service {
+				noAnno := clustersetSvc("a", "web", "east", port(80, 49000))
+				delete(noAnno.Annotations, names.AnnotationRemoteService)
+				mismatch := clustersetSvc("b", "web", "east", port(80, 49001))
+				mismatch.Annotations[names.AnnotationRemoteService] = "other"
+				misnamed := clustersetSvc("c", "web", "east", port(80, 49002))
+				misnamed.Name = "web"
+				both := clustersetSvc("d", "web", "east", port(80, 49003))
+				both.Labels[names.LabelLink], both.Labels[names.LabelSourceCluster] = "east", "east"
+				empty := clustersetSvc("e", "web", "east", port(80, 49004))
+				empty.Labels[names.LabelClusterset] = ""
+				bad := clustersetSvc("f", "Bad_Name", "east", port(80, 49005))
+				bad.Name = names.ClustersetName("Bad_Name")
+				return []*corev1.Service{noAnno, mismatch, misnamed, both, empty, bad}
+			}(),
+			problems: []string{
+				"clusterset a/web-clusterset: no ferry.dev/remote-service",
+				`clusterset b/web-clusterset: ferry.dev/remote-service "other" does not match`,
+				"clusterset c/web: the clusterset Service of web is named web-clusterset",
+				"clusterset d/web-clusterset: carries both",
+				"clusterset e/web-clusterset: empty ferry.dev/clusterset label",
+				"clusterset f/Bad_Name-clusterset port 80",
+			},
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got, problems := Routes(tc.svcs, links, mirror.DefaultRange(), DefaultClustersetPorts())
 			if !reflect.DeepEqual(got, tc.want) {
 				t.Errorf("routes = %+v, want %+v", got, tc.want)
 			}

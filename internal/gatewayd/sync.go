@@ -31,44 +31,77 @@ type routeTarget interface {
 	SetRoutes([]gateway.Route) error
 }
 
-// routeSync keeps egress in step with mirror Services and Links. Events only
+// routeSync keeps egress in step with mirror Services, clusterset Services
+// and Links. Events only
 // mark it dirty; each pass recomputes everything from the caches, so a burst
 // of changes costs one pass and nothing is ever queued or dropped.
 type routeSync struct {
-	cache     cache.Cache
-	namespace string
-	mesh      string
-	ports     mirror.Range
-	egress    routeTarget
-	log       *slog.Logger
-	dirty     chan struct{}
-	synced    atomic.Bool
+	// cache holds Links and mirror Services; clustersets holds clusterset
+	// Services (see newRouteSync for why they are two).
+	cache           cache.Cache
+	clustersets     cache.Cache
+	namespace       string
+	mesh            string
+	ports           mirror.Range
+	clustersetPorts mirror.Range
+	egress          routeTarget
+	log             *slog.Logger
+	dirty           chan struct{}
+	synced          atomic.Bool
 
 	lastRoutes  []gateway.Route
 	lastRemotes map[string]tunnel.Remote
 }
 
 func newRouteSync(cfg *rest.Config, scheme *runtime.Scheme, o Options, egress routeTarget) (*routeSync, error) {
-	// Only Services that carry Ferry's link label are cached: the gateway
-	// never needs the cluster's other Services for egress.
-	hasLink, err := labels.NewRequirement(names.LabelLink, selection.Exists, nil)
+	// Only Services that carry ferry.dev/link (mirrors) or
+	// ferry.dev/clusterset (clusterset Services) are cached: the gateway
+	// never needs the cluster's other Services for egress. A label selector
+	// cannot say "either label", and a cache takes one selector per type, so
+	// there are two caches, each watching Services with one label. That
+	// costs one more watch; the alternative, caching every Service and
+	// filtering in Routes, would hold the whole cluster's Services in memory
+	// and run a routes pass on every change to any of them.
+	selector := func(label string) (labels.Selector, error) {
+		req, err := labels.NewRequirement(label, selection.Exists, nil)
+		if err != nil {
+			return nil, err
+		}
+		return labels.NewSelector().Add(*req), nil
+	}
+	hasLink, err := selector(names.LabelLink)
+	if err != nil {
+		return nil, err
+	}
+	hasClusterset, err := selector(names.LabelClusterset)
 	if err != nil {
 		return nil, err
 	}
 	c, err := cache.New(cfg, cache.Options{
 		Scheme: scheme,
 		ByObject: map[client.Object]cache.ByObject{
-			&corev1.Service{}: {Label: labels.NewSelector().Add(*hasLink)},
+			&corev1.Service{}: {Label: hasLink},
 			&ferryv1.Link{}:   {Namespaces: map[string]cache.Config{o.Namespace: {}}},
 		},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("gatewayd: route cache: %w", err)
 	}
-	s := &routeSync{cache: c, namespace: o.Namespace, mesh: o.MeshDomain, ports: o.EgressPorts, egress: egress,
+	cs, err := cache.New(cfg, cache.Options{
+		Scheme:   scheme,
+		ByObject: map[client.Object]cache.ByObject{&corev1.Service{}: {Label: hasClusterset}},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("gatewayd: clusterset route cache: %w", err)
+	}
+	s := &routeSync{cache: c, clustersets: cs, namespace: o.Namespace, mesh: o.MeshDomain,
+		ports: o.EgressPorts, clustersetPorts: o.ClustersetPorts, egress: egress,
 		log: o.Logger.With("component", "routes"), dirty: make(chan struct{}, 1)}
-	for _, obj := range []client.Object{&corev1.Service{}, &ferryv1.Link{}} {
-		inf, err := c.GetInformer(context.Background(), obj)
+	for _, w := range []struct {
+		c   cache.Cache
+		obj client.Object
+	}{{c, &corev1.Service{}}, {c, &ferryv1.Link{}}, {cs, &corev1.Service{}}} {
+		inf, err := w.c.GetInformer(context.Background(), w.obj)
 		if err != nil {
 			return nil, fmt.Errorf("gatewayd: informer: %w", err)
 		}
@@ -93,11 +126,12 @@ func (s *routeSync) mark() {
 	}
 }
 
-// Run starts the cache and applies routes until ctx ends.
+// Run starts the caches and applies routes until ctx ends.
 func (s *routeSync) Run(ctx context.Context) error {
-	errc := make(chan error, 1)
+	errc := make(chan error, 2)
 	go func() { errc <- s.cache.Start(ctx) }()
-	if !s.cache.WaitForCacheSync(ctx) {
+	go func() { errc <- s.clustersets.Start(ctx) }()
+	if !s.cache.WaitForCacheSync(ctx) || !s.clustersets.WaitForCacheSync(ctx) {
 		select {
 		case err := <-errc:
 			return fmt.Errorf("gatewayd: route cache: %w", err)
@@ -129,7 +163,7 @@ func (s *routeSync) Run(ctx context.Context) error {
 // Synced reports whether routes have been applied from synced caches once.
 func (s *routeSync) Synced() error {
 	if !s.synced.Load() {
-		return errors.New("mirror and link caches not synced")
+		return errors.New("mirror, clusterset and link caches not synced")
 	}
 	return nil
 }
@@ -139,20 +173,29 @@ func (s *routeSync) apply(ctx context.Context) error {
 	if err := s.cache.List(ctx, &links, client.InNamespace(s.namespace)); err != nil {
 		return err
 	}
-	var svcs corev1.ServiceList
-	if err := s.cache.List(ctx, &svcs); err != nil {
+	var mirrors, clustersets corev1.ServiceList
+	if err := s.cache.List(ctx, &mirrors); err != nil {
+		return err
+	}
+	if err := s.clustersets.List(ctx, &clustersets); err != nil {
 		return err
 	}
 	lp := make([]*ferryv1.Link, len(links.Items))
 	for i := range links.Items {
 		lp[i] = &links.Items[i]
 	}
-	sp := make([]*corev1.Service, len(svcs.Items))
-	for i := range svcs.Items {
-		sp[i] = &svcs.Items[i]
+	// A Service with both labels is in both lists; Routes refuses it, once.
+	sp := make([]*corev1.Service, 0, len(mirrors.Items)+len(clustersets.Items))
+	for i := range mirrors.Items {
+		if _, both := mirrors.Items[i].Labels[names.LabelClusterset]; !both {
+			sp = append(sp, &mirrors.Items[i])
+		}
+	}
+	for i := range clustersets.Items {
+		sp = append(sp, &clustersets.Items[i])
 	}
 	remotes, problems := Remotes(s.mesh, lp)
-	routes, rp := Routes(sp, lp, s.ports)
+	routes, rp := Routes(sp, lp, s.ports, s.clustersetPorts)
 	for _, p := range append(problems, rp...) {
 		s.log.Warn("skipped", "problem", p)
 	}

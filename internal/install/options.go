@@ -154,6 +154,11 @@ func (o Options) resolve() (spec, error) {
 	if err != nil {
 		return s, err
 	}
+	// The daemons refuse to start when the two ranges overlap; say so here,
+	// before anything is applied.
+	if first <= clustersetLast && clustersetFirst <= last {
+		return s, invalid("egress port range %q overlaps the clusterset port range %s: choose a range outside it", ports, ClustersetPortRange)
+	}
 	s.egressPorts = fmt.Sprintf("%d-%d", first, last)
 	return s, nil
 }

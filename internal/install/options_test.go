@@ -38,6 +38,7 @@ func TestInvalidOptions(t *testing.T) {
 		{"bad image", func(o *Options) { o.GatewayImage = "a b" }, `image "a b"`},
 		{"ports not a range", func(o *Options) { o.EgressPorts = "41000" }, "want FIRST-LAST"},
 		{"ports not numbers", func(o *Options) { o.EgressPorts = "a-b" }, "must be numbers"},
+		{"ports overlap the clusterset range", func(o *Options) { o.EgressPorts = "41000-49500" }, "overlaps the clusterset port range"},
 		{"ports too high", func(o *Options) { o.EgressPorts = "60000-70000" }, "must be numbers"},
 		{"privileged ports", func(o *Options) { o.EgressPorts = "80-2000" }, "below 1024"},
 		{"reversed ports", func(o *Options) { o.EgressPorts = "42000-41000" }, "first port is after the last"},

@@ -30,6 +30,14 @@ const (
 	// clusters that may import it. Absent means every linked cluster.
 	AnnotationAllowedClusters = Prefix + "allowed-clusters"
 
+	// LabelClusterset marks the clusterset objects of exported service
+	// <value> (its ServiceImport, clusterset Service and EndpointSlices):
+	// Ferry never changes or deletes a clusterset object without it.
+	LabelClusterset = Prefix + "clusterset"
+	// AnnotationClusters on a clusterset Service lists, comma-separated and
+	// sorted, the clusters it routes to.
+	AnnotationClusters = Prefix + "clusters"
+
 	// AnnotationGatewayIdentity on the gateway Service publishes the SPIFFE ID
 	// the gateway presents, so `ferry link` can name it without reading a
 	// Secret. Importers verify it in the TLS handshake, so a wrong value
@@ -66,11 +74,23 @@ func MirrorName(svc, cluster string) string {
 	return keep + "-" + h
 }
 
+// ClustersetCluster is the reserved cluster name whose "mirror" is the
+// clusterset Service: no real cluster may take it.
+const ClustersetCluster = "clusterset"
+
+// ClustersetName is the clusterset Service of export svc:
+// "<svc>-clusterset", truncated with a hash like a mirror name.
+func ClustersetName(svc string) string { return MirrorName(svc, ClustersetCluster) }
+
 // ValidateClusterName reports whether s can name a cluster: a DNS label, as it
-// becomes part of a trust domain and of mirror names.
+// becomes part of a trust domain and of mirror names, and not the reserved
+// "clusterset" (whose mirror names are the clusterset Services').
 func ValidateClusterName(s string) error {
 	if errs := validation.IsDNS1123Label(s); len(errs) > 0 {
 		return fmt.Errorf("cluster name %q: %s", s, strings.Join(errs, "; "))
+	}
+	if s == ClustersetCluster {
+		return fmt.Errorf("cluster name %q is reserved (clusterset Services are named <svc>-%s)", s, s)
 	}
 	return nil
 }

@@ -77,7 +77,7 @@ func TestValidateClusterName(t *testing.T) {
 			t.Errorf("%q: %v", ok, err)
 		}
 	}
-	for _, bad := range []string{"", "East", "east.", "-east", strings.Repeat("x", 64), "a_b", "east\x00"} {
+	for _, bad := range []string{"", "East", "east.", "-east", strings.Repeat("x", 64), "a_b", "east\x00", "clusterset"} {
 		if err := ValidateClusterName(bad); err == nil {
 			t.Errorf("%q accepted", bad)
 		}
@@ -89,9 +89,19 @@ func TestLabelValuesAreValid(t *testing.T) {
 	if errs := validation.IsValidLabelValue(ManagedBy); len(errs) > 0 {
 		t.Fatalf("ManagedBy %q: %v", ManagedBy, errs)
 	}
-	for _, k := range []string{LabelLink, LabelSourceCluster} {
+	for _, k := range []string{LabelLink, LabelSourceCluster, LabelClusterset, AnnotationClusters} {
 		if errs := validation.IsQualifiedName(k); len(errs) > 0 {
 			t.Errorf("label key %q: %v", k, errs)
 		}
+	}
+}
+
+func TestClustersetName(t *testing.T) {
+	if got := ClustersetName("web"); got != "web-clusterset" {
+		t.Errorf("ClustersetName(web) = %q", got)
+	}
+	long := strings.Repeat("s", 60)
+	if got := ClustersetName(long); got != MirrorName(long, "clusterset") || len(got) > 63 {
+		t.Errorf("ClustersetName(long) = %q", got)
 	}
 }

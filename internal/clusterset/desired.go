@@ -1,0 +1,369 @@
+package clusterset
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+	"sort"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
+	mcsv1beta1 "sigs.k8s.io/mcs-api/pkg/apis/v1beta1"
+
+	"ferry.dev/ferry/internal/mirror"
+	"ferry.dev/ferry/internal/names"
+)
+
+// Default clusterset egress port range (docs/contracts.md): disjoint from
+// the mirrors' 41000-48999, so the two allocators never collide.
+const (
+	DefaultPortMin int32 = 49000
+	DefaultPortMax int32 = 49999
+)
+
+// DefaultRange is 49000-49999.
+func DefaultRange() mirror.Range { return mirror.Range{Min: DefaultPortMin, Max: DefaultPortMax} }
+
+// Kinds, as Input.Foreign and Problem.Object name them.
+const (
+	KindService       = "Service"
+	KindEndpointSlice = "EndpointSlice"
+	KindServiceImport = "ServiceImport"
+)
+
+// Key is one clusterset service: an exported service in a namespace.
+type Key struct{ Namespace, Service string }
+
+func (k Key) String() string { return k.Namespace + "/" + k.Service }
+
+// Reasons a clusterset service is not written.
+const (
+	// NameTaken: an object Ferry does not own holds one of its names.
+	NameTaken = "NameTaken"
+	// PortsExhausted: the clusterset port range is full.
+	PortsExhausted = "PortsExhausted"
+)
+
+// Problem is a clusterset service that cannot be written.
+type Problem struct {
+	Key    Key
+	Reason string
+	// Object is "Kind ns/name" of the object in the way (NameTaken).
+	Object string
+}
+
+// Input is everything Desired reads.
+type Input struct {
+	// Mirrors are the importer's mirror Services, of every Link; objects
+	// without the ownership labels or the remote-service annotation are
+	// ignored.
+	Mirrors []*corev1.Service
+	// MirrorSlices are the mirrors' EndpointSlices (readiness).
+	MirrorSlices []*discoveryv1.EndpointSlice
+	// Current are the existing clusterset Services (with the label): their
+	// targetPorts keep egress ports stable, their ClusterIPs fill
+	// ServiceImport spec.ips.
+	Current []*corev1.Service
+	// Gateway are the ready addresses of the local gateway pods.
+	Gateway []string
+	// Ports is the clusterset egress port range.
+	Ports mirror.Range
+	// Foreign reports whether an object of kind exists at ns/name without
+	// names.LabelClusterset. Nil means none does.
+	Foreign func(kind, namespace, name string) bool
+}
+
+// State is the desired clusterset objects, sorted by namespace and name.
+type State struct {
+	Imports  []*mcsv1beta1.ServiceImport
+	Services []*corev1.Service
+	Slices   []*discoveryv1.EndpointSlice
+	Problems []Problem
+}
+
+// source is one mirror standing for a Key.
+type source struct {
+	cluster  string
+	svc      *corev1.Service
+	ready    bool
+	headless bool
+}
+
+// Desired computes the clusterset objects for the mirrors in. It is pure:
+// the same input gives the same output, and the input is not modified.
+func Desired(in Input) State {
+	var st State
+	groups := group(in)
+	keys := make([]Key, 0, len(groups))
+	for k := range groups {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool { return keys[i].String() < keys[j].String() })
+
+	current := map[string]*corev1.Service{}
+	for _, s := range in.Current {
+		current[s.Namespace+"/"+s.Name] = s
+	}
+	type plan struct {
+		key   Key
+		srcs  []source
+		ports []corev1.ServicePort
+	}
+	var plans []plan
+	var want []mirror.PortKey
+	for _, k := range keys {
+		if obj, taken := foreign(in, k); taken {
+			st.Problems = append(st.Problems, Problem{Key: k, Reason: NameTaken, Object: obj})
+			continue
+		}
+		p := plan{key: k, srcs: groups[k], ports: unionPorts(groups[k])}
+		if len(p.ports) == 0 {
+			continue
+		}
+		plans = append(plans, p)
+		for _, sp := range p.ports {
+			want = append(want, mirror.PortKey{Namespace: k.Namespace, Service: names.ClustersetName(k.Service), Port: sp.Port})
+		}
+	}
+	alloc, exhausted := mirror.Allocate(in.Ports, nil, mirror.CurrentPorts(in.Current), want)
+	short := map[Key]bool{}
+	for _, pk := range exhausted {
+		for _, p := range plans {
+			if p.key.Namespace == pk.Namespace && names.ClustersetName(p.key.Service) == pk.Service {
+				short[p.key] = true
+			}
+		}
+	}
+	v4, v6 := splitFamilies(in.Gateway)
+	for _, p := range plans {
+		if short[p.key] {
+			st.Problems = append(st.Problems, Problem{Key: p.key, Reason: PortsExhausted})
+			continue
+		}
+		name := names.ClustersetName(p.key.Service)
+		for i := range p.ports {
+			p.ports[i].TargetPort = intstr.FromInt32(alloc[mirror.PortKey{Namespace: p.key.Namespace, Service: name, Port: p.ports[i].Port}])
+		}
+		clusters := make([]string, len(p.srcs))
+		ready, headless := false, true
+		for i, s := range p.srcs {
+			clusters[i] = s.cluster
+			ready = ready || s.ready
+			headless = headless && s.headless
+		}
+		svc := buildService(p.key, name, p.ports, clusters)
+		st.Services = append(st.Services, svc)
+		st.Slices = append(st.Slices, buildSlice(p.key, name, p.ports, discoveryv1.AddressTypeIPv4, v4, ready))
+		if len(v6) > 0 {
+			st.Slices = append(st.Slices, buildSlice(p.key, name, p.ports, discoveryv1.AddressTypeIPv6, v6, ready))
+		}
+		st.Imports = append(st.Imports, buildImport(p.key, p.ports, clusters, headless, current[p.key.Namespace+"/"+name]))
+	}
+	return st
+}
+
+// group collects the mirrors by the Key they stand for, each Key's sources
+// sorted by cluster (one per cluster), with their readiness.
+func group(in Input) map[Key][]source {
+	ready := map[string]bool{}
+	for _, s := range in.MirrorSlices {
+		for _, ep := range s.Endpoints {
+			if ptr.Deref(ep.Conditions.Ready, true) && !ptr.Deref(ep.Conditions.Terminating, false) {
+				ready[s.Namespace+"/"+s.Labels[discoveryv1.LabelServiceName]] = true
+			}
+		}
+	}
+	out := map[Key][]source{}
+	for _, m := range in.Mirrors {
+		if _, owned := mirror.OwnerOf(m); !owned || m.DeletionTimestamp != nil {
+			continue
+		}
+		cluster := m.Labels[names.LabelSourceCluster]
+		remote := m.Annotations[names.AnnotationRemoteService]
+		if cluster == "" || remote == "" || cluster == names.ClustersetCluster {
+			continue
+		}
+		k := Key{Namespace: m.Namespace, Service: remote}
+		out[k] = append(out[k], source{
+			cluster: cluster, svc: m, ready: ready[m.Namespace+"/"+m.Name],
+			headless: m.Spec.ClusterIP == corev1.ClusterIPNone,
+		})
+	}
+	for k, srcs := range out {
+		sort.SliceStable(srcs, func(i, j int) bool {
+			if srcs[i].cluster != srcs[j].cluster {
+				return srcs[i].cluster < srcs[j].cluster
+			}
+			return srcs[i].svc.Name < srcs[j].svc.Name
+		})
+		// Two Links to one cluster: the cluster is one destination.
+		out[k] = slices.CompactFunc(srcs, func(a, b source) bool { return a.cluster == b.cluster })
+	}
+	return out
+}
+
+// foreign reports the first of k's names held by an object without the
+// clusterset label.
+func foreign(in Input, k Key) (string, bool) {
+	if in.Foreign == nil {
+		return "", false
+	}
+	name := names.ClustersetName(k.Service)
+	for _, c := range []struct{ kind, name string }{
+		{KindServiceImport, k.Service},
+		{KindService, name},
+		{KindEndpointSlice, mirror.SliceName(name, discoveryv1.AddressTypeIPv4)},
+		{KindEndpointSlice, mirror.SliceName(name, discoveryv1.AddressTypeIPv6)},
+	} {
+		if in.Foreign(c.kind, k.Namespace, c.name) {
+			return c.kind + " " + k.Namespace + "/" + c.name, true
+		}
+	}
+	return "", false
+}
+
+// unionPorts is the union of the sources' TCP ports by number (the name
+// and appProtocol of the first source, in cluster order, that has it),
+// sorted by number. Names are made unique, and non-empty when there are
+// several ports, as a Service requires.
+func unionPorts(srcs []source) []corev1.ServicePort {
+	byPort := map[int32]corev1.ServicePort{}
+	for _, s := range srcs {
+		for _, p := range s.svc.Spec.Ports {
+			if p.Protocol != "" && p.Protocol != corev1.ProtocolTCP {
+				continue
+			}
+			if _, seen := byPort[p.Port]; seen {
+				continue
+			}
+			byPort[p.Port] = corev1.ServicePort{Name: p.Name, Protocol: corev1.ProtocolTCP, Port: p.Port, AppProtocol: p.AppProtocol}
+		}
+	}
+	out := make([]corev1.ServicePort, 0, len(byPort))
+	for _, p := range byPort {
+		out = append(out, p)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Port < out[j].Port })
+	used := map[string]bool{}
+	for i := range out {
+		if out[i].Name == "" && len(out) == 1 {
+			continue
+		}
+		if out[i].Name == "" || used[out[i].Name] {
+			out[i].Name = fmt.Sprintf("tcp-%d", out[i].Port)
+		}
+		used[out[i].Name] = true
+	}
+	return out
+}
+
+// labels marks a clusterset object of svc.
+func labels(svc string) map[string]string {
+	return map[string]string{names.LabelClusterset: svc}
+}
+
+func buildService(k Key, name string, ports []corev1.ServicePort, clusters []string) *corev1.Service {
+	return &corev1.Service{
+		TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Service"},
+		ObjectMeta: metav1.ObjectMeta{
+			Namespace: k.Namespace, Name: name, Labels: labels(k.Service),
+			Annotations: map[string]string{
+				names.AnnotationRemoteService: k.Service,
+				names.AnnotationClusters:      strings.Join(clusters, ","),
+			},
+		},
+		Spec: corev1.ServiceSpec{
+			Type:            corev1.ServiceTypeClusterIP,
+			SessionAffinity: corev1.ServiceAffinityNone,
+			Ports:           slices.Clone(ports),
+		},
+	}
+}
+
+func buildSlice(k Key, name string, ports []corev1.ServicePort, family discoveryv1.AddressType, addrs []string, ready bool) *discoveryv1.EndpointSlice {
+	l := labels(k.Service)
+	l[discoveryv1.LabelServiceName] = name
+	l[discoveryv1.LabelManagedBy] = names.ManagedBy
+	s := &discoveryv1.EndpointSlice{
+		TypeMeta:    metav1.TypeMeta{APIVersion: "discovery.k8s.io/v1", Kind: "EndpointSlice"},
+		ObjectMeta:  metav1.ObjectMeta{Namespace: k.Namespace, Name: mirror.SliceName(name, family), Labels: l},
+		AddressType: family,
+	}
+	for _, p := range ports {
+		ep := discoveryv1.EndpointPort{Name: ptr.To(p.Name), Protocol: ptr.To(corev1.ProtocolTCP), Port: ptr.To(p.TargetPort.IntVal)}
+		if p.AppProtocol != nil {
+			ep.AppProtocol = ptr.To(*p.AppProtocol)
+		}
+		s.Ports = append(s.Ports, ep)
+	}
+	for _, a := range addrs {
+		s.Endpoints = append(s.Endpoints, discoveryv1.Endpoint{
+			Addresses: []string{a},
+			Conditions: discoveryv1.EndpointConditions{
+				Ready: ptr.To(ready), Serving: ptr.To(ready), Terminating: ptr.To(false),
+			},
+		})
+	}
+	return s
+}
+
+func buildImport(k Key, ports []corev1.ServicePort, clusters []string, headless bool, cur *corev1.Service) *mcsv1beta1.ServiceImport {
+	si := &mcsv1beta1.ServiceImport{
+		TypeMeta:   metav1.TypeMeta{APIVersion: mcsv1beta1.GroupVersion.String(), Kind: mcsv1beta1.ServiceImportKindName},
+		ObjectMeta: metav1.ObjectMeta{Namespace: k.Namespace, Name: k.Service, Labels: labels(k.Service)},
+		Spec:       mcsv1beta1.ServiceImportSpec{Type: mcsv1beta1.ClusterSetIP},
+	}
+	if headless {
+		si.Spec.Type = mcsv1beta1.Headless
+	}
+	for _, p := range ports {
+		sp := mcsv1beta1.ServicePort{Name: p.Name, Protocol: corev1.ProtocolTCP, Port: p.Port}
+		if p.AppProtocol != nil {
+			sp.AppProtocol = ptr.To(*p.AppProtocol)
+		}
+		si.Spec.Ports = append(si.Spec.Ports, sp)
+	}
+	if !headless && cur != nil {
+		si.Spec.IPs = clusterIPs(cur)
+	}
+	for _, c := range clusters {
+		si.Status.Clusters = append(si.Status.Clusters, mcsv1beta1.ClusterStatus{Cluster: c})
+	}
+	return si
+}
+
+// clusterIPs are the Service's allocated IPs (none until allocated).
+func clusterIPs(s *corev1.Service) []string {
+	if len(s.Spec.ClusterIPs) > 0 && s.Spec.ClusterIPs[0] != corev1.ClusterIPNone {
+		return slices.Clone(s.Spec.ClusterIPs)
+	}
+	if s.Spec.ClusterIP != "" && s.Spec.ClusterIP != corev1.ClusterIPNone {
+		return []string{s.Spec.ClusterIP}
+	}
+	return nil
+}
+
+// splitFamilies dedupes, sorts and splits addresses by family, dropping
+// anything that is not an IP.
+func splitFamilies(addrs []string) (v4, v6 []string) {
+	var ips []netip.Addr
+	for _, a := range addrs {
+		if ip, err := netip.ParseAddr(strings.TrimSpace(a)); err == nil {
+			ips = append(ips, ip.Unmap())
+		}
+	}
+	slices.SortFunc(ips, func(a, b netip.Addr) int { return a.Compare(b) })
+	ips = slices.Compact(ips)
+	for _, ip := range ips {
+		if ip.Is4() {
+			v4 = append(v4, ip.String())
+		} else {
+			v6 = append(v6, ip.String())
+		}
+	}
+	return v4, v6
+}

@@ -1,0 +1,180 @@
+package clusterset
+
+import (
+	"maps"
+	"slices"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	mcsv1beta1 "sigs.k8s.io/mcs-api/pkg/apis/v1beta1"
+)
+
+// Verb is what an Op does.
+type Verb string
+
+// Verbs. UpdateStatus writes only a ServiceImport's status subresource.
+const (
+	Create       Verb = "create"
+	Update       Verb = "update"
+	UpdateStatus Verb = "update-status"
+	Delete       Verb = "delete"
+)
+
+// Op is one write. For Update and UpdateStatus, Object is a copy of the
+// existing object with the desired fields set (its resourceVersion guards
+// the write); for Delete it is the existing object. Status, on a
+// ServiceImport's Create or Update, asks for Object's status to be written
+// through the status subresource afterwards.
+type Op struct {
+	Verb   Verb
+	Object client.Object
+	Status bool
+}
+
+// Objects are the clusterset objects that exist (all carry the label).
+type Objects struct {
+	Imports  []*mcsv1beta1.ServiceImport
+	Services []*corev1.Service
+	Slices   []*discoveryv1.EndpointSlice
+}
+
+// Diff returns the writes that make have equal to want: none when they
+// already are. Objects in have are never modified. Creates and updates of
+// Services and EndpointSlices come first, then ServiceImports, then the
+// deletes (ServiceImports first, Services last).
+func Diff(want State, have Objects) []Op {
+	var ops, dels []Op
+	haveSvc := index(have.Services)
+	for _, d := range want.Services {
+		cur, ok := haveSvc[key(d)]
+		delete(haveSvc, key(d))
+		switch {
+		case !ok:
+			ops = append(ops, Op{Verb: Create, Object: d.DeepCopy()})
+		case serviceDiffers(cur, d):
+			out := cur.DeepCopy()
+			out.Labels = withAll(cur.Labels, d.Labels)
+			out.Annotations = withAll(cur.Annotations, d.Annotations)
+			out.Spec.Type, out.Spec.Selector = d.Spec.Type, nil
+			out.Spec.Ports = slices.Clone(d.Spec.Ports)
+			ops = append(ops, Op{Verb: Update, Object: out})
+		}
+	}
+	haveSlice := index(have.Slices)
+	for _, d := range want.Slices {
+		cur, ok := haveSlice[key(d)]
+		delete(haveSlice, key(d))
+		switch {
+		case !ok:
+			ops = append(ops, Op{Verb: Create, Object: d.DeepCopy()})
+		case sliceDiffers(cur, d):
+			out := cur.DeepCopy()
+			out.Labels = withAll(cur.Labels, d.Labels)
+			out.AddressType = d.AddressType
+			out.Ports = d.DeepCopy().Ports
+			out.Endpoints = d.DeepCopy().Endpoints
+			ops = append(ops, Op{Verb: Update, Object: out})
+		}
+	}
+	haveImp := index(have.Imports)
+	for _, d := range want.Imports {
+		cur, ok := haveImp[key(d)]
+		delete(haveImp, key(d))
+		statusDiffers := !ok || !slices.Equal(cur.Status.Clusters, d.Status.Clusters)
+		switch {
+		case !ok:
+			ops = append(ops, Op{Verb: Create, Object: d.DeepCopy(), Status: len(d.Status.Clusters) > 0})
+		case importDiffers(cur, d):
+			out := cur.DeepCopy()
+			out.Labels = withAll(cur.Labels, d.Labels)
+			out.Spec.Type = d.Spec.Type
+			out.Spec.Ports = d.DeepCopy().Spec.Ports
+			out.Spec.IPs = slices.Clone(d.Spec.IPs)
+			out.Status.Clusters = slices.Clone(d.Status.Clusters)
+			ops = append(ops, Op{Verb: Update, Object: out, Status: statusDiffers})
+		case statusDiffers:
+			out := cur.DeepCopy()
+			out.Status.Clusters = slices.Clone(d.Status.Clusters)
+			ops = append(ops, Op{Verb: UpdateStatus, Object: out})
+		}
+	}
+	for _, k := range slices.Sorted(maps.Keys(haveImp)) {
+		dels = append(dels, Op{Verb: Delete, Object: haveImp[k]})
+	}
+	for _, k := range slices.Sorted(maps.Keys(haveSlice)) {
+		dels = append(dels, Op{Verb: Delete, Object: haveSlice[k]})
+	}
+	for _, k := range slices.Sorted(maps.Keys(haveSvc)) {
+		dels = append(dels, Op{Verb: Delete, Object: haveSvc[k]})
+	}
+	return append(ops, dels...)
+}
+
+func key(o client.Object) string { return o.GetNamespace() + "/" + o.GetName() }
+
+func index[T client.Object](objs []T) map[string]T {
+	m := make(map[string]T, len(objs))
+	for _, o := range objs {
+		m[key(o)] = o
+	}
+	return m
+}
+
+// hasAll reports whether have holds every entry of want; other
+// controllers' keys are left alone.
+func hasAll(have, want map[string]string) bool {
+	for k, v := range want {
+		if cur, ok := have[k]; !ok || cur != v {
+			return false
+		}
+	}
+	return true
+}
+
+func withAll(have, want map[string]string) map[string]string {
+	out := maps.Clone(have)
+	if out == nil {
+		out = map[string]string{}
+	}
+	maps.Copy(out, want)
+	return out
+}
+
+// serviceDiffers compares the fields Ferry manages; what the API server
+// assigns (clusterIP, families) is left alone.
+func serviceDiffers(cur, want *corev1.Service) bool {
+	return cur.Spec.Type != want.Spec.Type || len(cur.Spec.Selector) != 0 ||
+		!slices.EqualFunc(cur.Spec.Ports, want.Spec.Ports, func(x, y corev1.ServicePort) bool {
+			return x.Name == y.Name && x.Protocol == y.Protocol && x.Port == y.Port &&
+				x.TargetPort == y.TargetPort && ptr.Deref(x.AppProtocol, "") == ptr.Deref(y.AppProtocol, "")
+		}) ||
+		!hasAll(cur.Labels, want.Labels) || !hasAll(cur.Annotations, want.Annotations)
+}
+
+func sliceDiffers(cur, want *discoveryv1.EndpointSlice) bool {
+	return cur.AddressType != want.AddressType || !hasAll(cur.Labels, want.Labels) ||
+		!slices.EqualFunc(cur.Ports, want.Ports, func(x, y discoveryv1.EndpointPort) bool {
+			return ptr.Deref(x.Name, "") == ptr.Deref(y.Name, "") &&
+				ptr.Deref(x.Protocol, corev1.ProtocolTCP) == ptr.Deref(y.Protocol, corev1.ProtocolTCP) &&
+				ptr.Deref(x.Port, 0) == ptr.Deref(y.Port, 0) &&
+				ptr.Deref(x.AppProtocol, "") == ptr.Deref(y.AppProtocol, "")
+		}) ||
+		!slices.EqualFunc(cur.Endpoints, want.Endpoints, func(x, y discoveryv1.Endpoint) bool {
+			c, d := x.Conditions, y.Conditions
+			return slices.Equal(x.Addresses, y.Addresses) &&
+				ptr.Deref(c.Ready, true) == ptr.Deref(d.Ready, true) &&
+				ptr.Deref(c.Serving, ptr.Deref(c.Ready, true)) == ptr.Deref(d.Serving, true) &&
+				ptr.Deref(c.Terminating, false) == ptr.Deref(d.Terminating, false)
+		})
+}
+
+func importDiffers(cur, want *mcsv1beta1.ServiceImport) bool {
+	return cur.Spec.Type != want.Spec.Type || !slices.Equal(cur.Spec.IPs, want.Spec.IPs) ||
+		!hasAll(cur.Labels, want.Labels) ||
+		!slices.EqualFunc(cur.Spec.Ports, want.Spec.Ports, func(x, y mcsv1beta1.ServicePort) bool {
+			return x.Name == y.Name && x.Protocol == y.Protocol && x.Port == y.Port &&
+				ptr.Deref(x.AppProtocol, "") == ptr.Deref(y.AppProtocol, "")
+		})
+}

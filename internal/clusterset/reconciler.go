@@ -1,0 +1,430 @@
+package clusterset
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus"
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
+	toolscache "k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/events"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	mcsv1beta1 "sigs.k8s.io/mcs-api/pkg/apis/v1beta1"
+
+	"ferry.dev/ferry/internal/mirror"
+	"ferry.dev/ferry/internal/names"
+)
+
+// Defaults for Options.
+const (
+	DefaultControllerName   = "ferry-clusterset"
+	DefaultWriteConcurrency = 16
+	reconcileTimeout        = 2 * time.Minute
+)
+
+// Options configure the Reconciler. Zero values take the defaults.
+type Options struct {
+	// Gateway is the local gateway Service, whose EndpointSlices give the
+	// clusterset slices' addresses. Default ferry-system/ferry-gateway.
+	Gateway types.NamespacedName
+	// Ports is the clusterset egress port range. Default 49000-49999.
+	Ports mirror.Range
+	// Client writes and reads (through the cache). Default the manager's.
+	Client client.Client
+	// Registry receives the metrics. Nil registers nothing.
+	Registry           prometheus.Registerer
+	Logger             *slog.Logger
+	WriteConcurrency   int
+	ControllerName     string
+	SkipNameValidation bool
+}
+
+// Reconciler keeps the clusterset objects equal to Desired of the mirrors.
+type Reconciler struct {
+	opts     Options
+	c        client.Client
+	log      *slog.Logger
+	recorder events.EventRecorder
+	writes   *prometheus.CounterVec
+
+	mu sync.Mutex
+	// blocked holds "Kind/ns/name" of foreign objects in the way, so that
+	// their change or deletion triggers a reconcile.
+	blocked map[string]bool
+	// reported are the problems already logged (and announced by Event).
+	reported map[Problem]bool
+}
+
+// request is the one work item: every reconcile computes the whole state,
+// as egress ports are allocated from one range for all services.
+var request = reconcile.Request{NamespacedName: types.NamespacedName{Name: "clusterset"}}
+
+// ConfigureManager keeps clusterset-labelled Services and EndpointSlices
+// whole in the cache, which importer.ConfigureManager (to be called first)
+// otherwise slims to their metadata as foreign objects.
+func ConfigureManager(o *manager.Options) {
+	for obj, bo := range o.Cache.ByObject {
+		switch obj.(type) {
+		case *corev1.Service, *discoveryv1.EndpointSlice:
+			bo.Transform = keepLabelled(bo.Transform)
+			o.Cache.ByObject[obj] = bo
+		}
+	}
+}
+
+func keepLabelled(next toolscache.TransformFunc) toolscache.TransformFunc {
+	return func(obj any) (any, error) {
+		if o, ok := obj.(client.Object); ok {
+			if _, mine := o.GetLabels()[names.LabelClusterset]; mine {
+				o.SetManagedFields(nil)
+				return o, nil
+			}
+		}
+		if next == nil {
+			return obj, nil
+		}
+		return next(obj)
+	}
+}
+
+// Setup adds the Reconciler to mgr (leader-only, like every controller).
+func Setup(mgr manager.Manager, opts Options) (*Reconciler, error) {
+	if opts.Gateway.Name == "" {
+		opts.Gateway = types.NamespacedName{Namespace: names.SystemNamespace, Name: "ferry-gateway"}
+	}
+	if opts.Ports == (mirror.Range{}) {
+		opts.Ports = DefaultRange()
+	}
+	if err := opts.Ports.Validate(); err != nil {
+		return nil, fmt.Errorf("clusterset ports: %w", err)
+	}
+	if opts.Client == nil {
+		opts.Client = mgr.GetClient()
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.WriteConcurrency <= 0 {
+		opts.WriteConcurrency = DefaultWriteConcurrency
+	}
+	if opts.ControllerName == "" {
+		opts.ControllerName = DefaultControllerName
+	}
+	r := &Reconciler{
+		opts: opts, c: opts.Client, log: opts.Logger, recorder: mgr.GetEventRecorder(names.ManagedBy),
+		writes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ferry_clusterset_writes_total",
+			Help: "API writes by the clusterset reconciler, by kind and verb.",
+		}, []string{"kind", "verb"}),
+		blocked: map[string]bool{}, reported: map[Problem]bool{},
+	}
+	if opts.Registry != nil {
+		if err := opts.Registry.Register(r.writes); err != nil {
+			return nil, fmt.Errorf("clusterset metrics: %w", err)
+		}
+	}
+	enqueue := handler.EnqueueRequestsFromMapFunc(r.mapObject)
+	err := builder.ControllerManagedBy(mgr).
+		Named(opts.ControllerName).
+		Watches(&corev1.Service{}, enqueue).
+		Watches(&discoveryv1.EndpointSlice{}, enqueue).
+		Watches(&mcsv1beta1.ServiceImport{}, enqueue).
+		WithOptions(controller.Options{
+			MaxConcurrentReconciles: 1,
+			SkipNameValidation:      ptr.To(opts.SkipNameValidation),
+			ReconciliationTimeout:   reconcileTimeout,
+		}).
+		WithLogConstructor(func(*reconcile.Request) logr.Logger { return logr.FromSlogHandler(opts.Logger.Handler()) }).
+		Complete(r)
+	if err != nil {
+		return nil, fmt.Errorf("clusterset controller: %w", err)
+	}
+	return r, nil
+}
+
+// mapObject wakes the reconciler for the objects it reads: mirrors and
+// their slices, clusterset objects, the gateway's slices, and foreign
+// objects in the way.
+func (r *Reconciler) mapObject(_ context.Context, obj client.Object) []reconcile.Request {
+	l := obj.GetLabels()
+	_, mine := l[names.LabelClusterset]
+	_, mirrored := mirror.OwnerOf(obj)
+	_, isSlice := obj.(*discoveryv1.EndpointSlice)
+	gateway := isSlice && obj.GetNamespace() == r.opts.Gateway.Namespace && l[discoveryv1.LabelServiceName] == r.opts.Gateway.Name
+	r.mu.Lock()
+	blocking := r.blocked[kindOf(obj)+"/"+obj.GetNamespace()+"/"+obj.GetName()]
+	r.mu.Unlock()
+	if mine || mirrored || gateway || blocking {
+		return []reconcile.Request{request}
+	}
+	return nil
+}
+
+// Reconcile computes the desired clusterset objects from the cache and
+// writes what differs.
+func (r *Reconciler) Reconcile(ctx context.Context, _ reconcile.Request) (reconcile.Result, error) {
+	in, have, err := r.observe(ctx)
+	if err != nil {
+		return reconcile.Result{}, err
+	}
+	lookup := &foreignLookup{ctx: ctx, c: r.c}
+	in.Foreign = lookup.foreign
+	st := Desired(in)
+	if lookup.err != nil {
+		return reconcile.Result{}, fmt.Errorf("check clusterset names: %w", lookup.err)
+	}
+	r.note(ctx, st.Problems, lookup.seen)
+
+	ops := Diff(st, have)
+	var first, rest []Op
+	for _, op := range ops {
+		if _, isImport := op.Object.(*mcsv1beta1.ServiceImport); isImport || op.Verb == Delete {
+			rest = append(rest, op)
+		} else {
+			first = append(first, op)
+		}
+	}
+	created, err := r.apply(ctx, first)
+	if err == nil && len(created) > 0 {
+		// New Services have their ClusterIPs now: compute the imports
+		// again so spec.ips is written with them, not one reconcile later.
+		in.Current = append(in.Current, created...)
+		rest = rest[:0]
+		for _, op := range Diff(Desired(in), have) {
+			if _, isImport := op.Object.(*mcsv1beta1.ServiceImport); isImport || op.Verb == Delete {
+				rest = append(rest, op)
+			}
+		}
+	}
+	if err == nil {
+		_, err = r.apply(ctx, rest)
+	}
+	if len(ops) > 0 {
+		r.log.Debug("reconciled clusterset services", "services", len(st.Services), "writes", len(ops), "err", err)
+	}
+	return reconcile.Result{}, err
+}
+
+// observe reads the cache.
+func (r *Reconciler) observe(ctx context.Context) (Input, Objects, error) {
+	in := Input{Ports: r.opts.Ports}
+	var have Objects
+	mirrored := client.HasLabels{names.LabelLink, names.LabelSourceCluster}
+	mine := client.HasLabels{names.LabelClusterset}
+	var mirrors, current corev1.ServiceList
+	var mirrorSlices, ownSlices, gwSlices discoveryv1.EndpointSliceList
+	var imports mcsv1beta1.ServiceImportList
+	for _, l := range []struct {
+		what string
+		list client.ObjectList
+		opts []client.ListOption
+	}{
+		{"mirrors", &mirrors, []client.ListOption{mirrored}},
+		{"mirror slices", &mirrorSlices, []client.ListOption{mirrored}},
+		{"clusterset services", &current, []client.ListOption{mine}},
+		{"clusterset slices", &ownSlices, []client.ListOption{mine}},
+		{"service imports", &imports, []client.ListOption{mine}},
+		{"gateway endpoints", &gwSlices, []client.ListOption{client.InNamespace(r.opts.Gateway.Namespace),
+			client.MatchingLabels{discoveryv1.LabelServiceName: r.opts.Gateway.Name}}},
+	} {
+		// The objects are the cache's own: never modified (Diff copies).
+		if err := r.c.List(ctx, l.list, append(l.opts, client.UnsafeDisableDeepCopy)...); err != nil {
+			return in, have, fmt.Errorf("list %s: %w", l.what, err)
+		}
+	}
+	in.Mirrors = pointers(mirrors.Items)
+	in.MirrorSlices = pointers(mirrorSlices.Items)
+	in.Current = pointers(current.Items)
+	have.Services = in.Current
+	have.Slices = pointers(ownSlices.Items)
+	have.Imports = pointers(imports.Items)
+	for _, s := range gwSlices.Items {
+		for _, ep := range s.Endpoints {
+			if ptr.Deref(ep.Conditions.Ready, true) && !ptr.Deref(ep.Conditions.Terminating, false) {
+				in.Gateway = append(in.Gateway, ep.Addresses...)
+			}
+		}
+	}
+	return in, have, nil
+}
+
+func pointers[T any](items []T) []*T {
+	out := make([]*T, len(items))
+	for i := range items {
+		out[i] = &items[i]
+	}
+	return out
+}
+
+// foreignLookup answers Input.Foreign from the cache. Errors other than
+// NotFound are kept, and the name counted as taken, so that a name is never
+// taken as free when it could not be checked.
+type foreignLookup struct {
+	ctx  context.Context
+	c    client.Reader
+	err  error
+	seen map[string]client.Object // "Kind ns/name" of foreign objects found
+}
+
+func (l *foreignLookup) foreign(kind, ns, name string) bool {
+	var obj client.Object
+	switch kind {
+	case KindService:
+		obj = &corev1.Service{}
+	case KindEndpointSlice:
+		obj = &discoveryv1.EndpointSlice{}
+	default:
+		obj = &mcsv1beta1.ServiceImport{}
+	}
+	err := l.c.Get(l.ctx, types.NamespacedName{Namespace: ns, Name: name}, obj, &client.GetOptions{UnsafeDisableDeepCopy: ptr.To(true)})
+	switch {
+	case apierrors.IsNotFound(err):
+		return false
+	case err != nil:
+		l.err = err
+		return true
+	}
+	if _, mine := obj.GetLabels()[names.LabelClusterset]; mine {
+		return false
+	}
+	if l.seen == nil {
+		l.seen = map[string]client.Object{}
+	}
+	l.seen[kind+" "+ns+"/"+name] = obj
+	return true
+}
+
+// note remembers the foreign objects in the way and reports each new
+// problem once: a log line, and an Event on the foreign object.
+func (r *Reconciler) note(_ context.Context, problems []Problem, seen map[string]client.Object) {
+	blocked := map[string]bool{}
+	now := map[Problem]bool{}
+	var fresh []Problem
+	r.mu.Lock()
+	for _, p := range problems {
+		now[p] = true
+		if p.Object != "" {
+			if obj := seen[p.Object]; obj != nil {
+				blocked[kindOf(obj)+"/"+obj.GetNamespace()+"/"+obj.GetName()] = true
+			}
+		}
+		if !r.reported[p] {
+			fresh = append(fresh, p)
+		}
+	}
+	r.blocked, r.reported = blocked, now
+	r.mu.Unlock()
+	for _, p := range fresh {
+		switch p.Reason {
+		case NameTaken:
+			msg := fmt.Sprintf("%s is not owned by Ferry (no %s label), so clusterset service %s is not written; rename or delete it (Ferry never adopts objects)",
+				p.Object, names.LabelClusterset, p.Key)
+			r.log.Warn("clusterset name taken by an object Ferry does not own", "service", p.Key.String(), "object", p.Object)
+			if obj := seen[p.Object]; obj != nil {
+				r.recorder.Eventf(obj, nil, corev1.EventTypeWarning, NameTaken, "Import", "%s", msg)
+			}
+		case PortsExhausted:
+			r.log.Error("clusterset port range exhausted", "service", p.Key.String(), "range", r.opts.Ports.String())
+		}
+	}
+}
+
+// apply performs the writes, WriteConcurrency at a time, and returns the
+// Services it created (as the API server returned them).
+func (r *Reconciler) apply(ctx context.Context, ops []Op) ([]*corev1.Service, error) {
+	var (
+		wg      sync.WaitGroup
+		mu      sync.Mutex
+		errs    []error
+		created []*corev1.Service
+	)
+	sem := make(chan struct{}, r.opts.WriteConcurrency)
+	run := func(op Op) {
+		defer func() { <-sem; wg.Done() }()
+		err := r.write(ctx, op)
+		mu.Lock()
+		defer mu.Unlock()
+		if err != nil {
+			errs = append(errs, err)
+		} else if s, ok := op.Object.(*corev1.Service); ok && op.Verb == Create {
+			created = append(created, s)
+		}
+	}
+	for _, op := range ops {
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			wg.Wait()
+			return created, errors.Join(append(errs, ctx.Err())...)
+		}
+		wg.Add(1)
+		go run(op)
+	}
+	wg.Wait()
+	return created, errors.Join(errs...)
+}
+
+func (r *Reconciler) write(ctx context.Context, op Op) error {
+	obj := op.Object
+	var status *mcsv1beta1.ServiceImportStatus
+	if si, ok := obj.(*mcsv1beta1.ServiceImport); ok && op.Status {
+		status = si.Status.DeepCopy()
+	}
+	var err error
+	switch op.Verb {
+	case Create:
+		err = r.c.Create(ctx, obj)
+	case Update:
+		err = r.c.Update(ctx, obj)
+	case UpdateStatus:
+		err = r.c.Status().Update(ctx, obj)
+	case Delete:
+		uid := obj.GetUID()
+		err = r.c.Delete(ctx, obj, client.Preconditions{UID: &uid})
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("%s %s %s/%s: %w", op.Verb, kindOf(obj), obj.GetNamespace(), obj.GetName(), err)
+	}
+	r.writes.WithLabelValues(kindOf(obj), string(op.Verb)).Inc()
+	if status != nil {
+		// The spec write ignored the status; write it through its
+		// subresource on the object just returned (fresh version).
+		si := obj.(*mcsv1beta1.ServiceImport)
+		si.Status = *status
+		if err := r.c.Status().Update(ctx, si); err != nil {
+			return fmt.Errorf("update status of ServiceImport %s/%s: %w", si.Namespace, si.Name, err)
+		}
+		r.writes.WithLabelValues(kindOf(obj), string(UpdateStatus)).Inc()
+	}
+	return nil
+}
+
+// kindOf names an object's kind without trusting TypeMeta.
+func kindOf(obj client.Object) string {
+	switch obj.(type) {
+	case *corev1.Service:
+		return KindService
+	case *discoveryv1.EndpointSlice:
+		return KindEndpointSlice
+	case *mcsv1beta1.ServiceImport:
+		return KindServiceImport
+	}
+	return fmt.Sprintf("%T", obj)
+}

@@ -1,0 +1,256 @@
+package clusterset_test
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr"
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	mcsv1beta1 "sigs.k8s.io/mcs-api/pkg/apis/v1beta1"
+
+	"ferry.dev/ferry/api/crds"
+	ferryv1 "ferry.dev/ferry/api/v1alpha1"
+	"ferry.dev/ferry/internal/clusterset"
+	"ferry.dev/ferry/internal/importer"
+	"ferry.dev/ferry/internal/names"
+	"ferry.dev/ferry/internal/testenv"
+)
+
+var shared = testenv.Lazy{Options: testenv.Options{
+	Clusters: []string{"west"}, CRDs: append(testenv.MCSCRDs(), crds.All()...),
+	AddToScheme: []func(*runtime.Scheme) error{ferryv1.AddToScheme},
+}}
+
+func TestMain(m *testing.M) {
+	ctrllog.SetLogger(logr.Discard())
+	shared.Main(m)
+}
+
+// counting counts API writes by "verb kind".
+type counting struct {
+	client.Client
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func (c *counting) add(verb string, obj client.Object) {
+	c.mu.Lock()
+	c.n[fmt.Sprintf("%s %T", verb, obj)]++
+	c.mu.Unlock()
+}
+
+func (c *counting) total() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for _, v := range c.n {
+		n += v
+	}
+	return n
+}
+
+func (c *counting) Create(ctx context.Context, obj client.Object, o ...client.CreateOption) error {
+	c.add("create", obj)
+	return c.Client.Create(ctx, obj, o...)
+}
+
+func (c *counting) Update(ctx context.Context, obj client.Object, o ...client.UpdateOption) error {
+	c.add("update", obj)
+	return c.Client.Update(ctx, obj, o...)
+}
+
+func (c *counting) Patch(ctx context.Context, obj client.Object, p client.Patch, o ...client.PatchOption) error {
+	c.add("patch", obj)
+	return c.Client.Patch(ctx, obj, p, o...)
+}
+
+func (c *counting) Delete(ctx context.Context, obj client.Object, o ...client.DeleteOption) error {
+	c.add("delete", obj)
+	return c.Client.Delete(ctx, obj, o...)
+}
+
+func (c *counting) Status() client.SubResourceWriter { return countingStatus{c.Client.Status(), c} }
+
+type countingStatus struct {
+	client.SubResourceWriter
+	c *counting
+}
+
+func (s countingStatus) Update(ctx context.Context, obj client.Object, o ...client.SubResourceUpdateOption) error {
+	s.c.add("status", obj)
+	return s.SubResourceWriter.Update(ctx, obj, o...)
+}
+
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestReconcile(t *testing.T) {
+	west := shared.Get(t).Cluster("west")
+	ctx := t.Context()
+	gwIPs := []string{"198.18.0.1", "198.18.0.2"}
+	var eps []testenv.Endpoint
+	for _, ip := range gwIPs {
+		eps = append(eps, testenv.Endpoint{IP: ip, Port: 4143, Ready: true})
+	}
+	if _, err := west.CreateBackend(ctx, testenv.Backend{Namespace: names.SystemNamespace, Name: importer.DefaultGatewayName, Port: 4143, Endpoints: eps}); err != nil {
+		t.Fatal(err)
+	}
+	ns := west.TestNamespace(t, "shop")
+
+	mo := manager.Options{Scheme: west.Client.Scheme(), Metrics: metricsserver.Options{BindAddress: "0"}, HealthProbeBindAddress: "0", Logger: logr.Discard()}
+	gw := types.NamespacedName{Namespace: names.SystemNamespace, Name: importer.DefaultGatewayName}
+	importer.ConfigureManager(&mo, gw, names.SystemNamespace)
+	clusterset.ConfigureManager(&mo)
+	mgr, err := manager.New(west.RestConfig, mo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writes := &counting{Client: mgr.GetClient(), n: map[string]int{}}
+	if _, err := clusterset.Setup(mgr, clusterset.Options{Gateway: gw, Client: writes, SkipNameValidation: true}); err != nil {
+		t.Fatal(err)
+	}
+	mctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = mgr.Start(mctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+
+	// Two mirrors of web, as the importer writes them; east is not ready.
+	mirrorOf := func(cluster string, ready bool, ports ...int32) {
+		name := names.MirrorName("web", cluster)
+		lbls := map[string]string{names.LabelLink: cluster, names.LabelSourceCluster: cluster}
+		svc := &corev1.Service{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, Labels: lbls,
+				Annotations: map[string]string{names.AnnotationRemoteService: "web"}},
+		}
+		sl := &discoveryv1.EndpointSlice{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, Labels: map[string]string{
+				names.LabelLink: cluster, names.LabelSourceCluster: cluster, discoveryv1.LabelServiceName: name}},
+			AddressType: discoveryv1.AddressTypeIPv4,
+		}
+		for i, p := range ports {
+			svc.Spec.Ports = append(svc.Spec.Ports, corev1.ServicePort{Name: fmt.Sprintf("p%d", p), Port: p, TargetPort: intstr.FromInt32(41000 + int32(i))})
+			sl.Ports = append(sl.Ports, discoveryv1.EndpointPort{Name: ptr.To(fmt.Sprintf("p%d", p)), Port: ptr.To(41000 + int32(i))})
+		}
+		for _, ip := range gwIPs {
+			sl.Endpoints = append(sl.Endpoints, discoveryv1.Endpoint{Addresses: []string{ip}, Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(ready)}})
+		}
+		if err := west.Client.Create(ctx, svc); err != nil {
+			t.Fatal(err)
+		}
+		if err := west.Client.Create(ctx, sl); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mirrorOf("east", false, 80)
+	mirrorOf("north", true, 80, 443)
+
+	get := func(obj client.Object, name string) bool {
+		err := west.Client.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, obj)
+		if err != nil && !apierrors.IsNotFound(err) {
+			t.Fatal(err)
+		}
+		return err == nil
+	}
+	clusters := func(si *mcsv1beta1.ServiceImport) []string {
+		var out []string
+		for _, c := range si.Status.Clusters {
+			out = append(out, c.Cluster)
+		}
+		return out
+	}
+	var si mcsv1beta1.ServiceImport
+	var svc corev1.Service
+	var sl discoveryv1.EndpointSlice
+	eventually(t, "clusterset objects", func() bool {
+		return get(&si, "web") && get(&svc, "web-clusterset") && get(&sl, "web-clusterset") &&
+			len(si.Spec.IPs) == 1 && slices.Equal(clusters(&si), []string{"east", "north"})
+	})
+	if si.Spec.IPs[0] != svc.Spec.ClusterIP || si.Spec.Type != mcsv1beta1.ClusterSetIP || len(si.Spec.Ports) != 2 || si.Labels[names.LabelClusterset] != "web" {
+		t.Errorf("ServiceImport %+v", si)
+	}
+	if svc.Annotations[names.AnnotationClusters] != "east,north" || len(svc.Spec.Ports) != 2 ||
+		svc.Spec.Ports[0].TargetPort.IntVal != 49000 || svc.Spec.Ports[1].TargetPort.IntVal != 49001 || svc.Spec.Selector != nil {
+		t.Errorf("Service %+v", svc)
+	}
+	if len(sl.Endpoints) != 2 || !*sl.Endpoints[0].Conditions.Ready || *sl.Ports[0].Port != 49000 ||
+		sl.Labels[discoveryv1.LabelServiceName] != "web-clusterset" || sl.Labels[discoveryv1.LabelManagedBy] != names.ManagedBy {
+		t.Errorf("EndpointSlice %+v", sl)
+	}
+
+	// Steady state: a forced pass (a touch of a mirror) writes nothing.
+	time.Sleep(300 * time.Millisecond)
+	before := writes.total()
+	var m corev1.Service
+	get(&m, "web-north")
+	m.Labels["touched"] = "yes"
+	if err := west.Client.Update(ctx, &m); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(500 * time.Millisecond)
+	if n := writes.total() - before; n != 0 {
+		t.Fatalf("steady state wrote %d times: %v", n, writes.n)
+	}
+
+	// north goes: only east is listed, the slice is no longer ready, port
+	// 443 is gone and 80 keeps its egress port.
+	if err := west.Client.Delete(ctx, &m); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "north removed", func() bool {
+		return get(&si, "web") && slices.Equal(clusters(&si), []string{"east"}) && get(&svc, "web-clusterset") &&
+			svc.Annotations[names.AnnotationClusters] == "east" && get(&sl, "web-clusterset") && !*sl.Endpoints[0].Conditions.Ready
+	})
+	if len(svc.Spec.Ports) != 1 || svc.Spec.Ports[0].TargetPort.IntVal != 49000 || len(si.Spec.Ports) != 1 {
+		t.Errorf("after north: Service %+v, import %+v", svc.Spec, si.Spec)
+	}
+
+	// east goes too: everything is removed.
+	get(&m, "web-east")
+	if err := west.Client.Delete(ctx, &m); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "everything removed", func() bool {
+		return !get(&si, "web") && !get(&svc, "web-clusterset") && !get(&sl, "web-clusterset")
+	})
+
+	// A foreign ServiceImport is never adopted.
+	foreign := &mcsv1beta1.ServiceImport{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "web"},
+		Spec: mcsv1beta1.ServiceImportSpec{Type: mcsv1beta1.ClusterSetIP, Ports: []mcsv1beta1.ServicePort{{Port: 1, Protocol: corev1.ProtocolTCP}}}}
+	if err := west.Client.Create(ctx, foreign); err != nil {
+		t.Fatal(err)
+	}
+	mirrorOf("south", true, 80)
+	time.Sleep(time.Second)
+	if !get(&si, "web") || si.Labels[names.LabelClusterset] != "" || len(si.Status.Clusters) != 0 || get(&svc, "web-clusterset") {
+		t.Fatalf("foreign import touched or service written: %+v", si)
+	}
+	if err := west.Client.Delete(ctx, foreign); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "import written once the foreign one is gone", func() bool {
+		return get(&si, "web") && si.Labels[names.LabelClusterset] == "web" && slices.Equal(clusters(&si), []string{"south"})
+	})
+}

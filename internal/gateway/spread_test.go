@@ -1,0 +1,116 @@
+package gateway
+
+import (
+	"context"
+	"net"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"ferry.dev/ferry/internal/tunnel"
+)
+
+// remoteGateway is a second exporting cluster's ingress, next to the pair's
+// east, in the same mesh.
+type remoteGateway struct {
+	in   *Ingress
+	addr string
+}
+
+// newRemoteGateway starts cluster's ingress exporting default/<svc>:80,
+// backed by addrs. Its Shutdown is the test's "gateway down".
+func newRemoteGateway(t *testing.T, p *pair, cluster, svc string, addrs ...string) *remoteGateway {
+	t.Helper()
+	c := p.mesh.Cluster(t, cluster)
+	exports, endpoints := NewExportSet(), NewEndpointTable()
+	exports.Replace([]Export{{Namespace: "default", Service: svc, Ports: []int{80}}})
+	endpoints.Set("default", svc, 80, addrs)
+	m, err := NewMetrics(prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, err := NewIngress(IngressOptions{
+		Local: c.GatewayID(), TLS: c.Gateway, Authorizer: exports, Endpoints: endpoints,
+		Limits: testLimits(), Metrics: m, Logger: testLogger(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = in.Serve(ln) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_ = in.Shutdown(ctx)
+	})
+	return &remoteGateway{in: in, addr: ln.Addr().String()}
+}
+
+// spreadRoute wires west's egress to east and north, each exporting
+// default/web from a backend that answers with its cluster's name, and opens
+// one port routed to both, in that order.
+func spreadRoute(t *testing.T) (*pair, *remoteGateway, string) {
+	t.Helper()
+	p := newPair(t, pairOpts{})
+	p.export("web", nil, newBackend(t, whoami("east")).addr())
+	north := newRemoteGateway(t, p, "north", "web", newBackend(t, whoami("north")).addr())
+	p.eg.SetRemotes(map[string]tunnel.Remote{
+		"east":  {Addresses: []string{p.inAddr}, Identity: p.east.GatewayID()},
+		"north": {Addresses: []string{north.addr}, Identity: identityOf(p, "north")},
+	})
+	web := tunnel.Target{Namespace: "default", Service: "web", Port: 80}
+	port := freePort(t)
+	if err := p.eg.SetRoutes([]Route{{Port: port, Destinations: []Destination{
+		{Cluster: "east", Target: web}, {Cluster: "north", Target: web},
+	}}}); err != nil {
+		t.Fatal(err)
+	}
+	// The pools dial in the background; until both are up, the health-aware
+	// order would (rightly) prefer the live one.
+	eventually(t, 5*time.Second, "sessions to east and north", func() bool {
+		return p.eg.RemoteLive("east") && p.eg.RemoteLive("north")
+	})
+	return p, north, net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+}
+
+// With every destination up, successive connections take turns: the load
+// of a clusterset port is spread over its clusters, not sent to the first.
+func TestMultiDestinationRouteSpreadsConnections(t *testing.T) {
+	_, _, addr := spreadRoute(t)
+	const n = 20
+	seen := map[string]int{}
+	for range n {
+		seen[hit(t, addr)]++
+	}
+	if seen["east"] != n/2 || seen["north"] != n/2 {
+		t.Fatalf("distribution %v, want %d each (round-robin)", seen, n/2)
+	}
+}
+
+// With one cluster's gateway gone, every connection still succeeds through
+// the other, including those whose turn starts at the dead one.
+func TestMultiDestinationRouteFailsOverWhenAGatewayIsDown(t *testing.T) {
+	p, north, addr := spreadRoute(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := north.in.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	const n = 20
+	seen := map[string]int{}
+	for i := range n {
+		got := hit(t, addr)
+		if got != "east" {
+			t.Fatalf("connection %d got %q, want east\n%s", i, got, p.failureCounters())
+		}
+		seen[got]++
+	}
+	if seen["east"] != n {
+		t.Fatalf("distribution %v", seen)
+	}
+}
