@@ -4,12 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
-	"strconv"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 
 	"ferry.dev/ferry/internal/identity"
+	"ferry.dev/ferry/internal/mirror"
 	"ferry.dev/ferry/internal/names"
 	"ferry.dev/ferry/internal/version"
 )
@@ -256,29 +256,14 @@ func replicas(what string, n, def int32) (int32, error) {
 	return n, nil
 }
 
-// ParsePortRange parses "FIRST-LAST". The range must stay clear of
-// privileged ports (the daemons run without capabilities) and of the
-// gateway's own listeners, since egress listeners share the gateway's pod.
+// ParsePortRange parses "FIRST-LAST" by the controller's own rule
+// (mirror.ParseRange): unprivileged ports, clear of the daemons' listeners.
+// Checking with the daemons' parser means install can never render a range
+// the controller would refuse.
 func ParsePortRange(r string) (first, last int32, err error) {
-	a, b, ok := strings.Cut(r, "-")
-	if !ok {
-		return 0, 0, invalid("egress port range %q: want FIRST-LAST, e.g. %s", r, DefaultEgressPorts)
+	rg, err := mirror.ParseRange(r)
+	if err != nil {
+		return 0, 0, invalid("%v", err)
 	}
-	f, err1 := strconv.ParseUint(strings.TrimSpace(a), 10, 16)
-	l, err2 := strconv.ParseUint(strings.TrimSpace(b), 10, 16)
-	if err1 != nil || err2 != nil {
-		return 0, 0, invalid("egress port range %q: ports must be numbers from 1024 to 65535", r)
-	}
-	switch {
-	case f < 1024:
-		return 0, 0, invalid("egress port range %q: starts below 1024, which non-root daemons cannot bind", r)
-	case f > l:
-		return 0, 0, invalid("egress port range %q: first port is after the last", r)
-	}
-	for _, p := range []uint64{IngressPort, GatewayAdminPort} {
-		if f <= p && p <= l {
-			return 0, 0, invalid("egress port range %q: includes the gateway's own port %d", r, p)
-		}
-	}
-	return int32(f), int32(l), nil
+	return rg.Min, rg.Max, nil
 }
