@@ -38,8 +38,13 @@ func ParseRange(s string) (Range, error) {
 
 // Validate checks that r is a non-empty range of valid, unprivileged ports.
 func (r Range) Validate() error {
-	if r.Min < 1024 || r.Max > 65535 || r.Min > r.Max {
-		return fmt.Errorf("egress port range %s: want 1024 <= min <= max <= 65535", r)
+	switch {
+	case r.Min < 1024:
+		return fmt.Errorf("egress port range %s starts below 1024, which the non-root daemons cannot bind", r)
+	case r.Max > 65535:
+		return fmt.Errorf("egress port range %s ends above 65535", r)
+	case r.Min > r.Max:
+		return fmt.Errorf("egress port range %s: the first port is after the last", r)
 	}
 	for _, p := range ReservedPorts {
 		if r.Contains(p) {
