@@ -14,6 +14,7 @@ import (
 
 	"ferry.dev/ferry/internal/identity"
 	"ferry.dev/ferry/internal/identity/identitytest"
+	"ferry.dev/ferry/internal/testenv"
 )
 
 func serialOf(src *identity.Source) *big.Int {
@@ -133,7 +134,7 @@ func TestLoaderKeepsGoodCertificateOnBadUpdate(t *testing.T) {
 	good := east.Leaf(t, east.GatewayID())
 	goodData := leafData(t, good, mesh.Bundle)
 	c.PutSecret(t, ns, DefaultSecretName, goodData)
-	logs := &syncBuffer{}
+	logs := &testenv.SyncBuffer{}
 	l, _ := startLoader(t, c.Kube, Options{Namespace: ns, Expect: east.GatewayID(), Logger: quietLogger(logs)})
 	eventually(t, "ready", func() bool { return l.Ready() == nil })
 

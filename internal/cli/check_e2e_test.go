@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"log/slog"
@@ -46,7 +45,7 @@ func TestCLIEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &syncBuffer{}
+	logs := &testenv.SyncBuffer{}
 	defer func() {
 		if t.Failed() {
 			t.Logf("daemon logs:\n%s", logs.String())
@@ -196,22 +195,4 @@ func waitUntil(t *testing.T, timeout time.Duration, what string, ok func() bool)
 		}
 		time.Sleep(250 * time.Millisecond)
 	}
-}
-
-// syncBuffer collects the daemons' logs from several goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

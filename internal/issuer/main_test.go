@@ -92,28 +92,10 @@ func getSecret(t *testing.T, ctx context.Context, kube kubernetes.Interface, ns,
 	return s
 }
 
-// syncBuffer is a log sink that tests read while the issuer writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // running is an Issuer started by a test.
 type running struct {
 	*Issuer
-	logs *syncBuffer
+	logs *testenv.SyncBuffer
 	stop func()
 }
 
@@ -125,7 +107,7 @@ func start(t *testing.T, kube kubernetes.Interface, opts Options) *running {
 		opts.Cluster = "east"
 	}
 	opts.Registry = prometheus.NewRegistry()
-	logs := &syncBuffer{}
+	logs := &testenv.SyncBuffer{}
 	opts.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	if opts.RetryInterval == 0 {
 		opts.RetryInterval = 50 * time.Millisecond

@@ -1,6 +1,7 @@
 package testenv
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -146,4 +147,23 @@ func (c *Cluster) Impersonate(t testing.TB, ns, user string, rules []rbacv1.Poli
 		t.Fatal(err)
 	}
 	return kube
+}
+
+// SyncBuffer is a log sink that daemons run in a test write to from several
+// goroutines while the test reads it.
+type SyncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *SyncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *SyncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
