@@ -5,7 +5,9 @@
 # itself, so a benchmark run cannot change the machine behind your back.
 set -euo pipefail
 if command -v haproxy >/dev/null 2>&1; then
-	haproxy -v | head -n 1
+	# sed reads to the end: head would exit early and, under pipefail, the
+	# SIGPIPE haproxy gets would fail the script (exit 141).
+	haproxy -v | sed -n 1p
 	exit 0
 fi
 if [ "$(id -u)" -ne 0 ]; then
@@ -27,4 +29,4 @@ DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends ha
 if [ "$cleanup_policy" -eq 1 ]; then
 	rm -f /usr/sbin/policy-rc.d
 fi
-haproxy -v | head -n 1
+haproxy -v | sed -n 1p
