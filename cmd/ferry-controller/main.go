@@ -12,8 +12,8 @@ import (
 	"os/signal"
 	"syscall"
 
+	"ferry.dev/ferry/internal/contract"
 	"ferry.dev/ferry/internal/controller"
-	"ferry.dev/ferry/internal/identity"
 	"ferry.dev/ferry/internal/version"
 )
 
@@ -23,15 +23,15 @@ func main() {
 	var o controller.Options
 	fs.StringVar(&o.Kubeconfig, "kubeconfig", "", "path to a kubeconfig; empty means in-cluster")
 	fs.StringVar(&o.ClusterName, "cluster-name", "", "this cluster's name, a DNS label (required)")
-	fs.StringVar(&o.MeshDomain, "mesh-domain", identity.DefaultMeshDomain, "the mesh's domain; cluster c's trust domain is c.<mesh-domain>")
-	fs.StringVar(&o.EgressPortRange, "egress-port-range", controller.DefaultEgressPortRange, "gateway ports to allocate to mirrors, min-max")
-	fs.StringVar(&o.ClustersetPortRange, "clusterset-port-range", controller.DefaultClustersetPortRange, "gateway ports to allocate to clusterset services, min-max, disjoint from --egress-port-range")
+	fs.StringVar(&o.MeshDomain, "mesh-domain", contract.DefaultMeshDomain, "the mesh's domain; cluster c's trust domain is c.<mesh-domain>")
+	fs.StringVar(&o.EgressPortRange, "egress-port-range", contract.DefaultEgressRange().String(), "gateway ports to allocate to mirrors, min-max")
+	fs.StringVar(&o.ClustersetPortRange, "clusterset-port-range", contract.DefaultClustersetRange().String(), "gateway ports to allocate to clusterset services, min-max, disjoint from --egress-port-range")
 	fs.StringVar(&o.GatewayService, "gateway-service", controller.DefaultGatewayService, "the local gateway Service, namespace/name")
-	fs.BoolVar(&o.LeaderElect, "leader-elect", true, "elect a leader among replicas (Lease ferry-system/"+controller.LeaderElectionID+")")
+	fs.BoolVar(&o.LeaderElect, "leader-elect", true, "elect a leader among replicas (Lease ferry-system/"+contract.LeaderElectionID+")")
 	fs.StringVar(&o.MetricsAddr, "metrics-addr", controller.DefaultAdminAddr, "address of /metrics; 0 turns it off")
 	fs.StringVar(&o.HealthAddr, "health-addr", controller.DefaultAdminAddr, "address of /live and /ready; 0 turns them off")
 	fs.StringVar(&o.TLSDir, "tls-dir", "", "directory with the controller's own tls.crt, tls.key and ca.crt; empty: issue it from --issuer-secret")
-	fs.StringVar(&o.IssuerSecret, "issuer-secret", controller.DefaultIssuerSecret, "Secret in ferry-system holding the cluster's issuer")
+	fs.StringVar(&o.IssuerSecret, "issuer-secret", contract.IssuerSecret, "Secret in ferry-system holding the cluster's issuer")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	_ = fs.Parse(os.Args[1:])
 	if *showVersion {

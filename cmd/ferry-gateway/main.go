@@ -16,10 +16,8 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"ferry.dev/ferry/internal/contract"
 	"ferry.dev/ferry/internal/gatewayd"
-	"ferry.dev/ferry/internal/identity"
-	"ferry.dev/ferry/internal/mirror"
-	"ferry.dev/ferry/internal/names"
 	"ferry.dev/ferry/internal/version"
 )
 
@@ -29,14 +27,14 @@ func main() {
 	fs := flag.NewFlagSet("ferry-gateway", flag.ExitOnError)
 	showVersion := fs.Bool("version", false, "print the version and exit")
 	fs.StringVar(&o.ClusterName, "cluster-name", "", "this cluster's name (a DNS label), as in its SPIFFE trust domain")
-	fs.StringVar(&o.MeshDomain, "mesh-domain", identity.DefaultMeshDomain, "the mesh's domain; trust domains are <cluster>.<mesh-domain>")
-	fs.StringVar(&o.Namespace, "namespace", names.SystemNamespace, "namespace of Ferry's Links and certificate Secret")
-	fs.StringVar(&o.CertSecret, "tls-secret", gatewayd.DefaultCertSecret, "Secret holding the gateway's certificate, written by ferry-controller")
+	fs.StringVar(&o.MeshDomain, "mesh-domain", contract.DefaultMeshDomain, "the mesh's domain; trust domains are <cluster>.<mesh-domain>")
+	fs.StringVar(&o.Namespace, "namespace", contract.SystemNamespace, "namespace of Ferry's Links and certificate Secret")
+	fs.StringVar(&o.CertSecret, "tls-secret", contract.GatewayTLSSecret, "Secret holding the gateway's certificate, written by ferry-controller")
 	fs.StringVar(&o.ListenAddr, "ingress-addr", gatewayd.DefaultListenAddr, "ingress address for remote gateways and controllers (mTLS)")
 	fs.StringVar(&o.AdminAddr, "admin-addr", gatewayd.DefaultAdminAddr, "address of /live, /ready and /metrics")
 	fs.StringVar(&kubeconfig, "kubeconfig", "", "kubeconfig of this cluster; empty means in-cluster")
-	egressPorts := fs.String("egress-port-range", mirror.DefaultRange().String(), "ports the controller allocates to mirrors, min-max; with --clusterset-port-range, the only ports opened for egress")
-	clustersetPorts := fs.String("clusterset-port-range", gatewayd.DefaultClustersetPorts().String(), "ports the controller allocates to clusterset Services, min-max; disjoint from --egress-port-range")
+	egressPorts := fs.String("egress-port-range", contract.DefaultEgressRange().String(), "ports the controller allocates to mirrors, min-max; with --clusterset-port-range, the only ports opened for egress")
+	clustersetPorts := fs.String("clusterset-port-range", contract.DefaultClustersetRange().String(), "ports the controller allocates to clusterset Services, min-max; disjoint from --egress-port-range")
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	_ = fs.Parse(os.Args[1:])
 	if *showVersion {
@@ -53,12 +51,12 @@ func main() {
 	// A range that does not parse is reported here and left unset, so
 	// Validate does not report it a second time.
 	var rangeErr, clustersetErr error
-	if r, err := mirror.ParseRange(*egressPorts); err != nil {
+	if r, err := contract.ParseRange(*egressPorts); err != nil {
 		rangeErr = fmt.Errorf("--egress-port-range: %w", err)
 	} else {
 		o.EgressPorts = r
 	}
-	if r, err := mirror.ParseRange(*clustersetPorts); err != nil {
+	if r, err := contract.ParseRange(*clustersetPorts); err != nil {
 		clustersetErr = fmt.Errorf("--clusterset-port-range: %w", err)
 	} else {
 		o.ClustersetPorts = r

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"ferry.dev/ferry/internal/contract"
 	"ferry.dev/ferry/internal/identity"
 )
 
@@ -31,7 +32,7 @@ type gatewayCert struct {
 }
 
 func newMesh() (*mesh, error) {
-	domain := identity.DefaultMeshDomain
+	domain := contract.DefaultMeshDomain
 	root, err := identity.NewRoot(domain, 24*time.Hour)
 	if err != nil {
 		return nil, fmt.Errorf("benchpeer: root: %w", err)
@@ -49,7 +50,7 @@ func newMesh() (*mesh, error) {
 		if err != nil {
 			return nil, fmt.Errorf("benchpeer: issuer %s: %w", gc.name, err)
 		}
-		id := identity.GatewayID(domain, gc.name)
+		id := contract.GatewayID(domain, gc.name)
 		leaf, err := issuer.IssueLeaf(id, time.Hour)
 		if err != nil {
 			return nil, fmt.Errorf("benchpeer: leaf %s: %w", gc.name, err)

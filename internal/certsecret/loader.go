@@ -17,12 +17,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"ferry.dev/ferry/internal/contract"
 	"ferry.dev/ferry/internal/identity"
-	"ferry.dev/ferry/internal/names"
 )
-
-// DefaultSecretName is the gateway's leaf Secret (docs/contracts.md).
-const DefaultSecretName = "ferry-gateway-tls"
 
 // DefaultMetricLabel is the cert label of the loader's metrics.
 const DefaultMetricLabel = "gateway"
@@ -77,13 +74,13 @@ func NewLoader(kube kubernetes.Interface, opts Options) (*Loader, error) {
 		return nil, errors.New("certsecret: no Kubernetes client")
 	}
 	if opts.Namespace == "" {
-		opts.Namespace = names.SystemNamespace
+		opts.Namespace = contract.SystemNamespace
 	}
 	if opts.Name == "" {
-		opts.Name = DefaultSecretName
+		opts.Name = contract.GatewayTLSSecret
 	}
 	if opts.MeshDomain == "" {
-		opts.MeshDomain = identity.DefaultMeshDomain
+		opts.MeshDomain = contract.DefaultMeshDomain
 	}
 	if err := identity.ValidateMeshDomain(opts.MeshDomain); err != nil {
 		return nil, fmt.Errorf("certsecret: %w", err)

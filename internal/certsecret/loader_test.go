@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"ferry.dev/ferry/internal/contract"
 	"ferry.dev/ferry/internal/identity"
 	"ferry.dev/ferry/internal/identity/identitytest"
 	"ferry.dev/ferry/internal/testenv"
@@ -75,7 +76,7 @@ func TestLoaderFollowsRotation(t *testing.T) {
 	mesh := identitytest.NewMesh(t, "", "east", "west")
 	east, west := mesh.Cluster(t, "east"), mesh.Cluster(t, "west")
 	first := east.Leaf(t, east.GatewayID())
-	c.PutSecret(t, ns, DefaultSecretName, leafData(t, first, mesh.Bundle))
+	c.PutSecret(t, ns, contract.GatewayTLSSecret, leafData(t, first, mesh.Bundle))
 
 	l, reg := startLoader(t, c.Kube, Options{Namespace: ns, Expect: east.GatewayID()})
 	eventually(t, "ready", func() bool { return l.Ready() == nil })
@@ -86,7 +87,7 @@ func TestLoaderFollowsRotation(t *testing.T) {
 		t.Errorf("gathered %d expiry series, %v", n, err)
 	}
 
-	addr := echoServer(t, l.Source().ServerTLSConfig(identity.AllowRemote("east", identity.GatewayServiceAccount)))
+	addr := echoServer(t, l.Source().ServerTLSConfig(contract.AllowRemote("east", contract.GatewayServiceAccount)))
 	client := west.Gateway.ClientTLSConfig(east.GatewayID())
 	old, serial := dialSerial(t, addr, client)
 	if serial.Cmp(first.Leaf.SerialNumber) != 0 {
@@ -95,7 +96,7 @@ func TestLoaderFollowsRotation(t *testing.T) {
 	ping(t, old)
 
 	second := east.Leaf(t, east.GatewayID())
-	c.PutSecret(t, ns, DefaultSecretName, leafData(t, second, mesh.Bundle))
+	c.PutSecret(t, ns, contract.GatewayTLSSecret, leafData(t, second, mesh.Bundle))
 	eventually(t, "rotation", func() bool { return serialOf(l.Source()).Cmp(second.Leaf.SerialNumber) == 0 })
 	if _, serial := dialSerial(t, addr, client); serial.Cmp(second.Leaf.SerialNumber) != 0 {
 		t.Fatalf("after rotation presented %x, want %x", serial, second.Leaf.SerialNumber)
@@ -104,7 +105,7 @@ func TestLoaderFollowsRotation(t *testing.T) {
 
 	// A change to annotations only does not reload anything.
 	before := l.Source().Certificate()
-	s, err := c.Kube.CoreV1().Secrets(ns).Get(ctx, DefaultSecretName, metav1.GetOptions{})
+	s, err := c.Kube.CoreV1().Secrets(ns).Get(ctx, contract.GatewayTLSSecret, metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,7 +115,7 @@ func TestLoaderFollowsRotation(t *testing.T) {
 	}
 	// A later data change proves the annotation update was processed first.
 	third := east.Leaf(t, east.GatewayID())
-	c.PutSecret(t, ns, DefaultSecretName, leafData(t, third, mesh.Bundle))
+	c.PutSecret(t, ns, contract.GatewayTLSSecret, leafData(t, third, mesh.Bundle))
 	eventually(t, "third", func() bool { return serialOf(l.Source()).Cmp(third.Leaf.SerialNumber) == 0 })
 	if before == l.Source().Certificate() {
 		t.Fatal("third leaf not stored")
@@ -133,7 +134,7 @@ func TestLoaderKeepsGoodCertificateOnBadUpdate(t *testing.T) {
 	east := mesh.Cluster(t, "east")
 	good := east.Leaf(t, east.GatewayID())
 	goodData := leafData(t, good, mesh.Bundle)
-	c.PutSecret(t, ns, DefaultSecretName, goodData)
+	c.PutSecret(t, ns, contract.GatewayTLSSecret, goodData)
 	logs := &testenv.SyncBuffer{}
 	l, _ := startLoader(t, c.Kube, Options{Namespace: ns, Expect: east.GatewayID(), Logger: quietLogger(logs)})
 	eventually(t, "ready", func() bool { return l.Ready() == nil })
@@ -167,7 +168,7 @@ func TestLoaderKeepsGoodCertificateOnBadUpdate(t *testing.T) {
 		{"empty", map[string][]byte{}, nil},
 	}
 	for n, tc := range cases {
-		c.PutSecret(t, ns, DefaultSecretName, tc.data)
+		c.PutSecret(t, ns, contract.GatewayTLSSecret, tc.data)
 		eventually(t, tc.name+" refused", func() bool { return testutil.ToFloat64(l.metrics.rejected) == float64(n+1) })
 		if serialOf(l.Source()).Cmp(good.Leaf.SerialNumber) != 0 {
 			t.Fatalf("%s: certificate replaced", tc.name)
@@ -183,7 +184,7 @@ func TestLoaderKeepsGoodCertificateOnBadUpdate(t *testing.T) {
 		}
 	}
 	// Deleting the Secret keeps the certificate too.
-	if err := c.Kube.CoreV1().Secrets(ns).Delete(ctx, DefaultSecretName, metav1.DeleteOptions{}); err != nil {
+	if err := c.Kube.CoreV1().Secrets(ns).Delete(ctx, contract.GatewayTLSSecret, metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, "deletion seen", func() bool { return l.w.Secret() == nil })
@@ -191,7 +192,7 @@ func TestLoaderKeepsGoodCertificateOnBadUpdate(t *testing.T) {
 		t.Fatal("certificate lost with the Secret")
 	}
 	// And a good one is taken again.
-	c.PutSecret(t, ns, DefaultSecretName, leafData(t, other, mesh.Bundle))
+	c.PutSecret(t, ns, contract.GatewayTLSSecret, leafData(t, other, mesh.Bundle))
 	eventually(t, "recovery", func() bool { return serialOf(l.Source()).Cmp(other.Leaf.SerialNumber) == 0 })
 	if strings.Contains(logs.String(), "PRIVATE KEY") {
 		t.Fatal("key material in the logs")
@@ -211,7 +212,7 @@ func TestLoaderNotReadyWithoutSecret(t *testing.T) {
 	}
 	mesh := identitytest.NewMesh(t, "", "east")
 	east := mesh.Cluster(t, "east")
-	c.PutSecret(t, ns, DefaultSecretName, leafData(t, east.Leaf(t, east.GatewayID()), mesh.Bundle))
+	c.PutSecret(t, ns, contract.GatewayTLSSecret, leafData(t, east.Leaf(t, east.GatewayID()), mesh.Bundle))
 	eventually(t, "ready", func() bool { return l.Ready() == nil })
 	if id, err := l.Source().ID(); err != nil || id != east.GatewayID() {
 		t.Fatalf("id %v, %v", id, err)

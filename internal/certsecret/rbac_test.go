@@ -11,6 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/client-go/kubernetes"
 
+	"ferry.dev/ferry/internal/contract"
 	"ferry.dev/ferry/internal/identity/identitytest"
 	"ferry.dev/ferry/internal/testenv"
 )
@@ -34,13 +35,13 @@ func TestLoaderNeedsOnlyItsOwnSecret(t *testing.T) {
 	ns := c.TestNamespace(t, "certsecret")
 	mesh := identitytest.NewMesh(t, "", "east")
 	east := mesh.Cluster(t, "east")
-	c.PutSecret(t, ns, DefaultSecretName, leafData(t, east.Leaf(t, east.GatewayID()), mesh.Bundle))
+	c.PutSecret(t, ns, contract.GatewayTLSSecret, leafData(t, east.Leaf(t, east.GatewayID()), mesh.Bundle))
 
 	rules := []rbacv1.PolicyRule{{
 		APIGroups: []string{""}, Resources: []string{"secrets"},
-		Verbs: []string{"get", "list", "watch"}, ResourceNames: []string{DefaultSecretName},
+		Verbs: []string{"get", "list", "watch"}, ResourceNames: []string{contract.GatewayTLSSecret},
 	}}
-	byName := metav1.ListOptions{FieldSelector: fields.OneTermEqualSelector("metadata.name", DefaultSecretName).String()}
+	byName := metav1.ListOptions{FieldSelector: fields.OneTermEqualSelector("metadata.name", contract.GatewayTLSSecret).String()}
 	kube := impersonate(t, c, ns, "test-gateway", rules, func(k kubernetes.Interface) error {
 		_, err := k.CoreV1().Secrets(ns).List(ctx, byName)
 		return err
@@ -53,7 +54,7 @@ func TestLoaderNeedsOnlyItsOwnSecret(t *testing.T) {
 
 	// The watch (not just the list) is allowed: a rotation arrives.
 	next := east.Leaf(t, east.GatewayID())
-	c.PutSecret(t, ns, DefaultSecretName, leafData(t, next, mesh.Bundle))
+	c.PutSecret(t, ns, contract.GatewayTLSSecret, leafData(t, next, mesh.Bundle))
 	wctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
 	for serialOf(l.Source()).Cmp(next.Leaf.SerialNumber) != 0 {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"ferry.dev/ferry/internal/contract"
 	"ferry.dev/ferry/internal/identity"
 	"ferry.dev/ferry/internal/identity/identitytest"
 )
@@ -45,7 +46,7 @@ func TestLoaderRechecksNotYetValidLeaf(t *testing.T) {
 	mesh := identitytest.NewMesh(t, "", "east")
 	east := mesh.Cluster(t, "east")
 	leaf := east.Leaf(t, east.GatewayID())
-	c.PutSecret(t, ns, DefaultSecretName, leafData(t, leaf, mesh.Bundle))
+	c.PutSecret(t, ns, contract.GatewayTLSSecret, leafData(t, leaf, mesh.Bundle))
 
 	clock := &fakeClock{now: leaf.Leaf.NotBefore.Add(-time.Minute)}
 	l, _ := startLoader(t, c.Kube, Options{
@@ -78,7 +79,7 @@ func TestLoaderWakesAtNotBefore(t *testing.T) {
 	mesh := identitytest.NewMesh(t, "", "east")
 	east := mesh.Cluster(t, "east")
 	leaf := east.Leaf(t, east.GatewayID())
-	c.PutSecret(t, ns, DefaultSecretName, leafData(t, leaf, mesh.Bundle))
+	c.PutSecret(t, ns, contract.GatewayTLSSecret, leafData(t, leaf, mesh.Bundle))
 
 	// The gateway's clock lags so that NotBefore is three seconds ahead of it.
 	lag := time.Since(leaf.Leaf.NotBefore) + 3*time.Second

@@ -16,6 +16,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"ferry.dev/ferry/api/v1alpha1"
+	"ferry.dev/ferry/internal/contract"
 	"ferry.dev/ferry/internal/controller"
 	"ferry.dev/ferry/internal/gatewayd"
 	"ferry.dev/ferry/internal/identity"
@@ -41,7 +42,7 @@ func TestCLIEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer env.Stop()
-	root, err := identity.NewRoot(identity.DefaultMeshDomain, 0)
+	root, err := identity.NewRoot(contract.DefaultMeshDomain, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,8 +60,8 @@ func TestCLIEndToEnd(t *testing.T) {
 		c := env.Cluster(name)
 		applyInstall(t, c, root)
 		// The gateway "pod", as kube-controller-manager would list it.
-		if err := c.SetEndpoints(ctx, install.Namespace, install.GatewayName,
-			[]testenv.Endpoint{{IP: "198.18.9." + string(rune('1'+i)), Port: install.IngressPort, Ready: true}}); err != nil {
+		if err := c.SetEndpoints(ctx, contract.SystemNamespace, contract.GatewayName,
+			[]testenv.Endpoint{{IP: "198.18.9." + string(rune('1'+i)), Port: contract.IngressPort, Ready: true}}); err != nil {
 			t.Fatal(err)
 		}
 		ingress[name] = freeAddr(t)
@@ -76,11 +77,11 @@ func TestCLIEndToEnd(t *testing.T) {
 			}()
 		}
 		run("controller", func(ctx context.Context) error {
-			return controller.Run(ctx, controller.Options{RestConfig: c.RestConfig, ClusterName: name, MeshDomain: identity.DefaultMeshDomain,
+			return controller.Run(ctx, controller.Options{RestConfig: c.RestConfig, ClusterName: name, MeshDomain: contract.DefaultMeshDomain,
 				LeaderElect: true, MetricsAddr: admin, HealthAddr: admin, Registry: prometheus.NewRegistry(), Logger: logger, SkipNameValidation: true})
 		})
 		run("gateway", func(ctx context.Context) error {
-			return gatewayd.Run(ctx, gatewayd.Options{RestConfig: c.RestConfig, ClusterName: name, MeshDomain: identity.DefaultMeshDomain,
+			return gatewayd.Run(ctx, gatewayd.Options{RestConfig: c.RestConfig, ClusterName: name, MeshDomain: contract.DefaultMeshDomain,
 				ListenAddr: ingress[name], AdminAddr: gwAdmin, EgressHost: "127.0.0.1", Logger: logger}.WithDefaults())
 		})
 	}

@@ -16,8 +16,8 @@ import (
 	"k8s.io/apimachinery/pkg/util/duration"
 	"k8s.io/client-go/discovery"
 
+	"ferry.dev/ferry/internal/contract"
 	"ferry.dev/ferry/internal/identity"
-	"ferry.dev/ferry/internal/install"
 )
 
 // Names of checks that others require.
@@ -41,28 +41,28 @@ type checker struct {
 }
 
 func (c *checker) checks() []Check {
-	ns := install.Namespace
+	ns := contract.SystemNamespace
 	return []Check{
 		{Name: checkAPI, Severity: SeverityFatal, Run: c.apiReachable,
 			Hint: "check --context and --kubeconfig, and that the cluster is up (`kubectl version`)"},
 		{Name: checkCRDs, Severity: SeverityFatal, Requires: checkAPI, Run: c.crdsInstalled,
 			Hint: "install Ferry, whose manifests include the CRDs: `ferry install --cluster-name NAME --identity-dir DIR | kubectl apply -f -`"},
 		{Name: "controller is running and holds the leader lease", Severity: SeverityFatal, Requires: checkAPI, Run: c.controllerLease,
-			Hint: fmt.Sprintf("start or fix the controller: `kubectl -n %s get deploy,pods -l app.kubernetes.io/name=ferry-controller` and `kubectl -n %s logs deploy/%s`", ns, ns, install.ControllerName)},
+			Hint: fmt.Sprintf("start or fix the controller: `kubectl -n %s get deploy,pods -l app.kubernetes.io/name=ferry-controller` and `kubectl -n %s logs deploy/%s`", ns, ns, contract.ControllerName)},
 		{Name: checkGateway, Severity: SeverityFatal, Requires: checkAPI, Run: c.gatewayReady,
-			Hint: fmt.Sprintf("the gateway pods are not ready: `kubectl -n %s get pods -l app.kubernetes.io/name=ferry-gateway` and `kubectl -n %s logs deploy/%s`; a gateway turns ready once it has loaded its certificate from Secret %s", ns, ns, install.GatewayName, install.GatewayTLSSecret)},
+			Hint: fmt.Sprintf("the gateway pods are not ready: `kubectl -n %s get pods -l app.kubernetes.io/name=ferry-gateway` and `kubectl -n %s logs deploy/%s`; a gateway turns ready once it has loaded its certificate from Secret %s", ns, ns, contract.GatewayName, contract.GatewayTLSSecret)},
 		{Name: checkIssuer, Severity: SeverityFatal, Requires: checkAPI, Run: c.issuerValid,
 			Hint: "make a new issuer with `ferry identity issuer --cluster NAME --root-dir MESH-CA --out DIR` and re-apply `ferry install ... --identity-dir DIR`; the controller loads it without a restart"},
 		{Name: "issuer is not near expiry", Severity: SeverityWarning, Requires: checkIssuer, Run: c.issuerNotExpiring,
 			Hint: "rotate it before it expires: `ferry identity issuer --cluster NAME --root-dir MESH-CA --out DIR --force`, then re-apply `ferry install ... --identity-dir DIR`"},
 		{Name: "gateway certificate is fresh and chains to the trust bundle", Severity: SeverityFatal, Requires: checkAPI, Run: c.gatewayLeafFresh,
-			Hint: fmt.Sprintf("the controller issues and rotates Secret %s/%s: check the controller lease and its logs (`kubectl -n %s logs deploy/%s`), and that the issuer is valid", ns, install.GatewayTLSSecret, ns, install.ControllerName)},
+			Hint: fmt.Sprintf("the controller issues and rotates Secret %s/%s: check the controller lease and its logs (`kubectl -n %s logs deploy/%s`), and that the issuer is valid", ns, contract.GatewayTLSSecret, ns, contract.ControllerName)},
 		{Name: "Links are connected, synced and healthy", Severity: SeverityFatal, Requires: checkCRDs, Run: c.linksHealthy,
 			Hint: "see `ferry links`: the MESSAGE column says what to do for each Link"},
 		{Name: "Link gateway identities belong to their clusters", Severity: SeverityFatal, Requires: checkCRDs, Run: c.linkIdentities,
 			Hint: "regenerate the Link from the exporting cluster: `ferry --context REMOTE link --cluster-name REMOTE | kubectl apply -f -`"},
 		{Name: "mirrors have EndpointSlices", Severity: SeverityFatal, Requires: checkCRDs, Run: c.mirrorsHaveEndpoints,
-			Hint: fmt.Sprintf("the controller writes mirror EndpointSlices from the gateway's ready pods: fix the gateway check first, then see `kubectl -n %s logs deploy/%s`", ns, install.ControllerName)},
+			Hint: fmt.Sprintf("the controller writes mirror EndpointSlices from the gateway's ready pods: fix the gateway check first, then see `kubectl -n %s logs deploy/%s`", ns, contract.ControllerName)},
 		{Name: "no orphaned Ferry objects", Severity: SeverityWarning, Requires: checkCRDs, Run: c.noOrphans,
 			Hint: "their Link was removed without its finalizer running: delete them with `kubectl delete svc,endpointslices,serviceimports -A -l ferry.dev/link=NAME,ferry.dev/source-cluster`"},
 		{Name: "egress ports are consistent", Severity: SeverityFatal, Requires: checkAPI, Run: c.egressPorts,
@@ -127,9 +127,9 @@ func (c *checker) crdsInstalled(context.Context) error {
 
 func (c *checker) controllerLease(ctx context.Context) error {
 	var lease coordinationv1.Lease
-	err := c.k.Client.Get(ctx, types.NamespacedName{Namespace: install.Namespace, Name: install.LeaderElectionID}, &lease)
+	err := c.k.Client.Get(ctx, types.NamespacedName{Namespace: contract.SystemNamespace, Name: contract.LeaderElectionID}, &lease)
 	if apierrors.IsNotFound(err) {
-		return fmt.Errorf("no Lease %s/%s: the controller has never become leader%s", install.Namespace, install.LeaderElectionID, c.controllerReplicas(ctx))
+		return fmt.Errorf("no Lease %s/%s: the controller has never become leader%s", contract.SystemNamespace, contract.LeaderElectionID, c.controllerReplicas(ctx))
 	}
 	if err != nil {
 		return c.k.explain("get the controller's Lease", err)
@@ -139,7 +139,7 @@ func (c *checker) controllerLease(ctx context.Context) error {
 		holder = *lease.Spec.HolderIdentity
 	}
 	if holder == "" || lease.Spec.RenewTime == nil {
-		return fmt.Errorf("nobody holds Lease %s/%s: the controller is not running%s", install.Namespace, install.LeaderElectionID, c.controllerReplicas(ctx))
+		return fmt.Errorf("nobody holds Lease %s/%s: the controller is not running%s", contract.SystemNamespace, contract.LeaderElectionID, c.controllerReplicas(ctx))
 	}
 	d := defaultLeaseDuration
 	if lease.Spec.LeaseDurationSeconds != nil {
@@ -147,7 +147,7 @@ func (c *checker) controllerLease(ctx context.Context) error {
 	}
 	if since := c.now().Sub(lease.Spec.RenewTime.Time); since > d+leaseSkew {
 		return fmt.Errorf("%s last renewed Lease %s/%s %s ago (it must renew every %s): the controller has stopped%s",
-			holder, install.Namespace, install.LeaderElectionID, duration.HumanDuration(since), d, c.controllerReplicas(ctx))
+			holder, contract.SystemNamespace, contract.LeaderElectionID, duration.HumanDuration(since), d, c.controllerReplicas(ctx))
 	}
 	return nil
 }
@@ -155,18 +155,18 @@ func (c *checker) controllerLease(ctx context.Context) error {
 // controllerReplicas adds the Deployment's readiness to a lease failure,
 // when there is a Deployment to read.
 func (c *checker) controllerReplicas(ctx context.Context) string {
-	d := deploymentReady(ctx, c.k, install.ControllerName)
+	d := deploymentReady(ctx, c.k, contract.ControllerName)
 	if d == "" {
 		return ""
 	}
-	return " (Deployment " + install.ControllerName + ": " + d + ")"
+	return " (Deployment " + contract.ControllerName + ": " + d + ")"
 }
 
 func (c *checker) gatewayReady(ctx context.Context) error {
 	var svc corev1.Service
-	err := c.k.Client.Get(ctx, types.NamespacedName{Namespace: install.Namespace, Name: install.GatewayName}, &svc)
+	err := c.k.Client.Get(ctx, types.NamespacedName{Namespace: contract.SystemNamespace, Name: contract.GatewayName}, &svc)
 	if apierrors.IsNotFound(err) {
-		return withHint(fmt.Errorf("no Service %s/%s", install.Namespace, install.GatewayName),
+		return withHint(fmt.Errorf("no Service %s/%s", contract.SystemNamespace, contract.GatewayName),
 			"install Ferry: `ferry install --cluster-name NAME --identity-dir DIR | kubectl apply -f -`")
 	}
 	if err != nil {
@@ -178,10 +178,10 @@ func (c *checker) gatewayReady(ctx context.Context) error {
 	}
 	if len(ready) == 0 {
 		extra := ""
-		if d := deploymentReady(ctx, c.k, install.GatewayName); d != "" {
-			extra = "; Deployment " + install.GatewayName + ": " + d
+		if d := deploymentReady(ctx, c.k, contract.GatewayName); d != "" {
+			extra = "; Deployment " + contract.GatewayName + ": " + d
 		}
-		return fmt.Errorf("the gateway Service %s/%s has no ready endpoints (%d not ready)%s", install.Namespace, install.GatewayName, total, extra)
+		return fmt.Errorf("the gateway Service %s/%s has no ready endpoints (%d not ready)%s", contract.SystemNamespace, contract.GatewayName, total, extra)
 	}
 	return nil
 }
@@ -190,7 +190,7 @@ func (c *checker) gatewayReady(ctx context.Context) error {
 // when there is none (or it may not be read).
 func deploymentReady(ctx context.Context, k *kubeTarget, name string) string {
 	var d appsv1.Deployment
-	if err := k.Client.Get(ctx, types.NamespacedName{Namespace: install.Namespace, Name: name}, &d); err != nil {
+	if err := k.Client.Get(ctx, types.NamespacedName{Namespace: contract.SystemNamespace, Name: name}, &d); err != nil {
 		return ""
 	}
 	return deploymentVersion(&d).Ready + " ready"
@@ -200,10 +200,10 @@ func deploymentReady(ctx context.Context, k *kubeTarget, name string) string {
 // skip: the user can still check everything else.
 func (c *checker) readSecret(ctx context.Context, name string) (*corev1.Secret, error) {
 	var s corev1.Secret
-	err := c.k.Client.Get(ctx, types.NamespacedName{Namespace: install.Namespace, Name: name}, &s)
+	err := c.k.Client.Get(ctx, types.NamespacedName{Namespace: contract.SystemNamespace, Name: name}, &s)
 	switch {
 	case apierrors.IsForbidden(err):
-		return nil, skipf("not allowed to read Secret %s/%s in context %q", install.Namespace, name, c.k.Context)
+		return nil, skipf("not allowed to read Secret %s/%s in context %q", contract.SystemNamespace, name, c.k.Context)
 	case err != nil:
 		return nil, c.k.explain("get Secret "+name, err)
 	}
@@ -211,9 +211,9 @@ func (c *checker) readSecret(ctx context.Context, name string) (*corev1.Secret, 
 }
 
 func (c *checker) issuerCert(ctx context.Context) (*corev1.Secret, *x509.Certificate, error) {
-	s, err := c.readSecret(ctx, install.IssuerSecret)
+	s, err := c.readSecret(ctx, contract.IssuerSecret)
 	if apierrors.IsNotFound(err) {
-		return nil, nil, withHint(fmt.Errorf("no Secret %s/%s", install.Namespace, install.IssuerSecret),
+		return nil, nil, withHint(fmt.Errorf("no Secret %s/%s", contract.SystemNamespace, contract.IssuerSecret),
 			"install Ferry with its issuer: `ferry install --cluster-name NAME --identity-dir DIR | kubectl apply -f -`")
 	}
 	if err != nil {
@@ -221,7 +221,7 @@ func (c *checker) issuerCert(ctx context.Context) (*corev1.Secret, *x509.Certifi
 	}
 	certs, err := identity.ParseCertificatesPEM(s.Data[corev1.TLSCertKey])
 	if err != nil {
-		return nil, nil, fmt.Errorf("the Secret %s/%s: %s: %w", install.Namespace, install.IssuerSecret, corev1.TLSCertKey, err)
+		return nil, nil, fmt.Errorf("the Secret %s/%s: %s: %w", contract.SystemNamespace, contract.IssuerSecret, corev1.TLSCertKey, err)
 	}
 	return s, certs[0], nil
 }
@@ -235,14 +235,14 @@ func (c *checker) issuerValid(ctx context.Context) error {
 	switch {
 	case now.After(cert.NotAfter):
 		return fmt.Errorf("the issuer in Secret %s/%s expired %s ago (%s): the controller cannot issue or rotate certificates",
-			install.Namespace, install.IssuerSecret, duration.HumanDuration(now.Sub(cert.NotAfter)), cert.NotAfter.UTC().Format(time.RFC3339))
+			contract.SystemNamespace, contract.IssuerSecret, duration.HumanDuration(now.Sub(cert.NotAfter)), cert.NotAfter.UTC().Format(time.RFC3339))
 	case now.Before(cert.NotBefore):
 		return fmt.Errorf("the issuer in Secret %s/%s is not valid until %s: check this machine's and the cluster's clocks",
-			install.Namespace, install.IssuerSecret, cert.NotBefore.UTC().Format(time.RFC3339))
+			contract.SystemNamespace, contract.IssuerSecret, cert.NotBefore.UTC().Format(time.RFC3339))
 	}
 	ca, _, err := identity.LoadIssuer(s.Data[corev1.TLSCertKey], s.Data[corev1.TLSPrivateKeyKey], s.Data["ca.crt"])
 	if err != nil {
-		return fmt.Errorf("the Secret %s/%s: %w", install.Namespace, install.IssuerSecret, err)
+		return fmt.Errorf("the Secret %s/%s: %w", contract.SystemNamespace, contract.IssuerSecret, err)
 	}
 	td, _ := ca.TrustDomain()
 	if loc := c.local(ctx); loc.cluster != "" && loc.mesh != "" && td != loc.cluster+"."+loc.mesh {
@@ -267,16 +267,16 @@ func (c *checker) issuerNotExpiring(ctx context.Context) error {
 // rotation is not happening), and verifiable against its bundle with the
 // same verifier remote gateways use.
 func (c *checker) gatewayLeafFresh(ctx context.Context) error {
-	s, err := c.readSecret(ctx, install.GatewayTLSSecret)
+	s, err := c.readSecret(ctx, contract.GatewayTLSSecret)
 	if apierrors.IsNotFound(err) {
-		return fmt.Errorf("no Secret %s/%s: the controller has not issued the gateway's certificate", install.Namespace, install.GatewayTLSSecret)
+		return fmt.Errorf("no Secret %s/%s: the controller has not issued the gateway's certificate", contract.SystemNamespace, contract.GatewayTLSSecret)
 	}
 	if err != nil {
 		return err
 	}
 	chain, err := identity.ParseCertificatesPEM(s.Data[corev1.TLSCertKey])
 	if err != nil {
-		return fmt.Errorf("the Secret %s/%s: %s: %w", install.Namespace, install.GatewayTLSSecret, corev1.TLSCertKey, err)
+		return fmt.Errorf("the Secret %s/%s: %s: %w", contract.SystemNamespace, contract.GatewayTLSSecret, corev1.TLSCertKey, err)
 	}
 	leaf, now := chain[0], c.now()
 	if now.After(leaf.NotAfter) {
@@ -293,12 +293,12 @@ func (c *checker) gatewayLeafFresh(ctx context.Context) error {
 	}
 	bundle, err := identity.ParseBundle(id.MeshDomain, s.Data["ca.crt"])
 	if err != nil {
-		return fmt.Errorf("the Secret %s/%s: ca.crt: %w", install.Namespace, install.GatewayTLSSecret, err)
+		return fmt.Errorf("the Secret %s/%s: ca.crt: %w", contract.SystemNamespace, contract.GatewayTLSSecret, err)
 	}
 	if _, err := identity.Verify(bundle, identity.PeerServer, chain, now); err != nil {
 		return fmt.Errorf("the gateway certificate does not verify against its trust bundle: %w", err)
 	}
-	if loc := c.local(ctx); loc.cluster != "" && id != identity.GatewayID(id.MeshDomain, loc.cluster) {
+	if loc := c.local(ctx); loc.cluster != "" && id != contract.GatewayID(id.MeshDomain, loc.cluster) {
 		return fmt.Errorf("the gateway certificate is for %s, not this cluster's gateway (cluster %q)", id, loc.cluster)
 	}
 	return nil
@@ -323,7 +323,7 @@ func (c *checker) local(ctx context.Context) localIdentity {
 		return loc
 	}
 	var s corev1.Secret
-	if err := c.k.Client.Get(ctx, types.NamespacedName{Namespace: install.Namespace, Name: install.IssuerSecret}, &s); err == nil {
+	if err := c.k.Client.Get(ctx, types.NamespacedName{Namespace: contract.SystemNamespace, Name: contract.IssuerSecret}, &s); err == nil {
 		if certs, err := identity.ParseCertificatesPEM(s.Data[corev1.TLSCertKey]); err == nil {
 			if td, err := (&identity.CA{Cert: certs[0]}).TrustDomain(); err == nil {
 				cluster, mesh, _ := strings.Cut(td, ".")

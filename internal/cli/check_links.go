@@ -14,9 +14,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"ferry.dev/ferry/api/v1alpha1"
-	"ferry.dev/ferry/internal/identity"
-	"ferry.dev/ferry/internal/install"
-	"ferry.dev/ferry/internal/names"
+	"ferry.dev/ferry/internal/contract"
 )
 
 // maxListed bounds how many objects one check names, so a broken cluster
@@ -96,17 +94,14 @@ func (c *checker) linkIdentities(ctx context.Context) error {
 // identity on every connection (Connected says whether that succeeded);
 // this catches a Link that could never connect, or would trust the wrong
 // workload.
+//
+// The rule is the importer's and the gateway's (contract.LinkGatewayID); an
+// unknown local mesh (no readable bundle) checks the Link on its own.
 func linkIdentityProblem(l *v1alpha1.Link, loc localIdentity) string {
-	id, err := identity.ParseIDInferMesh(l.Spec.GatewayIdentity)
+	id, err := contract.LinkGatewayID(l.Spec.GatewayIdentity, l.Spec.ClusterName, loc.mesh)
 	switch {
 	case err != nil:
-		return fmt.Sprintf("gatewayIdentity %q: %v", l.Spec.GatewayIdentity, err)
-	case id != identity.GatewayID(id.MeshDomain, id.Cluster):
-		return fmt.Sprintf("gatewayIdentity %s is not a gateway (want .../ns/%s/sa/%s)", id, identity.SystemNamespace, identity.GatewayServiceAccount)
-	case id.Cluster != l.Spec.ClusterName:
-		return fmt.Sprintf("gatewayIdentity %s belongs to cluster %q, but the Link is to %q", id, id.Cluster, l.Spec.ClusterName)
-	case loc.mesh != "" && id.MeshDomain != loc.mesh:
-		return fmt.Sprintf("gatewayIdentity %s is in mesh %q, but this cluster is in mesh %q", id, id.MeshDomain, loc.mesh)
+		return err.Error()
 	case loc.cluster != "" && id.Cluster == loc.cluster:
 		return fmt.Sprintf("links this cluster (%s) to itself", loc.cluster)
 	}
@@ -130,7 +125,7 @@ func (c *checker) linkNames(ctx context.Context) (map[string]bool, error) {
 // namespaces.
 func (c *checker) mirrors(ctx context.Context) ([]corev1.Service, error) {
 	var list corev1.ServiceList
-	if err := c.k.Client.List(ctx, &list, client.HasLabels{names.LabelLink, names.LabelSourceCluster}); err != nil {
+	if err := c.k.Client.List(ctx, &list, client.HasLabels{contract.LabelLink, contract.LabelSourceCluster}); err != nil {
 		return nil, c.k.explain("list mirror Services", err)
 	}
 	return list.Items, nil
@@ -149,7 +144,7 @@ func (c *checker) mirrorsHaveEndpoints(ctx context.Context) error {
 		return err
 	}
 	var sliceList discoveryv1.EndpointSliceList
-	if err := c.k.Client.List(ctx, &sliceList, client.HasLabels{names.LabelLink}); err != nil {
+	if err := c.k.Client.List(ctx, &sliceList, client.HasLabels{contract.LabelLink}); err != nil {
 		return c.k.explain("list mirror EndpointSlices", err)
 	}
 	endpoints := map[string]int{} // namespace/service -> endpoints
@@ -161,7 +156,7 @@ func (c *checker) mirrorsHaveEndpoints(ctx context.Context) error {
 	}
 	var problems []string
 	for _, m := range mirrors {
-		deleting, ok := links[m.Labels[names.LabelLink]]
+		deleting, ok := links[m.Labels[contract.LabelLink]]
 		if !ok || deleting {
 			continue // orphans and Links on their way out are not expected to be served
 		}
@@ -201,7 +196,7 @@ func (c *checker) noOrphans(ctx context.Context) error {
 	}
 	var sels []string
 	for l := range gone {
-		sels = append(sels, fmt.Sprintf("`kubectl delete svc,endpointslices,serviceimports -A -l %s=%s,%s`", names.LabelLink, l, names.LabelSourceCluster))
+		sels = append(sels, fmt.Sprintf("`kubectl delete svc,endpointslices,serviceimports -A -l %s=%s,%s`", contract.LabelLink, l, contract.LabelSourceCluster))
 	}
 	slices.Sort(sels)
 	return withHint(fmt.Errorf("the owning Link does not exist for %s: %s", plural(len(problems), "object"), listed(problems)),
@@ -215,9 +210,9 @@ func (c *checker) noOrphans(ctx context.Context) error {
 func (c *checker) egressPorts(ctx context.Context) error {
 	r := controllerArgs(ctx, c.k)["egress-port-range"]
 	if r == "" {
-		r = install.DefaultEgressPorts
+		r = contract.DefaultEgressRange().String()
 	}
-	first, last, err := install.ParsePortRange(r)
+	rg, err := contract.ParseRange(r)
 	if err != nil {
 		return fmt.Errorf("the controller's --egress-port-range: %w", err)
 	}
@@ -225,7 +220,7 @@ func (c *checker) egressPorts(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if p := egressPortProblems(mirrors, first, last); len(p) > 0 {
+	if p := egressPortProblems(mirrors, rg.Min, rg.Max); len(p) > 0 {
 		return errors.New(listed(p))
 	}
 	return nil

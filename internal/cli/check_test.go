@@ -17,9 +17,8 @@ import (
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"ferry.dev/ferry/internal/contract"
 	"ferry.dev/ferry/internal/identity"
-	"ferry.dev/ferry/internal/install"
-	"ferry.dev/ferry/internal/names"
 )
 
 // healthyNorth builds, by hand, everything a working importer "north" has:
@@ -29,8 +28,8 @@ import (
 func healthyNorth(t *testing.T) client.Client {
 	t.Helper()
 	c := clusterClient(t, checked)
-	ensureNamespace(t, c, install.Namespace)
-	root, err := identity.NewRoot(identity.DefaultMeshDomain, 0)
+	ensureNamespace(t, c, contract.SystemNamespace)
+	root, err := identity.NewRoot(contract.DefaultMeshDomain, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -38,7 +37,7 @@ func healthyNorth(t *testing.T) client.Client {
 	if err != nil {
 		t.Fatal(err)
 	}
-	leaf, err := issuer.IssueLeaf(identity.GatewayID(identity.DefaultMeshDomain, checked), 0)
+	leaf, err := issuer.IssueLeaf(contract.GatewayID(contract.DefaultMeshDomain, checked), 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,15 +48,15 @@ func healthyNorth(t *testing.T) client.Client {
 	now := time.Now()
 	create(t, c,
 		issuerSecret(t, issuer, root),
-		tlsSecret(install.GatewayTLSSecret, leafCert, leafKey, root.CertPEM()),
+		tlsSecret(contract.GatewayTLSSecret, leafCert, leafKey, root.CertPEM()),
 		&coordinationv1.Lease{
-			ObjectMeta: metav1.ObjectMeta{Namespace: install.Namespace, Name: install.LeaderElectionID},
+			ObjectMeta: metav1.ObjectMeta{Namespace: contract.SystemNamespace, Name: contract.LeaderElectionID},
 			Spec: coordinationv1.LeaseSpec{HolderIdentity: ptr.To("ferry-controller-7d9f_1"), LeaseDurationSeconds: ptr.To(int32(15)),
 				AcquireTime: &metav1.MicroTime{Time: now.Add(-time.Hour)}, RenewTime: &metav1.MicroTime{Time: now}},
 		},
 		&corev1.Service{
-			ObjectMeta: metav1.ObjectMeta{Namespace: install.Namespace, Name: install.GatewayName},
-			Spec:       corev1.ServiceSpec{Ports: []corev1.ServicePort{{Name: "ingress", Port: install.IngressPort}}},
+			ObjectMeta: metav1.ObjectMeta{Namespace: contract.SystemNamespace, Name: contract.GatewayName},
+			Spec:       corev1.ServiceSpec{Ports: []corev1.ServicePort{{Name: "ingress", Port: contract.IngressPort}}},
 		},
 		gatewaySlice([]string{"198.18.4.1"}, true),
 	)
@@ -72,12 +71,12 @@ func issuerSecret(t *testing.T, issuer, root *identity.CA) *corev1.Secret {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return tlsSecret(install.IssuerSecret, issuer.CertPEM(), key, root.CertPEM())
+	return tlsSecret(contract.IssuerSecret, issuer.CertPEM(), key, root.CertPEM())
 }
 
 func tlsSecret(name string, cert, key, bundle []byte) *corev1.Secret {
 	return &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Namespace: install.Namespace, Name: name},
+		ObjectMeta: metav1.ObjectMeta{Namespace: contract.SystemNamespace, Name: name},
 		Type:       corev1.SecretTypeTLS,
 		Data:       map[string][]byte{corev1.TLSCertKey: cert, corev1.TLSPrivateKeyKey: key, "ca.crt": bundle},
 	}
@@ -85,7 +84,7 @@ func tlsSecret(name string, cert, key, bundle []byte) *corev1.Secret {
 
 func mirror(ns, name, link string, egress ...int32) *corev1.Service {
 	s := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name,
-		Labels: map[string]string{names.LabelLink: link, names.LabelSourceCluster: link}}}
+		Labels: map[string]string{contract.LabelLink: link, contract.LabelSourceCluster: link}}}
 	for i, p := range egress {
 		s.Spec.Ports = append(s.Spec.Ports, corev1.ServicePort{Name: "p" + string(rune('a'+i)), Port: int32(80 + i), TargetPort: intstr.FromInt32(p)})
 	}
@@ -95,7 +94,7 @@ func mirror(ns, name, link string, egress ...int32) *corev1.Service {
 func mirrorSlice(ns, mirror, link string, port int32) *discoveryv1.EndpointSlice {
 	return &discoveryv1.EndpointSlice{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: mirror + "-ipv4", Labels: map[string]string{
-			names.LabelLink: link, names.LabelSourceCluster: link, discoveryv1.LabelServiceName: mirror}},
+			contract.LabelLink: link, contract.LabelSourceCluster: link, discoveryv1.LabelServiceName: mirror}},
 		AddressType: discoveryv1.AddressTypeIPv4,
 		Ports:       []discoveryv1.EndpointPort{{Name: ptr.To("pa"), Port: ptr.To(port)}},
 		Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{"198.18.4.1"}, Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(true)}}},
@@ -163,7 +162,7 @@ func TestCheckGatewayNotReady(t *testing.T) {
 func setGatewayReady(t *testing.T, c client.Client, ready bool) {
 	t.Helper()
 	var s discoveryv1.EndpointSlice
-	mustGet(t, c, install.Namespace, install.GatewayName+"-abcde", &s)
+	mustGet(t, c, contract.SystemNamespace, contract.GatewayName+"-abcde", &s)
 	for i := range s.Endpoints {
 		s.Endpoints[i].Conditions.Ready = ptr.To(ready)
 	}
@@ -180,7 +179,7 @@ func TestCheckRetriesWithinWait(t *testing.T) {
 	go func() {
 		time.Sleep(1500 * time.Millisecond)
 		var s discoveryv1.EndpointSlice
-		if err := c.Get(context.Background(), client.ObjectKey{Namespace: install.Namespace, Name: install.GatewayName + "-abcde"}, &s); err == nil {
+		if err := c.Get(context.Background(), client.ObjectKey{Namespace: contract.SystemNamespace, Name: contract.GatewayName + "-abcde"}, &s); err == nil {
 			s.Endpoints[0].Conditions.Ready = ptr.To(true)
 			_ = c.Update(context.Background(), &s)
 		}
@@ -199,7 +198,7 @@ func TestCheckRetriesWithinWait(t *testing.T) {
 func TestCheckIssuerExpired(t *testing.T) {
 	c := healthyNorth(t)
 	past := time.Now().Add(-60 * 24 * time.Hour)
-	root, err := identity.NewRoot(identity.DefaultMeshDomain, 0, identity.WithClock(func() time.Time { return past }))
+	root, err := identity.NewRoot(contract.DefaultMeshDomain, 0, identity.WithClock(func() time.Time { return past }))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -234,7 +233,7 @@ func replaceSecret(t *testing.T, c client.Client, s *corev1.Secret) {
 // warnings with hints, and the exit status stays zero.
 func TestCheckWarnings(t *testing.T) {
 	c := healthyNorth(t)
-	root, err := identity.NewRoot(identity.DefaultMeshDomain, 0)
+	root, err := identity.NewRoot(contract.DefaultMeshDomain, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -260,7 +259,7 @@ func TestCheckWarnings(t *testing.T) {
 func TestCheckControllerStopped(t *testing.T) {
 	c := healthyNorth(t)
 	var l coordinationv1.Lease
-	mustGet(t, c, install.Namespace, install.LeaderElectionID, &l)
+	mustGet(t, c, contract.SystemNamespace, contract.LeaderElectionID, &l)
 	l.Spec.RenewTime = &metav1.MicroTime{Time: time.Now().Add(-5 * time.Minute)}
 	if err := c.Update(context.Background(), &l); err != nil {
 		t.Fatal(err)

@@ -103,8 +103,8 @@ func TestLinkIdentityProblem(t *testing.T) {
 	}{
 		{"east", "spiffe://east.ferry.local/ns/ferry-system/sa/ferry-gateway", ""},
 		{"east", "spiffe://east.ferry.local/ns/ferry-system/sa/ferry-controller", "is not a gateway"},
-		{"east", "spiffe://north.ferry.local/ns/ferry-system/sa/ferry-gateway", `belongs to cluster "north", but the Link is to "east"`},
-		{"east", "spiffe://east.corp.example/ns/ferry-system/sa/ferry-gateway", `is in mesh "corp.example", but this cluster is in mesh "ferry.local"`},
+		{"east", "spiffe://north.ferry.local/ns/ferry-system/sa/ferry-gateway", `belongs to cluster "north", not "east"`},
+		{"east", "spiffe://east.corp.example/ns/ferry-system/sa/ferry-gateway", `is not in mesh "ferry.local"`},
 		{"west", "spiffe://west.ferry.local/ns/ferry-system/sa/ferry-gateway", "links this cluster (west) to itself"},
 		{"east", "https://east.ferry.local/", "gatewayIdentity"},
 	}

@@ -17,7 +17,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	mcsv1beta1 "sigs.k8s.io/mcs-api/pkg/apis/v1beta1"
 
-	"ferry.dev/ferry/internal/names"
+	"ferry.dev/ferry/internal/contract"
 )
 
 func newExportCommand() *cobra.Command {
@@ -144,7 +144,7 @@ func allowedClusters(to []string) ([]string, error) {
 		if c == "" {
 			continue
 		}
-		if err := names.ValidateClusterName(c); err != nil {
+		if err := contract.ValidateClusterName(c); err != nil {
 			return nil, fmt.Errorf("--to: %w", err)
 		}
 		out = append(out, c)
@@ -167,7 +167,7 @@ func export(ctx context.Context, k *kubeTarget, name string, allowed []string, a
 	} else if err != nil {
 		return "", k.explain("get Service "+ns+"/"+name, err)
 	}
-	if from := svc.Labels[names.LabelSourceCluster]; svc.Labels[names.LabelLink] != "" {
+	if from := svc.Labels[contract.LabelSourceCluster]; svc.Labels[contract.LabelLink] != "" {
 		return "", fmt.Errorf("service %s/%s is a mirror that Ferry imports from cluster %q: export the original Service in %s instead", ns, name, from, from)
 	}
 	want := strings.Join(allowed, ",")
@@ -184,7 +184,7 @@ func export(ctx context.Context, k *kubeTarget, name string, allowed []string, a
 		if apierrors.IsNotFound(err) {
 			se = mcsv1beta1.ServiceExport{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}}
 			if want != "" {
-				se.Annotations = map[string]string{names.AnnotationAllowedClusters: want}
+				se.Annotations = map[string]string{contract.AnnotationAllowedClusters: want}
 			}
 			msg = fmt.Sprintf("serviceexport %s/%s created (to %s)", ns, name, to(want))
 			return k.Client.Create(ctx, &se)
@@ -192,7 +192,7 @@ func export(ctx context.Context, k *kubeTarget, name string, allowed []string, a
 		if err != nil {
 			return err
 		}
-		cur := se.Annotations[names.AnnotationAllowedClusters]
+		cur := se.Annotations[contract.AnnotationAllowedClusters]
 		next := cur
 		switch {
 		case all:
@@ -205,12 +205,12 @@ func export(ctx context.Context, k *kubeTarget, name string, allowed []string, a
 			return nil
 		}
 		if next == "" {
-			delete(se.Annotations, names.AnnotationAllowedClusters)
+			delete(se.Annotations, contract.AnnotationAllowedClusters)
 		} else {
 			if se.Annotations == nil {
 				se.Annotations = map[string]string{}
 			}
-			se.Annotations[names.AnnotationAllowedClusters] = next
+			se.Annotations[contract.AnnotationAllowedClusters] = next
 		}
 		msg = fmt.Sprintf("serviceexport %s/%s configured (to %s, was %s)", ns, name, to(next), to(cur))
 		return k.Client.Update(ctx, &se)
@@ -237,7 +237,7 @@ func completeServices(cmd *cobra.Command, args []string, _ string) ([]string, co
 	}
 	var out []string
 	for _, s := range list.Items {
-		if s.Labels[names.LabelLink] == "" {
+		if s.Labels[contract.LabelLink] == "" {
 			out = append(out, "svc/"+s.Name)
 		}
 	}

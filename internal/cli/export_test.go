@@ -9,7 +9,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	mcsv1beta1 "sigs.k8s.io/mcs-api/pkg/apis/v1beta1"
 
-	"ferry.dev/ferry/internal/names"
+	"ferry.dev/ferry/internal/contract"
 	"ferry.dev/ferry/internal/testenv"
 )
 
@@ -23,7 +23,7 @@ func TestExportUnexport(t *testing.T) {
 	allowed := func() (string, bool) {
 		var se mcsv1beta1.ServiceExport
 		mustGet(t, east.Client, "shop", "cart", &se)
-		v, ok := se.Annotations[names.AnnotationAllowedClusters]
+		v, ok := se.Annotations[contract.AnnotationAllowedClusters]
 		return v, ok
 	}
 	steps := []struct {
@@ -58,7 +58,7 @@ func TestExportUnexport(t *testing.T) {
 	}
 	mustFerryOn(t, exporter, "export", "svc/cart", "-n", "shop", "--to", "west")
 	mustGet(t, east.Client, "shop", "cart", &se)
-	if se.Annotations["team"] != "payments" || se.Annotations[names.AnnotationAllowedClusters] != "west" {
+	if se.Annotations["team"] != "payments" || se.Annotations[contract.AnnotationAllowedClusters] != "west" {
 		t.Errorf("annotations after --to west: %v", se.Annotations)
 	}
 
@@ -86,7 +86,7 @@ func TestExportErrors(t *testing.T) {
 	}
 	create(t, east.Client, &corev1.Service{
 		ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "cart-west",
-			Labels: map[string]string{names.LabelLink: "west", names.LabelSourceCluster: "west"}},
+			Labels: map[string]string{contract.LabelLink: "west", contract.LabelSourceCluster: "west"}},
 		Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Port: 80}}},
 	})
 	cases := []struct {

@@ -19,7 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"ferry.dev/ferry/api/v1alpha1"
-	"ferry.dev/ferry/internal/install"
+	"ferry.dev/ferry/internal/contract"
 )
 
 func newGatewaysCommand() *cobra.Command {
@@ -119,9 +119,9 @@ type remoteGateway struct {
 }
 
 func readLocalGateway(ctx context.Context, k *kubeTarget) (localGateway, error) {
-	g := localGateway{Service: install.Namespace + "/" + install.GatewayName}
+	g := localGateway{Service: contract.SystemNamespace + "/" + contract.GatewayName}
 	var svc corev1.Service
-	err := k.Client.Get(ctx, types.NamespacedName{Namespace: install.Namespace, Name: install.GatewayName}, &svc)
+	err := k.Client.Get(ctx, types.NamespacedName{Namespace: contract.SystemNamespace, Name: contract.GatewayName}, &svc)
 	switch {
 	case apierrors.IsNotFound(err):
 		return g, nil
@@ -132,7 +132,7 @@ func readLocalGateway(ctx context.Context, k *kubeTarget) (localGateway, error) 
 	g.Type = string(svc.Spec.Type)
 	g.Addresses = serviceAddresses(&svc)
 	var d appsv1.Deployment
-	if err := k.Client.Get(ctx, types.NamespacedName{Namespace: install.Namespace, Name: install.GatewayName}, &d); err == nil {
+	if err := k.Client.Get(ctx, types.NamespacedName{Namespace: contract.SystemNamespace, Name: contract.GatewayName}, &d); err == nil {
 		g.Deployment = true
 		g.Replicas = d.Status.Replicas
 		if d.Spec.Replicas != nil {
@@ -152,8 +152,8 @@ func readLocalGateway(ctx context.Context, k *kubeTarget) (localGateway, error) 
 // the EndpointSlice API says consumers must treat as ready.
 func gatewayEndpoints(ctx context.Context, k *kubeTarget) (total int, ready []string, err error) {
 	var sliceList discoveryv1.EndpointSliceList
-	if err := k.Client.List(ctx, &sliceList, client.InNamespace(install.Namespace),
-		client.MatchingLabels{discoveryv1.LabelServiceName: install.GatewayName}); err != nil {
+	if err := k.Client.List(ctx, &sliceList, client.InNamespace(contract.SystemNamespace),
+		client.MatchingLabels{discoveryv1.LabelServiceName: contract.GatewayName}); err != nil {
 		return 0, nil, k.explain("list the gateway's EndpointSlices", err)
 	}
 	for _, s := range sliceList.Items {
@@ -170,7 +170,7 @@ func gatewayEndpoints(ctx context.Context, k *kubeTarget) (total int, ready []st
 // serviceAddresses is where other clusters reach the gateway, by Service
 // type: load-balancer addresses, node ports, or (ClusterIP) nothing public.
 func serviceAddresses(svc *corev1.Service) []string {
-	var port int32 = install.IngressPort
+	var port int32 = contract.IngressPort
 	var nodePort int32
 	for _, p := range svc.Spec.Ports {
 		if p.Name == "ingress" {

@@ -15,9 +15,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
-	dto "github.com/prometheus/client_model/go"
+	"ferry.dev/ferry/internal/contract"
 
-	"ferry.dev/ferry/internal/install"
+	dto "github.com/prometheus/client_model/go"
 )
 
 // scrapeTimeout bounds one pod's /metrics fetch through the API server.
@@ -49,7 +49,7 @@ func readLiveFigures(ctx context.Context, k *kubeTarget) liveFigures {
 		return lf
 	}
 	var notes []string
-	gw, err := scrapeComponent(ctx, cs, install.GatewayName, install.GatewayAdminPort)
+	gw, err := scrapeComponent(ctx, cs, contract.GatewayName, contract.GatewayAdminPort)
 	if err != nil {
 		notes = append(notes, "gateway: "+err.Error())
 	}
@@ -57,7 +57,7 @@ func readLiveFigures(ctx context.Context, k *kubeTarget) liveFigures {
 		addByLabel(lf.tunnels, fams["ferry_gateway_tunnel_sessions"], "remote")
 		addByLabel(lf.streams, fams["ferry_gateway_egress_streams_opened_total"], "cluster")
 	}
-	ctrl, err := scrapeComponent(ctx, cs, install.ControllerName, install.ControllerAdminPort)
+	ctrl, err := scrapeComponent(ctx, cs, contract.ControllerName, contract.ControllerAdminPort)
 	if err != nil {
 		notes = append(notes, "controller: "+err.Error())
 	}
@@ -80,7 +80,7 @@ func readLiveFigures(ctx context.Context, k *kubeTarget) liveFigures {
 // scrapeComponent fetches /metrics from every running pod of a Ferry
 // component.
 func scrapeComponent(ctx context.Context, cs kubernetes.Interface, component string, port int) ([]map[string]*dto.MetricFamily, error) {
-	pods, err := cs.CoreV1().Pods(install.Namespace).List(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/name=" + component})
+	pods, err := cs.CoreV1().Pods(contract.SystemNamespace).List(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/name=" + component})
 	if err != nil {
 		return nil, fmt.Errorf("list pods: %w", err)
 	}

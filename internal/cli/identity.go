@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 	"sigs.k8s.io/yaml"
 
+	"ferry.dev/ferry/internal/contract"
 	"ferry.dev/ferry/internal/identity"
 )
 
@@ -75,7 +76,7 @@ func newIdentityInitCommand(now func() time.Time) *cobra.Command {
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&mesh, "mesh-domain", identity.DefaultMeshDomain, "mesh domain; cluster C gets trust domain C.<mesh-domain>")
+	f.StringVar(&mesh, "mesh-domain", contract.DefaultMeshDomain, "mesh domain; cluster C gets trust domain C.<mesh-domain>")
 	f.StringVar(&out, "out", ".", "directory to write "+identityRootCertFile+" and "+identityRootKeyFile+" into (created 0700)")
 	f.DurationVar(&validity, "validity", identity.DefaultRootValidity, "how long the root is valid")
 	f.BoolVar(&force, "force", false, "overwrite existing files")

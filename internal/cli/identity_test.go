@@ -11,6 +11,7 @@ import (
 
 	"sigs.k8s.io/yaml"
 
+	"ferry.dev/ferry/internal/contract"
 	"ferry.dev/ferry/internal/identity"
 )
 
@@ -75,7 +76,7 @@ func TestIdentityInitAndIssuer(t *testing.T) {
 	if got := issuer.Cert.NotAfter.Sub(issuer.Cert.NotBefore); got < 719*time.Hour || got > 721*time.Hour {
 		t.Errorf("--validity ignored: issuer lives %s", got)
 	}
-	leaf, err := issuer.IssueLeaf(identity.GatewayID("corp.example", "east"), 0)
+	leaf, err := issuer.IssueLeaf(contract.GatewayID("corp.example", "east"), 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -158,7 +159,7 @@ func TestIdentityExtraRoots(t *testing.T) {
 	mustRun(t, "identity", "issuer", "--cluster", "east", "--root-dir", newCA, "--out", filepath.Join(dir, "east"),
 		"--extra-roots", filepath.Join(oldCA, "ca.crt"))
 	data, _ := os.ReadFile(filepath.Join(dir, "east", "bundle.crt"))
-	b, err := identity.ParseBundle(identity.DefaultMeshDomain, data)
+	b, err := identity.ParseBundle(contract.DefaultMeshDomain, data)
 	if err != nil || len(b.Roots()) != 2 {
 		t.Fatalf("bundle during rotation: %v, want 2 roots", err)
 	}
@@ -186,7 +187,7 @@ func TestIdentityInspect(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	leaf, err := issuer.IssueLeaf(identity.GatewayID("ferry.local", "east"), 0)
+	leaf, err := issuer.IssueLeaf(contract.GatewayID("ferry.local", "east"), 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -247,7 +248,7 @@ func TestIdentityInspect(t *testing.T) {
 	}
 	doc.Certificates = nil
 	if err := yaml.Unmarshal([]byte(ys), &doc); err != nil || len(doc.Certificates) != 2 ||
-		doc.Certificates[0].SPIFFEID != identity.GatewayID("ferry.local", "east").String() {
+		doc.Certificates[0].SPIFFEID != contract.GatewayID("ferry.local", "east").String() {
 		t.Errorf("yaml: %v %+v", err, doc.Certificates)
 	}
 

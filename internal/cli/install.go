@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 	corev1 "k8s.io/api/core/v1"
 
+	"ferry.dev/ferry/internal/contract"
 	"ferry.dev/ferry/internal/install"
 )
 
@@ -67,7 +68,7 @@ store it. See docs/install.md and docs/rbac.md.`,
 	f.StringVar(&o.ImageTag, "image-tag", "", "image tag for the default images (default: this CLI's version)")
 	f.StringVar(&o.ControllerImage, "controller-image", "", "full controller image reference (overrides --registry and --image-tag)")
 	f.StringVar(&o.GatewayImage, "gateway-image", "", "full gateway image reference (overrides --registry and --image-tag)")
-	f.StringVar(&o.EgressPorts, "egress-ports", install.DefaultEgressPorts, "port range FIRST-LAST for egress listeners on gateway pods")
+	f.StringVar(&o.EgressPorts, "egress-ports", contract.DefaultEgressRange().String(), "port range FIRST-LAST for egress listeners on gateway pods")
 	output = addOutputFlag(cmd, outputYAML, outputYAML, outputJSON)
 
 	_ = cmd.MarkFlagDirname("identity-dir")

@@ -15,10 +15,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"ferry.dev/ferry/api/v1alpha1"
-	"ferry.dev/ferry/internal/identity"
+	"ferry.dev/ferry/internal/contract"
 	"ferry.dev/ferry/internal/install"
 	"ferry.dev/ferry/internal/linkgen"
-	"ferry.dev/ferry/internal/names"
 )
 
 func newLinkCommand() *cobra.Command {
@@ -47,7 +46,7 @@ use a DNS name, pass --gateway-address (a bare host gets port 4143).`,
 			if o.ClusterName == "" {
 				return errors.New("--cluster-name is required: the name of THIS (exporting) cluster, as given to `ferry install`, e.g. `ferry --context east link --cluster-name east`")
 			}
-			if err := names.ValidateClusterName(o.ClusterName); err != nil {
+			if err := contract.ValidateClusterName(o.ClusterName); err != nil {
 				return fmt.Errorf("--cluster-name: %w", err)
 			}
 			k, err := kubeConnect(cmd)
@@ -74,7 +73,7 @@ use a DNS name, pass --gateway-address (a bare host gets port 4143).`,
 	f := cmd.Flags()
 	f.StringVar(&o.ClusterName, "cluster-name", "", "name of this (exporting) cluster, as given to `ferry install` (required)")
 	f.StringSliceVar(&o.GatewayAddresses, "gateway-address", nil, "HOST[:PORT] where other clusters reach this gateway; repeat or comma-separate (default: the gateway Service's load-balancer address)")
-	f.StringVar(&o.MeshDomain, "mesh-domain", "", "mesh domain (default: the controller's --mesh-domain, else "+identity.DefaultMeshDomain+")")
+	f.StringVar(&o.MeshDomain, "mesh-domain", "", "mesh domain (default: the controller's --mesh-domain, else "+contract.DefaultMeshDomain+")")
 	output = addOutputFlag(cmd, outputYAML, outputYAML, outputJSON)
 	return cmd
 }
@@ -94,7 +93,7 @@ func generateLink(ctx context.Context, k *kubeTarget, o linkgen.Options) (*v1alp
 	// A Link to this very cluster means the context is an importer of it:
 	// the user pointed `link` at the wrong side.
 	var links v1alpha1.LinkList
-	if err := k.Client.List(ctx, &links, client.InNamespace(install.Namespace)); err == nil {
+	if err := k.Client.List(ctx, &links, client.InNamespace(contract.SystemNamespace)); err == nil {
 		for _, l := range links.Items {
 			if l.Spec.ClusterName == o.ClusterName {
 				return nil, fmt.Errorf("context %q already imports from %q (Link %s/%s exists), so it is not %s: run `ferry link` against the exporting cluster, e.g. `ferry --context %s link --cluster-name %s`",
@@ -128,7 +127,7 @@ func (k *kubeTarget) explainLinkgen(err error) error {
 // a missing or unreadable Deployment yields an empty map.
 func controllerArgs(ctx context.Context, k *kubeTarget) map[string]string {
 	var d appsv1.Deployment
-	if err := k.Client.Get(ctx, types.NamespacedName{Namespace: install.Namespace, Name: install.ControllerName}, &d); err != nil {
+	if err := k.Client.Get(ctx, types.NamespacedName{Namespace: contract.SystemNamespace, Name: contract.ControllerName}, &d); err != nil {
 		return map[string]string{}
 	}
 	return deploymentArgs(&d)

@@ -17,6 +17,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"ferry.dev/ferry/api/v1alpha1"
+	"ferry.dev/ferry/internal/contract"
 	"ferry.dev/ferry/internal/identity"
 	"ferry.dev/ferry/internal/install"
 )
@@ -36,7 +37,7 @@ func installEast(t *testing.T) {
 	c := clusterClient(t, exporter)
 	eastOnce.Do(func() {
 		ctx := context.Background()
-		root, err := identity.NewRoot(identity.DefaultMeshDomain, 0)
+		root, err := identity.NewRoot(contract.DefaultMeshDomain, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -62,14 +63,14 @@ func installEast(t *testing.T) {
 			}
 		}
 		var svc corev1.Service
-		mustGet(t, c, install.Namespace, install.GatewayName, &svc)
+		mustGet(t, c, contract.SystemNamespace, contract.GatewayName, &svc)
 		svc.Status.LoadBalancer.Ingress = []corev1.LoadBalancerIngress{{IP: eastGatewayIP}}
 		if err := c.Status().Update(ctx, &svc); err != nil {
 			t.Fatal(err)
 		}
-		for _, name := range []string{install.GatewayName, install.ControllerName} {
+		for _, name := range []string{contract.GatewayName, contract.ControllerName} {
 			var d appsv1.Deployment
-			mustGet(t, c, install.Namespace, name, &d)
+			mustGet(t, c, contract.SystemNamespace, name, &d)
 			d.Status = appsv1.DeploymentStatus{Replicas: *d.Spec.Replicas, ReadyReplicas: *d.Spec.Replicas, AvailableReplicas: *d.Spec.Replicas}
 			if err := c.Status().Update(ctx, &d); err != nil {
 				t.Fatal(err)
@@ -85,10 +86,10 @@ func installEast(t *testing.T) {
 // the gateway pods.
 func gatewaySlice(addrs []string, ready bool) *discoveryv1.EndpointSlice {
 	s := &discoveryv1.EndpointSlice{
-		ObjectMeta: metav1.ObjectMeta{Namespace: install.Namespace, Name: install.GatewayName + "-abcde",
-			Labels: map[string]string{discoveryv1.LabelServiceName: install.GatewayName}},
+		ObjectMeta: metav1.ObjectMeta{Namespace: contract.SystemNamespace, Name: contract.GatewayName + "-abcde",
+			Labels: map[string]string{discoveryv1.LabelServiceName: contract.GatewayName}},
 		AddressType: discoveryv1.AddressTypeIPv4,
-		Ports:       []discoveryv1.EndpointPort{{Name: ptr.To("ingress"), Port: ptr.To(int32(install.IngressPort))}},
+		Ports:       []discoveryv1.EndpointPort{{Name: ptr.To("ingress"), Port: ptr.To(int32(contract.IngressPort))}},
 	}
 	for _, a := range addrs {
 		s.Endpoints = append(s.Endpoints, discoveryv1.Endpoint{Addresses: []string{a}, Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(ready)}})
@@ -121,7 +122,7 @@ func TestLink(t *testing.T) {
 		GatewayAddresses: []string{eastGatewayIP + ":4143"},
 		GatewayIdentity:  "spiffe://east.ferry.local/ns/ferry-system/sa/ferry-gateway",
 	}
-	if link.Kind != "Link" || link.Name != exporter || link.Namespace != install.Namespace ||
+	if link.Kind != "Link" || link.Name != exporter || link.Namespace != contract.SystemNamespace ||
 		link.Spec.ClusterName != want.ClusterName || strings.Join(link.Spec.GatewayAddresses, ",") != strings.Join(want.GatewayAddresses, ",") ||
 		link.Spec.GatewayIdentity != want.GatewayIdentity {
 		t.Errorf("link:\n%s\nwant spec %+v", out, want)
@@ -143,7 +144,7 @@ func TestLink(t *testing.T) {
 
 	// The importer's API server accepts it as is.
 	west := clusterClient(t, importer)
-	ensureNamespace(t, west, install.Namespace)
+	ensureNamespace(t, west, contract.SystemNamespace)
 	create(t, west, &link)
 
 	// -o json, and addresses given by hand (a bare host gets port 4143).
@@ -191,11 +192,11 @@ func ensureNamespace(t *testing.T, c client.Client, name string) {
 func TestLinkErrors(t *testing.T) {
 	installEast(t)
 	west := clusterClient(t, importer)
-	ensureNamespace(t, west, install.Namespace)
+	ensureNamespace(t, west, contract.SystemNamespace)
 	create(t, west, &v1alpha1.Link{
-		ObjectMeta: metav1.ObjectMeta{Name: "east", Namespace: install.Namespace},
+		ObjectMeta: metav1.ObjectMeta{Name: "east", Namespace: contract.SystemNamespace},
 		Spec: v1alpha1.LinkSpec{ClusterName: exporter, GatewayAddresses: []string{eastGatewayIP + ":4143"},
-			GatewayIdentity: identity.GatewayID(identity.DefaultMeshDomain, exporter).String()},
+			GatewayIdentity: contract.GatewayID(contract.DefaultMeshDomain, exporter).String()},
 	})
 	cases := []struct {
 		name, cluster string

@@ -15,7 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"ferry.dev/ferry/api/v1alpha1"
-	"ferry.dev/ferry/internal/install"
+	"ferry.dev/ferry/internal/contract"
 )
 
 // maxTableMessage keeps a table row on one terminal line; -o json/yaml
@@ -112,7 +112,7 @@ func printLinksTable(w io.Writer, rows []linkSummary) error {
 // are ignored by the controller (docs/rbac.md), so they are not shown.
 func getLinks(ctx context.Context, k *kubeTarget) ([]v1alpha1.Link, error) {
 	var list v1alpha1.LinkList
-	if err := k.Client.List(ctx, &list, client.InNamespace(install.Namespace)); err != nil {
+	if err := k.Client.List(ctx, &list, client.InNamespace(contract.SystemNamespace)); err != nil {
 		return nil, k.explain("list Links", err)
 	}
 	slices.SortFunc(list.Items, func(a, b v1alpha1.Link) int { return strings.Compare(a.Name, b.Name) })

@@ -12,8 +12,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"ferry.dev/ferry/api/v1alpha1"
-	"ferry.dev/ferry/internal/identity"
-	"ferry.dev/ferry/internal/install"
+	"ferry.dev/ferry/internal/contract"
 )
 
 // cond is a Link condition that changed at the given time.
@@ -39,14 +38,14 @@ func healthyStatus(imports int32, synced time.Time) v1alpha1.LinkStatus {
 // the controller would; it is deleted when the test ends.
 func createLink(t *testing.T, c client.Client, cluster string, status *v1alpha1.LinkStatus, addrs ...string) *v1alpha1.Link {
 	t.Helper()
-	ensureNamespace(t, c, install.Namespace)
+	ensureNamespace(t, c, contract.SystemNamespace)
 	if len(addrs) == 0 {
 		addrs = []string{"198.18.2.1:4143"}
 	}
 	l := &v1alpha1.Link{
-		ObjectMeta: metav1.ObjectMeta{Name: cluster, Namespace: install.Namespace},
+		ObjectMeta: metav1.ObjectMeta{Name: cluster, Namespace: contract.SystemNamespace},
 		Spec: v1alpha1.LinkSpec{ClusterName: cluster, GatewayAddresses: addrs,
-			GatewayIdentity: identity.GatewayID(identity.DefaultMeshDomain, cluster).String()},
+			GatewayIdentity: contract.GatewayID(contract.DefaultMeshDomain, cluster).String()},
 	}
 	create(t, c, l)
 	if status != nil {

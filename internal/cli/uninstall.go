@@ -11,6 +11,7 @@ import (
 	mcsv1beta1 "sigs.k8s.io/mcs-api/pkg/apis/v1beta1"
 
 	"ferry.dev/ferry/api/v1alpha1"
+	"ferry.dev/ferry/internal/contract"
 	"ferry.dev/ferry/internal/install"
 )
 
@@ -49,7 +50,7 @@ cluster; --keep-crds leaves them.`,
 						len(links), k.Context, strings.Join(links, ", "))
 				}
 				warnf(cmd.ErrOrStderr(), "--force: %d Link(s) remain (%s); without the controller their finalizer is never removed, so they and their mirrors stay until you remove the finalizer (kubectl patch link NAME -n %s --type=merge -p '{\"metadata\":{\"finalizers\":null}}')",
-					len(links), strings.Join(links, ", "), install.Namespace)
+					len(links), strings.Join(links, ", "), contract.SystemNamespace)
 			}
 			if !keepCRDs {
 				if n, err := countExports(cmd, k); err != nil {

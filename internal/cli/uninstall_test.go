@@ -17,6 +17,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"ferry.dev/ferry/api/v1alpha1"
+	"ferry.dev/ferry/internal/contract"
 	"ferry.dev/ferry/internal/install"
 	"ferry.dev/ferry/internal/testenv"
 )
@@ -69,11 +70,11 @@ func TestUninstall(t *testing.T) {
 	}
 
 	// A Link: refused, naming it and the way out; --force prints anyway.
-	if err := c.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: install.Namespace}}); err != nil {
+	if err := c.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: contract.SystemNamespace}}); err != nil {
 		t.Fatal(err)
 	}
 	link := &v1alpha1.Link{
-		ObjectMeta: metav1.ObjectMeta{Name: "west", Namespace: install.Namespace},
+		ObjectMeta: metav1.ObjectMeta{Name: "west", Namespace: contract.SystemNamespace},
 		Spec: v1alpha1.LinkSpec{ClusterName: "west", GatewayAddresses: []string{"198.18.1.1:4143"},
 			GatewayIdentity: "spiffe://west.ferry.local/ns/ferry-system/sa/ferry-gateway"},
 	}

@@ -18,8 +18,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"ferry.dev/ferry/api/v1alpha1"
-	"ferry.dev/ferry/internal/install"
-	"ferry.dev/ferry/internal/names"
+	"ferry.dev/ferry/internal/contract"
 )
 
 // unlinkPollInterval is how often `unlink --wait` re-counts; short enough to
@@ -85,7 +84,7 @@ once the Link is gone, or fails after --timeout saying what is stuck.`,
 // hand.
 func findLink(ctx context.Context, k *kubeTarget, cluster string) (*v1alpha1.Link, error) {
 	var link v1alpha1.Link
-	err := k.Client.Get(ctx, types.NamespacedName{Namespace: install.Namespace, Name: cluster}, &link)
+	err := k.Client.Get(ctx, types.NamespacedName{Namespace: contract.SystemNamespace, Name: cluster}, &link)
 	if err == nil {
 		return &link, nil
 	}
@@ -93,7 +92,7 @@ func findLink(ctx context.Context, k *kubeTarget, cluster string) (*v1alpha1.Lin
 		return nil, k.explain("get Link "+cluster, err)
 	}
 	var list v1alpha1.LinkList
-	if err := k.Client.List(ctx, &list, client.InNamespace(install.Namespace)); err != nil {
+	if err := k.Client.List(ctx, &list, client.InNamespace(contract.SystemNamespace)); err != nil {
 		return nil, k.explain("list Links", err)
 	}
 	var have []string
@@ -136,14 +135,14 @@ func waitUnlinked(ctx context.Context, k *kubeTarget, link *v1alpha1.Link, timeo
 		if gone && cerr == nil {
 			if len(owned) > 0 {
 				return fmt.Errorf("link %s is gone but %d objects it owned remain (%s): its finalizer was removed before cleanup; delete them with `kubectl delete svc,endpointslices,serviceimports -A -l %s=%s,%s`",
-					name, len(owned), summarizeKinds(owned), names.LabelLink, name, names.LabelSourceCluster)
+					name, len(owned), summarizeKinds(owned), contract.LabelLink, name, contract.LabelSourceCluster)
 			}
 			fmt.Fprintf(out, "link %s removed, and everything it owned\n", name)
 			return nil
 		}
 		if ctx.Err() != nil {
 			return fmt.Errorf("timed out after %s: link %s/%s still exists with %s (%s): is the controller running? (`ferry check`; `kubectl -n %s logs deploy/%s`); to abandon cleanup: `kubectl -n %s patch link %s --type=merge -p '{\"metadata\":{\"finalizers\":null}}'`",
-				timeout, link.Namespace, name, plural(len(owned), "owned object"), summarizeKinds(owned), install.Namespace, install.ControllerName, install.Namespace, name)
+				timeout, link.Namespace, name, plural(len(owned), "owned object"), summarizeKinds(owned), contract.SystemNamespace, contract.ControllerName, contract.SystemNamespace, name)
 		}
 		msg := fmt.Sprintf("waiting for %s to be removed (%s)…", plural(len(owned), "mirror object"), summarizeKinds(owned))
 		if len(owned) == 0 {
@@ -178,9 +177,9 @@ var ferryKinds = []schema.GroupVersionKind{
 // (and never suggested for deletion). Metadata only: the count is all that
 // matters and full objects would be large.
 func ownedObjects(ctx context.Context, k *kubeTarget, link string) ([]ownedObject, error) {
-	opts := []client.ListOption{client.HasLabels{names.LabelLink, names.LabelSourceCluster}}
+	opts := []client.ListOption{client.HasLabels{contract.LabelLink, contract.LabelSourceCluster}}
 	if link != "" {
-		opts = []client.ListOption{client.MatchingLabels{names.LabelLink: link}, client.HasLabels{names.LabelSourceCluster}}
+		opts = []client.ListOption{client.MatchingLabels{contract.LabelLink: link}, client.HasLabels{contract.LabelSourceCluster}}
 	}
 	var out []ownedObject
 	for _, gvk := range ferryKinds {
@@ -194,7 +193,7 @@ func ownedObjects(ctx context.Context, k *kubeTarget, link string) ([]ownedObjec
 			return nil, k.explain("list "+strings.TrimSuffix(gvk.Kind, "List")+"s", err)
 		}
 		for _, o := range list.Items {
-			out = append(out, ownedObject{Kind: strings.TrimSuffix(gvk.Kind, "List"), Namespace: o.Namespace, Name: o.Name, Link: o.Labels[names.LabelLink]})
+			out = append(out, ownedObject{Kind: strings.TrimSuffix(gvk.Kind, "List"), Namespace: o.Namespace, Name: o.Name, Link: o.Labels[contract.LabelLink]})
 		}
 	}
 	return out, nil
@@ -235,7 +234,7 @@ func completeLinks(cmd *cobra.Command, _ []string, _ string) ([]string, cobra.Sh
 		return nil, cobra.ShellCompDirectiveNoFileComp
 	}
 	var list v1alpha1.LinkList
-	if err := k.Client.List(cmd.Context(), &list, client.InNamespace(install.Namespace)); err != nil {
+	if err := k.Client.List(cmd.Context(), &list, client.InNamespace(contract.SystemNamespace)); err != nil {
 		return nil, cobra.ShellCompDirectiveNoFileComp
 	}
 	var out []string

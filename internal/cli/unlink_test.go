@@ -15,20 +15,18 @@ import (
 	mcsv1beta1 "sigs.k8s.io/mcs-api/pkg/apis/v1beta1"
 
 	"ferry.dev/ferry/api/v1alpha1"
-	"ferry.dev/ferry/internal/identity"
-	"ferry.dev/ferry/internal/install"
-	"ferry.dev/ferry/internal/names"
+	"ferry.dev/ferry/internal/contract"
 )
 
 // finalizedLink creates a Link carrying the controller's finalizer; the
 // test's cleanup removes the finalizer so the Link never outlives the test.
 func finalizedLink(t *testing.T, c client.Client, name, cluster string) *v1alpha1.Link {
 	t.Helper()
-	ensureNamespace(t, c, install.Namespace)
+	ensureNamespace(t, c, contract.SystemNamespace)
 	l := &v1alpha1.Link{
-		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: install.Namespace, Finalizers: []string{v1alpha1.Finalizer}},
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: contract.SystemNamespace, Finalizers: []string{v1alpha1.Finalizer}},
 		Spec: v1alpha1.LinkSpec{ClusterName: cluster, GatewayAddresses: []string{"198.18.3.1:4143"},
-			GatewayIdentity: identity.GatewayID(identity.DefaultMeshDomain, cluster).String()},
+			GatewayIdentity: contract.GatewayID(contract.DefaultMeshDomain, cluster).String()},
 	}
 	if err := c.Create(context.Background(), l); err != nil {
 		t.Fatal(err)
@@ -43,7 +41,7 @@ func finalizedLink(t *testing.T, c client.Client, name, cluster string) *v1alpha
 
 func removeFinalizer(ctx context.Context, c client.Client, name string) error {
 	var l v1alpha1.Link
-	if err := c.Get(ctx, types.NamespacedName{Namespace: install.Namespace, Name: name}, &l); err != nil {
+	if err := c.Get(ctx, types.NamespacedName{Namespace: contract.SystemNamespace, Name: name}, &l); err != nil {
 		return err
 	}
 	l.Finalizers = nil
@@ -54,7 +52,7 @@ func removeFinalizer(ctx context.Context, c client.Client, name string) error {
 // two mirrors, a slice and a ServiceImport, all with the ownership labels.
 func ownedBy(link, cluster string) []client.Object {
 	lbl := func() map[string]string {
-		return map[string]string{names.LabelLink: link, names.LabelSourceCluster: cluster}
+		return map[string]string{contract.LabelLink: link, contract.LabelSourceCluster: cluster}
 	}
 	return []client.Object{
 		&corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "cart-" + cluster, Labels: lbl()},
@@ -83,7 +81,7 @@ func TestUnlinkWait(t *testing.T) {
 		done <- func() error {
 			for {
 				var l v1alpha1.Link
-				if err := west.Get(ctx, types.NamespacedName{Namespace: install.Namespace, Name: "lake"}, &l); err != nil {
+				if err := west.Get(ctx, types.NamespacedName{Namespace: contract.SystemNamespace, Name: "lake"}, &l); err != nil {
 					return err
 				}
 				if l.DeletionTimestamp != nil {
@@ -122,7 +120,7 @@ func TestUnlinkWait(t *testing.T) {
 		}
 	}
 	var l v1alpha1.Link
-	if err := west.Get(ctx, types.NamespacedName{Namespace: install.Namespace, Name: "lake"}, &l); !apierrors.IsNotFound(err) {
+	if err := west.Get(ctx, types.NamespacedName{Namespace: contract.SystemNamespace, Name: "lake"}, &l); !apierrors.IsNotFound(err) {
 		t.Errorf("link still there: %v", err)
 	}
 }
@@ -150,10 +148,10 @@ func TestUnlinkByClusterName(t *testing.T) {
 	west := clusterClient(t, importer)
 	createLink(t, west, "river", nil)
 	l := &v1alpha1.Link{}
-	mustGet(t, west, install.Namespace, "river", l)
-	renamed := &v1alpha1.Link{ObjectMeta: metav1.ObjectMeta{Name: "to-delta", Namespace: install.Namespace}, Spec: l.Spec}
+	mustGet(t, west, contract.SystemNamespace, "river", l)
+	renamed := &v1alpha1.Link{ObjectMeta: metav1.ObjectMeta{Name: "to-delta", Namespace: contract.SystemNamespace}, Spec: l.Spec}
 	renamed.Spec.ClusterName = "delta"
-	renamed.Spec.GatewayIdentity = identity.GatewayID(identity.DefaultMeshDomain, "delta").String()
+	renamed.Spec.GatewayIdentity = contract.GatewayID(contract.DefaultMeshDomain, "delta").String()
 	create(t, west, renamed)
 	out := mustFerryOn(t, importer, "unlink", "--cluster-name", "delta")
 	if !strings.HasPrefix(out, "link ferry-system/to-delta deleted\n") {

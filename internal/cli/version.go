@@ -14,7 +14,7 @@ import (
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/rest"
 
-	"ferry.dev/ferry/internal/install"
+	"ferry.dev/ferry/internal/contract"
 	"ferry.dev/ferry/internal/version"
 )
 
@@ -97,9 +97,9 @@ func serverVersions(cmd *cobra.Command) (*serverVersion, string) {
 	for _, c := range []struct {
 		name string
 		into **componentVersion
-	}{{install.ControllerName, &s.Controller}, {install.GatewayName, &s.Gateway}} {
+	}{{contract.ControllerName, &s.Controller}, {contract.GatewayName, &s.Gateway}} {
 		var d appsv1.Deployment
-		err := k.Client.Get(ctx, types.NamespacedName{Namespace: install.Namespace, Name: c.name}, &d)
+		err := k.Client.Get(ctx, types.NamespacedName{Namespace: contract.SystemNamespace, Name: c.name}, &d)
 		switch {
 		case err == nil:
 			*c.into = deploymentVersion(&d)
@@ -146,8 +146,8 @@ func printVersion(w io.Writer, r versionReport) error {
 		for _, c := range []struct {
 			label, deployment string
 			v                 *componentVersion
-		}{{"Controller:", install.ControllerName, s.Controller}, {"Gateway:", install.GatewayName, s.Gateway}} {
-			text := "not installed (no Deployment " + install.Namespace + "/" + c.deployment + ")"
+		}{{"Controller:", contract.ControllerName, s.Controller}, {"Gateway:", contract.GatewayName, s.Gateway}} {
+			text := "not installed (no Deployment " + contract.SystemNamespace + "/" + c.deployment + ")"
 			if c.v != nil {
 				text = fmt.Sprintf("%s (%s, %s ready)", c.v.Version, c.v.Image, c.v.Ready)
 			}

@@ -14,19 +14,9 @@ import (
 	"k8s.io/utils/ptr"
 	mcsv1beta1 "sigs.k8s.io/mcs-api/pkg/apis/v1beta1"
 
+	"ferry.dev/ferry/internal/contract"
 	"ferry.dev/ferry/internal/mirror"
-	"ferry.dev/ferry/internal/names"
 )
-
-// Default clusterset egress port range (docs/contracts.md): disjoint from
-// the mirrors' 41000-48999, so the two allocators never collide.
-const (
-	DefaultPortMin int32 = 49000
-	DefaultPortMax int32 = 49999
-)
-
-// DefaultRange is 49000-49999.
-func DefaultRange() mirror.Range { return mirror.Range{Min: DefaultPortMin, Max: DefaultPortMax} }
 
 // Kinds, as Input.Foreign and Problem.Object name them.
 const (
@@ -71,9 +61,9 @@ type Input struct {
 	// Gateway are the ready addresses of the local gateway pods.
 	Gateway []string
 	// Ports is the clusterset egress port range.
-	Ports mirror.Range
+	Ports contract.Range
 	// Foreign reports whether an object of kind exists at ns/name without
-	// names.LabelClusterset. Nil means none does.
+	// contract.LabelClusterset. Nil means none does.
 	Foreign func(kind, namespace, name string) bool
 }
 
@@ -126,14 +116,14 @@ func Desired(in Input) State {
 		}
 		plans = append(plans, p)
 		for _, sp := range p.ports {
-			want = append(want, mirror.PortKey{Namespace: k.Namespace, Service: names.ClustersetName(k.Service), Port: sp.Port})
+			want = append(want, mirror.PortKey{Namespace: k.Namespace, Service: contract.ClustersetName(k.Service), Port: sp.Port})
 		}
 	}
 	alloc, exhausted := mirror.Allocate(in.Ports, nil, mirror.CurrentPorts(in.Current), want)
 	short := map[Key]bool{}
 	for _, pk := range exhausted {
 		for _, p := range plans {
-			if p.key.Namespace == pk.Namespace && names.ClustersetName(p.key.Service) == pk.Service {
+			if p.key.Namespace == pk.Namespace && contract.ClustersetName(p.key.Service) == pk.Service {
 				short[p.key] = true
 			}
 		}
@@ -144,7 +134,7 @@ func Desired(in Input) State {
 			st.Problems = append(st.Problems, Problem{Key: p.key, Reason: PortsExhausted})
 			continue
 		}
-		name := names.ClustersetName(p.key.Service)
+		name := contract.ClustersetName(p.key.Service)
 		for i := range p.ports {
 			p.ports[i].TargetPort = intstr.FromInt32(alloc[mirror.PortKey{Namespace: p.key.Namespace, Service: name, Port: p.ports[i].Port}])
 		}
@@ -182,9 +172,9 @@ func group(in Input) map[Key][]source {
 		if _, owned := mirror.OwnerOf(m); !owned || m.DeletionTimestamp != nil {
 			continue
 		}
-		cluster := m.Labels[names.LabelSourceCluster]
-		remote := m.Annotations[names.AnnotationRemoteService]
-		if cluster == "" || remote == "" || cluster == names.ClustersetCluster {
+		cluster := m.Labels[contract.LabelSourceCluster]
+		remote := m.Annotations[contract.AnnotationRemoteService]
+		if cluster == "" || remote == "" || cluster == contract.ClustersetCluster {
 			continue
 		}
 		k := Key{Namespace: m.Namespace, Service: remote}
@@ -212,7 +202,7 @@ func foreign(in Input, k Key) (string, bool) {
 	if in.Foreign == nil {
 		return "", false
 	}
-	name := names.ClustersetName(k.Service)
+	name := contract.ClustersetName(k.Service)
 	for _, c := range []struct{ kind, name string }{
 		{KindServiceImport, k.Service},
 		{KindService, name},
@@ -263,7 +253,7 @@ func unionPorts(srcs []source) []corev1.ServicePort {
 
 // labels marks a clusterset object of svc.
 func labels(svc string) map[string]string {
-	return map[string]string{names.LabelClusterset: svc}
+	return map[string]string{contract.LabelClusterset: svc}
 }
 
 func buildService(k Key, name string, ports []corev1.ServicePort, clusters []string) *corev1.Service {
@@ -272,8 +262,8 @@ func buildService(k Key, name string, ports []corev1.ServicePort, clusters []str
 		ObjectMeta: metav1.ObjectMeta{
 			Namespace: k.Namespace, Name: name, Labels: labels(k.Service),
 			Annotations: map[string]string{
-				names.AnnotationRemoteService: k.Service,
-				names.AnnotationClusters:      strings.Join(clusters, ","),
+				contract.AnnotationRemoteService: k.Service,
+				contract.AnnotationClusters:      strings.Join(clusters, ","),
 			},
 		},
 		Spec: corev1.ServiceSpec{
@@ -287,7 +277,7 @@ func buildService(k Key, name string, ports []corev1.ServicePort, clusters []str
 func buildSlice(k Key, name string, ports []corev1.ServicePort, family discoveryv1.AddressType, addrs []string, ready bool) *discoveryv1.EndpointSlice {
 	l := labels(k.Service)
 	l[discoveryv1.LabelServiceName] = name
-	l[discoveryv1.LabelManagedBy] = names.ManagedBy
+	l[discoveryv1.LabelManagedBy] = contract.ManagedBy
 	s := &discoveryv1.EndpointSlice{
 		TypeMeta:    metav1.TypeMeta{APIVersion: "discovery.k8s.io/v1", Kind: "EndpointSlice"},
 		ObjectMeta:  metav1.ObjectMeta{Namespace: k.Namespace, Name: mirror.SliceName(name, family), Labels: l},

@@ -11,8 +11,7 @@ import (
 	"k8s.io/utils/ptr"
 	mcsv1beta1 "sigs.k8s.io/mcs-api/pkg/apis/v1beta1"
 
-	"ferry.dev/ferry/internal/mirror"
-	"ferry.dev/ferry/internal/names"
+	"ferry.dev/ferry/internal/contract"
 )
 
 var gw = []string{"10.0.0.2", "10.0.0.1", "fd00::1"}
@@ -22,9 +21,9 @@ var gw = []string{"10.0.0.2", "10.0.0.1", "fd00::1"}
 func mirrorOf(cluster string, ports ...corev1.ServicePort) *corev1.Service {
 	return &corev1.Service{
 		ObjectMeta: metav1.ObjectMeta{
-			Namespace: "shop", Name: names.MirrorName("web", cluster),
-			Labels:      map[string]string{names.LabelLink: cluster + "-link", names.LabelSourceCluster: cluster},
-			Annotations: map[string]string{names.AnnotationRemoteService: "web"},
+			Namespace: "shop", Name: contract.MirrorName("web", cluster),
+			Labels:      map[string]string{contract.LabelLink: cluster + "-link", contract.LabelSourceCluster: cluster},
+			Annotations: map[string]string{contract.AnnotationRemoteService: "web"},
 		},
 		Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeClusterIP, ClusterIP: "10.96.0.9", Ports: ports},
 	}
@@ -37,10 +36,10 @@ func port(name string, p int32) corev1.ServicePort {
 func headless(s *corev1.Service) *corev1.Service { s.Spec.ClusterIP = corev1.ClusterIPNone; return s }
 
 func sliceOf(cluster string, ready bool) *discoveryv1.EndpointSlice {
-	name := names.MirrorName("web", cluster)
+	name := contract.MirrorName("web", cluster)
 	return &discoveryv1.EndpointSlice{
 		ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: name, Labels: map[string]string{
-			names.LabelLink: cluster + "-link", names.LabelSourceCluster: cluster, discoveryv1.LabelServiceName: name,
+			contract.LabelLink: cluster + "-link", contract.LabelSourceCluster: cluster, discoveryv1.LabelServiceName: name,
 		}},
 		AddressType: discoveryv1.AddressTypeIPv4,
 		Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{"10.0.0.1"}, Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(ready)}}},
@@ -75,14 +74,14 @@ func summarize(t *testing.T, st State) *summary {
 		t.Fatalf("want one service, got %d services, %d imports", len(st.Services), len(st.Imports))
 	}
 	svc, si := st.Services[0], st.Imports[0]
-	if svc.Name != "web-clusterset" || svc.Labels[names.LabelClusterset] != "web" || svc.Annotations[names.AnnotationRemoteService] != "web" ||
+	if svc.Name != "web-clusterset" || svc.Labels[contract.LabelClusterset] != "web" || svc.Annotations[contract.AnnotationRemoteService] != "web" ||
 		svc.Spec.Type != corev1.ServiceTypeClusterIP || svc.Spec.Selector != nil {
 		t.Errorf("service %+v", svc)
 	}
-	if si.Name != "web" || si.Namespace != "shop" || si.Labels[names.LabelClusterset] != "web" || len(si.Spec.Ports) != len(svc.Spec.Ports) {
+	if si.Name != "web" || si.Namespace != "shop" || si.Labels[contract.LabelClusterset] != "web" || len(si.Spec.Ports) != len(svc.Spec.Ports) {
 		t.Errorf("import %+v", si)
 	}
-	s := &summary{ports: map[int32]int32{}, clusters: svc.Annotations[names.AnnotationClusters], typ: si.Spec.Type, ips: si.Spec.IPs, slices: len(st.Slices)}
+	s := &summary{ports: map[int32]int32{}, clusters: svc.Annotations[contract.AnnotationClusters], typ: si.Spec.Type, ips: si.Spec.IPs, slices: len(st.Slices)}
 	for _, p := range svc.Spec.Ports {
 		s.ports[p.Port] = p.TargetPort.IntVal
 		s.names = append(s.names, p.Name)
@@ -92,7 +91,7 @@ func summarize(t *testing.T, st State) *summary {
 	}
 	sl := st.Slices[0]
 	if sl.Name != "web-clusterset" || sl.Labels[discoveryv1.LabelServiceName] != "web-clusterset" ||
-		sl.Labels[discoveryv1.LabelManagedBy] != names.ManagedBy || sl.Labels[names.LabelClusterset] != "web" ||
+		sl.Labels[discoveryv1.LabelManagedBy] != contract.ManagedBy || sl.Labels[contract.LabelClusterset] != "web" ||
 		len(sl.Endpoints) != 2 || sl.Endpoints[0].Addresses[0] != "10.0.0.1" || len(sl.Ports) != len(svc.Spec.Ports) {
 		t.Errorf("slice %+v", sl)
 	}
@@ -107,7 +106,7 @@ func summarize(t *testing.T, st State) *summary {
 }
 
 func TestDesired(t *testing.T) {
-	r := DefaultRange()
+	r := contract.DefaultClustersetRange()
 	for _, tc := range []struct {
 		name string
 		in   Input
@@ -152,7 +151,7 @@ func TestDesired(t *testing.T) {
 		in: Input{
 			Mirrors: []*corev1.Service{mirrorOf("east", port("http", 80), port("grpc", 9000))},
 			Current: []*corev1.Service{{
-				ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "web-clusterset", Labels: map[string]string{names.LabelClusterset: "web"}},
+				ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "web-clusterset", Labels: map[string]string{contract.LabelClusterset: "web"}},
 				Spec: corev1.ServiceSpec{ClusterIP: "10.96.1.1", ClusterIPs: []string{"10.96.1.1"},
 					Ports: []corev1.ServicePort{{Port: 80, TargetPort: intstr.FromInt32(49500)}}},
 			}},
@@ -171,7 +170,7 @@ func TestDesired(t *testing.T) {
 		name: "services without ownership labels are not mirrors",
 		in: Input{Mirrors: []*corev1.Service{func() *corev1.Service {
 			s := mirrorOf("east", port("http", 80))
-			delete(s.Labels, names.LabelLink)
+			delete(s.Labels, contract.LabelLink)
 			return s
 		}()}},
 	}, {
@@ -181,11 +180,11 @@ func TestDesired(t *testing.T) {
 		want: &summary{problems: []Problem{{Key: Key{"shop", "web"}, Reason: NameTaken, Object: "ServiceImport shop/web"}}},
 	}, {
 		name: "exhausted range",
-		in:   Input{Mirrors: []*corev1.Service{mirrorOf("east", port("http", 80), port("https", 443))}, Ports: mirror.Range{Min: 49000, Max: 49000}},
+		in:   Input{Mirrors: []*corev1.Service{mirrorOf("east", port("http", 80), port("https", 443))}, Ports: contract.Range{Min: 49000, Max: 49000}},
 		want: &summary{problems: []Problem{{Key: Key{"shop", "web"}, Reason: PortsExhausted}}},
 	}} {
 		t.Run(tc.name, func(t *testing.T) {
-			if tc.in.Ports == (mirror.Range{}) {
+			if tc.in.Ports == (contract.Range{}) {
 				tc.in.Ports = r
 			}
 			tc.in.Gateway = gw
@@ -200,7 +199,7 @@ func TestDesired(t *testing.T) {
 // Diff of a state against itself writes nothing; against nothing creates
 // everything; an empty desired state deletes every owned object.
 func TestDiff(t *testing.T) {
-	in := Input{Ports: DefaultRange(), Gateway: gw,
+	in := Input{Ports: contract.DefaultClustersetRange(), Gateway: gw,
 		Mirrors: []*corev1.Service{mirrorOf("east", port("http", 80)), mirrorOf("north", port("http", 80))}}
 	st := Desired(in)
 	same := Objects{Imports: st.Imports, Services: st.Services, Slices: st.Slices}
@@ -225,7 +224,7 @@ func TestDiff(t *testing.T) {
 	if want := []string{"update Service", "update-status ServiceImport"}; !reflect.DeepEqual(verbs, want) {
 		t.Fatalf("ops %v, want %v", verbs, want)
 	}
-	if same.Services[0].Annotations[names.AnnotationClusters] != "east,north" {
+	if same.Services[0].Annotations[contract.AnnotationClusters] != "east,north" {
 		t.Fatal("Diff modified an existing object")
 	}
 }

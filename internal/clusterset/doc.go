@@ -6,7 +6,7 @@
 // egress ports from the clusterset range).
 //
 // Desired is pure and computes the whole desired state from the mirrors;
-// Diff compares it with the objects that carry names.LabelClusterset; the
+// Diff compares it with the objects that carry contract.LabelClusterset; the
 // Reconciler (leader-only, level-based, one work item for the cluster)
 // reads the cache, writes only the differences and never touches an object
 // without the label.

@@ -25,8 +25,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	mcsv1beta1 "sigs.k8s.io/mcs-api/pkg/apis/v1beta1"
 
+	"ferry.dev/ferry/internal/contract"
 	"ferry.dev/ferry/internal/mirror"
-	"ferry.dev/ferry/internal/names"
 )
 
 // Defaults for Options.
@@ -42,7 +42,7 @@ type Options struct {
 	// clusterset slices' addresses. Default ferry-system/ferry-gateway.
 	Gateway types.NamespacedName
 	// Ports is the clusterset egress port range. Default 49000-49999.
-	Ports mirror.Range
+	Ports contract.Range
 	// Client writes and reads (through the cache). Default the manager's.
 	Client client.Client
 	// Registry receives the metrics. Nil registers nothing.
@@ -89,7 +89,7 @@ func ConfigureManager(o *manager.Options) {
 func keepLabelled(next toolscache.TransformFunc) toolscache.TransformFunc {
 	return func(obj any) (any, error) {
 		if o, ok := obj.(client.Object); ok {
-			if _, mine := o.GetLabels()[names.LabelClusterset]; mine {
+			if _, mine := o.GetLabels()[contract.LabelClusterset]; mine {
 				o.SetManagedFields(nil)
 				return o, nil
 			}
@@ -104,10 +104,10 @@ func keepLabelled(next toolscache.TransformFunc) toolscache.TransformFunc {
 // Setup adds the Reconciler to mgr (leader-only, like every controller).
 func Setup(mgr manager.Manager, opts Options) (*Reconciler, error) {
 	if opts.Gateway.Name == "" {
-		opts.Gateway = types.NamespacedName{Namespace: names.SystemNamespace, Name: "ferry-gateway"}
+		opts.Gateway = types.NamespacedName{Namespace: contract.SystemNamespace, Name: contract.GatewayName}
 	}
-	if opts.Ports == (mirror.Range{}) {
-		opts.Ports = DefaultRange()
+	if opts.Ports == (contract.Range{}) {
+		opts.Ports = contract.DefaultClustersetRange()
 	}
 	if err := opts.Ports.Validate(); err != nil {
 		return nil, fmt.Errorf("clusterset ports: %w", err)
@@ -125,7 +125,7 @@ func Setup(mgr manager.Manager, opts Options) (*Reconciler, error) {
 		opts.ControllerName = DefaultControllerName
 	}
 	r := &Reconciler{
-		opts: opts, c: opts.Client, log: opts.Logger, recorder: mgr.GetEventRecorder(names.ManagedBy),
+		opts: opts, c: opts.Client, log: opts.Logger, recorder: mgr.GetEventRecorder(contract.ManagedBy),
 		writes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ferry_clusterset_writes_total",
 			Help: "API writes by the clusterset reconciler, by kind and verb.",
@@ -161,7 +161,7 @@ func Setup(mgr manager.Manager, opts Options) (*Reconciler, error) {
 // objects in the way.
 func (r *Reconciler) mapObject(_ context.Context, obj client.Object) []reconcile.Request {
 	l := obj.GetLabels()
-	_, mine := l[names.LabelClusterset]
+	_, mine := l[contract.LabelClusterset]
 	_, mirrored := mirror.OwnerOf(obj)
 	_, isSlice := obj.(*discoveryv1.EndpointSlice)
 	gateway := isSlice && obj.GetNamespace() == r.opts.Gateway.Namespace && l[discoveryv1.LabelServiceName] == r.opts.Gateway.Name
@@ -223,8 +223,8 @@ func (r *Reconciler) Reconcile(ctx context.Context, _ reconcile.Request) (reconc
 func (r *Reconciler) observe(ctx context.Context) (Input, Objects, error) {
 	in := Input{Ports: r.opts.Ports}
 	var have Objects
-	mirrored := client.HasLabels{names.LabelLink, names.LabelSourceCluster}
-	mine := client.HasLabels{names.LabelClusterset}
+	mirrored := client.HasLabels{contract.LabelLink, contract.LabelSourceCluster}
+	mine := client.HasLabels{contract.LabelClusterset}
 	var mirrors, current corev1.ServiceList
 	var mirrorSlices, ownSlices, gwSlices discoveryv1.EndpointSliceList
 	var imports mcsv1beta1.ServiceImportList
@@ -298,7 +298,7 @@ func (l *foreignLookup) foreign(kind, ns, name string) bool {
 		l.err = err
 		return true
 	}
-	if _, mine := obj.GetLabels()[names.LabelClusterset]; mine {
+	if _, mine := obj.GetLabels()[contract.LabelClusterset]; mine {
 		return false
 	}
 	if l.seen == nil {
@@ -332,7 +332,7 @@ func (r *Reconciler) note(_ context.Context, problems []Problem, seen map[string
 		switch p.Reason {
 		case NameTaken:
 			msg := fmt.Sprintf("%s is not owned by Ferry (no %s label), so clusterset service %s is not written; rename or delete it (Ferry never adopts objects)",
-				p.Object, names.LabelClusterset, p.Key)
+				p.Object, contract.LabelClusterset, p.Key)
 			r.log.Warn("clusterset name taken by an object Ferry does not own", "service", p.Key.String(), "object", p.Object)
 			if obj := seen[p.Object]; obj != nil {
 				r.recorder.Eventf(obj, nil, corev1.EventTypeWarning, NameTaken, "Import", "%s", msg)

@@ -26,8 +26,8 @@ import (
 	"ferry.dev/ferry/api/crds"
 	ferryv1 "ferry.dev/ferry/api/v1alpha1"
 	"ferry.dev/ferry/internal/clusterset"
+	"ferry.dev/ferry/internal/contract"
 	"ferry.dev/ferry/internal/importer"
-	"ferry.dev/ferry/internal/names"
 	"ferry.dev/ferry/internal/testenv"
 )
 
@@ -115,14 +115,14 @@ func TestReconcile(t *testing.T) {
 	for _, ip := range gwIPs {
 		eps = append(eps, testenv.Endpoint{IP: ip, Port: 4143, Ready: true})
 	}
-	if _, err := west.CreateBackend(ctx, testenv.Backend{Namespace: names.SystemNamespace, Name: importer.DefaultGatewayName, Port: 4143, Endpoints: eps}); err != nil {
+	if _, err := west.CreateBackend(ctx, testenv.Backend{Namespace: contract.SystemNamespace, Name: contract.GatewayName, Port: 4143, Endpoints: eps}); err != nil {
 		t.Fatal(err)
 	}
 	ns := west.TestNamespace(t, "shop")
 
 	mo := manager.Options{Scheme: west.Client.Scheme(), Metrics: metricsserver.Options{BindAddress: "0"}, HealthProbeBindAddress: "0", Logger: logr.Discard()}
-	gw := types.NamespacedName{Namespace: names.SystemNamespace, Name: importer.DefaultGatewayName}
-	importer.ConfigureManager(&mo, gw, names.SystemNamespace)
+	gw := types.NamespacedName{Namespace: contract.SystemNamespace, Name: contract.GatewayName}
+	importer.ConfigureManager(&mo, gw, contract.SystemNamespace)
 	clusterset.ConfigureManager(&mo)
 	mgr, err := manager.New(west.RestConfig, mo)
 	if err != nil {
@@ -139,15 +139,15 @@ func TestReconcile(t *testing.T) {
 
 	// Two mirrors of web, as the importer writes them; east is not ready.
 	mirrorOf := func(cluster string, ready bool, ports ...int32) {
-		name := names.MirrorName("web", cluster)
-		lbls := map[string]string{names.LabelLink: cluster, names.LabelSourceCluster: cluster}
+		name := contract.MirrorName("web", cluster)
+		lbls := map[string]string{contract.LabelLink: cluster, contract.LabelSourceCluster: cluster}
 		svc := &corev1.Service{
 			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, Labels: lbls,
-				Annotations: map[string]string{names.AnnotationRemoteService: "web"}},
+				Annotations: map[string]string{contract.AnnotationRemoteService: "web"}},
 		}
 		sl := &discoveryv1.EndpointSlice{
 			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, Labels: map[string]string{
-				names.LabelLink: cluster, names.LabelSourceCluster: cluster, discoveryv1.LabelServiceName: name}},
+				contract.LabelLink: cluster, contract.LabelSourceCluster: cluster, discoveryv1.LabelServiceName: name}},
 			AddressType: discoveryv1.AddressTypeIPv4,
 		}
 		for i, p := range ports {
@@ -188,15 +188,15 @@ func TestReconcile(t *testing.T) {
 		return get(&si, "web") && get(&svc, "web-clusterset") && get(&sl, "web-clusterset") &&
 			len(si.Spec.IPs) == 1 && slices.Equal(clusters(&si), []string{"east", "north"})
 	})
-	if si.Spec.IPs[0] != svc.Spec.ClusterIP || si.Spec.Type != mcsv1beta1.ClusterSetIP || len(si.Spec.Ports) != 2 || si.Labels[names.LabelClusterset] != "web" {
+	if si.Spec.IPs[0] != svc.Spec.ClusterIP || si.Spec.Type != mcsv1beta1.ClusterSetIP || len(si.Spec.Ports) != 2 || si.Labels[contract.LabelClusterset] != "web" {
 		t.Errorf("ServiceImport %+v", si)
 	}
-	if svc.Annotations[names.AnnotationClusters] != "east,north" || len(svc.Spec.Ports) != 2 ||
+	if svc.Annotations[contract.AnnotationClusters] != "east,north" || len(svc.Spec.Ports) != 2 ||
 		svc.Spec.Ports[0].TargetPort.IntVal != 49000 || svc.Spec.Ports[1].TargetPort.IntVal != 49001 || svc.Spec.Selector != nil {
 		t.Errorf("Service %+v", svc)
 	}
 	if len(sl.Endpoints) != 2 || !*sl.Endpoints[0].Conditions.Ready || *sl.Ports[0].Port != 49000 ||
-		sl.Labels[discoveryv1.LabelServiceName] != "web-clusterset" || sl.Labels[discoveryv1.LabelManagedBy] != names.ManagedBy {
+		sl.Labels[discoveryv1.LabelServiceName] != "web-clusterset" || sl.Labels[discoveryv1.LabelManagedBy] != contract.ManagedBy {
 		t.Errorf("EndpointSlice %+v", sl)
 	}
 
@@ -221,7 +221,7 @@ func TestReconcile(t *testing.T) {
 	}
 	eventually(t, "north removed", func() bool {
 		return get(&si, "web") && slices.Equal(clusters(&si), []string{"east"}) && get(&svc, "web-clusterset") &&
-			svc.Annotations[names.AnnotationClusters] == "east" && get(&sl, "web-clusterset") && !*sl.Endpoints[0].Conditions.Ready
+			svc.Annotations[contract.AnnotationClusters] == "east" && get(&sl, "web-clusterset") && !*sl.Endpoints[0].Conditions.Ready
 	})
 	if len(svc.Spec.Ports) != 1 || svc.Spec.Ports[0].TargetPort.IntVal != 49000 || len(si.Spec.Ports) != 1 {
 		t.Errorf("after north: Service %+v, import %+v", svc.Spec, si.Spec)
@@ -244,13 +244,13 @@ func TestReconcile(t *testing.T) {
 	}
 	mirrorOf("south", true, 80)
 	time.Sleep(time.Second)
-	if !get(&si, "web") || si.Labels[names.LabelClusterset] != "" || len(si.Status.Clusters) != 0 || get(&svc, "web-clusterset") {
+	if !get(&si, "web") || si.Labels[contract.LabelClusterset] != "" || len(si.Status.Clusters) != 0 || get(&svc, "web-clusterset") {
 		t.Fatalf("foreign import touched or service written: %+v", si)
 	}
 	if err := west.Client.Delete(ctx, foreign); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, "import written once the foreign one is gone", func() bool {
-		return get(&si, "web") && si.Labels[names.LabelClusterset] == "web" && slices.Equal(clusters(&si), []string{"south"})
+		return get(&si, "web") && si.Labels[contract.LabelClusterset] == "web" && slices.Equal(clusters(&si), []string{"south"})
 	})
 }

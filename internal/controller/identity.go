@@ -13,9 +13,9 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 
+	"ferry.dev/ferry/internal/contract"
 	"ferry.dev/ferry/internal/identity"
 	"ferry.dev/ferry/internal/issuer"
-	"ferry.dev/ferry/internal/names"
 )
 
 // Files of a --tls-dir: the layout of a kubernetes.io/tls Secret with a
@@ -36,7 +36,7 @@ const (
 // Secret, and runs as a manager runnable.
 func identitySource(o *Options, mgr manager.Manager, kube kubernetes.Interface) (*identity.Source, func() error, error) {
 	if o.TLSDir != "" {
-		l := &tlsDirLoader{dir: o.TLSDir, mesh: o.MeshDomain, want: identity.ControllerID(o.MeshDomain, o.ClusterName),
+		l := &tlsDirLoader{dir: o.TLSDir, mesh: o.MeshDomain, want: contract.ControllerID(o.MeshDomain, o.ClusterName),
 			src: &identity.Source{}, log: o.Logger}
 		if err := l.load(); err != nil {
 			return nil, nil, err
@@ -49,7 +49,7 @@ func identitySource(o *Options, mgr manager.Manager, kube kubernetes.Interface) 
 	iss, err := issuer.New(kube, issuer.Options{
 		Cluster:      o.ClusterName,
 		MeshDomain:   o.MeshDomain,
-		Namespace:    names.SystemNamespace,
+		Namespace:    contract.SystemNamespace,
 		IssuerSecret: o.IssuerSecret,
 		Elected:      mgr.Elected(),
 		Registry:     o.Registry,

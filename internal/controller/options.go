@@ -12,24 +12,16 @@ import (
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 
+	"ferry.dev/ferry/internal/contract"
 	"ferry.dev/ferry/internal/identity"
 	"ferry.dev/ferry/internal/importer"
-	"ferry.dev/ferry/internal/mirror"
-	"ferry.dev/ferry/internal/names"
 )
 
-// Defaults (docs/contracts.md: the controller's admin port is 9990 and
-// serves /live, /ready and /metrics; the Lease is ferry-controller).
-const (
-	DefaultAdminAddr       = ":9990"
-	DefaultGatewayService  = names.SystemNamespace + "/" + importer.DefaultGatewayName
-	DefaultIssuerSecret    = "ferry-issuer"
-	LeaderElectionID       = "ferry-controller"
-	DefaultEgressPortRange = "41000-48999"
-	// DefaultClustersetPortRange is the clusterset Services' egress
-	// ports, disjoint from the mirrors' (docs/contracts.md).
-	DefaultClustersetPortRange = "49000-49999"
-)
+// Defaults; the ports and names are internal/contract's.
+const DefaultGatewayService = contract.SystemNamespace + "/" + contract.GatewayName
+
+// DefaultAdminAddr serves /live, /ready and /metrics.
+var DefaultAdminAddr = fmt.Sprintf(":%d", contract.ControllerAdminPort)
 
 // Registry is where metrics go and are served from.
 type Registry interface {
@@ -80,8 +72,8 @@ type Options struct {
 	// SkipNameValidation lets tests run the controller twice in a process.
 	SkipNameValidation bool
 
-	ports           mirror.Range
-	clustersetPorts mirror.Range
+	ports           contract.Range
+	clustersetPorts contract.Range
 	gateway         types.NamespacedName
 }
 
@@ -100,19 +92,19 @@ type Hook func(Deps) error
 // SetDefaults fills zero fields with their defaults.
 func (o *Options) SetDefaults() {
 	if o.MeshDomain == "" {
-		o.MeshDomain = identity.DefaultMeshDomain
+		o.MeshDomain = contract.DefaultMeshDomain
 	}
 	if o.EgressPortRange == "" {
-		o.EgressPortRange = DefaultEgressPortRange
+		o.EgressPortRange = contract.DefaultEgressRange().String()
 	}
 	if o.ClustersetPortRange == "" {
-		o.ClustersetPortRange = DefaultClustersetPortRange
+		o.ClustersetPortRange = contract.DefaultClustersetRange().String()
 	}
 	if o.GatewayService == "" {
 		o.GatewayService = DefaultGatewayService
 	}
 	if o.IssuerSecret == "" {
-		o.IssuerSecret = DefaultIssuerSecret
+		o.IssuerSecret = contract.IssuerSecret
 	}
 	if o.QPS == 0 {
 		o.QPS = importer.DefaultQPS
@@ -130,18 +122,18 @@ func (o *Options) SetDefaults() {
 func (o *Options) Validate() error {
 	o.SetDefaults()
 	var errs []error
-	if err := names.ValidateClusterName(o.ClusterName); err != nil {
+	if err := contract.ValidateClusterName(o.ClusterName); err != nil {
 		errs = append(errs, fmt.Errorf("--cluster-name: %w", err))
 	}
 	if err := identity.ValidateMeshDomain(o.MeshDomain); err != nil {
 		errs = append(errs, fmt.Errorf("--mesh-domain: %w", err))
 	}
-	r, err := mirror.ParseRange(o.EgressPortRange)
+	r, err := contract.ParseRange(o.EgressPortRange)
 	if err != nil {
 		errs = append(errs, fmt.Errorf("--egress-port-range: %w", err))
 	}
 	o.ports = r
-	cr, cerr := mirror.ParseRange(o.ClustersetPortRange)
+	cr, cerr := contract.ParseRange(o.ClustersetPortRange)
 	if cerr != nil {
 		errs = append(errs, fmt.Errorf("--clusterset-port-range: %w", cerr))
 	} else if err == nil && cr.Min <= r.Max && r.Min <= cr.Max {

@@ -4,7 +4,7 @@ import (
 	"strings"
 	"testing"
 
-	"ferry.dev/ferry/internal/mirror"
+	"ferry.dev/ferry/internal/contract"
 )
 
 func TestValidate(t *testing.T) {
@@ -12,10 +12,10 @@ func TestValidate(t *testing.T) {
 	if err := ok.Validate(); err != nil {
 		t.Fatalf("minimal options: %v", err)
 	}
-	if ok.clustersetPorts != (mirror.Range{Min: 49000, Max: 49999}) {
+	if ok.clustersetPorts != (contract.Range{Min: 49000, Max: 49999}) {
 		t.Errorf("default clusterset ports %v", ok.clustersetPorts)
 	}
-	if ok.ports != mirror.DefaultRange() || ok.gateway.String() != "ferry-system/ferry-gateway" || ok.MeshDomain != "ferry.local" {
+	if ok.ports != contract.DefaultEgressRange() || ok.gateway.String() != "ferry-system/ferry-gateway" || ok.MeshDomain != "ferry.local" {
 		t.Errorf("defaults: ports %v gateway %v mesh %q", ok.ports, ok.gateway, ok.MeshDomain)
 	}
 	cases := []struct {

@@ -22,8 +22,8 @@ import (
 
 	ferryv1 "ferry.dev/ferry/api/v1alpha1"
 	"ferry.dev/ferry/internal/clusterset"
+	"ferry.dev/ferry/internal/contract"
 	"ferry.dev/ferry/internal/importer"
-	"ferry.dev/ferry/internal/names"
 )
 
 // gracefulShutdown bounds how long runnables get to stop.
@@ -58,8 +58,8 @@ func Run(ctx context.Context, o Options) error {
 		Scheme:                        scheme,
 		Logger:                        logr.FromSlogHandler(log.Handler()),
 		LeaderElection:                o.LeaderElect,
-		LeaderElectionID:              LeaderElectionID,
-		LeaderElectionNamespace:       names.SystemNamespace,
+		LeaderElectionID:              contract.LeaderElectionID,
+		LeaderElectionNamespace:       contract.SystemNamespace,
 		LeaderElectionReleaseOnCancel: true,
 		// The admin server below serves metrics and probes on one port,
 		// as the install's contract says; the manager's own are off.
@@ -68,7 +68,7 @@ func Run(ctx context.Context, o Options) error {
 		GracefulShutdownTimeout: ptr.To(gracefulShutdown),
 		Controller:              config.Controller{SkipNameValidation: ptr.To(o.SkipNameValidation)},
 	}
-	importer.ConfigureManager(&mo, o.gateway, names.SystemNamespace)
+	importer.ConfigureManager(&mo, o.gateway, contract.SystemNamespace)
 	clusterset.ConfigureManager(&mo)
 	mgr, err := manager.New(cfg, mo)
 	if err != nil {

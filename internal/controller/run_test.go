@@ -27,11 +27,11 @@ import (
 
 	"ferry.dev/ferry/api/crds"
 	ferryv1 "ferry.dev/ferry/api/v1alpha1"
+	"ferry.dev/ferry/internal/contract"
 	"ferry.dev/ferry/internal/controller"
 	"ferry.dev/ferry/internal/exports"
 	"ferry.dev/ferry/internal/feed"
 	"ferry.dev/ferry/internal/identity/identitytest"
-	"ferry.dev/ferry/internal/names"
 	"ferry.dev/ferry/internal/testenv"
 )
 
@@ -126,19 +126,19 @@ func TestRunEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, ns := range []string{names.SystemNamespace, "shop"} {
+	for _, ns := range []string{contract.SystemNamespace, "shop"} {
 		if err := west.EnsureNamespace(ctx, ns); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if _, err := west.Kube.CoreV1().Secrets(names.SystemNamespace).Create(ctx, &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Name: controller.DefaultIssuerSecret},
+	if _, err := west.Kube.CoreV1().Secrets(contract.SystemNamespace).Create(ctx, &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: contract.IssuerSecret},
 		Type:       corev1.SecretTypeTLS,
 		Data:       map[string][]byte{"tls.crt": wi.CertPEM(), "tls.key": key, "ca.crt": mesh.Bundle.PEM()},
 	}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := west.CreateBackend(ctx, testenv.Backend{Namespace: names.SystemNamespace, Name: "ferry-gateway", Port: 4143,
+	if _, err := west.CreateBackend(ctx, testenv.Backend{Namespace: contract.SystemNamespace, Name: "ferry-gateway", Port: 4143,
 		Endpoints: []testenv.Endpoint{{IP: "198.18.0.1", Port: 4143, Ready: true}}}); err != nil {
 		t.Fatal(err)
 	}
@@ -180,7 +180,7 @@ func TestRunEndToEnd(t *testing.T) {
 		t.Errorf("/live: %d", code)
 	}
 	link := &ferryv1.Link{
-		ObjectMeta: metav1.ObjectMeta{Namespace: names.SystemNamespace, Name: "east"},
+		ObjectMeta: metav1.ObjectMeta{Namespace: contract.SystemNamespace, Name: "east"},
 		Spec: ferryv1.LinkSpec{ClusterName: "east", GatewayAddresses: []string{gw},
 			GatewayIdentity: mesh.Cluster(t, "east").GatewayID().String()},
 	}
@@ -196,7 +196,7 @@ func TestRunEndToEnd(t *testing.T) {
 	})
 	eventually(t, "Link status", func() bool {
 		var l ferryv1.Link
-		_ = west.Client.Get(ctx, types.NamespacedName{Namespace: names.SystemNamespace, Name: "east"}, &l)
+		_ = west.Client.Get(ctx, types.NamespacedName{Namespace: contract.SystemNamespace, Name: "east"}, &l)
 		ok := 0
 		for _, c := range l.Status.Conditions {
 			if c.Status == metav1.ConditionTrue {
@@ -217,7 +217,7 @@ func TestRunEndToEnd(t *testing.T) {
 		return false
 	})
 	var lease coordinationv1.Lease
-	if err := west.Client.Get(ctx, types.NamespacedName{Namespace: names.SystemNamespace, Name: controller.LeaderElectionID}, &lease); err != nil {
+	if err := west.Client.Get(ctx, types.NamespacedName{Namespace: contract.SystemNamespace, Name: contract.LeaderElectionID}, &lease); err != nil {
 		t.Errorf("leader Lease: %v", err)
 	}
 	_, metrics := get("http://" + admin + "/metrics")

@@ -16,7 +16,7 @@ import (
 
 	ferryv1 "ferry.dev/ferry/api/v1alpha1"
 	"ferry.dev/ferry/internal/cli"
-	"ferry.dev/ferry/internal/names"
+	"ferry.dev/ferry/internal/contract"
 	"ferry.dev/ferry/internal/netns"
 )
 
@@ -122,7 +122,7 @@ func TestCLIFlow(t *testing.T) {
 	t.Log(strings.TrimSpace(ferry("--context", "east", "unlink", "--cluster-name", "north", "--wait", "--timeout", "60s")))
 	var svcs corev1.ServiceList
 	var slices discoveryv1.EndpointSliceList
-	owned := client.MatchingLabels{names.LabelLink: "north"}
+	owned := client.MatchingLabels{contract.LabelLink: "north"}
 	if err := east.API.Client.List(ctx, &svcs, owned); err != nil {
 		t.Fatal(err)
 	}

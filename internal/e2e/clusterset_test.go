@@ -11,7 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	mcsv1beta1 "sigs.k8s.io/mcs-api/pkg/apis/v1beta1"
 
-	"ferry.dev/ferry/internal/names"
+	"ferry.dev/ferry/internal/contract"
 	"ferry.dev/ferry/internal/netns"
 )
 
@@ -36,7 +36,7 @@ func TestClustersetSpreadsAcrossClusters(t *testing.T) {
 	if err != nil {
 		t.Fatalf("ServiceImport echo in west never listed east and north with an IP: %+v", si)
 	}
-	set := names.ClustersetName("echo")
+	set := contract.ClustersetName("echo")
 	if err := waitReachable(ctx, set, 60*time.Second); err != nil {
 		t.Fatalf("%v\nwest gateway:\n%s", err, west.Gateway.Tail(20))
 	}

@@ -14,7 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/utils/ptr"
 
-	"ferry.dev/ferry/internal/names"
+	"ferry.dev/ferry/internal/contract"
 	"ferry.dev/ferry/internal/netns"
 )
 
@@ -58,7 +58,7 @@ func TestRequirementIII_IndependentControlPlane(t *testing.T) {
 	for _, tr := range []struct {
 		svc string
 		t   *traffic
-	}{{"local", local}, {"echo-north", toNorth}, {names.ClustersetName("echo"), toSet}} {
+	}{{"local", local}, {"echo-north", toNorth}, {contract.ClustersetName("echo"), toSet}} {
 		wg.Add(1)
 		go func() { defer wg.Done(); tr.t.run(loadCtx, tr.svc) }()
 	}
@@ -112,13 +112,13 @@ func TestRequirementIII_IndependentControlPlane(t *testing.T) {
 	t.Logf("east restarted: converged in %s (limit %s)", converged.Round(100*time.Millisecond), convergeLimit)
 	t.Logf("west -> local:      %d requests, %d errors", local.ok.Load()+local.failed.Load(), local.failed.Load())
 	t.Logf("west -> echo-north: %d requests, %d errors", toNorth.ok.Load()+toNorth.failed.Load(), toNorth.failed.Load())
-	t.Logf("west -> %s (east+north): %d requests, %d errors", names.ClustersetName("echo"), toSet.ok.Load()+toSet.failed.Load(), toSet.failed.Load())
+	t.Logf("west -> %s (east+north): %d requests, %d errors", contract.ClustersetName("echo"), toSet.ok.Load()+toSet.failed.Load(), toSet.failed.Load())
 	t.Logf("echo-east mirror: uid %s before and %s after; %d delete events", mirror.UID, after.UID, deletes.Load())
 	if converged > convergeLimit {
 		t.Errorf("convergence took %s, over %s", converged, convergeLimit)
 	}
 	// The clusterset fails over to north while east is down.
-	for name, tr := range map[string]*traffic{"local": local, "echo-north": toNorth, names.ClustersetName("echo"): toSet} {
+	for name, tr := range map[string]*traffic{"local": local, "echo-north": toNorth, contract.ClustersetName("echo"): toSet} {
 		if tr.failed.Load() != 0 || tr.ok.Load() == 0 {
 			t.Errorf("west -> %s: %d errors, %d successes during east's outage (last error: %v)", name, tr.failed.Load(), tr.ok.Load(), tr.lastErr.Load())
 		}

@@ -11,7 +11,7 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	mcsv1beta1 "sigs.k8s.io/mcs-api/pkg/apis/v1beta1"
 
-	"ferry.dev/ferry/internal/names"
+	"ferry.dev/ferry/internal/contract"
 )
 
 // Compute is the export set of one cluster, a pure function of its
@@ -77,8 +77,8 @@ func computeOne(se *mcsv1beta1.ServiceExport, svc *corev1.Service, epSlices []*d
 		return invalid(ReasonNoService, "Service %s does not exist", k)
 	case svc.Spec.Type == corev1.ServiceTypeExternalName:
 		return invalid(ReasonInvalidServiceType, "Service %s is of type ExternalName, which cannot be exported", k)
-	case svc.Labels[names.LabelLink] != "":
-		return invalid(ReasonImportedService, "Service %s is imported from cluster %q by Ferry and cannot be exported again", k, svc.Labels[names.LabelSourceCluster])
+	case svc.Labels[contract.LabelLink] != "":
+		return invalid(ReasonImportedService, "Service %s is imported from cluster %q by Ferry and cannot be exported again", k, svc.Labels[contract.LabelSourceCluster])
 	}
 
 	exp := Export{Key: k, Type: ClusterSetIP, SessionAffinity: string(corev1.ServiceAffinityNone)}
@@ -126,7 +126,7 @@ func computeOne(se *mcsv1beta1.ServiceExport, svc *corev1.Service, epSlices []*d
 		return invalid(ReasonTooLarge, "exportedLabels and exportedAnnotations take %d bytes; at most %d can be exported", lsize+asize, MaxExportedMetadataBytes)
 	}
 
-	allowed, present := se.Annotations[names.AnnotationAllowedClusters]
+	allowed, present := se.Annotations[contract.AnnotationAllowedClusters]
 	exp.AllowedClusters, w = ParseAllowedClusters(allowed, present)
 	st.Warnings = append(st.Warnings, w...)
 

@@ -14,7 +14,7 @@ import (
 	"k8s.io/utils/ptr"
 	mcsv1beta1 "sigs.k8s.io/mcs-api/pkg/apis/v1beta1"
 
-	"ferry.dev/ferry/internal/names"
+	"ferry.dev/ferry/internal/contract"
 )
 
 var created = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
@@ -120,7 +120,7 @@ func TestCompute(t *testing.T) {
 			name: "a Ferry mirror cannot be re-exported",
 			ses:  []*mcsv1beta1.ServiceExport{se("ns", "foo")},
 			svcs: []*corev1.Service{svc("ns", "foo", func(s *corev1.Service) {
-				s.Labels = map[string]string{names.LabelLink: "east", names.LabelSourceCluster: "east"}
+				s.Labels = map[string]string{contract.LabelLink: "east", contract.LabelSourceCluster: "east"}
 			})},
 			want:    map[Key]Export{},
 			reasons: map[Key]string{{"ns", "foo"}: ReasonImportedService},
@@ -207,7 +207,7 @@ func TestCompute(t *testing.T) {
 		{
 			name: "exported labels and annotations; reserved and invalid keys dropped",
 			ses: []*mcsv1beta1.ServiceExport{se("ns", "foo", func(s *mcsv1beta1.ServiceExport) {
-				s.Spec.ExportedLabels = map[string]string{"team": "a", names.LabelLink: "forged", "bad key": "x", "v": "not valid!", "app.kubernetes.io/name": "web"}
+				s.Spec.ExportedLabels = map[string]string{"team": "a", contract.LabelLink: "forged", "bad key": "x", "v": "not valid!", "app.kubernetes.io/name": "web"}
 				s.Spec.ExportedAnnotations = map[string]string{"example.com/doc": "free text!", "multicluster.kubernetes.io/x": "y", "service.kubernetes.io/service-proxy-name": "none"}
 			})},
 			svcs: []*corev1.Service{svc("ns", "foo")},
@@ -230,7 +230,7 @@ func TestCompute(t *testing.T) {
 		{
 			name: "allowed clusters: sorted, deduplicated, invalid entries flagged and left out",
 			ses: []*mcsv1beta1.ServiceExport{se("ns", "foo", func(s *mcsv1beta1.ServiceExport) {
-				s.Annotations = map[string]string{names.AnnotationAllowedClusters: " west, north ,west,Bad_Name,,"}
+				s.Annotations = map[string]string{contract.AnnotationAllowedClusters: " west, north ,west,Bad_Name,,"}
 			})},
 			svcs:     []*corev1.Service{svc("ns", "foo")},
 			want:     map[Key]Export{{"ns", "foo"}: base(func(e *Export) { e.AllowedClusters = []string{"north", "west"} })},
@@ -240,7 +240,7 @@ func TestCompute(t *testing.T) {
 		{
 			name: "allowed clusters present but empty admits nobody (fails closed)",
 			ses: []*mcsv1beta1.ServiceExport{se("ns", "foo", func(s *mcsv1beta1.ServiceExport) {
-				s.Annotations = map[string]string{names.AnnotationAllowedClusters: "Not A Cluster"}
+				s.Annotations = map[string]string{contract.AnnotationAllowedClusters: "Not A Cluster"}
 			})},
 			svcs:     []*corev1.Service{svc("ns", "foo")},
 			want:     map[Key]Export{{"ns", "foo"}: base(func(e *Export) { e.AllowedClusters = []string{} })},

@@ -8,7 +8,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/util/validation"
 
-	"ferry.dev/ferry/internal/names"
+	"ferry.dev/ferry/internal/contract"
 )
 
 // Limits on one export. They keep every export far below the feed's message
@@ -37,7 +37,7 @@ const (
 // Kubernetes interprets (service.kubernetes.io/service-proxy-name would make
 // kube-proxy ignore the mirror).
 var reservedDomains = []string{
-	strings.TrimSuffix(names.Prefix, "/"),
+	strings.TrimSuffix(contract.Prefix, "/"),
 	"kubernetes.io",
 	"k8s.io",
 }
@@ -82,8 +82,8 @@ func ParseAllowedClusters(value string, ok bool) (allowed []string, warnings []s
 		if c == "" {
 			continue
 		}
-		if err := names.ValidateClusterName(c); err != nil {
-			warnings = append(warnings, fmt.Sprintf("%s: ignored entry: %v", names.AnnotationAllowedClusters, err))
+		if err := contract.ValidateClusterName(c); err != nil {
+			warnings = append(warnings, fmt.Sprintf("%s: ignored entry: %v", contract.AnnotationAllowedClusters, err))
 			continue
 		}
 		if !slices.Contains(allowed, c) {
@@ -91,7 +91,7 @@ func ParseAllowedClusters(value string, ok bool) (allowed []string, warnings []s
 		}
 	}
 	if len(allowed) > MaxAllowedClusters {
-		warnings = append(warnings, fmt.Sprintf("%s: only the first %d clusters are used", names.AnnotationAllowedClusters, MaxAllowedClusters))
+		warnings = append(warnings, fmt.Sprintf("%s: only the first %d clusters are used", contract.AnnotationAllowedClusters, MaxAllowedClusters))
 		allowed = allowed[:MaxAllowedClusters]
 	}
 	sort.Strings(allowed)

@@ -18,7 +18,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	mcsv1beta1 "sigs.k8s.io/mcs-api/pkg/apis/v1beta1"
 
-	"ferry.dev/ferry/internal/names"
+	"ferry.dev/ferry/internal/contract"
 )
 
 // Watcher defaults.
@@ -87,7 +87,7 @@ func NewWatcher(cfg *rest.Config, opts WatcherOptions) (*Watcher, error) {
 	}
 	// Mirror slices carry Ferry's ownership label; mirrors cannot be
 	// exported, so their slices are never needed here.
-	sliceSel, err := labelsSelector(discoveryv1.LabelServiceName + ",!" + names.LabelLink)
+	sliceSel, err := labelsSelector(discoveryv1.LabelServiceName + ",!" + contract.LabelLink)
 	if err != nil {
 		return nil, err
 	}

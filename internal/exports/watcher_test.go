@@ -14,7 +14,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	mcsv1beta1 "sigs.k8s.io/mcs-api/pkg/apis/v1beta1"
 
-	"ferry.dev/ferry/internal/names"
+	"ferry.dev/ferry/internal/contract"
 	"ferry.dev/ferry/internal/testenv"
 )
 
@@ -99,7 +99,7 @@ func TestWatcherFollowsTheAPIServer(t *testing.T) {
 		t.Fatalf("export without a ServiceExport: %v", w.Current().Exports)
 	}
 
-	createExport(t, ctx, ns, "web", map[string]string{names.AnnotationAllowedClusters: "west"})
+	createExport(t, ctx, ns, "web", map[string]string{contract.AnnotationAllowedClusters: "west"})
 	s := waitSet(t, w, "export", func(s *Set) bool { _, ok := s.Exports[k]; return ok })
 	e := s.Exports[k]
 	if e.Type != Headless || e.ReadyEndpoints != 1 || len(e.Hostnames) != 1 || e.Hostnames[0] != "web-0" ||

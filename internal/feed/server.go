@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
+	"ferry.dev/ferry/internal/contract"
 	"ferry.dev/ferry/internal/exports"
 	"ferry.dev/ferry/internal/feed/feedpb"
 	"ferry.dev/ferry/internal/identity"
@@ -71,7 +72,7 @@ type Server struct {
 
 // NewServer returns a feed server publishing src.
 func NewServer(src ExportSource, opts ServerOptions) (*Server, error) {
-	if err := identity.ValidateClusterName(opts.LocalCluster); err != nil {
+	if err := contract.ValidateClusterName(opts.LocalCluster); err != nil {
 		return nil, fmt.Errorf("feed: local cluster: %w", err)
 	}
 	if src == nil {
@@ -205,7 +206,7 @@ func (s *Server) authorize(ctx context.Context) (identity.ID, error) {
 	if s.opts.MeshDomain != "" && id.MeshDomain != s.opts.MeshDomain {
 		return id, status.Errorf(codes.PermissionDenied, "%s is not in mesh %s", id, s.opts.MeshDomain)
 	}
-	if err := identity.AllowRemote(s.opts.LocalCluster, identity.ControllerServiceAccount)(id); err != nil {
+	if err := contract.AllowRemote(s.opts.LocalCluster, contract.ControllerServiceAccount)(id); err != nil {
 		return id, status.Errorf(codes.PermissionDenied, "%s may not subscribe: %v", id, err)
 	}
 	return id, nil

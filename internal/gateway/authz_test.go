@@ -11,7 +11,7 @@ import (
 
 	"github.com/hashicorp/yamux"
 
-	"ferry.dev/ferry/internal/identity"
+	"ferry.dev/ferry/internal/contract"
 	"ferry.dev/ferry/internal/identity/identitytest"
 	"ferry.dev/ferry/internal/tunnel"
 )
@@ -186,7 +186,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 
 func TestExportSetReplaceTakesEffect(t *testing.T) {
 	s := NewExportSet()
-	caller := identity.GatewayID("ferry.local", "west")
+	caller := contract.GatewayID("ferry.local", "west")
 	tg := tunnel.Target{Namespace: "default", Service: "web", Port: 80}
 	if err := s.Authorize(caller, tg); !errors.Is(err, ErrNotExported) {
 		t.Fatalf("empty set: %v", err)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"ferry.dev/ferry/internal/contract"
 	"ferry.dev/ferry/internal/identity"
 	"ferry.dev/ferry/internal/tunnel"
 )
@@ -272,5 +273,5 @@ func TestRouteFailsOverAcrossDestinations(t *testing.T) {
 }
 
 func identityOf(p *pair, cluster string) identity.ID {
-	return identity.GatewayID(p.mesh.Domain, cluster)
+	return contract.GatewayID(p.mesh.Domain, cluster)
 }

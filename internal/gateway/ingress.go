@@ -8,6 +8,7 @@ import (
 	"net"
 	"time"
 
+	"ferry.dev/ferry/internal/contract"
 	"ferry.dev/ferry/internal/identity"
 	"ferry.dev/ferry/internal/tunnel"
 )
@@ -39,7 +40,7 @@ type Dialer interface {
 // IngressOptions configure NewIngress. Local, TLS, Authorizer and Endpoints
 // are required.
 type IngressOptions struct {
-	// Local is this gateway's identity (identity.GatewayID(mesh, cluster)).
+	// Local is this gateway's identity (contract.GatewayID(mesh, cluster)).
 	Local identity.ID
 	// TLS provides the server certificate and peer verification;
 	// *identity.Source satisfies it.
@@ -163,7 +164,7 @@ func (in *Ingress) serveStream(ctx context.Context, caller identity.ID, st *tunn
 	}
 	// The transport admits only remote gateways to tunnel streams; checking
 	// again here keeps the rule next to the authorization it protects.
-	if caller != identity.GatewayID(caller.MeshDomain, caller.Cluster) || caller.Cluster == in.o.Local.Cluster ||
+	if caller != contract.GatewayID(caller.MeshDomain, caller.Cluster) || caller.Cluster == in.o.Local.Cluster ||
 		caller.MeshDomain != in.o.Local.MeshDomain {
 		in.reject(st, caller, tunnel.StatusDenied, ReasonForbiddenIdentity, errors.New("caller is not a remote gateway"), &t)
 		return

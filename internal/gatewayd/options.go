@@ -8,29 +8,24 @@ import (
 
 	"k8s.io/client-go/rest"
 
+	"ferry.dev/ferry/internal/contract"
 	"ferry.dev/ferry/internal/gateway"
 	"ferry.dev/ferry/internal/identity"
-	"ferry.dev/ferry/internal/mirror"
-	"ferry.dev/ferry/internal/names"
 )
 
 // Defaults of the daemon's own settings; the data-plane limits are in
-// gateway.Limits.
+// gateway.Limits, the ports and names in internal/contract.
+var (
+	DefaultListenAddr = fmt.Sprintf(":%d", contract.IngressPort)
+	DefaultAdminAddr  = fmt.Sprintf(":%d", contract.GatewayAdminPort)
+)
+
 const (
-	DefaultListenAddr = ":4143"
-	DefaultAdminAddr  = ":4191"
-	DefaultCertSecret = "ferry-gateway-tls"
 	// DefaultClientQPS is low on purpose: the gateway only reads (watches),
 	// so it needs QPS for the initial lists and nothing after.
 	DefaultClientQPS   = 50
 	DefaultClientBurst = 100
 )
-
-// DefaultClustersetPorts is the range clusterset Services' egress ports are
-// allocated from (docs/contracts.md, "Clusterset services"): 49000-49999,
-// disjoint from the mirrors' mirror.DefaultRange so the two allocators never
-// collide.
-func DefaultClustersetPorts() mirror.Range { return mirror.Range{Min: 49000, Max: 49999} }
 
 // Options are ferry-gateway's settings, parsed from flags by its main.
 type Options struct {
@@ -48,10 +43,10 @@ type Options struct {
 	EgressHost string
 	// EgressPorts is the range the controller allocates egress ports from;
 	// the gateway opens no port outside it.
-	EgressPorts mirror.Range
+	EgressPorts contract.Range
 	// ClustersetPorts is the range the controller allocates clusterset
 	// Services' egress ports from; disjoint from EgressPorts.
-	ClustersetPorts mirror.Range
+	ClustersetPorts contract.Range
 	Limits          gateway.Limits
 	// RestConfig reaches this cluster's own API server.
 	RestConfig *rest.Config
@@ -61,13 +56,13 @@ type Options struct {
 // WithDefaults fills unset fields.
 func (o Options) WithDefaults() Options {
 	if o.MeshDomain == "" {
-		o.MeshDomain = identity.DefaultMeshDomain
+		o.MeshDomain = contract.DefaultMeshDomain
 	}
 	if o.Namespace == "" {
-		o.Namespace = names.SystemNamespace
+		o.Namespace = contract.SystemNamespace
 	}
 	if o.CertSecret == "" {
-		o.CertSecret = DefaultCertSecret
+		o.CertSecret = contract.GatewayTLSSecret
 	}
 	if o.ListenAddr == "" {
 		o.ListenAddr = DefaultListenAddr
@@ -78,11 +73,11 @@ func (o Options) WithDefaults() Options {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	if o.EgressPorts == (mirror.Range{}) {
-		o.EgressPorts = mirror.DefaultRange()
+	if o.EgressPorts == (contract.Range{}) {
+		o.EgressPorts = contract.DefaultEgressRange()
 	}
-	if o.ClustersetPorts == (mirror.Range{}) {
-		o.ClustersetPorts = DefaultClustersetPorts()
+	if o.ClustersetPorts == (contract.Range{}) {
+		o.ClustersetPorts = contract.DefaultClustersetRange()
 	}
 	o.Limits = o.Limits.WithDefaults()
 	return o
@@ -91,7 +86,7 @@ func (o Options) WithDefaults() Options {
 // Validate reports every problem at once, each saying which flag to fix.
 func (o Options) Validate() error {
 	var errs []error
-	if err := names.ValidateClusterName(o.ClusterName); err != nil {
+	if err := contract.ValidateClusterName(o.ClusterName); err != nil {
 		errs = append(errs, fmt.Errorf("--cluster-name: %w", err))
 	}
 	if err := identity.ValidateMeshDomain(o.MeshDomain); err != nil {
@@ -105,7 +100,7 @@ func (o Options) Validate() error {
 	if o.EgressHost != "" && net.ParseIP(o.EgressHost) == nil {
 		errs = append(errs, fmt.Errorf("egress host (POD_IP) %q is not an IP address", o.EgressHost))
 	}
-	for flag, r := range map[string]mirror.Range{"--egress-port-range": o.EgressPorts, "--clusterset-port-range": o.ClustersetPorts} {
+	for flag, r := range map[string]contract.Range{"--egress-port-range": o.EgressPorts, "--clusterset-port-range": o.ClustersetPorts} {
 		if err := r.Validate(); err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", flag, err))
 		}

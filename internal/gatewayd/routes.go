@@ -9,11 +9,9 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 
 	ferryv1 "ferry.dev/ferry/api/v1alpha1"
+	"ferry.dev/ferry/internal/contract"
 	"ferry.dev/ferry/internal/exports"
 	"ferry.dev/ferry/internal/gateway"
-	"ferry.dev/ferry/internal/identity"
-	"ferry.dev/ferry/internal/mirror"
-	"ferry.dev/ferry/internal/names"
 	"ferry.dev/ferry/internal/tunnel"
 )
 
@@ -25,13 +23,9 @@ func Remotes(mesh string, links []*ferryv1.Link) (map[string]tunnel.Remote, []er
 	out := map[string]tunnel.Remote{}
 	var problems []error
 	for _, l := range sortedLinks(links) {
-		id, err := identity.ParseID(l.Spec.GatewayIdentity, mesh)
+		id, err := contract.LinkGatewayID(l.Spec.GatewayIdentity, l.Spec.ClusterName, mesh)
 		if err != nil {
-			problems = append(problems, fmt.Errorf("link %s: gateway identity: %w", l.Name, err))
-			continue
-		}
-		if want := identity.GatewayID(mesh, l.Spec.ClusterName); id != want {
-			problems = append(problems, fmt.Errorf("link %s: gateway identity %s is not cluster %s's gateway (%s)", l.Name, id, l.Spec.ClusterName, want))
+			problems = append(problems, fmt.Errorf("link %s: %w", l.Name, err))
 			continue
 		}
 		if _, dup := out[l.Spec.ClusterName]; dup {
@@ -62,7 +56,7 @@ func Remotes(mesh string, links []*ferryv1.Link) (map[string]tunnel.Remote, []er
 // the same egress port the older object keeps it (mirrors and clusterset
 // Services alike), and only ports inside the controller's allocation ranges
 // are ever opened.
-func Routes(svcs []*corev1.Service, links []*ferryv1.Link, mirrorPorts, clustersetPorts mirror.Range) ([]gateway.Route, []error) {
+func Routes(svcs []*corev1.Service, links []*ferryv1.Link, mirrorPorts, clustersetPorts contract.Range) ([]gateway.Route, []error) {
 	clusterOf := map[string]string{}
 	linked := map[string]bool{}
 	for _, l := range links {
@@ -81,7 +75,7 @@ func Routes(svcs []*corev1.Service, links []*ferryv1.Link, mirrorPorts, clusters
 	used := map[int]string{}
 	// addPorts opens one route per port of s, each to dests re-targeted at
 	// that port.
-	addPorts := func(kind string, s *corev1.Service, remoteSvc string, ports mirror.Range, dests []gateway.Destination) {
+	addPorts := func(kind string, s *corev1.Service, remoteSvc string, ports contract.Range, dests []gateway.Destination) {
 		where := s.Namespace + "/" + s.Name
 		for _, p := range s.Spec.Ports {
 			egress := p.TargetPort.IntValue()
@@ -107,9 +101,9 @@ func Routes(svcs []*corev1.Service, links []*ferryv1.Link, mirrorPorts, clusters
 		}
 	}
 	for _, s := range svcs {
-		link, cluster := s.Labels[names.LabelLink], s.Labels[names.LabelSourceCluster]
-		exported, isClusterset := s.Labels[names.LabelClusterset]
-		remoteSvc := s.Annotations[names.AnnotationRemoteService]
+		link, cluster := s.Labels[contract.LabelLink], s.Labels[contract.LabelSourceCluster]
+		exported, isClusterset := s.Labels[contract.LabelClusterset]
+		remoteSvc := s.Annotations[contract.AnnotationRemoteService]
 		where := s.Namespace + "/" + s.Name
 		if isClusterset {
 			dests, errs := clustersetDestinations(s, exported, remoteSvc, linked)
@@ -123,7 +117,7 @@ func Routes(svcs []*corev1.Service, links []*ferryv1.Link, mirrorPorts, clusters
 		case link == "" || cluster == "":
 			continue // not Ferry's
 		case remoteSvc == "":
-			problems = append(problems, fmt.Errorf("mirror %s: no %s annotation", where, names.AnnotationRemoteService))
+			problems = append(problems, fmt.Errorf("mirror %s: no %s annotation", where, contract.AnnotationRemoteService))
 			continue
 		case clusterOf[link] != cluster:
 			problems = append(problems, fmt.Errorf("mirror %s: link %s does not exist or is not for cluster %s", where, link, cluster))
@@ -142,22 +136,22 @@ func clustersetDestinations(s *corev1.Service, exported, remoteSvc string, linke
 	where := s.Namespace + "/" + s.Name
 	switch {
 	case exported == "":
-		return nil, []error{fmt.Errorf("clusterset %s: empty %s label", where, names.LabelClusterset)}
-	case s.Labels[names.LabelLink] != "":
+		return nil, []error{fmt.Errorf("clusterset %s: empty %s label", where, contract.LabelClusterset)}
+	case s.Labels[contract.LabelLink] != "":
 		// A Service cannot be both; refusing it keeps a forged hybrid
 		// from being read either way.
-		return nil, []error{fmt.Errorf("clusterset %s: carries both %s and %s", where, names.LabelClusterset, names.LabelLink)}
+		return nil, []error{fmt.Errorf("clusterset %s: carries both %s and %s", where, contract.LabelClusterset, contract.LabelLink)}
 	case remoteSvc == "":
-		return nil, []error{fmt.Errorf("clusterset %s: no %s annotation", where, names.AnnotationRemoteService)}
+		return nil, []error{fmt.Errorf("clusterset %s: no %s annotation", where, contract.AnnotationRemoteService)}
 	case remoteSvc != exported:
-		return nil, []error{fmt.Errorf("clusterset %s: %s %q does not match %s %q", where, names.AnnotationRemoteService, remoteSvc, names.LabelClusterset, exported)}
-	case s.Name != names.ClustersetName(exported):
-		return nil, []error{fmt.Errorf("clusterset %s: the clusterset Service of %s is named %s", where, exported, names.ClustersetName(exported))}
+		return nil, []error{fmt.Errorf("clusterset %s: %s %q does not match %s %q", where, contract.AnnotationRemoteService, remoteSvc, contract.LabelClusterset, exported)}
+	case s.Name != contract.ClustersetName(exported):
+		return nil, []error{fmt.Errorf("clusterset %s: the clusterset Service of %s is named %s", where, exported, contract.ClustersetName(exported))}
 	}
 	var dests []gateway.Destination
 	var problems []error
 	seen := map[string]bool{}
-	for _, c := range strings.Split(s.Annotations[names.AnnotationClusters], ",") {
+	for _, c := range strings.Split(s.Annotations[contract.AnnotationClusters], ",") {
 		c = strings.TrimSpace(c)
 		if c == "" || seen[c] {
 			continue
@@ -170,7 +164,7 @@ func clustersetDestinations(s *corev1.Service, exported, remoteSvc string, linke
 		dests = append(dests, gateway.Destination{Cluster: c})
 	}
 	if len(dests) == 0 {
-		problems = append(problems, fmt.Errorf("clusterset %s: no linked cluster in %s %q", where, names.AnnotationClusters, s.Annotations[names.AnnotationClusters]))
+		problems = append(problems, fmt.Errorf("clusterset %s: no linked cluster in %s %q", where, contract.AnnotationClusters, s.Annotations[contract.AnnotationClusters]))
 	}
 	return dests, problems
 }

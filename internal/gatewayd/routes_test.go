@@ -11,10 +11,8 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 
 	ferryv1 "ferry.dev/ferry/api/v1alpha1"
+	"ferry.dev/ferry/internal/contract"
 	"ferry.dev/ferry/internal/gateway"
-	"ferry.dev/ferry/internal/identity"
-	"ferry.dev/ferry/internal/mirror"
-	"ferry.dev/ferry/internal/names"
 	"ferry.dev/ferry/internal/tunnel"
 )
 
@@ -22,7 +20,7 @@ const mesh = "ferry.local"
 
 func link(name, cluster, id string, addrs ...string) *ferryv1.Link {
 	return &ferryv1.Link{
-		ObjectMeta: metav1.ObjectMeta{Namespace: names.SystemNamespace, Name: name},
+		ObjectMeta: metav1.ObjectMeta{Namespace: contract.SystemNamespace, Name: name},
 		Spec:       ferryv1.LinkSpec{ClusterName: cluster, GatewayIdentity: id, GatewayAddresses: addrs},
 	}
 }
@@ -30,8 +28,8 @@ func link(name, cluster, id string, addrs ...string) *ferryv1.Link {
 func mirrorSvc(ns, name, linkName, cluster, remote string, ports ...corev1.ServicePort) *corev1.Service {
 	s := &corev1.Service{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name,
-			Labels:      map[string]string{names.LabelLink: linkName, names.LabelSourceCluster: cluster},
-			Annotations: map[string]string{names.AnnotationRemoteService: remote}},
+			Labels:      map[string]string{contract.LabelLink: linkName, contract.LabelSourceCluster: cluster},
+			Annotations: map[string]string{contract.AnnotationRemoteService: remote}},
 		Spec: corev1.ServiceSpec{Ports: ports},
 	}
 	return s
@@ -48,7 +46,7 @@ func port(p, target int32) corev1.ServicePort {
 }
 
 func TestRemotes(t *testing.T) {
-	eastGW := identity.GatewayID(mesh, "east").String()
+	eastGW := contract.GatewayID(mesh, "east").String()
 	cases := []struct {
 		name     string
 		links    []*ferryv1.Link
@@ -60,31 +58,31 @@ func TestRemotes(t *testing.T) {
 			links: []*ferryv1.Link{link("east", "east", eastGW, "198.19.0.12:4143", "198.19.0.13:4143")},
 			want: map[string]tunnel.Remote{"east": {
 				Addresses: []string{"198.19.0.12:4143", "198.19.0.13:4143"},
-				Identity:  identity.GatewayID(mesh, "east"),
+				Identity:  contract.GatewayID(mesh, "east"),
 			}},
 		},
 		{
 			name:     "identity of another cluster refused",
-			links:    []*ferryv1.Link{link("east", "east", identity.GatewayID(mesh, "north").String(), "198.19.0.12:4143")},
+			links:    []*ferryv1.Link{link("east", "east", contract.GatewayID(mesh, "north").String(), "198.19.0.12:4143")},
 			want:     map[string]tunnel.Remote{},
-			problems: []string{"is not cluster east's gateway"},
+			problems: []string{`belongs to cluster "north", not "east"`},
 		},
 		{
 			name:     "controller identity refused as a gateway",
-			links:    []*ferryv1.Link{link("east", "east", identity.ControllerID(mesh, "east").String(), "198.19.0.12:4143")},
+			links:    []*ferryv1.Link{link("east", "east", contract.ControllerID(mesh, "east").String(), "198.19.0.12:4143")},
 			want:     map[string]tunnel.Remote{},
-			problems: []string{"is not cluster east's gateway"},
+			problems: []string{"is not a gateway"},
 		},
 		{
 			name:     "identity from another mesh refused",
 			links:    []*ferryv1.Link{link("east", "east", "spiffe://east.other.mesh/ns/ferry-system/sa/ferry-gateway", "198.19.0.12:4143")},
 			want:     map[string]tunnel.Remote{},
-			problems: []string{"gateway identity"},
+			problems: []string{"is not in mesh"},
 		},
 		{
 			name:     "two links for one cluster: first by name wins",
 			links:    []*ferryv1.Link{link("z-east", "east", eastGW, "198.19.0.99:4143"), link("east", "east", eastGW, "198.19.0.12:4143")},
-			want:     map[string]tunnel.Remote{"east": {Addresses: []string{"198.19.0.12:4143"}, Identity: identity.GatewayID(mesh, "east")}},
+			want:     map[string]tunnel.Remote{"east": {Addresses: []string{"198.19.0.12:4143"}, Identity: contract.GatewayID(mesh, "east")}},
 			problems: []string{"another Link already names cluster east"},
 		},
 	}
@@ -118,7 +116,7 @@ func TestRoutes(t *testing.T) {
 		},
 		{
 			name:    "a truncated mirror name routes to the remote name from the annotation",
-			mirrors: []*corev1.Service{mirrorSvc("app", names.MirrorName(long, "east"), "east", "east", long, port(80, 41000))},
+			mirrors: []*corev1.Service{mirrorSvc("app", contract.MirrorName(long, "east"), "east", "east", long, port(80, 41000))},
 			want:    []gateway.Route{{Port: 41000, Destinations: dest("east", "app", long, 80)}},
 		},
 		{
@@ -177,7 +175,7 @@ func TestRoutes(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			got, problems := Routes(tc.mirrors, links, mirror.DefaultRange(), DefaultClustersetPorts())
+			got, problems := Routes(tc.mirrors, links, contract.DefaultEgressRange(), contract.DefaultClustersetRange())
 			if !reflect.DeepEqual(got, tc.want) {
 				t.Errorf("routes = %+v, want %+v", got, tc.want)
 			}
@@ -188,9 +186,9 @@ func TestRoutes(t *testing.T) {
 
 func clustersetSvc(ns, svc, clusters string, ports ...corev1.ServicePort) *corev1.Service {
 	return &corev1.Service{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: names.ClustersetName(svc),
-			Labels:      map[string]string{names.LabelClusterset: svc},
-			Annotations: map[string]string{names.AnnotationRemoteService: svc, names.AnnotationClusters: clusters}},
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: contract.ClustersetName(svc),
+			Labels:      map[string]string{contract.LabelClusterset: svc},
+			Annotations: map[string]string{contract.AnnotationRemoteService: svc, contract.AnnotationClusters: clusters}},
 		Spec: corev1.ServiceSpec{Ports: ports},
 	}
 }
@@ -280,17 +278,17 @@ func TestClustersetRoutes(t *testing.T) {
 			name: "broken contract refused",
 			svcs: func() []*corev1.Service {
 				noAnno := clustersetSvc("a", "web", "east", port(80, 49000))
-				delete(noAnno.Annotations, names.AnnotationRemoteService)
+				delete(noAnno.Annotations, contract.AnnotationRemoteService)
 				mismatch := clustersetSvc("b", "web", "east", port(80, 49001))
-				mismatch.Annotations[names.AnnotationRemoteService] = "other"
+				mismatch.Annotations[contract.AnnotationRemoteService] = "other"
 				misnamed := clustersetSvc("c", "web", "east", port(80, 49002))
 				misnamed.Name = "web"
 				both := clustersetSvc("d", "web", "east", port(80, 49003))
-				both.Labels[names.LabelLink], both.Labels[names.LabelSourceCluster] = "east", "east"
+				both.Labels[contract.LabelLink], both.Labels[contract.LabelSourceCluster] = "east", "east"
 				empty := clustersetSvc("e", "web", "east", port(80, 49004))
-				empty.Labels[names.LabelClusterset] = ""
+				empty.Labels[contract.LabelClusterset] = ""
 				bad := clustersetSvc("f", "Bad_Name", "east", port(80, 49005))
-				bad.Name = names.ClustersetName("Bad_Name")
+				bad.Name = contract.ClustersetName("Bad_Name")
 				return []*corev1.Service{noAnno, mismatch, misnamed, both, empty, bad}
 			}(),
 			problems: []string{
@@ -305,7 +303,7 @@ func TestClustersetRoutes(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			got, problems := Routes(tc.svcs, links, mirror.DefaultRange(), DefaultClustersetPorts())
+			got, problems := Routes(tc.svcs, links, contract.DefaultEgressRange(), contract.DefaultClustersetRange())
 			if !reflect.DeepEqual(got, tc.want) {
 				t.Errorf("routes = %+v, want %+v", got, tc.want)
 			}

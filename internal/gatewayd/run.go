@@ -18,11 +18,11 @@ import (
 
 	ferryv1 "ferry.dev/ferry/api/v1alpha1"
 	"ferry.dev/ferry/internal/certsecret"
+	"ferry.dev/ferry/internal/contract"
 	"ferry.dev/ferry/internal/endpoints"
 	"ferry.dev/ferry/internal/exports"
 	"ferry.dev/ferry/internal/feed"
 	"ferry.dev/ferry/internal/gateway"
-	"ferry.dev/ferry/internal/identity"
 	"ferry.dev/ferry/internal/tunnel"
 )
 
@@ -61,7 +61,7 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return fmt.Errorf("gatewayd: metrics: %w", err)
 	}
-	self := identity.GatewayID(o.MeshDomain, o.ClusterName)
+	self := contract.GatewayID(o.MeshDomain, o.ClusterName)
 
 	certs, err := certsecret.NewLoader(kube, certsecret.Options{
 		Namespace: o.Namespace, Name: o.CertSecret, MeshDomain: o.MeshDomain,

@@ -19,9 +19,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	ferryv1 "ferry.dev/ferry/api/v1alpha1"
+	"ferry.dev/ferry/internal/contract"
 	"ferry.dev/ferry/internal/gateway"
-	"ferry.dev/ferry/internal/mirror"
-	"ferry.dev/ferry/internal/names"
 	"ferry.dev/ferry/internal/tunnel"
 )
 
@@ -42,8 +41,8 @@ type routeSync struct {
 	clustersets     cache.Cache
 	namespace       string
 	mesh            string
-	ports           mirror.Range
-	clustersetPorts mirror.Range
+	ports           contract.Range
+	clustersetPorts contract.Range
 	egress          routeTarget
 	log             *slog.Logger
 	dirty           chan struct{}
@@ -69,11 +68,11 @@ func newRouteSync(cfg *rest.Config, scheme *runtime.Scheme, o Options, egress ro
 		}
 		return labels.NewSelector().Add(*req), nil
 	}
-	hasLink, err := selector(names.LabelLink)
+	hasLink, err := selector(contract.LabelLink)
 	if err != nil {
 		return nil, err
 	}
-	hasClusterset, err := selector(names.LabelClusterset)
+	hasClusterset, err := selector(contract.LabelClusterset)
 	if err != nil {
 		return nil, err
 	}
@@ -187,7 +186,7 @@ func (s *routeSync) apply(ctx context.Context) error {
 	// A Service with both labels is in both lists; Routes refuses it, once.
 	sp := make([]*corev1.Service, 0, len(mirrors.Items)+len(clustersets.Items))
 	for i := range mirrors.Items {
-		if _, both := mirrors.Items[i].Labels[names.LabelClusterset]; !both {
+		if _, both := mirrors.Items[i].Labels[contract.LabelClusterset]; !both {
 			sp = append(sp, &mirrors.Items[i])
 		}
 	}

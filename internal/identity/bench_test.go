@@ -5,6 +5,7 @@ import (
 	"net"
 	"testing"
 
+	"ferry.dev/ferry/internal/contract"
 	"ferry.dev/ferry/internal/identity"
 	"ferry.dev/ferry/internal/identity/identitytest"
 )
@@ -14,7 +15,7 @@ import (
 func BenchmarkHandshake(b *testing.B) {
 	mesh := identitytest.NewMesh(b, "", "east", "west")
 	east, west := mesh.Clusters["east"], mesh.Clusters["west"]
-	srvCfg := east.Gateway.ServerTLSConfig(identity.AllowRemote("east", identity.GatewayServiceAccount))
+	srvCfg := east.Gateway.ServerTLSConfig(contract.AllowRemote("east", contract.GatewayServiceAccount))
 	cliCfg := west.Gateway.ClientTLSConfig(east.GatewayID())
 	b.ReportAllocs()
 	for b.Loop() {

@@ -109,8 +109,8 @@ func NewRoot(meshDomain string, validity time.Duration, opts ...Option) (*CA, er
 // NewIssuer makes cluster's intermediate CA, signed by root, whose name
 // constraints permit only URI SANs in <cluster>.<mesh-domain>.
 func (root *CA) NewIssuer(cluster string, validity time.Duration) (*CA, error) {
-	if err := ValidateClusterName(cluster); err != nil {
-		return nil, fmt.Errorf("identity: %w", err)
+	if err := ValidateDNSLabel(cluster); err != nil {
+		return nil, fmt.Errorf("identity: cluster name %q: %w", cluster, err)
 	}
 	mesh, err := root.MeshDomain()
 	if err != nil {

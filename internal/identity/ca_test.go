@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"ferry.dev/ferry/internal/contract"
 	"ferry.dev/ferry/internal/identity"
 	"ferry.dev/ferry/internal/identity/identitytest"
 )
@@ -116,7 +117,7 @@ func TestLeafProperties(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	id := identity.GatewayID("ferry.local", "east")
+	id := contract.GatewayID("ferry.local", "east")
 	c, err := issuer.IssueLeaf(id, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -185,17 +186,17 @@ func TestIssuanceLimits(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := issuer.IssueLeaf(identity.GatewayID("ferry.local", "east"), 48*time.Hour)
+	c, err := issuer.IssueLeaf(contract.GatewayID("ferry.local", "east"), 48*time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !c.Leaf.NotAfter.Equal(issuer.Cert.NotAfter) {
 		t.Errorf("leaf NotAfter %s, want clamped to issuer's %s", c.Leaf.NotAfter, issuer.Cert.NotAfter)
 	}
-	if _, err := issuer.IssueLeaf(identity.GatewayID("ferry.local", "west"), 0); !errors.Is(err, identity.ErrTrustDomainNotPermitted) {
+	if _, err := issuer.IssueLeaf(contract.GatewayID("ferry.local", "west"), 0); !errors.Is(err, identity.ErrTrustDomainNotPermitted) {
 		t.Errorf("east issuing for west: %v, want ErrTrustDomainNotPermitted", err)
 	}
-	if _, err := root.IssueLeaf(identity.GatewayID("ferry.local", "east"), 0); !errors.Is(err, identity.ErrNotAnIssuer) {
+	if _, err := root.IssueLeaf(contract.GatewayID("ferry.local", "east"), 0); !errors.Is(err, identity.ErrNotAnIssuer) {
 		t.Errorf("root issuing a leaf: %v, want ErrNotAnIssuer", err)
 	}
 	if _, err := issuer.IssueLeaf(identity.ID{MeshDomain: "ferry.local", Cluster: "east", Namespace: "Bad_NS", ServiceAccount: "x"}, 0); !errors.Is(err, identity.ErrInvalidID) {

@@ -8,14 +8,6 @@ import (
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 )
 
-// Names shared by every Ferry install; see docs/contracts.md.
-const (
-	DefaultMeshDomain        = "ferry.local"
-	SystemNamespace          = "ferry-system"
-	GatewayServiceAccount    = "ferry-gateway"
-	ControllerServiceAccount = "ferry-controller"
-)
-
 // Lifetimes. Leaves are short so that a stolen key is worth little and
 // revocation is unnecessary; CAs are long because rotating them is manual.
 const (
@@ -43,16 +35,6 @@ type ID struct {
 	Cluster        string
 	Namespace      string
 	ServiceAccount string
-}
-
-// GatewayID is the identity of cluster's gateway.
-func GatewayID(meshDomain, cluster string) ID {
-	return ID{MeshDomain: meshDomain, Cluster: cluster, Namespace: SystemNamespace, ServiceAccount: GatewayServiceAccount}
-}
-
-// ControllerID is the identity of cluster's controller.
-func ControllerID(meshDomain, cluster string) ID {
-	return ID{MeshDomain: meshDomain, Cluster: cluster, Namespace: SystemNamespace, ServiceAccount: ControllerServiceAccount}
 }
 
 // TrustDomain returns "<cluster>.<mesh-domain>".
@@ -123,8 +105,8 @@ func parseID(uri, meshDomain string) (ID, error) {
 	if meshDomain != "" && mesh != meshDomain {
 		return ID{}, fmt.Errorf("%w: trust domain %q is not in mesh %q", ErrWrongMesh, td, meshDomain)
 	}
-	if err := ValidateClusterName(cluster); err != nil {
-		return ID{}, fmt.Errorf("%w: %q: %w", ErrInvalidID, uri, err)
+	if err := ValidateDNSLabel(cluster); err != nil {
+		return ID{}, fmt.Errorf("%w: %q: cluster: %w", ErrInvalidID, uri, err)
 	}
 	if meshDomain == "" {
 		if err := ValidateMeshDomain(mesh); err != nil {
@@ -135,22 +117,13 @@ func parseID(uri, meshDomain string) (ID, error) {
 	if len(segs) != 5 || segs[0] != "" || segs[1] != pathNamespaceSegment || segs[3] != pathServiceAcctSegment {
 		return ID{}, fmt.Errorf("%w: %q: path is not /ns/<namespace>/sa/<service-account>", ErrInvalidID, uri)
 	}
-	if err := validateLabel(segs[2]); err != nil {
+	if err := ValidateDNSLabel(segs[2]); err != nil {
 		return ID{}, fmt.Errorf("%w: %q: namespace: %w", ErrInvalidID, uri, err)
 	}
 	if err := validateSubdomain(segs[4], maxDNSSubdomainLength); err != nil {
 		return ID{}, fmt.Errorf("%w: %q: service account: %w", ErrInvalidID, uri, err)
 	}
 	return ID{MeshDomain: mesh, Cluster: cluster, Namespace: segs[2], ServiceAccount: segs[4]}, nil
-}
-
-// ValidateClusterName checks that name is a DNS label (RFC 1123), as
-// --cluster-name must be.
-func ValidateClusterName(name string) error {
-	if err := validateLabel(name); err != nil {
-		return fmt.Errorf("cluster name %q: %w", name, err)
-	}
-	return nil
 }
 
 // ValidateMeshDomain checks that d is a lowercase DNS name with room left
@@ -170,14 +143,17 @@ func validateSubdomain(s string, maxLen int) error {
 		return fmt.Errorf("longer than %d characters", maxLen)
 	}
 	for label := range strings.SplitSeq(s, ".") {
-		if err := validateLabel(label); err != nil {
+		if err := ValidateDNSLabel(label); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func validateLabel(s string) error {
+// ValidateDNSLabel checks that s is a lowercase DNS label (RFC 1123). It is
+// the syntax of a cluster name inside a trust domain; which names a cluster
+// may take is contract.ValidateClusterName's policy, built on this.
+func ValidateDNSLabel(s string) error {
 	if s == "" {
 		return fmt.Errorf("empty label")
 	}

@@ -5,18 +5,19 @@ import (
 	"strings"
 	"testing"
 
+	"ferry.dev/ferry/internal/contract"
 	"ferry.dev/ferry/internal/identity"
 )
 
 func TestIDString(t *testing.T) {
-	id := identity.GatewayID("ferry.local", "east")
+	id := contract.GatewayID("ferry.local", "east")
 	if got, want := id.String(), "spiffe://east.ferry.local/ns/ferry-system/sa/ferry-gateway"; got != want {
 		t.Errorf("String() = %q, want %q", got, want)
 	}
 	if got := id.TrustDomain(); got != "east.ferry.local" {
 		t.Errorf("TrustDomain() = %q", got)
 	}
-	if got := identity.ControllerID("m.example", "west").String(); got != "spiffe://west.m.example/ns/ferry-system/sa/ferry-controller" {
+	if got := contract.ControllerID("m.example", "west").String(); got != "spiffe://west.m.example/ns/ferry-system/sa/ferry-controller" {
 		t.Errorf("ControllerID = %q", got)
 	}
 }
@@ -63,7 +64,7 @@ func TestParseID(t *testing.T) {
 
 func TestParseIDInferMesh(t *testing.T) {
 	got, err := identity.ParseIDInferMesh("spiffe://east.corp.example/ns/ferry-system/sa/ferry-gateway")
-	if err != nil || got != identity.GatewayID("corp.example", "east") {
+	if err != nil || got != contract.GatewayID("corp.example", "east") {
 		t.Fatalf("got %+v, %v", got, err)
 	}
 	if _, err := identity.ParseIDInferMesh("spiffe://east/ns/a/sa/b"); !errors.Is(err, identity.ErrWrongMesh) {
@@ -72,7 +73,7 @@ func TestParseIDInferMesh(t *testing.T) {
 }
 
 func TestIDValidate(t *testing.T) {
-	if err := identity.GatewayID("ferry.local", "east").Validate(); err != nil {
+	if err := contract.GatewayID("ferry.local", "east").Validate(); err != nil {
 		t.Error(err)
 	}
 	for _, id := range []identity.ID{

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"ferry.dev/ferry/internal/contract"
 	"ferry.dev/ferry/internal/identity"
 	"ferry.dev/ferry/internal/identity/identitytest"
 )
@@ -26,7 +27,7 @@ func TestLoadIssuerRoundTrip(t *testing.T) {
 		t.Fatalf("round trip lost data: mesh %q", bundle.MeshDomain())
 	}
 	// The loaded issuer must still be able to issue a verifiable leaf.
-	leaf, err := loaded.IssueLeaf(identity.GatewayID("corp.example", "east"), 0)
+	leaf, err := loaded.IssueLeaf(contract.GatewayID("corp.example", "east"), 0)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"ferry.dev/ferry/internal/contract"
 	"ferry.dev/ferry/internal/identity"
 )
 
@@ -38,7 +39,7 @@ func TestShortLivedLeafIsNotImmediatelyDue(t *testing.T) {
 	now := time.Now()
 	root, _ := identity.NewRoot("ferry.local", time.Hour, identity.WithClock(func() time.Time { return now }))
 	issuer, _ := root.NewIssuer("east", 30*time.Minute)
-	c, err := issuer.IssueLeaf(identity.GatewayID("ferry.local", "east"), 3*time.Second)
+	c, err := issuer.IssueLeaf(contract.GatewayID("ferry.local", "east"), 3*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}

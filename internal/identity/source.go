@@ -170,23 +170,3 @@ func PeerID(cs tls.ConnectionState) (ID, error) {
 	}
 	return IDFromCertificate(cs.PeerCertificates[0], "")
 }
-
-// AllowRemote returns an authorizer for ServerTLSConfig that admits Ferry
-// system identities with one of serviceAccounts from any cluster but
-// local: a cluster never accepts its own trust domain on ingress.
-func AllowRemote(local string, serviceAccounts ...string) func(ID) error {
-	return func(id ID) error {
-		if id.Cluster == local {
-			return fmt.Errorf("%s is the local cluster", id.Cluster)
-		}
-		if id.Namespace != SystemNamespace {
-			return fmt.Errorf("namespace %q is not %q", id.Namespace, SystemNamespace)
-		}
-		for _, sa := range serviceAccounts {
-			if id.ServiceAccount == sa {
-				return nil
-			}
-		}
-		return fmt.Errorf("service account %q is not one of %q", id.ServiceAccount, serviceAccounts)
-	}
-}

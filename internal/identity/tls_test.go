@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"ferry.dev/ferry/internal/contract"
 	"ferry.dev/ferry/internal/identity"
 	"ferry.dev/ferry/internal/identity/identitytest"
 )
@@ -98,7 +99,7 @@ func (c *client) roundTrip(msg string) error {
 func TestMutualTLSAcrossClusters(t *testing.T) {
 	mesh := identitytest.NewMesh(t, "", "east", "west")
 	east, west := mesh.Clusters["east"], mesh.Clusters["west"]
-	srv := startEchoServer(t, east.Gateway.ServerTLSConfig(identity.AllowRemote("east", identity.GatewayServiceAccount)))
+	srv := startEchoServer(t, east.Gateway.ServerTLSConfig(contract.AllowRemote("east", contract.GatewayServiceAccount)))
 
 	c, err := dial(t, srv.addr, west.Gateway.ClientTLSConfig(east.GatewayID()))
 	if err != nil {
@@ -124,7 +125,7 @@ func TestMutualTLSAcrossClusters(t *testing.T) {
 func TestTLSRejections(t *testing.T) {
 	mesh := identitytest.NewMesh(t, "", "east", "west")
 	east, west := mesh.Clusters["east"], mesh.Clusters["west"]
-	srv := startEchoServer(t, east.Gateway.ServerTLSConfig(identity.AllowRemote("east", identity.GatewayServiceAccount)))
+	srv := startEchoServer(t, east.Gateway.ServerTLSConfig(contract.AllowRemote("east", contract.GatewayServiceAccount)))
 
 	t.Run("client expects another identity", func(t *testing.T) {
 		_, err := dial(t, srv.addr, west.Gateway.ClientTLSConfig(west.GatewayID()))
@@ -153,7 +154,7 @@ func TestTLSRejections(t *testing.T) {
 	})
 	t.Run("forged identity from a compromised cluster", func(t *testing.T) {
 		// west's issuer mints a leaf claiming to be north's gateway.
-		forged, err := identity.NewSource(west.ForgedLeaf(t, identity.GatewayID(mesh.Domain, "north")), mesh.Bundle)
+		forged, err := identity.NewSource(west.ForgedLeaf(t, contract.GatewayID(mesh.Domain, "north")), mesh.Bundle)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"ferry.dev/ferry/internal/contract"
 	"ferry.dev/ferry/internal/identity"
 	"ferry.dev/ferry/internal/identity/identitytest"
 )
@@ -93,7 +94,7 @@ func TestVerifyBadCertificateMatrix(t *testing.T) {
 		{"no URI SAN", mint(identitytest.Spec{DNSNames: []string{"east.ferry.local"}}), identity.PeerClient, identity.ErrNoURISAN},
 		{"DNS SAN beside the URI", mint(identitytest.Spec{URIs: []string{uri}, DNSNames: []string{"east.ferry.local"}}), identity.PeerClient, identity.ErrUnexpectedSAN},
 		{"leaf is a CA", mint(identitytest.Spec{URIs: []string{uri}, IsCA: true}), identity.PeerClient, identity.ErrLeafIsCA},
-		{"other mesh", otherMesh.Leaf(t, identity.GatewayID("other.mesh", "east")), identity.PeerClient, identity.ErrWrongMesh},
+		{"other mesh", otherMesh.Leaf(t, contract.GatewayID("other.mesh", "east")), identity.PeerClient, identity.ErrWrongMesh},
 		{"not a Ferry path", mint(identitytest.Spec{URIs: []string{"spiffe://east.ferry.local/workload"}}), identity.PeerClient, identity.ErrInvalidID},
 		{"garbage DER", &tls.Certificate{Certificate: [][]byte{[]byte("not a certificate")}}, identity.PeerClient, identity.ErrMalformedCertificate},
 	}

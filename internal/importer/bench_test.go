@@ -24,9 +24,8 @@ import (
 	"k8s.io/utils/ptr"
 
 	ferryv1 "ferry.dev/ferry/api/v1alpha1"
+	"ferry.dev/ferry/internal/contract"
 	"ferry.dev/ferry/internal/importer"
-	"ferry.dev/ferry/internal/mirror"
-	"ferry.dev/ferry/internal/names"
 )
 
 // The benchmarks run the importer in this process against the package's
@@ -36,10 +35,10 @@ import (
 //
 // docs/benchmarks.md ("Importer") has the figures.
 
-func withPorts(r mirror.Range) harnessOption { return func(o *importer.Options) { o.Ports = r } }
+func withPorts(r contract.Range) harnessOption { return func(o *importer.Options) { o.Ports = r } }
 
 // wideRange holds 10k exports; the default range holds 8000 ports.
-var wideRange = mirror.Range{Min: 20000, Max: 39999}
+var wideRange = contract.Range{Min: 20000, Max: 39999}
 
 func BenchmarkInitialImport1k(b *testing.B)  { benchInitialImport(b, 1000) }
 func BenchmarkInitialImport10k(b *testing.B) { benchInitialImport(b, 10000) }
@@ -74,7 +73,7 @@ func waitImported(tb testing.TB, link string, n int32) {
 	deadline := time.Now().Add(5 * time.Minute)
 	for {
 		var l ferryv1.Link
-		if err := west.Client.Get(ctxT(tb), types.NamespacedName{Namespace: names.SystemNamespace, Name: link}, &l); err == nil && l.Status.ImportedServices == n &&
+		if err := west.Client.Get(ctxT(tb), types.NamespacedName{Namespace: contract.SystemNamespace, Name: link}, &l); err == nil && l.Status.ImportedServices == n &&
 			condition(&l, ferryv1.LinkSynced).Status == metav1.ConditionTrue {
 			return
 		}
@@ -102,7 +101,7 @@ func BenchmarkChangeLatency1k(b *testing.B) {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	w, err := west.Kube.CoreV1().Services(ns).Watch(ctx, metav1.ListOptions{LabelSelector: names.LabelLink + "=latency"})
+	w, err := west.Kube.CoreV1().Services(ns).Watch(ctx, metav1.ListOptions{LabelSelector: contract.LabelLink + "=latency"})
 	if err != nil {
 		b.Fatal(err)
 	}

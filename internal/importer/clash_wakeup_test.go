@@ -8,7 +8,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	ferryv1 "ferry.dev/ferry/api/v1alpha1"
-	"ferry.dev/ferry/internal/names"
+	"ferry.dev/ferry/internal/contract"
 )
 
 // TestClashWakesOnOtherLinksDelete: a Link blocked by another Link's mirror
@@ -28,7 +28,7 @@ func TestClashWakesOnOtherLinksDelete(t *testing.T) {
 	t.Cleanup(func() { deleteLink(t, "relink-a") })
 	eventually(t, "mirror owned by relink-a", func() bool {
 		s, sl := getService(t, "relink", "foo-east"), getSlice(t, "relink", "foo-east")
-		return s != nil && s.Labels[names.LabelLink] == "relink-a" && sl != nil && sl.Labels[names.LabelLink] == "relink-a"
+		return s != nil && s.Labels[contract.LabelLink] == "relink-a" && sl != nil && sl.Labels[contract.LabelLink] == "relink-a"
 	})
 
 	createLink(t, newLink("relink-b", "east-b:4143"))
@@ -42,7 +42,7 @@ func TestClashWakesOnOtherLinksDelete(t *testing.T) {
 	deleteLink(t, "relink-a")
 	eventuallyWithin(t, 10*time.Second, "relink-b imports once relink-a is gone", func() bool {
 		s, sl := getService(t, "relink", "foo-east"), getSlice(t, "relink", "foo-east")
-		return s != nil && s.Labels[names.LabelLink] == "relink-b" && sl != nil && sl.Labels[names.LabelLink] == "relink-b"
+		return s != nil && s.Labels[contract.LabelLink] == "relink-b" && sl != nil && sl.Labels[contract.LabelLink] == "relink-b"
 	})
 	eventuallyWithin(t, 10*time.Second, "relink-b synced", func() bool {
 		l := getLink(t, "relink-b")

@@ -12,8 +12,8 @@ import (
 	mcsv1beta1 "sigs.k8s.io/mcs-api/pkg/apis/v1beta1"
 
 	ferryv1 "ferry.dev/ferry/api/v1alpha1"
+	"ferry.dev/ferry/internal/contract"
 	"ferry.dev/ferry/internal/exports"
-	"ferry.dev/ferry/internal/names"
 )
 
 // TestExportLifecycle: an export appears as a mirror with the contract's
@@ -35,12 +35,12 @@ func TestExportLifecycle(t *testing.T) {
 	var svc *corev1.Service
 	eventually(t, "mirror shop/cart-east", func() bool { svc = getService(t, "shop", "cart-east"); return svc != nil })
 	wantLabels := map[string]string{
-		"app": "cart", names.LabelLink: "lifecycle", names.LabelSourceCluster: "east", mcsv1beta1.LabelSourceCluster: "east",
+		"app": "cart", contract.LabelLink: "lifecycle", contract.LabelSourceCluster: "east", mcsv1beta1.LabelSourceCluster: "east",
 	}
 	if !maps.Equal(svc.Labels, wantLabels) {
 		t.Errorf("labels %v, want %v", svc.Labels, wantLabels)
 	}
-	if svc.Annotations[names.AnnotationRemoteService] != "cart" || svc.Annotations["team"] != "payments" {
+	if svc.Annotations[contract.AnnotationRemoteService] != "cart" || svc.Annotations["team"] != "payments" {
 		t.Errorf("annotations %v", svc.Annotations)
 	}
 	if len(svc.Spec.Selector) != 0 || len(svc.Spec.Ports) != 1 || svc.Spec.Ports[0].Port != 80 {
@@ -52,9 +52,9 @@ func TestExportLifecycle(t *testing.T) {
 	}
 	var slice *discoveryv1.EndpointSlice
 	eventually(t, "mirror slice", func() bool { slice = getSlice(t, "shop", "cart-east"); return slice != nil })
-	if slice.Labels[discoveryv1.LabelServiceName] != "cart-east" || slice.Labels[discoveryv1.LabelManagedBy] != names.ManagedBy ||
+	if slice.Labels[discoveryv1.LabelServiceName] != "cart-east" || slice.Labels[discoveryv1.LabelManagedBy] != contract.ManagedBy ||
 		slice.Labels[mcsv1beta1.LabelServiceName] != "cart" || slice.Labels[mcsv1beta1.LabelSourceCluster] != "east" ||
-		slice.Labels[names.LabelLink] != "lifecycle" {
+		slice.Labels[contract.LabelLink] != "lifecycle" {
 		t.Errorf("slice labels %v", slice.Labels)
 	}
 	var addrs []string

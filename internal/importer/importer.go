@@ -26,10 +26,10 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	ferryv1 "ferry.dev/ferry/api/v1alpha1"
+	"ferry.dev/ferry/internal/contract"
 	"ferry.dev/ferry/internal/exports"
 	"ferry.dev/ferry/internal/identity"
 	"ferry.dev/ferry/internal/mirror"
-	"ferry.dev/ferry/internal/names"
 )
 
 // Defaults for Options.
@@ -53,13 +53,11 @@ const (
 	DefaultMaxConcurrentLinks = 4
 	// DefaultControllerName names the controller (and its metrics).
 	DefaultControllerName = "ferry-importer"
-	// DefaultGatewayName is the local gateway Service, in names.SystemNamespace.
-	DefaultGatewayName = "ferry-gateway"
 	// reconcileTimeout bounds one reconcile, so a stuck write or cache wait
 	// cannot hold a Link's queue key forever.
 	reconcileTimeout = 2 * time.Minute
 	// eventReporter is the reportingController of the Events we write.
-	eventReporter = names.ManagedBy
+	eventReporter = contract.ManagedBy
 )
 
 // Options configure the importer. Zero values take the defaults.
@@ -72,7 +70,7 @@ type Options struct {
 	// mirrors' endpoints. Default ferry-system/ferry-gateway.
 	Gateway types.NamespacedName
 	// Ports is the egress port range. Default 41000-48999.
-	Ports mirror.Range
+	Ports contract.Range
 	// Identity is the controller's own TLS identity, for the feed and the
 	// default prober. It may be filled in after Setup (e.g. by the issuer):
 	// TLS configs read it on every handshake.
@@ -104,16 +102,16 @@ type Options struct {
 
 func (o *Options) setDefaults() {
 	if o.LinkNamespace == "" {
-		o.LinkNamespace = names.SystemNamespace
+		o.LinkNamespace = contract.SystemNamespace
 	}
 	if o.Gateway.Name == "" {
-		o.Gateway = types.NamespacedName{Namespace: names.SystemNamespace, Name: DefaultGatewayName}
+		o.Gateway = types.NamespacedName{Namespace: contract.SystemNamespace, Name: contract.GatewayName}
 	}
-	if o.Ports == (mirror.Range{}) {
-		o.Ports = mirror.DefaultRange()
+	if o.Ports == (contract.Range{}) {
+		o.Ports = contract.DefaultEgressRange()
 	}
 	if o.MeshDomain == "" {
-		o.MeshDomain = identity.DefaultMeshDomain
+		o.MeshDomain = contract.DefaultMeshDomain
 	}
 	if o.Prober == nil {
 		o.Prober = TLSProber{Source: o.Identity}

@@ -26,9 +26,9 @@ import (
 
 	"ferry.dev/ferry/api/crds"
 	ferryv1 "ferry.dev/ferry/api/v1alpha1"
+	"ferry.dev/ferry/internal/contract"
 	"ferry.dev/ferry/internal/exports"
 	"ferry.dev/ferry/internal/importer"
-	"ferry.dev/ferry/internal/names"
 	"ferry.dev/ferry/internal/testenv"
 )
 
@@ -51,14 +51,14 @@ func TestMain(m *testing.M) {
 	})
 	if err == nil {
 		west = env.Cluster("west")
-		err = west.EnsureNamespace(ctx, names.SystemNamespace)
+		err = west.EnsureNamespace(ctx, contract.SystemNamespace)
 	}
 	if err == nil {
 		var eps []testenv.Endpoint
 		for _, ip := range gatewayIPs {
 			eps = append(eps, testenv.Endpoint{IP: ip, Port: 4143, Ready: true})
 		}
-		_, err = west.CreateBackend(ctx, testenv.Backend{Namespace: names.SystemNamespace, Name: importer.DefaultGatewayName, Port: 4143, Endpoints: eps})
+		_, err = west.CreateBackend(ctx, testenv.Backend{Namespace: contract.SystemNamespace, Name: contract.GatewayName, Port: 4143, Endpoints: eps})
 	}
 	cancel()
 	if err != nil {
@@ -98,8 +98,8 @@ func startImporter(t testing.TB, feeds map[string]*fakeFeed, prober *fakeProber,
 		HealthProbeBindAddress: "0",
 		Logger:                 logr.Discard(),
 	}
-	gw := types.NamespacedName{Namespace: names.SystemNamespace, Name: importer.DefaultGatewayName}
-	importer.ConfigureManager(&mo, gw, names.SystemNamespace)
+	gw := types.NamespacedName{Namespace: contract.SystemNamespace, Name: contract.GatewayName}
+	importer.ConfigureManager(&mo, gw, contract.SystemNamespace)
 	cfg := rest.CopyConfig(west.RestConfig)
 	cfg.QPS, cfg.Burst = importer.DefaultQPS, importer.DefaultBurst
 	mgr, err := manager.New(cfg, mo)
@@ -160,7 +160,7 @@ func testLogger() *slog.Logger {
 // linkSpec is a Link to cluster "east" whose feed is the fake at addr.
 func newLink(name, addr string) *ferryv1.Link {
 	return &ferryv1.Link{
-		ObjectMeta: metav1.ObjectMeta{Namespace: names.SystemNamespace, Name: name},
+		ObjectMeta: metav1.ObjectMeta{Namespace: contract.SystemNamespace, Name: name},
 		Spec: ferryv1.LinkSpec{
 			ClusterName:      "east",
 			GatewayAddresses: []string{addr},
@@ -185,7 +185,7 @@ func deleteLink(t testing.TB, name string) { deleteLinkWithin(t, name, 30*time.S
 
 func deleteLinkWithin(t testing.TB, name string, within time.Duration) {
 	t.Helper()
-	l := &ferryv1.Link{ObjectMeta: metav1.ObjectMeta{Namespace: names.SystemNamespace, Name: name}}
+	l := &ferryv1.Link{ObjectMeta: metav1.ObjectMeta{Namespace: contract.SystemNamespace, Name: name}}
 	if err := west.Client.Delete(ctxT(t), l); err != nil && !apierrors.IsNotFound(err) {
 		t.Fatal(err)
 	}
@@ -256,7 +256,7 @@ func getSlice(t testing.TB, ns, name string) *discoveryv1.EndpointSlice {
 func getLink(t testing.TB, name string) *ferryv1.Link {
 	t.Helper()
 	var l ferryv1.Link
-	if err := west.Client.Get(ctxT(t), types.NamespacedName{Namespace: names.SystemNamespace, Name: name}, &l); err != nil {
+	if err := west.Client.Get(ctxT(t), types.NamespacedName{Namespace: contract.SystemNamespace, Name: name}, &l); err != nil {
 		t.Fatal(err)
 	}
 	return &l
@@ -289,7 +289,7 @@ func ownedCount(t testing.TB, link string) int {
 	t.Helper()
 	var svcs corev1.ServiceList
 	var slices discoveryv1.EndpointSliceList
-	sel := client.MatchingLabels{names.LabelLink: link}
+	sel := client.MatchingLabels{contract.LabelLink: link}
 	if err := west.Client.List(ctxT(t), &svcs, sel); err != nil {
 		t.Fatal(err)
 	}

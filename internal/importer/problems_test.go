@@ -12,7 +12,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	ferryv1 "ferry.dev/ferry/api/v1alpha1"
-	"ferry.dev/ferry/internal/names"
+	"ferry.dev/ferry/internal/contract"
 )
 
 // TestMissingNamespace: an export whose namespace does not exist is
@@ -55,16 +55,16 @@ func TestLongNames(t *testing.T) {
 	t.Cleanup(func() { deleteLink(t, "long-names") })
 
 	for _, svc := range []string{long, long + "x"} {
-		want := names.MirrorName(svc, "east")
-		if len(want) > validation.DNS1035LabelMaxLength || want != names.MirrorName(svc, "east") {
+		want := contract.MirrorName(svc, "east")
+		if len(want) > validation.DNS1035LabelMaxLength || want != contract.MirrorName(svc, "east") {
 			t.Fatalf("MirrorName(%q) = %q", svc, want)
 		}
 		eventually(t, "mirror "+want, func() bool {
 			s := getService(t, "long", want)
-			return s != nil && s.Annotations[names.AnnotationRemoteService] == svc && getSlice(t, "long", want) != nil
+			return s != nil && s.Annotations[contract.AnnotationRemoteService] == svc && getSlice(t, "long", want) != nil
 		})
 	}
-	if names.MirrorName(long, "east") == names.MirrorName(long+"x", "east") {
+	if contract.MirrorName(long, "east") == contract.MirrorName(long+"x", "east") {
 		t.Fatal("two exports share a mirror name")
 	}
 }
@@ -97,7 +97,7 @@ func TestForeignServiceUntouched(t *testing.T) {
 	})
 	eventually(t, "clash event", func() bool {
 		var evs eventsv1.EventList
-		if err := west.Client.List(ctx, &evs, client.InNamespace(names.SystemNamespace)); err != nil {
+		if err := west.Client.List(ctx, &evs, client.InNamespace(contract.SystemNamespace)); err != nil {
 			t.Fatal(err)
 		}
 		for _, e := range evs.Items {
@@ -108,7 +108,7 @@ func TestForeignServiceUntouched(t *testing.T) {
 		return false
 	})
 	got := getService(t, "clash", "taken-east")
-	if got.ResourceVersion != foreign.ResourceVersion || got.Labels[names.LabelLink] != "" || got.Spec.Ports[0].Port != 9999 {
+	if got.ResourceVersion != foreign.ResourceVersion || got.Labels[contract.LabelLink] != "" || got.Spec.Ports[0].Port != 9999 {
 		t.Fatalf("foreign Service was changed: %+v", got)
 	}
 	if getService(t, "clash", "free-east") == nil {
@@ -120,7 +120,7 @@ func TestForeignServiceUntouched(t *testing.T) {
 	}
 	eventually(t, "imported once the name is free", func() bool {
 		s := getService(t, "clash", "taken-east")
-		return s != nil && s.Labels[names.LabelLink] == "clashing"
+		return s != nil && s.Labels[contract.LabelLink] == "clashing"
 	})
 	eventually(t, "clash cleared", func() bool {
 		return condition(getLink(t, "clashing"), ferryv1.LinkSynced).Status == metav1.ConditionTrue

@@ -11,6 +11,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	ferryv1 "ferry.dev/ferry/api/v1alpha1"
+	"ferry.dev/ferry/internal/contract"
 	"ferry.dev/ferry/internal/identity"
 	"ferry.dev/ferry/internal/mirror"
 )
@@ -151,16 +152,12 @@ func (im *Importer) desired(ctx context.Context, link *ferryv1.Link, pol mirror.
 	return desiredState{State: st, owned: owned}, nil
 }
 
-// gatewayID parses the identity the remote gateway must present. It must
-// name the Link's cluster: the remote's issuer can only mint identities in
-// its own trust domain, so any other would never verify.
+// gatewayID is the identity the remote gateway must present, by the one
+// rule the gateway applies too (contract.LinkGatewayID).
 func (im *Importer) gatewayID(l *ferryv1.Link) (identity.ID, error) {
-	id, err := identity.ParseID(l.Spec.GatewayIdentity, im.opts.MeshDomain)
+	id, err := contract.LinkGatewayID(l.Spec.GatewayIdentity, l.Spec.ClusterName, im.opts.MeshDomain)
 	if err != nil {
-		return identity.ID{}, fmt.Errorf("spec.gatewayIdentity %q: %w", l.Spec.GatewayIdentity, err)
-	}
-	if id.Cluster != l.Spec.ClusterName {
-		return identity.ID{}, fmt.Errorf("spec.gatewayIdentity %q names cluster %q, but spec.clusterName is %q", l.Spec.GatewayIdentity, id.Cluster, l.Spec.ClusterName)
+		return identity.ID{}, fmt.Errorf("spec: %w", err)
 	}
 	return id, nil
 }

@@ -10,6 +10,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"ferry.dev/ferry/internal/contract"
 	"ferry.dev/ferry/internal/testenv"
 )
 
@@ -145,14 +146,14 @@ func TestPodsPassRestrictedPodSecurity(t *testing.T) {
 	}
 	for _, d := range deployments(objs) {
 		pod := &corev1.Pod{ObjectMeta: d.Spec.Template.ObjectMeta, Spec: d.Spec.Template.Spec}
-		pod.Name, pod.Namespace = d.Name+"-psa", Namespace
+		pod.Name, pod.Namespace = d.Name+"-psa", contract.SystemNamespace
 		if err := c.Client.Create(ctx, pod, client.DryRunAll); err != nil {
 			t.Errorf("pod of %s refused: %v", d.Name, err)
 		}
 	}
 	// Named ServiceAccount: testenv has no controller making "default".
-	bad := &corev1.Pod{Spec: corev1.PodSpec{ServiceAccountName: GatewayName, Containers: []corev1.Container{{Name: "c", Image: "x"}}}}
-	bad.Name, bad.Namespace = "unhardened", Namespace
+	bad := &corev1.Pod{Spec: corev1.PodSpec{ServiceAccountName: contract.GatewayName, Containers: []corev1.Container{{Name: "c", Image: "x"}}}}
+	bad.Name, bad.Namespace = "unhardened", contract.SystemNamespace
 	err = c.Client.Create(ctx, bad, client.DryRunAll)
 	if err == nil || !strings.Contains(err.Error(), "restricted") {
 		t.Errorf("an unhardened pod was not refused by Pod Security: %v", err)

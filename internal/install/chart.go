@@ -10,7 +10,7 @@ import (
 
 	"sigs.k8s.io/yaml"
 
-	"ferry.dev/ferry/internal/identity"
+	"ferry.dev/ferry/internal/contract"
 )
 
 // ChartDir is where the chart lives, relative to the repository root.
@@ -93,7 +93,7 @@ func Chart(appVersion string) (map[string][]byte, error) {
 		"Chart.yaml":         chartYAML(appVersion),
 		"values.yaml":        valuesYAML(appVersion),
 		"values.schema.json": nil,
-		"templates/NOTES.txt": []byte(`Ferry is installed for cluster {{ .Values.clusterName }} in namespace ` + Namespace + `.
+		"templates/NOTES.txt": []byte(`Ferry is installed for cluster {{ .Values.clusterName }} in namespace ` + contract.SystemNamespace + `.
 Check it with:  ferry check
 Link another cluster to this one with:  ferry --context THIS link --cluster-name {{ .Values.clusterName }} | kubectl --context OTHER apply -f -
 `),
@@ -224,7 +224,7 @@ identity:
   issuerCert: ""
   issuerKey: ""
   trustBundle: ""
-`, identity.DefaultMeshDomain, Namespace, Namespace, DefaultRegistry, appVersion, DefaultEgressPorts,
+`, contract.DefaultMeshDomain, contract.SystemNamespace, contract.SystemNamespace, DefaultRegistry, appVersion, contract.DefaultEgressRange().String(),
 		DefaultControllerReplicas, DefaultGatewayReplicas, DefaultGatewayServiceType))
 }
 

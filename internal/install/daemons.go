@@ -1,6 +1,10 @@
 package install
 
-import "fmt"
+import (
+	"fmt"
+
+	"ferry.dev/ferry/internal/contract"
+)
 
 // The daemons' command lines. They are kept here, apart from the object
 // builders, because they must match the flags that cmd/ferry-controller and
@@ -8,22 +12,15 @@ import "fmt"
 // equal to the daemons' defaults are still spelled out, so the manifest
 // says what runs and a changed default cannot silently change an install.
 
-// ClustersetPortRange is the controller's default --clusterset-port-range
-// (docs/contracts.md). The controller refuses to start if it overlaps the
-// egress range, so --egress-ports must stay clear of it.
-const ClustersetPortRange = "49000-49999"
-
-const clustersetFirst, clustersetLast = 49000, 49999
-
 func controllerArgs(s spec) []string {
-	admin := fmt.Sprintf(":%d", ControllerAdminPort)
+	admin := fmt.Sprintf(":%d", contract.ControllerAdminPort)
 	return []string{
 		"--cluster-name=" + s.clusterName,
 		"--mesh-domain=" + s.meshDomain,
 		"--egress-port-range=" + s.egressPorts,
-		"--clusterset-port-range=" + ClustersetPortRange,
-		"--gateway-service=" + Namespace + "/" + GatewayName,
-		"--issuer-secret=" + IssuerSecret,
+		"--clusterset-port-range=" + contract.DefaultClustersetRange().String(),
+		"--gateway-service=" + contract.SystemNamespace + "/" + contract.GatewayName,
+		"--issuer-secret=" + contract.IssuerSecret,
 		// One admin server for /live, /ready and /metrics (contracts.md).
 		"--health-addr=" + admin,
 		"--metrics-addr=" + admin,
@@ -37,16 +34,16 @@ func gatewayArgs(s spec) []string {
 	return []string{
 		"--cluster-name=" + s.clusterName,
 		"--mesh-domain=" + s.meshDomain,
-		"--namespace=" + Namespace,
-		"--tls-secret=" + GatewayTLSSecret,
+		"--namespace=" + contract.SystemNamespace,
+		"--tls-secret=" + contract.GatewayTLSSecret,
 		// The same range as the controller's: the gateway opens no egress
 		// port outside what the controller may allocate.
 		"--egress-port-range=" + s.egressPorts,
 		// The clusterset range (docs/contracts.md, "Clusterset services"):
 		// not configurable at install yet, so the daemons' default, spelled
 		// out like the rest; the controller must allocate from the same.
-		"--clusterset-port-range=" + ClustersetPortRange,
-		fmt.Sprintf("--ingress-addr=:%d", IngressPort),
-		fmt.Sprintf("--admin-addr=:%d", GatewayAdminPort),
+		"--clusterset-port-range=" + contract.DefaultClustersetRange().String(),
+		fmt.Sprintf("--ingress-addr=:%d", contract.IngressPort),
+		fmt.Sprintf("--admin-addr=:%d", contract.GatewayAdminPort),
 	}
 }

@@ -21,6 +21,7 @@ import (
 	mcsv1beta1 "sigs.k8s.io/mcs-api/pkg/apis/v1beta1"
 
 	ferryv1 "ferry.dev/ferry/api/v1alpha1"
+	"ferry.dev/ferry/internal/contract"
 	"ferry.dev/ferry/internal/controller"
 	"ferry.dev/ferry/internal/gatewayd"
 	"ferry.dev/ferry/internal/testenv"
@@ -38,7 +39,7 @@ func TestDaemonsRunWithInstalledRBAC(t *testing.T) {
 	ctx := ctxT(t)
 	// testenv has no endpointslice controller: give the gateway Service the
 	// slice that kube-controller-manager would write.
-	if err := c.SetEndpoints(ctx, Namespace, GatewayName, []testenv.Endpoint{{IP: "198.18.0.1", Port: IngressPort, Ready: true}}); err != nil {
+	if err := c.SetEndpoints(ctx, contract.SystemNamespace, contract.GatewayName, []testenv.Endpoint{{IP: "198.18.0.1", Port: contract.IngressPort, Ready: true}}); err != nil {
 		t.Fatal(err)
 	}
 	logs := &lockedBuffer{}
@@ -47,7 +48,7 @@ func TestDaemonsRunWithInstalledRBAC(t *testing.T) {
 	ctlAdmin := freeAddr(t)
 	runDaemon(t, "controller", func(ctx context.Context) error {
 		return controller.Run(ctx, controller.Options{
-			RestConfig: as(c.RestConfig, ControllerName), ClusterName: "east", MeshDomain: "ferry.local",
+			RestConfig: as(c.RestConfig, contract.ControllerName), ClusterName: "east", MeshDomain: "ferry.local",
 			LeaderElect: true, MetricsAddr: ctlAdmin, HealthAddr: ctlAdmin, Registry: prometheus.NewRegistry(),
 			Logger: logger, SkipNameValidation: true,
 		})
@@ -55,17 +56,17 @@ func TestDaemonsRunWithInstalledRBAC(t *testing.T) {
 	waitFor(t, "controller /ready", func() bool { return httpOK("http://" + ctlAdmin + "/ready") })
 	waitFor(t, "ferry-gateway-tls issued by the controller", func() bool {
 		var s corev1.Secret
-		return c.Client.Get(ctx, types.NamespacedName{Namespace: Namespace, Name: GatewayTLSSecret}, &s) == nil && len(s.Data["tls.crt"]) > 0
+		return c.Client.Get(ctx, types.NamespacedName{Namespace: contract.SystemNamespace, Name: contract.GatewayTLSSecret}, &s) == nil && len(s.Data["tls.crt"]) > 0
 	})
 	waitFor(t, "leader Lease", func() bool {
 		var l coordinationv1.Lease
-		return c.Client.Get(ctx, types.NamespacedName{Namespace: Namespace, Name: LeaderElectionID}, &l) == nil
+		return c.Client.Get(ctx, types.NamespacedName{Namespace: contract.SystemNamespace, Name: contract.LeaderElectionID}, &l) == nil
 	})
 
 	gwAdmin := freeAddr(t)
 	runDaemon(t, "gateway", func(ctx context.Context) error {
 		return gatewayd.Run(ctx, gatewayd.Options{
-			RestConfig: as(c.RestConfig, GatewayName), ClusterName: "east", MeshDomain: "ferry.local",
+			RestConfig: as(c.RestConfig, contract.GatewayName), ClusterName: "east", MeshDomain: "ferry.local",
 			ListenAddr: freeAddr(t), AdminAddr: gwAdmin, EgressHost: "127.0.0.1", Logger: logger,
 		}.WithDefaults())
 	})
@@ -74,7 +75,7 @@ func TestDaemonsRunWithInstalledRBAC(t *testing.T) {
 	// A Link to an unreachable cluster: the controller still adds its
 	// finalizer (links update) and reports status (links/status).
 	link := &ferryv1.Link{
-		ObjectMeta: metav1.ObjectMeta{Name: "west", Namespace: Namespace},
+		ObjectMeta: metav1.ObjectMeta{Name: "west", Namespace: contract.SystemNamespace},
 		Spec: ferryv1.LinkSpec{ClusterName: "west", GatewayAddresses: []string{"127.0.0.1:1"},
 			GatewayIdentity: "spiffe://west.ferry.local/ns/ferry-system/sa/ferry-gateway"},
 	}
@@ -116,8 +117,8 @@ func TestDaemonsRunWithInstalledRBAC(t *testing.T) {
 func as(cfg *rest.Config, sa string) *rest.Config {
 	cfg = rest.CopyConfig(cfg)
 	cfg.Impersonate = rest.ImpersonationConfig{
-		UserName: "system:serviceaccount:" + Namespace + ":" + sa,
-		Groups:   []string{"system:serviceaccounts", "system:serviceaccounts:" + Namespace, "system:authenticated"},
+		UserName: "system:serviceaccount:" + contract.SystemNamespace + ":" + sa,
+		Groups:   []string{"system:serviceaccounts", "system:serviceaccounts:" + contract.SystemNamespace, "system:authenticated"},
 	}
 	return cfg
 }

@@ -8,9 +8,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
+	"ferry.dev/ferry/internal/contract"
 	"ferry.dev/ferry/internal/identity"
-	"ferry.dev/ferry/internal/mirror"
-	"ferry.dev/ferry/internal/names"
 	"ferry.dev/ferry/internal/version"
 )
 
@@ -26,23 +25,9 @@ const (
 	// DefaultControllerReplicas is one: the controller is leader-elected, so
 	// more replicas only add warm standbys.
 	DefaultControllerReplicas int32 = 1
-	DefaultEgressPorts              = "41000-48999"
 
 	ControllerImageName = "ferry-controller"
 	GatewayImageName    = "ferry-gateway"
-)
-
-// Names of the objects an install creates; docs/contracts.md lists them.
-const (
-	Namespace           = names.SystemNamespace
-	ControllerName      = identity.ControllerServiceAccount
-	GatewayName         = identity.GatewayServiceAccount
-	IssuerSecret        = "ferry-issuer"
-	GatewayTLSSecret    = "ferry-gateway-tls"
-	LeaderElectionID    = "ferry-controller"
-	IngressPort         = 4143
-	GatewayAdminPort    = 4191
-	ControllerAdminPort = 9990
 )
 
 // Options are everything that may differ between two installs. The zero
@@ -51,7 +36,7 @@ type Options struct {
 	// ClusterName is this cluster's name, a DNS label. Required.
 	ClusterName string
 	// MeshDomain is the mesh's domain; empty means the issuer's (which is
-	// identity.DefaultMeshDomain unless the root was made with another).
+	// contract.DefaultMeshDomain unless the root was made with another).
 	MeshDomain string
 
 	// Registry and ImageTag make the default image references
@@ -104,7 +89,7 @@ func (o Options) resolve() (spec, error) {
 	if o.ClusterName == "" {
 		return s, invalid("--cluster-name is required (a DNS label such as \"east\")")
 	}
-	if err := names.ValidateClusterName(o.ClusterName); err != nil {
+	if err := contract.ValidateClusterName(o.ClusterName); err != nil {
 		return s, invalid("%v", err)
 	}
 	s.clusterName = o.ClusterName
@@ -148,18 +133,18 @@ func (o Options) resolve() (spec, error) {
 
 	ports := o.EgressPorts
 	if ports == "" {
-		ports = DefaultEgressPorts
+		ports = contract.DefaultEgressRange().String()
 	}
-	first, last, err := ParsePortRange(ports)
+	rg, err := contract.ParseRange(ports)
 	if err != nil {
-		return s, err
+		return s, invalid("%v", err)
 	}
 	// The daemons refuse to start when the two ranges overlap; say so here,
 	// before anything is applied.
-	if first <= clustersetLast && clustersetFirst <= last {
-		return s, invalid("egress port range %q overlaps the clusterset port range %s: choose a range outside it", ports, ClustersetPortRange)
+	if cs := contract.DefaultClustersetRange(); rg.Overlaps(cs) {
+		return s, invalid("egress port range %q overlaps the clusterset port range %s: choose a range outside it", ports, cs)
 	}
-	s.egressPorts = fmt.Sprintf("%d-%d", first, last)
+	s.egressPorts = rg.String()
 	return s, nil
 }
 
@@ -254,16 +239,4 @@ func replicas(what string, n, def int32) (int32, error) {
 		return 0, invalid("%s replicas %d: must be at least 1", what, n)
 	}
 	return n, nil
-}
-
-// ParsePortRange parses "FIRST-LAST" by the controller's own rule
-// (mirror.ParseRange): unprivileged ports, clear of the daemons' listeners.
-// Checking with the daemons' parser means install can never render a range
-// the controller would refuse.
-func ParsePortRange(r string) (first, last int32, err error) {
-	rg, err := mirror.ParseRange(r)
-	if err != nil {
-		return 0, 0, invalid("%v", err)
-	}
-	return rg.Min, rg.Max, nil
 }

@@ -7,6 +7,8 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"ferry.dev/ferry/internal/contract"
 )
 
 // Scope says whether a rule is granted by a ClusterRole (every namespace)
@@ -15,7 +17,7 @@ type Scope string
 
 const (
 	ClusterWide Scope = "cluster"
-	SystemOnly  Scope = Namespace
+	SystemOnly  Scope = contract.SystemNamespace
 )
 
 // Rule is one RBAC rule and the reason it exists. docs/rbac.md is generated
@@ -49,7 +51,7 @@ func rule(sub string, scope Scope, group string, resources, verbs, names []strin
 
 // Rules are every permission Ferry's daemons hold, and nothing else.
 func Rules() []Rule {
-	c, g := ControllerName, GatewayName
+	c, g := contract.ControllerName, contract.GatewayName
 	return []Rule{
 		// The controller, cluster-wide: mirrors and clusterset services live
 		// in the applications' namespaces, so these cannot be narrowed.
@@ -79,13 +81,13 @@ func Rules() []Rule {
 			"Writes Link conditions (Connected, Synced, GatewayHealthy) and sync figures."),
 		rule(c, SystemOnly, ferryGroup, []string{"links/finalizers"}, []string{"update"}, nil,
 			"Needed to set an owner reference with blockOwnerDeletion to a Link when the OwnerReferencesPermissionEnforcement admission plugin is on (controller-runtime's convention)."),
-		rule(c, SystemOnly, coreGroup, []string{"secrets"}, readOnly, []string{IssuerSecret},
+		rule(c, SystemOnly, coreGroup, []string{"secrets"}, readOnly, []string{contract.IssuerSecret},
 			"Reads the issuer (intermediate CA and trust bundle) that signs the gateway's and its own leaf certificates, and watches it (by name, with a field selector) so a rotated issuer is used without a restart. It can never change it."),
-		rule(c, SystemOnly, coreGroup, []string{"secrets"}, []string{"get", "list", "watch", "update"}, []string{GatewayTLSSecret},
+		rule(c, SystemOnly, coreGroup, []string{"secrets"}, []string{"get", "list", "watch", "update"}, []string{contract.GatewayTLSSecret},
 			"Rotates the gateway's leaf certificate in ferry-gateway-tls, and watches it (by name) to repair it if someone else changes it."),
 		rule(c, SystemOnly, coreGroup, []string{"secrets"}, []string{"create"}, nil,
 			"Creates ferry-gateway-tls on first start. The authorizer cannot restrict create by name (the name is not known until the object is decoded), so this allows creating any Secret in ferry-system, but not reading, changing or deleting any other; see docs/rbac.md."),
-		rule(c, SystemOnly, "coordination.k8s.io", []string{"leases"}, []string{"get", "update", "patch"}, []string{LeaderElectionID},
+		rule(c, SystemOnly, "coordination.k8s.io", []string{"leases"}, []string{"get", "update", "patch"}, []string{contract.LeaderElectionID},
 			"Leader election on the ferry-controller Lease, so only one replica writes."),
 		rule(c, SystemOnly, "coordination.k8s.io", []string{"leases"}, []string{"create"}, nil,
 			"Creates the leader-election Lease on first start; create cannot be restricted by name, and only ferry-system is writable."),
@@ -101,7 +103,7 @@ func Rules() []Rule {
 			"Resolves export and mirror namespaces (for example to ignore terminating ones)."),
 		rule(g, SystemOnly, ferryGroup, []string{"links"}, readOnly, nil,
 			"Finds the remote gateway addresses and identity for an egress connection in the Link named by the mirror's ferry.dev/link label."),
-		rule(g, SystemOnly, coreGroup, []string{"secrets"}, readOnly, []string{GatewayTLSSecret},
+		rule(g, SystemOnly, coreGroup, []string{"secrets"}, readOnly, []string{contract.GatewayTLSSecret},
 			"Loads and hot-reloads its leaf certificate and trust bundle. list/watch are authorized by name only with a metadata.name field selector, which the gateway's informer must use."),
 	}
 }
@@ -111,7 +113,7 @@ func Rules() []Rule {
 func rbacObjects() []client.Object {
 	var out, bindings []client.Object
 	for _, scope := range []Scope{ClusterWide, SystemOnly} {
-		for _, sub := range []string{ControllerName, GatewayName} {
+		for _, sub := range []string{contract.ControllerName, contract.GatewayName} {
 			var rules []rbacv1.PolicyRule
 			for _, r := range Rules() {
 				if r.Subject == sub && r.Scope == scope {
@@ -119,7 +121,7 @@ func rbacObjects() []client.Object {
 				}
 			}
 			component := componentOf(sub)
-			subject := []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: sub, Namespace: Namespace}}
+			subject := []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: sub, Namespace: contract.SystemNamespace}}
 			if scope == ClusterWide {
 				out = append(out, &rbacv1.ClusterRole{
 					TypeMeta:   metav1.TypeMeta{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "ClusterRole"},
@@ -134,11 +136,11 @@ func rbacObjects() []client.Object {
 			}
 			out = append(out, &rbacv1.Role{
 				TypeMeta:   metav1.TypeMeta{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "Role"},
-				ObjectMeta: meta(sub, Namespace, component), Rules: rules,
+				ObjectMeta: meta(sub, contract.SystemNamespace, component), Rules: rules,
 			})
 			bindings = append(bindings, &rbacv1.RoleBinding{
 				TypeMeta:   metav1.TypeMeta{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "RoleBinding"},
-				ObjectMeta: meta(sub, Namespace, component), Subjects: subject,
+				ObjectMeta: meta(sub, contract.SystemNamespace, component), Subjects: subject,
 				RoleRef: rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: sub},
 			})
 		}
@@ -148,7 +150,7 @@ func rbacObjects() []client.Object {
 }
 
 func componentOf(sa string) string {
-	if sa == GatewayName {
+	if sa == contract.GatewayName {
 		return "gateway"
 	}
 	return "controller"

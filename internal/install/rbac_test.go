@@ -9,6 +9,8 @@ import (
 
 	authorizationv1 "k8s.io/api/authorization/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+
+	"ferry.dev/ferry/internal/contract"
 )
 
 // wantRule is written out by hand, independently of Rules(): each row is a
@@ -104,7 +106,7 @@ func TestRBACObjects(t *testing.T) {
 			checkRoleRules(t, o.Name, ClusterWide, o.Rules)
 		case *rbacv1.Role:
 			n += len(o.Rules)
-			if o.Namespace != Namespace {
+			if o.Namespace != contract.SystemNamespace {
 				t.Errorf("Role %s in namespace %q", o.Name, o.Namespace)
 			}
 			checkRoleRules(t, o.Name, SystemOnly, o.Rules)
@@ -131,7 +133,7 @@ func checkRoleRules(t *testing.T, sa string, scope Scope, rules []rbacv1.PolicyR
 
 func checkBinding(t *testing.T, name string, ref rbacv1.RoleRef, kind string, subs []rbacv1.Subject) {
 	t.Helper()
-	want := rbacv1.Subject{Kind: "ServiceAccount", Name: name, Namespace: Namespace}
+	want := rbacv1.Subject{Kind: "ServiceAccount", Name: name, Namespace: contract.SystemNamespace}
 	if ref.Kind != kind || ref.Name != name || len(subs) != 1 || subs[0] != want {
 		t.Errorf("%sBinding %s: roleRef %+v subjects %+v", kind, name, ref, subs)
 	}
@@ -201,8 +203,8 @@ func TestRBACAuthorizer(t *testing.T) {
 
 	for _, q := range qs {
 		sar := &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
-			User:   "system:serviceaccount:" + Namespace + ":" + q.sa,
-			Groups: []string{"system:serviceaccounts", "system:serviceaccounts:" + Namespace, "system:authenticated"},
+			User:   "system:serviceaccount:" + contract.SystemNamespace + ":" + q.sa,
+			Groups: []string{"system:serviceaccounts", "system:serviceaccounts:" + contract.SystemNamespace, "system:authenticated"},
 			ResourceAttributes: &authorizationv1.ResourceAttributes{
 				Namespace: q.ns, Verb: q.verb, Group: q.group, Resource: q.resource, Subresource: q.sub, Name: q.name,
 			},

@@ -12,6 +12,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"ferry.dev/ferry/api/crds"
+	"ferry.dev/ferry/internal/contract"
 )
 
 // Render validates o and returns every object of the install, in the order
@@ -55,7 +56,7 @@ func build(s spec) ([]client.Object, error) {
 		return nil, err
 	}
 	objs = append(objs, crdObjs...)
-	objs = append(objs, serviceAccount(ControllerName, "controller"), serviceAccount(GatewayName, "gateway"))
+	objs = append(objs, serviceAccount(contract.ControllerName, "controller"), serviceAccount(contract.GatewayName, "gateway"))
 	objs = append(objs, rbacObjects()...)
 	objs = append(objs, issuerSecret(s))
 	objs = append(objs, controllerDeployment(s), gatewayDeployment(s), gatewayService(s), gatewayPDB())
@@ -112,7 +113,7 @@ func meta(name, ns, component string) metav1.ObjectMeta {
 func namespace() *corev1.Namespace {
 	ns := &corev1.Namespace{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Namespace"},
-		ObjectMeta: meta(Namespace, "", ""),
+		ObjectMeta: meta(contract.SystemNamespace, "", ""),
 	}
 	// Pod Security Admission enforces the "restricted" profile, so a pod
 	// that loses its hardening in some later edit is refused, not run.
@@ -124,7 +125,7 @@ func namespace() *corev1.Namespace {
 func serviceAccount(name, component string) *corev1.ServiceAccount {
 	return &corev1.ServiceAccount{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "ServiceAccount"},
-		ObjectMeta: meta(name, Namespace, component),
+		ObjectMeta: meta(name, contract.SystemNamespace, component),
 	}
 }
 
@@ -134,7 +135,7 @@ func serviceAccount(name, component string) *corev1.ServiceAccount {
 func issuerSecret(s spec) *corev1.Secret {
 	return &corev1.Secret{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"},
-		ObjectMeta: meta(IssuerSecret, Namespace, "controller"),
+		ObjectMeta: meta(contract.IssuerSecret, contract.SystemNamespace, "controller"),
 		Type:       corev1.SecretTypeTLS,
 		Data: map[string][]byte{
 			corev1.TLSCertKey:       s.issuerCert,

@@ -9,8 +9,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
 
-	"ferry.dev/ferry/internal/identity"
-	"ferry.dev/ferry/internal/names"
+	"ferry.dev/ferry/internal/contract"
 )
 
 // nonRootUID is distroless's "nonroot" user, which the Dockerfile's base
@@ -80,7 +79,7 @@ func deployment(name, component string, replicas int32, pod corev1.PodSpec) *app
 	pod.SecurityContext = podSecurity()
 	return &appsv1.Deployment{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "apps/v1", Kind: "Deployment"},
-		ObjectMeta: meta(name, Namespace, component),
+		ObjectMeta: meta(name, contract.SystemNamespace, component),
 		Spec: appsv1.DeploymentSpec{
 			Replicas: ptr.To(replicas),
 			Selector: &metav1.LabelSelector{MatchLabels: selector(component)},
@@ -99,14 +98,14 @@ func controllerDeployment(s spec) *appsv1.Deployment {
 		ImagePullPolicy: corev1.PullIfNotPresent,
 		Args:            controllerArgs(s),
 		Env:             env(),
-		Ports:           []corev1.ContainerPort{{Name: "admin", ContainerPort: ControllerAdminPort, Protocol: corev1.ProtocolTCP}},
+		Ports:           []corev1.ContainerPort{{Name: "admin", ContainerPort: contract.ControllerAdminPort, Protocol: corev1.ProtocolTCP}},
 		// The controller caches Services and EndpointSlices cluster-wide, so
 		// its memory grows with the cluster; 512Mi covers thousands.
 		Resources:       resources("100m", "128Mi", "1", "512Mi"),
 		SecurityContext: containerSecurity(),
 	}
 	probes(&c)
-	return deployment(ControllerName, "controller", s.controllerReplicas, corev1.PodSpec{Containers: []corev1.Container{c}})
+	return deployment(contract.ControllerName, "controller", s.controllerReplicas, corev1.PodSpec{Containers: []corev1.Container{c}})
 }
 
 func gatewayDeployment(s spec) *appsv1.Deployment {
@@ -117,8 +116,8 @@ func gatewayDeployment(s spec) *appsv1.Deployment {
 		Args:            gatewayArgs(s),
 		Env:             env(),
 		Ports: []corev1.ContainerPort{
-			{Name: "ingress", ContainerPort: IngressPort, Protocol: corev1.ProtocolTCP},
-			{Name: "admin", ContainerPort: GatewayAdminPort, Protocol: corev1.ProtocolTCP},
+			{Name: "ingress", ContainerPort: contract.IngressPort, Protocol: corev1.ProtocolTCP},
+			{Name: "admin", ContainerPort: contract.GatewayAdminPort, Protocol: corev1.ProtocolTCP},
 		},
 		// No CPU limit: the gateway is on the data path, and CFS throttling
 		// would add tail latency to every cross-cluster connection. The
@@ -127,7 +126,7 @@ func gatewayDeployment(s spec) *appsv1.Deployment {
 		SecurityContext: containerSecurity(),
 	}
 	probes(&c)
-	d := deployment(GatewayName, "gateway", s.gatewayReplicas, corev1.PodSpec{
+	d := deployment(contract.GatewayName, "gateway", s.gatewayReplicas, corev1.PodSpec{
 		Containers:                    []corev1.Container{c},
 		TerminationGracePeriodSeconds: ptr.To(gatewayGracePeriod),
 		// Preferred, not required: spreading replicas over nodes protects
@@ -157,8 +156,8 @@ func gatewayDeployment(s spec) *appsv1.Deployment {
 // gatewayService publishes the gateway's SPIFFE identity in an annotation so
 // that `ferry link` can name it without reading any Secret.
 func gatewayService(s spec) *corev1.Service {
-	m := meta(GatewayName, Namespace, "gateway")
-	m.Annotations = map[string]string{names.AnnotationGatewayIdentity: identity.GatewayID(s.meshDomain, s.clusterName).String()}
+	m := meta(contract.GatewayName, contract.SystemNamespace, "gateway")
+	m.Annotations = map[string]string{contract.AnnotationGatewayIdentity: contract.GatewayID(s.meshDomain, s.clusterName).String()}
 	return &corev1.Service{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Service"},
 		ObjectMeta: m,
@@ -166,7 +165,7 @@ func gatewayService(s spec) *corev1.Service {
 			Type:     corev1.ServiceType(s.serviceType),
 			Selector: selector("gateway"),
 			Ports: []corev1.ServicePort{{
-				Name: "ingress", Port: IngressPort, TargetPort: intstr.FromString("ingress"), Protocol: corev1.ProtocolTCP,
+				Name: "ingress", Port: contract.IngressPort, TargetPort: intstr.FromString("ingress"), Protocol: corev1.ProtocolTCP,
 			}},
 		},
 	}
@@ -179,7 +178,7 @@ func gatewayService(s spec) *corev1.Service {
 func gatewayPDB() *policyv1.PodDisruptionBudget {
 	return &policyv1.PodDisruptionBudget{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "policy/v1", Kind: "PodDisruptionBudget"},
-		ObjectMeta: meta(GatewayName, Namespace, "gateway"),
+		ObjectMeta: meta(contract.GatewayName, contract.SystemNamespace, "gateway"),
 		Spec: policyv1.PodDisruptionBudgetSpec{
 			MaxUnavailable: ptr.To(intstr.FromInt32(1)),
 			Selector:       &metav1.LabelSelector{MatchLabels: selector("gateway")},

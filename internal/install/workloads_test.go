@@ -7,6 +7,8 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"ferry.dev/ferry/internal/contract"
 )
 
 func deployments(objs []client.Object) []*appsv1.Deployment {
@@ -27,7 +29,7 @@ func TestDaemonFlagsExist(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mains := map[string]string{ControllerName: "../../cmd/ferry-controller/main.go", GatewayName: "../../cmd/ferry-gateway/main.go"}
+	mains := map[string]string{contract.ControllerName: "../../cmd/ferry-controller/main.go", contract.GatewayName: "../../cmd/ferry-gateway/main.go"}
 	for _, d := range deployments(objs) {
 		src, err := os.ReadFile(mains[d.Name])
 		if err != nil {

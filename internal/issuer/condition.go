@@ -9,7 +9,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"ferry.dev/ferry/internal/names"
+	"ferry.dev/ferry/internal/contract"
 )
 
 // The gateway leaf's renewal condition. Ferry has no resource of its own
@@ -18,7 +18,7 @@ import (
 // news for alerting.
 const (
 	// AnnotationCondition holds the condition on the gateway Secret.
-	AnnotationCondition = names.Prefix + "condition-renewed"
+	AnnotationCondition = contract.Prefix + "condition-renewed"
 	// ConditionRenewed is True while the leaf is current.
 	ConditionRenewed = "Renewed"
 

@@ -12,12 +12,13 @@ import (
 	clocktesting "k8s.io/utils/clock/testing"
 
 	"ferry.dev/ferry/internal/certsecret"
+	"ferry.dev/ferry/internal/contract"
 	"ferry.dev/ferry/internal/identity/identitytest"
 )
 
 func conditionOf(t *testing.T, ctx context.Context, ns string) metav1.Condition {
 	t.Helper()
-	cond, _ := readCondition(getSecret(t, ctx, cluster(t).Kube, ns, DefaultGatewaySecret))
+	cond, _ := readCondition(getSecret(t, ctx, cluster(t).Kube, ns, contract.GatewayTLSSecret))
 	return cond
 }
 
@@ -29,11 +30,11 @@ func TestMissingAndInvalidIssuer(t *testing.T) {
 	ns := c.TestNamespace(t, "issuer")
 	r := start(t, c.Kube, Options{Namespace: ns})
 
-	e := waitEvent(t, ctx, c.Kube, ns, DefaultIssuerSecret, EventIssuerMissing)
+	e := waitEvent(t, ctx, c.Kube, ns, contract.IssuerSecret, EventIssuerMissing)
 	if e.Type != corev1.EventTypeWarning || e.ReportingController != ReportingController {
 		t.Errorf("event %s from %s", e.Type, e.ReportingController)
 	}
-	waitEvent(t, ctx, c.Kube, ns, DefaultIssuerSecret, "ControllerCertificateMissing")
+	waitEvent(t, ctx, c.Kube, ns, contract.IssuerSecret, "ControllerCertificateMissing")
 	eventually(t, "failures counted", func() bool {
 		return testutil.ToFloat64(r.metrics.failures.WithLabelValues(certController)) >= 1 &&
 			testutil.ToFloat64(r.metrics.failures.WithLabelValues(certGateway)) >= 1
@@ -44,17 +45,17 @@ func TestMissingAndInvalidIssuer(t *testing.T) {
 	if testutil.ToFloat64(r.metrics.expiring.WithLabelValues(certController)) != 1 {
 		t.Error("a missing controller leaf is not reported as expiring")
 	}
-	if getSecret(t, ctx, c.Kube, ns, DefaultGatewaySecret) != nil {
+	if getSecret(t, ctx, c.Kube, ns, contract.GatewayTLSSecret) != nil {
 		t.Fatal("gateway Secret without an issuer")
 	}
 
 	// Garbage, and another cluster's issuer: both invalid, with reasons.
 	mesh := identitytest.NewMesh(t, "", "east", "west")
-	c.PutSecret(t, ns, DefaultIssuerSecret, map[string][]byte{
+	c.PutSecret(t, ns, contract.IssuerSecret, map[string][]byte{
 		certsecret.CertKey: []byte("junk"), certsecret.KeyKey: []byte("junk"), certsecret.BundleKey: []byte("junk"),
 	})
-	waitEvent(t, ctx, c.Kube, ns, DefaultIssuerSecret, EventIssuerInvalid)
-	c.PutSecret(t, ns, DefaultIssuerSecret, issuerData(t, mesh.Cluster(t, "west")))
+	waitEvent(t, ctx, c.Kube, ns, contract.IssuerSecret, EventIssuerInvalid)
+	c.PutSecret(t, ns, contract.IssuerSecret, issuerData(t, mesh.Cluster(t, "west")))
 	eventually(t, "wrong cluster reported", func() bool {
 		list, _ := c.Kube.EventsV1().Events(ns).List(ctx, metav1.ListOptions{})
 		for _, e := range list.Items {
@@ -64,16 +65,16 @@ func TestMissingAndInvalidIssuer(t *testing.T) {
 		}
 		return false
 	})
-	if getSecret(t, ctx, c.Kube, ns, DefaultGatewaySecret) != nil {
+	if getSecret(t, ctx, c.Kube, ns, contract.GatewayTLSSecret) != nil {
 		t.Fatal("gateway Secret from another cluster's issuer")
 	}
 
 	// The right issuer: issued at once, through the watch.
-	c.PutSecret(t, ns, DefaultIssuerSecret, issuerData(t, mesh.Cluster(t, "east")))
-	eventually(t, "gateway Secret", func() bool { return getSecret(t, ctx, c.Kube, ns, DefaultGatewaySecret) != nil })
+	c.PutSecret(t, ns, contract.IssuerSecret, issuerData(t, mesh.Cluster(t, "east")))
+	eventually(t, "gateway Secret", func() bool { return getSecret(t, ctx, c.Kube, ns, contract.GatewayTLSSecret) != nil })
 	eventually(t, "ready", func() bool { return r.Ready() == nil })
-	waitEvent(t, ctx, c.Kube, ns, DefaultIssuerSecret, EventIssuerLoaded)
-	waitEvent(t, ctx, c.Kube, ns, DefaultIssuerSecret, "ControllerCertificateRenewed")
+	waitEvent(t, ctx, c.Kube, ns, contract.IssuerSecret, EventIssuerLoaded)
+	waitEvent(t, ctx, c.Kube, ns, contract.IssuerSecret, "ControllerCertificateRenewed")
 	if testutil.ToFloat64(r.metrics.expiring.WithLabelValues(certController)) != 0 {
 		t.Error("still expiring")
 	}
@@ -91,19 +92,19 @@ func TestExpiringWithoutRenewal(t *testing.T) {
 	ns := c.TestNamespace(t, "issuer")
 	mesh := identitytest.NewMesh(t, "", "east")
 	east := mesh.Cluster(t, "east")
-	c.PutSecret(t, ns, DefaultIssuerSecret, issuerData(t, east))
+	c.PutSecret(t, ns, contract.IssuerSecret, issuerData(t, east))
 	clk := clocktesting.NewFakeClock(time.Now())
 	const ttl = time.Hour
 	r := start(t, c.Kube, Options{Namespace: ns, LeafTTL: ttl, Clock: clk})
 	var s *corev1.Secret
-	eventually(t, "gateway Secret", func() bool { s = getSecret(t, ctx, c.Kube, ns, DefaultGatewaySecret); return s != nil })
+	eventually(t, "gateway Secret", func() bool { s = getSecret(t, ctx, c.Kube, ns, contract.GatewayTLSSecret); return s != nil })
 	eventually(t, "ready", func() bool { return r.Ready() == nil })
 	leaf := gatewayLeaf(t, s, east.GatewayID()).Leaf
 
-	if err := c.Kube.CoreV1().Secrets(ns).Delete(ctx, DefaultIssuerSecret, metav1.DeleteOptions{}); err != nil {
+	if err := c.Kube.CoreV1().Secrets(ns).Delete(ctx, contract.IssuerSecret, metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	waitEvent(t, ctx, c.Kube, ns, DefaultIssuerSecret, EventIssuerMissing)
+	waitEvent(t, ctx, c.Kube, ns, contract.IssuerSecret, EventIssuerMissing)
 	if got := conditionOf(t, ctx, ns); got.Reason != ReasonCurrent {
 		t.Fatalf("not due yet, condition %+v", got)
 	}
@@ -124,11 +125,11 @@ func TestExpiringWithoutRenewal(t *testing.T) {
 		if cond := conditionOf(t, ctx, ns); cond.Status != metav1.ConditionFalse || cond.Message == "" {
 			t.Errorf("%s: condition %+v", st.reason, cond)
 		}
-		e := waitEvent(t, ctx, c.Kube, ns, DefaultGatewaySecret, st.event)
+		e := waitEvent(t, ctx, c.Kube, ns, contract.GatewayTLSSecret, st.event)
 		if e.Type != corev1.EventTypeWarning {
 			t.Errorf("%s is %s", st.event, e.Type)
 		}
-		waitEvent(t, ctx, c.Kube, ns, DefaultIssuerSecret, "Controller"+st.event)
+		waitEvent(t, ctx, c.Kube, ns, contract.IssuerSecret, "Controller"+st.event)
 		for _, cert := range []string{certGateway, certController} {
 			if got := testutil.ToFloat64(r.metrics.expiring.WithLabelValues(cert)); got != st.gauge {
 				t.Errorf("%s: %s expiring %v, want %v", st.reason, cert, got, st.gauge)
@@ -143,9 +144,9 @@ func TestExpiringWithoutRenewal(t *testing.T) {
 	}
 
 	// The issuer returns: both leaves are renewed and the condition clears.
-	c.PutSecret(t, ns, DefaultIssuerSecret, issuerData(t, east))
+	c.PutSecret(t, ns, contract.IssuerSecret, issuerData(t, east))
 	eventually(t, "renewed", func() bool { return conditionOf(t, ctx, ns).Reason == ReasonCurrent })
-	s = getSecret(t, ctx, c.Kube, ns, DefaultGatewaySecret)
+	s = getSecret(t, ctx, c.Kube, ns, contract.GatewayTLSSecret)
 	if next := gatewayLeaf(t, s, east.GatewayID(), clk.Now).Leaf; next.SerialNumber.Cmp(leaf.SerialNumber) == 0 || !next.NotAfter.After(clk.Now()) {
 		t.Fatal("not renewed")
 	}
@@ -165,13 +166,13 @@ func TestExpiredIssuerIsNotUsed(t *testing.T) {
 	ns := c.TestNamespace(t, "issuer")
 	mesh := identitytest.NewMesh(t, "", "east")
 	east := mesh.Cluster(t, "east")
-	c.PutSecret(t, ns, DefaultIssuerSecret, issuerData(t, east))
+	c.PutSecret(t, ns, contract.IssuerSecret, issuerData(t, east))
 	clk := clocktesting.NewFakeClock(time.Now())
 	r := start(t, c.Kube, Options{Namespace: ns, Clock: clk, LeafTTL: time.Hour})
 	eventually(t, "ready", func() bool { return r.Ready() == nil })
 
 	clk.SetTime(east.Issuer.Cert.NotAfter.Add(time.Minute))
-	e := waitEvent(t, ctx, c.Kube, ns, DefaultIssuerSecret, EventIssuerInvalid)
+	e := waitEvent(t, ctx, c.Kube, ns, contract.IssuerSecret, EventIssuerInvalid)
 	if !strings.Contains(e.Note, "expired") {
 		t.Errorf("note %q", e.Note)
 	}

@@ -14,6 +14,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"ferry.dev/ferry/internal/certsecret"
+	"ferry.dev/ferry/internal/contract"
 	"ferry.dev/ferry/internal/identity"
 )
 
@@ -28,7 +29,7 @@ var gatewaySecretLabels = map[string]string{
 	LabelManagedBy:                ManagedByValue,
 	"app.kubernetes.io/part-of":   "ferry",
 	"app.kubernetes.io/component": "gateway",
-	"app.kubernetes.io/name":      "ferry-gateway",
+	"app.kubernetes.io/name":      contract.GatewayName,
 }
 
 // writeSettleTimeout bounds how long our own last write is preferred to a

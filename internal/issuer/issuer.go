@@ -16,6 +16,7 @@ import (
 	"k8s.io/client-go/tools/events"
 
 	"ferry.dev/ferry/internal/certsecret"
+	"ferry.dev/ferry/internal/contract"
 	"ferry.dev/ferry/internal/identity"
 )
 
@@ -81,8 +82,8 @@ func New(kube kubernetes.Interface, opts Options) (*Issuer, error) {
 		issuerW:    certsecret.NewWatcher(kube, opts.Namespace, opts.IssuerSecret),
 		gatewayW:   certsecret.NewWatcher(kube, opts.Namespace, opts.GatewaySecret),
 		controller: &identity.Source{Now: opts.Clock.Now},
-		gatewayID:  identity.GatewayID(opts.MeshDomain, opts.Cluster),
-		ctrlID:     identity.ControllerID(opts.MeshDomain, opts.Cluster),
+		gatewayID:  contract.GatewayID(opts.MeshDomain, opts.Cluster),
+		ctrlID:     contract.ControllerID(opts.MeshDomain, opts.Cluster),
 		metrics:    m,
 		log:        opts.Logger.With("component", "issuer"),
 		recorder:   opts.Recorder,
@@ -93,7 +94,7 @@ func New(kube kubernetes.Interface, opts Options) (*Issuer, error) {
 	return i, nil
 }
 
-// Controller is this replica's own identity (identity.ControllerID). It is
+// Controller is this replica's own identity (contract.ControllerID). It is
 // empty until the issuer has been loaded; TLS configs built from it read it
 // on every handshake, so they can be made before that.
 func (i *Issuer) Controller() *identity.Source { return i.controller }

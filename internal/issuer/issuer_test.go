@@ -14,6 +14,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"ferry.dev/ferry/internal/certsecret"
+	"ferry.dev/ferry/internal/contract"
 	"ferry.dev/ferry/internal/identity"
 	"ferry.dev/ferry/internal/identity/identitytest"
 )
@@ -40,7 +41,7 @@ func serialIn(t *testing.T, s *corev1.Secret) *big.Int {
 	if s == nil {
 		return nil
 	}
-	cert, _, err := certsecret.Parse(s.Data, identity.DefaultMeshDomain)
+	cert, _, err := certsecret.Parse(s.Data, contract.DefaultMeshDomain)
 	if err != nil {
 		return nil
 	}
@@ -56,12 +57,12 @@ func TestIssuesGatewaySecretAndRestartWritesNothing(t *testing.T) {
 	ns := c.TestNamespace(t, "issuer")
 	mesh := identitytest.NewMesh(t, "", "east")
 	east := mesh.Cluster(t, "east")
-	c.PutSecret(t, ns, DefaultIssuerSecret, issuerData(t, east))
+	c.PutSecret(t, ns, contract.IssuerSecret, issuerData(t, east))
 
 	kube := countingClient(t, c.RestConfig)
 	r := start(t, kube, Options{Namespace: ns})
 	var s *corev1.Secret
-	eventually(t, "gateway Secret", func() bool { s = getSecret(t, ctx, c.Kube, ns, DefaultGatewaySecret); return s != nil })
+	eventually(t, "gateway Secret", func() bool { s = getSecret(t, ctx, c.Kube, ns, contract.GatewayTLSSecret); return s != nil })
 	cert := gatewayLeaf(t, s, east.GatewayID())
 	if !bytes.Equal(cert.Certificate[1], east.Issuer.Cert.Raw) {
 		t.Error("chain does not carry the issuer")
@@ -97,7 +98,7 @@ func TestIssuesGatewaySecretAndRestartWritesNothing(t *testing.T) {
 	if got := testutil.ToFloat64(r.metrics.expiry.WithLabelValues(certGateway)); got != float64(cert.Leaf.NotAfter.Unix()) {
 		t.Errorf("gateway expiry %v", got)
 	}
-	waitEvent(t, ctx, c.Kube, ns, DefaultGatewaySecret, EventIssued)
+	waitEvent(t, ctx, c.Kube, ns, contract.GatewayTLSSecret, EventIssued)
 	time.Sleep(200 * time.Millisecond) // let a stray second pass show itself
 	if n := kube.writes.Load(); n != 1 {
 		t.Fatalf("%d writes to create one Secret", n)
@@ -114,7 +115,7 @@ func TestIssuesGatewaySecretAndRestartWritesNothing(t *testing.T) {
 	if n := kube2.writes.Load(); n != 0 {
 		t.Fatalf("restart made %d writes", n)
 	}
-	if after := getSecret(t, ctx, c.Kube, ns, DefaultGatewaySecret); after.ResourceVersion != s.ResourceVersion {
+	if after := getSecret(t, ctx, c.Kube, ns, contract.GatewayTLSSecret); after.ResourceVersion != s.ResourceVersion {
 		t.Fatal("restart changed the gateway Secret")
 	}
 	if testutil.ToFloat64(r2.metrics.renewals.WithLabelValues(certGateway)) != 0 {
@@ -131,12 +132,12 @@ func TestRenewsShortLivedLeavesEndToEnd(t *testing.T) {
 	ns := c.TestNamespace(t, "issuer")
 	mesh := identitytest.NewMesh(t, "", "east", "west")
 	east, west := mesh.Cluster(t, "east"), mesh.Cluster(t, "west")
-	c.PutSecret(t, ns, DefaultIssuerSecret, issuerData(t, east))
+	c.PutSecret(t, ns, contract.IssuerSecret, issuerData(t, east))
 	const ttl = 3 * time.Second
 	r := start(t, c.Kube, Options{Namespace: ns, LeafTTL: ttl})
 
 	var first *corev1.Secret
-	eventually(t, "gateway Secret", func() bool { first = getSecret(t, ctx, c.Kube, ns, DefaultGatewaySecret); return first != nil })
+	eventually(t, "gateway Secret", func() bool { first = getSecret(t, ctx, c.Kube, ns, contract.GatewayTLSSecret); return first != nil })
 	firstLeaf := gatewayLeaf(t, first, east.GatewayID()).Leaf
 	eventually(t, "controller ready", func() bool { return r.Ready() == nil })
 	firstCtrl := r.Controller().Certificate().Leaf.SerialNumber
@@ -149,7 +150,7 @@ func TestRenewsShortLivedLeavesEndToEnd(t *testing.T) {
 	lctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go func() { _ = loader.Start(lctx) }()
-	ln, err := tls.Listen("tcp", "127.0.0.1:0", loader.Source().ServerTLSConfig(identity.AllowRemote("east", identity.GatewayServiceAccount)))
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", loader.Source().ServerTLSConfig(contract.AllowRemote("east", contract.GatewayServiceAccount)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -178,7 +179,7 @@ func TestRenewsShortLivedLeavesEndToEnd(t *testing.T) {
 
 	var renewed *big.Int
 	eventually(t, "gateway renewal", func() bool {
-		renewed = serialIn(t, getSecret(t, ctx, c.Kube, ns, DefaultGatewaySecret))
+		renewed = serialIn(t, getSecret(t, ctx, c.Kube, ns, contract.GatewayTLSSecret))
 		return renewed != nil && renewed.Cmp(firstLeaf.SerialNumber) != 0
 	})
 	if now := time.Now(); !now.Before(firstLeaf.NotAfter) {
@@ -200,16 +201,16 @@ func TestWaitsForElectionBeforeWriting(t *testing.T) {
 	c := cluster(t)
 	ns := c.TestNamespace(t, "issuer")
 	mesh := identitytest.NewMesh(t, "", "east")
-	c.PutSecret(t, ns, DefaultIssuerSecret, issuerData(t, mesh.Cluster(t, "east")))
+	c.PutSecret(t, ns, contract.IssuerSecret, issuerData(t, mesh.Cluster(t, "east")))
 	elected := make(chan struct{})
 	r := start(t, c.Kube, Options{Namespace: ns, Elected: elected})
 	eventually(t, "controller ready", func() bool { return r.Ready() == nil })
 	time.Sleep(200 * time.Millisecond)
-	if getSecret(t, ctx, c.Kube, ns, DefaultGatewaySecret) != nil {
+	if getSecret(t, ctx, c.Kube, ns, contract.GatewayTLSSecret) != nil {
 		t.Fatal("wrote the gateway Secret before being elected")
 	}
 	close(elected)
-	eventually(t, "gateway Secret", func() bool { return getSecret(t, ctx, c.Kube, ns, DefaultGatewaySecret) != nil })
+	eventually(t, "gateway Secret", func() bool { return getSecret(t, ctx, c.Kube, ns, contract.GatewayTLSSecret) != nil })
 }
 
 // A bundle change rewrites ca.crt only; a new issuer reissues both leaves.
@@ -220,10 +221,10 @@ func TestFollowsIssuerSecretChanges(t *testing.T) {
 	mesh := identitytest.NewMesh(t, "", "east")
 	east := mesh.Cluster(t, "east")
 	data := issuerData(t, east)
-	c.PutSecret(t, ns, DefaultIssuerSecret, data)
+	c.PutSecret(t, ns, contract.IssuerSecret, data)
 	r := start(t, c.Kube, Options{Namespace: ns})
 	var s *corev1.Secret
-	eventually(t, "gateway Secret", func() bool { s = getSecret(t, ctx, c.Kube, ns, DefaultGatewaySecret); return s != nil })
+	eventually(t, "gateway Secret", func() bool { s = getSecret(t, ctx, c.Kube, ns, contract.GatewayTLSSecret); return s != nil })
 	eventually(t, "controller ready", func() bool { return r.Ready() == nil })
 	serial := serialIn(t, s)
 	ctrl := r.Controller().Certificate().Leaf.SerialNumber
@@ -235,9 +236,9 @@ func TestFollowsIssuerSecretChanges(t *testing.T) {
 		t.Fatal(err)
 	}
 	data[certsecret.BundleKey] = two.PEM()
-	c.PutSecret(t, ns, DefaultIssuerSecret, data)
+	c.PutSecret(t, ns, contract.IssuerSecret, data)
 	eventually(t, "bundle in the gateway Secret", func() bool {
-		s = getSecret(t, ctx, c.Kube, ns, DefaultGatewaySecret)
+		s = getSecret(t, ctx, c.Kube, ns, contract.GatewayTLSSecret)
 		return bytes.Equal(s.Data[certsecret.BundleKey], two.PEM())
 	})
 	if serialIn(t, s).Cmp(serial) != 0 {
@@ -258,16 +259,16 @@ func TestFollowsIssuerSecretChanges(t *testing.T) {
 		t.Fatal(err)
 	}
 	data[certsecret.CertKey], data[certsecret.KeyKey] = issuer2.CertPEM(), key
-	c.PutSecret(t, ns, DefaultIssuerSecret, data)
+	c.PutSecret(t, ns, contract.IssuerSecret, data)
 	eventually(t, "leaf from the new issuer", func() bool {
-		s = getSecret(t, ctx, c.Kube, ns, DefaultGatewaySecret)
+		s = getSecret(t, ctx, c.Kube, ns, contract.GatewayTLSSecret)
 		cert, _, err := certsecret.Parse(s.Data, mesh.Domain)
 		return err == nil && bytes.Equal(cert.Certificate[1], issuer2.Cert.Raw)
 	})
 	eventually(t, "controller leaf from the new issuer", func() bool {
 		return r.Controller().Certificate().Leaf.CheckSignatureFrom(issuer2.Cert) == nil
 	})
-	waitEvent(t, ctx, c.Kube, ns, DefaultIssuerSecret, EventIssuerLoaded)
+	waitEvent(t, ctx, c.Kube, ns, contract.IssuerSecret, EventIssuerLoaded)
 }
 
 // A Secret by the gateway's name that Ferry did not create is left alone.
@@ -276,13 +277,13 @@ func TestDoesNotAdoptForeignSecret(t *testing.T) {
 	c := cluster(t)
 	ns := c.TestNamespace(t, "issuer")
 	mesh := identitytest.NewMesh(t, "", "east")
-	c.PutSecret(t, ns, DefaultIssuerSecret, issuerData(t, mesh.Cluster(t, "east")))
-	c.PutSecret(t, ns, DefaultGatewaySecret, map[string][]byte{"note": []byte("someone else's")})
-	before := getSecret(t, ctx, c.Kube, ns, DefaultGatewaySecret)
+	c.PutSecret(t, ns, contract.IssuerSecret, issuerData(t, mesh.Cluster(t, "east")))
+	c.PutSecret(t, ns, contract.GatewayTLSSecret, map[string][]byte{"note": []byte("someone else's")})
+	before := getSecret(t, ctx, c.Kube, ns, contract.GatewayTLSSecret)
 	r := start(t, c.Kube, Options{Namespace: ns})
-	waitEvent(t, ctx, c.Kube, ns, DefaultGatewaySecret, EventNotManaged)
+	waitEvent(t, ctx, c.Kube, ns, contract.GatewayTLSSecret, EventNotManaged)
 	eventually(t, "controller ready", func() bool { return r.Ready() == nil })
-	if after := getSecret(t, ctx, c.Kube, ns, DefaultGatewaySecret); after.ResourceVersion != before.ResourceVersion {
+	if after := getSecret(t, ctx, c.Kube, ns, contract.GatewayTLSSecret); after.ResourceVersion != before.ResourceVersion {
 		t.Fatal("foreign Secret changed")
 	}
 	if n := testutil.ToFloat64(r.metrics.failures.WithLabelValues(certGateway)); n != 1 {

@@ -10,17 +10,12 @@ import (
 	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/clock"
 
-	"ferry.dev/ferry/internal/certsecret"
+	"ferry.dev/ferry/internal/contract"
 	"ferry.dev/ferry/internal/identity"
-	"ferry.dev/ferry/internal/names"
 )
 
 // Defaults for Options.
 const (
-	// DefaultIssuerSecret holds the issuer: tls.crt, tls.key, ca.crt.
-	DefaultIssuerSecret = "ferry-issuer"
-	// DefaultGatewaySecret receives the gateway's leaf.
-	DefaultGatewaySecret = certsecret.DefaultSecretName
 	// DefaultRetryInterval is the first wait after a failed renewal; it
 	// doubles on each further failure up to DefaultMaxRetryInterval.
 	DefaultRetryInterval    = 5 * time.Second
@@ -29,7 +24,7 @@ const (
 	// no timer or change is due, as a backstop for anything missed.
 	DefaultRecheckInterval = 10 * time.Minute
 	// ReportingController names Ferry's controller in Events.
-	ReportingController = names.ManagedBy
+	ReportingController = contract.ManagedBy
 )
 
 // expiringDenominator: a leaf that is due but not renewed, and has less than
@@ -71,23 +66,23 @@ type Options struct {
 }
 
 func (o *Options) setDefaults() error {
-	if err := identity.ValidateClusterName(o.Cluster); err != nil {
+	if err := contract.ValidateClusterName(o.Cluster); err != nil {
 		return fmt.Errorf("issuer: %w", err)
 	}
 	if o.MeshDomain == "" {
-		o.MeshDomain = identity.DefaultMeshDomain
+		o.MeshDomain = contract.DefaultMeshDomain
 	}
 	if err := identity.ValidateMeshDomain(o.MeshDomain); err != nil {
 		return fmt.Errorf("issuer: %w", err)
 	}
 	if o.Namespace == "" {
-		o.Namespace = names.SystemNamespace
+		o.Namespace = contract.SystemNamespace
 	}
 	if o.IssuerSecret == "" {
-		o.IssuerSecret = DefaultIssuerSecret
+		o.IssuerSecret = contract.IssuerSecret
 	}
 	if o.GatewaySecret == "" {
-		o.GatewaySecret = DefaultGatewaySecret
+		o.GatewaySecret = contract.GatewayTLSSecret
 	}
 	if o.IssuerSecret == o.GatewaySecret {
 		return errors.New("issuer: the issuer and gateway Secrets must differ")

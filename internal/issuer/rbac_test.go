@@ -9,14 +9,15 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 
+	"ferry.dev/ferry/internal/contract"
 	"ferry.dev/ferry/internal/identity/identitytest"
 )
 
 // controllerRules are the least the Issuer needs in its namespace; docs/
 // identity.md lists them for internal/install.
 var controllerRules = []rbacv1.PolicyRule{
-	{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"get", "list", "watch"}, ResourceNames: []string{DefaultIssuerSecret}},
-	{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"get", "list", "watch", "update"}, ResourceNames: []string{DefaultGatewaySecret}},
+	{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"get", "list", "watch"}, ResourceNames: []string{contract.IssuerSecret}},
+	{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"get", "list", "watch", "update"}, ResourceNames: []string{contract.GatewayTLSSecret}},
 	{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"create"}},
 	{APIGroups: []string{"events.k8s.io"}, Resources: []string{"events"}, Verbs: []string{"create", "patch"}},
 }
@@ -29,7 +30,7 @@ func TestRunsWithLeastPrivilege(t *testing.T) {
 	ns := c.TestNamespace(t, "issuer")
 	const user = "test-controller"
 	kube := c.Impersonate(t, ns, user, controllerRules)
-	byName := metav1.ListOptions{FieldSelector: fields.OneTermEqualSelector("metadata.name", DefaultIssuerSecret).String()}
+	byName := metav1.ListOptions{FieldSelector: fields.OneTermEqualSelector("metadata.name", contract.IssuerSecret).String()}
 	eventually(t, "binding in effect", func() bool {
 		_, err := kube.CoreV1().Secrets(ns).List(ctx, byName)
 		return err == nil
@@ -39,20 +40,20 @@ func TestRunsWithLeastPrivilege(t *testing.T) {
 	}
 
 	mesh := identitytest.NewMesh(t, "", "east")
-	c.PutSecret(t, ns, DefaultIssuerSecret, issuerData(t, mesh.Cluster(t, "east")))
+	c.PutSecret(t, ns, contract.IssuerSecret, issuerData(t, mesh.Cluster(t, "east")))
 	r := start(t, kube, Options{Namespace: ns})
-	eventually(t, "gateway Secret", func() bool { return getSecret(t, ctx, c.Kube, ns, DefaultGatewaySecret) != nil })
+	eventually(t, "gateway Secret", func() bool { return getSecret(t, ctx, c.Kube, ns, contract.GatewayTLSSecret) != nil })
 	eventually(t, "ready", func() bool { return r.Ready() == nil })
-	waitEvent(t, ctx, c.Kube, ns, DefaultGatewaySecret, EventIssued)
+	waitEvent(t, ctx, c.Kube, ns, contract.GatewayTLSSecret, EventIssued)
 
 	// An update: the condition annotation, removed by hand, is restored.
-	s := getSecret(t, ctx, c.Kube, ns, DefaultGatewaySecret)
+	s := getSecret(t, ctx, c.Kube, ns, contract.GatewayTLSSecret)
 	delete(s.Annotations, AnnotationCondition)
 	if _, err := c.Kube.CoreV1().Secrets(ns).Update(context.Background(), s, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, "condition restored", func() bool {
-		_, ok := readCondition(getSecret(t, ctx, c.Kube, ns, DefaultGatewaySecret))
+		_, ok := readCondition(getSecret(t, ctx, c.Kube, ns, contract.GatewayTLSSecret))
 		return ok
 	})
 }

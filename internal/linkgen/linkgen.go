@@ -14,16 +14,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	ferryv1 "ferry.dev/ferry/api/v1alpha1"
+	"ferry.dev/ferry/internal/contract"
 	"ferry.dev/ferry/internal/identity"
-	"ferry.dev/ferry/internal/names"
-)
-
-// Names of the gateway Service and its ingress port, as `ferry install`
-// renders them (docs/contracts.md).
-const (
-	GatewayService     = "ferry-gateway"
-	IngressPortName    = "ingress"
-	DefaultIngressPort = 4143
 )
 
 // Options say which cluster to link to and how to override what its API says.
@@ -31,7 +23,7 @@ type Options struct {
 	// ClusterName is the exporting cluster's name, as its install named it.
 	ClusterName string
 	// MeshDomain is the mesh's domain, used when the gateway Service does
-	// not publish its identity. Default identity.DefaultMeshDomain.
+	// not publish its identity. Default contract.DefaultMeshDomain.
 	MeshDomain string
 	// GatewayAddresses, if set, replace the addresses read from the gateway
 	// Service (host:port; a bare host gets the ingress port).
@@ -44,21 +36,21 @@ type Options struct {
 // apply in the importing cluster.
 func Generate(ctx context.Context, c client.Reader, o Options) (*ferryv1.Link, error) {
 	if o.Namespace == "" {
-		o.Namespace = names.SystemNamespace
+		o.Namespace = contract.SystemNamespace
 	}
 	if o.MeshDomain == "" {
-		o.MeshDomain = identity.DefaultMeshDomain
+		o.MeshDomain = contract.DefaultMeshDomain
 	}
-	if err := names.ValidateClusterName(o.ClusterName); err != nil {
+	if err := contract.ValidateClusterName(o.ClusterName); err != nil {
 		return nil, fmt.Errorf("--cluster-name: %w", err)
 	}
 	var svc corev1.Service
-	err := c.Get(ctx, types.NamespacedName{Namespace: o.Namespace, Name: GatewayService}, &svc)
+	err := c.Get(ctx, types.NamespacedName{Namespace: o.Namespace, Name: contract.GatewayName}, &svc)
 	if apierrors.IsNotFound(err) {
-		return nil, fmt.Errorf("no gateway Service %s/%s in this cluster: is Ferry installed here? (ferry install --cluster-name %s | kubectl apply -f -)", o.Namespace, GatewayService, o.ClusterName)
+		return nil, fmt.Errorf("no gateway Service %s/%s in this cluster: is Ferry installed here? (ferry install --cluster-name %s | kubectl apply -f -)", o.Namespace, contract.GatewayName, o.ClusterName)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("reading gateway Service %s/%s: %w", o.Namespace, GatewayService, err)
+		return nil, fmt.Errorf("reading gateway Service %s/%s: %w", o.Namespace, contract.GatewayName, err)
 	}
 	return FromService(&svc, o)
 }
@@ -66,9 +58,9 @@ func Generate(ctx context.Context, c client.Reader, o Options) (*ferryv1.Link, e
 // FromService builds the Link from the exporting cluster's gateway Service.
 func FromService(svc *corev1.Service, o Options) (*ferryv1.Link, error) {
 	if o.MeshDomain == "" {
-		o.MeshDomain = identity.DefaultMeshDomain
+		o.MeshDomain = contract.DefaultMeshDomain
 	}
-	if err := names.ValidateClusterName(o.ClusterName); err != nil {
+	if err := contract.ValidateClusterName(o.ClusterName); err != nil {
 		return nil, fmt.Errorf("--cluster-name: %w", err)
 	}
 	id, err := gatewayIdentity(svc, o)
@@ -81,7 +73,7 @@ func FromService(svc *corev1.Service, o Options) (*ferryv1.Link, error) {
 	}
 	return &ferryv1.Link{
 		TypeMeta:   metav1.TypeMeta{APIVersion: ferryv1.GroupVersion.String(), Kind: "Link"},
-		ObjectMeta: metav1.ObjectMeta{Namespace: names.SystemNamespace, Name: o.ClusterName},
+		ObjectMeta: metav1.ObjectMeta{Namespace: contract.SystemNamespace, Name: o.ClusterName},
 		Spec: ferryv1.LinkSpec{
 			ClusterName:      o.ClusterName,
 			GatewayAddresses: addrs,
@@ -94,20 +86,16 @@ func FromService(svc *corev1.Service, o Options) (*ferryv1.Link, error) {
 // and refuses one that belongs to another cluster: that is how linking to the
 // wrong context is caught before anything is applied.
 func gatewayIdentity(svc *corev1.Service, o Options) (identity.ID, error) {
-	want := identity.GatewayID(o.MeshDomain, o.ClusterName)
-	published, ok := svc.Annotations[names.AnnotationGatewayIdentity]
+	want := contract.GatewayID(o.MeshDomain, o.ClusterName)
+	published, ok := svc.Annotations[contract.AnnotationGatewayIdentity]
 	if !ok {
 		return want, nil
 	}
-	id, err := identity.ParseIDInferMesh(published)
+	// The mesh is the remote install's own, so it is read from the ID; the
+	// importing cluster's importer checks it against its mesh on apply.
+	id, err := contract.LinkGatewayID(published, o.ClusterName, "")
 	if err != nil {
-		return identity.ID{}, fmt.Errorf("gateway Service annotation %s: %w", names.AnnotationGatewayIdentity, err)
-	}
-	if id.Cluster != o.ClusterName {
-		return identity.ID{}, fmt.Errorf("this cluster's gateway is %s, which belongs to cluster %q, not %q: check --context or --cluster-name", id, id.Cluster, o.ClusterName)
-	}
-	if id != identity.GatewayID(id.MeshDomain, id.Cluster) {
-		return identity.ID{}, fmt.Errorf("gateway Service annotation %s: %s is not a gateway identity", names.AnnotationGatewayIdentity, id)
+		return identity.ID{}, fmt.Errorf("gateway Service annotation %s: %w: check --context or --cluster-name", contract.AnnotationGatewayIdentity, err)
 	}
 	return id, nil
 }
@@ -150,9 +138,9 @@ func addresses(svc *corev1.Service, override []string) ([]string, error) {
 
 func ingressPort(svc *corev1.Service) int {
 	for _, p := range svc.Spec.Ports {
-		if p.Name == IngressPortName {
+		if p.Name == contract.IngressPortName {
 			return int(p.Port)
 		}
 	}
-	return DefaultIngressPort
+	return contract.IngressPort
 }

@@ -8,21 +8,20 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"ferry.dev/ferry/internal/identity"
-	"ferry.dev/ferry/internal/names"
+	"ferry.dev/ferry/internal/contract"
 )
 
 func gw(typ corev1.ServiceType, annotations map[string]string, ingress ...corev1.LoadBalancerIngress) *corev1.Service {
 	return &corev1.Service{
-		ObjectMeta: metav1.ObjectMeta{Namespace: names.SystemNamespace, Name: GatewayService, Annotations: annotations},
-		Spec:       corev1.ServiceSpec{Type: typ, Ports: []corev1.ServicePort{{Name: IngressPortName, Port: 4143}}},
+		ObjectMeta: metav1.ObjectMeta{Namespace: contract.SystemNamespace, Name: contract.GatewayName, Annotations: annotations},
+		Spec:       corev1.ServiceSpec{Type: typ, Ports: []corev1.ServicePort{{Name: contract.IngressPortName, Port: 4143}}},
 		Status:     corev1.ServiceStatus{LoadBalancer: corev1.LoadBalancerStatus{Ingress: ingress}},
 	}
 }
 
 func TestFromService(t *testing.T) {
-	eastID := identity.GatewayID("corp.example", "east").String()
-	published := map[string]string{names.AnnotationGatewayIdentity: eastID}
+	eastID := contract.GatewayID("corp.example", "east").String()
+	published := map[string]string{contract.AnnotationGatewayIdentity: eastID}
 	cases := []struct {
 		name      string
 		svc       *corev1.Service
@@ -61,9 +60,9 @@ func TestFromService(t *testing.T) {
 		},
 		{
 			name:    "a controller identity is not a gateway",
-			svc:     gw(corev1.ServiceTypeLoadBalancer, map[string]string{names.AnnotationGatewayIdentity: identity.ControllerID("corp.example", "east").String()}, corev1.LoadBalancerIngress{IP: "198.19.0.12"}),
+			svc:     gw(corev1.ServiceTypeLoadBalancer, map[string]string{contract.AnnotationGatewayIdentity: contract.ControllerID("corp.example", "east").String()}, corev1.LoadBalancerIngress{IP: "198.19.0.12"}),
 			opts:    Options{ClusterName: "east"},
-			wantErr: "is not a gateway identity",
+			wantErr: "is not a gateway",
 		},
 		{
 			name:    "ClusterIP needs an explicit address",
@@ -99,7 +98,7 @@ func TestFromService(t *testing.T) {
 			if !reflect.DeepEqual(l.Spec.GatewayAddresses, tc.wantAddrs) || l.Spec.GatewayIdentity != tc.wantID {
 				t.Fatalf("got %v %s, want %v %s", l.Spec.GatewayAddresses, l.Spec.GatewayIdentity, tc.wantAddrs, tc.wantID)
 			}
-			if l.Name != tc.opts.ClusterName || l.Namespace != names.SystemNamespace || l.Kind != "Link" {
+			if l.Name != tc.opts.ClusterName || l.Namespace != contract.SystemNamespace || l.Kind != "Link" {
 				t.Fatalf("link metadata %s/%s kind %q", l.Namespace, l.Name, l.Kind)
 			}
 		})

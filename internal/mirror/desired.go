@@ -11,8 +11,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 
+	"ferry.dev/ferry/internal/contract"
 	"ferry.dev/ferry/internal/exports"
-	"ferry.dev/ferry/internal/names"
 )
 
 // planned is one export on its way to becoming a mirror.
@@ -43,7 +43,7 @@ func Desired(in Input) State {
 			st.Problems = append(st.Problems, Problem{Export: e.Key, Reason: NamespaceMissing})
 			continue
 		}
-		p := planned{export: e, name: names.MirrorName(e.Name, in.Link.Cluster), ports: tcpPorts(e.Ports)}
+		p := planned{export: e, name: contract.MirrorName(e.Name, in.Link.Cluster), ports: tcpPorts(e.Ports)}
 		if len(p.ports) == 0 {
 			st.Problems = append(st.Problems, Problem{Export: e.Key, Reason: NoTCPPorts})
 			continue
@@ -191,8 +191,8 @@ func ownedNames(o Objects) map[string]bool {
 // carries both ownership labels (docs/contracts.md).
 func OwnerOf(obj metav1.Object) (link string, ok bool) {
 	l := obj.GetLabels()
-	link, hasLink := l[names.LabelLink]
-	_, hasCluster := l[names.LabelSourceCluster]
+	link, hasLink := l[contract.LabelLink]
+	_, hasCluster := l[contract.LabelSourceCluster]
 	if !hasLink || !hasCluster || link == "" {
 		return "", false
 	}

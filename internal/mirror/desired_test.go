@@ -15,13 +15,13 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 	mcsv1beta1 "sigs.k8s.io/mcs-api/pkg/apis/v1beta1"
 
+	"ferry.dev/ferry/internal/contract"
 	"ferry.dev/ferry/internal/exports"
-	"ferry.dev/ferry/internal/names"
 )
 
 func TestDesiredMirrorObjects(t *testing.T) {
 	e := export("shop", "cart", 80, 443)
-	e.Labels = map[string]string{"app": "cart", names.LabelLink: "spoofed"}
+	e.Labels = map[string]string{"app": "cart", contract.LabelLink: "spoofed"}
 	e.Annotations = map[string]string{"note": "x"}
 	e.Ports[1].AppProtocol = "https"
 	st := Desired(input(e))
@@ -34,13 +34,13 @@ func TestDesiredMirrorObjects(t *testing.T) {
 		t.Errorf("mirror %s/%s, want shop/cart-east", svc.Namespace, svc.Name)
 	}
 	wantLabels := map[string]string{
-		"app": "cart", names.LabelLink: "east", names.LabelSourceCluster: "east", mcsv1beta1.LabelSourceCluster: "east",
+		"app": "cart", contract.LabelLink: "east", contract.LabelSourceCluster: "east", mcsv1beta1.LabelSourceCluster: "east",
 	}
 	if !maps.Equal(svc.Labels, wantLabels) {
 		t.Errorf("labels %v, want %v (exported labels copied, ownership labels win)", svc.Labels, wantLabels)
 	}
-	if !maps.Equal(svc.Annotations, map[string]string{"note": "x", names.AnnotationRemoteService: "cart",
-		names.AnnotationExportedKeys: `{"labels":["app"],"annotations":["note"]}`}) {
+	if !maps.Equal(svc.Annotations, map[string]string{"note": "x", contract.AnnotationRemoteService: "cart",
+		contract.AnnotationExportedKeys: `{"labels":["app"],"annotations":["note"]}`}) {
 		t.Errorf("annotations %v", svc.Annotations)
 	}
 	if len(svc.Spec.Selector) != 0 || svc.Spec.Type != corev1.ServiceTypeClusterIP {
@@ -59,9 +59,9 @@ func TestDesiredMirrorObjects(t *testing.T) {
 
 	sl := st.Slices[0]
 	wantSliceLabels := map[string]string{
-		discoveryv1.LabelServiceName: "cart-east", discoveryv1.LabelManagedBy: names.ManagedBy,
+		discoveryv1.LabelServiceName: "cart-east", discoveryv1.LabelManagedBy: contract.ManagedBy,
 		mcsv1beta1.LabelServiceName: "cart", mcsv1beta1.LabelSourceCluster: "east",
-		names.LabelLink: "east", names.LabelSourceCluster: "east",
+		contract.LabelLink: "east", contract.LabelSourceCluster: "east",
 	}
 	if sl.Name != "cart-east" || !maps.Equal(sl.Labels, wantSliceLabels) || sl.AddressType != discoveryv1.AddressTypeIPv4 {
 		t.Errorf("slice %s labels %v type %s", sl.Name, sl.Labels, sl.AddressType)
@@ -120,10 +120,10 @@ func TestDesiredFiltersAndProblems(t *testing.T) {
 	labelled.Labels = map[string]string{"tier": "front"}
 	foreign := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "taken-east"}}
 	otherLink := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "shared-east",
-		Labels: map[string]string{names.LabelLink: "east-2", names.LabelSourceCluster: "east"}}}
+		Labels: map[string]string{contract.LabelLink: "east-2", contract.LabelSourceCluster: "east"}}}
 	foreignSlice := &discoveryv1.EndpointSlice{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "sliced-east-ipv6"}}
 	mine := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "mine-east",
-		Labels: map[string]string{names.LabelLink: "east", names.LabelSourceCluster: "east"}}}
+		Labels: map[string]string{contract.LabelLink: "east", contract.LabelSourceCluster: "east"}}}
 
 	cases := []struct {
 		name         string
@@ -201,7 +201,7 @@ func TestDesiredPortsStableAndExhausted(t *testing.T) {
 	}
 
 	small := input(export("ns", "a", 80), export("ns", "b", 80, 81))
-	small.Ports = Range{Min: 41000, Max: 41001}
+	small.Ports = contract.Range{Min: 41000, Max: 41001}
 	st3 := Desired(small)
 	if st3.Imported != 1 || len(st3.Problems) != 1 || st3.Problems[0].Reason != PortsExhausted || st3.Problems[0].Export.Name != "b" {
 		t.Errorf("a fits, b (2 ports) cannot: imported %d problems %v", st3.Imported, st3.Problems)
@@ -271,7 +271,7 @@ func TestMirrorNamesProperty(t *testing.T) {
 	}
 	in := input(es...)
 	in.Link = Link{Name: "l", Cluster: "a-rather-long-cluster-name-0123456789"}
-	in.Ports = Range{Min: 20000, Max: 30000}
+	in.Ports = contract.Range{Min: 20000, Max: 30000}
 	a, b := Desired(in), Desired(in)
 	names := map[string]bool{}
 	for i, s := range a.Services {

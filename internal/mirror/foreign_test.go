@@ -8,8 +8,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 
+	"ferry.dev/ferry/internal/contract"
 	"ferry.dev/ferry/internal/exports"
-	"ferry.dev/ferry/internal/names"
 )
 
 // TestForeignMetadata: labels and annotations that other controllers put on
@@ -139,7 +139,7 @@ func TestForeignMetadata(t *testing.T) {
 						t.Errorf("annotation %s not removed: %v", k, svc.Annotations)
 					}
 				}
-				if svc.Labels[names.LabelLink] != "east" || svc.Annotations[names.AnnotationRemoteService] != "a" {
+				if svc.Labels[contract.LabelLink] != "east" || svc.Annotations[contract.AnnotationRemoteService] != "a" {
 					t.Errorf("Ferry's own keys lost: %v %v", svc.Labels, svc.Annotations)
 				}
 				// Applied, the update converges: the next diff writes nothing.
@@ -169,7 +169,7 @@ func TestForeignSliceKeptOnUpdate(t *testing.T) {
 	}
 	out := ops[0].Object.(*discoveryv1.EndpointSlice)
 	if out.Annotations["example.com/seen"] != "1" || out.Labels["example.com/zone"] != "z" ||
-		out.Labels[discoveryv1.LabelManagedBy] != names.ManagedBy || len(out.Endpoints) != 3 {
+		out.Labels[discoveryv1.LabelManagedBy] != contract.ManagedBy || len(out.Endpoints) != 3 {
 		t.Errorf("slice labels %v annotations %v endpoints %d", out.Labels, out.Annotations, len(out.Endpoints))
 	}
 }
@@ -178,7 +178,7 @@ func TestForeignSliceKeptOnUpdate(t *testing.T) {
 // sets are still Ferry's and are removed.
 func TestStaleFerryKeysRemoved(t *testing.T) {
 	existing := applied(Desired(input(export("ns", "a", 80))))
-	existing.Slices[0].Annotations = map[string]string{names.Prefix + "old": "x"}
+	existing.Slices[0].Annotations = map[string]string{contract.Prefix + "old": "x"}
 	in := input(export("ns", "a", 80))
 	in.Owned = existing
 	ops := Diff(Desired(in), existing)

@@ -6,6 +6,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
+	"ferry.dev/ferry/internal/contract"
 	"ferry.dev/ferry/internal/exports"
 )
 
@@ -43,7 +44,7 @@ func (m mapLookup) EndpointSlice(ns, name string) metav1.Object {
 func input(es ...exports.Export) Input {
 	return Input{
 		Link: testLink, Exports: es, Gateway: []string{"10.0.0.2", "10.0.0.1"}, Health: Healthy,
-		NamespaceExists: allNamespaces, Ports: DefaultRange(),
+		NamespaceExists: allNamespaces, Ports: contract.DefaultEgressRange(),
 	}
 }
 

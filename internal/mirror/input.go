@@ -10,6 +10,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 
 	ferryv1 "ferry.dev/ferry/api/v1alpha1"
+	"ferry.dev/ferry/internal/contract"
 	"ferry.dev/ferry/internal/exports"
 )
 
@@ -94,7 +95,7 @@ type Input struct {
 	Owned  Objects
 	Lookup Lookup
 	// Ports is the egress range; Taken the ports other links hold.
-	Ports Range
+	Ports contract.Range
 	Taken map[int32]PortKey
 }
 

@@ -9,7 +9,7 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	mcsv1beta1 "sigs.k8s.io/mcs-api/pkg/apis/v1beta1"
 
-	"ferry.dev/ferry/internal/names"
+	"ferry.dev/ferry/internal/contract"
 )
 
 // Ferry shares the labels and annotations of its objects with other
@@ -20,7 +20,7 @@ import (
 //
 // A key is Ferry's on an object when the desired object has it, when it is in
 // Ferry's own domain (ferry.dev/), when it is one of the standard keys Ferry
-// sets (standardKeys), or when the object's names.AnnotationExportedKeys
+// sets (standardKeys), or when the object's contract.AnnotationExportedKeys
 // lists it: that record is how an exported key the remote stopped exporting
 // is told apart from a foreign one, and removed.
 
@@ -33,7 +33,7 @@ var standardKeys = []string{
 	discoveryv1.LabelManagedBy,
 }
 
-// ExportedKeys is the value of names.AnnotationExportedKeys: the label and
+// ExportedKeys is the value of contract.AnnotationExportedKeys: the label and
 // annotation keys of a mirror that were copied from the export.
 type ExportedKeys struct {
 	Labels      []string `json:"labels,omitempty"`
@@ -62,11 +62,11 @@ func exportedKeysOf(labels, annotations map[string]string) string {
 	return string(b)
 }
 
-// ParseExportedKeys reads names.AnnotationExportedKeys from a mirror's
+// ParseExportedKeys reads contract.AnnotationExportedKeys from a mirror's
 // annotations; ok is false when it is absent or unreadable (a mirror
 // written before the record existed, or edited by hand).
 func ParseExportedKeys(annotations map[string]string) (k ExportedKeys, ok bool) {
-	v, present := annotations[names.AnnotationExportedKeys]
+	v, present := annotations[contract.AnnotationExportedKeys]
 	if !present || json.Unmarshal([]byte(v), &k) != nil {
 		return ExportedKeys{}, false
 	}
@@ -75,7 +75,7 @@ func ParseExportedKeys(annotations map[string]string) (k ExportedKeys, ok bool) 
 
 // fixedKey: a key Ferry manages on every object, whether it sets it or not.
 func fixedKey(k string) bool {
-	return strings.HasPrefix(k, names.Prefix) || slices.Contains(standardKeys, k)
+	return strings.HasPrefix(k, contract.Prefix) || slices.Contains(standardKeys, k)
 }
 
 // managedDiffers reports whether the keys Ferry manages differ between the

@@ -10,8 +10,8 @@ import (
 	"k8s.io/utils/ptr"
 	mcsv1beta1 "sigs.k8s.io/mcs-api/pkg/apis/v1beta1"
 
+	"ferry.dev/ferry/internal/contract"
 	"ferry.dev/ferry/internal/exports"
-	"ferry.dev/ferry/internal/names"
 )
 
 // DefaultClientIPTimeout is Kubernetes' default ClientIP affinity timeout,
@@ -22,8 +22,8 @@ const DefaultClientIPTimeout int32 = 10800
 // OwnershipLabels are the labels that mark an object as this Link's.
 func OwnershipLabels(link Link) map[string]string {
 	return map[string]string{
-		names.LabelLink:               link.Name,
-		names.LabelSourceCluster:      link.Cluster,
+		contract.LabelLink:            link.Name,
+		contract.LabelSourceCluster:   link.Cluster,
 		mcsv1beta1.LabelSourceCluster: link.Cluster,
 	}
 }
@@ -31,7 +31,7 @@ func OwnershipLabels(link Link) map[string]string {
 // buildService makes the mirror Service: no selector (its endpoints are the
 // gateway's, written by Ferry), ports carrying the egress port as targetPort.
 // Its annotations record which keys came from the export
-// (names.AnnotationExportedKeys), so that Diff can remove them once the
+// (contract.AnnotationExportedKeys), so that Diff can remove them once the
 // remote stops exporting them without touching other controllers' keys.
 //
 // Headless exports are mirrored as ClusterIP Services too: clients must
@@ -48,8 +48,8 @@ func buildService(link Link, e *exports.Export, name string, ports []exports.Por
 	if ann == nil {
 		ann = map[string]string{}
 	}
-	ann[names.AnnotationRemoteService] = e.Name
-	ann[names.AnnotationExportedKeys] = exportedKeysOf(e.Labels, e.Annotations)
+	ann[contract.AnnotationRemoteService] = e.Name
+	ann[contract.AnnotationExportedKeys] = exportedKeysOf(e.Labels, e.Annotations)
 
 	svc := &corev1.Service{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Service"},
@@ -87,7 +87,7 @@ func buildService(link Link, e *exports.Export, name string, ports []exports.Por
 func SliceLabels(link Link, exportName, mirror string) map[string]string {
 	l := OwnershipLabels(link)
 	l[discoveryv1.LabelServiceName] = mirror
-	l[discoveryv1.LabelManagedBy] = names.ManagedBy
+	l[discoveryv1.LabelManagedBy] = contract.ManagedBy
 	l[mcsv1beta1.LabelServiceName] = exportName
 	return l
 }

@@ -4,35 +4,15 @@ import (
 	"maps"
 	"slices"
 	"testing"
-)
 
-func TestParseRange(t *testing.T) {
-	cases := []struct {
-		in   string
-		want Range
-		ok   bool
-	}{
-		{"41000-48999", Range{41000, 48999}, true},
-		{" 2000 - 2000 ", Range{2000, 2000}, true},
-		{"48999-41000", Range{}, false},
-		{"80-90", Range{}, false},
-		{"41000-70000", Range{}, false},
-		{"41000", Range{}, false},
-		{"a-b", Range{}, false},
-	}
-	for _, tc := range cases {
-		got, err := ParseRange(tc.in)
-		if (err == nil) != tc.ok || (tc.ok && got != tc.want) {
-			t.Errorf("ParseRange(%q) = %v, %v; want %v ok=%v", tc.in, got, err, tc.want, tc.ok)
-		}
-	}
-}
+	"ferry.dev/ferry/internal/contract"
+)
 
 func TestAllocate(t *testing.T) {
 	a := PortKey{"ns", "a", 80}
 	b := PortKey{"ns", "b", 80}
 	c := PortKey{"ns", "c", 80}
-	r := Range{100 + 41000, 103 + 41000}
+	r := contract.Range{Min: 100 + 41000, Max: 103 + 41000}
 	p := func(n int32) int32 { return 41000 + n }
 	cases := []struct {
 		name      string
@@ -86,22 +66,10 @@ func BenchmarkAllocate10k(b *testing.B) {
 	for i := range want {
 		want[i] = PortKey{"ns", "svc" + itoa(int32(i)), 80}
 	}
-	r := Range{20000, 40000}
+	r := contract.Range{Min: 20000, Max: 40000}
 	cur, _ := Allocate(r, nil, nil, want)
 	b.ResetTimer()
 	for b.Loop() {
 		Allocate(r, nil, cur, want)
-	}
-}
-
-func TestRangeRefusesDaemonPorts(t *testing.T) {
-	for _, r := range []string{"4000-5000", "9990-9999", "4191-4191"} {
-		rg, err := ParseRange(r)
-		if err == nil {
-			t.Errorf("range %s (%v) accepted although it holds a daemon port", r, rg)
-		}
-	}
-	if _, err := ParseRange("41000-48999"); err != nil {
-		t.Errorf("default range refused: %v", err)
 	}
 }

@@ -8,8 +8,8 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/utils/ptr"
 
+	"ferry.dev/ferry/internal/contract"
 	"ferry.dev/ferry/internal/exports"
-	"ferry.dev/ferry/internal/names"
 )
 
 // Recover rebuilds, from the mirrors a Link already owns, the exports that
@@ -35,7 +35,7 @@ func Recover(owned Objects) []exports.Export {
 	}
 	var out []exports.Export
 	for _, s := range owned.Services {
-		remote := s.Annotations[names.AnnotationRemoteService]
+		remote := s.Annotations[contract.AnnotationRemoteService]
 		if remote == "" {
 			continue
 		}

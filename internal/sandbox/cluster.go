@@ -25,6 +25,7 @@ import (
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"ferry.dev/ferry/internal/contract"
 	"ferry.dev/ferry/internal/identity"
 	"ferry.dev/ferry/internal/install"
 	"ferry.dev/ferry/internal/netns"
@@ -54,7 +55,7 @@ type Cluster struct {
 // GatewayAddr is the gateway's address on the WAN: the only address of this
 // cluster that other clusters can reach.
 func (c *Cluster) GatewayAddr() string {
-	return net.JoinHostPort(c.Site.WANAddr, strconv.Itoa(install.IngressPort))
+	return net.JoinHostPort(c.Site.WANAddr, strconv.Itoa(contract.IngressPort))
 }
 
 // GatewayPodIP is the gateway "pod"'s address inside the cluster.
@@ -93,7 +94,7 @@ func (c *Cluster) install(ctx context.Context) error {
 // controller would do for the gateway Service.
 func (c *Cluster) publishGateway(ctx context.Context) error {
 	var svc corev1.Service
-	key := types.NamespacedName{Namespace: install.Namespace, Name: install.GatewayName}
+	key := types.NamespacedName{Namespace: contract.SystemNamespace, Name: contract.GatewayName}
 	if err := c.API.Client.Get(ctx, key, &svc); err != nil {
 		return fmt.Errorf("gateway Service: %w", err)
 	}
@@ -103,9 +104,9 @@ func (c *Cluster) publishGateway(ctx context.Context) error {
 	}
 	slice := &discoveryv1.EndpointSlice{
 		ObjectMeta: metav1.ObjectMeta{
-			Namespace: install.Namespace, Name: install.GatewayName + "-sandbox",
+			Namespace: contract.SystemNamespace, Name: contract.GatewayName + "-sandbox",
 			Labels: map[string]string{
-				discoveryv1.LabelServiceName: install.GatewayName,
+				discoveryv1.LabelServiceName: contract.GatewayName,
 				discoveryv1.LabelManagedBy:   testenv.EndpointSliceManagedBy,
 			},
 		},
@@ -128,7 +129,7 @@ func (c *Cluster) publishGateway(ctx context.Context) error {
 // ServiceAccount, with a token from the TokenRequest API, as a pod's
 // projected token would.
 func (c *Cluster) serviceAccountKubeconfig(ctx context.Context, sa string) (string, error) {
-	tr, err := c.API.Kube.CoreV1().ServiceAccounts(install.Namespace).CreateToken(ctx, sa, &authenticationv1.TokenRequest{
+	tr, err := c.API.Kube.CoreV1().ServiceAccounts(contract.SystemNamespace).CreateToken(ctx, sa, &authenticationv1.TokenRequest{
 		Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: ptr.To(int64(24 * 3600))},
 	}, metav1.CreateOptions{})
 	if err != nil {
@@ -203,7 +204,7 @@ func (c *Cluster) publishPods(ctx context.Context) error {
 
 // StartGateway starts (or restarts) ferry-gateway.
 func (c *Cluster) StartGateway() error {
-	p, err := c.startDaemon(install.GatewayName, install.GatewayName)
+	p, err := c.startDaemon(contract.GatewayName, contract.GatewayName)
 	if err == nil {
 		c.Gateway = p
 	}
@@ -212,7 +213,7 @@ func (c *Cluster) StartGateway() error {
 
 // StartController starts (or restarts) ferry-controller.
 func (c *Cluster) StartController() error {
-	p, err := c.startDaemon(install.ControllerName, install.ControllerName)
+	p, err := c.startDaemon(contract.ControllerName, contract.ControllerName)
 	if err == nil {
 		c.Controller = p
 	}
@@ -245,8 +246,8 @@ func (c *Cluster) WaitReady(ctx context.Context, timeout time.Duration) error {
 		proc *testenv.Process
 		port int
 	}{
-		{"ferry-gateway", c.Gateway, install.GatewayAdminPort},
-		{"ferry-controller", c.Controller, install.ControllerAdminPort},
+		{"ferry-gateway", c.Gateway, contract.GatewayAdminPort},
+		{"ferry-controller", c.Controller, contract.ControllerAdminPort},
 	} {
 		if err := c.waitHTTP(ctx, d.proc, net.JoinHostPort(c.GatewayPodIP(), strconv.Itoa(d.port)), "/ready"); err != nil {
 			return fmt.Errorf("%s not ready: %w\n--- %s (last lines) ---\n%s", d.name, err, d.proc.LogPath(), d.proc.Tail(20))
@@ -290,12 +291,12 @@ func (c *Cluster) HTTPClient() *http.Client {
 
 // GatewayMetrics fetches the gateway's /metrics text.
 func (c *Cluster) GatewayMetrics(ctx context.Context) (string, error) {
-	return c.get(ctx, net.JoinHostPort(c.GatewayPodIP(), strconv.Itoa(install.GatewayAdminPort)), "/metrics")
+	return c.get(ctx, net.JoinHostPort(c.GatewayPodIP(), strconv.Itoa(contract.GatewayAdminPort)), "/metrics")
 }
 
 // ControllerMetrics fetches the controller's /metrics text.
 func (c *Cluster) ControllerMetrics(ctx context.Context) (string, error) {
-	return c.get(ctx, net.JoinHostPort(c.GatewayPodIP(), strconv.Itoa(install.ControllerAdminPort)), "/metrics")
+	return c.get(ctx, net.JoinHostPort(c.GatewayPodIP(), strconv.Itoa(contract.ControllerAdminPort)), "/metrics")
 }
 
 func (c *Cluster) get(ctx context.Context, addr, path string) (string, error) {

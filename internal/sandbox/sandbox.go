@@ -10,6 +10,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 
 	ferryv1 "ferry.dev/ferry/api/v1alpha1"
+	"ferry.dev/ferry/internal/contract"
 	"ferry.dev/ferry/internal/identity"
 	"ferry.dev/ferry/internal/install"
 	"ferry.dev/ferry/internal/netns"
@@ -23,7 +24,7 @@ const ReadyTimeout = 90 * time.Second
 type Options struct {
 	// Clusters to run, e.g. {"east", "west", "north"}.
 	Clusters []string
-	// MeshDomain; default identity.DefaultMeshDomain.
+	// MeshDomain; default contract.DefaultMeshDomain.
 	MeshDomain string
 	// Logf reports progress; nil is silent.
 	Logf func(format string, args ...any)
@@ -48,7 +49,7 @@ func Start(ctx context.Context, o Options) (*Sandbox, error) {
 		return nil, errors.New("sandbox: no clusters named")
 	}
 	if o.MeshDomain == "" {
-		o.MeshDomain = identity.DefaultMeshDomain
+		o.MeshDomain = contract.DefaultMeshDomain
 	}
 	logf := o.Logf
 	if logf == nil {

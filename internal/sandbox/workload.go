@@ -15,8 +15,8 @@ import (
 	mcsv1beta1 "sigs.k8s.io/mcs-api/pkg/apis/v1beta1"
 
 	ferryv1 "ferry.dev/ferry/api/v1alpha1"
+	"ferry.dev/ferry/internal/contract"
 	"ferry.dev/ferry/internal/linkgen"
-	"ferry.dev/ferry/internal/names"
 	"ferry.dev/ferry/internal/testenv"
 )
 
@@ -111,7 +111,7 @@ func serveEcho(ln net.Listener, tag string) {
 func (c *Cluster) Export(ctx context.Context, namespace, name string, allowed ...string) error {
 	se := &mcsv1beta1.ServiceExport{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name}}
 	if len(allowed) > 0 {
-		se.Annotations = map[string]string{names.AnnotationAllowedClusters: strings.Join(allowed, ",")}
+		se.Annotations = map[string]string{contract.AnnotationAllowedClusters: strings.Join(allowed, ",")}
 	}
 	return c.API.Client.Create(ctx, se)
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/hashicorp/yamux"
 
+	"ferry.dev/ferry/internal/contract"
 	"ferry.dev/ferry/internal/identity"
 )
 
@@ -172,11 +173,11 @@ func (s *Server) remote(id identity.ID) bool {
 }
 
 func (s *Server) mayTunnel(id identity.ID) bool {
-	return s.remote(id) && id == identity.GatewayID(id.MeshDomain, id.Cluster)
+	return s.remote(id) && id == contract.GatewayID(id.MeshDomain, id.Cluster)
 }
 
 func (s *Server) mayFeed(id identity.ID) bool {
-	return s.remote(id) && id == identity.ControllerID(id.MeshDomain, id.Cluster)
+	return s.remote(id) && id == contract.ControllerID(id.MeshDomain, id.Cluster)
 }
 
 // Serve accepts connections on ln until Shutdown or a listener error. It may

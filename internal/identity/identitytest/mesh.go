@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"ferry.dev/ferry/internal/contract"
 	"ferry.dev/ferry/internal/identity"
 )
 
@@ -26,13 +27,13 @@ type Cluster struct {
 	Controller *identity.Source
 }
 
-// NewMesh makes a mesh named mesh ("" means identity.DefaultMeshDomain)
+// NewMesh makes a mesh named mesh ("" means contract.DefaultMeshDomain)
 // with the given clusters. Two calls with the same name give two meshes
 // that do not trust each other, which is how to get a foreign root.
 func NewMesh(t testing.TB, mesh string, clusters ...string) *Mesh {
 	t.Helper()
 	if mesh == "" {
-		mesh = identity.DefaultMeshDomain
+		mesh = contract.DefaultMeshDomain
 	}
 	root, err := identity.NewRoot(mesh, time.Hour*24*365)
 	if err != nil {
@@ -74,10 +75,10 @@ func (m *Mesh) Cluster(t testing.TB, name string) *Cluster {
 }
 
 // GatewayID is the cluster's gateway identity.
-func (c *Cluster) GatewayID() identity.ID { return identity.GatewayID(c.Mesh.Domain, c.Name) }
+func (c *Cluster) GatewayID() identity.ID { return contract.GatewayID(c.Mesh.Domain, c.Name) }
 
 // ControllerID is the cluster's controller identity.
-func (c *Cluster) ControllerID() identity.ID { return identity.ControllerID(c.Mesh.Domain, c.Name) }
+func (c *Cluster) ControllerID() identity.ID { return contract.ControllerID(c.Mesh.Domain, c.Name) }
 
 // ID is an arbitrary workload identity in the cluster.
 func (c *Cluster) ID(namespace, serviceAccount string) identity.ID {

@@ -1,4 +1,4 @@
-package names
+package contract
 
 import (
 	"math/rand/v2"

@@ -1,12 +1,9 @@
-package names
+package contract
 
 import (
 	"crypto/sha256"
 	"encoding/base32"
-	"fmt"
 	"strings"
-
-	"k8s.io/apimachinery/pkg/util/validation"
 )
 
 // Label and annotation keys. Every object Ferry writes carries LabelLink and
@@ -48,10 +45,10 @@ const (
 	// label value, so it may not contain a slash (like the upstream
 	// "endpointslice-controller.k8s.io").
 	ManagedBy = "controller.ferry.dev"
-
-	// SystemNamespace holds Ferry's own objects: Links, Deployments, Secrets.
-	SystemNamespace = "ferry-system"
 )
+
+// MaxNameLength is the longest Service name: a DNS-1035 label.
+const MaxNameLength = 63
 
 // hashLen is how many base32 characters of SHA-256 a truncated name keeps:
 // 50 bits, so that collisions among even millions of names are negligible.
@@ -65,12 +62,12 @@ var lowerBase32 = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPad
 // label whenever svc is (Service names are).
 func MirrorName(svc, cluster string) string {
 	name := svc + "-" + cluster
-	if len(name) <= validation.DNS1035LabelMaxLength {
+	if len(name) <= MaxNameLength {
 		return name
 	}
 	sum := sha256.Sum256([]byte(svc + "/" + cluster))
 	h := lowerBase32.EncodeToString(sum[:])[:hashLen]
-	keep := strings.TrimRight(name[:validation.DNS1035LabelMaxLength-hashLen-1], "-")
+	keep := strings.TrimRight(name[:MaxNameLength-hashLen-1], "-")
 	return keep + "-" + h
 }
 
@@ -81,16 +78,3 @@ const ClustersetCluster = "clusterset"
 // ClustersetName is the clusterset Service of export svc:
 // "<svc>-clusterset", truncated with a hash like a mirror name.
 func ClustersetName(svc string) string { return MirrorName(svc, ClustersetCluster) }
-
-// ValidateClusterName reports whether s can name a cluster: a DNS label, as it
-// becomes part of a trust domain and of mirror names, and not the reserved
-// "clusterset" (whose mirror names are the clusterset Services').
-func ValidateClusterName(s string) error {
-	if errs := validation.IsDNS1123Label(s); len(errs) > 0 {
-		return fmt.Errorf("cluster name %q: %s", s, strings.Join(errs, "; "))
-	}
-	if s == ClustersetCluster {
-		return fmt.Errorf("cluster name %q is reserved (clusterset Services are named <svc>-%s)", s, s)
-	}
-	return nil
-}
