@@ -23,6 +23,10 @@ const (
 	// remote stops exporting are removed while keys other controllers add
 	// are kept.
 	AnnotationExportedKeys = Prefix + "exported-keys"
+	// AnnotationExportType on a mirror Service records the export's type
+	// when it is not ClusterSetIP, so that a restarted controller recovers
+	// it from the mirror.
+	AnnotationExportType = Prefix + "export-type"
 	// AnnotationAllowedClusters on a ServiceExport lists, comma-separated, the
 	// clusters that may import it. Absent means every linked cluster.
 	AnnotationAllowedClusters = Prefix + "allowed-clusters"

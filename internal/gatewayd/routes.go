@@ -6,12 +6,13 @@ import (
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/util/intstr"
 
 	ferryv1 "ferry.dev/ferry/api/v1alpha1"
+	"ferry.dev/ferry/internal/clusterset"
 	"ferry.dev/ferry/internal/contract"
 	"ferry.dev/ferry/internal/exports"
 	"ferry.dev/ferry/internal/gateway"
+	"ferry.dev/ferry/internal/mirror"
 	"ferry.dev/ferry/internal/tunnel"
 )
 
@@ -37,19 +38,19 @@ func Remotes(mesh string, links []*ferryv1.Link) (map[string]tunnel.Remote, []er
 	return out, problems
 }
 
-// Routes derives the egress ports from Ferry's Services (docs/contracts.md):
+// Routes derives the egress ports from Ferry's Services (docs/contracts.md),
+// decoded by the readers that sit beside their writers (mirror.Read,
+// clusterset.Read):
 //
-//   - each port of a mirror (labelled ferry.dev/link, "Egress port
-//     contract") listens on its targetPort, taken from mirrorPorts, and goes
-//     to (source cluster, namespace, remote service, port);
-//   - each port of a clusterset Service (labelled ferry.dev/clusterset,
-//     "Clusterset services") listens on its targetPort, taken from
-//     clustersetPorts, and goes to (cluster, namespace, remote service, port)
-//     for every cluster of ferry.dev/clusters that a Link names, in that
-//     order. Listed clusters without a Link are skipped and reported.
+//   - each port of a mirror listens on its egress port and goes to (source
+//     cluster, namespace, remote service, port);
+//   - each port of a clusterset Service listens on its egress port and goes
+//     to (cluster, namespace, remote service, port) for every listed cluster
+//     that a Link names, in that order. Listed clusters without a Link are
+//     skipped and reported.
 //
 // Objects that break the contract are skipped and reported; the rest still
-// route. Services with neither label are ignored silently.
+// route. Services that are neither are ignored silently.
 //
 // Labels can be written by anyone who may create a Service, so a forged
 // "mirror" must not be able to take over a real one's port: when two claim
@@ -72,101 +73,63 @@ func Routes(svcs []*corev1.Service, links []*ferryv1.Link, mirrorPorts, clusters
 	})
 	var routes []gateway.Route
 	var problems []error
-	used := map[int]string{}
-	// addPorts opens one route per port of s, each to dests re-targeted at
-	// that port.
-	addPorts := func(kind string, s *corev1.Service, remoteSvc string, ports contract.Range, dests []gateway.Destination) {
+	used := map[int32]string{}
+	// addPorts opens one route per port, each to every cluster of dests.
+	addPorts := func(kind string, s *corev1.Service, remoteSvc string, ports []mirror.EgressPort, dests []string) {
 		where := s.Namespace + "/" + s.Name
-		for _, p := range s.Spec.Ports {
-			egress := p.TargetPort.IntValue()
-			if p.TargetPort.Type != intstr.Int || egress < int(ports.Min) || egress > int(ports.Max) || (p.Protocol != "" && p.Protocol != corev1.ProtocolTCP) {
-				problems = append(problems, fmt.Errorf("%s %s port %d: targetPort %q is not an egress port in %d-%d", kind, where, p.Port, p.TargetPort.String(), ports.Min, ports.Max))
-				continue
-			}
+		for _, p := range ports {
 			target := tunnel.Target{Namespace: s.Namespace, Service: remoteSvc, Port: int(p.Port)}
 			if err := target.Validate(); err != nil {
 				problems = append(problems, fmt.Errorf("%s %s port %d: %w", kind, where, p.Port, err))
 				continue
 			}
-			if owner, dup := used[egress]; dup {
-				problems = append(problems, fmt.Errorf("%s %s port %d: egress port %d already used by the older %s", kind, where, p.Port, egress, owner))
+			if owner, dup := used[p.Egress]; dup {
+				problems = append(problems, fmt.Errorf("%s %s port %d: egress port %d already used by the older %s", kind, where, p.Port, p.Egress, owner))
 				continue
 			}
-			used[egress] = where
-			r := gateway.Route{Port: egress, Destinations: make([]gateway.Destination, len(dests))}
-			for i, d := range dests {
-				r.Destinations[i] = gateway.Destination{Cluster: d.Cluster, Target: target}
+			used[p.Egress] = where
+			r := gateway.Route{Port: int(p.Egress), Destinations: make([]gateway.Destination, len(dests))}
+			for i, c := range dests {
+				r.Destinations[i] = gateway.Destination{Cluster: c, Target: target}
 			}
 			routes = append(routes, r)
 		}
 	}
 	for _, s := range svcs {
-		link, cluster := s.Labels[contract.LabelLink], s.Labels[contract.LabelSourceCluster]
-		exported, isClusterset := s.Labels[contract.LabelClusterset]
-		remoteSvc := s.Annotations[contract.AnnotationRemoteService]
-		where := s.Namespace + "/" + s.Name
-		if isClusterset {
-			dests, errs := clustersetDestinations(s, exported, remoteSvc, linked)
+		if cs, errs, ok := clusterset.Read(s, clustersetPorts); ok || len(errs) > 0 {
 			problems = append(problems, errs...)
-			if len(dests) > 0 {
-				addPorts("clusterset", s, remoteSvc, clustersetPorts, dests)
+			if !ok {
+				continue
 			}
+			where := s.Namespace + "/" + s.Name
+			var dests []string
+			for _, c := range cs.Clusters {
+				if !linked[c] {
+					problems = append(problems, fmt.Errorf("clusterset %s: cluster %s has no Link; skipped", where, c))
+					continue
+				}
+				dests = append(dests, c)
+			}
+			if len(dests) == 0 {
+				problems = append(problems, fmt.Errorf("clusterset %s: no linked cluster in %s %q", where, contract.AnnotationClusters, s.Annotations[contract.AnnotationClusters]))
+				continue
+			}
+			addPorts("clusterset", s, cs.Key.Service, cs.Ports, dests)
 			continue
 		}
-		switch {
-		case link == "" || cluster == "":
-			continue // not Ferry's
-		case remoteSvc == "":
-			problems = append(problems, fmt.Errorf("mirror %s: no %s annotation", where, contract.AnnotationRemoteService))
-			continue
-		case clusterOf[link] != cluster:
-			problems = append(problems, fmt.Errorf("mirror %s: link %s does not exist or is not for cluster %s", where, link, cluster))
+		m, errs, ok := mirror.Read(s, mirrorPorts)
+		problems = append(problems, errs...)
+		if !ok {
 			continue
 		}
-		addPorts("mirror", s, remoteSvc, mirrorPorts, []gateway.Destination{{Cluster: cluster}})
+		if clusterOf[m.Link] != m.Cluster {
+			problems = append(problems, fmt.Errorf("mirror %s/%s: link %s does not exist or is not for cluster %s", s.Namespace, s.Name, m.Link, m.Cluster))
+			continue
+		}
+		addPorts("mirror", s, m.Export.Name, m.Ports, []string{m.Cluster})
 	}
 	slices.SortFunc(routes, func(a, b gateway.Route) int { return a.Port - b.Port })
 	return routes, problems
-}
-
-// clustersetDestinations checks a clusterset Service against the contract
-// and returns its destinations (targets not yet filled in): the listed
-// clusters that a Link names, in the listed order, each once.
-func clustersetDestinations(s *corev1.Service, exported, remoteSvc string, linked map[string]bool) ([]gateway.Destination, []error) {
-	where := s.Namespace + "/" + s.Name
-	switch {
-	case exported == "":
-		return nil, []error{fmt.Errorf("clusterset %s: empty %s label", where, contract.LabelClusterset)}
-	case s.Labels[contract.LabelLink] != "":
-		// A Service cannot be both; refusing it keeps a forged hybrid
-		// from being read either way.
-		return nil, []error{fmt.Errorf("clusterset %s: carries both %s and %s", where, contract.LabelClusterset, contract.LabelLink)}
-	case remoteSvc == "":
-		return nil, []error{fmt.Errorf("clusterset %s: no %s annotation", where, contract.AnnotationRemoteService)}
-	case remoteSvc != exported:
-		return nil, []error{fmt.Errorf("clusterset %s: %s %q does not match %s %q", where, contract.AnnotationRemoteService, remoteSvc, contract.LabelClusterset, exported)}
-	case s.Name != contract.ClustersetName(exported):
-		return nil, []error{fmt.Errorf("clusterset %s: the clusterset Service of %s is named %s", where, exported, contract.ClustersetName(exported))}
-	}
-	var dests []gateway.Destination
-	var problems []error
-	seen := map[string]bool{}
-	for _, c := range strings.Split(s.Annotations[contract.AnnotationClusters], ",") {
-		c = strings.TrimSpace(c)
-		if c == "" || seen[c] {
-			continue
-		}
-		seen[c] = true
-		if !linked[c] {
-			problems = append(problems, fmt.Errorf("clusterset %s: cluster %s has no Link; skipped", where, c))
-			continue
-		}
-		dests = append(dests, gateway.Destination{Cluster: c})
-	}
-	if len(dests) == 0 {
-		problems = append(problems, fmt.Errorf("clusterset %s: no linked cluster in %s %q", where, contract.AnnotationClusters, s.Annotations[contract.AnnotationClusters]))
-	}
-	return dests, problems
 }
 
 // IngressExports turns the export set into what ingress authorizes against.

@@ -50,6 +50,9 @@ func buildService(link Link, e *exports.Export, name string, ports []exports.Por
 	}
 	ann[contract.AnnotationRemoteService] = e.Name
 	ann[contract.AnnotationExportedKeys] = exportedKeysOf(e.Labels, e.Annotations)
+	if e.Type != "" && e.Type != exports.ClusterSetIP {
+		ann[contract.AnnotationExportType] = string(e.Type)
+	}
 
 	svc := &corev1.Service{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Service"},

@@ -1,0 +1,177 @@
+package mirror
+
+import (
+	"fmt"
+	"maps"
+	"sort"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
+
+	"ferry.dev/ferry/internal/contract"
+	"ferry.dev/ferry/internal/exports"
+)
+
+// This file is the reader of the objects desired.go and objects.go write:
+// the gateway reads mirrors to open egress ports (Read), and a restarted
+// controller reads them to recover the remote's exports (Recover). Keeping
+// reader and writer together is what keeps them one contract; the
+// round-trip test in read_test.go holds them to it.
+
+// Mirror is what a mirror Service says, decoded.
+type Mirror struct {
+	// Link and Cluster are the owning Link and the remote cluster.
+	Link, Cluster string
+	// Export is the remote export the mirror stands for: same namespace,
+	// the remote Service's name (the mirror's own may be truncated).
+	Export exports.Key
+	// Type is the export's type; ClusterSetIP unless the mirror records
+	// another.
+	Type exports.Type
+	// Ports are the exported ports with the egress port of each.
+	Ports []EgressPort
+}
+
+// EgressPort is one exported port and the gateway port that carries it.
+type EgressPort struct {
+	Port   int32 // the exported (remote Service's) port
+	Egress int32 // the egress port: the mirror port's targetPort
+}
+
+// Read decodes a mirror Service, checking it against the contract: both
+// ownership labels, the remote-service annotation, a known export type,
+// and TCP ports whose targetPort is an egress port in r. A port that breaks
+// the contract is left out and reported; the mirror's other ports still
+// count. ok is false when s is not a mirror at all (no ownership labels) or
+// cannot be decoded.
+func Read(s *corev1.Service, r contract.Range) (m Mirror, problems []error, ok bool) {
+	link, owned := OwnerOf(s)
+	if !owned {
+		return Mirror{}, nil, false
+	}
+	where := s.Namespace + "/" + s.Name
+	m = Mirror{Link: link, Cluster: s.Labels[contract.LabelSourceCluster]}
+	remote := s.Annotations[contract.AnnotationRemoteService]
+	if remote == "" {
+		return Mirror{}, []error{fmt.Errorf("mirror %s: no %s annotation", where, contract.AnnotationRemoteService)}, false
+	}
+	m.Export = exports.Key{Namespace: s.Namespace, Name: remote}
+	switch t := exports.Type(s.Annotations[contract.AnnotationExportType]); t {
+	case "", exports.ClusterSetIP:
+		m.Type = exports.ClusterSetIP
+	case exports.Headless:
+		m.Type = t
+	default:
+		return Mirror{}, []error{fmt.Errorf("mirror %s: %s %q is not an export type", where, contract.AnnotationExportType, t)}, false
+	}
+	m.Ports, problems = readPorts("mirror", where, s, r)
+	return m, problems, true
+}
+
+// ReadPorts decodes the egress ports of a Ferry Service (a mirror or a
+// clusterset Service): TCP ports whose targetPort is a number in r. kind
+// names the object in the problems it reports.
+func ReadPorts(kind string, s *corev1.Service, r contract.Range) ([]EgressPort, []error) {
+	return readPorts(kind, s.Namespace+"/"+s.Name, s, r)
+}
+
+func readPorts(kind, where string, s *corev1.Service, r contract.Range) ([]EgressPort, []error) {
+	var out []EgressPort
+	var problems []error
+	for _, p := range s.Spec.Ports {
+		egress := p.TargetPort.IntValue()
+		if p.TargetPort.Type != intstr.Int || !r.Contains(int32(egress)) || (p.Protocol != "" && p.Protocol != corev1.ProtocolTCP) {
+			problems = append(problems, fmt.Errorf("%s %s port %d: targetPort %q is not an egress port in %s", kind, where, p.Port, p.TargetPort.String(), r))
+			continue
+		}
+		out = append(out, EgressPort{Port: p.Port, Egress: int32(egress)})
+	}
+	return out, problems
+}
+
+// Recover rebuilds, from the mirrors a Link already owns, the exports that
+// produced them. A controller that restarts uses it as its copy of the
+// remote's state until the feed delivers a snapshot: the desired state is
+// then exactly what exists (so the restart writes nothing), and health can
+// still turn endpoints not-ready while the remote is unreachable
+// (requirement III) even though this process never heard from it.
+//
+// What mirrors do not record is approximated: an export counts as having
+// one ready endpoint when any of its slices has a ready endpoint (a mirror
+// that was not-ready because the gateway was unhealthy stays not-ready
+// until the feed says otherwise), and its creation time, hostnames and
+// allowed clusters are left empty, since Desired does not read them.
+func Recover(owned Objects) []exports.Export {
+	ready := map[string]bool{}
+	for _, s := range owned.Slices {
+		mirror := s.Labels[discoveryv1.LabelServiceName]
+		for _, ep := range s.Endpoints {
+			if ptr.Deref(ep.Conditions.Ready, true) {
+				ready[s.Namespace+"/"+mirror] = true
+			}
+		}
+	}
+	var out []exports.Export
+	for _, s := range owned.Services {
+		remote := s.Annotations[contract.AnnotationRemoteService]
+		if remote == "" {
+			continue
+		}
+		e := exports.Export{
+			Key:             exports.Key{Namespace: s.Namespace, Name: remote},
+			Type:            exports.ClusterSetIP,
+			SessionAffinity: string(s.Spec.SessionAffinity),
+			Labels:          maps.Clone(s.Labels),
+			Annotations:     maps.Clone(s.Annotations),
+		}
+		if t := exports.Type(s.Annotations[contract.AnnotationExportType]); t == exports.Headless {
+			e.Type = t
+		}
+		// As exports.Compute says it: "None" or "ClientIP" with its timeout.
+		if e.SessionAffinity == string(corev1.ServiceAffinityClientIP) {
+			e.SessionAffinityTimeoutSeconds = affinityTimeout(s)
+		} else {
+			e.SessionAffinity = string(corev1.ServiceAffinityNone)
+		}
+		if rec, ok := ParseExportedKeys(s.Annotations); ok {
+			// Only the recorded keys came from the export; the rest are
+			// other controllers'.
+			e.Labels = pick(s.Labels, rec.Labels)
+			e.Annotations = pick(s.Annotations, rec.Annotations)
+		} else {
+			// Written before the record existed, when Ferry owned every key.
+			maps.DeleteFunc(e.Labels, func(k, _ string) bool { return fixedKey(k) })
+			maps.DeleteFunc(e.Annotations, func(k, _ string) bool { return fixedKey(k) })
+		}
+		if len(e.Labels) == 0 {
+			e.Labels = nil
+		}
+		if len(e.Annotations) == 0 {
+			e.Annotations = nil
+		}
+		for _, p := range s.Spec.Ports {
+			e.Ports = append(e.Ports, exports.Port{
+				Name: p.Name, Protocol: string(p.Protocol), Port: p.Port, AppProtocol: ptr.Deref(p.AppProtocol, ""),
+			})
+		}
+		if ready[s.Namespace+"/"+s.Name] {
+			e.ReadyEndpoints = 1
+		}
+		out = append(out, e)
+	}
+	sort.Slice(out, func(i, j int) bool { return exports.CompareKeys(out[i].Key, out[j].Key) < 0 })
+	return out
+}
+
+// pick returns the entries of m whose keys are listed in keys.
+func pick(m map[string]string, keys []string) map[string]string {
+	out := map[string]string{}
+	for _, k := range keys {
+		if v, ok := m[k]; ok {
+			out[k] = v
+		}
+	}
+	return out
+}
