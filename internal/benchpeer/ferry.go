@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"time"
 
+	"ferry.dev/ferry/internal/exports"
 	"ferry.dev/ferry/internal/gateway"
 	"ferry.dev/ferry/internal/tunnel"
 )
@@ -45,13 +46,13 @@ func startFerry(ctx context.Context, backendAddr string) (*ferryPair, error) {
 	}
 	log := slog.New(slog.DiscardHandler)
 
-	exports := gateway.NewExportSet()
-	exports.Replace([]gateway.Export{{Namespace: benchTarget.Namespace, Service: benchTarget.Service, Ports: []int{benchTarget.Port}}})
+	set := exports.NewPublisher()
+	set.Publish(exports.Of(exports.TCP(benchTarget.Namespace, benchTarget.Service, int32(benchTarget.Port))), nil, nil)
 	endpoints := gateway.NewEndpointTable()
 	endpoints.Set(benchTarget.Namespace, benchTarget.Service, benchTarget.Port, []string{backendAddr})
 
 	in, err := gateway.NewIngress(gateway.IngressOptions{
-		Local: m.east.id, TLS: eastSrc, Authorizer: exports, Endpoints: endpoints, Logger: log,
+		Local: m.east.id, TLS: eastSrc, Authorizer: gateway.NewExportAuthorizer(set), Endpoints: endpoints, Logger: log,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("benchpeer: ingress: %w", err)

@@ -9,9 +9,11 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	mcsv1beta1 "sigs.k8s.io/mcs-api/pkg/apis/v1beta1"
 
 	"ferry.dev/ferry/internal/contract"
+	"ferry.dev/ferry/internal/writer"
 )
 
 var gw = []string{"10.0.0.2", "10.0.0.1", "fd00::1"}
@@ -210,7 +212,7 @@ func TestDiff(t *testing.T) {
 		t.Fatalf("initial writes %d, want 4 (import, service, two slices)", len(ops))
 	}
 	del := Diff(State{}, same)
-	if len(del) != 4 || del[0].Verb != Delete || kindOf(del[0].Object) != KindServiceImport || kindOf(del[3].Object) != KindService {
+	if len(del) != 4 || del[0].Verb != writer.Delete || kindOfTest(del[0].Object) != KindServiceImport || kindOfTest(del[3].Object) != KindService {
 		t.Fatalf("deletes %+v", del)
 	}
 
@@ -219,7 +221,7 @@ func TestDiff(t *testing.T) {
 	ops := Diff(Desired(in), same)
 	var verbs []string
 	for _, op := range ops {
-		verbs = append(verbs, string(op.Verb)+" "+kindOf(op.Object))
+		verbs = append(verbs, string(op.Verb)+" "+kindOfTest(op.Object))
 	}
 	if want := []string{"update Service", "update-status ServiceImport"}; !reflect.DeepEqual(verbs, want) {
 		t.Fatalf("ops %v, want %v", verbs, want)
@@ -227,4 +229,17 @@ func TestDiff(t *testing.T) {
 	if same.Services[0].Annotations[contract.AnnotationClusters] != "east,north" {
 		t.Fatal("Diff modified an existing object")
 	}
+}
+
+// kindOfTest names the kinds Diff writes, for assertions.
+func kindOfTest(obj client.Object) string {
+	switch obj.(type) {
+	case *corev1.Service:
+		return KindService
+	case *discoveryv1.EndpointSlice:
+		return KindEndpointSlice
+	case *mcsv1beta1.ServiceImport:
+		return KindServiceImport
+	}
+	return "?"
 }

@@ -9,29 +9,9 @@ import (
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	mcsv1beta1 "sigs.k8s.io/mcs-api/pkg/apis/v1beta1"
+
+	"ferry.dev/ferry/internal/writer"
 )
-
-// Verb is what an Op does.
-type Verb string
-
-// Verbs. UpdateStatus writes only a ServiceImport's status subresource.
-const (
-	Create       Verb = "create"
-	Update       Verb = "update"
-	UpdateStatus Verb = "update-status"
-	Delete       Verb = "delete"
-)
-
-// Op is one write. For Update and UpdateStatus, Object is a copy of the
-// existing object with the desired fields set (its resourceVersion guards
-// the write); for Delete it is the existing object. Status, on a
-// ServiceImport's Create or Update, asks for Object's status to be written
-// through the status subresource afterwards.
-type Op struct {
-	Verb   Verb
-	Object client.Object
-	Status bool
-}
 
 // Objects are the clusterset objects that exist (all carry the label).
 type Objects struct {
@@ -44,22 +24,22 @@ type Objects struct {
 // already are. Objects in have are never modified. Creates and updates of
 // Services and EndpointSlices come first, then ServiceImports, then the
 // deletes (ServiceImports first, Services last).
-func Diff(want State, have Objects) []Op {
-	var ops, dels []Op
+func Diff(want State, have Objects) []writer.Op {
+	var ops, dels []writer.Op
 	haveSvc := index(have.Services)
 	for _, d := range want.Services {
 		cur, ok := haveSvc[key(d)]
 		delete(haveSvc, key(d))
 		switch {
 		case !ok:
-			ops = append(ops, Op{Verb: Create, Object: d.DeepCopy()})
+			ops = append(ops, writer.Op{Verb: writer.Create, Object: d.DeepCopy()})
 		case serviceDiffers(cur, d):
 			out := cur.DeepCopy()
 			out.Labels = withAll(cur.Labels, d.Labels)
 			out.Annotations = withAll(cur.Annotations, d.Annotations)
 			out.Spec.Type, out.Spec.Selector = d.Spec.Type, nil
 			out.Spec.Ports = slices.Clone(d.Spec.Ports)
-			ops = append(ops, Op{Verb: Update, Object: out})
+			ops = append(ops, writer.Op{Verb: writer.Update, Object: out})
 		}
 	}
 	haveSlice := index(have.Slices)
@@ -68,14 +48,14 @@ func Diff(want State, have Objects) []Op {
 		delete(haveSlice, key(d))
 		switch {
 		case !ok:
-			ops = append(ops, Op{Verb: Create, Object: d.DeepCopy()})
+			ops = append(ops, writer.Op{Verb: writer.Create, Object: d.DeepCopy()})
 		case sliceDiffers(cur, d):
 			out := cur.DeepCopy()
 			out.Labels = withAll(cur.Labels, d.Labels)
 			out.AddressType = d.AddressType
 			out.Ports = d.DeepCopy().Ports
 			out.Endpoints = d.DeepCopy().Endpoints
-			ops = append(ops, Op{Verb: Update, Object: out})
+			ops = append(ops, writer.Op{Verb: writer.Update, Object: out})
 		}
 	}
 	haveImp := index(have.Imports)
@@ -85,7 +65,7 @@ func Diff(want State, have Objects) []Op {
 		statusDiffers := !ok || !slices.Equal(cur.Status.Clusters, d.Status.Clusters)
 		switch {
 		case !ok:
-			ops = append(ops, Op{Verb: Create, Object: d.DeepCopy(), Status: len(d.Status.Clusters) > 0})
+			ops = append(ops, writer.Op{Verb: writer.Create, Object: d.DeepCopy(), Status: len(d.Status.Clusters) > 0})
 		case importDiffers(cur, d):
 			out := cur.DeepCopy()
 			out.Labels = withAll(cur.Labels, d.Labels)
@@ -93,21 +73,21 @@ func Diff(want State, have Objects) []Op {
 			out.Spec.Ports = d.DeepCopy().Spec.Ports
 			out.Spec.IPs = slices.Clone(d.Spec.IPs)
 			out.Status.Clusters = slices.Clone(d.Status.Clusters)
-			ops = append(ops, Op{Verb: Update, Object: out, Status: statusDiffers})
+			ops = append(ops, writer.Op{Verb: writer.Update, Object: out, Status: statusDiffers})
 		case statusDiffers:
 			out := cur.DeepCopy()
 			out.Status.Clusters = slices.Clone(d.Status.Clusters)
-			ops = append(ops, Op{Verb: UpdateStatus, Object: out})
+			ops = append(ops, writer.Op{Verb: writer.UpdateStatus, Object: out})
 		}
 	}
 	for _, k := range slices.Sorted(maps.Keys(haveImp)) {
-		dels = append(dels, Op{Verb: Delete, Object: haveImp[k]})
+		dels = append(dels, writer.Op{Verb: writer.Delete, Object: haveImp[k]})
 	}
 	for _, k := range slices.Sorted(maps.Keys(haveSlice)) {
-		dels = append(dels, Op{Verb: Delete, Object: haveSlice[k]})
+		dels = append(dels, writer.Op{Verb: writer.Delete, Object: haveSlice[k]})
 	}
 	for _, k := range slices.Sorted(maps.Keys(haveSvc)) {
-		dels = append(dels, Op{Verb: Delete, Object: haveSvc[k]})
+		dels = append(dels, writer.Op{Verb: writer.Delete, Object: haveSvc[k]})
 	}
 	return append(ops, dels...)
 }

@@ -2,7 +2,6 @@ package clusterset
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -27,6 +26,7 @@ import (
 
 	"ferry.dev/ferry/internal/contract"
 	"ferry.dev/ferry/internal/mirror"
+	"ferry.dev/ferry/internal/writer"
 )
 
 // Defaults for Options.
@@ -60,13 +60,10 @@ type Reconciler struct {
 	log      *slog.Logger
 	recorder events.EventRecorder
 	writes   *prometheus.CounterVec
-
-	mu sync.Mutex
-	// blocked holds "Kind/ns/name" of foreign objects in the way, so that
-	// their change or deletion triggers a reconcile.
-	blocked map[string]bool
-	// reported are the problems already logged (and announced by Event).
-	reported map[Problem]bool
+	// blockers holds the foreign objects in the way, so that their change
+	// or deletion triggers a reconcile, and the problems already announced.
+	// The reconciler has one owner, "".
+	blockers writer.Blockers
 }
 
 // request is the one work item: every reconcile computes the whole state,
@@ -130,7 +127,6 @@ func Setup(mgr manager.Manager, opts Options) (*Reconciler, error) {
 			Name: "ferry_clusterset_writes_total",
 			Help: "API writes by the clusterset reconciler, by kind and verb.",
 		}, []string{"kind", "verb"}),
-		blocked: map[string]bool{}, reported: map[Problem]bool{},
 	}
 	if opts.Registry != nil {
 		if err := opts.Registry.Register(r.writes); err != nil {
@@ -165,9 +161,7 @@ func (r *Reconciler) mapObject(_ context.Context, obj client.Object) []reconcile
 	_, mirrored := mirror.OwnerOf(obj)
 	_, isSlice := obj.(*discoveryv1.EndpointSlice)
 	gateway := isSlice && obj.GetNamespace() == r.opts.Gateway.Namespace && l[discoveryv1.LabelServiceName] == r.opts.Gateway.Name
-	r.mu.Lock()
-	blocking := r.blocked[kindOf(obj)+"/"+obj.GetNamespace()+"/"+obj.GetName()]
-	r.mu.Unlock()
+	blocking := r.blockers.Blocks(writer.ObjectKey(writer.KindOf(r.c.Scheme(), obj), obj.GetNamespace(), obj.GetName()))
 	if mine || mirrored || gateway || blocking {
 		return []reconcile.Request{request}
 	}
@@ -190,9 +184,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, _ reconcile.Request) (reconc
 	r.note(ctx, st.Problems, lookup.seen)
 
 	ops := Diff(st, have)
-	var first, rest []Op
+	var first, rest []writer.Op
 	for _, op := range ops {
-		if _, isImport := op.Object.(*mcsv1beta1.ServiceImport); isImport || op.Verb == Delete {
+		if _, isImport := op.Object.(*mcsv1beta1.ServiceImport); isImport || op.Verb == writer.Delete {
 			rest = append(rest, op)
 		} else {
 			first = append(first, op)
@@ -205,7 +199,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, _ reconcile.Request) (reconc
 		in.Current = append(in.Current, created...)
 		rest = rest[:0]
 		for _, op := range Diff(Desired(in), have) {
-			if _, isImport := op.Object.(*mcsv1beta1.ServiceImport); isImport || op.Verb == Delete {
+			if _, isImport := op.Object.(*mcsv1beta1.ServiceImport); isImport || op.Verb == writer.Delete {
 				rest = append(rest, op)
 			}
 		}
@@ -311,25 +305,18 @@ func (l *foreignLookup) foreign(kind, ns, name string) bool {
 // note remembers the foreign objects in the way and reports each new
 // problem once: a log line, and an Event on the foreign object.
 func (r *Reconciler) note(_ context.Context, problems []Problem, seen map[string]client.Object) {
-	blocked := map[string]bool{}
-	now := map[Problem]bool{}
-	var fresh []Problem
-	r.mu.Lock()
+	var blockers, keys []string
+	byKey := map[string]Problem{}
 	for _, p := range problems {
-		now[p] = true
-		if p.Object != "" {
-			if obj := seen[p.Object]; obj != nil {
-				blocked[kindOf(obj)+"/"+obj.GetNamespace()+"/"+obj.GetName()] = true
-			}
+		if obj := seen[p.Object]; obj != nil {
+			blockers = append(blockers, p.Object)
 		}
-		if !r.reported[p] {
-			fresh = append(fresh, p)
-		}
+		k := p.Key.String() + "|" + p.Reason + "|" + p.Object
+		keys = append(keys, k)
+		byKey[k] = p
 	}
-	r.blocked, r.reported = blocked, now
-	r.mu.Unlock()
-	for _, p := range fresh {
-		switch p.Reason {
+	for _, k := range r.blockers.Note("", blockers, keys) {
+		switch p := byKey[k]; p.Reason {
 		case NameTaken:
 			msg := fmt.Sprintf("%s is not owned by Ferry (no %s label), so clusterset service %s is not written; rename or delete it (Ferry never adopts objects)",
 				p.Object, contract.LabelClusterset, p.Key)
@@ -345,86 +332,24 @@ func (r *Reconciler) note(_ context.Context, problems []Problem, seen map[string
 
 // apply performs the writes, WriteConcurrency at a time, and returns the
 // Services it created (as the API server returned them).
-func (r *Reconciler) apply(ctx context.Context, ops []Op) ([]*corev1.Service, error) {
+func (r *Reconciler) apply(ctx context.Context, ops []writer.Op) ([]*corev1.Service, error) {
 	var (
-		wg      sync.WaitGroup
 		mu      sync.Mutex
-		errs    []error
 		created []*corev1.Service
 	)
-	sem := make(chan struct{}, r.opts.WriteConcurrency)
-	run := func(op Op) {
-		defer func() { <-sem; wg.Done() }()
-		err := r.write(ctx, op)
-		mu.Lock()
-		defer mu.Unlock()
-		if err != nil {
-			errs = append(errs, err)
-		} else if s, ok := op.Object.(*corev1.Service); ok && op.Verb == Create {
-			created = append(created, s)
-		}
+	w := writer.Writer{
+		Client: r.c, Concurrency: r.opts.WriteConcurrency,
+		// Every error is reported: a reconcile writes few objects.
+		MaxErrors: len(ops),
+		After: func(op writer.Op) {
+			r.writes.WithLabelValues(writer.KindOf(r.c.Scheme(), op.Object), string(op.Verb)).Inc()
+			if s, ok := op.Object.(*corev1.Service); ok && op.Verb == writer.Create {
+				mu.Lock()
+				created = append(created, s)
+				mu.Unlock()
+			}
+		},
 	}
-	for _, op := range ops {
-		select {
-		case sem <- struct{}{}:
-		case <-ctx.Done():
-			wg.Wait()
-			return created, errors.Join(append(errs, ctx.Err())...)
-		}
-		wg.Add(1)
-		go run(op)
-	}
-	wg.Wait()
-	return created, errors.Join(errs...)
-}
-
-func (r *Reconciler) write(ctx context.Context, op Op) error {
-	obj := op.Object
-	var status *mcsv1beta1.ServiceImportStatus
-	if si, ok := obj.(*mcsv1beta1.ServiceImport); ok && op.Status {
-		status = si.Status.DeepCopy()
-	}
-	var err error
-	switch op.Verb {
-	case Create:
-		err = r.c.Create(ctx, obj)
-	case Update:
-		err = r.c.Update(ctx, obj)
-	case UpdateStatus:
-		err = r.c.Status().Update(ctx, obj)
-	case Delete:
-		uid := obj.GetUID()
-		err = r.c.Delete(ctx, obj, client.Preconditions{UID: &uid})
-		if apierrors.IsNotFound(err) {
-			return nil
-		}
-	}
-	if err != nil {
-		return fmt.Errorf("%s %s %s/%s: %w", op.Verb, kindOf(obj), obj.GetNamespace(), obj.GetName(), err)
-	}
-	r.writes.WithLabelValues(kindOf(obj), string(op.Verb)).Inc()
-	if status != nil {
-		// The spec write ignored the status; write it through its
-		// subresource on the object just returned (fresh version).
-		si := obj.(*mcsv1beta1.ServiceImport)
-		si.Status = *status
-		if err := r.c.Status().Update(ctx, si); err != nil {
-			return fmt.Errorf("update status of ServiceImport %s/%s: %w", si.Namespace, si.Name, err)
-		}
-		r.writes.WithLabelValues(kindOf(obj), string(UpdateStatus)).Inc()
-	}
-	return nil
-}
-
-// kindOf names an object's kind without trusting TypeMeta.
-func kindOf(obj client.Object) string {
-	switch obj.(type) {
-	case *corev1.Service:
-		return KindService
-	case *discoveryv1.EndpointSlice:
-		return KindEndpointSlice
-	case *mcsv1beta1.ServiceImport:
-		return KindServiceImport
-	}
-	return fmt.Sprintf("%T", obj)
+	err := w.Apply(ctx, ops)
+	return created, err
 }

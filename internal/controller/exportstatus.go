@@ -9,7 +9,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 
-	"ferry.dev/ferry/internal/exports"
+	"ferry.dev/ferry/internal/exportwatch"
 )
 
 // addExportStatus runs the validation of local exports: a Watcher computes
@@ -20,8 +20,8 @@ import (
 // feed brings news. It writes through a plain client: it reads from the
 // Watcher's own cache, so the manager's read-your-writes bookkeeping would
 // only add an informer nobody reads.
-func addExportStatus(mgr manager.Manager, cfg *rest.Config, scheme *runtime.Scheme, cluster string, log *slog.Logger) (*exports.StatusWriter, error) {
-	w, err := exports.NewWatcher(cfg, exports.WatcherOptions{Logger: log})
+func addExportStatus(mgr manager.Manager, cfg *rest.Config, scheme *runtime.Scheme, cluster string, log *slog.Logger) (*exportwatch.StatusWriter, error) {
+	w, err := exportwatch.NewWatcher(cfg, exportwatch.WatcherOptions{Logger: log})
 	if err != nil {
 		return nil, fmt.Errorf("exports watcher: %w", err)
 	}
@@ -32,7 +32,7 @@ func addExportStatus(mgr manager.Manager, cfg *rest.Config, scheme *runtime.Sche
 	if err != nil {
 		return nil, fmt.Errorf("exports status client: %w", err)
 	}
-	sw := &exports.StatusWriter{Source: w, Reader: w.Reader(), Client: plain, LocalCluster: cluster, Logger: log}
+	sw := &exportwatch.StatusWriter{Source: w, Reader: w.Reader(), Client: plain, LocalCluster: cluster, Logger: log}
 	if err := mgr.Add(sw); err != nil {
 		return nil, err
 	}

@@ -40,7 +40,7 @@ func Run(ctx context.Context, o Options) error {
 		o.Registry = ctrlmetrics.Registry
 	}
 	if o.Feed == nil {
-		o.Feed = dialFeed
+		o.Feed = importer.DialFeed
 	}
 	log := o.Logger.With("cluster", o.ClusterName)
 

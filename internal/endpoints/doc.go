@@ -4,5 +4,5 @@
 // picks backends from it (never from DNS), and the test harness dials through
 // it.
 //
-// Ready is the pure rule; Index serves it from informer caches.
+// Ready is the pure rule; Index serves it from an informer cache.
 package endpoints

@@ -8,9 +8,9 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/util/wait"
-	"k8s.io/client-go/informers"
 
 	"ferry.dev/ferry/internal/endpoints"
+	"ferry.dev/ferry/internal/exportwatch"
 	"ferry.dev/ferry/internal/testenv"
 )
 
@@ -19,25 +19,25 @@ import (
 func TestIndexFollowsAPIServer(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	env, err := testenv.Start(ctx, testenv.Options{Clusters: []string{"east"}})
+	env, err := testenv.Start(ctx, testenv.Options{Clusters: []string{"east"}, CRDs: testenv.MCSCRDs()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer env.Stop()
 	c := env.Clusters[0]
 
-	f := informers.NewSharedInformerFactory(c.Kube, 0)
-	idx, err := endpoints.NewIndex(f)
+	// The gateway's wiring: the index reads the export watcher's cache.
+	w, err := exportwatch.NewWatcher(c.RestConfig, exportwatch.WatcherOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	stop := make(chan struct{})
-	f.Start(stop)
-	// Shutdown waits for the informers, so they must be told to stop first.
-	defer f.Shutdown()
-	defer close(stop)
-	if wait.PollUntilContextTimeout(ctx, 10*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) { return idx.HasSynced(), nil }) != nil {
-		t.Fatal("index never synced")
+	idx := endpoints.NewIndex(w.Reader(), exportwatch.IndexServiceName)
+	wctx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- w.Start(wctx) }()
+	defer func() { stop(); <-done }()
+	if wait.PollUntilContextTimeout(ctx, 10*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) { return w.Current().Synced, nil }) != nil {
+		t.Fatal("watcher never synced")
 	}
 	if _, err := idx.Endpoints("app", "echo", 80); !errors.Is(err, endpoints.ErrNoSuchService) {
 		t.Fatalf("before the Service exists: want ErrNoSuchService, got %v", err)

@@ -68,3 +68,23 @@ func (e *Export) AllowedFor(cluster string) bool {
 	}
 	return false
 }
+
+// Of indexes exports by key: the map Publisher.Publish takes. A later export
+// with the same key replaces an earlier one.
+func Of(es ...Export) map[Key]Export {
+	m := make(map[Key]Export, len(es))
+	for _, e := range es {
+		m[e.Key] = e
+	}
+	return m
+}
+
+// TCP is a shorthand for an export of namespace/name on the given TCP ports,
+// ClusterSetIP, for wiring and tests that need nothing else of it.
+func TCP(namespace, name string, ports ...int32) Export {
+	e := Export{Key: Key{Namespace: namespace, Name: name}, Type: ClusterSetIP}
+	for _, p := range ports {
+		e.Ports = append(e.Ports, Port{Protocol: "TCP", Port: p})
+	}
+	return e
+}

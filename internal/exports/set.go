@@ -4,6 +4,7 @@ import (
 	"context"
 	"maps"
 	"sync"
+	"sync/atomic"
 )
 
 // Set is one published state of the export set. A Set is immutable: readers
@@ -50,22 +51,23 @@ func (s *Set) ChangedSince(prev *Set) []Key {
 // Publisher holds the current Set and publishes new ones. It is the
 // ExportSource the feed and the gateway's authorizer read; the Watcher
 // feeds it from Kubernetes, tests feed it directly.
+//
+// Current is lock-free, because the gateway reads it on every stream it
+// authorizes; Publish serializes writers.
 type Publisher struct {
 	mu  sync.Mutex
-	cur *Set
+	cur atomic.Pointer[Set]
 }
 
 // NewPublisher returns a publisher whose current Set is empty and not synced.
 func NewPublisher() *Publisher {
-	return &Publisher{cur: &Set{Exports: map[Key]Export{}, Statuses: map[Key]Status{}, next: make(chan struct{})}}
+	p := &Publisher{}
+	p.cur.Store(&Set{Exports: map[Key]Export{}, Statuses: map[Key]Status{}, next: make(chan struct{})})
+	return p
 }
 
 // Current returns the current Set.
-func (p *Publisher) Current() *Set {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.cur
-}
+func (p *Publisher) Current() *Set { return p.cur.Load() }
 
 // Publish makes exports and statuses the current Set, marked synced, if they
 // differ from it (or if it was not yet synced), and reports whether it did.
@@ -81,7 +83,7 @@ func (p *Publisher) Publish(exports map[Key]Export, statuses map[Key]Status, hin
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	cur := p.cur
+	cur := p.cur.Load()
 	var changed []Key
 	statusChanged := false
 	if hint != nil {
@@ -98,26 +100,26 @@ func (p *Publisher) Publish(exports map[Key]Export, statuses map[Key]Status, hin
 			}
 			os, inOld := cur.Statuses[k]
 			ns, inNew := statuses[k]
-			if inOld != inNew || (inNew && !os.equal(&ns)) {
+			if inOld != inNew || (inNew && !os.Equal(&ns)) {
 				statusChanged = true
 			}
 		}
 		SortKeys(changed)
 	} else {
 		changed = Diff(cur.Exports, exports)
-		statusChanged = !maps.EqualFunc(cur.Statuses, statuses, func(a, b Status) bool { return a.equal(&b) })
+		statusChanged = !maps.EqualFunc(cur.Statuses, statuses, func(a, b Status) bool { return a.Equal(&b) })
 	}
 	if cur.Synced && len(changed) == 0 && !statusChanged {
 		return false
 	}
-	p.cur = &Set{
+	p.cur.Store(&Set{
 		Generation: cur.Generation + 1,
 		Synced:     true,
 		Exports:    exports,
 		Statuses:   statuses,
 		changed:    changed,
 		next:       make(chan struct{}),
-	}
+	})
 	close(cur.next)
 	return true
 }

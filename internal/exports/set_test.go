@@ -3,6 +3,7 @@ package exports
 import (
 	"context"
 	"testing"
+	"time"
 )
 
 func TestPublisherPublishesOnlyChanges(t *testing.T) {
@@ -81,4 +82,18 @@ func TestFollowCoalescesAndSkipsUnsynced(t *testing.T) {
 	}
 	cancel()
 	<-done
+}
+
+func base(mut ...func(*Export)) Export {
+	e := Export{
+		Key:             Key{Namespace: "ns", Name: "foo"},
+		Type:            ClusterSetIP,
+		Ports:           []Port{{Name: "http", Protocol: "TCP", Port: 80}},
+		SessionAffinity: "None",
+		Created:         time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC),
+	}
+	for _, m := range mut {
+		m(&e)
+	}
+	return e
 }

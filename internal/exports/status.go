@@ -1,16 +1,14 @@
 package exports
 
-import (
-	mcsv1beta1 "sigs.k8s.io/mcs-api/pkg/apis/v1beta1"
-)
-
 // Reasons for the Valid condition. The MCS reasons come first; Ferry adds
 // its own where a Service is a valid Kubernetes Service that Ferry still
 // cannot carry, so the user sees why rather than a generic failure.
 const (
-	ReasonValid              = string(mcsv1beta1.ServiceExportReasonValid)
-	ReasonNoService          = string(mcsv1beta1.ServiceExportReasonNoService)
-	ReasonInvalidServiceType = string(mcsv1beta1.ServiceExportReasonInvalidServiceType)
+	// The MCS API's own reasons (mcsv1beta1.ServiceExportReason*; the
+	// exportwatch tests hold these to them).
+	ReasonValid              = "Valid"
+	ReasonNoService          = "NoService"
+	ReasonInvalidServiceType = "InvalidServiceType"
 	// ReasonNoTCPPorts: the gateway carries TCP only, and the Service has no
 	// TCP port, so there would be nothing an importer could reach.
 	ReasonNoTCPPorts = "NoTCPPorts"
@@ -41,7 +39,8 @@ type Status struct {
 	Warnings []string
 }
 
-func (s *Status) equal(o *Status) bool {
+// Equal reports whether s and o say the same.
+func (s *Status) Equal(o *Status) bool {
 	if s.Key != o.Key || s.Generation != o.Generation || s.Valid != o.Valid || s.Reason != o.Reason || s.Message != o.Message || len(s.Warnings) != len(o.Warnings) {
 		return false
 	}

@@ -2,7 +2,7 @@
 // export set to the controllers of other clusters, over gRPC on the
 // gateway's mTLS port (ALPN "h2"). See docs/feed.md for the protocol.
 //
-// The Server follows an ExportSource (an exports.Watcher) level-based: a
+// The Server follows an ExportSource (an exportwatch.Watcher) level-based: a
 // journal turns each changed Set into a version and keeps a bounded history
 // of per-export changes. Each stream remembers only the version it has sent
 // and, when the journal advances, computes that importer's delta, filtered

@@ -23,7 +23,7 @@ import (
 )
 
 // ExportSource is the export set the feed publishes: the current Set, whose
-// Changed channel closes when a newer one exists. exports.Watcher and
+// Changed channel closes when a newer one exists. exportwatch.Watcher and
 // exports.Publisher satisfy it.
 type ExportSource interface {
 	Current() *exports.Set

@@ -10,6 +10,7 @@ import (
 	mcsv1beta1 "sigs.k8s.io/mcs-api/pkg/apis/v1beta1"
 
 	"ferry.dev/ferry/internal/exports"
+	"ferry.dev/ferry/internal/exportwatch"
 	"ferry.dev/ferry/internal/testenv"
 )
 
@@ -32,7 +33,7 @@ func TestUnrelatedChurnSendsNoFeedBytes(t *testing.T) {
 	if err := c.Client.Create(ctx, &mcsv1beta1.ServiceExport{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "web"}}); err != nil {
 		t.Fatal(err)
 	}
-	w, err := exports.NewWatcher(c.RestConfig, exports.WatcherOptions{Logger: quiet(), Namespaces: []string{ns}})
+	w, err := exportwatch.NewWatcher(c.RestConfig, exportwatch.WatcherOptions{Logger: quiet(), Namespaces: []string{ns}})
 	if err != nil {
 		t.Fatal(err)
 	}

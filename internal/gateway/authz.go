@@ -2,9 +2,8 @@ package gateway
 
 import (
 	"errors"
-	"slices"
-	"sync/atomic"
 
+	"ferry.dev/ferry/internal/exports"
 	"ferry.dev/ferry/internal/identity"
 	"ferry.dev/ferry/internal/tunnel"
 )
@@ -26,62 +25,34 @@ type Authorizer interface {
 	Authorize(caller identity.ID, target tunnel.Target) error
 }
 
-// Export is one exported Service as ingress needs it.
-type Export struct {
-	Namespace string
-	Service   string
-	// Ports are the Service's ports; a stream for any other port is refused.
-	Ports []int
-	// AllowedClusters, when non-nil, are the only clusters that may import
-	// the export (the ferry.dev/allowed-clusters annotation). nil means
-	// every cluster of the mesh; an empty non-nil list means none.
-	AllowedClusters []string
+// ExportSource is the cluster's export set: an exports.Publisher, which
+// gatewayd's export watcher keeps current.
+type ExportSource interface {
+	Current() *exports.Set
 }
 
-// ExportSet is an Authorizer over an in-memory export set that the wiring
-// replaces whenever ServiceExports or Services change. Reads are lock-free,
-// so authorization costs one map lookup per stream.
-type ExportSet struct {
-	m atomic.Pointer[map[exportKey]Export]
-}
+// ExportAuthorizer is the Authorizer over the cluster's export set. It reads
+// the current Set on each stream, lock-free, so a change takes effect for
+// the next stream and streams already running are not cut. Until the set
+// has synced it is empty, and every stream is refused.
+type ExportAuthorizer struct{ src ExportSource }
 
-type exportKey struct{ ns, svc string }
-
-// NewExportSet returns an empty set: nothing is exported until Replace.
-func NewExportSet() *ExportSet {
-	s := &ExportSet{}
-	s.Replace(nil)
-	return s
-}
-
-// Replace swaps in a new export set. It takes effect for the next stream;
-// streams already running are not cut.
-func (s *ExportSet) Replace(exports []Export) {
-	m := make(map[exportKey]Export, len(exports))
-	for _, e := range exports {
-		e.Ports = slices.Clone(e.Ports)
-		if e.AllowedClusters != nil {
-			e.AllowedClusters = slices.Clone(e.AllowedClusters)
-		}
-		m[exportKey{e.Namespace, e.Service}] = e
-	}
-	s.m.Store(&m)
-}
-
-// Len is the number of exports.
-func (s *ExportSet) Len() int { return len(*s.m.Load()) }
+// NewExportAuthorizer authorizes against src.
+func NewExportAuthorizer(src ExportSource) *ExportAuthorizer { return &ExportAuthorizer{src: src} }
 
 // Authorize implements Authorizer.
-func (s *ExportSet) Authorize(caller identity.ID, t tunnel.Target) error {
-	e, ok := (*s.m.Load())[exportKey{t.Namespace, t.Service}]
+func (a *ExportAuthorizer) Authorize(caller identity.ID, t tunnel.Target) error {
+	e, ok := a.src.Current().Exports[exports.Key{Namespace: t.Namespace, Name: t.Service}]
 	if !ok {
 		return ErrNotExported
 	}
-	if e.AllowedClusters != nil && !slices.Contains(e.AllowedClusters, caller.Cluster) {
+	if !e.AllowedFor(caller.Cluster) {
 		return ErrClusterNotAllowed
 	}
-	if !slices.Contains(e.Ports, t.Port) {
-		return ErrUnknownPort
+	for _, p := range e.Ports {
+		if int(p.Port) == t.Port {
+			return nil
+		}
 	}
-	return nil
+	return ErrUnknownPort
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/hashicorp/yamux"
 
 	"ferry.dev/ferry/internal/contract"
+	"ferry.dev/ferry/internal/exports"
 	"ferry.dev/ferry/internal/identity/identitytest"
 	"ferry.dev/ferry/internal/tunnel"
 )
@@ -184,26 +185,33 @@ func TestAuthorizationMatrix(t *testing.T) {
 	eventually(t, time.Second, "backend reached", func() bool { return be.accepted.Load() == 1 })
 }
 
-func TestExportSetReplaceTakesEffect(t *testing.T) {
-	s := NewExportSet()
+func TestExportAuthorizerFollowsTheSet(t *testing.T) {
+	p := exports.NewPublisher()
+	s := NewExportAuthorizer(p)
 	caller := contract.GatewayID("ferry.local", "west")
 	tg := tunnel.Target{Namespace: "default", Service: "web", Port: 80}
 	if err := s.Authorize(caller, tg); !errors.Is(err, ErrNotExported) {
 		t.Fatalf("empty set: %v", err)
 	}
-	s.Replace([]Export{{Namespace: "default", Service: "web", Ports: []int{80}}})
+	web := exports.TCP("default", "web", 80)
+	p.Publish(exports.Of(web), nil, nil)
 	if err := s.Authorize(caller, tg); err != nil {
 		t.Fatalf("exported: %v", err)
 	}
-	s.Replace([]Export{{Namespace: "default", Service: "web", Ports: []int{80}, AllowedClusters: []string{}}})
+	if err := s.Authorize(caller, tunnel.Target{Namespace: "default", Service: "web", Port: 81}); !errors.Is(err, ErrUnknownPort) {
+		t.Fatalf("other port: %v", err)
+	}
+	web.AllowedClusters = []string{}
+	p.Publish(exports.Of(web), nil, nil)
 	if err := s.Authorize(caller, tg); !errors.Is(err, ErrClusterNotAllowed) {
 		t.Fatalf("empty allow list: %v", err)
 	}
-	s.Replace([]Export{{Namespace: "default", Service: "web", Ports: []int{80}, AllowedClusters: []string{"west"}}})
+	web.AllowedClusters = []string{"west"}
+	p.Publish(exports.Of(web), nil, nil)
 	if err := s.Authorize(caller, tg); err != nil {
 		t.Fatalf("allowed cluster: %v", err)
 	}
-	s.Replace(nil)
+	p.Publish(nil, nil, nil)
 	if err := s.Authorize(caller, tg); !errors.Is(err, ErrNotExported) {
 		t.Fatalf("unexported: %v", err)
 	}

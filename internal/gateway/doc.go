@@ -4,11 +4,13 @@
 // connections are carried to remote gateways), their limits, metrics,
 // health endpoints and drain.
 //
-// It knows nothing of Kubernetes or flags. The wiring in cmd/ferry-gateway
-// turns ServiceExports into an ExportSet (or any Authorizer), EndpointSlices
-// into an EndpointTable (or any EndpointPicker), mirror Services into egress
-// Routes and Links into tunnel.Remotes, and calls the setters whenever they
-// change; everything applies to the next connection without a restart.
+// It knows nothing of Kubernetes or flags. Ingress authorizes against the
+// export model (an exports.Set, through ExportAuthorizer, or any
+// Authorizer). The wiring in internal/gatewayd keeps that set current from
+// ServiceExports, serves endpoints from EndpointSlices (any
+// EndpointPicker), turns mirror Services into egress Routes and Links into
+// tunnel.Remotes, and calls the setters whenever they change; everything
+// applies to the next connection without a restart.
 //
 // The transport underneath (TLS, ALPN, yamux, the stream header) lives in
 // package tunnel. docs/gateway.md explains the design and the limits.

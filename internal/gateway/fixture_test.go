@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"os"
 	"strconv"
@@ -17,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"ferry.dev/ferry/internal/exports"
 	"ferry.dev/ferry/internal/identity/identitytest"
 	"ferry.dev/ferry/internal/tunnel"
 )
@@ -130,7 +132,7 @@ type pair struct {
 	mesh      *identitytest.Mesh
 	east      *identitytest.Cluster
 	west      *identitytest.Cluster
-	exports   *ExportSet
+	exports   *exports.Publisher
 	endpoints *EndpointTable
 	dialer    *countingDialer
 	in        *Ingress
@@ -177,7 +179,7 @@ func newPair(t testing.TB, po pairOpts) *pair {
 	m := identitytest.NewMesh(t, "", "east", "west", "north")
 	p := &pair{
 		mesh: m, east: m.Cluster(t, "east"), west: m.Cluster(t, "west"),
-		exports: NewExportSet(), endpoints: NewEndpointTable(), dialer: &countingDialer{},
+		exports: exports.NewPublisher(), endpoints: NewEndpointTable(), dialer: &countingDialer{},
 		reg: prometheus.NewRegistry(), egReg: prometheus.NewRegistry(),
 	}
 	var err error
@@ -188,7 +190,7 @@ func newPair(t testing.TB, po pairOpts) *pair {
 		t.Fatal(err)
 	}
 	p.in, err = NewIngress(IngressOptions{
-		Local: p.east.GatewayID(), TLS: p.east.Gateway, Authorizer: p.exports, Endpoints: p.endpoints,
+		Local: p.east.GatewayID(), TLS: p.east.Gateway, Authorizer: NewExportAuthorizer(p.exports), Endpoints: p.endpoints,
 		Dialer: p.dialer, Limits: po.inLimits, Metrics: p.inMetrics, Logger: testLogger(),
 	})
 	if err != nil {
@@ -219,15 +221,12 @@ func newPair(t testing.TB, po pairOpts) *pair {
 
 // export publishes default/<svc> port 80 backed by addrs.
 func (p *pair) export(svc string, allowed []string, addrs ...string) {
-	list := []Export{}
-	// Keep earlier exports: rebuild from the current set plus this one.
-	for k, e := range *p.exports.m.Load() {
-		if k.svc != svc {
-			list = append(list, e)
-		}
-	}
-	list = append(list, Export{Namespace: "default", Service: svc, Ports: []int{80}, AllowedClusters: allowed})
-	p.exports.Replace(list)
+	// Keep earlier exports: the current set plus this one.
+	set := maps.Clone(p.exports.Current().Exports)
+	e := exports.TCP("default", svc, 80)
+	e.AllowedClusters = allowed
+	set[e.Key] = e
+	p.exports.Publish(set, nil, nil)
 	p.endpoints.Set("default", svc, 80, addrs)
 }
 

@@ -45,7 +45,7 @@ type IngressOptions struct {
 	// TLS provides the server certificate and peer verification;
 	// *identity.Source satisfies it.
 	TLS tunnel.ServerTLS
-	// Authorizer decides (caller, target); *ExportSet is one.
+	// Authorizer decides (caller, target); *ExportAuthorizer is one.
 	Authorizer Authorizer
 	// Endpoints lists ready backends; *EndpointTable is one.
 	Endpoints EndpointPicker

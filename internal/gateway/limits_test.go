@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"ferry.dev/ferry/internal/exports"
 	"ferry.dev/ferry/internal/tunnel"
 )
 
@@ -117,7 +118,7 @@ func TestHeaderLimits(t *testing.T) {
 	p := newPair(t, pairOpts{inLimits: lim})
 	be := newBackend(t, echo)
 	long := strings.Repeat("a", 63)
-	p.exports.Replace([]Export{{Namespace: long, Service: long, Ports: []int{80}}})
+	p.exports.Publish(exports.Of(exports.TCP(long, long, 80)), nil, nil)
 	p.endpoints.Set(long, long, 80, []string{be.addr()})
 	sess, err := rawSession(t, p.inAddr, p.west.Gateway.ClientTLSConfig(p.east.GatewayID()))
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"ferry.dev/ferry/internal/exports"
 	"ferry.dev/ferry/internal/tunnel"
 )
 
@@ -24,15 +25,15 @@ type remoteGateway struct {
 func newRemoteGateway(t *testing.T, p *pair, cluster, svc string, addrs ...string) *remoteGateway {
 	t.Helper()
 	c := p.mesh.Cluster(t, cluster)
-	exports, endpoints := NewExportSet(), NewEndpointTable()
-	exports.Replace([]Export{{Namespace: "default", Service: svc, Ports: []int{80}}})
+	set, endpoints := exports.NewPublisher(), NewEndpointTable()
+	set.Publish(exports.Of(exports.TCP("default", svc, 80)), nil, nil)
 	endpoints.Set("default", svc, 80, addrs)
 	m, err := NewMetrics(prometheus.NewRegistry())
 	if err != nil {
 		t.Fatal(err)
 	}
 	in, err := NewIngress(IngressOptions{
-		Local: c.GatewayID(), TLS: c.Gateway, Authorizer: exports, Endpoints: endpoints,
+		Local: c.GatewayID(), TLS: c.Gateway, Authorizer: NewExportAuthorizer(set), Endpoints: endpoints,
 		Limits: testLimits(), Metrics: m, Logger: testLogger(),
 	})
 	if err != nil {

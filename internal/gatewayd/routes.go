@@ -10,7 +10,6 @@ import (
 	ferryv1 "ferry.dev/ferry/api/v1alpha1"
 	"ferry.dev/ferry/internal/clusterset"
 	"ferry.dev/ferry/internal/contract"
-	"ferry.dev/ferry/internal/exports"
 	"ferry.dev/ferry/internal/gateway"
 	"ferry.dev/ferry/internal/mirror"
 	"ferry.dev/ferry/internal/tunnel"
@@ -130,19 +129,6 @@ func Routes(svcs []*corev1.Service, links []*ferryv1.Link, mirrorPorts, clusters
 	}
 	slices.SortFunc(routes, func(a, b gateway.Route) int { return a.Port - b.Port })
 	return routes, problems
-}
-
-// IngressExports turns the export set into what ingress authorizes against.
-func IngressExports(set map[exports.Key]exports.Export) []gateway.Export {
-	out := make([]gateway.Export, 0, len(set))
-	for _, e := range set {
-		ge := gateway.Export{Namespace: e.Namespace, Service: e.Name, AllowedClusters: e.AllowedClusters}
-		for _, p := range e.Ports {
-			ge.Ports = append(ge.Ports, int(p.Port))
-		}
-		out = append(out, ge)
-	}
-	return out
 }
 
 func sortedLinks(links []*ferryv1.Link) []*ferryv1.Link {

@@ -12,7 +12,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"golang.org/x/sync/errgroup"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 
@@ -20,7 +19,7 @@ import (
 	"ferry.dev/ferry/internal/certsecret"
 	"ferry.dev/ferry/internal/contract"
 	"ferry.dev/ferry/internal/endpoints"
-	"ferry.dev/ferry/internal/exports"
+	"ferry.dev/ferry/internal/exportwatch"
 	"ferry.dev/ferry/internal/feed"
 	"ferry.dev/ferry/internal/gateway"
 	"ferry.dev/ferry/internal/tunnel"
@@ -72,17 +71,13 @@ func Run(ctx context.Context, o Options) error {
 	}
 	src := certs.Source()
 
-	watcher, err := exports.NewWatcher(&cfg, exports.WatcherOptions{Logger: log})
+	watcher, err := exportwatch.NewWatcher(&cfg, exportwatch.WatcherOptions{Logger: log})
 	if err != nil {
 		return fmt.Errorf("gatewayd: export watcher: %w", err)
 	}
-	exportSet := gateway.NewExportSet()
-
-	factory := informers.NewSharedInformerFactory(kube, 0)
-	index, err := endpoints.NewIndex(factory)
-	if err != nil {
-		return err
-	}
+	// Ingress authorizes against the watcher's export set and picks
+	// endpoints from its cache: one watch of Services and EndpointSlices.
+	index := endpoints.NewIndex(watcher.Reader(), exportwatch.IndexServiceName)
 
 	ln, err := net.Listen("tcp", o.ListenAddr)
 	if err != nil {
@@ -90,7 +85,7 @@ func Run(ctx context.Context, o Options) error {
 	}
 	feedSink := tunnel.NewConnListener(ln.Addr(), feedBacklog)
 	ingress, err := gateway.NewIngress(gateway.IngressOptions{
-		Local: self, TLS: src, Authorizer: exportSet, Endpoints: pickerFunc(index.Endpoints),
+		Local: self, TLS: src, Authorizer: gateway.NewExportAuthorizer(watcher), Endpoints: pickerFunc(index.Endpoints),
 		FeedSink: feedSink, Limits: o.Limits, Metrics: metrics, Logger: log,
 	})
 	if err != nil {
@@ -131,12 +126,6 @@ func Run(ctx context.Context, o Options) error {
 	ops := &gateway.Ops{Gatherer: reg, Checks: []gateway.Check{
 		{Name: "certificate", Fn: certs.Ready},
 		{Name: "exports", Fn: watcherSynced},
-		{Name: "endpoints", Fn: func() error {
-			if !index.HasSynced() {
-				return errors.New("endpoint caches not synced")
-			}
-			return nil
-		}},
 		{Name: "routes", Fn: routes.Synced},
 	}}
 	admin := &http.Server{Addr: o.AdminAddr, Handler: ops.Handler(), ReadHeaderTimeout: 5 * time.Second}
@@ -146,12 +135,7 @@ func Run(ctx context.Context, o Options) error {
 	g, gctx := errgroup.WithContext(runCtx)
 	g.Go(func() error { return certs.Start(gctx) })
 	g.Go(func() error { return watcher.Start(gctx) })
-	g.Go(func() error { factory.Start(gctx.Done()); <-gctx.Done(); factory.Shutdown(); return nil })
 	g.Go(func() error { return routes.Run(gctx) })
-	g.Go(func() error {
-		exports.Follow(gctx, watcher, func(s *exports.Set) { exportSet.Replace(IngressExports(s.Exports)) })
-		return nil
-	})
 	g.Go(func() error { return ignoreClosed(feedSrv.Serve(feedSink)) })
 	g.Go(func() error { return ignoreClosed(ingress.Serve(ln)) })
 	g.Go(func() error { return ignoreClosed(admin.ListenAndServe()) })

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"ferry.dev/ferry/internal/exports"
+	"ferry.dev/ferry/internal/feed"
 	"ferry.dev/ferry/internal/importer"
 )
 
@@ -19,7 +20,7 @@ type fakeFeed struct {
 	mu       sync.Mutex
 	exports  map[exports.Key]exports.Export
 	version  uint64
-	history  []importer.Update // deltas, oldest first
+	history  []feed.Update // deltas, oldest first
 	up       bool
 	changed  chan struct{} // closed and replaced on every change
 	streams  int           // streams opened, for tests
@@ -48,7 +49,7 @@ func (f *fakeFeed) Set(es ...exports.Export) {
 	for _, e := range es {
 		f.exports[e.Key] = e
 	}
-	f.history = append(f.history, importer.Update{Version: f.version, Upserts: es})
+	f.history = append(f.history, feed.Update{Version: f.version, Upserts: es})
 	f.notifyLocked()
 }
 
@@ -60,7 +61,7 @@ func (f *fakeFeed) Delete(ks ...exports.Key) {
 	for _, k := range ks {
 		delete(f.exports, k)
 	}
-	f.history = append(f.history, importer.Update{Version: f.version, Deletes: ks})
+	f.history = append(f.history, feed.Update{Version: f.version, Deletes: ks})
 	f.notifyLocked()
 }
 
@@ -85,7 +86,7 @@ func (f *fakeFeed) Streams() (n int, resumed []uint64, snapshot []bool) {
 }
 
 // Run implements importer.Feed.
-func (f *fakeFeed) Run(ctx context.Context, h importer.FeedHandler, resumeFrom uint64) error {
+func (f *fakeFeed) Run(ctx context.Context, h feed.Handler, resumeFrom uint64) error {
 	last := resumeFrom
 	for {
 		f.mu.Lock()
@@ -115,17 +116,17 @@ func (f *fakeFeed) Run(ctx context.Context, h importer.FeedHandler, resumeFrom u
 }
 
 // stream serves one connection until the feed goes down or ctx ends.
-func (f *fakeFeed) stream(ctx context.Context, h importer.FeedHandler, from uint64) (uint64, error) {
+func (f *fakeFeed) stream(ctx context.Context, h feed.Handler, from uint64) (uint64, error) {
 	f.mu.Lock()
 	f.streams++
 	f.resumed = append(f.resumed, from)
-	var first importer.Update
+	var first feed.Update
 	oldest := f.version
 	if len(f.history) > 0 {
 		oldest = f.history[0].Version - 1
 	}
 	if from > 0 && from >= oldest && from <= f.version {
-		first = importer.Update{Version: f.version}
+		first = feed.Update{Version: f.version}
 		for _, d := range f.history {
 			if d.Version > from {
 				first.Upserts = append(first.Upserts, d.Upserts...)
@@ -134,7 +135,7 @@ func (f *fakeFeed) stream(ctx context.Context, h importer.FeedHandler, from uint
 		}
 		f.snapshot = append(f.snapshot, false)
 	} else {
-		first = importer.Update{Version: f.version, Snapshot: true}
+		first = feed.Update{Version: f.version, Snapshot: true}
 		for _, e := range f.exports {
 			first.Upserts = append(first.Upserts, e)
 		}
@@ -164,7 +165,7 @@ func (f *fakeFeed) stream(ctx context.Context, h importer.FeedHandler, from uint
 			f.mu.Unlock()
 			return sent, errors.New("stream reset by peer")
 		}
-		var deltas []importer.Update
+		var deltas []feed.Update
 		for _, d := range f.history {
 			if d.Version > sent {
 				deltas = append(deltas, d)

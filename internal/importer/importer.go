@@ -28,8 +28,10 @@ import (
 	ferryv1 "ferry.dev/ferry/api/v1alpha1"
 	"ferry.dev/ferry/internal/contract"
 	"ferry.dev/ferry/internal/exports"
+	"ferry.dev/ferry/internal/exportwatch"
 	"ferry.dev/ferry/internal/identity"
 	"ferry.dev/ferry/internal/mirror"
+	"ferry.dev/ferry/internal/writer"
 )
 
 // Defaults for Options.
@@ -78,7 +80,7 @@ type Options struct {
 	// Feed opens a Link's feed. Nil reports every Link as not connected.
 	Feed FeedDialer
 	// OnFeedChange, if set, is called (and must not block) after any
-	// Link's feed delivered an update: e.g. exports.StatusWriter.Trigger,
+	// Link's feed delivered an update: e.g. exportwatch.StatusWriter.Trigger,
 	// whose Conflict condition reads Peers.
 	OnFeedChange func()
 	// Prober probes remote gateways. Default TLSProber{Source: Identity}.
@@ -149,12 +151,11 @@ type Importer struct {
 	mu       sync.Mutex
 	queue    workqueue.TypedRateLimitingInterface[reconcile.Request]
 	sessions map[string]*session
-	// clashes maps "kind/ns/name" of each foreign object that blocks an
-	// import to the Links it blocks, so that its deletion wakes them.
-	clashes map[string]map[string]bool
-	// reported is the set of clashes already announced with an Event, per
-	// Link, so an Event is written once per clash, not per reconcile.
-	reported map[string]map[string]bool
+	// blockers maps each foreign object that blocks an import to the Links
+	// it blocks, so that its deletion wakes them, and holds the clashes
+	// already announced, so an Event is written once per clash, not per
+	// reconcile.
+	blockers writer.Blockers
 }
 
 // Setup adds the importer to mgr, whose options went through
@@ -176,7 +177,7 @@ func Setup(mgr manager.Manager, opts Options) (*Importer, error) {
 		opts: opts, c: opts.Client, log: opts.Logger, metrics: m, ledger: newPortLedger(), own: newOwnWrites(),
 		recorder: mgr.GetEventRecorder(eventReporter),
 		baseCtx:  base, cancelBase: cancel,
-		sessions: map[string]*session{}, clashes: map[string]map[string]bool{}, reported: map[string]map[string]bool{},
+		sessions: map[string]*session{},
 	}
 	m.age.source(im.eachContact)
 	if err := addIndexes(context.Background(), mgr.GetFieldIndexer()); err != nil {
@@ -244,29 +245,18 @@ func (im *Importer) mapObject(ctx context.Context, obj client.Object) []reconcil
 	return out
 }
 
-// clashKey is obj's key in im.clashes (mirror.Problem.Object's format).
-func clashKey(obj client.Object) string {
-	return kindOf(obj) + " " + obj.GetNamespace() + "/" + obj.GetName()
+// clashKey is obj's key in im.blockers (mirror.Problem.Object's format).
+func (im *Importer) clashKey(obj client.Object) string {
+	return writer.ObjectKey(im.kindOf(obj), obj.GetNamespace(), obj.GetName())
 }
 
 // blockedBy returns the Links whose import obj blocks.
 func (im *Importer) blockedBy(obj client.Object) []string {
-	im.mu.Lock()
-	defer im.mu.Unlock()
-	links := im.clashes[clashKey(obj)]
-	out := make([]string, 0, len(links))
-	for link := range links {
-		out = append(out, link)
-	}
-	return out
+	return im.blockers.Owners(im.clashKey(obj))
 }
 
 // blocks reports whether obj blocks any Link's import.
-func (im *Importer) blocks(obj client.Object) bool {
-	im.mu.Lock()
-	defer im.mu.Unlock()
-	return len(im.clashes[clashKey(obj)]) > 0
-}
+func (im *Importer) blocks(obj client.Object) bool { return im.blockers.Blocks(im.clashKey(obj)) }
 
 func (im *Importer) allLinks(ctx context.Context, _ client.Object) []reconcile.Request {
 	var links ferryv1.LinkList
@@ -293,17 +283,17 @@ func (im *Importer) eachContact(yield func(string, time.Time)) {
 // Peers returns the remote exports of key that the Links' feeds have
 // delivered, one per Link: the other clusters' view of the same service
 // (namespace sameness), for the MCS Conflict condition on local exports.
-func (im *Importer) Peers(k exports.Key) []exports.PeerExport {
+func (im *Importer) Peers(k exports.Key) []exportwatch.PeerExport {
 	im.mu.Lock()
 	sessions := make([]*session, 0, len(im.sessions))
 	for _, s := range im.sessions {
 		sessions = append(sessions, s)
 	}
 	im.mu.Unlock()
-	var out []exports.PeerExport
+	var out []exportwatch.PeerExport
 	for _, s := range sessions {
 		if e, ok := s.state.lookup(k); ok {
-			out = append(out, exports.PeerExport{Cluster: s.cluster, Export: e})
+			out = append(out, exportwatch.PeerExport{Cluster: s.cluster, Export: e})
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Cluster < out[j].Cluster })

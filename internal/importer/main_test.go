@@ -28,6 +28,7 @@ import (
 	ferryv1 "ferry.dev/ferry/api/v1alpha1"
 	"ferry.dev/ferry/internal/contract"
 	"ferry.dev/ferry/internal/exports"
+	"ferry.dev/ferry/internal/feed"
 	"ferry.dev/ferry/internal/importer"
 	"ferry.dev/ferry/internal/testenv"
 )
@@ -112,7 +113,7 @@ func startImporter(t testing.TB, feeds map[string]*fakeFeed, prober *fakeProber,
 		Client:   h.writes,
 		Registry: h.registry,
 		Prober:   prober,
-		Feed: func(c importer.FeedConfig) (importer.Feed, error) {
+		Feed: func(c feed.ClientConfig) (importer.Feed, error) {
 			f := feeds[c.Addresses[0]]
 			if f == nil {
 				return nil, fmt.Errorf("no fake feed at %s", c.Addresses[0])

@@ -1,6 +1,7 @@
 package importer
 
 import (
+	"fmt"
 	"sync"
 
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -23,7 +24,8 @@ type ownWrites struct {
 func newOwnWrites() *ownWrites { return &ownWrites{m: map[string]string{}} }
 
 func ownKey(obj client.Object) string {
-	return kindOf(obj) + "/" + obj.GetNamespace() + "/" + obj.GetName()
+	// The Go type tells kinds apart without a scheme.
+	return fmt.Sprintf("%T/%s/%s", obj, obj.GetNamespace(), obj.GetName())
 }
 
 func (w *ownWrites) wrote(obj client.Object) {

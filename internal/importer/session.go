@@ -12,6 +12,7 @@ import (
 	"k8s.io/utils/clock"
 
 	ferryv1 "ferry.dev/ferry/api/v1alpha1"
+	"ferry.dev/ferry/internal/feed"
 	"ferry.dev/ferry/internal/identity"
 )
 
@@ -70,7 +71,7 @@ func startSession(parent context.Context, l *ferryv1.Link, id identity.ID, d ses
 	}
 	addrs := slices.Clone(l.Spec.GatewayAddresses)
 	log := d.log.With("link", l.Name, "cluster", l.Spec.ClusterName)
-	cfg := FeedConfig{Addresses: addrs, ServerID: id, TLS: d.tls, Logger: log}
+	cfg := feed.ClientConfig{Addresses: addrs, ServerID: id, TLS: d.tls, Logger: log}
 	target := ProbeTarget{Link: l.Name, Addresses: addrs, Identity: id}
 	feedDone, probeDone := make(chan struct{}), make(chan struct{})
 	go func() { defer close(feedDone); s.runFeed(ctx, d, cfg, log) }()
@@ -84,7 +85,7 @@ func (s *session) stop() {
 	<-s.done
 }
 
-func (s *session) runFeed(ctx context.Context, d sessionDeps, cfg FeedConfig, log *slog.Logger) {
+func (s *session) runFeed(ctx context.Context, d sessionDeps, cfg feed.ClientConfig, log *slog.Logger) {
 	if d.feed == nil {
 		s.state.Disconnected(errNoFeed)
 		return

@@ -10,11 +10,12 @@ import (
 	"k8s.io/utils/clock"
 
 	"ferry.dev/ferry/internal/exports"
+	"ferry.dev/ferry/internal/feed"
 )
 
 // feedState is one Link's copy of the remote export set (requirement II:
 // each importer keeps its own) and what it knows about the stream. It is the
-// session's FeedHandler; the reconciler reads it through snapshot.
+// session's feed.Handler; the reconciler reads it through snapshot.
 type feedState struct {
 	clock   clock.PassiveClock
 	changed func() // asks for a reconcile; never blocks
@@ -49,8 +50,8 @@ func newFeedState(c clock.PassiveClock, changed, applied func()) *feedState {
 	return &feedState{clock: c, changed: changed, applied: applied, exports: map[exports.Key]exports.Export{}}
 }
 
-// Apply implements FeedHandler.
-func (s *feedState) Apply(u Update) {
+// Apply implements feed.Handler.
+func (s *feedState) Apply(u feed.Update) {
 	now := s.clock.Now()
 	s.mu.Lock()
 	if u.Snapshot {
@@ -78,7 +79,7 @@ func (s *feedState) Apply(u Update) {
 	}
 }
 
-// Connected implements FeedHandler.
+// Connected implements feed.Handler.
 func (s *feedState) Connected() {
 	s.mu.Lock()
 	s.connected, s.reported, s.connErr = true, true, nil
@@ -87,7 +88,7 @@ func (s *feedState) Connected() {
 	s.changed()
 }
 
-// Disconnected implements FeedHandler. Only the first report of an
+// Disconnected implements feed.Handler. Only the first report of an
 // outage counts: the feed client retries (and fails over across addresses)
 // on its own, and restating each attempt's error would cost a reconcile and
 // a status write per retry for as long as the remote is down. The log has
@@ -107,7 +108,7 @@ func (s *feedState) Disconnected(err error) {
 	}
 }
 
-// Heartbeat implements FeedHandler. It only records the contact and the
+// Heartbeat implements feed.Handler. It only records the contact and the
 // resume point: a heartbeat changes no object, so it triggers no reconcile,
 // and Link status keeps the version of the last applied update (a newer
 // heartbeat version only means changes this cluster may not see).

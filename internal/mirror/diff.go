@@ -6,26 +6,9 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/utils/ptr"
-)
 
-// Object is a Kubernetes object (the same method set as controller-runtime's
-// client.Object, without importing it).
-type Object interface {
-	metav1.Object
-	runtime.Object
-}
-
-// Verb is what an Op does.
-type Verb string
-
-// Verbs.
-const (
-	Create Verb = "create"
-	Update Verb = "update"
-	Delete Verb = "delete"
+	"ferry.dev/ferry/internal/writer"
 )
 
 // Why a write happens; the importer counts writes by these.
@@ -38,20 +21,11 @@ const (
 	ReasonUnexport  = "unexport"  // no longer desired
 )
 
-// Op is one write. For Update, Object is a copy of the existing object with
-// the desired fields set (so the resourceVersion guards the write); for
-// Delete it is the existing object (its UID is the delete's precondition).
-type Op struct {
-	Verb   Verb
-	Reason string
-	Object Object
-}
-
 // Diff compares the desired state with what the Link owns and returns the
 // writes that make them equal: none when they already are. Owned objects
 // are never modified; updates work on deep copies.
-func Diff(want State, owned Objects) []Op {
-	var ops []Op
+func Diff(want State, owned Objects) []writer.Op {
+	var ops []writer.Op
 	haveSvc := make(map[string]*corev1.Service, len(owned.Services))
 	for _, s := range owned.Services {
 		haveSvc[s.Namespace+"/"+s.Name] = s
@@ -65,11 +39,11 @@ func Diff(want State, owned Objects) []Op {
 		cur, ok := haveSvc[k]
 		delete(haveSvc, k)
 		if !ok {
-			ops = append(ops, Op{Verb: Create, Reason: ReasonNew, Object: d.DeepCopy()})
+			ops = append(ops, writer.Op{Verb: writer.Create, Reason: ReasonNew, Object: d.DeepCopy()})
 			continue
 		}
 		if reason, differs := serviceDiffers(cur, d); differs {
-			ops = append(ops, Op{Verb: Update, Reason: reason, Object: mergeService(cur, d)})
+			ops = append(ops, writer.Op{Verb: writer.Update, Reason: reason, Object: mergeService(cur, d)})
 		}
 	}
 	for _, d := range want.Slices {
@@ -77,20 +51,20 @@ func Diff(want State, owned Objects) []Op {
 		cur, ok := haveSlice[k]
 		delete(haveSlice, k)
 		if !ok {
-			ops = append(ops, Op{Verb: Create, Reason: ReasonNew, Object: d.DeepCopy()})
+			ops = append(ops, writer.Op{Verb: writer.Create, Reason: ReasonNew, Object: d.DeepCopy()})
 			continue
 		}
 		if reason, differs := sliceDiffers(cur, d); differs {
-			ops = append(ops, Op{Verb: Update, Reason: reason, Object: mergeSlice(cur, d)})
+			ops = append(ops, writer.Op{Verb: writer.Update, Reason: reason, Object: mergeSlice(cur, d)})
 		}
 	}
 	// Leftovers are owned but no longer desired. Deterministic order keeps
 	// logs and tests stable.
 	for _, k := range slices.Sorted(maps.Keys(haveSlice)) {
-		ops = append(ops, Op{Verb: Delete, Reason: ReasonUnexport, Object: haveSlice[k]})
+		ops = append(ops, writer.Op{Verb: writer.Delete, Reason: ReasonUnexport, Object: haveSlice[k]})
 	}
 	for _, k := range slices.Sorted(maps.Keys(haveSvc)) {
-		ops = append(ops, Op{Verb: Delete, Reason: ReasonUnexport, Object: haveSvc[k]})
+		ops = append(ops, writer.Op{Verb: writer.Delete, Reason: ReasonUnexport, Object: haveSvc[k]})
 	}
 	return ops
 }

@@ -6,9 +6,10 @@ import (
 	"testing"
 
 	"ferry.dev/ferry/internal/exports"
+	"ferry.dev/ferry/internal/writer"
 )
 
-func opsString(ops []Op) []string {
+func opsString(ops []writer.Op) []string {
 	var out []string
 	for _, op := range ops {
 		out = append(out, fmt.Sprintf("%s %s %s/%s %s", op.Verb, op.Object.GetObjectKind().GroupVersionKind().Kind,
@@ -54,7 +55,7 @@ func TestDiff(t *testing.T) {
 				t.Errorf("ops\n%v\nwant\n%v", got, tc.want)
 			}
 			for _, op := range ops {
-				if op.Verb == Update && op.Object.GetResourceVersion() != "1" {
+				if op.Verb == writer.Update && op.Object.GetResourceVersion() != "1" {
 					t.Errorf("update of %s lost the resourceVersion that guards it", op.Object.GetName())
 				}
 			}

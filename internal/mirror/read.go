@@ -129,7 +129,7 @@ func Recover(owned Objects) []exports.Export {
 		if t := exports.Type(s.Annotations[contract.AnnotationExportType]); t == exports.Headless {
 			e.Type = t
 		}
-		// As exports.Compute says it: "None" or "ClientIP" with its timeout.
+		// As exportwatch.Compute says it: "None" or "ClientIP" with its timeout.
 		if e.SessionAffinity == string(corev1.ServiceAffinityClientIP) {
 			e.SessionAffinityTimeoutSeconds = affinityTimeout(s)
 		} else {

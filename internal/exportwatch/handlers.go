@@ -1,4 +1,4 @@
-package exports
+package exportwatch
 
 import (
 	"context"
@@ -10,12 +10,14 @@ import (
 	toolscache "k8s.io/client-go/tools/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	mcsv1beta1 "sigs.k8s.io/mcs-api/pkg/apis/v1beta1"
+
+	"ferry.dev/ferry/internal/exports"
 )
 
 func labelsSelector(s string) (labels.Selector, error) {
 	sel, err := labels.Parse(s)
 	if err != nil {
-		return nil, fmt.Errorf("exports: selector %q: %w", s, err)
+		return nil, fmt.Errorf("exportwatch: selector %q: %w", s, err)
 	}
 	return sel, nil
 }
@@ -58,10 +60,10 @@ func (w *Watcher) addHandlers(ctx context.Context) error {
 	for _, h := range handlers {
 		inf, err := w.cache.GetInformer(ctx, h.obj)
 		if err != nil {
-			return fmt.Errorf("exports: informer %T: %w", h.obj, err)
+			return fmt.Errorf("exportwatch: informer %T: %w", h.obj, err)
 		}
 		if _, err := inf.AddEventHandler(h.h); err != nil {
-			return fmt.Errorf("exports: handler %T: %w", h.obj, err)
+			return fmt.Errorf("exportwatch: handler %T: %w", h.obj, err)
 		}
 	}
 	return nil
@@ -80,7 +82,7 @@ func (w *Watcher) onServiceExport(o any, deleted bool) {
 	if obj == nil {
 		return
 	}
-	k := Key{obj.GetNamespace(), obj.GetName()}
+	k := exports.Key{Namespace: obj.GetNamespace(), Name: obj.GetName()}
 	w.mu.Lock()
 	if deleted {
 		delete(w.exported, k)
@@ -93,7 +95,7 @@ func (w *Watcher) onServiceExport(o any, deleted bool) {
 
 func (w *Watcher) onObject(o any) {
 	if obj := objectOf(o); obj != nil {
-		w.markIfExported(Key{obj.GetNamespace(), obj.GetName()})
+		w.markIfExported(exports.Key{Namespace: obj.GetNamespace(), Name: obj.GetName()})
 	}
 }
 
@@ -103,6 +105,6 @@ func (w *Watcher) onSlice(o any) {
 		return
 	}
 	if name := obj.GetLabels()[discoveryv1.LabelServiceName]; name != "" {
-		w.markIfExported(Key{obj.GetNamespace(), name})
+		w.markIfExported(exports.Key{Namespace: obj.GetNamespace(), Name: name})
 	}
 }

@@ -1,4 +1,4 @@
-package exports
+package exportwatch
 
 import (
 	"context"
@@ -12,6 +12,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	mcsv1beta1 "sigs.k8s.io/mcs-api/pkg/apis/v1beta1"
+
+	"ferry.dev/ferry/internal/exports"
 )
 
 // DefaultStatusResync is how often the StatusWriter compares every
@@ -22,7 +24,7 @@ const DefaultStatusResync = 5 * time.Minute
 
 // SetSource is what the StatusWriter reads: a Watcher or a Publisher.
 type SetSource interface {
-	Current() *Set
+	Current() *exports.Set
 }
 
 // StatusWriter writes ServiceExport conditions (Valid, Ready, Conflict) in
@@ -41,7 +43,7 @@ type StatusWriter struct {
 	LocalCluster string
 	// Peers, if set, returns other clusters' exports of key, for the
 	// Conflict condition. Call Trigger when its answer may have changed.
-	Peers  func(Key) []PeerExport
+	Peers  func(exports.Key) []PeerExport
 	Logger *slog.Logger
 	// Resync and Now: zero means DefaultStatusResync and time.Now.
 	Resync time.Duration
@@ -104,7 +106,7 @@ func (w *StatusWriter) Start(ctx context.Context) error {
 
 // Sync makes every ServiceExport's conditions match set and returns how many
 // status writes it made. It keeps going past errors and returns them joined.
-func (w *StatusWriter) Sync(ctx context.Context, set *Set) (int, error) {
+func (w *StatusWriter) Sync(ctx context.Context, set *exports.Set) (int, error) {
 	now := time.Now
 	if w.Now != nil {
 		now = w.Now

@@ -1,4 +1,4 @@
-package exports
+package exportwatch
 
 import (
 	"fmt"
@@ -12,6 +12,7 @@ import (
 	mcsv1beta1 "sigs.k8s.io/mcs-api/pkg/apis/v1beta1"
 
 	"ferry.dev/ferry/internal/contract"
+	"ferry.dev/ferry/internal/exports"
 )
 
 // Compute is the export set of one cluster, a pure function of its
@@ -22,36 +23,36 @@ import (
 //
 // EndpointSlices belong to a Service by the kubernetes.io/service-name label,
 // as the endpointslice controller writes it. Inputs are never modified.
-func Compute(serviceExports []*mcsv1beta1.ServiceExport, services []*corev1.Service, endpointSlices []*discoveryv1.EndpointSlice) (map[Key]Export, []Status) {
-	exported := make(map[Key]*mcsv1beta1.ServiceExport, len(serviceExports))
+func Compute(serviceExports []*mcsv1beta1.ServiceExport, services []*corev1.Service, endpointSlices []*discoveryv1.EndpointSlice) (map[exports.Key]exports.Export, []exports.Status) {
+	exported := make(map[exports.Key]*mcsv1beta1.ServiceExport, len(serviceExports))
 	for _, se := range serviceExports {
 		if se == nil || se.DeletionTimestamp != nil {
 			continue
 		}
-		exported[Key{se.Namespace, se.Name}] = se
+		exported[exports.Key{Namespace: se.Namespace, Name: se.Name}] = se
 	}
-	svcs := make(map[Key]*corev1.Service, len(exported))
+	svcs := make(map[exports.Key]*corev1.Service, len(exported))
 	for _, s := range services {
 		if s == nil {
 			continue
 		}
-		if k := (Key{s.Namespace, s.Name}); exported[k] != nil {
+		if k := (exports.Key{Namespace: s.Namespace, Name: s.Name}); exported[k] != nil {
 			svcs[k] = s
 		}
 	}
-	epSlices := make(map[Key][]*discoveryv1.EndpointSlice, len(exported))
+	epSlices := make(map[exports.Key][]*discoveryv1.EndpointSlice, len(exported))
 	for _, sl := range endpointSlices {
 		if sl == nil {
 			continue
 		}
-		k := Key{sl.Namespace, sl.Labels[discoveryv1.LabelServiceName]}
+		k := exports.Key{Namespace: sl.Namespace, Name: sl.Labels[discoveryv1.LabelServiceName]}
 		if exported[k] != nil {
 			epSlices[k] = append(epSlices[k], sl)
 		}
 	}
 
-	set := make(map[Key]Export, len(exported))
-	statuses := make([]Status, 0, len(exported))
+	set := make(map[exports.Key]exports.Export, len(exported))
+	statuses := make([]exports.Status, 0, len(exported))
 	for k, se := range exported {
 		exp, st := computeOne(se, svcs[k], epSlices[k])
 		if st.Valid {
@@ -59,31 +60,31 @@ func Compute(serviceExports []*mcsv1beta1.ServiceExport, services []*corev1.Serv
 		}
 		statuses = append(statuses, st)
 	}
-	slices.SortFunc(statuses, func(a, b Status) int { return CompareKeys(a.Key, b.Key) })
+	slices.SortFunc(statuses, func(a, b exports.Status) int { return exports.CompareKeys(a.Key, b.Key) })
 	return set, statuses
 }
 
-func computeOne(se *mcsv1beta1.ServiceExport, svc *corev1.Service, epSlices []*discoveryv1.EndpointSlice) (Export, Status) {
-	k := Key{se.Namespace, se.Name}
-	st := Status{Key: k, Generation: se.Generation}
-	invalid := func(reason, format string, args ...any) (Export, Status) {
+func computeOne(se *mcsv1beta1.ServiceExport, svc *corev1.Service, epSlices []*discoveryv1.EndpointSlice) (exports.Export, exports.Status) {
+	k := exports.Key{Namespace: se.Namespace, Name: se.Name}
+	st := exports.Status{Key: k, Generation: se.Generation}
+	invalid := func(reason, format string, args ...any) (exports.Export, exports.Status) {
 		// The message says why; warnings about parts of an export that does
 		// not exist would only distract.
 		st.Reason, st.Message, st.Warnings = reason, fmt.Sprintf(format, args...), nil
-		return Export{}, st
+		return exports.Export{}, st
 	}
 	switch {
 	case svc == nil || svc.DeletionTimestamp != nil:
-		return invalid(ReasonNoService, "Service %s does not exist", k)
+		return invalid(exports.ReasonNoService, "Service %s does not exist", k)
 	case svc.Spec.Type == corev1.ServiceTypeExternalName:
-		return invalid(ReasonInvalidServiceType, "Service %s is of type ExternalName, which cannot be exported", k)
+		return invalid(exports.ReasonInvalidServiceType, "Service %s is of type ExternalName, which cannot be exported", k)
 	case svc.Labels[contract.LabelLink] != "":
-		return invalid(ReasonImportedService, "Service %s is imported from cluster %q by Ferry and cannot be exported again", k, svc.Labels[contract.LabelSourceCluster])
+		return invalid(exports.ReasonImportedService, "Service %s is imported from cluster %q by Ferry and cannot be exported again", k, svc.Labels[contract.LabelSourceCluster])
 	}
 
-	exp := Export{Key: k, Type: ClusterSetIP, SessionAffinity: string(corev1.ServiceAffinityNone)}
+	exp := exports.Export{Key: k, Type: exports.ClusterSetIP, SessionAffinity: string(corev1.ServiceAffinityNone)}
 	if svc.Spec.ClusterIP == corev1.ClusterIPNone {
-		exp.Type = Headless
+		exp.Type = exports.Headless
 	}
 	for _, p := range svc.Spec.Ports {
 		proto := p.Protocol
@@ -94,15 +95,15 @@ func computeOne(se *mcsv1beta1.ServiceExport, svc *corev1.Service, epSlices []*d
 			st.Warnings = append(st.Warnings, fmt.Sprintf("port %s: %s %d is not exported: Ferry carries TCP only", portName(p), proto, p.Port))
 			continue
 		}
-		exp.Ports = append(exp.Ports, Port{Name: p.Name, Protocol: string(proto), Port: p.Port, AppProtocol: deref(p.AppProtocol)})
+		exp.Ports = append(exp.Ports, exports.Port{Name: p.Name, Protocol: string(proto), Port: p.Port, AppProtocol: deref(p.AppProtocol)})
 	}
 	if len(exp.Ports) == 0 {
-		return invalid(ReasonNoTCPPorts, "Service %s has no TCP port; Ferry carries TCP only", k)
+		return invalid(exports.ReasonNoTCPPorts, "Service %s has no TCP port; Ferry carries TCP only", k)
 	}
-	if len(exp.Ports) > MaxPorts {
-		return invalid(ReasonTooLarge, "Service %s has %d TCP ports; at most %d can be exported", k, len(exp.Ports), MaxPorts)
+	if len(exp.Ports) > exports.MaxPorts {
+		return invalid(exports.ReasonTooLarge, "Service %s has %d TCP ports; at most %d can be exported", k, len(exp.Ports), exports.MaxPorts)
 	}
-	slices.SortFunc(exp.Ports, func(a, b Port) int { return int(a.Port) - int(b.Port) })
+	slices.SortFunc(exp.Ports, func(a, b exports.Port) int { return int(a.Port) - int(b.Port) })
 
 	if svc.Spec.SessionAffinity == corev1.ServiceAffinityClientIP {
 		exp.SessionAffinity = string(corev1.ServiceAffinityClientIP)
@@ -122,24 +123,24 @@ func computeOne(se *mcsv1beta1.ServiceExport, svc *corev1.Service, epSlices []*d
 	st.Warnings = append(st.Warnings, w...)
 	exp.Annotations, w, asize = cleanAnnotations(se.Spec.ExportedAnnotations)
 	st.Warnings = append(st.Warnings, w...)
-	if lsize+asize > MaxExportedMetadataBytes {
-		return invalid(ReasonTooLarge, "exportedLabels and exportedAnnotations take %d bytes; at most %d can be exported", lsize+asize, MaxExportedMetadataBytes)
+	if lsize+asize > exports.MaxExportedMetadataBytes {
+		return invalid(exports.ReasonTooLarge, "exportedLabels and exportedAnnotations take %d bytes; at most %d can be exported", lsize+asize, exports.MaxExportedMetadataBytes)
 	}
 
 	allowed, present := se.Annotations[contract.AnnotationAllowedClusters]
-	exp.AllowedClusters, w = ParseAllowedClusters(allowed, present)
+	exp.AllowedClusters, w = exports.ParseAllowedClusters(allowed, present)
 	st.Warnings = append(st.Warnings, w...)
 
 	var hostnames []string
-	exp.ReadyEndpoints, hostnames = readyEndpoints(epSlices, exp.Type == Headless)
-	if len(hostnames) > MaxHostnames {
-		st.Warnings = append(st.Warnings, fmt.Sprintf("only the first %d of %d ready hostnames are exported", MaxHostnames, len(hostnames)))
-		hostnames = hostnames[:MaxHostnames]
+	exp.ReadyEndpoints, hostnames = readyEndpoints(epSlices, exp.Type == exports.Headless)
+	if len(hostnames) > exports.MaxHostnames {
+		st.Warnings = append(st.Warnings, fmt.Sprintf("only the first %d of %d ready hostnames are exported", exports.MaxHostnames, len(hostnames)))
+		hostnames = hostnames[:exports.MaxHostnames]
 	}
 	exp.Hostnames = hostnames
 
 	sort.Strings(st.Warnings)
-	st.Valid, st.Reason = true, ReasonValid
+	st.Valid, st.Reason = true, exports.ReasonValid
 	st.Message = "Service " + k.String() + " is exported"
 	if len(st.Warnings) > 0 {
 		st.Message += "; " + strings.Join(st.Warnings, "; ")

@@ -1,4 +1,4 @@
-package exports
+package exportwatch
 
 import (
 	"strings"
@@ -6,20 +6,23 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	mcsv1beta1 "sigs.k8s.io/mcs-api/pkg/apis/v1beta1"
+
+	"ferry.dev/ferry/internal/exports"
 )
 
 func TestDesiredConditions(t *testing.T) {
-	valid := Status{Key: Key{"ns", "foo"}, Generation: 3, Valid: true, Reason: ReasonValid, Message: "Service ns/foo is exported"}
-	withReady := func(n int32) *Export { e := base(func(e *Export) { e.ReadyEndpoints = n }); return &e }
-	labelled := func(l map[string]string) *Export {
-		e := base(func(e *Export) { e.Labels, e.ReadyEndpoints = l, 1 })
+	valid := exports.Status{Key: exports.Key{Namespace: "ns", Name: "foo"}, Generation: 3, Valid: true, Reason: exports.ReasonValid, Message: "Service ns/foo is exported"}
+	withReady := func(n int32) *exports.Export { e := base(func(e *exports.Export) { e.ReadyEndpoints = n }); return &e }
+	labelled := func(l map[string]string) *exports.Export {
+		e := base(func(e *exports.Export) { e.Labels, e.ReadyEndpoints = l, 1 })
 		return &e
 	}
-	annotated := func(a map[string]string) *Export {
-		e := base(func(e *Export) { e.Annotations, e.ReadyEndpoints = a, 1 })
+	annotated := func(a map[string]string) *exports.Export {
+		e := base(func(e *exports.Export) { e.Annotations, e.ReadyEndpoints = a, 1 })
 		return &e
 	}
-	older := func(mut ...func(*Export)) Export {
+	older := func(mut ...func(*exports.Export)) exports.Export {
 		e := base(mut...)
 		e.Created = created.Add(-time.Hour)
 		return e
@@ -32,7 +35,7 @@ func TestDesiredConditions(t *testing.T) {
 	}{
 		{
 			name: "no service",
-			in:   ConditionInput{Status: Status{Key: Key{"ns", "foo"}, Generation: 3, Reason: ReasonNoService, Message: "Service ns/foo does not exist"}},
+			in:   ConditionInput{Status: exports.Status{Key: exports.Key{Namespace: "ns", Name: "foo"}, Generation: 3, Reason: exports.ReasonNoService, Message: "Service ns/foo does not exist"}},
 			want: map[string][2]string{
 				ConditionValid:    {"False/NoService", "does not exist"},
 				ConditionReady:    {"False/Failed", "not exported: Service ns/foo does not exist"},
@@ -55,7 +58,7 @@ func TestDesiredConditions(t *testing.T) {
 		},
 		{
 			name: "allowed clusters named; empty list admits nobody",
-			in:   ConditionInput{Status: valid, Export: &Export{AllowedClusters: []string{}, ReadyEndpoints: 1}},
+			in:   ConditionInput{Status: valid, Export: &exports.Export{AllowedClusters: []string{}, ReadyEndpoints: 1}},
 			want: map[string][2]string{ConditionReady: {"True/Exported", "admits no cluster"}},
 		},
 		{
@@ -65,32 +68,32 @@ func TestDesiredConditions(t *testing.T) {
 		},
 		{
 			name: "older peer differs: local conflicts, reasons combined",
-			in: ConditionInput{Status: valid, Export: withReady(1), LocalCluster: "east", Peers: []PeerExport{{"west", older(func(e *Export) {
-				e.Type = Headless
-				e.Ports = []Port{{Name: "http", Protocol: "TCP", Port: 8080}}
+			in: ConditionInput{Status: valid, Export: withReady(1), LocalCluster: "east", Peers: []PeerExport{{"west", older(func(e *exports.Export) {
+				e.Type = exports.Headless
+				e.Ports = []exports.Port{{Name: "http", Protocol: "TCP", Port: 8080}}
 				e.SessionAffinity, e.SessionAffinityTimeoutSeconds = "ClientIP", 10
 			})}}},
 			want: map[string][2]string{ConditionConflict: {"True/PortConflict,SessionAffinityConflict,TypeConflict", "oldest export, in cluster west"}},
 		},
 		{
 			name: "disjoint ports are a union, not a conflict",
-			in: ConditionInput{Status: valid, Export: withReady(1), LocalCluster: "east", Peers: []PeerExport{{"west", older(func(e *Export) {
-				e.Ports = []Port{{Name: "grpc", Protocol: "TCP", Port: 9090}}
+			in: ConditionInput{Status: valid, Export: withReady(1), LocalCluster: "east", Peers: []PeerExport{{"west", older(func(e *exports.Export) {
+				e.Ports = []exports.Port{{Name: "grpc", Protocol: "TCP", Port: 9090}}
 				e.Labels = map[string]string{"other": "x"}
 			})}}},
 			want: map[string][2]string{ConditionConflict: {"False/NoConflicts", ""}},
 		},
 		{
 			name: "local is oldest: the condition names the differing peers",
-			in: ConditionInput{Status: valid, Export: labelled(map[string]string{"team": "a"}), LocalCluster: "east", Peers: []PeerExport{{"west", base(func(e *Export) {
+			in: ConditionInput{Status: valid, Export: labelled(map[string]string{"team": "a"}), LocalCluster: "east", Peers: []PeerExport{{"west", base(func(e *exports.Export) {
 				e.Created = created.Add(time.Hour)
 				e.Labels = map[string]string{"team": "b"}
-			})}, {"north", base(func(e *Export) { e.Created = created.Add(time.Hour) })}}},
+			})}, {"north", base(func(e *exports.Export) { e.Created = created.Add(time.Hour) })}}},
 			want: map[string][2]string{ConditionConflict: {"True/LabelsConflict", "clusters west differ"}},
 		},
 		{
 			name: "same creation second: the cluster name breaks the tie",
-			in: ConditionInput{Status: valid, Export: annotated(map[string]string{"a": "2"}), LocalCluster: "west", Peers: []PeerExport{{"east", base(func(e *Export) {
+			in: ConditionInput{Status: valid, Export: annotated(map[string]string{"a": "2"}), LocalCluster: "west", Peers: []PeerExport{{"east", base(func(e *exports.Export) {
 				e.Annotations = map[string]string{"a": "1"}
 			})}}},
 			want: map[string][2]string{ConditionConflict: {"True/AnnotationsConflict", "in cluster east"}},
@@ -125,7 +128,7 @@ func TestMergeConditions(t *testing.T) {
 	t0 := metav1.NewTime(created)
 	t1 := metav1.NewTime(created.Add(time.Minute))
 	other := metav1.Condition{Type: "SomeoneElse", Status: metav1.ConditionTrue, Reason: "X", LastTransitionTime: t0}
-	desired := DesiredConditions(ConditionInput{Status: Status{Generation: 1, Valid: true, Reason: ReasonValid, Message: "m"}, Export: &Export{ReadyEndpoints: 1}})
+	desired := DesiredConditions(ConditionInput{Status: exports.Status{Generation: 1, Valid: true, Reason: exports.ReasonValid, Message: "m"}, Export: &exports.Export{ReadyEndpoints: 1}})
 
 	first, changed := MergeConditions([]metav1.Condition{other}, desired, t0)
 	if !changed || len(first) != 4 {
@@ -140,7 +143,7 @@ func TestMergeConditions(t *testing.T) {
 	}
 
 	// A message change keeps the transition time; a status change moves it.
-	desired2 := DesiredConditions(ConditionInput{Status: Status{Generation: 1, Valid: true, Reason: ReasonValid, Message: "m2"}, Export: &Export{ReadyEndpoints: 1}})
+	desired2 := DesiredConditions(ConditionInput{Status: exports.Status{Generation: 1, Valid: true, Reason: exports.ReasonValid, Message: "m2"}, Export: &exports.Export{ReadyEndpoints: 1}})
 	second, changed := MergeConditions(first, desired2, t1)
 	if !changed {
 		t.Fatal("message change not detected")
@@ -150,7 +153,7 @@ func TestMergeConditions(t *testing.T) {
 			t.Errorf("Valid moved its transition time on a message change: %v", c.LastTransitionTime)
 		}
 	}
-	invalid := DesiredConditions(ConditionInput{Status: Status{Generation: 1, Reason: ReasonNoService, Message: "gone"}})
+	invalid := DesiredConditions(ConditionInput{Status: exports.Status{Generation: 1, Reason: exports.ReasonNoService, Message: "gone"}})
 	third, _ := MergeConditions(second, invalid, t1)
 	for _, c := range third {
 		if c.Type == ConditionValid && (c.Status != metav1.ConditionFalse || !c.LastTransitionTime.Equal(&t1)) {
@@ -163,10 +166,24 @@ func TestMergeConditions(t *testing.T) {
 }
 
 func TestConditionMessagesAreBounded(t *testing.T) {
-	st := Status{Valid: true, Reason: ReasonValid, Message: strings.Repeat("warning; ", 5000)}
-	for _, c := range DesiredConditions(ConditionInput{Status: st, Export: &Export{ReadyEndpoints: 1}}) {
+	st := exports.Status{Valid: true, Reason: exports.ReasonValid, Message: strings.Repeat("warning; ", 5000)}
+	for _, c := range DesiredConditions(ConditionInput{Status: st, Export: &exports.Export{ReadyEndpoints: 1}}) {
 		if len(c.Message) > maxConditionMessage {
 			t.Fatalf("%s message of %d bytes", c.Type, len(c.Message))
+		}
+	}
+}
+
+// The export model is Kubernetes-free, so it spells the MCS reasons itself;
+// they must stay the MCS API's.
+func TestModelReasonsAreTheMCSReasons(t *testing.T) {
+	for got, want := range map[string]mcsv1beta1.ServiceExportConditionReason{
+		exports.ReasonValid:              mcsv1beta1.ServiceExportReasonValid,
+		exports.ReasonNoService:          mcsv1beta1.ServiceExportReasonNoService,
+		exports.ReasonInvalidServiceType: mcsv1beta1.ServiceExportReasonInvalidServiceType,
+	} {
+		if got != string(want) {
+			t.Errorf("reason %q, want the MCS API's %q", got, want)
 		}
 	}
 }

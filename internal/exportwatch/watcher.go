@@ -1,4 +1,4 @@
-package exports
+package exportwatch
 
 import (
 	"context"
@@ -14,11 +14,13 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	mcsv1beta1 "sigs.k8s.io/mcs-api/pkg/apis/v1beta1"
 
 	"ferry.dev/ferry/internal/contract"
+	"ferry.dev/ferry/internal/exports"
 )
 
 // Watcher defaults.
@@ -32,8 +34,9 @@ const (
 	DefaultRetryInterval = time.Second
 )
 
-// indexServiceName indexes EndpointSlices by the Service they belong to.
-const indexServiceName = "ferry.dev/service-name"
+// IndexServiceName is the cache's field index of EndpointSlices by the
+// Service they belong to. The gateway's endpoints.Index reads through it.
+const IndexServiceName = "ferry.dev/service-name"
 
 // WatcherOptions configure a Watcher. The zero value watches every namespace.
 type WatcherOptions struct {
@@ -54,14 +57,14 @@ type WatcherOptions struct {
 // names are dropped in the handler, so churn in unexported Services costs
 // one map lookup and never a publish.
 type Watcher struct {
-	*Publisher
+	*exports.Publisher
 	cache cache.Cache
 	log   *slog.Logger
 	opts  WatcherOptions
 
 	mu       sync.Mutex
-	exported map[Key]struct{} // keys with a ServiceExport in the cache
-	dirty    map[Key]struct{}
+	exported map[exports.Key]struct{} // keys with a ServiceExport in the cache
+	dirty    map[exports.Key]struct{}
 	kick     chan struct{}
 }
 
@@ -70,7 +73,7 @@ func Scheme() (*runtime.Scheme, error) {
 	s := runtime.NewScheme()
 	for _, add := range []func(*runtime.Scheme) error{corev1.AddToScheme, discoveryv1.AddToScheme, mcsv1beta1.Install} {
 		if err := add(s); err != nil {
-			return nil, fmt.Errorf("exports: scheme: %w", err)
+			return nil, fmt.Errorf("exportwatch: scheme: %w", err)
 		}
 	}
 	return s, nil
@@ -95,8 +98,11 @@ func NewWatcher(cfg *rest.Config, opts WatcherOptions) (*Watcher, error) {
 		Scheme:           scheme,
 		DefaultTransform: cache.TransformStripManagedFields(),
 		ByObject: map[client.Object]cache.ByObject{
-			&discoveryv1.EndpointSlice{}: {Label: sliceSel},
-			&corev1.Service{}:            {Transform: stripServiceAnnotations},
+			// Nothing that reads this cache modifies what it reads (Compute
+			// is pure, endpoints.Ready too), so reads skip the deep copy: the
+			// gateway reads Services and slices on every new stream.
+			&discoveryv1.EndpointSlice{}: {Label: sliceSel, UnsafeDisableDeepCopy: ptr.To(true)},
+			&corev1.Service{}:            {Transform: stripServiceAnnotations, UnsafeDisableDeepCopy: ptr.To(true)},
 		},
 	}
 	if len(opts.Namespaces) > 0 {
@@ -107,7 +113,7 @@ func NewWatcher(cfg *rest.Config, opts WatcherOptions) (*Watcher, error) {
 	}
 	c, err := cache.New(cfg, copts)
 	if err != nil {
-		return nil, fmt.Errorf("exports: cache: %w", err)
+		return nil, fmt.Errorf("exportwatch: cache: %w", err)
 	}
 	return newWatcher(c, opts), nil
 }
@@ -123,12 +129,12 @@ func newWatcher(c cache.Cache, opts WatcherOptions) *Watcher {
 		opts.RetryInterval = DefaultRetryInterval
 	}
 	return &Watcher{
-		Publisher: NewPublisher(),
+		Publisher: exports.NewPublisher(),
 		cache:     c,
 		log:       opts.Logger.With("component", "exports-watcher"),
 		opts:      opts,
-		exported:  map[Key]struct{}{},
-		dirty:     map[Key]struct{}{},
+		exported:  map[exports.Key]struct{}{},
+		dirty:     map[exports.Key]struct{}{},
 		kick:      make(chan struct{}, 1),
 	}
 }
@@ -142,13 +148,13 @@ func (w *Watcher) NeedLeaderElection() bool { return false }
 // Start runs the cache and the recompute loop until ctx ends. The first Set
 // marked Synced is published once the caches have synced.
 func (w *Watcher) Start(ctx context.Context) error {
-	if err := w.cache.IndexField(ctx, &discoveryv1.EndpointSlice{}, indexServiceName, func(o client.Object) []string {
+	if err := w.cache.IndexField(ctx, &discoveryv1.EndpointSlice{}, IndexServiceName, func(o client.Object) []string {
 		if n := o.GetLabels()[discoveryv1.LabelServiceName]; n != "" {
 			return []string{n}
 		}
 		return nil
 	}); err != nil {
-		return fmt.Errorf("exports: index: %w", err)
+		return fmt.Errorf("exportwatch: index: %w", err)
 	}
 	if err := w.addHandlers(ctx); err != nil {
 		return err
@@ -160,9 +166,9 @@ func (w *Watcher) Start(ctx context.Context) error {
 	if !w.cache.WaitForCacheSync(ctx) {
 		cancel()
 		if err := <-cacheErr; err != nil {
-			return fmt.Errorf("exports: cache: %w", err)
+			return fmt.Errorf("exportwatch: cache: %w", err)
 		}
-		return fmt.Errorf("exports: cache did not sync: %w", ctx.Err())
+		return fmt.Errorf("exportwatch: cache did not sync: %w", ctx.Err())
 	}
 	if err := w.initial(ctx); err != nil {
 		return err
@@ -171,7 +177,7 @@ func (w *Watcher) Start(ctx context.Context) error {
 	err := w.loop(ctx)
 	cancel()
 	if cerr := <-cacheErr; cerr != nil && !errors.Is(cerr, context.Canceled) {
-		return fmt.Errorf("exports: cache: %w", cerr)
+		return fmt.Errorf("exportwatch: cache: %w", cerr)
 	}
 	return err
 }
@@ -183,14 +189,14 @@ func (w *Watcher) initial(ctx context.Context) error {
 	var sls discoveryv1.EndpointSliceList
 	for _, l := range []client.ObjectList{&ses, &svcs, &sls} {
 		if err := w.cache.List(ctx, l); err != nil {
-			return fmt.Errorf("exports: initial list: %w", err)
+			return fmt.Errorf("exportwatch: initial list: %w", err)
 		}
 	}
 	set, sts := Compute(ptrs(ses.Items), ptrs(svcs.Items), ptrs(sls.Items))
-	statuses := make(map[Key]Status, len(sts))
+	statuses := make(map[exports.Key]exports.Status, len(sts))
 	w.mu.Lock()
 	for _, se := range ses.Items {
-		w.exported[Key{se.Namespace, se.Name}] = struct{}{}
+		w.exported[exports.Key{Namespace: se.Namespace, Name: se.Name}] = struct{}{}
 	}
 	w.mu.Unlock()
 	for _, s := range sts {
@@ -223,7 +229,7 @@ func (w *Watcher) loop(ctx context.Context) error {
 		case <-time.After(w.opts.Coalesce):
 		}
 		w.mu.Lock()
-		keys := make([]Key, 0, len(w.dirty))
+		keys := make([]exports.Key, 0, len(w.dirty))
 		for k := range w.dirty {
 			keys = append(keys, k)
 		}
@@ -236,11 +242,11 @@ func (w *Watcher) loop(ctx context.Context) error {
 // recompute recomputes keys and publishes the result if it changed. A key
 // whose read fails is marked dirty again and retried later, so no change
 // is ever lost to a transient error.
-func (w *Watcher) recompute(ctx context.Context, keys []Key) {
+func (w *Watcher) recompute(ctx context.Context, keys []exports.Key) {
 	cur := w.Current()
-	var exports map[Key]Export
-	var statuses map[Key]Status
-	var hint, failed []Key
+	var next map[exports.Key]exports.Export
+	var statuses map[exports.Key]exports.Status
+	var hint, failed []exports.Key
 	for _, k := range keys {
 		exp, st, err := w.computeKey(ctx, k)
 		if err != nil {
@@ -250,17 +256,17 @@ func (w *Watcher) recompute(ctx context.Context, keys []Key) {
 		}
 		o, had := cur.Exports[k]
 		os, hadSt := cur.Statuses[k]
-		if had == (exp != nil) && (exp == nil || o.Equal(exp)) && hadSt == (st != nil) && (st == nil || os.equal(st)) {
+		if had == (exp != nil) && (exp == nil || o.Equal(exp)) && hadSt == (st != nil) && (st == nil || os.Equal(st)) {
 			continue
 		}
-		if exports == nil {
-			exports, statuses = maps.Clone(cur.Exports), maps.Clone(cur.Statuses)
+		if next == nil {
+			next, statuses = maps.Clone(cur.Exports), maps.Clone(cur.Statuses)
 		}
 		hint = append(hint, k)
 		if exp != nil {
-			exports[k] = *exp
+			next[k] = *exp
 		} else {
-			delete(exports, k)
+			delete(next, k)
 		}
 		if st != nil {
 			statuses[k] = *st
@@ -268,8 +274,8 @@ func (w *Watcher) recompute(ctx context.Context, keys []Key) {
 			delete(statuses, k)
 		}
 	}
-	if exports != nil && w.Publish(exports, statuses, hint) {
-		w.log.Debug("export set changed", "keys", len(hint), "exports", len(exports))
+	if next != nil && w.Publish(next, statuses, hint) {
+		w.log.Debug("export set changed", "keys", len(hint), "exports", len(next))
 	}
 	if len(failed) > 0 {
 		time.AfterFunc(w.opts.RetryInterval, func() {
@@ -282,7 +288,7 @@ func (w *Watcher) recompute(ctx context.Context, keys []Key) {
 
 // computeKey reads one key from the cache and computes its export (nil when
 // invalid or absent) and status (nil when there is no ServiceExport).
-func (w *Watcher) computeKey(ctx context.Context, k Key) (*Export, *Status, error) {
+func (w *Watcher) computeKey(ctx context.Context, k exports.Key) (*exports.Export, *exports.Status, error) {
 	se := &mcsv1beta1.ServiceExport{}
 	if err := w.cache.Get(ctx, client.ObjectKey{Namespace: k.Namespace, Name: k.Name}, se); err != nil {
 		if apierrors.IsNotFound(err) {
@@ -299,7 +305,7 @@ func (w *Watcher) computeKey(ctx context.Context, k Key) (*Export, *Status, erro
 		return nil, nil, fmt.Errorf("service: %w", err)
 	}
 	var sls discoveryv1.EndpointSliceList
-	if err := w.cache.List(ctx, &sls, client.InNamespace(k.Namespace), client.MatchingFields{indexServiceName: k.Name}); err != nil {
+	if err := w.cache.List(ctx, &sls, client.InNamespace(k.Namespace), client.MatchingFields{IndexServiceName: k.Name}); err != nil {
 		return nil, nil, fmt.Errorf("endpointslices: %w", err)
 	}
 	set, sts := Compute([]*mcsv1beta1.ServiceExport{se}, svcs, ptrs(sls.Items))
@@ -312,7 +318,7 @@ func (w *Watcher) computeKey(ctx context.Context, k Key) (*Export, *Status, erro
 	return nil, &sts[0], nil
 }
 
-func (w *Watcher) mark(k Key) {
+func (w *Watcher) mark(k exports.Key) {
 	w.mu.Lock()
 	w.dirty[k] = struct{}{}
 	w.mu.Unlock()
@@ -324,7 +330,7 @@ func (w *Watcher) mark(k Key) {
 
 // markIfExported marks k only if a ServiceExport names it. A ServiceExport
 // that appears later marks its key itself, so nothing is missed.
-func (w *Watcher) markIfExported(k Key) {
+func (w *Watcher) markIfExported(k exports.Key) {
 	w.mu.Lock()
 	_, ok := w.exported[k]
 	w.mu.Unlock()

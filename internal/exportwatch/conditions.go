@@ -1,4 +1,4 @@
-package exports
+package exportwatch
 
 import (
 	"cmp"
@@ -11,6 +11,8 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	mcsv1beta1 "sigs.k8s.io/mcs-api/pkg/apis/v1beta1"
+
+	"ferry.dev/ferry/internal/exports"
 )
 
 // Condition types and the reasons Ferry uses with them (MCS v1beta1).
@@ -45,14 +47,14 @@ func truncate(s string) string {
 // between the constituent exports of one service across the clusterset.
 type PeerExport struct {
 	Cluster string
-	Export  Export
+	Export  exports.Export
 }
 
 // ConditionInput is everything the conditions of one ServiceExport depend on.
 type ConditionInput struct {
-	Status Status
+	Status exports.Status
 	// Export is the computed export, nil when Status is not valid.
-	Export *Export
+	Export *exports.Export
 	// LocalCluster is this cluster's name, which breaks ties between exports
 	// created in the same second.
 	LocalCluster string
@@ -129,7 +131,7 @@ func MergeConditions(existing, desired []metav1.Condition, now metav1.Time) (mer
 // local export conflicts when it differs from the winner; when it is the
 // winner, it reports the peers that differ from it, as MCS recommends
 // raising the condition on every constituent export.
-func conflicts(local Export, localCluster string, peers []PeerExport) ([]string, string) {
+func conflicts(local exports.Export, localCluster string, peers []PeerExport) ([]string, string) {
 	if len(peers) == 0 {
 		return nil, ""
 	}
@@ -167,7 +169,7 @@ func conflicts(local Export, localCluster string, peers []PeerExport) ([]string,
 // same service, sorted. Ports are a union across clusters, so only ports that
 // share a name or a number but differ otherwise conflict; labels and
 // annotations conflict when a key has different values.
-func compareExports(a, b *Export) []string {
+func compareExports(a, b *exports.Export) []string {
 	var r []string
 	if a.Type != b.Type {
 		r = append(r, string(mcsv1beta1.ServiceExportReasonTypeConflict))
@@ -190,7 +192,7 @@ func compareExports(a, b *Export) []string {
 	return r
 }
 
-func portsConflict(a, b []Port) bool {
+func portsConflict(a, b []exports.Port) bool {
 	for _, p := range a {
 		for _, q := range b {
 			if (p.Name == q.Name || p.Port == q.Port) && p != q {

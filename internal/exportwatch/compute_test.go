@@ -1,4 +1,4 @@
-package exports
+package exportwatch
 
 import (
 	"reflect"
@@ -15,6 +15,7 @@ import (
 	mcsv1beta1 "sigs.k8s.io/mcs-api/pkg/apis/v1beta1"
 
 	"ferry.dev/ferry/internal/contract"
+	"ferry.dev/ferry/internal/exports"
 )
 
 var created = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
@@ -70,11 +71,11 @@ var (
 	no  = ptr.To(false)
 )
 
-func base(mut ...func(*Export)) Export {
-	e := Export{
-		Key:             Key{"ns", "foo"},
-		Type:            ClusterSetIP,
-		Ports:           []Port{{Name: "http", Protocol: "TCP", Port: 80}},
+func base(mut ...func(*exports.Export)) exports.Export {
+	e := exports.Export{
+		Key:             exports.Key{Namespace: "ns", Name: "foo"},
+		Type:            exports.ClusterSetIP,
+		Ports:           []exports.Port{{Name: "http", Protocol: "TCP", Port: 80}},
 		SessionAffinity: "None",
 		Created:         created,
 	}
@@ -90,31 +91,31 @@ func TestCompute(t *testing.T) {
 		ses    []*mcsv1beta1.ServiceExport
 		svcs   []*corev1.Service
 		slices []*discoveryv1.EndpointSlice
-		want   map[Key]Export
+		want   map[exports.Key]exports.Export
 		// reason and warning substrings per key
-		reasons  map[Key]string
-		warnings map[Key][]string
+		reasons  map[exports.Key]string
+		warnings map[exports.Key][]string
 	}{
 		{
 			name:    "export needs a ServiceExport and a Service",
 			ses:     []*mcsv1beta1.ServiceExport{se("ns", "foo")},
 			svcs:    []*corev1.Service{svc("ns", "foo"), svc("ns", "unexported")},
-			want:    map[Key]Export{{"ns", "foo"}: base()},
-			reasons: map[Key]string{{"ns", "foo"}: ReasonValid},
+			want:    map[exports.Key]exports.Export{{Namespace: "ns", Name: "foo"}: base()},
+			reasons: map[exports.Key]string{{Namespace: "ns", Name: "foo"}: exports.ReasonValid},
 		},
 		{
 			name:    "no Service is invalid",
 			ses:     []*mcsv1beta1.ServiceExport{se("ns", "foo")},
 			svcs:    []*corev1.Service{svc("other", "foo")},
-			want:    map[Key]Export{},
-			reasons: map[Key]string{{"ns", "foo"}: ReasonNoService},
+			want:    map[exports.Key]exports.Export{},
+			reasons: map[exports.Key]string{{Namespace: "ns", Name: "foo"}: exports.ReasonNoService},
 		},
 		{
 			name:    "ExternalName is invalid",
 			ses:     []*mcsv1beta1.ServiceExport{se("ns", "foo")},
 			svcs:    []*corev1.Service{svc("ns", "foo", func(s *corev1.Service) { s.Spec.Type = corev1.ServiceTypeExternalName; s.Spec.ClusterIP = "" })},
-			want:    map[Key]Export{},
-			reasons: map[Key]string{{"ns", "foo"}: ReasonInvalidServiceType},
+			want:    map[exports.Key]exports.Export{},
+			reasons: map[exports.Key]string{{Namespace: "ns", Name: "foo"}: exports.ReasonInvalidServiceType},
 		},
 		{
 			name: "a Ferry mirror cannot be re-exported",
@@ -122,8 +123,8 @@ func TestCompute(t *testing.T) {
 			svcs: []*corev1.Service{svc("ns", "foo", func(s *corev1.Service) {
 				s.Labels = map[string]string{contract.LabelLink: "east", contract.LabelSourceCluster: "east"}
 			})},
-			want:    map[Key]Export{},
-			reasons: map[Key]string{{"ns", "foo"}: ReasonImportedService},
+			want:    map[exports.Key]exports.Export{},
+			reasons: map[exports.Key]string{{Namespace: "ns", Name: "foo"}: exports.ReasonImportedService},
 		},
 		{
 			name: "ServiceExport being deleted has no export and no status",
@@ -131,8 +132,8 @@ func TestCompute(t *testing.T) {
 				s.DeletionTimestamp = ptr.To(metav1.Now())
 			})},
 			svcs:    []*corev1.Service{svc("ns", "foo")},
-			want:    map[Key]Export{},
-			reasons: map[Key]string{},
+			want:    map[exports.Key]exports.Export{},
+			reasons: map[exports.Key]string{},
 		},
 		{
 			name: "non-TCP ports are dropped and flagged; ports sorted",
@@ -145,11 +146,11 @@ func TestCompute(t *testing.T) {
 					{Name: "sctp", Protocol: corev1.ProtocolSCTP, Port: 7},
 				}
 			})},
-			want: map[Key]Export{{"ns", "foo"}: base(func(e *Export) {
-				e.Ports = []Port{{Name: "http", Protocol: "TCP", Port: 80}, {Name: "grpc", Protocol: "TCP", Port: 9090, AppProtocol: "kubernetes.io/h2c"}}
+			want: map[exports.Key]exports.Export{{Namespace: "ns", Name: "foo"}: base(func(e *exports.Export) {
+				e.Ports = []exports.Port{{Name: "http", Protocol: "TCP", Port: 80}, {Name: "grpc", Protocol: "TCP", Port: 9090, AppProtocol: "kubernetes.io/h2c"}}
 			})},
-			reasons:  map[Key]string{{"ns", "foo"}: ReasonValid},
-			warnings: map[Key][]string{{"ns", "foo"}: {"port dns: UDP 53", "port sctp: SCTP 7"}},
+			reasons:  map[exports.Key]string{{Namespace: "ns", Name: "foo"}: exports.ReasonValid},
+			warnings: map[exports.Key][]string{{Namespace: "ns", Name: "foo"}: {"port dns: UDP 53", "port sctp: SCTP 7"}},
 		},
 		{
 			name: "only UDP ports is invalid",
@@ -157,8 +158,8 @@ func TestCompute(t *testing.T) {
 			svcs: []*corev1.Service{svc("ns", "foo", func(s *corev1.Service) {
 				s.Spec.Ports = []corev1.ServicePort{{Name: "dns", Protocol: corev1.ProtocolUDP, Port: 53}}
 			})},
-			want:    map[Key]Export{},
-			reasons: map[Key]string{{"ns", "foo"}: ReasonNoTCPPorts},
+			want:    map[exports.Key]exports.Export{},
+			reasons: map[exports.Key]string{{Namespace: "ns", Name: "foo"}: exports.ReasonNoTCPPorts},
 		},
 		{
 			name: "headless with ready hostnames, deduplicated across slices",
@@ -170,10 +171,10 @@ func TestCompute(t *testing.T) {
 				slice("ns", "foo", "b", ep{ip: "10.1.0.1", host: "web-0", uid: "u0", ready: yes}),
 				slice("ns", "bar", "c", ep{ip: "10.1.0.9", host: "other", ready: yes}),
 			},
-			want: map[Key]Export{{"ns", "foo"}: base(func(e *Export) {
-				e.Type, e.ReadyEndpoints, e.Hostnames = Headless, 2, []string{"web-0", "web-1"}
+			want: map[exports.Key]exports.Export{{Namespace: "ns", Name: "foo"}: base(func(e *exports.Export) {
+				e.Type, e.ReadyEndpoints, e.Hostnames = exports.Headless, 2, []string{"web-0", "web-1"}
 			})},
-			reasons: map[Key]string{{"ns", "foo"}: ReasonValid},
+			reasons: map[exports.Key]string{{Namespace: "ns", Name: "foo"}: exports.ReasonValid},
 		},
 		{
 			name: "ClusterSetIP counts ready endpoints and carries no hostnames",
@@ -183,8 +184,8 @@ func TestCompute(t *testing.T) {
 				slice("ns", "foo", "a", ep{ip: "10.1.0.1", host: "h", ready: yes}, ep{ip: "10.1.0.2", ready: no}, ep{ip: "10.1.0.3", ready: yes}),
 				slice("other", "foo", "x", ep{ip: "10.1.0.4", ready: yes}),
 			},
-			want:    map[Key]Export{{"ns", "foo"}: base(func(e *Export) { e.ReadyEndpoints = 2 })},
-			reasons: map[Key]string{{"ns", "foo"}: ReasonValid},
+			want:    map[exports.Key]exports.Export{{Namespace: "ns", Name: "foo"}: base(func(e *exports.Export) { e.ReadyEndpoints = 2 })},
+			reasons: map[exports.Key]string{{Namespace: "ns", Name: "foo"}: exports.ReasonValid},
 		},
 		{
 			name: "session affinity ClientIP with and without timeout",
@@ -196,13 +197,13 @@ func TestCompute(t *testing.T) {
 				}),
 				svc("ns", "bar", func(s *corev1.Service) { s.Spec.SessionAffinity = corev1.ServiceAffinityClientIP }),
 			},
-			want: map[Key]Export{
-				{"ns", "foo"}: base(func(e *Export) { e.SessionAffinity, e.SessionAffinityTimeoutSeconds = "ClientIP", 60 }),
-				{"ns", "bar"}: base(func(e *Export) {
+			want: map[exports.Key]exports.Export{
+				{Namespace: "ns", Name: "foo"}: base(func(e *exports.Export) { e.SessionAffinity, e.SessionAffinityTimeoutSeconds = "ClientIP", 60 }),
+				{Namespace: "ns", Name: "bar"}: base(func(e *exports.Export) {
 					e.Name, e.SessionAffinity, e.SessionAffinityTimeoutSeconds = "bar", "ClientIP", corev1.DefaultClientIPServiceAffinitySeconds
 				}),
 			},
-			reasons: map[Key]string{{"ns", "foo"}: ReasonValid, {"ns", "bar"}: ReasonValid},
+			reasons: map[exports.Key]string{{Namespace: "ns", Name: "foo"}: exports.ReasonValid, {Namespace: "ns", Name: "bar"}: exports.ReasonValid},
 		},
 		{
 			name: "exported labels and annotations; reserved and invalid keys dropped",
@@ -211,21 +212,21 @@ func TestCompute(t *testing.T) {
 				s.Spec.ExportedAnnotations = map[string]string{"example.com/doc": "free text!", "multicluster.kubernetes.io/x": "y", "service.kubernetes.io/service-proxy-name": "none"}
 			})},
 			svcs: []*corev1.Service{svc("ns", "foo")},
-			want: map[Key]Export{{"ns", "foo"}: base(func(e *Export) {
+			want: map[exports.Key]exports.Export{{Namespace: "ns", Name: "foo"}: base(func(e *exports.Export) {
 				e.Labels = map[string]string{"team": "a", "app.kubernetes.io/name": "web"}
 				e.Annotations = map[string]string{"example.com/doc": "free text!"}
 			})},
-			reasons:  map[Key]string{{"ns", "foo"}: ReasonValid},
-			warnings: map[Key][]string{{"ns", "foo"}: {`"bad key" is not a valid label key`, `"ferry.dev/link" is reserved`, `"multicluster.kubernetes.io/x" is reserved`, `"service.kubernetes.io/service-proxy-name" is reserved`, `value of "v"`}},
+			reasons:  map[exports.Key]string{{Namespace: "ns", Name: "foo"}: exports.ReasonValid},
+			warnings: map[exports.Key][]string{{Namespace: "ns", Name: "foo"}: {`"bad key" is not a valid label key`, `"ferry.dev/link" is reserved`, `"multicluster.kubernetes.io/x" is reserved`, `"service.kubernetes.io/service-proxy-name" is reserved`, `value of "v"`}},
 		},
 		{
 			name: "oversized exported metadata is invalid",
 			ses: []*mcsv1beta1.ServiceExport{se("ns", "foo", func(s *mcsv1beta1.ServiceExport) {
-				s.Spec.ExportedAnnotations = map[string]string{"big": strings.Repeat("x", MaxExportedMetadataBytes)}
+				s.Spec.ExportedAnnotations = map[string]string{"big": strings.Repeat("x", exports.MaxExportedMetadataBytes)}
 			})},
 			svcs:    []*corev1.Service{svc("ns", "foo")},
-			want:    map[Key]Export{},
-			reasons: map[Key]string{{"ns", "foo"}: ReasonTooLarge},
+			want:    map[exports.Key]exports.Export{},
+			reasons: map[exports.Key]string{{Namespace: "ns", Name: "foo"}: exports.ReasonTooLarge},
 		},
 		{
 			name: "allowed clusters: sorted, deduplicated, invalid entries flagged and left out",
@@ -233,9 +234,9 @@ func TestCompute(t *testing.T) {
 				s.Annotations = map[string]string{contract.AnnotationAllowedClusters: " west, north ,west,Bad_Name,,"}
 			})},
 			svcs:     []*corev1.Service{svc("ns", "foo")},
-			want:     map[Key]Export{{"ns", "foo"}: base(func(e *Export) { e.AllowedClusters = []string{"north", "west"} })},
-			reasons:  map[Key]string{{"ns", "foo"}: ReasonValid},
-			warnings: map[Key][]string{{"ns", "foo"}: {`"Bad_Name"`}},
+			want:     map[exports.Key]exports.Export{{Namespace: "ns", Name: "foo"}: base(func(e *exports.Export) { e.AllowedClusters = []string{"north", "west"} })},
+			reasons:  map[exports.Key]string{{Namespace: "ns", Name: "foo"}: exports.ReasonValid},
+			warnings: map[exports.Key][]string{{Namespace: "ns", Name: "foo"}: {`"Bad_Name"`}},
 		},
 		{
 			name: "allowed clusters present but empty admits nobody (fails closed)",
@@ -243,9 +244,9 @@ func TestCompute(t *testing.T) {
 				s.Annotations = map[string]string{contract.AnnotationAllowedClusters: "Not A Cluster"}
 			})},
 			svcs:     []*corev1.Service{svc("ns", "foo")},
-			want:     map[Key]Export{{"ns", "foo"}: base(func(e *Export) { e.AllowedClusters = []string{} })},
-			reasons:  map[Key]string{{"ns", "foo"}: ReasonValid},
-			warnings: map[Key][]string{{"ns", "foo"}: {`"Not A Cluster"`}},
+			want:     map[exports.Key]exports.Export{{Namespace: "ns", Name: "foo"}: base(func(e *exports.Export) { e.AllowedClusters = []string{} })},
+			reasons:  map[exports.Key]string{{Namespace: "ns", Name: "foo"}: exports.ReasonValid},
+			warnings: map[exports.Key][]string{{Namespace: "ns", Name: "foo"}: {`"Not A Cluster"`}},
 		},
 		{
 			name: "creation time truncated to seconds in UTC",
@@ -253,8 +254,8 @@ func TestCompute(t *testing.T) {
 				s.CreationTimestamp = metav1.NewTime(created.Add(300 * time.Millisecond).In(time.FixedZone("x", 3600)))
 			})},
 			svcs:    []*corev1.Service{svc("ns", "foo")},
-			want:    map[Key]Export{{"ns", "foo"}: base()},
-			reasons: map[Key]string{{"ns", "foo"}: ReasonValid},
+			want:    map[exports.Key]exports.Export{{Namespace: "ns", Name: "foo"}: base()},
+			reasons: map[exports.Key]string{{Namespace: "ns", Name: "foo"}: exports.ReasonValid},
 		},
 	}
 	for _, tc := range tests {
@@ -279,7 +280,7 @@ func TestCompute(t *testing.T) {
 				if want := tc.reasons[st.Key]; st.Reason != want {
 					t.Errorf("status %s: reason %q (%s), want %q", st.Key, st.Reason, st.Message, want)
 				}
-				if st.Valid != (st.Reason == ReasonValid) {
+				if st.Valid != (st.Reason == exports.ReasonValid) {
 					t.Errorf("status %s: valid %v with reason %s", st.Key, st.Valid, st.Reason)
 				}
 				if st.Generation != 1 {
@@ -305,7 +306,7 @@ func TestComputeDoesNotMutateInputs(t *testing.T) {
 	sl := slice("ns", "foo", "a", ep{ip: "10.0.0.1", host: "h"})
 	before := []any{s.DeepCopy(), e.DeepCopy(), sl.DeepCopy()}
 	got, _ := Compute([]*mcsv1beta1.ServiceExport{e}, []*corev1.Service{s}, []*discoveryv1.EndpointSlice{sl})
-	exp := got[Key{"ns", "foo"}]
+	exp := got[exports.Key{Namespace: "ns", Name: "foo"}]
 	exp.Labels["a"] = "changed" // the export must not alias the input
 	if !reflect.DeepEqual(before, []any{s, e, sl}) {
 		t.Fatal("Compute modified its inputs")
@@ -314,14 +315,14 @@ func TestComputeDoesNotMutateInputs(t *testing.T) {
 
 func TestHostnamesCapped(t *testing.T) {
 	var eps []ep
-	for i := range MaxHostnames + 5 {
+	for i := range exports.MaxHostnames + 5 {
 		eps = append(eps, ep{ip: "10.0." + strconv.Itoa(i/250) + "." + strconv.Itoa(i%250), host: "h" + strconv.Itoa(100000+i)})
 	}
 	got, sts := Compute([]*mcsv1beta1.ServiceExport{se("ns", "foo")},
 		[]*corev1.Service{svc("ns", "foo", func(s *corev1.Service) { s.Spec.ClusterIP = corev1.ClusterIPNone })},
 		[]*discoveryv1.EndpointSlice{slice("ns", "foo", "a", eps...)})
-	e := got[Key{"ns", "foo"}]
-	if len(e.Hostnames) != MaxHostnames || e.ReadyEndpoints != int32(MaxHostnames+5) {
+	e := got[exports.Key{Namespace: "ns", Name: "foo"}]
+	if len(e.Hostnames) != exports.MaxHostnames || e.ReadyEndpoints != int32(exports.MaxHostnames+5) {
 		t.Fatalf("hostnames %d, ready %d", len(e.Hostnames), e.ReadyEndpoints)
 	}
 	if len(sts[0].Warnings) != 1 {

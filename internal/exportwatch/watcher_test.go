@@ -1,4 +1,4 @@
-package exports
+package exportwatch
 
 import (
 	"context"
@@ -15,6 +15,7 @@ import (
 	mcsv1beta1 "sigs.k8s.io/mcs-api/pkg/apis/v1beta1"
 
 	"ferry.dev/ferry/internal/contract"
+	"ferry.dev/ferry/internal/exports"
 	"ferry.dev/ferry/internal/testenv"
 )
 
@@ -50,12 +51,12 @@ func startWatcher(t *testing.T, ns string) *Watcher {
 			t.Errorf("watcher: %v", err)
 		}
 	})
-	waitSet(t, w, "synced", func(s *Set) bool { return s.Synced })
+	waitSet(t, w, "synced", func(s *exports.Set) bool { return s.Synced })
 	return w
 }
 
 // waitSet waits until cond holds for the watcher's current set.
-func waitSet(t *testing.T, w *Watcher, what string, cond func(*Set) bool) *Set {
+func waitSet(t *testing.T, w *Watcher, what string, cond func(*exports.Set) bool) *exports.Set {
 	t.Helper()
 	deadline := time.After(20 * time.Second)
 	for {
@@ -94,15 +95,15 @@ func TestWatcherFollowsTheAPIServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	w := startWatcher(t, ns)
-	k := Key{ns, "web"}
+	k := exports.Key{Namespace: ns, Name: "web"}
 	if len(w.Current().Exports) != 0 {
 		t.Fatalf("export without a ServiceExport: %v", w.Current().Exports)
 	}
 
 	createExport(t, ctx, ns, "web", map[string]string{contract.AnnotationAllowedClusters: "west"})
-	s := waitSet(t, w, "export", func(s *Set) bool { _, ok := s.Exports[k]; return ok })
+	s := waitSet(t, w, "export", func(s *exports.Set) bool { _, ok := s.Exports[k]; return ok })
 	e := s.Exports[k]
-	if e.Type != Headless || e.ReadyEndpoints != 1 || len(e.Hostnames) != 1 || e.Hostnames[0] != "web-0" ||
+	if e.Type != exports.Headless || e.ReadyEndpoints != 1 || len(e.Hostnames) != 1 || e.Hostnames[0] != "web-0" ||
 		len(e.Ports) != 1 || e.Ports[0].Port != 80 || e.Labels["team"] != "a" || len(e.AllowedClusters) != 1 || e.Created.IsZero() {
 		t.Fatalf("export %+v", e)
 	}
@@ -114,7 +115,7 @@ func TestWatcherFollowsTheAPIServer(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	waitSet(t, w, "two ready", func(s *Set) bool { return s.Exports[k].ReadyEndpoints == 2 && len(s.Exports[k].Hostnames) == 2 })
+	waitSet(t, w, "two ready", func(s *exports.Set) bool { return s.Exports[k].ReadyEndpoints == 2 && len(s.Exports[k].Hostnames) == 2 })
 
 	// A port change reaches the set.
 	svc, err := c.Kube.CoreV1().Services(ns).Get(ctx, "web", metav1.GetOptions{})
@@ -125,21 +126,21 @@ func TestWatcherFollowsTheAPIServer(t *testing.T) {
 	if _, err := c.Kube.CoreV1().Services(ns).Update(ctx, svc, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	waitSet(t, w, "two ports", func(s *Set) bool { return len(s.Exports[k].Ports) == 2 })
+	waitSet(t, w, "two ports", func(s *exports.Set) bool { return len(s.Exports[k].Ports) == 2 })
 
 	// Deleting the Service invalidates the export but keeps its status.
 	if err := c.Kube.CoreV1().Services(ns).Delete(ctx, "web", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	s = waitSet(t, w, "no service", func(s *Set) bool { _, ok := s.Exports[k]; return !ok })
-	if st := s.Statuses[k]; st.Reason != ReasonNoService {
+	s = waitSet(t, w, "no service", func(s *exports.Set) bool { _, ok := s.Exports[k]; return !ok })
+	if st := s.Statuses[k]; st.Reason != exports.ReasonNoService {
 		t.Fatalf("status %+v", st)
 	}
 	// Unexport removes the status too.
 	if err := c.Client.Delete(ctx, &mcsv1beta1.ServiceExport{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "web"}}); err != nil {
 		t.Fatal(err)
 	}
-	waitSet(t, w, "unexported", func(s *Set) bool { return len(s.Statuses) == 0 })
+	waitSet(t, w, "unexported", func(s *exports.Set) bool { return len(s.Statuses) == 0 })
 }
 
 // TestUnexportedChurnCostsNothing: requirement II says unrelated churn
@@ -154,8 +155,8 @@ func TestUnexportedChurnCostsNothing(t *testing.T) {
 	}
 	createExport(t, ctx, ns, "exported", nil)
 	w := startWatcher(t, ns)
-	k := Key{ns, "exported"}
-	before := waitSet(t, w, "export", func(s *Set) bool { return s.Exports[k].ReadyEndpoints == 1 })
+	k := exports.Key{Namespace: ns, Name: "exported"}
+	before := waitSet(t, w, "export", func(s *exports.Set) bool { return s.Exports[k].ReadyEndpoints == 1 })
 
 	const n = 200
 	for i := range n {
@@ -178,7 +179,7 @@ func TestUnexportedChurnCostsNothing(t *testing.T) {
 	if err := c.SetEndpoints(ctx, ns, "exported", []testenv.Endpoint{{IP: "198.18.0.20", Port: 80, Ready: true}, {IP: "198.18.0.21", Port: 80, Ready: true}}); err != nil {
 		t.Fatal(err)
 	}
-	after := waitSet(t, w, "sentinel", func(s *Set) bool { return s.Exports[k].ReadyEndpoints == 2 })
+	after := waitSet(t, w, "sentinel", func(s *exports.Set) bool { return s.Exports[k].ReadyEndpoints == 2 })
 	if after.Generation != before.Generation+1 {
 		t.Fatalf("%d publishes for %d unexported Services and one real change; want exactly 1", after.Generation-before.Generation, n)
 	}
@@ -195,7 +196,7 @@ func TestStatusWriterWritesOnlyChanges(t *testing.T) {
 	createExport(t, ctx, ns, "ok", nil)
 	createExport(t, ctx, ns, "missing", nil)
 	w := startWatcher(t, ns)
-	set := waitSet(t, w, "statuses", func(s *Set) bool { return len(s.Statuses) == 2 })
+	set := waitSet(t, w, "statuses", func(s *exports.Set) bool { return len(s.Statuses) == 2 })
 
 	sw := &StatusWriter{Source: w, Reader: w.Reader(), Client: c.Client, LocalCluster: "east", Logger: quietLogger()}
 	n, err := sw.Sync(ctx, set)
@@ -226,7 +227,7 @@ func TestStatusWriterWritesOnlyChanges(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, cond := range got.Status.Conditions {
-		if cond.Type == ConditionValid && (cond.Status != metav1.ConditionFalse || cond.Reason != ReasonNoService) {
+		if cond.Type == ConditionValid && (cond.Status != metav1.ConditionFalse || cond.Reason != exports.ReasonNoService) {
 			t.Fatalf("Valid: %+v", cond)
 		}
 	}
