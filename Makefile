@@ -6,13 +6,14 @@ GO ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X ferry.dev/ferry/internal/version.Version=$(VERSION)
 STATICCHECK_VERSION := v0.8.2
+GOLANGCI_LINT_VERSION := v2.15.0
 # The whole suite on 2 cores; packages share clusters, so keep -p modest.
 TEST_TIMEOUT ?= 20m
 TEST_FLAGS ?=
 
 BINARIES := ferry ferry-controller ferry-gateway
 
-.PHONY: all build tools test unit lint fmt vet staticcheck demo sandbox bench clean deps generate proto bench-peer chart
+.PHONY: all build tools test unit lint fmt vet staticcheck golangci demo sandbox bench clean deps generate proto bench-peer chart
 
 all: build
 
@@ -38,7 +39,8 @@ test: deps tools lint unit
 unit:
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) $(TEST_FLAGS) ./...
 
-lint: fmt vet staticcheck
+## lint: gofmt, go vet, staticcheck, and the boundaries golangci-lint enforces
+lint: fmt vet staticcheck golangci
 
 fmt:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './hack/tools/*')); \
@@ -51,6 +53,10 @@ staticcheck:
 	@[ -x bin/staticcheck ] && bin/staticcheck -version 2>/dev/null | grep -q "$(STATICCHECK_VERSION:v%=%)" || \
 		GOBIN=$(CURDIR)/bin $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 	bin/staticcheck ./...
+
+## golangci: depguard, importas, forbidigo, sloglint, errorlint (.golangci.yml)
+golangci:
+	@GO=$(GO) GOLANGCI_LINT_VERSION=$(GOLANGCI_LINT_VERSION) bash hack/lint.sh
 
 ## demo: three local clusters, Ferry linking them, traffic across; then stop
 demo: deps tools build

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the system packages Ferry's tests use, when they are missing.
 # iproute2 gives `ip` for the network-namespace tests; haproxy is the peer
-# the benchmark harness (internal/benchpeer) measures Ferry against.
+# the benchmark harness (internal/tooling/benchpeer) measures Ferry against.
 set -euo pipefail
 need=()
 command -v ip >/dev/null 2>&1 || need+=(iproute2)

@@ -11,7 +11,7 @@ import (
 
 	"ferry.dev/ferry/api/crds"
 	ferryv1 "ferry.dev/ferry/api/v1alpha1"
-	"ferry.dev/ferry/internal/testenv"
+	"ferry.dev/ferry/internal/tooling/testenv"
 )
 
 // The schema's validation is part of the API: a real API server must accept a

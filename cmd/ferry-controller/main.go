@@ -1,6 +1,6 @@
 // Command ferry-controller is Ferry's per-cluster controller daemon: the
 // cluster's certificate issuer and the importer of every Link. It only
-// parses flags; internal/controller does the work.
+// parses flags; internal/controllerd does the work.
 package main
 
 import (
@@ -13,23 +13,23 @@ import (
 	"syscall"
 
 	"ferry.dev/ferry/internal/contract"
-	"ferry.dev/ferry/internal/controller"
+	"ferry.dev/ferry/internal/controllerd"
 	"ferry.dev/ferry/internal/version"
 )
 
 func main() {
 	fs := flag.NewFlagSet("ferry-controller", flag.ExitOnError)
 	showVersion := fs.Bool("version", false, "print the version and exit")
-	var o controller.Options
+	var o controllerd.Options
 	fs.StringVar(&o.Kubeconfig, "kubeconfig", "", "path to a kubeconfig; empty means in-cluster")
 	fs.StringVar(&o.ClusterName, "cluster-name", "", "this cluster's name, a DNS label (required)")
 	fs.StringVar(&o.MeshDomain, "mesh-domain", contract.DefaultMeshDomain, "the mesh's domain; cluster c's trust domain is c.<mesh-domain>")
 	fs.StringVar(&o.EgressPortRange, "egress-port-range", contract.DefaultEgressRange().String(), "gateway ports to allocate to mirrors, min-max")
 	fs.StringVar(&o.ClustersetPortRange, "clusterset-port-range", contract.DefaultClustersetRange().String(), "gateway ports to allocate to clusterset services, min-max, disjoint from --egress-port-range")
-	fs.StringVar(&o.GatewayService, "gateway-service", controller.DefaultGatewayService, "the local gateway Service, namespace/name")
+	fs.StringVar(&o.GatewayService, "gateway-service", controllerd.DefaultGatewayService, "the local gateway Service, namespace/name")
 	fs.BoolVar(&o.LeaderElect, "leader-elect", true, "elect a leader among replicas (Lease ferry-system/"+contract.LeaderElectionID+")")
-	fs.StringVar(&o.MetricsAddr, "metrics-addr", controller.DefaultAdminAddr, "address of /metrics; 0 turns it off")
-	fs.StringVar(&o.HealthAddr, "health-addr", controller.DefaultAdminAddr, "address of /live and /ready; 0 turns them off")
+	fs.StringVar(&o.MetricsAddr, "metrics-addr", controllerd.DefaultAdminAddr, "address of /metrics; 0 turns it off")
+	fs.StringVar(&o.HealthAddr, "health-addr", controllerd.DefaultAdminAddr, "address of /live and /ready; 0 turns them off")
 	fs.StringVar(&o.TLSDir, "tls-dir", "", "directory with the controller's own tls.crt, tls.key and ca.crt; empty: issue it from --issuer-secret")
 	fs.StringVar(&o.IssuerSecret, "issuer-secret", contract.IssuerSecret, "Secret in ferry-system holding the cluster's issuer")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
@@ -51,7 +51,7 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	o.Logger.Info("ferry-controller", "version", version.String("ferry-controller"))
-	if err := controller.Run(ctx, o); err != nil {
+	if err := controllerd.Run(ctx, o); err != nil {
 		o.Logger.Error("ferry-controller stopped", "err", err)
 		os.Exit(1)
 	}

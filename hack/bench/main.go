@@ -1,6 +1,6 @@
 // Command bench measures Ferry's gateway pair against a direct connection
 // and against HAProxy doing the same mTLS hop, in one run, and prints the
-// medians and ratios (internal/benchpeer does the work).
+// medians and ratios (internal/tooling/benchpeer does the work).
 //
 //	hack/install-bench-deps.sh   # haproxy, once
 //	go run ./hack/bench          # table on stdout, progress on stderr
@@ -16,7 +16,7 @@ import (
 	"os/signal"
 	"syscall"
 
-	"ferry.dev/ferry/internal/benchpeer"
+	"ferry.dev/ferry/internal/tooling/benchpeer"
 )
 
 func main() {

@@ -1,5 +1,5 @@
 // Command demo is `make demo` (and `make sandbox` with -keep): Ferry on
-// three local clusters. See internal/demo.
+// three local clusters. See internal/tooling/demo.
 //
 // The clusters live in network namespaces. As root they are made directly;
 // otherwise the demo re-runs itself inside an unprivileged user, network and
@@ -16,7 +16,7 @@ import (
 	"os/signal"
 	"syscall"
 
-	"ferry.dev/ferry/internal/demo"
+	"ferry.dev/ferry/internal/tooling/demo"
 )
 
 const usernsEnv = "FERRY_DEMO_USERNS"

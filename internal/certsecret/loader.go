@@ -202,11 +202,11 @@ func (l *Loader) sync(s *corev1.Secret) time.Duration {
 		l.rejected, l.lastErr = fp, err
 		l.recheck = errors.Is(err, identity.ErrNotYetValid) || errors.Is(err, identity.ErrExpired)
 		if again {
-			l.log.Debug("certificate secret still refused", "resourceVersion", s.ResourceVersion, "err", err)
+			l.log.Debug("certificate secret still refused", "resource_version", s.ResourceVersion, "err", err)
 		} else {
 			l.metrics.rejected.Inc()
 			l.log.Error("refused certificate secret; keeping the certificate in use",
-				"resourceVersion", s.ResourceVersion, "err", err)
+				"resource_version", s.ResourceVersion, "err", err)
 		}
 		if !l.recheck {
 			return 0
@@ -226,7 +226,7 @@ func (l *Loader) sync(s *corev1.Secret) time.Duration {
 	l.loaded, l.rejected, l.recheck, l.lastErr = fp, [sha256.Size]byte{}, false, nil
 	l.metrics.expiry.Set(float64(cert.Leaf.NotAfter.Unix()))
 	l.log.Info("loaded certificate", "id", id.String(), "serial", fmt.Sprintf("%x", cert.Leaf.SerialNumber),
-		"notAfter", cert.Leaf.NotAfter.UTC(), "roots", len(bundle.Roots()), "resourceVersion", s.ResourceVersion)
+		"not_after", cert.Leaf.NotAfter.UTC(), "roots", len(bundle.Roots()), "resource_version", s.ResourceVersion)
 	return 0
 }
 

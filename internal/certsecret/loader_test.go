@@ -15,7 +15,8 @@ import (
 	"ferry.dev/ferry/internal/contract"
 	"ferry.dev/ferry/internal/identity"
 	"ferry.dev/ferry/internal/identity/identitytest"
-	"ferry.dev/ferry/internal/testenv"
+	"ferry.dev/ferry/internal/tooling/testenv"
+	"ferry.dev/ferry/internal/tooling/testkit"
 )
 
 func serialOf(src *identity.Source) *big.Int {
@@ -70,8 +71,8 @@ func ping(t *testing.T, c net.Conn) {
 // presents the new leaf on the next handshake without cutting the old
 // connection.
 func TestLoaderFollowsRotation(t *testing.T) {
-	ctx := testCtx(t)
-	c := cluster(t)
+	ctx := t.Context()
+	c := shared.Cluster(t)
 	ns := c.TestNamespace(t, "certsecret")
 	mesh := identitytest.NewMesh(t, "", "east", "west")
 	east, west := mesh.Cluster(t, "east"), mesh.Cluster(t, "west")
@@ -79,7 +80,7 @@ func TestLoaderFollowsRotation(t *testing.T) {
 	c.PutSecret(t, ns, contract.GatewayTLSSecret, leafData(t, first, mesh.Bundle))
 
 	l, reg := startLoader(t, c.Kube, Options{Namespace: ns, Expect: east.GatewayID()})
-	eventually(t, "ready", func() bool { return l.Ready() == nil })
+	testkit.Eventually(t, "ready", func() bool { return l.Ready() == nil })
 	if got := testutil.ToFloat64(l.metrics.expiry); got != float64(first.Leaf.NotAfter.Unix()) {
 		t.Errorf("expiry metric %v, want %d", got, first.Leaf.NotAfter.Unix())
 	}
@@ -97,7 +98,7 @@ func TestLoaderFollowsRotation(t *testing.T) {
 
 	second := east.Leaf(t, east.GatewayID())
 	c.PutSecret(t, ns, contract.GatewayTLSSecret, leafData(t, second, mesh.Bundle))
-	eventually(t, "rotation", func() bool { return serialOf(l.Source()).Cmp(second.Leaf.SerialNumber) == 0 })
+	testkit.Eventually(t, "rotation", func() bool { return serialOf(l.Source()).Cmp(second.Leaf.SerialNumber) == 0 })
 	if _, serial := dialSerial(t, addr, client); serial.Cmp(second.Leaf.SerialNumber) != 0 {
 		t.Fatalf("after rotation presented %x, want %x", serial, second.Leaf.SerialNumber)
 	}
@@ -116,7 +117,7 @@ func TestLoaderFollowsRotation(t *testing.T) {
 	// A later data change proves the annotation update was processed first.
 	third := east.Leaf(t, east.GatewayID())
 	c.PutSecret(t, ns, contract.GatewayTLSSecret, leafData(t, third, mesh.Bundle))
-	eventually(t, "third", func() bool { return serialOf(l.Source()).Cmp(third.Leaf.SerialNumber) == 0 })
+	testkit.Eventually(t, "third", func() bool { return serialOf(l.Source()).Cmp(third.Leaf.SerialNumber) == 0 })
 	if before == l.Source().Certificate() {
 		t.Fatal("third leaf not stored")
 	}
@@ -127,8 +128,8 @@ func TestLoaderFollowsRotation(t *testing.T) {
 
 // Each kind of bad update is refused and the good certificate stays.
 func TestLoaderKeepsGoodCertificateOnBadUpdate(t *testing.T) {
-	ctx := testCtx(t)
-	c := cluster(t)
+	ctx := t.Context()
+	c := shared.Cluster(t)
 	ns := c.TestNamespace(t, "certsecret")
 	mesh := identitytest.NewMesh(t, "", "east")
 	east := mesh.Cluster(t, "east")
@@ -137,7 +138,7 @@ func TestLoaderKeepsGoodCertificateOnBadUpdate(t *testing.T) {
 	c.PutSecret(t, ns, contract.GatewayTLSSecret, goodData)
 	logs := &testenv.SyncBuffer{}
 	l, _ := startLoader(t, c.Kube, Options{Namespace: ns, Expect: east.GatewayID(), Logger: quietLogger(logs)})
-	eventually(t, "ready", func() bool { return l.Ready() == nil })
+	testkit.Eventually(t, "ready", func() bool { return l.Ready() == nil })
 
 	other := east.Leaf(t, east.GatewayID())
 	foreign := identitytest.NewMesh(t, "", "east").Cluster(t, "east")
@@ -169,7 +170,7 @@ func TestLoaderKeepsGoodCertificateOnBadUpdate(t *testing.T) {
 	}
 	for n, tc := range cases {
 		c.PutSecret(t, ns, contract.GatewayTLSSecret, tc.data)
-		eventually(t, tc.name+" refused", func() bool { return testutil.ToFloat64(l.metrics.rejected) == float64(n+1) })
+		testkit.Eventually(t, tc.name+" refused", func() bool { return testutil.ToFloat64(l.metrics.rejected) == float64(n+1) })
 		if serialOf(l.Source()).Cmp(good.Leaf.SerialNumber) != 0 {
 			t.Fatalf("%s: certificate replaced", tc.name)
 		}
@@ -187,13 +188,13 @@ func TestLoaderKeepsGoodCertificateOnBadUpdate(t *testing.T) {
 	if err := c.Kube.CoreV1().Secrets(ns).Delete(ctx, contract.GatewayTLSSecret, metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "deletion seen", func() bool { return l.w.Secret() == nil })
+	testkit.Eventually(t, "deletion seen", func() bool { return l.w.Secret() == nil })
 	if serialOf(l.Source()).Cmp(good.Leaf.SerialNumber) != 0 || l.Ready() != nil {
 		t.Fatal("certificate lost with the Secret")
 	}
 	// And a good one is taken again.
 	c.PutSecret(t, ns, contract.GatewayTLSSecret, leafData(t, other, mesh.Bundle))
-	eventually(t, "recovery", func() bool { return serialOf(l.Source()).Cmp(other.Leaf.SerialNumber) == 0 })
+	testkit.Eventually(t, "recovery", func() bool { return serialOf(l.Source()).Cmp(other.Leaf.SerialNumber) == 0 })
 	if strings.Contains(logs.String(), "PRIVATE KEY") {
 		t.Fatal("key material in the logs")
 	}
@@ -203,17 +204,17 @@ func TestLoaderKeepsGoodCertificateOnBadUpdate(t *testing.T) {
 }
 
 func TestLoaderNotReadyWithoutSecret(t *testing.T) {
-	c := cluster(t)
+	c := shared.Cluster(t)
 	ns := c.TestNamespace(t, "certsecret")
 	l, _ := startLoader(t, c.Kube, Options{Namespace: ns})
-	eventually(t, "synced", l.w.HasSynced)
+	testkit.Eventually(t, "synced", l.w.HasSynced)
 	if err := l.Ready(); err == nil {
 		t.Fatal("ready without a certificate")
 	}
 	mesh := identitytest.NewMesh(t, "", "east")
 	east := mesh.Cluster(t, "east")
 	c.PutSecret(t, ns, contract.GatewayTLSSecret, leafData(t, east.Leaf(t, east.GatewayID()), mesh.Bundle))
-	eventually(t, "ready", func() bool { return l.Ready() == nil })
+	testkit.Eventually(t, "ready", func() bool { return l.Ready() == nil })
 	if id, err := l.Source().ID(); err != nil || id != east.GatewayID() {
 		t.Fatalf("id %v, %v", id, err)
 	}

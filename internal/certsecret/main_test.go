@@ -6,13 +6,12 @@ import (
 	"io"
 	"log/slog"
 	"testing"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/client-go/kubernetes"
 
 	"ferry.dev/ferry/internal/identity"
-	"ferry.dev/ferry/internal/testenv"
+	"ferry.dev/ferry/internal/tooling/testenv"
 )
 
 // One cluster for the package, started on first use so that the pure tests
@@ -20,17 +19,6 @@ import (
 var shared = testenv.Lazy{Options: testenv.Options{Clusters: []string{"east"}}}
 
 func TestMain(m *testing.M) { shared.Main(m) }
-
-func cluster(t *testing.T) *testenv.Cluster {
-	t.Helper()
-	return shared.Get(t).Cluster("east")
-}
-
-func testCtx(t *testing.T) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	t.Cleanup(cancel)
-	return ctx
-}
 
 func quietLogger(w io.Writer) *slog.Logger {
 	if w == nil {
@@ -61,7 +49,7 @@ func startLoader(t *testing.T, kube kubernetes.Interface, opts Options) (*Loader
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() { done <- l.Start(ctx) }()
 	t.Cleanup(func() {
@@ -71,16 +59,4 @@ func startLoader(t *testing.T, kube kubernetes.Interface, opts Options) (*Loader
 		}
 	})
 	return l, reg
-}
-
-// eventually polls cond until it holds or the deadline passes.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }

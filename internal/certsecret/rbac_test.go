@@ -13,7 +13,8 @@ import (
 
 	"ferry.dev/ferry/internal/contract"
 	"ferry.dev/ferry/internal/identity/identitytest"
-	"ferry.dev/ferry/internal/testenv"
+	"ferry.dev/ferry/internal/tooling/testenv"
+	"ferry.dev/ferry/internal/tooling/testkit"
 )
 
 // impersonate returns a client acting as user, bound in ns to a Role with
@@ -23,15 +24,15 @@ func impersonate(t *testing.T, c *testenv.Cluster, ns, user string, rules []rbac
 	t.Helper()
 	kube := c.Impersonate(t, ns, user, rules)
 	// The RBAC authorizer learns of new bindings through its own informers.
-	eventually(t, "binding in effect", func() bool { return probe(kube) == nil })
+	testkit.Eventually(t, "binding in effect", func() bool { return probe(kube) == nil })
 	return kube
 }
 
 // The gateway needs only get/list/watch on its one Secret, by name: the
 // field selector is what makes list and watch authorizable by name.
 func TestLoaderNeedsOnlyItsOwnSecret(t *testing.T) {
-	ctx := testCtx(t)
-	c := cluster(t)
+	ctx := t.Context()
+	c := shared.Cluster(t)
 	ns := c.TestNamespace(t, "certsecret")
 	mesh := identitytest.NewMesh(t, "", "east")
 	east := mesh.Cluster(t, "east")
@@ -50,7 +51,7 @@ func TestLoaderNeedsOnlyItsOwnSecret(t *testing.T) {
 		t.Fatalf("list without the field selector: %v, want forbidden", err)
 	}
 	l, _ := startLoader(t, kube, Options{Namespace: ns, Expect: east.GatewayID()})
-	eventually(t, "ready", func() bool { return l.Ready() == nil })
+	testkit.Eventually(t, "ready", func() bool { return l.Ready() == nil })
 
 	// The watch (not just the list) is allowed: a rotation arrives.
 	next := east.Leaf(t, east.GatewayID())

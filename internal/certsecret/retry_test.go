@@ -11,6 +11,7 @@ import (
 	"ferry.dev/ferry/internal/contract"
 	"ferry.dev/ferry/internal/identity"
 	"ferry.dev/ferry/internal/identity/identitytest"
+	"ferry.dev/ferry/internal/tooling/testkit"
 )
 
 // fakeClock is a clock that tests move by hand.
@@ -41,7 +42,7 @@ func lastErr(l *Loader) error {
 // gateway's by more than the backdate) is taken once the gateway's clock
 // reaches its NotBefore, although the Secret never changes again.
 func TestLoaderRechecksNotYetValidLeaf(t *testing.T) {
-	c := cluster(t)
+	c := shared.Cluster(t)
 	ns := c.TestNamespace(t, "certsecret")
 	mesh := identitytest.NewMesh(t, "", "east")
 	east := mesh.Cluster(t, "east")
@@ -52,7 +53,7 @@ func TestLoaderRechecksNotYetValidLeaf(t *testing.T) {
 	l, _ := startLoader(t, c.Kube, Options{
 		Namespace: ns, Expect: east.GatewayID(), Now: clock.Now, RecheckInterval: 20 * time.Millisecond,
 	})
-	eventually(t, "refusal", func() bool { return errors.Is(lastErr(l), identity.ErrNotYetValid) })
+	testkit.Eventually(t, "refusal", func() bool { return errors.Is(lastErr(l), identity.ErrNotYetValid) })
 	if l.Source().Certificate() != nil || l.Ready() == nil {
 		t.Fatal("a leaf that is not valid yet was loaded")
 	}
@@ -62,7 +63,7 @@ func TestLoaderRechecksNotYetValidLeaf(t *testing.T) {
 	}
 
 	clock.Set(leaf.Leaf.NotBefore.Add(time.Second))
-	eventually(t, "load without a Secret change", func() bool { return l.Ready() == nil })
+	testkit.Eventually(t, "load without a Secret change", func() bool { return l.Ready() == nil })
 	if serialOf(l.Source()).Cmp(leaf.Leaf.SerialNumber) != 0 {
 		t.Fatalf("loaded %x, want %x", serialOf(l.Source()), leaf.Leaf.SerialNumber)
 	}
@@ -74,7 +75,7 @@ func TestLoaderRechecksNotYetValidLeaf(t *testing.T) {
 // With a long RecheckInterval the loader still wakes at the leaf's
 // NotBefore rather than an interval later.
 func TestLoaderWakesAtNotBefore(t *testing.T) {
-	c := cluster(t)
+	c := shared.Cluster(t)
 	ns := c.TestNamespace(t, "certsecret")
 	mesh := identitytest.NewMesh(t, "", "east")
 	east := mesh.Cluster(t, "east")
@@ -88,6 +89,6 @@ func TestLoaderWakesAtNotBefore(t *testing.T) {
 		Now: func() time.Time { return time.Now().Add(-lag) },
 	})
 	// The counter, unlike lastErr, still shows the refusal after the load.
-	eventually(t, "refusal", func() bool { return testutil.ToFloat64(l.metrics.rejected) == 1 })
-	eventually(t, "load at NotBefore", func() bool { return l.Ready() == nil })
+	testkit.Eventually(t, "refusal", func() bool { return testutil.ToFloat64(l.metrics.rejected) == 1 })
+	testkit.Eventually(t, "load at NotBefore", func() bool { return l.Ready() == nil })
 }

@@ -10,14 +10,14 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/cache"
+	toolscache "k8s.io/client-go/tools/cache"
 )
 
 // Watcher follows one Secret, namespace/name, through an informer scoped to
 // that name. The zero value is not usable; use NewWatcher.
 type Watcher struct {
 	namespace, name string
-	informer        cache.SharedIndexInformer
+	informer        toolscache.SharedIndexInformer
 	changed         chan struct{}
 }
 
@@ -28,7 +28,7 @@ func NewWatcher(kube kubernetes.Interface, namespace, name string) *Watcher {
 	// with resourceNames only because the request names the object this way.
 	sel := fields.OneTermEqualSelector("metadata.name", name).String()
 	secrets := kube.CoreV1().Secrets(namespace)
-	lw := &cache.ListWatch{
+	lw := &toolscache.ListWatch{
 		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
 			o.FieldSelector = sel
 			return secrets.List(ctx, o)
@@ -41,7 +41,7 @@ func NewWatcher(kube kubernetes.Interface, namespace, name string) *Watcher {
 	w := &Watcher{
 		namespace: namespace,
 		name:      name,
-		informer: cache.NewSharedIndexInformerWithOptions(lw, &corev1.Secret{}, cache.SharedIndexInformerOptions{
+		informer: toolscache.NewSharedIndexInformerWithOptions(lw, &corev1.Secret{}, toolscache.SharedIndexInformerOptions{
 			ObjectDescription: "secret " + namespace + "/" + name,
 		}),
 		// One slot: notifications coalesce, and readers always look at the
@@ -54,7 +54,7 @@ func NewWatcher(kube kubernetes.Interface, namespace, name string) *Watcher {
 		default:
 		}
 	}
-	_, _ = w.informer.AddEventHandler(cache.ResourceEventHandlerFuncs{
+	_, _ = w.informer.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
 		AddFunc:    func(any) { notify() },
 		UpdateFunc: func(any, any) { notify() },
 		DeleteFunc: func(any) { notify() },
@@ -67,7 +67,7 @@ func (w *Watcher) Start(ctx context.Context) { go w.informer.RunWithContext(ctx)
 
 // WaitForSync blocks until the first list has been seen or ctx ends.
 func (w *Watcher) WaitForSync(ctx context.Context) error {
-	if !cache.WaitForCacheSync(ctx.Done(), w.informer.HasSynced) {
+	if !toolscache.WaitForCacheSync(ctx.Done(), w.informer.HasSynced) {
 		return fmt.Errorf("certsecret: secret %s/%s: cache did not sync: %w", w.namespace, w.name, context.Cause(ctx))
 	}
 	return nil

@@ -15,13 +15,13 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/yaml"
 
-	"ferry.dev/ferry/api/v1alpha1"
+	ferryv1 "ferry.dev/ferry/api/v1alpha1"
 	"ferry.dev/ferry/internal/contract"
-	"ferry.dev/ferry/internal/controller"
+	"ferry.dev/ferry/internal/controllerd"
 	"ferry.dev/ferry/internal/gatewayd"
 	"ferry.dev/ferry/internal/identity"
 	"ferry.dev/ferry/internal/install"
-	"ferry.dev/ferry/internal/testenv"
+	"ferry.dev/ferry/internal/tooling/testenv"
 )
 
 // TestCLIEndToEnd is the walk-through with the real controller and
@@ -32,11 +32,11 @@ func TestCLIEndToEnd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts two clusters and four daemons")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	ctx, cancel := context.WithTimeout(t.Context(), 4*time.Minute)
 	defer cancel()
 	env, err := testenv.Start(ctx, testenv.Options{
 		Clusters: []string{"east", "west"}, CRDs: install.CRDDocuments(),
-		AddToScheme: []func(*runtime.Scheme) error{v1alpha1.AddToScheme},
+		AddToScheme: []func(*runtime.Scheme) error{ferryv1.AddToScheme},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -77,7 +77,7 @@ func TestCLIEndToEnd(t *testing.T) {
 			}()
 		}
 		run("controller", func(ctx context.Context) error {
-			return controller.Run(ctx, controller.Options{RestConfig: c.RestConfig, ClusterName: name, MeshDomain: contract.DefaultMeshDomain,
+			return controllerd.Run(ctx, controllerd.Options{RestConfig: c.RestConfig, ClusterName: name, MeshDomain: contract.DefaultMeshDomain,
 				LeaderElect: true, MetricsAddr: admin, HealthAddr: admin, Registry: prometheus.NewRegistry(), Logger: logger, SkipNameValidation: true})
 		})
 		run("gateway", func(ctx context.Context) error {
@@ -110,7 +110,7 @@ func TestCLIEndToEnd(t *testing.T) {
 
 	// The gateway's Service has no load balancer here; its address is given.
 	manifest := must("east", "link", "--cluster-name", "east", "--gateway-address", ingress["east"])
-	var link v1alpha1.Link
+	var link ferryv1.Link
 	if err := yaml.Unmarshal([]byte(strings.TrimPrefix(manifest, "---\n")), &link); err != nil {
 		t.Fatal(err)
 	}

@@ -11,9 +11,9 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"ferry.dev/ferry/api/v1alpha1"
+	ferryv1 "ferry.dev/ferry/api/v1alpha1"
 	"ferry.dev/ferry/internal/install"
-	"ferry.dev/ferry/internal/testenv"
+	"ferry.dev/ferry/internal/tooling/testenv"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
@@ -35,7 +35,7 @@ const (
 var shared = testenv.Lazy{Options: testenv.Options{
 	Clusters:    []string{exporter, importer, checked},
 	CRDs:        install.CRDDocuments(),
-	AddToScheme: []func(*runtime.Scheme) error{v1alpha1.AddToScheme},
+	AddToScheme: []func(*runtime.Scheme) error{ferryv1.AddToScheme},
 }}
 
 func TestMain(m *testing.M) {

@@ -13,7 +13,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"ferry.dev/ferry/api/v1alpha1"
+	ferryv1 "ferry.dev/ferry/api/v1alpha1"
 	"ferry.dev/ferry/internal/contract"
 )
 
@@ -27,7 +27,7 @@ func (c *checker) linksHealthy(ctx context.Context) error {
 		return err
 	}
 	var problems []string
-	var only *v1alpha1.Link
+	var only *ferryv1.Link
 	for i := range links {
 		if p := linkStatusProblems(&links[i]); len(p) > 0 {
 			problems = append(problems, "link "+links[i].Name+": "+strings.Join(p, ", "))
@@ -47,7 +47,7 @@ func (c *checker) linksHealthy(ctx context.Context) error {
 
 // linkStatusProblems lists what is not right in a Link's status. A Link
 // being deleted is on its way out, not broken.
-func linkStatusProblems(l *v1alpha1.Link) []string {
+func linkStatusProblems(l *ferryv1.Link) []string {
 	if l.DeletionTimestamp != nil {
 		return nil
 	}
@@ -58,7 +58,7 @@ func linkStatusProblems(l *v1alpha1.Link) []string {
 	if l.Status.ObservedGeneration != 0 && l.Status.ObservedGeneration < l.Generation {
 		out = append(out, fmt.Sprintf("status describes generation %d, the spec is at %d", l.Status.ObservedGeneration, l.Generation))
 	}
-	for _, typ := range []string{v1alpha1.LinkConnected, v1alpha1.LinkSynced, v1alpha1.LinkGatewayHealthy} {
+	for _, typ := range []string{ferryv1.LinkConnected, ferryv1.LinkSynced, ferryv1.LinkGatewayHealthy} {
 		cond := meta.FindStatusCondition(l.Status.Conditions, typ)
 		switch {
 		case cond == nil:
@@ -97,7 +97,7 @@ func (c *checker) linkIdentities(ctx context.Context) error {
 //
 // The rule is the importer's and the gateway's (contract.LinkGatewayID); an
 // unknown local mesh (no readable bundle) checks the Link on its own.
-func linkIdentityProblem(l *v1alpha1.Link, loc localIdentity) string {
+func linkIdentityProblem(l *ferryv1.Link, loc localIdentity) string {
 	id, err := contract.LinkGatewayID(l.Spec.GatewayIdentity, l.Spec.ClusterName, loc.mesh)
 	switch {
 	case err != nil:

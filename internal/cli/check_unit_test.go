@@ -11,7 +11,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 
-	"ferry.dev/ferry/api/v1alpha1"
+	ferryv1 "ferry.dev/ferry/api/v1alpha1"
 )
 
 func TestRunChecks(t *testing.T) {
@@ -68,24 +68,24 @@ func TestLinkStatusProblems(t *testing.T) {
 	now := time.Now()
 	ok := healthyStatus(1, now)
 	down := healthyStatus(1, now)
-	down.Conditions[0] = cond(v1alpha1.LinkConnected, metav1.ConditionFalse, "Disconnected", "refused", now)
+	down.Conditions[0] = cond(ferryv1.LinkConnected, metav1.ConditionFalse, "Disconnected", "refused", now)
 	old := healthyStatus(1, now)
 	cases := []struct {
 		name       string
 		generation int64
-		status     v1alpha1.LinkStatus
+		status     ferryv1.LinkStatus
 		deleting   bool
 		want       string
 	}{
 		{"healthy", 1, ok, false, ""},
-		{"no status", 1, v1alpha1.LinkStatus{}, false, "no status: the controller has not processed it"},
+		{"no status", 1, ferryv1.LinkStatus{}, false, "no status: the controller has not processed it"},
 		{"disconnected", 1, down, false, "Connected=False (Disconnected)"},
 		{"old generation", 2, old, false, "status describes generation 1, the spec is at 2"},
-		{"deleting", 1, v1alpha1.LinkStatus{}, true, ""},
-		{"missing condition", 1, v1alpha1.LinkStatus{Conditions: ok.Conditions[:2]}, false, "GatewayHealthy not reported"},
+		{"deleting", 1, ferryv1.LinkStatus{}, true, ""},
+		{"missing condition", 1, ferryv1.LinkStatus{Conditions: ok.Conditions[:2]}, false, "GatewayHealthy not reported"},
 	}
 	for _, c := range cases {
-		l := &v1alpha1.Link{ObjectMeta: metav1.ObjectMeta{Generation: c.generation}, Status: c.status}
+		l := &ferryv1.Link{ObjectMeta: metav1.ObjectMeta{Generation: c.generation}, Status: c.status}
 		if c.deleting {
 			l.DeletionTimestamp = &metav1.Time{Time: now}
 		}
@@ -109,14 +109,14 @@ func TestLinkIdentityProblem(t *testing.T) {
 		{"east", "https://east.ferry.local/", "gatewayIdentity"},
 	}
 	for _, c := range cases {
-		l := &v1alpha1.Link{Spec: v1alpha1.LinkSpec{ClusterName: c.cluster, GatewayIdentity: c.id}}
+		l := &ferryv1.Link{Spec: ferryv1.LinkSpec{ClusterName: c.cluster, GatewayIdentity: c.id}}
 		got := linkIdentityProblem(l, loc)
 		if (c.want == "") != (got == "") || !strings.Contains(got, c.want) {
 			t.Errorf("%s: %q, want %q", c.id, got, c.want)
 		}
 	}
 	// Without a known local identity, only the Link's own consistency counts.
-	l := &v1alpha1.Link{Spec: v1alpha1.LinkSpec{ClusterName: "east", GatewayIdentity: "spiffe://east.corp.example/ns/ferry-system/sa/ferry-gateway"}}
+	l := &ferryv1.Link{Spec: ferryv1.LinkSpec{ClusterName: "east", GatewayIdentity: "spiffe://east.corp.example/ns/ferry-system/sa/ferry-gateway"}}
 	if got := linkIdentityProblem(l, localIdentity{}); got != "" {
 		t.Errorf("unknown local mesh: %q", got)
 	}

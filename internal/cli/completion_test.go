@@ -4,7 +4,7 @@ import (
 	"strings"
 	"testing"
 
-	"ferry.dev/ferry/internal/testenv"
+	"ferry.dev/ferry/internal/tooling/testenv"
 )
 
 // TestCompletionScripts: cobra's default `completion` command is on, for

@@ -18,7 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"ferry.dev/ferry/api/v1alpha1"
+	ferryv1 "ferry.dev/ferry/api/v1alpha1"
 	"ferry.dev/ferry/internal/contract"
 )
 
@@ -197,14 +197,14 @@ func serviceAddresses(svc *corev1.Service) []string {
 	return out
 }
 
-func summarizeRemote(l *v1alpha1.Link, now time.Time) remoteGateway {
+func summarizeRemote(l *ferryv1.Link, now time.Time) remoteGateway {
 	r := remoteGateway{
 		Link: l.Name, Cluster: l.Spec.ClusterName, Gateway: firstAddress(l.Spec.GatewayAddresses),
-		Identity: l.Spec.GatewayIdentity, Alive: conditionStatus(l, v1alpha1.LinkGatewayHealthy), AliveSince: "-",
+		Identity: l.Spec.GatewayIdentity, Alive: conditionStatus(l, ferryv1.LinkGatewayHealthy), AliveSince: "-",
 		LastSyncAge: age(l.Status.LastSyncTime, now), ProbeLatencyP50: "-", ProbeLatencyP99: "-",
 		Tunnels: "-", Streams: "-",
 	}
-	if c := meta.FindStatusCondition(l.Status.Conditions, v1alpha1.LinkGatewayHealthy); c != nil {
+	if c := meta.FindStatusCondition(l.Status.Conditions, ferryv1.LinkGatewayHealthy); c != nil {
 		r.AliveSince = age(&c.LastTransitionTime, now)
 		r.Reason = c.Reason
 		if c.Status != "True" {

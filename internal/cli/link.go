@@ -14,7 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"ferry.dev/ferry/api/v1alpha1"
+	ferryv1 "ferry.dev/ferry/api/v1alpha1"
 	"ferry.dev/ferry/internal/contract"
 	"ferry.dev/ferry/internal/install"
 	"ferry.dev/ferry/internal/linkgen"
@@ -81,7 +81,7 @@ use a DNS name, pass --gateway-address (a bare host gets port 4143).`,
 // generateLink checks that the context really is the cluster named by
 // --cluster-name before building the Link: a Link pointing at the wrong
 // gateway would only fail later, in the other cluster, with a TLS error.
-func generateLink(ctx context.Context, k *kubeTarget, o linkgen.Options) (*v1alpha1.Link, error) {
+func generateLink(ctx context.Context, k *kubeTarget, o linkgen.Options) (*ferryv1.Link, error) {
 	args := controllerArgs(ctx, k)
 	if c := args["cluster-name"]; c != "" && c != o.ClusterName {
 		return nil, fmt.Errorf("context %q is Ferry cluster %q, not %q: run `ferry link` against %s itself (--context), or pass --cluster-name %s",
@@ -92,7 +92,7 @@ func generateLink(ctx context.Context, k *kubeTarget, o linkgen.Options) (*v1alp
 	}
 	// A Link to this very cluster means the context is an importer of it:
 	// the user pointed `link` at the wrong side.
-	var links v1alpha1.LinkList
+	var links ferryv1.LinkList
 	if err := k.Client.List(ctx, &links, client.InNamespace(contract.SystemNamespace)); err == nil {
 		for _, l := range links.Items {
 			if l.Spec.ClusterName == o.ClusterName {

@@ -16,7 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
-	"ferry.dev/ferry/api/v1alpha1"
+	ferryv1 "ferry.dev/ferry/api/v1alpha1"
 	"ferry.dev/ferry/internal/contract"
 	"ferry.dev/ferry/internal/identity"
 	"ferry.dev/ferry/internal/install"
@@ -113,11 +113,11 @@ func TestLink(t *testing.T) {
 	if err := yaml.Unmarshal([]byte(strings.TrimPrefix(out, "---\n")), &doc); err != nil {
 		t.Fatalf("output is not YAML: %v\n%s", err, out)
 	}
-	var link v1alpha1.Link
+	var link ferryv1.Link
 	if err := yaml.Unmarshal([]byte(out[len("---\n"):]), &link); err != nil {
 		t.Fatal(err)
 	}
-	want := v1alpha1.LinkSpec{
+	want := ferryv1.LinkSpec{
 		ClusterName:      exporter,
 		GatewayAddresses: []string{eastGatewayIP + ":4143"},
 		GatewayIdentity:  "spiffe://east.ferry.local/ns/ferry-system/sa/ferry-gateway",
@@ -150,7 +150,7 @@ func TestLink(t *testing.T) {
 	// -o json, and addresses given by hand (a bare host gets port 4143).
 	out = mustFerryOn(t, exporter, "link", "--cluster-name", exporter, "-o", "json",
 		"--gateway-address", "gw.east.example", "--gateway-address", "198.18.0.11:30443")
-	var fromJSON v1alpha1.Link
+	var fromJSON ferryv1.Link
 	if err := json.Unmarshal([]byte(out), &fromJSON); err != nil {
 		t.Fatalf("-o json: %v\n%s", err, out)
 	}
@@ -193,9 +193,9 @@ func TestLinkErrors(t *testing.T) {
 	installEast(t)
 	west := clusterClient(t, importer)
 	ensureNamespace(t, west, contract.SystemNamespace)
-	create(t, west, &v1alpha1.Link{
+	create(t, west, &ferryv1.Link{
 		ObjectMeta: metav1.ObjectMeta{Name: "east", Namespace: contract.SystemNamespace},
-		Spec: v1alpha1.LinkSpec{ClusterName: exporter, GatewayAddresses: []string{eastGatewayIP + ":4143"},
+		Spec: ferryv1.LinkSpec{ClusterName: exporter, GatewayAddresses: []string{eastGatewayIP + ":4143"},
 			GatewayIdentity: contract.GatewayID(contract.DefaultMeshDomain, exporter).String()},
 	})
 	cases := []struct {

@@ -14,7 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/duration"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"ferry.dev/ferry/api/v1alpha1"
+	ferryv1 "ferry.dev/ferry/api/v1alpha1"
 	"ferry.dev/ferry/internal/contract"
 )
 
@@ -80,15 +80,15 @@ type linkSummary struct {
 	Message          string       `json:"message,omitempty"`
 }
 
-func summarizeLink(l *v1alpha1.Link, now time.Time) linkSummary {
+func summarizeLink(l *ferryv1.Link, now time.Time) linkSummary {
 	return linkSummary{
 		Name:             l.Name,
 		Cluster:          l.Spec.ClusterName,
 		GatewayAddresses: l.Spec.GatewayAddresses,
 		GatewayIdentity:  l.Spec.GatewayIdentity,
-		Connected:        conditionStatus(l, v1alpha1.LinkConnected),
-		Synced:           conditionStatus(l, v1alpha1.LinkSynced),
-		GatewayHealthy:   conditionStatus(l, v1alpha1.LinkGatewayHealthy),
+		Connected:        conditionStatus(l, ferryv1.LinkConnected),
+		Synced:           conditionStatus(l, ferryv1.LinkSynced),
+		GatewayHealthy:   conditionStatus(l, ferryv1.LinkGatewayHealthy),
 		ImportedServices: l.Status.ImportedServices,
 		LastSyncTime:     l.Status.LastSyncTime,
 		LastSyncAge:      age(l.Status.LastSyncTime, now),
@@ -110,18 +110,18 @@ func printLinksTable(w io.Writer, rows []linkSummary) error {
 
 // getLinks reads the Links in ferry-system, sorted by name. Links elsewhere
 // are ignored by the controller (docs/rbac.md), so they are not shown.
-func getLinks(ctx context.Context, k *kubeTarget) ([]v1alpha1.Link, error) {
-	var list v1alpha1.LinkList
+func getLinks(ctx context.Context, k *kubeTarget) ([]ferryv1.Link, error) {
+	var list ferryv1.LinkList
 	if err := k.Client.List(ctx, &list, client.InNamespace(contract.SystemNamespace)); err != nil {
 		return nil, k.explain("list Links", err)
 	}
-	slices.SortFunc(list.Items, func(a, b v1alpha1.Link) int { return strings.Compare(a.Name, b.Name) })
+	slices.SortFunc(list.Items, func(a, b ferryv1.Link) int { return strings.Compare(a.Name, b.Name) })
 	return list.Items, nil
 }
 
 // conditionStatus is True, False or Unknown; a condition the controller has
 // not written yet counts as Unknown.
-func conditionStatus(l *v1alpha1.Link, typ string) string {
+func conditionStatus(l *ferryv1.Link, typ string) string {
 	if c := meta.FindStatusCondition(l.Status.Conditions, typ); c != nil {
 		return string(c.Status)
 	}
@@ -131,7 +131,7 @@ func conditionStatus(l *v1alpha1.Link, typ string) string {
 // linkMessage is what a person should read first about a Link: the
 // controller's own message, else the message of the first condition that
 // is not True, else why there is no status at all.
-func linkMessage(l *v1alpha1.Link) string {
+func linkMessage(l *ferryv1.Link) string {
 	if l.DeletionTimestamp != nil {
 		return "deleting: waiting for the controller to remove its mirrors and finalizer"
 	}
@@ -141,7 +141,7 @@ func linkMessage(l *v1alpha1.Link) string {
 	if len(l.Status.Conditions) == 0 {
 		return "no status yet: is the controller running? (ferry check)"
 	}
-	for _, typ := range []string{v1alpha1.LinkConnected, v1alpha1.LinkSynced, v1alpha1.LinkGatewayHealthy} {
+	for _, typ := range []string{ferryv1.LinkConnected, ferryv1.LinkSynced, ferryv1.LinkGatewayHealthy} {
 		if c := meta.FindStatusCondition(l.Status.Conditions, typ); c != nil && c.Status != metav1.ConditionTrue && c.Message != "" {
 			return c.Message
 		}

@@ -11,7 +11,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"ferry.dev/ferry/api/v1alpha1"
+	ferryv1 "ferry.dev/ferry/api/v1alpha1"
 	"ferry.dev/ferry/internal/contract"
 )
 
@@ -21,13 +21,13 @@ func cond(typ string, status metav1.ConditionStatus, reason, msg string, at time
 }
 
 // healthyStatus is what the importer writes for a working Link.
-func healthyStatus(imports int32, synced time.Time) v1alpha1.LinkStatus {
-	return v1alpha1.LinkStatus{
+func healthyStatus(imports int32, synced time.Time) ferryv1.LinkStatus {
+	return ferryv1.LinkStatus{
 		ObservedGeneration: 1,
 		Conditions: []metav1.Condition{
-			cond(v1alpha1.LinkConnected, metav1.ConditionTrue, "Connected", "receiving exports", synced),
-			cond(v1alpha1.LinkSynced, metav1.ConditionTrue, "Synced", "exports mirrored", synced),
-			cond(v1alpha1.LinkGatewayHealthy, metav1.ConditionTrue, "ProbeSucceeded", "the remote gateway answers probes", synced),
+			cond(ferryv1.LinkConnected, metav1.ConditionTrue, "Connected", "receiving exports", synced),
+			cond(ferryv1.LinkSynced, metav1.ConditionTrue, "Synced", "exports mirrored", synced),
+			cond(ferryv1.LinkGatewayHealthy, metav1.ConditionTrue, "ProbeSucceeded", "the remote gateway answers probes", synced),
 		},
 		LastSyncTime:     &metav1.Time{Time: synced},
 		ImportedServices: imports,
@@ -36,15 +36,15 @@ func healthyStatus(imports int32, synced time.Time) v1alpha1.LinkStatus {
 
 // createLink creates a Link to cluster in c and then sets its status, as
 // the controller would; it is deleted when the test ends.
-func createLink(t *testing.T, c client.Client, cluster string, status *v1alpha1.LinkStatus, addrs ...string) *v1alpha1.Link {
+func createLink(t *testing.T, c client.Client, cluster string, status *ferryv1.LinkStatus, addrs ...string) *ferryv1.Link {
 	t.Helper()
 	ensureNamespace(t, c, contract.SystemNamespace)
 	if len(addrs) == 0 {
 		addrs = []string{"198.18.2.1:4143"}
 	}
-	l := &v1alpha1.Link{
+	l := &ferryv1.Link{
 		ObjectMeta: metav1.ObjectMeta{Name: cluster, Namespace: contract.SystemNamespace},
-		Spec: v1alpha1.LinkSpec{ClusterName: cluster, GatewayAddresses: addrs,
+		Spec: ferryv1.LinkSpec{ClusterName: cluster, GatewayAddresses: addrs,
 			GatewayIdentity: contract.GatewayID(contract.DefaultMeshDomain, cluster).String()},
 	}
 	create(t, c, l)
@@ -67,9 +67,9 @@ func westLinks(t *testing.T) {
 	down := now.Add(-72 * time.Hour)
 	north := healthyStatus(1, down)
 	north.Conditions = []metav1.Condition{
-		cond(v1alpha1.LinkConnected, metav1.ConditionFalse, "Disconnected", "dial tcp 198.18.2.1:4143: connect: connection refused", down),
-		cond(v1alpha1.LinkSynced, metav1.ConditionTrue, "Synced", "1 exports mirrored", down),
-		cond(v1alpha1.LinkGatewayHealthy, metav1.ConditionFalse, "ProbeFailed", "probes fail: connection refused", down),
+		cond(ferryv1.LinkConnected, metav1.ConditionFalse, "Disconnected", "dial tcp 198.18.2.1:4143: connect: connection refused", down),
+		cond(ferryv1.LinkSynced, metav1.ConditionTrue, "Synced", "1 exports mirrored", down),
+		cond(ferryv1.LinkGatewayHealthy, metav1.ConditionFalse, "ProbeFailed", "probes fail: connection refused", down),
 	}
 	north.Message = "cannot reach north's feed at 198.18.2.1:4143 (connection refused); imported mirrors stay. Check spec.gatewayAddresses"
 	createLink(t, west, "north", &north)

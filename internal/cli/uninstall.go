@@ -10,7 +10,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	mcsv1beta1 "sigs.k8s.io/mcs-api/pkg/apis/v1beta1"
 
-	"ferry.dev/ferry/api/v1alpha1"
+	ferryv1 "ferry.dev/ferry/api/v1alpha1"
 	"ferry.dev/ferry/internal/contract"
 	"ferry.dev/ferry/internal/install"
 )
@@ -82,7 +82,7 @@ cluster; --keep-crds leaves them.`,
 // listLinks names every Link in the cluster. Without the Link CRD there are
 // none.
 func listLinks(cmd *cobra.Command, k *kubeTarget) ([]string, error) {
-	var list v1alpha1.LinkList
+	var list ferryv1.LinkList
 	err := k.Client.List(cmd.Context(), &list)
 	if meta.IsNoMatchError(err) {
 		return nil, nil

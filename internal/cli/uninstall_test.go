@@ -16,19 +16,19 @@ import (
 	mcsv1beta1 "sigs.k8s.io/mcs-api/pkg/apis/v1beta1"
 	"sigs.k8s.io/yaml"
 
-	"ferry.dev/ferry/api/v1alpha1"
+	ferryv1 "ferry.dev/ferry/api/v1alpha1"
 	"ferry.dev/ferry/internal/contract"
 	"ferry.dev/ferry/internal/install"
-	"ferry.dev/ferry/internal/testenv"
+	"ferry.dev/ferry/internal/tooling/testenv"
 )
 
 // startCluster runs one real cluster with Ferry's CRDs for this test.
 func startCluster(t *testing.T, name string) *testenv.Env {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
 	defer cancel()
 	env, err := testenv.Start(ctx, testenv.Options{
-		Clusters: []string{name}, CRDs: install.CRDDocuments(), AddToScheme: []func(*runtime.Scheme) error{v1alpha1.AddToScheme},
+		Clusters: []string{name}, CRDs: install.CRDDocuments(), AddToScheme: []func(*runtime.Scheme) error{ferryv1.AddToScheme},
 	})
 	if err != nil {
 		t.Fatalf("testenv: %v", err)
@@ -73,9 +73,9 @@ func TestUninstall(t *testing.T) {
 	if err := c.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: contract.SystemNamespace}}); err != nil {
 		t.Fatal(err)
 	}
-	link := &v1alpha1.Link{
+	link := &ferryv1.Link{
 		ObjectMeta: metav1.ObjectMeta{Name: "west", Namespace: contract.SystemNamespace},
-		Spec: v1alpha1.LinkSpec{ClusterName: "west", GatewayAddresses: []string{"198.18.1.1:4143"},
+		Spec: ferryv1.LinkSpec{ClusterName: "west", GatewayAddresses: []string{"198.18.1.1:4143"},
 			GatewayIdentity: "spiffe://west.ferry.local/ns/ferry-system/sa/ferry-gateway"},
 	}
 	if err := c.Client.Create(ctx, link); err != nil {

@@ -17,7 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"ferry.dev/ferry/api/v1alpha1"
+	ferryv1 "ferry.dev/ferry/api/v1alpha1"
 	"ferry.dev/ferry/internal/contract"
 )
 
@@ -82,8 +82,8 @@ once the Link is gone, or fails after --timeout saying what is stuck.`,
 // findLink finds the Link by name, which `ferry link` makes equal to the
 // cluster name, and failing that by spec.clusterName, for Links written by
 // hand.
-func findLink(ctx context.Context, k *kubeTarget, cluster string) (*v1alpha1.Link, error) {
-	var link v1alpha1.Link
+func findLink(ctx context.Context, k *kubeTarget, cluster string) (*ferryv1.Link, error) {
+	var link ferryv1.Link
 	err := k.Client.Get(ctx, types.NamespacedName{Namespace: contract.SystemNamespace, Name: cluster}, &link)
 	if err == nil {
 		return &link, nil
@@ -91,7 +91,7 @@ func findLink(ctx context.Context, k *kubeTarget, cluster string) (*v1alpha1.Lin
 	if !apierrors.IsNotFound(err) {
 		return nil, k.explain("get Link "+cluster, err)
 	}
-	var list v1alpha1.LinkList
+	var list ferryv1.LinkList
 	if err := k.Client.List(ctx, &list, client.InNamespace(contract.SystemNamespace)); err != nil {
 		return nil, k.explain("list Links", err)
 	}
@@ -111,14 +111,14 @@ func findLink(ctx context.Context, k *kubeTarget, cluster string) (*v1alpha1.Lin
 
 // waitUnlinked polls until the Link is gone, printing progress to progress
 // whenever the count of owned objects changes.
-func waitUnlinked(ctx context.Context, k *kubeTarget, link *v1alpha1.Link, timeout time.Duration, progress, out io.Writer) error {
+func waitUnlinked(ctx context.Context, k *kubeTarget, link *ferryv1.Link, timeout time.Duration, progress, out io.Writer) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	name := link.Name
 	last := ""
 	var lastOwned []ownedObject
 	for {
-		var cur v1alpha1.Link
+		var cur ferryv1.Link
 		err := k.Client.Get(ctx, types.NamespacedName{Namespace: link.Namespace, Name: name}, &cur)
 		gone := apierrors.IsNotFound(err)
 		if err != nil && !gone && ctx.Err() == nil {
@@ -146,7 +146,7 @@ func waitUnlinked(ctx context.Context, k *kubeTarget, link *v1alpha1.Link, timeo
 		}
 		msg := fmt.Sprintf("waiting for %s to be removed (%s)…", plural(len(owned), "mirror object"), summarizeKinds(owned))
 		if len(owned) == 0 {
-			msg = fmt.Sprintf("waiting for the controller to remove finalizer %s from link %s…", v1alpha1.Finalizer, name)
+			msg = fmt.Sprintf("waiting for the controller to remove finalizer %s from link %s…", ferryv1.Finalizer, name)
 		}
 		if msg != last {
 			fmt.Fprintln(progress, msg)
@@ -233,7 +233,7 @@ func completeLinks(cmd *cobra.Command, _ []string, _ string) ([]string, cobra.Sh
 	if err != nil {
 		return nil, cobra.ShellCompDirectiveNoFileComp
 	}
-	var list v1alpha1.LinkList
+	var list ferryv1.LinkList
 	if err := k.Client.List(cmd.Context(), &list, client.InNamespace(contract.SystemNamespace)); err != nil {
 		return nil, cobra.ShellCompDirectiveNoFileComp
 	}

@@ -14,18 +14,18 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	mcsv1beta1 "sigs.k8s.io/mcs-api/pkg/apis/v1beta1"
 
-	"ferry.dev/ferry/api/v1alpha1"
+	ferryv1 "ferry.dev/ferry/api/v1alpha1"
 	"ferry.dev/ferry/internal/contract"
 )
 
 // finalizedLink creates a Link carrying the controller's finalizer; the
 // test's cleanup removes the finalizer so the Link never outlives the test.
-func finalizedLink(t *testing.T, c client.Client, name, cluster string) *v1alpha1.Link {
+func finalizedLink(t *testing.T, c client.Client, name, cluster string) *ferryv1.Link {
 	t.Helper()
 	ensureNamespace(t, c, contract.SystemNamespace)
-	l := &v1alpha1.Link{
-		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: contract.SystemNamespace, Finalizers: []string{v1alpha1.Finalizer}},
-		Spec: v1alpha1.LinkSpec{ClusterName: cluster, GatewayAddresses: []string{"198.18.3.1:4143"},
+	l := &ferryv1.Link{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: contract.SystemNamespace, Finalizers: []string{ferryv1.Finalizer}},
+		Spec: ferryv1.LinkSpec{ClusterName: cluster, GatewayAddresses: []string{"198.18.3.1:4143"},
 			GatewayIdentity: contract.GatewayID(contract.DefaultMeshDomain, cluster).String()},
 	}
 	if err := c.Create(context.Background(), l); err != nil {
@@ -40,7 +40,7 @@ func finalizedLink(t *testing.T, c client.Client, name, cluster string) *v1alpha
 }
 
 func removeFinalizer(ctx context.Context, c client.Client, name string) error {
-	var l v1alpha1.Link
+	var l ferryv1.Link
 	if err := c.Get(ctx, types.NamespacedName{Namespace: contract.SystemNamespace, Name: name}, &l); err != nil {
 		return err
 	}
@@ -80,7 +80,7 @@ func TestUnlinkWait(t *testing.T) {
 	go func() {
 		done <- func() error {
 			for {
-				var l v1alpha1.Link
+				var l ferryv1.Link
 				if err := west.Get(ctx, types.NamespacedName{Namespace: contract.SystemNamespace, Name: "lake"}, &l); err != nil {
 					return err
 				}
@@ -119,7 +119,7 @@ func TestUnlinkWait(t *testing.T) {
 			t.Errorf("progress lacks %q:\n%s", want, stderr)
 		}
 	}
-	var l v1alpha1.Link
+	var l ferryv1.Link
 	if err := west.Get(ctx, types.NamespacedName{Namespace: contract.SystemNamespace, Name: "lake"}, &l); !apierrors.IsNotFound(err) {
 		t.Errorf("link still there: %v", err)
 	}
@@ -147,9 +147,9 @@ func TestUnlinkTimeout(t *testing.T) {
 func TestUnlinkByClusterName(t *testing.T) {
 	west := clusterClient(t, importer)
 	createLink(t, west, "river", nil)
-	l := &v1alpha1.Link{}
+	l := &ferryv1.Link{}
 	mustGet(t, west, contract.SystemNamespace, "river", l)
-	renamed := &v1alpha1.Link{ObjectMeta: metav1.ObjectMeta{Name: "to-delta", Namespace: contract.SystemNamespace}, Spec: l.Spec}
+	renamed := &ferryv1.Link{ObjectMeta: metav1.ObjectMeta{Name: "to-delta", Namespace: contract.SystemNamespace}, Spec: l.Spec}
 	renamed.Spec.ClusterName = "delta"
 	renamed.Spec.GatewayIdentity = contract.GatewayID(contract.DefaultMeshDomain, "delta").String()
 	create(t, west, renamed)

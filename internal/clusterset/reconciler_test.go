@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"sync"
 	"testing"
 	"time"
 
@@ -28,7 +27,8 @@ import (
 	"ferry.dev/ferry/internal/clusterset"
 	"ferry.dev/ferry/internal/contract"
 	"ferry.dev/ferry/internal/importer"
-	"ferry.dev/ferry/internal/testenv"
+	"ferry.dev/ferry/internal/tooling/testenv"
+	"ferry.dev/ferry/internal/tooling/testkit"
 )
 
 var shared = testenv.Lazy{Options: testenv.Options{
@@ -39,72 +39,6 @@ var shared = testenv.Lazy{Options: testenv.Options{
 func TestMain(m *testing.M) {
 	ctrllog.SetLogger(logr.Discard())
 	shared.Main(m)
-}
-
-// counting counts API writes by "verb kind".
-type counting struct {
-	client.Client
-	mu sync.Mutex
-	n  map[string]int
-}
-
-func (c *counting) add(verb string, obj client.Object) {
-	c.mu.Lock()
-	c.n[fmt.Sprintf("%s %T", verb, obj)]++
-	c.mu.Unlock()
-}
-
-func (c *counting) total() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	n := 0
-	for _, v := range c.n {
-		n += v
-	}
-	return n
-}
-
-func (c *counting) Create(ctx context.Context, obj client.Object, o ...client.CreateOption) error {
-	c.add("create", obj)
-	return c.Client.Create(ctx, obj, o...)
-}
-
-func (c *counting) Update(ctx context.Context, obj client.Object, o ...client.UpdateOption) error {
-	c.add("update", obj)
-	return c.Client.Update(ctx, obj, o...)
-}
-
-func (c *counting) Patch(ctx context.Context, obj client.Object, p client.Patch, o ...client.PatchOption) error {
-	c.add("patch", obj)
-	return c.Client.Patch(ctx, obj, p, o...)
-}
-
-func (c *counting) Delete(ctx context.Context, obj client.Object, o ...client.DeleteOption) error {
-	c.add("delete", obj)
-	return c.Client.Delete(ctx, obj, o...)
-}
-
-func (c *counting) Status() client.SubResourceWriter { return countingStatus{c.Client.Status(), c} }
-
-type countingStatus struct {
-	client.SubResourceWriter
-	c *counting
-}
-
-func (s countingStatus) Update(ctx context.Context, obj client.Object, o ...client.SubResourceUpdateOption) error {
-	s.c.add("status", obj)
-	return s.SubResourceWriter.Update(ctx, obj, o...)
-}
-
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 func TestReconcile(t *testing.T) {
@@ -128,11 +62,11 @@ func TestReconcile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	writes := &counting{Client: mgr.GetClient(), n: map[string]int{}}
-	if _, err := clusterset.Setup(mgr, clusterset.Options{Gateway: gw, Client: writes, SkipNameValidation: true}); err != nil {
+	counted, writes := testenv.CountWrites(mgr.GetClient())
+	if _, err := clusterset.Setup(mgr, clusterset.Options{Gateway: gw, Client: counted, SkipNameValidation: true}); err != nil {
 		t.Fatal(err)
 	}
-	mctx, cancel := context.WithCancel(context.Background())
+	mctx, cancel := context.WithCancel(t.Context())
 	done := make(chan struct{})
 	go func() { defer close(done); _ = mgr.Start(mctx) }()
 	t.Cleanup(func() { cancel(); <-done })
@@ -184,7 +118,7 @@ func TestReconcile(t *testing.T) {
 	var si mcsv1beta1.ServiceImport
 	var svc corev1.Service
 	var sl discoveryv1.EndpointSlice
-	eventually(t, "clusterset objects", func() bool {
+	testkit.Eventually(t, "clusterset objects", func() bool {
 		return get(&si, "web") && get(&svc, "web-clusterset") && get(&sl, "web-clusterset") &&
 			len(si.Spec.IPs) == 1 && slices.Equal(clusters(&si), []string{"east", "north"})
 	})
@@ -202,7 +136,7 @@ func TestReconcile(t *testing.T) {
 
 	// Steady state: a forced pass (a touch of a mirror) writes nothing.
 	time.Sleep(300 * time.Millisecond)
-	before := writes.total()
+	before := writes.Snapshot()
 	var m corev1.Service
 	get(&m, "web-north")
 	m.Labels["touched"] = "yes"
@@ -210,8 +144,8 @@ func TestReconcile(t *testing.T) {
 		t.Fatal(err)
 	}
 	time.Sleep(500 * time.Millisecond)
-	if n := writes.total() - before; n != 0 {
-		t.Fatalf("steady state wrote %d times: %v", n, writes.n)
+	if got := writes.Since(before); len(got) != 0 {
+		t.Fatalf("steady state wrote: %v", got)
 	}
 
 	// north goes: only east is listed, the slice is no longer ready, port
@@ -219,7 +153,7 @@ func TestReconcile(t *testing.T) {
 	if err := west.Client.Delete(ctx, &m); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "north removed", func() bool {
+	testkit.Eventually(t, "north removed", func() bool {
 		return get(&si, "web") && slices.Equal(clusters(&si), []string{"east"}) && get(&svc, "web-clusterset") &&
 			svc.Annotations[contract.AnnotationClusters] == "east" && get(&sl, "web-clusterset") && !*sl.Endpoints[0].Conditions.Ready
 	})
@@ -232,7 +166,7 @@ func TestReconcile(t *testing.T) {
 	if err := west.Client.Delete(ctx, &m); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "everything removed", func() bool {
+	testkit.Eventually(t, "everything removed", func() bool {
 		return !get(&si, "web") && !get(&svc, "web-clusterset") && !get(&sl, "web-clusterset")
 	})
 
@@ -250,7 +184,7 @@ func TestReconcile(t *testing.T) {
 	if err := west.Client.Delete(ctx, foreign); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "import written once the foreign one is gone", func() bool {
+	testkit.Eventually(t, "import written once the foreign one is gone", func() bool {
 		return get(&si, "web") && si.Labels[contract.LabelClusterset] == "web" && slices.Equal(clusters(&si), []string{"south"})
 	})
 }

@@ -17,7 +17,7 @@ import (
 	ferryv1 "ferry.dev/ferry/api/v1alpha1"
 	"ferry.dev/ferry/internal/cli"
 	"ferry.dev/ferry/internal/contract"
-	"ferry.dev/ferry/internal/netns"
+	"ferry.dev/ferry/internal/tooling/netns"
 )
 
 // The CLI as a user drives it, against clusters whose controllers and
@@ -26,7 +26,7 @@ import (
 // east, so west (which also links north) must never see it.
 func TestCLIFlow(t *testing.T) {
 	netns.RequireRoot(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
 	defer cancel()
 	kubeconfig, err := sb.ForwardAPIServers(ctx)
 	if err != nil {

@@ -12,14 +12,14 @@ import (
 	mcsv1beta1 "sigs.k8s.io/mcs-api/pkg/apis/v1beta1"
 
 	"ferry.dev/ferry/internal/contract"
-	"ferry.dev/ferry/internal/netns"
+	"ferry.dev/ferry/internal/tooling/netns"
 )
 
 // One name for every cluster that exports echo: west's ServiceImport lists
 // east and north, and connections to echo-clusterset spread over both.
 func TestClustersetSpreadsAcrossClusters(t *testing.T) {
 	netns.RequireRoot(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
 
 	var si mcsv1beta1.ServiceImport

@@ -14,7 +14,7 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"ferry.dev/ferry/internal/sandbox"
+	"ferry.dev/ferry/internal/tooling/sandbox"
 )
 
 // The shared sandbox: west imports east's and north's echo; west also runs a
@@ -95,7 +95,7 @@ func waitReachable(ctx context.Context, mirror string, timeout time.Duration) er
 		return last == nil, nil
 	})
 	if err != nil {
-		return fmt.Errorf("%s not reachable from west: %v (last error: %v)", mirror, err, last)
+		return fmt.Errorf("%s not reachable from west: %w (last error: %w)", mirror, err, last)
 	}
 	return nil
 }

@@ -12,7 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	ferryv1 "ferry.dev/ferry/api/v1alpha1"
-	"ferry.dev/ferry/internal/netns"
+	"ferry.dev/ferry/internal/tooling/netns"
 )
 
 // Requirement I: hierarchical networks. West's workloads cannot reach east's
@@ -20,7 +20,7 @@ import (
 // gateways; the gateway address is all that crosses.
 func TestRequirementI_HierarchicalNetworks(t *testing.T) {
 	netns.RequireRoot(t)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
 
 	eastPod := net.JoinHostPort(east.Site.PodAddr(21), "8080") // east's first echo pod

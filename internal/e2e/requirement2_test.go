@@ -14,8 +14,8 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/utils/ptr"
 
-	"ferry.dev/ferry/internal/netns"
-	"ferry.dev/ferry/internal/sandbox"
+	"ferry.dev/ferry/internal/tooling/netns"
+	"ferry.dev/ferry/internal/tooling/sandbox"
 )
 
 // churnServices is how many non-exported Services (each with an
@@ -27,7 +27,7 @@ const churnServices = 2000
 // one feed update and O(1) writes in west.
 func TestRequirementII_IndependentState(t *testing.T) {
 	netns.RequireRoot(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
 	defer cancel()
 
 	westBefore := countObjects(ctx, t, west)

@@ -15,7 +15,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"ferry.dev/ferry/internal/contract"
-	"ferry.dev/ferry/internal/netns"
+	"ferry.dev/ferry/internal/tooling/netns"
 )
 
 // convergeLimit is requirement III's bound on recovery after east returns.
@@ -27,7 +27,7 @@ const convergeLimit = 30 * time.Second
 // state converges without a mirror ever being deleted and recreated.
 func TestRequirementIII_IndependentControlPlane(t *testing.T) {
 	netns.RequireRoot(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	ctx, cancel := context.WithTimeout(t.Context(), 4*time.Minute)
 	defer cancel()
 
 	mirror, err := getService(ctx, west, "echo-east")

@@ -11,13 +11,13 @@ import (
 
 	"ferry.dev/ferry/internal/endpoints"
 	"ferry.dev/ferry/internal/exportwatch"
-	"ferry.dev/ferry/internal/testenv"
+	"ferry.dev/ferry/internal/tooling/testenv"
 )
 
 // The index follows a real API server: endpoints appear, turn not-ready and
 // change without a restart.
 func TestIndexFollowsAPIServer(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
 	env, err := testenv.Start(ctx, testenv.Options{Clusters: []string{"east"}, CRDs: testenv.MCSCRDs()})
 	if err != nil {

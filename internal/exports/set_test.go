@@ -71,7 +71,7 @@ func TestEqualAllowedClustersNilVersusEmpty(t *testing.T) {
 
 func TestFollowCoalescesAndSkipsUnsynced(t *testing.T) {
 	p := NewPublisher()
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(t.Context())
 	got := make(chan uint64, 10)
 	done := make(chan struct{})
 	go func() { Follow(ctx, p, func(s *Set) { got <- s.Generation }); close(done) }()

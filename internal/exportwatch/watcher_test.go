@@ -3,8 +3,6 @@ package exportwatch
 import (
 	"context"
 	"fmt"
-	"log/slog"
-	"os"
 	"testing"
 	"time"
 
@@ -16,7 +14,8 @@ import (
 
 	"ferry.dev/ferry/internal/contract"
 	"ferry.dev/ferry/internal/exports"
-	"ferry.dev/ferry/internal/testenv"
+	"ferry.dev/ferry/internal/tooling/testenv"
+	"ferry.dev/ferry/internal/tooling/testkit"
 )
 
 // shared is one cluster for this package's tests, started on first use.
@@ -24,25 +23,15 @@ var shared = testenv.Lazy{Options: testenv.Options{Clusters: []string{"east"}, C
 
 func TestMain(m *testing.M) { shared.Main(m) }
 
-func testCtx(t *testing.T) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	t.Cleanup(cancel)
-	return ctx
-}
-
-func quietLogger() *slog.Logger {
-	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-}
-
 // startWatcher runs a Watcher on the shared cluster, scoped to ns, and
 // waits for its first synced set.
 func startWatcher(t *testing.T, ns string) *Watcher {
 	t.Helper()
-	w, err := NewWatcher(shared.Get(t).Cluster("east").RestConfig, WatcherOptions{Logger: quietLogger(), Namespaces: []string{ns}})
+	w, err := NewWatcher(shared.Get(t).Cluster("east").RestConfig, WatcherOptions{Logger: testkit.Logger(), Namespaces: []string{ns}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() { done <- w.Start(ctx) }()
 	t.Cleanup(func() {
@@ -85,7 +74,7 @@ func createExport(t *testing.T, ctx context.Context, ns, name string, annotation
 }
 
 func TestWatcherFollowsTheAPIServer(t *testing.T) {
-	ctx := testCtx(t)
+	ctx := t.Context()
 	c := shared.Get(t).Cluster("east")
 	const ns = "watch"
 	if _, err := c.CreateBackend(ctx, testenv.Backend{Namespace: ns, Name: "web", Headless: true, Endpoints: []testenv.Endpoint{
@@ -147,7 +136,7 @@ func TestWatcherFollowsTheAPIServer(t *testing.T) {
 // costs ~0 feed bytes. 200 Services (with slices) that nobody exports must
 // not cause a single publish.
 func TestUnexportedChurnCostsNothing(t *testing.T) {
-	ctx := testCtx(t)
+	ctx := t.Context()
 	c := shared.Get(t).Cluster("east")
 	const ns = "churn"
 	if _, err := c.CreateBackend(ctx, testenv.Backend{Namespace: ns, Name: "exported", Endpoints: []testenv.Endpoint{{IP: "198.18.0.20", Port: 80, Ready: true}}}); err != nil {
@@ -187,7 +176,7 @@ func TestUnexportedChurnCostsNothing(t *testing.T) {
 }
 
 func TestStatusWriterWritesOnlyChanges(t *testing.T) {
-	ctx := testCtx(t)
+	ctx := t.Context()
 	c := shared.Get(t).Cluster("east")
 	const ns = "status"
 	if _, err := c.CreateBackend(ctx, testenv.Backend{Namespace: ns, Name: "ok", Endpoints: []testenv.Endpoint{{IP: "198.18.0.30", Port: 80, Ready: true}}}); err != nil {
@@ -198,7 +187,7 @@ func TestStatusWriterWritesOnlyChanges(t *testing.T) {
 	w := startWatcher(t, ns)
 	set := waitSet(t, w, "statuses", func(s *exports.Set) bool { return len(s.Statuses) == 2 })
 
-	sw := &StatusWriter{Source: w, Reader: w.Reader(), Client: c.Client, LocalCluster: "east", Logger: quietLogger()}
+	sw := &StatusWriter{Source: w, Reader: w.Reader(), Client: c.Client, LocalCluster: "east", Logger: testkit.Logger()}
 	n, err := sw.Sync(ctx, set)
 	if err != nil || n != 2 {
 		t.Fatalf("first sync: %d writes, %v", n, err)

@@ -3,9 +3,7 @@ package feed
 import (
 	"context"
 	"crypto/tls"
-	"log/slog"
 	"net"
-	"os"
 	"sync"
 	"testing"
 	"time"
@@ -15,11 +13,8 @@ import (
 
 	"ferry.dev/ferry/internal/exports"
 	"ferry.dev/ferry/internal/identity/identitytest"
+	"ferry.dev/ferry/internal/tooling/testkit"
 )
-
-func quiet() *slog.Logger {
-	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
-}
 
 // fixture is east's feed server on a real TLS socket, with a mesh of
 // clusters east (the exporter), west and north.
@@ -39,7 +34,7 @@ func newFixture(t *testing.T, opts ServerOptions) *fixture {
 	if f.metrics, err = NewMetrics(nil); err != nil {
 		t.Fatal(err)
 	}
-	opts.LocalCluster, opts.Logger, opts.Metrics = "east", quiet(), f.metrics
+	opts.LocalCluster, opts.Logger, opts.Metrics = "east", testkit.Logger(), f.metrics
 	if f.srv, err = NewServer(f.pub, opts); err != nil {
 		t.Fatal(err)
 	}
@@ -90,7 +85,7 @@ func (f *fixture) clientConfig(t *testing.T, cluster string) ClientConfig {
 		Addresses:         []string{f.addr},
 		ServerID:          f.mesh.Cluster(t, "east").GatewayID(),
 		TLS:               f.mesh.Cluster(t, cluster).Controller,
-		Logger:            quiet(),
+		Logger:            testkit.Logger(),
 		HeartbeatInterval: 100 * time.Millisecond,
 		HeartbeatTimeout:  2 * time.Second,
 		BackoffInitial:    20 * time.Millisecond,
@@ -198,7 +193,7 @@ func run(t *testing.T, cfg ClientConfig, h Handler, resume uint64) (stop func())
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() { done <- c.Run(ctx, h, resume) }()
 	var once sync.Once

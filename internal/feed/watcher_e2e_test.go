@@ -11,7 +11,8 @@ import (
 
 	"ferry.dev/ferry/internal/exports"
 	"ferry.dev/ferry/internal/exportwatch"
-	"ferry.dev/ferry/internal/testenv"
+	"ferry.dev/ferry/internal/tooling/testenv"
+	"ferry.dev/ferry/internal/tooling/testkit"
 )
 
 // shared is one real API server for this package's tests, started on first use.
@@ -23,7 +24,7 @@ func TestMain(m *testing.M) { shared.Main(m) }
 // Watcher feeds east's feed server, west subscribes; churn in Services and
 // EndpointSlices that nobody exports sends west nothing at all.
 func TestUnrelatedChurnSendsNoFeedBytes(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
 	c := shared.Get(t).Cluster("east")
 	const ns = "feed-churn"
@@ -33,7 +34,7 @@ func TestUnrelatedChurnSendsNoFeedBytes(t *testing.T) {
 	if err := c.Client.Create(ctx, &mcsv1beta1.ServiceExport{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "web"}}); err != nil {
 		t.Fatal(err)
 	}
-	w, err := exportwatch.NewWatcher(c.RestConfig, exportwatch.WatcherOptions{Logger: quiet(), Namespaces: []string{ns}})
+	w, err := exportwatch.NewWatcher(c.RestConfig, exportwatch.WatcherOptions{Logger: testkit.Logger(), Namespaces: []string{ns}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,7 +53,7 @@ func TestUnrelatedChurnSendsNoFeedBytes(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Heartbeats off for the measurement: every byte counted is an update.
-	if f.srv, err = NewServer(w, ServerOptions{LocalCluster: "east", Logger: quiet(), Metrics: f.metrics, HeartbeatInterval: time.Hour, HeartbeatTimeout: 2 * time.Hour}); err != nil {
+	if f.srv, err = NewServer(w, ServerOptions{LocalCluster: "east", Logger: testkit.Logger(), Metrics: f.metrics, HeartbeatInterval: time.Hour, HeartbeatTimeout: 2 * time.Hour}); err != nil {
 		t.Fatal(err)
 	}
 	f.addr = f.serve(t, f.srv)

@@ -14,6 +14,7 @@ import (
 	"ferry.dev/ferry/internal/contract"
 	"ferry.dev/ferry/internal/exports"
 	"ferry.dev/ferry/internal/identity/identitytest"
+	"ferry.dev/ferry/internal/tooling/testkit"
 	"ferry.dev/ferry/internal/tunnel"
 )
 
@@ -167,7 +168,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 			if err == nil {
 				t.Fatal("stream accepted")
 			}
-			eventually(t, 2*time.Second, "rejection "+tc.reason, func() bool { return p.rejected(tc.reason) == before+1 })
+			testkit.EventuallyWithin(t, 2*time.Second, "rejection "+tc.reason, func() bool { return p.rejected(tc.reason) == before+1 })
 			if n := be.accepted.Load(); n != 0 {
 				t.Fatalf("backend accepted %d connections", n)
 			}
@@ -182,7 +183,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 	if err := rawStream(t, sess, encode(tunnel.Target{Namespace: ns, Service: "echo", Port: 80})); err != nil {
 		t.Fatalf("permitted target: %v", err)
 	}
-	eventually(t, time.Second, "backend reached", func() bool { return be.accepted.Load() == 1 })
+	testkit.EventuallyWithin(t, time.Second, "backend reached", func() bool { return be.accepted.Load() == 1 })
 }
 
 func TestExportAuthorizerFollowsTheSet(t *testing.T) {

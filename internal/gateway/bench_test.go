@@ -14,6 +14,7 @@ import (
 
 	"github.com/hashicorp/yamux"
 
+	"ferry.dev/ferry/internal/tooling/testkit"
 	"ferry.dev/ferry/internal/tunnel"
 )
 
@@ -82,13 +83,13 @@ func BenchmarkNewStream(b *testing.B) {
 		tg := tunnel.Target{Namespace: "default", Service: "echo", Port: 80}
 
 		b.Run(fmt.Sprintf("rtt=%v/pooled", rtt), func(b *testing.B) {
-			c, err := tunnel.NewClient(tunnel.ClientOptions{TLS: p.west.Gateway, Limits: benchLimits().Tunnel, PoolSize: 1, Logger: testLogger()})
+			c, err := tunnel.NewClient(tunnel.ClientOptions{TLS: p.west.Gateway, Limits: benchLimits().Tunnel, PoolSize: 1, Logger: testkit.Logger()})
 			if err != nil {
 				b.Fatal(err)
 			}
 			defer c.Close()
 			c.SetRemotes(map[string]tunnel.Remote{"east": {Addresses: []string{addr}, Identity: p.east.GatewayID()}})
-			eventually(b, 5*time.Second, "session", func() bool { return c.Live("east") })
+			testkit.EventuallyWithin(b, 5*time.Second, "session", func() bool { return c.Live("east") })
 			b.ResetTimer()
 			for range b.N {
 				st, err := c.Open(context.Background(), "east", tg)

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"ferry.dev/ferry/internal/tooling/testkit"
 )
 
 // whoami backends answer with their name, so tests see where a stream went.
@@ -86,7 +88,7 @@ func TestNoReachableEndpoint(t *testing.T) {
 	for _, tc := range []struct{ svc, reason string }{{"web", ReasonDialFailed}, {"empty", ReasonNoEndpoints}} {
 		addr := p.route(t, tc.svc)
 		expectRefused(t, addr)
-		eventually(t, time.Second, tc.reason, func() bool { return p.failed("default/"+tc.svc, tc.reason) == 1 })
+		testkit.EventuallyWithin(t, time.Second, tc.reason, func() bool { return p.failed("default/"+tc.svc, tc.reason) == 1 })
 		if v := testutil.ToFloat64(p.egMetrics.EgressFailed.WithLabelValues("east", "unavailable")); v == 0 {
 			t.Fatalf("egress did not count the remote's unavailable reply")
 		}

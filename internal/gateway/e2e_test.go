@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bytes"
+	"errors"
 	"io"
 	"net"
 	"strconv"
@@ -13,6 +14,7 @@ import (
 
 	"ferry.dev/ferry/internal/contract"
 	"ferry.dev/ferry/internal/identity"
+	"ferry.dev/ferry/internal/tooling/testkit"
 	"ferry.dev/ferry/internal/tunnel"
 )
 
@@ -36,7 +38,7 @@ func TestEndToEndClientHalfClosesFirst(t *testing.T) {
 	if !bytes.Equal(got, msg) {
 		t.Fatalf("got %d bytes back, want %d", len(got), len(msg))
 	}
-	eventually(t, 2*time.Second, "ingress metrics", func() bool {
+	testkit.EventuallyWithin(t, 2*time.Second, "ingress metrics", func() bool {
 		return testutil.ToFloat64(p.inMetrics.IngressBytes.WithLabelValues("from_backend", "west", "default/echo")) == float64(len(msg))
 	})
 	checks := map[string]float64{
@@ -81,7 +83,7 @@ func TestEndToEndBackendHalfClosesFirst(t *testing.T) {
 	if _, err := io.ReadFull(c, buf); err != nil || string(buf) != "banner" {
 		t.Fatalf("banner: %q %v", buf, err)
 	}
-	if n, err := c.Read(buf); err != io.EOF {
+	if n, err := c.Read(buf); !errors.Is(err, io.EOF) {
 		t.Fatalf("after banner: n=%d err=%v, want EOF", n, err)
 	}
 	// ...and can still send, through the half-closed tunnel, to the backend.
@@ -200,7 +202,7 @@ func TestRoutesAndRemotesChangeLive(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	go func() { _ = p.in.Serve(ln) }()
+	go func() { _ = p.in.Serve(t.Context(), ln) }()
 	p.eg.SetRemotes(map[string]tunnel.Remote{"east": {Addresses: []string{ln.Addr().String()}, Identity: p.east.GatewayID()}})
 	if got := get(); got != "two" {
 		t.Fatalf("after remote change got %q", got)
@@ -224,7 +226,7 @@ func TestRoutesAndRemotesChangeLive(t *testing.T) {
 			t.Fatalf("read %q through a removed remote", b)
 		}
 	}
-	eventually(t, time.Second, "unknown_remote counted", func() bool {
+	testkit.EventuallyWithin(t, time.Second, "unknown_remote counted", func() bool {
 		return testutil.ToFloat64(p.egMetrics.EgressFailed.WithLabelValues("east", ReasonUnknownRemote)) == 1
 	})
 }

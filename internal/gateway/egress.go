@@ -67,6 +67,8 @@ type EgressOptions struct {
 // Egress listens on the egress ports and carries each accepted connection
 // to a remote gateway over the tunnel. Routes and remotes change live.
 type Egress struct {
+	// ctx is the caller's: every connection lives in it.
+	ctx    context.Context
 	o      EgressOptions
 	client *tunnel.Client
 	log    *slog.Logger
@@ -92,8 +94,10 @@ type activeRoute struct {
 	next atomic.Uint64
 }
 
-// NewEgress builds the egress; call SetRemotes and SetRoutes.
-func NewEgress(o EgressOptions) (*Egress, error) {
+// NewEgress builds the egress; call SetRemotes and SetRoutes. The
+// connections it serves live in ctx: when ctx ends they end. To drain, call
+// Shutdown rather than ending ctx.
+func NewEgress(ctx context.Context, o EgressOptions) (*Egress, error) {
 	o.Limits = o.Limits.WithDefaults()
 	if err := o.Limits.Validate(); err != nil {
 		return nil, err
@@ -120,7 +124,7 @@ func NewEgress(o EgressOptions) (*Egress, error) {
 		return nil, fmt.Errorf("gateway: egress: %w", err)
 	}
 	return &Egress{
-		o: o, client: client, log: o.Logger.With("component", "egress"),
+		ctx: ctx, o: o, client: client, log: o.Logger.With("component", "egress"),
 		conns:     newConnSet(o.Limits.MaxEgressConns),
 		listeners: map[int]*egressListener{},
 	}, nil
@@ -254,7 +258,7 @@ func (e *Egress) handle(c net.Conn, r *Route, turn uint64) {
 	m.EgressOpened.WithLabelValues(dest.Cluster, export).Inc()
 	toRemote := m.EgressBytes.WithLabelValues("to_remote", dest.Cluster, export)
 	fromRemote := m.EgressBytes.WithLabelValues("from_remote", dest.Cluster, export)
-	up, down, err := tunnel.Splice(context.Background(), asConn(c), st, tunnel.SpliceOptions{
+	up, down, err := tunnel.Splice(e.ctx, asConn(c), st, tunnel.SpliceOptions{
 		IdleTimeout: e.o.Limits.IdleTimeout,
 		AToB:        func(n int) { toRemote.Add(float64(n)) },
 		BToA:        func(n int) { fromRemote.Add(float64(n)) },
@@ -266,7 +270,7 @@ func (e *Egress) handle(c net.Conn, r *Route, turn uint64) {
 // open tries the route's destinations in order starting at turn (mod their
 // count), live remotes first.
 func (e *Egress) open(r *Route, turn uint64) (*tunnel.Stream, Destination, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), e.o.Limits.OpenTimeout)
+	ctx, cancel := context.WithTimeout(e.ctx, e.o.Limits.OpenTimeout)
 	defer cancel()
 	dests := r.Destinations
 	if n := len(dests); n > 1 {

@@ -4,10 +4,8 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"maps"
 	"net"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -20,15 +18,9 @@ import (
 
 	"ferry.dev/ferry/internal/exports"
 	"ferry.dev/ferry/internal/identity/identitytest"
+	"ferry.dev/ferry/internal/tooling/testkit"
 	"ferry.dev/ferry/internal/tunnel"
 )
-
-func testLogger() *slog.Logger {
-	if os.Getenv("FERRY_TEST_LOG") != "" {
-		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
-	return slog.New(slog.DiscardHandler)
-}
 
 // backend is a TCP server on loopback that records what reached it.
 type backend struct {
@@ -191,7 +183,7 @@ func newPair(t testing.TB, po pairOpts) *pair {
 	}
 	p.in, err = NewIngress(IngressOptions{
 		Local: p.east.GatewayID(), TLS: p.east.Gateway, Authorizer: NewExportAuthorizer(p.exports), Endpoints: p.endpoints,
-		Dialer: p.dialer, Limits: po.inLimits, Metrics: p.inMetrics, Logger: testLogger(),
+		Dialer: p.dialer, Limits: po.inLimits, Metrics: p.inMetrics, Logger: testkit.Logger(),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -201,11 +193,11 @@ func newPair(t testing.TB, po pairOpts) *pair {
 		t.Fatal(err)
 	}
 	p.inAddr = ln.Addr().String()
-	go func() { _ = p.in.Serve(ln) }()
+	go func() { _ = p.in.Serve(t.Context(), ln) }()
 
-	p.eg, err = NewEgress(EgressOptions{
+	p.eg, err = NewEgress(t.Context(), EgressOptions{
 		TLS: p.west.Gateway, ListenHost: "127.0.0.1", PoolSize: po.poolSize,
-		Limits: po.egLimits, Metrics: p.egMetrics, Logger: testLogger(),
+		Limits: po.egLimits, Metrics: p.egMetrics, Logger: testkit.Logger(),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -264,17 +256,6 @@ func readAll(t testing.TB, c net.Conn) ([]byte, error) {
 	t.Helper()
 	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
 	return io.ReadAll(c)
-}
-
-func eventually(t testing.TB, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", within, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 // failureCounters renders the failure and rejection series of both sides,

@@ -117,8 +117,8 @@ func NewIngress(o IngressOptions) (*Ingress, error) {
 }
 
 // Serve accepts connections on ln (the gateway port) until Shutdown.
-func (in *Ingress) Serve(ln net.Listener) error {
-	err := in.srv.Serve(ln)
+func (in *Ingress) Serve(ctx context.Context, ln net.Listener) error {
+	err := in.srv.Serve(ctx, ln)
 	if errors.Is(err, tunnel.ErrServerClosed) {
 		return nil
 	}

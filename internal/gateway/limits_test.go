@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"ferry.dev/ferry/internal/exports"
+	"ferry.dev/ferry/internal/tooling/testkit"
 	"ferry.dev/ferry/internal/tunnel"
 )
 
@@ -64,7 +65,7 @@ func TestStalledHandshakeClosed(t *testing.T) {
 			t.Fatalf("stalled handshake (prefix %x) open for %v (err %v)", prefix, elapsed, err)
 		}
 	}
-	eventually(t, time.Second, "timeouts counted", func() bool { return p.rejected(tunnel.ReasonHandshakeTimeout) == 2 })
+	testkit.EventuallyWithin(t, time.Second, "timeouts counted", func() bool { return p.rejected(tunnel.ReasonHandshakeTimeout) == 2 })
 }
 
 func TestIdleStreamClosed(t *testing.T) {
@@ -234,7 +235,7 @@ func TestDrainLetsRunningStreamFinish(t *testing.T) {
 	}
 	drained := make(chan error, 1)
 	go func() { drained <- Drain(context.Background(), ops, 5*time.Second, p.eg, p.in) }()
-	eventually(t, time.Second, "not ready", func() bool { return ops.Ready() != nil })
+	testkit.EventuallyWithin(t, time.Second, "not ready", func() bool { return ops.Ready() != nil })
 	rec := httptest.NewRecorder()
 	ops.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/ready", nil))
 	if rec.Code != http.StatusServiceUnavailable {
@@ -242,7 +243,7 @@ func TestDrainLetsRunningStreamFinish(t *testing.T) {
 	}
 
 	// New connections are refused, the running one keeps working.
-	eventually(t, time.Second, "egress port closed", func() bool {
+	testkit.EventuallyWithin(t, time.Second, "egress port closed", func() bool {
 		nc, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
 		if err == nil {
 			nc.Close()

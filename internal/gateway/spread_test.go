@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"ferry.dev/ferry/internal/exports"
+	"ferry.dev/ferry/internal/tooling/testkit"
 	"ferry.dev/ferry/internal/tunnel"
 )
 
@@ -34,7 +35,7 @@ func newRemoteGateway(t *testing.T, p *pair, cluster, svc string, addrs ...strin
 	}
 	in, err := NewIngress(IngressOptions{
 		Local: c.GatewayID(), TLS: c.Gateway, Authorizer: NewExportAuthorizer(set), Endpoints: endpoints,
-		Limits: testLimits(), Metrics: m, Logger: testLogger(),
+		Limits: testLimits(), Metrics: m, Logger: testkit.Logger(),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -43,7 +44,7 @@ func newRemoteGateway(t *testing.T, p *pair, cluster, svc string, addrs ...strin
 	if err != nil {
 		t.Fatal(err)
 	}
-	go func() { _ = in.Serve(ln) }()
+	go func() { _ = in.Serve(t.Context(), ln) }()
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
@@ -73,7 +74,7 @@ func spreadRoute(t *testing.T) (*pair, *remoteGateway, string) {
 	}
 	// The pools dial in the background; until both are up, the health-aware
 	// order would (rightly) prefer the live one.
-	eventually(t, 5*time.Second, "sessions to east and north", func() bool {
+	testkit.EventuallyWithin(t, 5*time.Second, "sessions to east and north", func() bool {
 		return p.eg.RemoteLive("east") && p.eg.RemoteLive("north")
 	})
 	return p, north, net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
@@ -97,7 +98,7 @@ func TestMultiDestinationRouteSpreadsConnections(t *testing.T) {
 // the other, including those whose turn starts at the dead one.
 func TestMultiDestinationRouteFailsOverWhenAGatewayIsDown(t *testing.T) {
 	p, north, addr := spreadRoute(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
 	defer cancel()
 	if err := north.in.Shutdown(ctx); err != nil {
 		t.Fatal(err)

@@ -2,6 +2,7 @@
 // cluster's API server (exports, endpoints, mirror Services, Links and the
 // gateway's certificate Secret) and feeds what it sees into the
 // Kubernetes-free gateway core (internal/gateway, internal/tunnel) and the
-// export feed (internal/feed). The translation from objects to routes,
-// remotes and export sets is done by pure functions (routes.go).
+// export feed (internal/feed). The translation from objects to routes and
+// remotes is done by pure functions (routes.go) over the readers that sit
+// beside the objects' writers (mirror.Read, clusterset.Read).
 package gatewayd

@@ -39,6 +39,10 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 	log := o.Logger.With("cluster", o.ClusterName)
+	// The components run in runCtx, which keeps ctx's values but not its
+	// end: when ctx ends the gateway drains first (below), then stops them.
+	runCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	defer stop()
 	cfg := *o.RestConfig
 	if cfg.QPS == 0 {
 		cfg.QPS, cfg.Burst = DefaultClientQPS, DefaultClientBurst
@@ -104,7 +108,7 @@ func Run(ctx context.Context, o Options) error {
 		ln.Close()
 		return fmt.Errorf("gatewayd: feed: %w", err)
 	}
-	egress, err := gateway.NewEgress(gateway.EgressOptions{
+	egress, err := gateway.NewEgress(runCtx, gateway.EgressOptions{
 		TLS: src, ListenHost: o.EgressHost, Limits: o.Limits, Metrics: metrics, Logger: log,
 	})
 	if err != nil {
@@ -130,14 +134,12 @@ func Run(ctx context.Context, o Options) error {
 	}}
 	admin := &http.Server{Addr: o.AdminAddr, Handler: ops.Handler(), ReadHeaderTimeout: 5 * time.Second}
 
-	runCtx, stop := context.WithCancel(context.Background())
-	defer stop()
 	g, gctx := errgroup.WithContext(runCtx)
 	g.Go(func() error { return certs.Start(gctx) })
 	g.Go(func() error { return watcher.Start(gctx) })
 	g.Go(func() error { return routes.Run(gctx) })
 	g.Go(func() error { return ignoreClosed(feedSrv.Serve(feedSink)) })
-	g.Go(func() error { return ignoreClosed(ingress.Serve(ln)) })
+	g.Go(func() error { return ignoreClosed(ingress.Serve(runCtx, ln)) })
 	g.Go(func() error { return ignoreClosed(admin.ListenAndServe()) })
 	log.Info("gateway started", "identity", self.String(), "ingress", ln.Addr().String(), "admin", o.AdminAddr)
 
@@ -146,7 +148,7 @@ func Run(ctx context.Context, o Options) error {
 		log.Info("draining", "timeout", o.Limits.DrainTimeout)
 	case <-gctx.Done():
 	}
-	drainCtx, cancel := context.WithTimeout(context.Background(), o.Limits.DrainTimeout+5*time.Second)
+	drainCtx, cancel := context.WithTimeout(runCtx, o.Limits.DrainTimeout+5*time.Second)
 	defer cancel()
 	drainErr := gateway.Drain(drainCtx, ops, o.Limits.DrainTimeout, ingress, egress)
 	feedSrv.GracefulStopTimeout(feedStopTimeout)

@@ -35,7 +35,7 @@ func assertOnly(t *testing.T, err, want error) {
 		t.Fatalf("error = %v, want %v", err, want)
 	}
 	for _, other := range matrixErrors {
-		if other != want && errors.Is(err, other) {
+		if other != want && errors.Is(err, other) { //nolint:errorlint // compares two sentinels, not an error to one
 			t.Fatalf("error %q also matches %v; each rejection needs its own error", err, other)
 		}
 	}

@@ -9,6 +9,7 @@ import (
 
 	ferryv1 "ferry.dev/ferry/api/v1alpha1"
 	"ferry.dev/ferry/internal/contract"
+	"ferry.dev/ferry/internal/tooling/testkit"
 )
 
 // TestClashWakesOnOtherLinksDelete: a Link blocked by another Link's mirror
@@ -26,25 +27,25 @@ func TestClashWakesOnOtherLinksDelete(t *testing.T) {
 
 	createLink(t, newLink("relink-a", "east-a:4143"))
 	t.Cleanup(func() { deleteLink(t, "relink-a") })
-	eventually(t, "mirror owned by relink-a", func() bool {
+	testkit.Eventually(t, "mirror owned by relink-a", func() bool {
 		s, sl := getService(t, "relink", "foo-east"), getSlice(t, "relink", "foo-east")
 		return s != nil && s.Labels[contract.LabelLink] == "relink-a" && sl != nil && sl.Labels[contract.LabelLink] == "relink-a"
 	})
 
 	createLink(t, newLink("relink-b", "east-b:4143"))
 	t.Cleanup(func() { deleteLink(t, "relink-b") })
-	eventually(t, "relink-b reports the clash", func() bool {
+	testkit.Eventually(t, "relink-b reports the clash", func() bool {
 		l := getLink(t, "relink-b")
 		c := condition(l, ferryv1.LinkSynced)
 		return c.Status == metav1.ConditionFalse && c.Reason == "NameClash" && strings.Contains(l.Status.Message, "relink/foo-east")
 	})
 
 	deleteLink(t, "relink-a")
-	eventuallyWithin(t, 10*time.Second, "relink-b imports once relink-a is gone", func() bool {
+	testkit.EventuallyWithin(t, 10*time.Second, "relink-b imports once relink-a is gone", func() bool {
 		s, sl := getService(t, "relink", "foo-east"), getSlice(t, "relink", "foo-east")
 		return s != nil && s.Labels[contract.LabelLink] == "relink-b" && sl != nil && sl.Labels[contract.LabelLink] == "relink-b"
 	})
-	eventuallyWithin(t, 10*time.Second, "relink-b synced", func() bool {
+	testkit.EventuallyWithin(t, 10*time.Second, "relink-b synced", func() bool {
 		l := getLink(t, "relink-b")
 		return condition(l, ferryv1.LinkSynced).Status == metav1.ConditionTrue && l.Status.ImportedServices == 1
 	})

@@ -14,6 +14,7 @@ import (
 	ferryv1 "ferry.dev/ferry/api/v1alpha1"
 	"ferry.dev/ferry/internal/contract"
 	"ferry.dev/ferry/internal/exports"
+	"ferry.dev/ferry/internal/tooling/testkit"
 )
 
 // TestExportLifecycle: an export appears as a mirror with the contract's
@@ -33,7 +34,7 @@ func TestExportLifecycle(t *testing.T) {
 	t.Cleanup(func() { deleteLink(t, "lifecycle") })
 
 	var svc *corev1.Service
-	eventually(t, "mirror shop/cart-east", func() bool { svc = getService(t, "shop", "cart-east"); return svc != nil })
+	testkit.Eventually(t, "mirror shop/cart-east", func() bool { svc = getService(t, "shop", "cart-east"); return svc != nil })
 	wantLabels := map[string]string{
 		"app": "cart", contract.LabelLink: "lifecycle", contract.LabelSourceCluster: "east", mcsv1beta1.LabelSourceCluster: "east",
 	}
@@ -51,7 +52,7 @@ func TestExportLifecycle(t *testing.T) {
 		t.Errorf("targetPort %v: want an egress port in 41000-48999", svc.Spec.Ports[0].TargetPort)
 	}
 	var slice *discoveryv1.EndpointSlice
-	eventually(t, "mirror slice", func() bool { slice = getSlice(t, "shop", "cart-east"); return slice != nil })
+	testkit.Eventually(t, "mirror slice", func() bool { slice = getSlice(t, "shop", "cart-east"); return slice != nil })
 	if slice.Labels[discoveryv1.LabelServiceName] != "cart-east" || slice.Labels[discoveryv1.LabelManagedBy] != contract.ManagedBy ||
 		slice.Labels[mcsv1beta1.LabelServiceName] != "cart" || slice.Labels[mcsv1beta1.LabelSourceCluster] != "east" ||
 		slice.Labels[contract.LabelLink] != "lifecycle" {
@@ -67,7 +68,7 @@ func TestExportLifecycle(t *testing.T) {
 	if len(slice.Ports) != 1 || ptr.Deref(slice.Ports[0].Port, 0) != egress || ptr.Deref(slice.Ports[0].Name, "") != "http" {
 		t.Errorf("slice ports %+v: want http=%d", slice.Ports, egress)
 	}
-	eventually(t, "status synced", func() bool {
+	testkit.Eventually(t, "status synced", func() bool {
 		l := getLink(t, "lifecycle")
 		return condition(l, ferryv1.LinkSynced).Status == metav1.ConditionTrue &&
 			condition(l, ferryv1.LinkConnected).Status == metav1.ConditionTrue &&
@@ -80,11 +81,11 @@ func TestExportLifecycle(t *testing.T) {
 	changed := export("shop", "cart", 8080)
 	changed.Labels = map[string]string{"app": "cart", "tier": "front"}
 	feed.Set(changed)
-	eventually(t, "port and label change", func() bool {
+	testkit.Eventually(t, "port and label change", func() bool {
 		s := getService(t, "shop", "cart-east")
 		return s != nil && s.Spec.Ports[0].Port == 8080 && s.Labels["tier"] == "front" && s.Annotations["team"] == ""
 	})
-	eventually(t, "slice follows", func() bool {
+	testkit.Eventually(t, "slice follows", func() bool {
 		s, sl := getService(t, "shop", "cart-east"), getSlice(t, "shop", "cart-east")
 		return sl != nil && ptr.Deref(sl.Ports[0].Port, 0) == s.Spec.Ports[0].TargetPort.IntVal
 	})
@@ -93,11 +94,11 @@ func TestExportLifecycle(t *testing.T) {
 	none := changed
 	none.ReadyEndpoints = 0
 	feed.Set(none)
-	eventually(t, "not ready without remote endpoints", func() bool { return allReady(getSlice(t, "shop", "cart-east"), false) })
+	testkit.Eventually(t, "not ready without remote endpoints", func() bool { return allReady(getSlice(t, "shop", "cart-east"), false) })
 
 	feed.Delete(exports.Key{Namespace: "shop", Name: "cart"})
-	eventually(t, "unexport removes the mirror", func() bool {
+	testkit.Eventually(t, "unexport removes the mirror", func() bool {
 		return getService(t, "shop", "cart-east") == nil && getSlice(t, "shop", "cart-east") == nil
 	})
-	eventually(t, "status counts 0", func() bool { return getLink(t, "lifecycle").Status.ImportedServices == 0 })
+	testkit.Eventually(t, "status counts 0", func() bool { return getLink(t, "lifecycle").Status.ImportedServices == 0 })
 }

@@ -159,8 +159,9 @@ type Importer struct {
 }
 
 // Setup adds the importer to mgr, whose options went through
-// ConfigureManager.
-func Setup(mgr manager.Manager, opts Options) (*Importer, error) {
+// ConfigureManager. The importer's sessions to remotes live in ctx (and
+// end, too, when the manager stops or loses the lease).
+func Setup(ctx context.Context, mgr manager.Manager, opts Options) (*Importer, error) {
 	opts.setDefaults()
 	if err := opts.Ports.Validate(); err != nil {
 		return nil, err
@@ -172,7 +173,7 @@ func Setup(mgr manager.Manager, opts Options) (*Importer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("importer metrics: %w", err)
 	}
-	base, cancel := context.WithCancel(context.Background())
+	base, cancel := context.WithCancel(ctx)
 	im := &Importer{
 		opts: opts, c: opts.Client, log: opts.Logger, metrics: m, ledger: newPortLedger(), own: newOwnWrites(),
 		recorder: mgr.GetEventRecorder(eventReporter),
@@ -180,7 +181,7 @@ func Setup(mgr manager.Manager, opts Options) (*Importer, error) {
 		sessions: map[string]*session{},
 	}
 	m.age.source(im.eachContact)
-	if err := addIndexes(context.Background(), mgr.GetFieldIndexer()); err != nil {
+	if err := addIndexes(ctx, mgr.GetFieldIndexer()); err != nil {
 		return nil, err
 	}
 	if err := mgr.Add(sessionRunner{im}); err != nil {

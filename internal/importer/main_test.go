@@ -3,7 +3,6 @@ package importer_test
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"os"
 	"sync"
 	"testing"
@@ -30,7 +29,8 @@ import (
 	"ferry.dev/ferry/internal/exports"
 	"ferry.dev/ferry/internal/feed"
 	"ferry.dev/ferry/internal/importer"
-	"ferry.dev/ferry/internal/testenv"
+	"ferry.dev/ferry/internal/tooling/testenv"
+	"ferry.dev/ferry/internal/tooling/testkit"
 )
 
 // west is the importing cluster, shared by every test in the package. Tests
@@ -79,7 +79,7 @@ type harness struct {
 	t        testing.TB
 	feeds    map[string]*fakeFeed // by first gateway address
 	prober   *fakeProber
-	writes   *countingClient
+	writes   *testenv.WriteCounts
 	registry *prometheus.Registry
 	cancel   context.CancelFunc
 	done     chan struct{}
@@ -107,10 +107,11 @@ func startImporter(t testing.TB, feeds map[string]*fakeFeed, prober *fakeProber,
 	if err != nil {
 		t.Fatal(err)
 	}
-	h.writes = newCountingClient(mgr.GetClient())
+	counted, writes := testenv.CountWrites(mgr.GetClient())
+	h.writes = writes
 	io := importer.Options{
 		Gateway:  gw,
-		Client:   h.writes,
+		Client:   counted,
 		Registry: h.registry,
 		Prober:   prober,
 		Feed: func(c feed.ClientConfig) (importer.Feed, error) {
@@ -121,16 +122,17 @@ func startImporter(t testing.TB, feeds map[string]*fakeFeed, prober *fakeProber,
 			return f, nil
 		},
 		SkipNameValidation: true,
-		Logger:             testLogger(),
+		Logger:             testkit.Logger(),
 	}
 	for _, o := range opts {
 		o(&io)
 	}
-	if _, err := importer.Setup(mgr, io); err != nil {
+	ctx, cancel := context.WithCancel(t.Context())
+	h.cancel = cancel
+	if _, err := importer.Setup(ctx, mgr, io); err != nil {
+		cancel()
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	h.cancel = cancel
 	go func() {
 		defer close(h.done)
 		if err := mgr.Start(ctx); err != nil {
@@ -149,13 +151,6 @@ func (h *harness) stop() {
 		<-h.done
 		h.cancel = nil
 	}
-}
-
-func testLogger() *slog.Logger {
-	if os.Getenv("FERRY_TEST_LOG") != "" {
-		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
-	return slog.New(slog.DiscardHandler)
 }
 
 // linkSpec is a Link to cluster "east" whose feed is the fake at addr.
@@ -190,33 +185,16 @@ func deleteLinkWithin(t testing.TB, name string, within time.Duration) {
 	if err := west.Client.Delete(ctxT(t), l); err != nil && !apierrors.IsNotFound(err) {
 		t.Fatal(err)
 	}
-	eventuallyWithin(t, within, "link "+name+" gone", func() bool {
+	testkit.EventuallyWithin(t, within, "link "+name+" gone", func() bool {
 		err := west.Client.Get(ctxT(t), client.ObjectKeyFromObject(l), l)
 		return apierrors.IsNotFound(err)
 	})
 }
 
 func ctxT(t testing.TB) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	t.Cleanup(cancel)
 	return ctx
-}
-
-// eventually polls cond until it holds or 30 s pass.
-func eventually(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	eventuallyWithin(t, 30*time.Second, what, cond)
-}
-
-func eventuallyWithin(t testing.TB, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 func export(ns, name string, port int32) exports.Export {

@@ -71,7 +71,7 @@ func TestTLSProber(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
 			defer cancel()
 			err := p.Probe(ctx, importer.ProbeTarget{Addresses: tc.addrs, Identity: east.GatewayID()})
 			if (err == nil) != tc.ok {

@@ -13,6 +13,7 @@ import (
 
 	ferryv1 "ferry.dev/ferry/api/v1alpha1"
 	"ferry.dev/ferry/internal/contract"
+	"ferry.dev/ferry/internal/tooling/testkit"
 )
 
 // TestMissingNamespace: an export whose namespace does not exist is
@@ -23,7 +24,7 @@ func TestMissingNamespace(t *testing.T) {
 	createLink(t, newLink("missing-ns", "east-gw:4143"))
 	t.Cleanup(func() { deleteLink(t, "missing-ns") })
 
-	eventually(t, "missing namespace reported", func() bool {
+	testkit.Eventually(t, "missing namespace reported", func() bool {
 		l := getLink(t, "missing-ns")
 		c := condition(l, ferryv1.LinkSynced)
 		return c.Status == metav1.ConditionFalse && c.Reason == "NamespaceMissing" &&
@@ -35,8 +36,8 @@ func TestMissingNamespace(t *testing.T) {
 	if err := west.EnsureNamespace(ctxT(t), "arrives-later"); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "imported once the namespace exists", func() bool { return getService(t, "arrives-later", "api-east") != nil })
-	eventually(t, "status clears", func() bool {
+	testkit.Eventually(t, "imported once the namespace exists", func() bool { return getService(t, "arrives-later", "api-east") != nil })
+	testkit.Eventually(t, "status clears", func() bool {
 		l := getLink(t, "missing-ns")
 		return condition(l, ferryv1.LinkSynced).Status == metav1.ConditionTrue && l.Status.Message == "" && l.Status.ImportedServices == 1
 	})
@@ -59,7 +60,7 @@ func TestLongNames(t *testing.T) {
 		if len(want) > validation.DNS1035LabelMaxLength || want != contract.MirrorName(svc, "east") {
 			t.Fatalf("MirrorName(%q) = %q", svc, want)
 		}
-		eventually(t, "mirror "+want, func() bool {
+		testkit.Eventually(t, "mirror "+want, func() bool {
 			s := getService(t, "long", want)
 			return s != nil && s.Annotations[contract.AnnotationRemoteService] == svc && getSlice(t, "long", want) != nil
 		})
@@ -90,12 +91,12 @@ func TestForeignServiceUntouched(t *testing.T) {
 	createLink(t, newLink("clashing", "east-gw:4143"))
 	t.Cleanup(func() { deleteLink(t, "clashing") })
 
-	eventually(t, "clash reported", func() bool {
+	testkit.Eventually(t, "clash reported", func() bool {
 		l := getLink(t, "clashing")
 		c := condition(l, ferryv1.LinkSynced)
 		return c.Reason == "NameClash" && strings.Contains(l.Status.Message, "Service clash/taken-east") && l.Status.ImportedServices == 1
 	})
-	eventually(t, "clash event", func() bool {
+	testkit.Eventually(t, "clash event", func() bool {
 		var evs eventsv1.EventList
 		if err := west.Client.List(ctx, &evs, client.InNamespace(contract.SystemNamespace)); err != nil {
 			t.Fatal(err)
@@ -118,11 +119,11 @@ func TestForeignServiceUntouched(t *testing.T) {
 	if err := west.Client.Delete(ctx, foreign); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "imported once the name is free", func() bool {
+	testkit.Eventually(t, "imported once the name is free", func() bool {
 		s := getService(t, "clash", "taken-east")
 		return s != nil && s.Labels[contract.LabelLink] == "clashing"
 	})
-	eventually(t, "clash cleared", func() bool {
+	testkit.Eventually(t, "clash cleared", func() bool {
 		return condition(getLink(t, "clashing"), ferryv1.LinkSynced).Status == metav1.ConditionTrue
 	})
 }

@@ -10,6 +10,7 @@ import (
 
 	ferryv1 "ferry.dev/ferry/api/v1alpha1"
 	"ferry.dev/ferry/internal/exports"
+	"ferry.dev/ferry/internal/tooling/testkit"
 )
 
 // objectWrites keeps the Service and EndpointSlice writes of a count: the
@@ -29,7 +30,7 @@ func objectWrites(c map[string]int) map[string]int {
 // writes) have run.
 func settle(t *testing.T, link string, n int32) {
 	t.Helper()
-	eventually(t, link+" settled", func() bool {
+	testkit.Eventually(t, link+" settled", func() bool {
 		l := getLink(t, link)
 		return l.Status.ImportedServices == n && condition(l, ferryv1.LinkSynced).Status == metav1.ConditionTrue &&
 			condition(l, ferryv1.LinkConnected).Status == metav1.ConditionTrue &&
@@ -63,7 +64,7 @@ func TestFeedReconnect(t *testing.T) {
 				}
 				return 0
 			}
-			eventually(t, "disconnect reported", func() bool {
+			testkit.Eventually(t, "disconnect reported", func() bool {
 				return condition(getLink(t, "reconnect"), ferryv1.LinkConnected).Status == metav1.ConditionFalse
 			})
 			// While down: one export changes port, one appears, one goes.
@@ -136,11 +137,11 @@ func TestRemoteDown(t *testing.T) {
 	down := time.Now()
 	prober.SetDown(true)
 	feed.SetUp(false)
-	eventually(t, "endpoints not ready", func() bool { return allReady(getSlice(t, "outage", "db-east"), false) })
+	testkit.Eventually(t, "endpoints not ready", func() bool { return allReady(getSlice(t, "outage", "db-east"), false) })
 	if took := time.Since(down); took < 150*time.Millisecond {
 		t.Errorf("endpoints turned not-ready after %s, before 3 probes (period 100ms) could fail", took)
 	}
-	eventually(t, "status shows the outage", func() bool {
+	testkit.Eventually(t, "status shows the outage", func() bool {
 		l := getLink(t, "outage")
 		return condition(l, ferryv1.LinkGatewayHealthy).Status == metav1.ConditionFalse &&
 			condition(l, ferryv1.LinkConnected).Status == metav1.ConditionFalse &&
@@ -153,7 +154,7 @@ func TestRemoteDown(t *testing.T) {
 
 	prober.SetDown(false)
 	feed.SetUp(true)
-	eventually(t, "endpoints ready again", func() bool { return allReady(getSlice(t, "outage", "db-east"), true) })
+	testkit.Eventually(t, "endpoints ready again", func() bool { return allReady(getSlice(t, "outage", "db-east"), true) })
 	settle(t, "outage", 1)
 	got := objectWrites(h.writes.Since(before))
 	if want := map[string]int{"update EndpointSlice": 2}; !maps.Equal(got, want) {
@@ -180,19 +181,19 @@ func TestStalenessLimit(t *testing.T) {
 	down := time.Now()
 	prober.SetDown(true)
 	feed.SetUp(false)
-	eventually(t, "not ready first", func() bool { return allReady(getSlice(t, "stale", "cache-east"), false) })
-	eventually(t, "withdrawn after the limit", func() bool { return getService(t, "stale", "cache-east") == nil })
+	testkit.Eventually(t, "not ready first", func() bool { return allReady(getSlice(t, "stale", "cache-east"), false) })
+	testkit.Eventually(t, "withdrawn after the limit", func() bool { return getService(t, "stale", "cache-east") == nil })
 	// The limit counts from the last contact, at most one probe period
 	// (100ms) before the outage began.
 	if took := time.Since(down); took < 900*time.Millisecond {
 		t.Errorf("withdrawn after %s, before the 1s staleness limit", took)
 	}
-	eventually(t, "status says withdrawn", func() bool {
+	testkit.Eventually(t, "status says withdrawn", func() bool {
 		l := getLink(t, "stale")
 		return condition(l, ferryv1.LinkSynced).Reason == "Withdrawn" && l.Status.ImportedServices == 0
 	})
 	prober.SetDown(false)
 	feed.SetUp(true)
-	eventually(t, "back when the remote returns", func() bool { return allReady(getSlice(t, "stale", "cache-east"), true) })
+	testkit.Eventually(t, "back when the remote returns", func() bool { return allReady(getSlice(t, "stale", "cache-east"), true) })
 	settle(t, "stale", 1)
 }

@@ -10,6 +10,7 @@ import (
 
 	ferryv1 "ferry.dev/ferry/api/v1alpha1"
 	"ferry.dev/ferry/internal/exports"
+	"ferry.dev/ferry/internal/tooling/testkit"
 )
 
 func manyExports(ns string, n int) []exports.Export {
@@ -37,7 +38,7 @@ func TestRestartMakesNoWrites(t *testing.T) {
 	second := startImporter(t, feeds, prober)
 	t.Cleanup(func() { deleteLink(t, "restart") })
 	streams, _, _ := feed.Streams()
-	eventually(t, "new importer subscribed and probed", func() bool {
+	testkit.Eventually(t, "new importer subscribed and probed", func() bool {
 		n, _, _ := feed.Streams()
 		prober.mu.Lock()
 		probes := prober.n
@@ -74,7 +75,7 @@ func TestLinkDeletedWhileStopped(t *testing.T) {
 	}
 	startImporter(t, feeds, &fakeProber{})
 	deleteLink(t, "deleted-offline") // waits until it is gone
-	eventually(t, "everything the Link owned is gone", func() bool { return ownedCount(t, "deleted-offline") == 0 })
+	testkit.Eventually(t, "everything the Link owned is gone", func() bool { return ownedCount(t, "deleted-offline") == 0 })
 }
 
 // TestOrphansRemoved: objects labelled with a Link that no longer exists
@@ -101,7 +102,7 @@ func TestOrphansRemoved(t *testing.T) {
 		t.Fatalf("%d objects before restart, want the 6 orphans", n)
 	}
 	startImporter(t, feeds, &fakeProber{})
-	eventually(t, "orphans removed", func() bool { return ownedCount(t, "orphaned") == 0 })
+	testkit.Eventually(t, "orphans removed", func() bool { return ownedCount(t, "orphaned") == 0 })
 }
 
 // TestRestartWhileRemoteDown: a controller that starts while the remote is
@@ -123,13 +124,13 @@ func TestRestartWhileRemoteDown(t *testing.T) {
 	prober := &fakeProber{down: true}
 	second := startImporter(t, feeds, prober)
 	t.Cleanup(func() { deleteLink(t, "cold-start") })
-	eventually(t, "not ready after the threshold", func() bool { return allReady(getSlice(t, "cold", "svc-0002-east"), false) })
+	testkit.Eventually(t, "not ready after the threshold", func() bool { return allReady(getSlice(t, "cold", "svc-0002-east"), false) })
 	if n := ownedCount(t, "cold-start"); n != 6 {
 		t.Fatalf("%d objects, want the 6 mirrors and slices kept", n)
 	}
 	feed.SetUp(true)
 	prober.SetDown(false)
-	eventually(t, "ready again", func() bool { return allReady(getSlice(t, "cold", "svc-0002-east"), true) })
+	testkit.Eventually(t, "ready again", func() bool { return allReady(getSlice(t, "cold", "svc-0002-east"), true) })
 	settle(t, "cold-start", 3)
 	got := objectWrites(second.writes.Snapshot())
 	if got["delete Service"]+got["delete EndpointSlice"]+got["create Service"] != 0 || got["update EndpointSlice"] != 6 {

@@ -11,7 +11,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"ferry.dev/ferry/internal/contract"
-	"ferry.dev/ferry/internal/testenv"
+	"ferry.dev/ferry/internal/tooling/testenv"
 )
 
 const fieldOwner = client.FieldOwner("ferry-install-test")
@@ -47,7 +47,7 @@ func installed(t *testing.T) *testenv.Cluster {
 	if !installDone {
 		testServerSideApply(t)
 	}
-	return cluster(t)
+	return shared.Cluster(t)
 }
 
 // TestServerSideApply is `kubectl apply --server-side` of every golden case:
@@ -63,8 +63,8 @@ func TestServerSideApply(t *testing.T) {
 
 func testServerSideApply(t *testing.T) {
 	t.Helper()
-	c := cluster(t)
-	ctx := ctxT(t)
+	c := shared.Cluster(t)
+	ctx := t.Context()
 	objs, err := Render(testOptions(t))
 	if err != nil {
 		t.Fatal(err)
@@ -139,7 +139,7 @@ func testServerSideApply(t *testing.T) {
 // refused, which shows the check is live.
 func TestPodsPassRestrictedPodSecurity(t *testing.T) {
 	c := installed(t)
-	ctx := ctxT(t)
+	ctx := t.Context()
 	objs, err := Render(testOptions(t))
 	if err != nil {
 		t.Fatal(err)

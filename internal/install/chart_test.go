@@ -8,13 +8,13 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"reflect"
 	"regexp"
 	"sort"
 	"strings"
 	"testing"
 	"text/template"
 
+	"github.com/google/go-cmp/cmp"
 	"sigs.k8s.io/yaml"
 )
 
@@ -51,7 +51,7 @@ func TestChartUpToDate(t *testing.T) {
 		if g, ok := got[name]; !ok {
 			t.Errorf("%s/%s is missing: run go run ./hack/genchart", ChartDir, name)
 		} else if !bytes.Equal(g, w) {
-			t.Errorf("%s/%s is stale: run go run ./hack/genchart\n%s", ChartDir, name, firstDiff(string(w), string(g)))
+			t.Errorf("%s/%s is stale: run go run ./hack/genchart (-committed +rendered):\n%s", ChartDir, name, cmp.Diff(string(w), string(g)))
 		}
 	}
 	for name := range got {
@@ -218,22 +218,8 @@ func TestChartRendersLikeInstall(t *testing.T) {
 
 func compareObjects(t *testing.T, got, want []map[string]any) {
 	t.Helper()
-	norm := func(ms []map[string]any) []string {
-		var out []string
-		for _, m := range ms {
-			b, _ := json.Marshal(m) // sorted keys: a canonical form
-			out = append(out, string(b))
-		}
-		return out
-	}
-	g, w := norm(got), norm(want)
-	if len(g) != len(w) {
-		t.Fatalf("chart renders %d objects, install %d", len(g), len(w))
-	}
-	for i := range g {
-		if !reflect.DeepEqual(g[i], w[i]) {
-			t.Errorf("object %d differs between chart and install:\nchart:   %s\ninstall: %s", i, g[i], w[i])
-		}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("the chart and the install render different objects (-install +chart):\n%s", diff)
 	}
 }
 

@@ -22,9 +22,10 @@ import (
 
 	ferryv1 "ferry.dev/ferry/api/v1alpha1"
 	"ferry.dev/ferry/internal/contract"
-	"ferry.dev/ferry/internal/controller"
+	"ferry.dev/ferry/internal/controllerd"
 	"ferry.dev/ferry/internal/gatewayd"
-	"ferry.dev/ferry/internal/testenv"
+	"ferry.dev/ferry/internal/tooling/testenv"
+	"ferry.dev/ferry/internal/tooling/testkit"
 )
 
 // TestDaemonsRunWithInstalledRBAC runs the real controller and gateway in
@@ -36,7 +37,7 @@ import (
 // gateway must become ready (caches synced, certificate loaded).
 func TestDaemonsRunWithInstalledRBAC(t *testing.T) {
 	c := installed(t)
-	ctx := ctxT(t)
+	ctx := t.Context()
 	// testenv has no endpointslice controller: give the gateway Service the
 	// slice that kube-controller-manager would write.
 	if err := c.SetEndpoints(ctx, contract.SystemNamespace, contract.GatewayName, []testenv.Endpoint{{IP: "198.18.0.1", Port: contract.IngressPort, Ready: true}}); err != nil {
@@ -47,18 +48,18 @@ func TestDaemonsRunWithInstalledRBAC(t *testing.T) {
 
 	ctlAdmin := freeAddr(t)
 	runDaemon(t, "controller", func(ctx context.Context) error {
-		return controller.Run(ctx, controller.Options{
+		return controllerd.Run(ctx, controllerd.Options{
 			RestConfig: as(c.RestConfig, contract.ControllerName), ClusterName: "east", MeshDomain: "ferry.local",
 			LeaderElect: true, MetricsAddr: ctlAdmin, HealthAddr: ctlAdmin, Registry: prometheus.NewRegistry(),
 			Logger: logger, SkipNameValidation: true,
 		})
 	})
-	waitFor(t, "controller /ready", func() bool { return httpOK("http://" + ctlAdmin + "/ready") })
-	waitFor(t, "ferry-gateway-tls issued by the controller", func() bool {
+	testkit.Eventually(t, "controller /ready", func() bool { return httpOK("http://" + ctlAdmin + "/ready") })
+	testkit.Eventually(t, "ferry-gateway-tls issued by the controller", func() bool {
 		var s corev1.Secret
 		return c.Client.Get(ctx, types.NamespacedName{Namespace: contract.SystemNamespace, Name: contract.GatewayTLSSecret}, &s) == nil && len(s.Data["tls.crt"]) > 0
 	})
-	waitFor(t, "leader Lease", func() bool {
+	testkit.Eventually(t, "leader Lease", func() bool {
 		var l coordinationv1.Lease
 		return c.Client.Get(ctx, types.NamespacedName{Namespace: contract.SystemNamespace, Name: contract.LeaderElectionID}, &l) == nil
 	})
@@ -70,7 +71,7 @@ func TestDaemonsRunWithInstalledRBAC(t *testing.T) {
 			ListenAddr: freeAddr(t), AdminAddr: gwAdmin, EgressHost: "127.0.0.1", Logger: logger,
 		}.WithDefaults())
 	})
-	waitFor(t, "gateway /ready", func() bool { return httpOK("http://" + gwAdmin + "/ready") })
+	testkit.Eventually(t, "gateway /ready", func() bool { return httpOK("http://" + gwAdmin + "/ready") })
 
 	// A Link to an unreachable cluster: the controller still adds its
 	// finalizer (links update) and reports status (links/status).
@@ -82,14 +83,14 @@ func TestDaemonsRunWithInstalledRBAC(t *testing.T) {
 	if err := c.Client.Create(ctx, link); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "Link finalizer and status", func() bool {
+	testkit.Eventually(t, "Link finalizer and status", func() bool {
 		var l ferryv1.Link
 		return c.Client.Get(ctx, client.ObjectKeyFromObject(link), &l) == nil && len(l.Finalizers) > 0 && len(l.Status.Conditions) > 0
 	})
 	if err := c.Client.Delete(ctx, link); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "Link deleted through its finalizer", func() bool {
+	testkit.Eventually(t, "Link deleted through its finalizer", func() bool {
 		var l ferryv1.Link
 		return c.Client.Get(ctx, client.ObjectKeyFromObject(link), &l) != nil
 	})
@@ -103,7 +104,7 @@ func TestDaemonsRunWithInstalledRBAC(t *testing.T) {
 	if err := c.Client.Create(ctx, export); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "export conditions", func() bool {
+	testkit.Eventually(t, "export conditions", func() bool {
 		var se mcsv1beta1.ServiceExport
 		return c.Client.Get(ctx, client.ObjectKeyFromObject(export), &se) == nil && len(se.Status.Conditions) > 0
 	})
@@ -125,7 +126,7 @@ func as(cfg *rest.Config, sa string) *rest.Config {
 
 func runDaemon(t *testing.T, name string, run func(context.Context) error) {
 	t.Helper()
-	ctx, stop := context.WithCancel(context.Background())
+	ctx, stop := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() { done <- run(ctx) }()
 	t.Cleanup(func() {
@@ -158,17 +159,6 @@ func httpOK(url string) bool {
 	}
 	resp.Body.Close()
 	return resp.StatusCode == http.StatusOK
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
 }
 
 type lockedBuffer struct {

@@ -1,14 +1,12 @@
 package install
 
 import (
-	"context"
 	"testing"
-	"time"
 
 	"k8s.io/apimachinery/pkg/runtime"
 
 	ferryv1 "ferry.dev/ferry/api/v1alpha1"
-	"ferry.dev/ferry/internal/testenv"
+	"ferry.dev/ferry/internal/tooling/testenv"
 )
 
 // The API-server tests share one cluster, started on first use so that the
@@ -19,15 +17,3 @@ var shared = testenv.Lazy{Options: testenv.Options{
 }}
 
 func TestMain(m *testing.M) { shared.Main(m) }
-
-// cluster returns the shared cluster.
-func cluster(t *testing.T) *testenv.Cluster {
-	t.Helper()
-	return shared.Get(t).Clusters[0]
-}
-
-func ctxT(t *testing.T) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	t.Cleanup(cancel)
-	return ctx
-}

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -93,26 +94,8 @@ func compareGolden(t *testing.T, path string, got []byte) {
 		t.Fatalf("%v (run go test ./internal/install -update)", err)
 	}
 	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs from the rendered output (run go test ./internal/install -update and review the diff):\n%s", path, firstDiff(string(want), string(got)))
+		t.Errorf("%s differs from the rendered output (run go test ./internal/install -update and review the diff) (-golden +rendered):\n%s", path, cmp.Diff(string(want), string(got)))
 	}
-}
-
-// firstDiff shows the first differing line, enough to see what changed.
-func firstDiff(want, got string) string {
-	wl, gl := strings.Split(want, "\n"), strings.Split(got, "\n")
-	for i := 0; i < len(wl) || i < len(gl); i++ {
-		var w, g string
-		if i < len(wl) {
-			w = wl[i]
-		}
-		if i < len(gl) {
-			g = gl[i]
-		}
-		if w != g {
-			return "line " + itoa(i+1) + ":\n  want: " + w + "\n  got:  " + g
-		}
-	}
-	return "(no line differs)"
 }
 
 func itoa(i int) string {

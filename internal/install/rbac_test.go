@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
 	authorizationv1 "k8s.io/api/authorization/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 
@@ -150,7 +151,7 @@ type access struct {
 // least privilege exists to refuse are denied.
 func TestRBACAuthorizer(t *testing.T) {
 	c := installed(t)
-	ctx := ctxT(t)
+	ctx := t.Context()
 	var qs []access
 	for _, w := range wantRules {
 		res, sub, _ := strings.Cut(w.resource, "/")
@@ -236,7 +237,7 @@ func TestRBACDocs(t *testing.T) {
 	want := RulesTable()
 	if got := string(doc[i+len(begin) : j]); got != want {
 		if !*update {
-			t.Fatalf("%s's rule table is stale: run go test ./internal/install -update\n%s", path, firstDiff(want, got))
+			t.Fatalf("%s's rule table is stale: run go test ./internal/install -update (-rendered +committed):\n%s", path, cmp.Diff(want, got))
 		}
 		out := string(doc[:i+len(begin)]) + want + string(doc[j:])
 		if err := os.WriteFile(path, []byte(out), 0o644); err != nil {

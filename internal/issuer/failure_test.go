@@ -14,19 +14,20 @@ import (
 	"ferry.dev/ferry/internal/certsecret"
 	"ferry.dev/ferry/internal/contract"
 	"ferry.dev/ferry/internal/identity/identitytest"
+	"ferry.dev/ferry/internal/tooling/testkit"
 )
 
 func conditionOf(t *testing.T, ctx context.Context, ns string) metav1.Condition {
 	t.Helper()
-	cond, _ := readCondition(getSecret(t, ctx, cluster(t).Kube, ns, contract.GatewayTLSSecret))
+	cond, _ := readCondition(getSecret(t, ctx, shared.Cluster(t).Kube, ns, contract.GatewayTLSSecret))
 	return cond
 }
 
 // No issuer, then a broken one, then a good one: the process keeps going,
 // reports each state, and issues as soon as it can.
 func TestMissingAndInvalidIssuer(t *testing.T) {
-	ctx := testCtx(t)
-	c := cluster(t)
+	ctx := t.Context()
+	c := shared.Cluster(t)
 	ns := c.TestNamespace(t, "issuer")
 	r := start(t, c.Kube, Options{Namespace: ns})
 
@@ -35,7 +36,7 @@ func TestMissingAndInvalidIssuer(t *testing.T) {
 		t.Errorf("event %s from %s", e.Type, e.ReportingController)
 	}
 	waitEvent(t, ctx, c.Kube, ns, contract.IssuerSecret, "ControllerCertificateMissing")
-	eventually(t, "failures counted", func() bool {
+	testkit.Eventually(t, "failures counted", func() bool {
 		return testutil.ToFloat64(r.metrics.failures.WithLabelValues(certController)) >= 1 &&
 			testutil.ToFloat64(r.metrics.failures.WithLabelValues(certGateway)) >= 1
 	})
@@ -56,7 +57,7 @@ func TestMissingAndInvalidIssuer(t *testing.T) {
 	})
 	waitEvent(t, ctx, c.Kube, ns, contract.IssuerSecret, EventIssuerInvalid)
 	c.PutSecret(t, ns, contract.IssuerSecret, issuerData(t, mesh.Cluster(t, "west")))
-	eventually(t, "wrong cluster reported", func() bool {
+	testkit.Eventually(t, "wrong cluster reported", func() bool {
 		list, _ := c.Kube.EventsV1().Events(ns).List(ctx, metav1.ListOptions{})
 		for _, e := range list.Items {
 			if e.Reason == EventIssuerInvalid && strings.Contains(e.Note, "issuer is for west.ferry.local") {
@@ -71,8 +72,8 @@ func TestMissingAndInvalidIssuer(t *testing.T) {
 
 	// The right issuer: issued at once, through the watch.
 	c.PutSecret(t, ns, contract.IssuerSecret, issuerData(t, mesh.Cluster(t, "east")))
-	eventually(t, "gateway Secret", func() bool { return getSecret(t, ctx, c.Kube, ns, contract.GatewayTLSSecret) != nil })
-	eventually(t, "ready", func() bool { return r.Ready() == nil })
+	testkit.Eventually(t, "gateway Secret", func() bool { return getSecret(t, ctx, c.Kube, ns, contract.GatewayTLSSecret) != nil })
+	testkit.Eventually(t, "ready", func() bool { return r.Ready() == nil })
 	waitEvent(t, ctx, c.Kube, ns, contract.IssuerSecret, EventIssuerLoaded)
 	waitEvent(t, ctx, c.Kube, ns, contract.IssuerSecret, "ControllerCertificateRenewed")
 	if testutil.ToFloat64(r.metrics.expiring.WithLabelValues(certController)) != 0 {
@@ -87,8 +88,8 @@ func TestMissingAndInvalidIssuer(t *testing.T) {
 // a sixth of its life left, then Expired, in the condition, the metrics
 // and Events; the issuer's return renews it. A fake clock runs the hours.
 func TestExpiringWithoutRenewal(t *testing.T) {
-	ctx := testCtx(t)
-	c := cluster(t)
+	ctx := t.Context()
+	c := shared.Cluster(t)
 	ns := c.TestNamespace(t, "issuer")
 	mesh := identitytest.NewMesh(t, "", "east")
 	east := mesh.Cluster(t, "east")
@@ -97,8 +98,8 @@ func TestExpiringWithoutRenewal(t *testing.T) {
 	const ttl = time.Hour
 	r := start(t, c.Kube, Options{Namespace: ns, LeafTTL: ttl, Clock: clk})
 	var s *corev1.Secret
-	eventually(t, "gateway Secret", func() bool { s = getSecret(t, ctx, c.Kube, ns, contract.GatewayTLSSecret); return s != nil })
-	eventually(t, "ready", func() bool { return r.Ready() == nil })
+	testkit.Eventually(t, "gateway Secret", func() bool { s = getSecret(t, ctx, c.Kube, ns, contract.GatewayTLSSecret); return s != nil })
+	testkit.Eventually(t, "ready", func() bool { return r.Ready() == nil })
 	leaf := gatewayLeaf(t, s, east.GatewayID()).Leaf
 
 	if err := c.Kube.CoreV1().Secrets(ns).Delete(ctx, contract.IssuerSecret, metav1.DeleteOptions{}); err != nil {
@@ -121,7 +122,7 @@ func TestExpiringWithoutRenewal(t *testing.T) {
 	}
 	for _, st := range steps {
 		clk.SetTime(st.at)
-		eventually(t, st.reason, func() bool { return conditionOf(t, ctx, ns).Reason == st.reason })
+		testkit.Eventually(t, st.reason, func() bool { return conditionOf(t, ctx, ns).Reason == st.reason })
 		if cond := conditionOf(t, ctx, ns); cond.Status != metav1.ConditionFalse || cond.Message == "" {
 			t.Errorf("%s: condition %+v", st.reason, cond)
 		}
@@ -145,12 +146,12 @@ func TestExpiringWithoutRenewal(t *testing.T) {
 
 	// The issuer returns: both leaves are renewed and the condition clears.
 	c.PutSecret(t, ns, contract.IssuerSecret, issuerData(t, east))
-	eventually(t, "renewed", func() bool { return conditionOf(t, ctx, ns).Reason == ReasonCurrent })
+	testkit.Eventually(t, "renewed", func() bool { return conditionOf(t, ctx, ns).Reason == ReasonCurrent })
 	s = getSecret(t, ctx, c.Kube, ns, contract.GatewayTLSSecret)
 	if next := gatewayLeaf(t, s, east.GatewayID(), clk.Now).Leaf; next.SerialNumber.Cmp(leaf.SerialNumber) == 0 || !next.NotAfter.After(clk.Now()) {
 		t.Fatal("not renewed")
 	}
-	eventually(t, "controller ready", func() bool { return r.Ready() == nil })
+	testkit.Eventually(t, "controller ready", func() bool { return r.Ready() == nil })
 	for _, cert := range []string{certGateway, certController} {
 		if got := testutil.ToFloat64(r.metrics.expiring.WithLabelValues(cert)); got != 0 {
 			t.Errorf("%s still expiring", cert)
@@ -161,15 +162,15 @@ func TestExpiringWithoutRenewal(t *testing.T) {
 // An issuer that runs out of time is reported once and not used; it does
 // not flap between loaded and invalid on later passes.
 func TestExpiredIssuerIsNotUsed(t *testing.T) {
-	ctx := testCtx(t)
-	c := cluster(t)
+	ctx := t.Context()
+	c := shared.Cluster(t)
 	ns := c.TestNamespace(t, "issuer")
 	mesh := identitytest.NewMesh(t, "", "east")
 	east := mesh.Cluster(t, "east")
 	c.PutSecret(t, ns, contract.IssuerSecret, issuerData(t, east))
 	clk := clocktesting.NewFakeClock(time.Now())
 	r := start(t, c.Kube, Options{Namespace: ns, Clock: clk, LeafTTL: time.Hour})
-	eventually(t, "ready", func() bool { return r.Ready() == nil })
+	testkit.Eventually(t, "ready", func() bool { return r.Ready() == nil })
 
 	clk.SetTime(east.Issuer.Cert.NotAfter.Add(time.Minute))
 	e := waitEvent(t, ctx, c.Kube, ns, contract.IssuerSecret, EventIssuerInvalid)

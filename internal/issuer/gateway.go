@@ -122,7 +122,7 @@ func (i *Issuer) syncGateway(ctx context.Context, p *plan) {
 		i.metrics.renewals.WithLabelValues(certGateway).Inc()
 		note := fmt.Sprintf("issued %s for %s: %s", describeLeaf(issued.Leaf, p.now), i.gatewayID, why)
 		i.log.Info("issued gateway certificate", "id", i.gatewayID.String(), "reason", why,
-			"serial", fmt.Sprintf("%x", issued.Leaf.SerialNumber), "notAfter", issued.Leaf.NotAfter.UTC())
+			"serial", fmt.Sprintf("%x", issued.Leaf.SerialNumber), "not_after", issued.Leaf.NotAfter.UTC())
 		i.event(i.secretRef(i.opts.GatewaySecret, written), corev1.EventTypeNormal, EventIssued, eventActionIssue, note)
 	} else if written != nil && data != nil {
 		i.log.Info("updated gateway trust bundle", "roots", len(i.bundle.Roots()))

@@ -12,7 +12,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/kubernetes/scheme"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/tools/events"
 
 	"ferry.dev/ferry/internal/certsecret"
@@ -128,7 +128,7 @@ func (i *Issuer) Start(ctx context.Context) error {
 			return fmt.Errorf("issuer: start event recorder: %w", err)
 		}
 		defer b.Shutdown()
-		i.recorder = b.NewRecorder(scheme.Scheme, ReportingController)
+		i.recorder = b.NewRecorder(clientgoscheme.Scheme, ReportingController)
 	}
 	i.issuerW.Start(ctx)
 	i.gatewayW.Start(ctx)

@@ -17,6 +17,7 @@ import (
 	"ferry.dev/ferry/internal/contract"
 	"ferry.dev/ferry/internal/identity"
 	"ferry.dev/ferry/internal/identity/identitytest"
+	"ferry.dev/ferry/internal/tooling/testkit"
 )
 
 // gatewayLeaf parses and verifies the gateway Secret as a gateway would.
@@ -52,8 +53,8 @@ func serialIn(t *testing.T, s *corev1.Secret) *big.Int {
 // the gateway's SPIFFE ID that chains to the bundle, the controller holds
 // its own leaf, and a restart writes nothing.
 func TestIssuesGatewaySecretAndRestartWritesNothing(t *testing.T) {
-	ctx := testCtx(t)
-	c := cluster(t)
+	ctx := t.Context()
+	c := shared.Cluster(t)
 	ns := c.TestNamespace(t, "issuer")
 	mesh := identitytest.NewMesh(t, "", "east")
 	east := mesh.Cluster(t, "east")
@@ -62,7 +63,7 @@ func TestIssuesGatewaySecretAndRestartWritesNothing(t *testing.T) {
 	kube := countingClient(t, c.RestConfig)
 	r := start(t, kube, Options{Namespace: ns})
 	var s *corev1.Secret
-	eventually(t, "gateway Secret", func() bool { s = getSecret(t, ctx, c.Kube, ns, contract.GatewayTLSSecret); return s != nil })
+	testkit.Eventually(t, "gateway Secret", func() bool { s = getSecret(t, ctx, c.Kube, ns, contract.GatewayTLSSecret); return s != nil })
 	cert := gatewayLeaf(t, s, east.GatewayID())
 	if !bytes.Equal(cert.Certificate[1], east.Issuer.Cert.Raw) {
 		t.Error("chain does not carry the issuer")
@@ -80,7 +81,7 @@ func TestIssuesGatewaySecretAndRestartWritesNothing(t *testing.T) {
 		t.Errorf("lifetime %s", life)
 	}
 
-	eventually(t, "controller ready", func() bool { return r.Ready() == nil })
+	testkit.Eventually(t, "controller ready", func() bool { return r.Ready() == nil })
 	if id, err := r.Controller().ID(); err != nil || id != east.ControllerID() {
 		t.Fatalf("controller id %v, %v", id, err)
 	}
@@ -108,7 +109,7 @@ func TestIssuesGatewaySecretAndRestartWritesNothing(t *testing.T) {
 	r.stop()
 	kube2 := countingClient(t, c.RestConfig)
 	r2 := start(t, kube2, Options{Namespace: ns})
-	eventually(t, "restarted and passed", func() bool {
+	testkit.Eventually(t, "restarted and passed", func() bool {
 		return r2.Ready() == nil && testutil.CollectAndCount(r2.metrics.expiry) == 3
 	})
 	time.Sleep(200 * time.Millisecond)
@@ -127,8 +128,8 @@ func TestIssuesGatewaySecretAndRestartWritesNothing(t *testing.T) {
 // before they expire, and a gateway serving from the Secret through
 // certsecret presents the new leaf on its next handshake.
 func TestRenewsShortLivedLeavesEndToEnd(t *testing.T) {
-	ctx := testCtx(t)
-	c := cluster(t)
+	ctx := t.Context()
+	c := shared.Cluster(t)
 	ns := c.TestNamespace(t, "issuer")
 	mesh := identitytest.NewMesh(t, "", "east", "west")
 	east, west := mesh.Cluster(t, "east"), mesh.Cluster(t, "west")
@@ -137,9 +138,9 @@ func TestRenewsShortLivedLeavesEndToEnd(t *testing.T) {
 	r := start(t, c.Kube, Options{Namespace: ns, LeafTTL: ttl})
 
 	var first *corev1.Secret
-	eventually(t, "gateway Secret", func() bool { first = getSecret(t, ctx, c.Kube, ns, contract.GatewayTLSSecret); return first != nil })
+	testkit.Eventually(t, "gateway Secret", func() bool { first = getSecret(t, ctx, c.Kube, ns, contract.GatewayTLSSecret); return first != nil })
 	firstLeaf := gatewayLeaf(t, first, east.GatewayID()).Leaf
-	eventually(t, "controller ready", func() bool { return r.Ready() == nil })
+	testkit.Eventually(t, "controller ready", func() bool { return r.Ready() == nil })
 	firstCtrl := r.Controller().Certificate().Leaf.SerialNumber
 
 	// The gateway side: certsecret feeding a TLS server.
@@ -172,21 +173,21 @@ func TestRenewsShortLivedLeavesEndToEnd(t *testing.T) {
 		defer conn.Close()
 		return conn.ConnectionState().PeerCertificates[0].SerialNumber
 	}
-	eventually(t, "loader ready", func() bool { return loader.Ready() == nil })
+	testkit.Eventually(t, "loader ready", func() bool { return loader.Ready() == nil })
 	if got := handshake(); got.Cmp(firstLeaf.SerialNumber) != 0 && loader.Source().Certificate().Leaf.SerialNumber.Cmp(got) != 0 {
 		t.Fatalf("presented %x", got)
 	}
 
 	var renewed *big.Int
-	eventually(t, "gateway renewal", func() bool {
+	testkit.Eventually(t, "gateway renewal", func() bool {
 		renewed = serialIn(t, getSecret(t, ctx, c.Kube, ns, contract.GatewayTLSSecret))
 		return renewed != nil && renewed.Cmp(firstLeaf.SerialNumber) != 0
 	})
 	if now := time.Now(); !now.Before(firstLeaf.NotAfter) {
 		t.Fatalf("renewed only at %s, first leaf expired at %s", now, firstLeaf.NotAfter)
 	}
-	eventually(t, "handshake with the renewed leaf", func() bool { return handshake().Cmp(firstLeaf.SerialNumber) != 0 })
-	eventually(t, "controller renewal", func() bool {
+	testkit.Eventually(t, "handshake with the renewed leaf", func() bool { return handshake().Cmp(firstLeaf.SerialNumber) != 0 })
+	testkit.Eventually(t, "controller renewal", func() bool {
 		return r.Controller().Certificate().Leaf.SerialNumber.Cmp(firstCtrl) != 0
 	})
 	if r.Ready() != nil || testutil.ToFloat64(r.metrics.failures.WithLabelValues(certGateway)) != 0 {
@@ -197,26 +198,26 @@ func TestRenewsShortLivedLeavesEndToEnd(t *testing.T) {
 // Only the elected replica writes the gateway Secret; every replica holds
 // its controller leaf.
 func TestWaitsForElectionBeforeWriting(t *testing.T) {
-	ctx := testCtx(t)
-	c := cluster(t)
+	ctx := t.Context()
+	c := shared.Cluster(t)
 	ns := c.TestNamespace(t, "issuer")
 	mesh := identitytest.NewMesh(t, "", "east")
 	c.PutSecret(t, ns, contract.IssuerSecret, issuerData(t, mesh.Cluster(t, "east")))
 	elected := make(chan struct{})
 	r := start(t, c.Kube, Options{Namespace: ns, Elected: elected})
-	eventually(t, "controller ready", func() bool { return r.Ready() == nil })
+	testkit.Eventually(t, "controller ready", func() bool { return r.Ready() == nil })
 	time.Sleep(200 * time.Millisecond)
 	if getSecret(t, ctx, c.Kube, ns, contract.GatewayTLSSecret) != nil {
 		t.Fatal("wrote the gateway Secret before being elected")
 	}
 	close(elected)
-	eventually(t, "gateway Secret", func() bool { return getSecret(t, ctx, c.Kube, ns, contract.GatewayTLSSecret) != nil })
+	testkit.Eventually(t, "gateway Secret", func() bool { return getSecret(t, ctx, c.Kube, ns, contract.GatewayTLSSecret) != nil })
 }
 
 // A bundle change rewrites ca.crt only; a new issuer reissues both leaves.
 func TestFollowsIssuerSecretChanges(t *testing.T) {
-	ctx := testCtx(t)
-	c := cluster(t)
+	ctx := t.Context()
+	c := shared.Cluster(t)
 	ns := c.TestNamespace(t, "issuer")
 	mesh := identitytest.NewMesh(t, "", "east")
 	east := mesh.Cluster(t, "east")
@@ -224,8 +225,8 @@ func TestFollowsIssuerSecretChanges(t *testing.T) {
 	c.PutSecret(t, ns, contract.IssuerSecret, data)
 	r := start(t, c.Kube, Options{Namespace: ns})
 	var s *corev1.Secret
-	eventually(t, "gateway Secret", func() bool { s = getSecret(t, ctx, c.Kube, ns, contract.GatewayTLSSecret); return s != nil })
-	eventually(t, "controller ready", func() bool { return r.Ready() == nil })
+	testkit.Eventually(t, "gateway Secret", func() bool { s = getSecret(t, ctx, c.Kube, ns, contract.GatewayTLSSecret); return s != nil })
+	testkit.Eventually(t, "controller ready", func() bool { return r.Ready() == nil })
 	serial := serialIn(t, s)
 	ctrl := r.Controller().Certificate().Leaf.SerialNumber
 
@@ -237,14 +238,14 @@ func TestFollowsIssuerSecretChanges(t *testing.T) {
 	}
 	data[certsecret.BundleKey] = two.PEM()
 	c.PutSecret(t, ns, contract.IssuerSecret, data)
-	eventually(t, "bundle in the gateway Secret", func() bool {
+	testkit.Eventually(t, "bundle in the gateway Secret", func() bool {
 		s = getSecret(t, ctx, c.Kube, ns, contract.GatewayTLSSecret)
 		return bytes.Equal(s.Data[certsecret.BundleKey], two.PEM())
 	})
 	if serialIn(t, s).Cmp(serial) != 0 {
 		t.Fatal("a bundle change reissued the leaf")
 	}
-	eventually(t, "bundle in the controller", func() bool { return r.Controller().Bundle().Contains(next.Root.Cert) })
+	testkit.Eventually(t, "bundle in the controller", func() bool { return r.Controller().Bundle().Contains(next.Root.Cert) })
 	if r.Controller().Certificate().Leaf.SerialNumber.Cmp(ctrl) != 0 {
 		t.Fatal("a bundle change reissued the controller leaf")
 	}
@@ -260,12 +261,12 @@ func TestFollowsIssuerSecretChanges(t *testing.T) {
 	}
 	data[certsecret.CertKey], data[certsecret.KeyKey] = issuer2.CertPEM(), key
 	c.PutSecret(t, ns, contract.IssuerSecret, data)
-	eventually(t, "leaf from the new issuer", func() bool {
+	testkit.Eventually(t, "leaf from the new issuer", func() bool {
 		s = getSecret(t, ctx, c.Kube, ns, contract.GatewayTLSSecret)
 		cert, _, err := certsecret.Parse(s.Data, mesh.Domain)
 		return err == nil && bytes.Equal(cert.Certificate[1], issuer2.Cert.Raw)
 	})
-	eventually(t, "controller leaf from the new issuer", func() bool {
+	testkit.Eventually(t, "controller leaf from the new issuer", func() bool {
 		return r.Controller().Certificate().Leaf.CheckSignatureFrom(issuer2.Cert) == nil
 	})
 	waitEvent(t, ctx, c.Kube, ns, contract.IssuerSecret, EventIssuerLoaded)
@@ -273,8 +274,8 @@ func TestFollowsIssuerSecretChanges(t *testing.T) {
 
 // A Secret by the gateway's name that Ferry did not create is left alone.
 func TestDoesNotAdoptForeignSecret(t *testing.T) {
-	ctx := testCtx(t)
-	c := cluster(t)
+	ctx := t.Context()
+	c := shared.Cluster(t)
 	ns := c.TestNamespace(t, "issuer")
 	mesh := identitytest.NewMesh(t, "", "east")
 	c.PutSecret(t, ns, contract.IssuerSecret, issuerData(t, mesh.Cluster(t, "east")))
@@ -282,7 +283,7 @@ func TestDoesNotAdoptForeignSecret(t *testing.T) {
 	before := getSecret(t, ctx, c.Kube, ns, contract.GatewayTLSSecret)
 	r := start(t, c.Kube, Options{Namespace: ns})
 	waitEvent(t, ctx, c.Kube, ns, contract.GatewayTLSSecret, EventNotManaged)
-	eventually(t, "controller ready", func() bool { return r.Ready() == nil })
+	testkit.Eventually(t, "controller ready", func() bool { return r.Ready() == nil })
 	if after := getSecret(t, ctx, c.Kube, ns, contract.GatewayTLSSecret); after.ResourceVersion != before.ResourceVersion {
 		t.Fatal("foreign Secret changed")
 	}

@@ -68,7 +68,7 @@ func (i *Issuer) syncController(p *plan) {
 			cur = next
 			i.metrics.renewals.WithLabelValues(certController).Inc()
 			i.log.Info("issued controller certificate", "id", i.ctrlID.String(), "reason", why,
-				"serial", fmt.Sprintf("%x", next.Leaf.SerialNumber), "notAfter", next.Leaf.NotAfter.UTC())
+				"serial", fmt.Sprintf("%x", next.Leaf.SerialNumber), "not_after", next.Leaf.NotAfter.UTC())
 		}
 	}
 	leaf := leafOf(cur)

@@ -19,7 +19,8 @@ import (
 
 	"ferry.dev/ferry/internal/certsecret"
 	"ferry.dev/ferry/internal/identity/identitytest"
-	"ferry.dev/ferry/internal/testenv"
+	"ferry.dev/ferry/internal/tooling/testenv"
+	"ferry.dev/ferry/internal/tooling/testkit"
 )
 
 // One cluster for the package, started on first use so that the pure tests
@@ -27,17 +28,6 @@ import (
 var shared = testenv.Lazy{Options: testenv.Options{Clusters: []string{"east"}}}
 
 func TestMain(m *testing.M) { shared.Main(m) }
-
-func cluster(t *testing.T) *testenv.Cluster {
-	t.Helper()
-	return shared.Get(t).Cluster("east")
-}
-
-func testCtx(t *testing.T) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	t.Cleanup(cancel)
-	return ctx
-}
 
 // counting is a client that counts its writes to Secrets.
 type counting struct {
@@ -116,7 +106,7 @@ func start(t *testing.T, kube kubernetes.Interface, opts Options) *running {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() { done <- i.Start(ctx) }()
 	var once sync.Once
@@ -133,18 +123,6 @@ func start(t *testing.T, kube kubernetes.Interface, opts Options) *running {
 	}
 	t.Cleanup(stop)
 	return &running{Issuer: i, logs: logs, stop: stop}
-}
-
-// eventually polls cond until it holds or the deadline passes.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 // findEvent returns an Event in ns about object name with reason.
@@ -165,7 +143,7 @@ func findEvent(ctx context.Context, kube kubernetes.Interface, ns, name, reason 
 func waitEvent(t *testing.T, ctx context.Context, kube kubernetes.Interface, ns, name, reason string) *eventsv1.Event {
 	t.Helper()
 	var e *eventsv1.Event
-	eventually(t, "event "+reason+" on "+name, func() bool {
+	testkit.Eventually(t, "event "+reason+" on "+name, func() bool {
 		e = findEvent(ctx, kube, ns, name, reason)
 		return e != nil
 	})

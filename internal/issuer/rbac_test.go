@@ -11,6 +11,7 @@ import (
 
 	"ferry.dev/ferry/internal/contract"
 	"ferry.dev/ferry/internal/identity/identitytest"
+	"ferry.dev/ferry/internal/tooling/testkit"
 )
 
 // controllerRules are the least the Issuer needs in its namespace; docs/
@@ -25,13 +26,13 @@ var controllerRules = []rbacv1.PolicyRule{
 // The Issuer works with exactly controllerRules: it reads its two Secrets
 // by name only, creates the gateway Secret, updates it, and records Events.
 func TestRunsWithLeastPrivilege(t *testing.T) {
-	ctx := testCtx(t)
-	c := cluster(t)
+	ctx := t.Context()
+	c := shared.Cluster(t)
 	ns := c.TestNamespace(t, "issuer")
 	const user = "test-controller"
 	kube := c.Impersonate(t, ns, user, controllerRules)
 	byName := metav1.ListOptions{FieldSelector: fields.OneTermEqualSelector("metadata.name", contract.IssuerSecret).String()}
-	eventually(t, "binding in effect", func() bool {
+	testkit.Eventually(t, "binding in effect", func() bool {
 		_, err := kube.CoreV1().Secrets(ns).List(ctx, byName)
 		return err == nil
 	})
@@ -42,8 +43,8 @@ func TestRunsWithLeastPrivilege(t *testing.T) {
 	mesh := identitytest.NewMesh(t, "", "east")
 	c.PutSecret(t, ns, contract.IssuerSecret, issuerData(t, mesh.Cluster(t, "east")))
 	r := start(t, kube, Options{Namespace: ns})
-	eventually(t, "gateway Secret", func() bool { return getSecret(t, ctx, c.Kube, ns, contract.GatewayTLSSecret) != nil })
-	eventually(t, "ready", func() bool { return r.Ready() == nil })
+	testkit.Eventually(t, "gateway Secret", func() bool { return getSecret(t, ctx, c.Kube, ns, contract.GatewayTLSSecret) != nil })
+	testkit.Eventually(t, "ready", func() bool { return r.Ready() == nil })
 	waitEvent(t, ctx, c.Kube, ns, contract.GatewayTLSSecret, EventIssued)
 
 	// An update: the condition annotation, removed by hand, is restored.
@@ -52,7 +53,7 @@ func TestRunsWithLeastPrivilege(t *testing.T) {
 	if _, err := c.Kube.CoreV1().Secrets(ns).Update(context.Background(), s, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "condition restored", func() bool {
+	testkit.Eventually(t, "condition restored", func() bool {
 		_, ok := readCondition(getSecret(t, ctx, c.Kube, ns, contract.GatewayTLSSecret))
 		return ok
 	})

@@ -4,24 +4,15 @@ import (
 	"context"
 	"errors"
 	"io"
-	"log/slog"
 	"net"
-	"os"
 	"sync"
 	"testing"
 	"time"
 
 	"ferry.dev/ferry/internal/identity"
 	"ferry.dev/ferry/internal/identity/identitytest"
+	"ferry.dev/ferry/internal/tooling/testkit"
 )
-
-// testLogger is quiet unless FERRY_TEST_LOG is set.
-func testLogger() *slog.Logger {
-	if os.Getenv("FERRY_TEST_LOG") != "" {
-		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
-	return slog.New(slog.DiscardHandler)
-}
 
 // recorder is an Observer that remembers everything.
 type recorder struct {
@@ -62,18 +53,6 @@ func (r *recorder) isUp(remote string) (bool, bool) {
 	defer r.mu.Unlock()
 	v, ok := r.up[remote]
 	return v, ok
-}
-
-// eventually polls cond until it holds or the deadline passes.
-func eventually(t testing.TB, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", within, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 // echoHandler accepts every target and echoes bytes, preserving half-close.
@@ -131,7 +110,7 @@ func newEnv(t testing.TB, h StreamHandler, lim Limits, h2 *ConnListener) *env {
 	e := &env{mesh: m, east: m.Cluster(t, "east"), west: m.Cluster(t, "west"), srvObs: newRecorder()}
 	srv, err := NewServer(ServerOptions{
 		Local: e.east.GatewayID(), TLS: e.east.Gateway, Handler: h, H2: h2,
-		Limits: lim, Observer: e.srvObs, Logger: testLogger(),
+		Limits: lim, Observer: e.srvObs, Logger: testkit.Logger(),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -141,7 +120,7 @@ func newEnv(t testing.TB, h StreamHandler, lim Limits, h2 *ConnListener) *env {
 		t.Fatal(err)
 	}
 	e.srv, e.addr = srv, ln.Addr().String()
-	go func() { _ = srv.Serve(ln) }()
+	go func() { _ = srv.Serve(t.Context(), ln) }()
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
@@ -156,7 +135,7 @@ func (e *env) client(t testing.TB, src ClientTLS, poolSize int, lim Limits) (*Cl
 	obs := newRecorder()
 	c, err := NewClient(ClientOptions{
 		TLS: src, Limits: lim, PoolSize: poolSize, DialTimeout: time.Second,
-		MaxBackoff: 200 * time.Millisecond, Observer: obs, Logger: testLogger(),
+		MaxBackoff: 200 * time.Millisecond, Observer: obs, Logger: testkit.Logger(),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -167,7 +146,7 @@ func (e *env) client(t testing.TB, src ClientTLS, poolSize int, lim Limits) (*Cl
 }
 
 func openCtx(t testing.TB) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Second)
 	t.Cleanup(cancel)
 	return ctx
 }

@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"ferry.dev/ferry/internal/tooling/testkit"
 )
 
 // freezeProxy forwards TCP to target until frozen; frozen connections stay
@@ -80,23 +82,23 @@ func TestKeepaliveDetectsDeadPeer(t *testing.T) {
 	lim.KeepAliveInterval = 200 * time.Millisecond
 	lim.KeepAliveTimeout = 300 * time.Millisecond
 	obs := newRecorder()
-	c, err := NewClient(ClientOptions{TLS: e.west.Gateway, Limits: lim, PoolSize: 1, Observer: obs, Logger: testLogger(), MaxBackoff: 100 * time.Millisecond})
+	c, err := NewClient(ClientOptions{TLS: e.west.Gateway, Limits: lim, PoolSize: 1, Observer: obs, Logger: testkit.Logger(), MaxBackoff: 100 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
 	c.SetRemotes(map[string]Remote{"east": {Addresses: []string{px.ln.Addr().String()}, Identity: e.east.GatewayID()}})
-	eventually(t, 2*time.Second, "remote up", func() bool { up, _ := obs.isUp("east"); return up })
+	testkit.EventuallyWithin(t, 2*time.Second, "remote up", func() bool { up, _ := obs.isUp("east"); return up })
 
 	px.frozen.Store(true)
 	start := time.Now()
-	eventually(t, 2*time.Second, "dead peer detected", func() bool { up, _ := obs.isUp("east"); return !up })
+	testkit.EventuallyWithin(t, 2*time.Second, "dead peer detected", func() bool { up, _ := obs.isUp("east"); return !up })
 	if d := time.Since(start); d > lim.KeepAliveInterval+lim.KeepAliveTimeout+500*time.Millisecond {
 		t.Fatalf("dead peer detected after %v", d)
 	}
 	// The path heals: the pool reconnects on its own.
 	px.frozen.Store(false)
-	eventually(t, 3*time.Second, "remote up again", func() bool { up, _ := obs.isUp("east"); return up })
+	testkit.EventuallyWithin(t, 3*time.Second, "remote up again", func() bool { up, _ := obs.isUp("east"); return up })
 	st, err := c.Open(openCtx(t), "east", target)
 	if err != nil {
 		t.Fatal(err)
@@ -112,7 +114,7 @@ func TestFailoverAcrossAddresses(t *testing.T) {
 	}
 	deadAddr := dead.Addr().String()
 	dead.Close() // nothing listens there: connection refused
-	c, err := NewClient(ClientOptions{TLS: e.west.Gateway, Limits: testLimits(), PoolSize: 2, Logger: testLogger()})
+	c, err := NewClient(ClientOptions{TLS: e.west.Gateway, Limits: testLimits(), PoolSize: 2, Logger: testkit.Logger()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -132,14 +134,14 @@ func TestDrainLetsStreamFinish(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
 	defer cancel()
 	drained := make(chan error, 1)
 	go func() { drained <- e.srv.Shutdown(ctx) }()
-	eventually(t, time.Second, "draining", e.srv.isDraining)
+	testkit.EventuallyWithin(t, time.Second, "draining", e.srv.isDraining)
 
 	// New streams are refused: the session got GoAway and the listener is closed.
-	short, cancelShort := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	short, cancelShort := context.WithTimeout(t.Context(), 300*time.Millisecond)
 	defer cancelShort()
 	if s2, err := c.Open(short, "east", target); err == nil {
 		s2.Close()
@@ -181,7 +183,7 @@ func TestDrainDeadlineCutsStreams(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
 	defer cancel()
 	start := time.Now()
 	err = e.srv.Shutdown(ctx)
@@ -203,7 +205,7 @@ func TestDrainDeadlineCutsStreams(t *testing.T) {
 func TestGoAwayMovesToOtherReplica(t *testing.T) {
 	e := newEnv(t, echoHandler{}, testLimits(), nil)
 	// A second replica of east's gateway.
-	srv2, err := NewServer(ServerOptions{Local: e.east.GatewayID(), TLS: e.east.Gateway, Handler: echoHandler{}, Limits: testLimits(), Logger: testLogger()})
+	srv2, err := NewServer(ServerOptions{Local: e.east.GatewayID(), TLS: e.east.Gateway, Handler: echoHandler{}, Limits: testLimits(), Logger: testkit.Logger()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -211,10 +213,10 @@ func TestGoAwayMovesToOtherReplica(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	go func() { _ = srv2.Serve(ln2) }()
+	go func() { _ = srv2.Serve(t.Context(), ln2) }()
 	defer srv2.Shutdown(context.Background())
 
-	c, err := NewClient(ClientOptions{TLS: e.west.Gateway, Limits: testLimits(), PoolSize: 1, Logger: testLogger(), MaxBackoff: 50 * time.Millisecond})
+	c, err := NewClient(ClientOptions{TLS: e.west.Gateway, Limits: testLimits(), PoolSize: 1, Logger: testkit.Logger(), MaxBackoff: 50 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -225,7 +227,7 @@ func TestGoAwayMovesToOtherReplica(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = st.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
 	defer cancel()
 	if err := e.srv.Shutdown(ctx); err != nil {
 		t.Fatal(err)
@@ -249,13 +251,13 @@ func TestOpenFailsFastWhenRemoteDown(t *testing.T) {
 	}
 	addr := dead.Addr().String()
 	dead.Close()
-	c, err := NewClient(ClientOptions{TLS: e.west.Gateway, Limits: testLimits(), Logger: testLogger(), MaxBackoff: time.Second})
+	c, err := NewClient(ClientOptions{TLS: e.west.Gateway, Limits: testLimits(), Logger: testkit.Logger(), MaxBackoff: time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
 	c.SetRemotes(map[string]Remote{"east": {Addresses: []string{addr}, Identity: e.east.GatewayID()}})
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
 	defer cancel()
 	start := time.Now()
 	if _, err := c.Open(ctx, "east", target); !errors.Is(err, ErrRemoteDown) {
@@ -269,8 +271,8 @@ func TestOpenFailsFastWhenRemoteDown(t *testing.T) {
 	if err != nil {
 		t.Skipf("port reused meanwhile: %v", err)
 	}
-	go func() { _ = e.srv.Serve(ln) }()
-	eventually(t, 3*time.Second, "remote live again", func() bool { return c.Live("east") })
+	go func() { _ = e.srv.Serve(t.Context(), ln) }()
+	testkit.EventuallyWithin(t, 3*time.Second, "remote live again", func() bool { return c.Live("east") })
 	st, err := c.Open(openCtx(t), "east", target)
 	if err != nil {
 		t.Fatal(err)
@@ -300,7 +302,7 @@ func TestSessionDeathReleasesStreams(t *testing.T) {
 			_, _ = st.Read(make([]byte, 1)) // blocks until the session dies
 		}()
 	}
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(t.Context())
 	cancel() // hard stop: no drain
 	start := time.Now()
 	_ = e.srv.Shutdown(ctx)
@@ -312,5 +314,5 @@ func TestSessionDeathReleasesStreams(t *testing.T) {
 		t.Fatal("readers still blocked 5s after the session died")
 	}
 	t.Logf("%d streams released in %v", n, time.Since(start))
-	eventually(t, 2*time.Second, "server streams released", func() bool { return e.srv.ActiveStreams() == 0 })
+	testkit.EventuallyWithin(t, 2*time.Second, "server streams released", func() bool { return e.srv.ActiveStreams() == 0 })
 }

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/yamux"
+
+	"ferry.dev/ferry/internal/tooling/testkit"
 )
 
 // dialFrom opens a TCP connection to addr from the local IP src.
@@ -45,7 +47,7 @@ func TestPendingHandshakesPerIP(t *testing.T) {
 	}
 	// The ninth is refused at once and counted.
 	refusedAtOnce(t, dialFrom(t, "127.0.0.1", e.addr))
-	eventually(t, time.Second, "per-IP limit counted", func() bool { return e.srvObs.rejects(ReasonIPHandshakeLimit) == 1 })
+	testkit.EventuallyWithin(t, time.Second, "per-IP limit counted", func() bool { return e.srvObs.rejects(ReasonIPHandshakeLimit) == 1 })
 	if n := e.srvObs.rejects(ReasonHandshakeLimit); n != 0 {
 		t.Fatalf("global handshake limit hit %d times, want 0", n)
 	}
@@ -68,7 +70,7 @@ func TestPendingHandshakesPerIP(t *testing.T) {
 		t.Fatalf("session from 127.0.0.2: %v", err)
 	}
 	// A finished handshake returns its share: 127.0.0.2 holds none now.
-	eventually(t, time.Second, "127.0.0.2 share released", func() bool {
+	testkit.EventuallyWithin(t, time.Second, "127.0.0.2 share released", func() bool {
 		e.srv.mu.Lock()
 		defer e.srv.mu.Unlock()
 		return e.srv.pendingByIP["127.0.0.2"] == 0 && e.srv.pendingByIP["127.0.0.1"] == 8
@@ -107,7 +109,7 @@ func TestClientHelloTimeout(t *testing.T) {
 		if elapsed := time.Since(start); elapsed > 2*time.Second || errors.Is(err, os.ErrDeadlineExceeded) {
 			t.Fatalf("silent peer %d closed after %v (err %v), want about ClientHelloTimeout", i, elapsed, err)
 		}
-		eventually(t, time.Second, "timeout counted", func() bool { return e.srvObs.rejects(ReasonHandshakeTimeout) == i+1 })
+		testkit.EventuallyWithin(t, time.Second, "timeout counted", func() bool { return e.srvObs.rejects(ReasonHandshakeTimeout) == i+1 })
 	}
 	// A real handshake is unaffected by the short ClientHello bound.
 	c, _ := e.client(t, e.west.Gateway, 1, testLimits())
@@ -181,8 +183,8 @@ func TestH2ConnsPerCaller(t *testing.T) {
 	if _, err := extra.Read(make([]byte, 1)); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
 		t.Fatalf("over-limit h2 conn: %v, want closed", err)
 	}
-	eventually(t, time.Second, "feed caller limit counted", func() bool { return e.srvObs.rejects(ReasonFeedCallerLimit) == 1 })
-	eventually(t, time.Second, "only the 2 admitted conns hold slots", func() bool { return e.srv.conns.Load() == 2 })
+	testkit.EventuallyWithin(t, time.Second, "feed caller limit counted", func() bool { return e.srvObs.rejects(ReasonFeedCallerLimit) == 1 })
+	testkit.EventuallyWithin(t, time.Second, "only the 2 admitted conns hold slots", func() bool { return e.srv.conns.Load() == 2 })
 	// The feed closing a conn (twice: Close is idempotent) frees one slot.
 	_ = held[0].Close()
 	_ = held[0].Close()

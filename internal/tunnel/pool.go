@@ -353,7 +353,7 @@ func (p *pool) dial(addr string) (*yamux.Session, error) {
 	// guarantee local to this file should the source ever change.
 	if id, err := identity.PeerID(cs); err != nil || id != p.remote.Identity {
 		_ = tc.Close()
-		return nil, fmt.Errorf("remote identity: got %v (%v), want %s", id, err, p.remote.Identity)
+		return nil, fmt.Errorf("remote identity: got %v (%w), want %s", id, err, p.remote.Identity)
 	}
 	sess, err := yamux.Client(tc, o.Limits.yamuxConfig(o.Logger))
 	if err != nil {

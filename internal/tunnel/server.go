@@ -65,8 +65,9 @@ type Server struct {
 	tlsCfg *tls.Config
 	log    *slog.Logger
 
-	ctx    context.Context
-	cancel context.CancelFunc
+	// cancels end the contexts of the Serve calls, which every handshake,
+	// session and stream derives from; Shutdown calls them once drained.
+	cancels []context.CancelFunc
 
 	handshakes chan struct{} // semaphore: MaxPendingHandshakes
 	conns      atomic.Int64  // established connections, all protocols
@@ -112,7 +113,6 @@ func NewServer(o ServerOptions) (*Server, error) {
 		perCaller:   map[identity.ID]int{},
 		h2PerCaller: map[identity.ID]int{},
 	}
-	s.ctx, s.cancel = context.WithCancel(context.Background())
 	protos := []string{ALPNTunnel}
 	if o.H2 != nil {
 		protos = append(protos, ALPNH2)
@@ -181,15 +181,20 @@ func (s *Server) mayFeed(id identity.ID) bool {
 }
 
 // Serve accepts connections on ln until Shutdown or a listener error. It may
-// be called for several listeners.
-func (s *Server) Serve(ln net.Listener) error {
+// be called for several listeners. The connections it accepts live in ctx:
+// when ctx ends their handshakes, sessions and streams end. To drain, call
+// Shutdown rather than ending ctx.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	ctx, cancel := context.WithCancel(ctx)
 	s.mu.Lock()
 	if s.draining {
 		s.mu.Unlock()
+		cancel()
 		_ = ln.Close()
 		return ErrServerClosed
 	}
 	s.listeners[ln] = struct{}{}
+	s.cancels = append(s.cancels, cancel)
 	s.mu.Unlock()
 	defer func() {
 		s.mu.Lock()
@@ -235,7 +240,7 @@ func (s *Server) Serve(ln net.Listener) error {
 			s.reject(cc, ReasonHandshakeLimit)
 			continue
 		}
-		go s.handleConn(cc, src)
+		go s.handleConn(ctx, cc, src)
 	}
 }
 
@@ -286,8 +291,8 @@ func (s *Server) isDraining() bool {
 	return s.draining
 }
 
-func (s *Server) handleConn(raw *countedConn, src string) {
-	tc, id, err := s.handshake(raw)
+func (s *Server) handleConn(ctx context.Context, raw *countedConn, src string) {
+	tc, id, err := s.handshake(ctx, raw)
 	<-s.handshakes
 	s.donePendingIP(src)
 	if err != nil {
@@ -300,7 +305,7 @@ func (s *Server) handleConn(raw *countedConn, src string) {
 	log := s.log.With("remote_addr", raw.RemoteAddr().String(), "peer", id.String())
 	switch proto := tc.ConnectionState().NegotiatedProtocol; {
 	case proto == ALPNTunnel && s.mayTunnel(id):
-		s.serveTunnel(tc, id, log)
+		s.serveTunnel(ctx, tc, id, log)
 	case proto == ALPNH2 && s.o.H2 != nil && s.mayFeed(id):
 		if !s.addH2(id) {
 			s.o.Observer.Rejected(ReasonFeedCallerLimit)
@@ -310,7 +315,7 @@ func (s *Server) handleConn(raw *countedConn, src string) {
 		}
 		// The slot is freed when the conn is closed, by whoever closes it.
 		raw.onClose(func() { s.doneH2(id) })
-		ctx, cancel := context.WithTimeout(s.ctx, s.o.Limits.HandshakeTimeout)
+		ctx, cancel := context.WithTimeout(ctx, s.o.Limits.HandshakeTimeout)
 		defer cancel()
 		if err := s.o.H2.Put(ctx, tc); err != nil {
 			s.o.Observer.Rejected(ReasonFeedUnavailable)
@@ -351,7 +356,7 @@ func (s *Server) doneH2(id identity.ID) {
 // cannot hold the goroutine. Until the ClientHello is read the socket
 // deadline is the shorter ClientHelloTimeout, so a peer that connects and
 // sends nothing frees its slot early; withHelloDeadline then extends it.
-func (s *Server) handshake(raw *countedConn) (*tls.Conn, identity.ID, error) {
+func (s *Server) handshake(ctx context.Context, raw *countedConn) (*tls.Conn, identity.ID, error) {
 	if !s.trackPending(raw, true) {
 		return nil, identity.ID{}, ErrServerClosed
 	}
@@ -361,7 +366,7 @@ func (s *Server) handshake(raw *countedConn) (*tls.Conn, identity.ID, error) {
 	// Read by GetConfigForClient, on this goroutine, inside HandshakeContext.
 	raw.handshakeDeadline = deadline
 	_ = raw.SetDeadline(now.Add(min(s.o.Limits.ClientHelloTimeout, s.o.Limits.HandshakeTimeout)))
-	ctx, cancel := context.WithDeadline(s.ctx, deadline)
+	ctx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
 	tc := tls.Server(raw, s.tlsCfg)
 	if err := tc.HandshakeContext(ctx); err != nil {
@@ -389,7 +394,7 @@ func (s *Server) trackPending(c net.Conn, add bool) bool {
 	return true
 }
 
-func (s *Server) serveTunnel(tc *tls.Conn, id identity.ID, log *slog.Logger) {
+func (s *Server) serveTunnel(ctx context.Context, tc *tls.Conn, id identity.ID, log *slog.Logger) {
 	s.mu.Lock()
 	if s.draining {
 		s.mu.Unlock()
@@ -428,11 +433,11 @@ func (s *Server) serveTunnel(tc *tls.Conn, id identity.ID, log *slog.Logger) {
 		s.o.Observer.InboundSessions(id.Cluster, -1)
 		log.Debug("tunnel session down")
 	}()
-	s.serveSession(sess, id, log)
+	s.serveSession(ctx, sess, id, log)
 }
 
-func (s *Server) serveSession(sess *yamux.Session, id identity.ID, log *slog.Logger) {
-	ctx, cancel := context.WithCancel(s.ctx)
+func (s *Server) serveSession(ctx context.Context, sess *yamux.Session, id identity.ID, log *slog.Logger) {
+	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	// Streams being served, expired as soon as the session dies: yamux
 	// v0.1.2 readers otherwise spin on a closed session until its Close
@@ -551,8 +556,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Unlock()
 	s.streams.close()
 	err := s.streams.wait(ctx)
-	s.cancel()
 	s.mu.Lock()
+	for _, cancel := range s.cancels {
+		cancel()
+	}
 	for sess := range s.sessions {
 		_ = sess.Close()
 	}

@@ -170,7 +170,7 @@ func TestSpliceCounts(t *testing.T) {
 func TestSpliceContextAborts(t *testing.T) {
 	client, a := tcpPair(t)
 	b, _ := tcpPair(t)
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() {
 		_, _, err := Splice(ctx, a, b, SpliceOptions{})

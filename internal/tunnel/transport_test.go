@@ -15,6 +15,7 @@ import (
 
 	"ferry.dev/ferry/internal/identity"
 	"ferry.dev/ferry/internal/identity/identitytest"
+	"ferry.dev/ferry/internal/tooling/testkit"
 )
 
 func TestClientServerEcho(t *testing.T) {
@@ -37,7 +38,7 @@ func TestClientServerEcho(t *testing.T) {
 		t.Fatalf("echo returned %d bytes, want %d", len(got), len(msg))
 	}
 	_ = st.Close()
-	eventually(t, 2*time.Second, "pool of 2", func() bool { return c.Live("east") && obs.sessions["east"] == 2 })
+	testkit.EventuallyWithin(t, 2*time.Second, "pool of 2", func() bool { return c.Live("east") && obs.sessions["east"] == 2 })
 	if up, _ := obs.isUp("east"); !up {
 		t.Fatal("remote not reported up")
 	}
@@ -49,7 +50,7 @@ func TestConcurrentStreamsOneSession(t *testing.T) {
 	const n = 1000
 	// 1000 handshakes at once under the race detector on two cores can take
 	// seconds; the deadline is about liveness, not speed.
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
 	var wg sync.WaitGroup
 	errs := make(chan error, n)
@@ -91,7 +92,7 @@ func TestConcurrentStreamsOneSession(t *testing.T) {
 func TestClientRejectsWrongServerIdentity(t *testing.T) {
 	e := newEnv(t, echoHandler{}, testLimits(), nil)
 	obs := newRecorder()
-	c, err := NewClient(ClientOptions{TLS: e.west.Gateway, Limits: testLimits(), Observer: obs, Logger: testLogger(), MaxBackoff: 50 * time.Millisecond})
+	c, err := NewClient(ClientOptions{TLS: e.west.Gateway, Limits: testLimits(), Observer: obs, Logger: testkit.Logger(), MaxBackoff: 50 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,7 +100,7 @@ func TestClientRejectsWrongServerIdentity(t *testing.T) {
 	// The Link says the remote is east's controller; the server is east's
 	// gateway, so the client must refuse it.
 	c.SetRemotes(map[string]Remote{"east": {Addresses: []string{e.addr}, Identity: e.east.ControllerID()}})
-	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
 	defer cancel()
 	if _, err := c.Open(ctx, "east", target); err == nil {
 		t.Fatal("opened a stream to a server with the wrong identity")
@@ -172,7 +173,7 @@ func TestServerPeerPolicy(t *testing.T) {
 			if err == nil {
 				t.Fatal("server kept the connection open")
 			}
-			eventually(t, 2*time.Second, "rejection "+tc.reason, func() bool { return e.srvObs.rejects(tc.reason) == before+1 })
+			testkit.EventuallyWithin(t, 2*time.Second, "rejection "+tc.reason, func() bool { return e.srvObs.rejects(tc.reason) == before+1 })
 		})
 	}
 	t.Run("controller reaches the h2 sink", func(t *testing.T) {
@@ -226,7 +227,7 @@ func TestHandshakeTimeout(t *testing.T) {
 	if elapsed := time.Since(start); err == nil || elapsed > time.Second {
 		t.Fatalf("stalled handshake: err=%v after %v", err, elapsed)
 	}
-	eventually(t, time.Second, "timeout counted", func() bool { return e.srvObs.rejects(ReasonHandshakeTimeout) == 1 })
+	testkit.EventuallyWithin(t, time.Second, "timeout counted", func() bool { return e.srvObs.rejects(ReasonHandshakeTimeout) == 1 })
 }
 
 func TestHandshakeLimit(t *testing.T) {
@@ -308,7 +309,7 @@ func TestSessionsPerCallerLimit(t *testing.T) {
 	lim.MaxSessionsPerCaller = 1
 	e := newEnv(t, echoHandler{}, lim, nil)
 	c, _ := e.client(t, e.west.Gateway, 3, testLimits())
-	eventually(t, 3*time.Second, "caller limit hit", func() bool { return e.srvObs.rejects(ReasonCallerLimit) >= 1 })
+	testkit.EventuallyWithin(t, 3*time.Second, "caller limit hit", func() bool { return e.srvObs.rejects(ReasonCallerLimit) >= 1 })
 	e.srv.mu.Lock()
 	n := e.srv.perCaller[e.west.GatewayID()]
 	e.srv.mu.Unlock()
@@ -352,7 +353,7 @@ func TestLingeringStreamsBounded(t *testing.T) {
 		_ = st.SetReadDeadline(time.Now().Add(time.Second))
 		_, _ = io.ReadAll(st) // echoHandler returns on the bad header: EOF
 	}
-	eventually(t, 2*time.Second, "abusive session closed", sess.IsClosed)
+	testkit.EventuallyWithin(t, 2*time.Second, "abusive session closed", sess.IsClosed)
 	if e.srvObs.rejects(ReasonStreamLimit) == 0 {
 		t.Fatal("not counted")
 	}

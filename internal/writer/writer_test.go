@@ -12,7 +12,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	mcsv1beta1 "sigs.k8s.io/mcs-api/pkg/apis/v1beta1"
 
-	"ferry.dev/ferry/internal/testenv"
+	"ferry.dev/ferry/internal/tooling/testenv"
 	"ferry.dev/ferry/internal/writer"
 )
 

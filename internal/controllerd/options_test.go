@@ -1,0 +1,55 @@
+package controllerd
+
+import (
+	"strings"
+	"testing"
+
+	"ferry.dev/ferry/internal/contract"
+)
+
+func TestValidate(t *testing.T) {
+	ok := Options{ClusterName: "west"}
+	if err := ok.Validate(); err != nil {
+		t.Fatalf("minimal options: %v", err)
+	}
+	if ok.clustersetPorts != (contract.Range{Min: 49000, Max: 49999}) {
+		t.Errorf("default clusterset ports %v", ok.clustersetPorts)
+	}
+	if ok.ports != contract.DefaultEgressRange() || ok.gateway.String() != "ferry-system/ferry-gateway" || ok.MeshDomain != "ferry.local" {
+		t.Errorf("defaults: ports %v gateway %v mesh %q", ok.ports, ok.gateway, ok.MeshDomain)
+	}
+	cases := []struct {
+		name string
+		mod  func(*Options)
+		want string
+	}{
+		{"cluster name required", func(o *Options) { o.ClusterName = "" }, "--cluster-name"},
+		{"cluster name is a DNS label", func(o *Options) { o.ClusterName = "West_1" }, "--cluster-name"},
+		{"mesh domain", func(o *Options) { o.MeshDomain = "not a domain" }, "--mesh-domain"},
+		{"port range order", func(o *Options) { o.EgressPortRange = "48999-41000" }, "--egress-port-range"},
+		{"port range privileged", func(o *Options) { o.EgressPortRange = "80-90" }, "--egress-port-range"},
+		{"clusterset range", func(o *Options) { o.ClustersetPortRange = "49000" }, "--clusterset-port-range"},
+		{"clusterset range overlaps egress", func(o *Options) { o.ClustersetPortRange = "48000-49999" }, "overlaps --egress-port-range"},
+		{"gateway service needs a namespace", func(o *Options) { o.GatewayService = "ferry-gateway" }, "--gateway-service"},
+		{"metrics address", func(o *Options) { o.MetricsAddr = "9990" }, "--metrics-addr"},
+		{"issuer secret name", func(o *Options) { o.IssuerSecret = "Not_Valid" }, "--issuer-secret"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			o := Options{ClusterName: "west"}
+			tc.mod(&o)
+			err := o.Validate()
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Validate() = %v, want an error about %s", err, tc.want)
+			}
+		})
+	}
+	// Every problem is reported at once.
+	o := Options{EgressPortRange: "x", GatewayService: "y"}
+	err := o.Validate()
+	for _, flag := range []string{"--cluster-name", "--egress-port-range", "--gateway-service"} {
+		if err == nil || !strings.Contains(err.Error(), flag) {
+			t.Errorf("error %v does not mention %s", err, flag)
+		}
+	}
+}

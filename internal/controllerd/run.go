@@ -1,0 +1,160 @@
+package controllerd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-logr/logr"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/config"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	mcsv1beta1 "sigs.k8s.io/mcs-api/pkg/apis/v1beta1"
+
+	ferryv1 "ferry.dev/ferry/api/v1alpha1"
+	"ferry.dev/ferry/internal/clusterset"
+	"ferry.dev/ferry/internal/contract"
+	"ferry.dev/ferry/internal/importer"
+)
+
+// gracefulShutdown bounds how long runnables get to stop.
+const gracefulShutdown = 15 * time.Second
+
+// Run runs the controller until ctx ends. It returns an error if the
+// options are invalid or something cannot start; a running controller
+// reports problems through status, Events, metrics and logs instead.
+func Run(ctx context.Context, o Options) error {
+	if err := o.Validate(); err != nil {
+		return err
+	}
+	if o.Registry == nil {
+		o.Registry = ctrlmetrics.Registry
+	}
+	if o.Feed == nil {
+		o.Feed = importer.DialFeed
+	}
+	log := o.Logger.With("cluster", o.ClusterName)
+
+	cfg, err := o.restConfig()
+	if err != nil {
+		return err
+	}
+	scheme := runtime.NewScheme()
+	for _, add := range []func(*runtime.Scheme) error{clientgoscheme.AddToScheme, ferryv1.AddToScheme, mcsv1beta1.Install} {
+		if err := add(scheme); err != nil {
+			return fmt.Errorf("scheme: %w", err)
+		}
+	}
+	mo := manager.Options{
+		Scheme:                        scheme,
+		Logger:                        logr.FromSlogHandler(log.Handler()),
+		LeaderElection:                o.LeaderElect,
+		LeaderElectionID:              contract.LeaderElectionID,
+		LeaderElectionNamespace:       contract.SystemNamespace,
+		LeaderElectionReleaseOnCancel: true,
+		// The admin server below serves metrics and probes on one port,
+		// as the install's contract says; the manager's own are off.
+		Metrics:                 metricsserver.Options{BindAddress: "0"},
+		HealthProbeBindAddress:  "0",
+		GracefulShutdownTimeout: ptr.To(gracefulShutdown),
+		Controller:              config.Controller{SkipNameValidation: ptr.To(o.SkipNameValidation)},
+	}
+	importer.ConfigureManager(&mo, o.gateway, contract.SystemNamespace)
+	clusterset.ConfigureManager(&mo)
+	mgr, err := manager.New(cfg, mo)
+	if err != nil {
+		return fmt.Errorf("manager: %w", err)
+	}
+	kube, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return fmt.Errorf("kubernetes client: %w", err)
+	}
+	src, identityReady, err := identitySource(&o, mgr, kube)
+	if err != nil {
+		return err
+	}
+	for _, hook := range o.Hooks {
+		if err := hook(Deps{Manager: mgr, Identity: src, Options: &o, Logger: log}); err != nil {
+			return fmt.Errorf("hook: %w", err)
+		}
+	}
+	status, err := addExportStatus(mgr, cfg, scheme, o.ClusterName, log.With("component", "exports"))
+	if err != nil {
+		return err
+	}
+	im, err := importer.Setup(ctx, mgr, importer.Options{
+		MeshDomain: o.MeshDomain, Gateway: o.gateway, Ports: o.ports,
+		Identity: src, Feed: o.Feed, Prober: o.Prober, OnFeedChange: status.Trigger,
+		Registry: o.Registry, Logger: log.With("component", "importer"),
+		SkipNameValidation: o.SkipNameValidation,
+	})
+	if err != nil {
+		return err
+	}
+	status.Peers = im.Peers
+	if _, err := clusterset.Setup(mgr, clusterset.Options{
+		Gateway: o.gateway, Ports: o.clustersetPorts, Registry: o.Registry,
+		Logger: log.With("component", "clusterset"), SkipNameValidation: o.SkipNameValidation,
+	}); err != nil {
+		return err
+	}
+
+	var synced atomic.Bool
+	if err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
+		synced.Store(mgr.GetCache().WaitForCacheSync(ctx))
+		return nil
+	})); err != nil {
+		return err
+	}
+	ready := func() error {
+		if !synced.Load() {
+			return errors.New("caches not synced")
+		}
+		if err := identityReady(); err != nil {
+			return fmt.Errorf("controller identity: %w", err)
+		}
+		return nil
+	}
+	adm, err := newAdmin(o.MetricsAddr, o.HealthAddr, o.Registry, ready, log)
+	if err != nil {
+		return err
+	}
+	if err := mgr.Add(adm); err != nil {
+		adm.close()
+		return err
+	}
+	log.Info("starting ferry-controller", "mesh", o.MeshDomain, "gateway", o.gateway.String(),
+		"egress_ports", o.ports.String(), "clusterset_ports", o.clustersetPorts.String(), "leader_elect", o.LeaderElect, "qps", o.QPS, "burst", o.Burst)
+	if err := mgr.Start(ctx); err != nil {
+		return fmt.Errorf("controller: %w", err)
+	}
+	return nil
+}
+
+// restConfig loads the client configuration, with the rate limits raised
+// deliberately (importer.DefaultQPS explains the numbers).
+func (o *Options) restConfig() (*rest.Config, error) {
+	var cfg *rest.Config
+	if o.RestConfig != nil {
+		cfg = rest.CopyConfig(o.RestConfig)
+	} else {
+		var err error
+		// An empty path means in-cluster.
+		cfg, err = clientcmd.BuildConfigFromFlags("", o.Kubeconfig)
+		if err != nil {
+			return nil, fmt.Errorf("kubernetes config: %w", err)
+		}
+	}
+	cfg.QPS, cfg.Burst = o.QPS, o.Burst
+	cfg.UserAgent = "ferry-controller"
+	return cfg, nil
+}

@@ -1,0 +1,153 @@
+package benchpeer
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"time"
+
+	"ferry.dev/ferry/internal/exports"
+	"ferry.dev/ferry/internal/gateway"
+	"ferry.dev/ferry/internal/tunnel"
+)
+
+// The export every Ferry stream targets.
+var benchTarget = tunnel.Target{Namespace: "bench", Service: "echo", Port: 80}
+
+// ferryPair is east's ingress and west's egress on loopback, with one
+// route to the backend: what two ferry-gateway Pods do, minus Kubernetes.
+type ferryPair struct {
+	in   *gateway.Ingress
+	eg   *gateway.Egress
+	addr string // the egress port clients dial
+	// cipher is what ingress negotiated with egress's certificate; ingress
+	// is a Go server, which picks by its own preference.
+	cipher string
+}
+
+// startFerry builds the pair with production limits and PoolSize (zero
+// values take the defaults), so the figures are what a deployment gets.
+func startFerry(ctx context.Context, backendAddr string) (*ferryPair, error) {
+	m, err := newMesh()
+	if err != nil {
+		return nil, err
+	}
+	eastSrc, err := m.source(m.east)
+	if err != nil {
+		return nil, err
+	}
+	westSrc, err := m.source(m.west)
+	if err != nil {
+		return nil, err
+	}
+	log := slog.New(slog.DiscardHandler)
+
+	set := exports.NewPublisher()
+	set.Publish(exports.Of(exports.TCP(benchTarget.Namespace, benchTarget.Service, int32(benchTarget.Port))), nil, nil)
+	endpoints := gateway.NewEndpointTable()
+	endpoints.Set(benchTarget.Namespace, benchTarget.Service, benchTarget.Port, []string{backendAddr})
+
+	in, err := gateway.NewIngress(gateway.IngressOptions{
+		Local: m.east.id, TLS: eastSrc, Authorizer: gateway.NewExportAuthorizer(set), Endpoints: endpoints, Logger: log,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("benchpeer: ingress: %w", err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, fmt.Errorf("benchpeer: ingress listen: %w", err)
+	}
+	go func() { _ = in.Serve(ctx, ln) }()
+
+	eg, err := gateway.NewEgress(ctx, gateway.EgressOptions{TLS: westSrc, ListenHost: "127.0.0.1", Logger: log})
+	if err != nil {
+		_ = in.Shutdown(context.Background())
+		return nil, fmt.Errorf("benchpeer: egress: %w", err)
+	}
+	f := &ferryPair{in: in, eg: eg}
+	eg.SetRemotes(map[string]tunnel.Remote{"east": {Addresses: []string{ln.Addr().String()}, Identity: m.east.id}})
+	if err := f.route(); err != nil {
+		f.close()
+		return nil, err
+	}
+	// Wait for the pooled sessions, so the first measured connection does
+	// not pay for the TLS handshake that the design amortizes.
+	if err := waitFor(ctx, 10*time.Second, func() bool { return eg.RemoteLive("east") }); err != nil {
+		f.close()
+		return nil, fmt.Errorf("benchpeer: tunnel session to east never came up: %w", err)
+	}
+	if f.cipher, err = probeCipher(ctx, ln.Addr().String(), westSrc.ClientTLSConfig(m.east.id)); err != nil {
+		f.close()
+		return nil, err
+	}
+	return f, nil
+}
+
+// route opens the egress port. SetRoutes wants a concrete port, so a free
+// one is picked and, if another process takes it first, picked again.
+func (f *ferryPair) route() error {
+	var errs []error
+	for range 5 {
+		port, err := freePort()
+		if err != nil {
+			return err
+		}
+		err = f.eg.SetRoutes([]gateway.Route{{Port: port, Destinations: []gateway.Destination{{Cluster: "east", Target: benchTarget}}}})
+		if err == nil {
+			f.addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+			return nil
+		}
+		errs = append(errs, err)
+		_ = f.eg.SetRoutes(nil)
+	}
+	return fmt.Errorf("benchpeer: egress port: %w", errors.Join(errs...))
+}
+
+func (f *ferryPair) close() {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	_ = gateway.Drain(ctx, nil, 0, f.eg, f.in)
+}
+
+// freePort returns a loopback port that was free a moment ago.
+func freePort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("benchpeer: free port: %w", err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+// waitFor polls cond every 5 ms until it holds, ctx ends or within passes.
+func waitFor(ctx context.Context, within time.Duration, cond func() bool) error {
+	ctx, cancel := context.WithTimeout(ctx, within)
+	defer cancel()
+	t := time.NewTicker(5 * time.Millisecond)
+	defer t.Stop()
+	for !cond() {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+	return nil
+}
+
+// probeCipher completes one handshake as egress would and reports the
+// cipher suite, so the report can show both proxies used the same one.
+func probeCipher(ctx context.Context, addr string, cfg *tls.Config) (string, error) {
+	cfg.NextProtos = []string{tunnel.ALPNTunnel}
+	d := tls.Dialer{NetDialer: &net.Dialer{Timeout: dialTimeout}, Config: cfg}
+	c, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return "", fmt.Errorf("benchpeer: TLS probe of ingress: %w", err)
+	}
+	defer c.Close()
+	return tls.CipherSuiteName(c.(*tls.Conn).ConnectionState().CipherSuite), nil
+}
