@@ -5,6 +5,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -24,8 +25,9 @@ func main() {
 	fs.StringVar(&o.Kubeconfig, "kubeconfig", "", "path to a kubeconfig; empty means in-cluster")
 	fs.StringVar(&o.ClusterName, "cluster-name", "", "this cluster's name, a DNS label (required)")
 	fs.StringVar(&o.MeshDomain, "mesh-domain", contract.DefaultMeshDomain, "the mesh's domain; cluster c's trust domain is c.<mesh-domain>")
-	fs.StringVar(&o.EgressPortRange, "egress-port-range", contract.DefaultEgressRange().String(), "gateway ports to allocate to mirrors, min-max")
-	fs.StringVar(&o.ClustersetPortRange, "clusterset-port-range", contract.DefaultClustersetRange().String(), "gateway ports to allocate to clusterset services, min-max, disjoint from --egress-port-range")
+	o.EgressPorts, o.ClustersetPorts = contract.DefaultEgressRange(), contract.DefaultClustersetRange()
+	fs.Var(&o.EgressPorts, "egress-port-range", "gateway ports to allocate to mirrors, min-max")
+	fs.Var(&o.ClustersetPorts, "clusterset-port-range", "gateway ports to allocate to clusterset services, min-max, disjoint from --egress-port-range")
 	fs.StringVar(&o.GatewayService, "gateway-service", controllerd.DefaultGatewayService, "the local gateway Service, namespace/name")
 	fs.BoolVar(&o.LeaderElect, "leader-elect", true, "elect a leader among replicas (Lease ferry-system/"+contract.LeaderElectionID+")")
 	fs.StringVar(&o.MetricsAddr, "metrics-addr", controllerd.DefaultAdminAddr, "address of /metrics; 0 turns it off")
@@ -44,14 +46,14 @@ func main() {
 		os.Exit(2)
 	}
 	o.Logger = slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-	if err := o.Validate(); err != nil {
-		fmt.Fprintf(os.Stderr, "ferry-controller: %v\n", err)
-		os.Exit(2)
-	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	o.Logger.Info("ferry-controller", "version", version.String("ferry-controller"))
 	if err := controllerd.Run(ctx, o); err != nil {
+		if errors.Is(err, controllerd.ErrInvalidOptions) {
+			fmt.Fprintf(os.Stderr, "ferry-controller: %v\n", err)
+			os.Exit(2)
+		}
 		o.Logger.Error("ferry-controller stopped", "err", err)
 		os.Exit(1)
 	}

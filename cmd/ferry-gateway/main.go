@@ -33,8 +33,9 @@ func main() {
 	fs.StringVar(&o.ListenAddr, "ingress-addr", gatewayd.DefaultListenAddr, "ingress address for remote gateways and controllers (mTLS)")
 	fs.StringVar(&o.AdminAddr, "admin-addr", gatewayd.DefaultAdminAddr, "address of /live, /ready and /metrics")
 	fs.StringVar(&kubeconfig, "kubeconfig", "", "kubeconfig of this cluster; empty means in-cluster")
-	egressPorts := fs.String("egress-port-range", contract.DefaultEgressRange().String(), "ports the controller allocates to mirrors, min-max; with --clusterset-port-range, the only ports opened for egress")
-	clustersetPorts := fs.String("clusterset-port-range", contract.DefaultClustersetRange().String(), "ports the controller allocates to clusterset Services, min-max; disjoint from --egress-port-range")
+	o.EgressPorts, o.ClustersetPorts = contract.DefaultEgressRange(), contract.DefaultClustersetRange()
+	fs.Var(&o.EgressPorts, "egress-port-range", "ports the controller allocates to mirrors, min-max; with --clusterset-port-range, the only ports opened for egress")
+	fs.Var(&o.ClustersetPorts, "clusterset-port-range", "ports the controller allocates to clusterset Services, min-max; disjoint from --egress-port-range")
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	_ = fs.Parse(os.Args[1:])
 	if *showVersion {
@@ -48,27 +49,14 @@ func main() {
 	}
 	o.Logger = slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	o.EgressHost = os.Getenv("POD_IP")
-	// A range that does not parse is reported here and left unset, so
-	// Validate does not report it a second time.
-	var rangeErr, clustersetErr error
-	if r, err := contract.ParseRange(*egressPorts); err != nil {
-		rangeErr = fmt.Errorf("--egress-port-range: %w", err)
-	} else {
-		o.EgressPorts = r
-	}
-	if r, err := contract.ParseRange(*clustersetPorts); err != nil {
-		clustersetErr = fmt.Errorf("--clusterset-port-range: %w", err)
-	} else {
-		o.ClustersetPorts = r
-	}
-	var cfgErr error
+	var err error
 	if kubeconfig == "" {
-		o.RestConfig, cfgErr = rest.InClusterConfig()
+		o.RestConfig, err = rest.InClusterConfig()
 	} else {
-		o.RestConfig, cfgErr = clientcmd.BuildConfigFromFlags("", kubeconfig)
+		o.RestConfig, err = clientcmd.BuildConfigFromFlags("", kubeconfig)
 	}
-	if err := errors.Join(o.WithDefaults().Validate(), rangeErr, clustersetErr, cfgErr); err != nil {
-		fmt.Fprintf(os.Stderr, "ferry-gateway: invalid configuration:\n%v\n", err)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "ferry-gateway: invalid configuration: %v\n", err)
 		os.Exit(2)
 	}
 
@@ -76,6 +64,9 @@ func main() {
 	defer stop()
 	if err := gatewayd.Run(ctx, o); err != nil {
 		fmt.Fprintf(os.Stderr, "ferry-gateway: %v\n", err)
+		if errors.Is(err, gatewayd.ErrInvalidOptions) {
+			os.Exit(2)
+		}
 		os.Exit(1)
 	}
 }

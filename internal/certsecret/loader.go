@@ -1,6 +1,7 @@
 package certsecret
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
@@ -68,37 +69,33 @@ type Loader struct {
 	lastErr  error
 }
 
+// Default sets every zero field to its default. NewLoader calls it: the
+// loader owns its options.
+func (o *Options) Default() {
+	o.Namespace = cmp.Or(o.Namespace, contract.SystemNamespace)
+	o.Name = cmp.Or(o.Name, contract.GatewayTLSSecret)
+	o.MeshDomain = cmp.Or(o.MeshDomain, contract.DefaultMeshDomain)
+	if o.Source == nil {
+		o.Source = &identity.Source{}
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	o.RecheckInterval = cmp.Or(o.RecheckInterval, DefaultRecheckInterval)
+	o.MetricLabel = cmp.Or(o.MetricLabel, DefaultMetricLabel)
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+}
+
 // NewLoader prepares a loader; Start runs it.
 func NewLoader(kube kubernetes.Interface, opts Options) (*Loader, error) {
 	if kube == nil {
 		return nil, errors.New("certsecret: no Kubernetes client")
 	}
-	if opts.Namespace == "" {
-		opts.Namespace = contract.SystemNamespace
-	}
-	if opts.Name == "" {
-		opts.Name = contract.GatewayTLSSecret
-	}
-	if opts.MeshDomain == "" {
-		opts.MeshDomain = contract.DefaultMeshDomain
-	}
+	opts.Default()
 	if err := identity.ValidateMeshDomain(opts.MeshDomain); err != nil {
 		return nil, fmt.Errorf("certsecret: %w", err)
-	}
-	if opts.Source == nil {
-		opts.Source = &identity.Source{}
-	}
-	if opts.Now == nil {
-		opts.Now = time.Now
-	}
-	if opts.RecheckInterval <= 0 {
-		opts.RecheckInterval = DefaultRecheckInterval
-	}
-	if opts.MetricLabel == "" {
-		opts.MetricLabel = DefaultMetricLabel
-	}
-	if opts.Logger == nil {
-		opts.Logger = slog.Default()
 	}
 	m, err := newMetrics(opts.Registry, opts.MetricLabel)
 	if err != nil {

@@ -49,7 +49,7 @@ func startLoader(t *testing.T, kube kubernetes.Interface, opts Options) (*Loader
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(t.Context())
+	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- l.Start(ctx) }()
 	t.Cleanup(func() {

@@ -82,7 +82,7 @@ func TestCLIEndToEnd(t *testing.T) {
 		})
 		run("gateway", func(ctx context.Context) error {
 			return gatewayd.Run(ctx, gatewayd.Options{RestConfig: c.RestConfig, ClusterName: name, MeshDomain: contract.DefaultMeshDomain,
-				ListenAddr: ingress[name], AdminAddr: gwAdmin, EgressHost: "127.0.0.1", Logger: logger}.WithDefaults())
+				ListenAddr: ingress[name], AdminAddr: gwAdmin, EgressHost: "127.0.0.1", Logger: logger})
 		})
 	}
 	ferry := func(cluster string, args ...string) (string, error) {

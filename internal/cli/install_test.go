@@ -19,7 +19,7 @@ func execFerry(t *testing.T, args ...string) (stdout, stderr string, err error) 
 	var out, errb bytes.Buffer
 	root := NewRootCommand(Streams{In: strings.NewReader(""), Out: &out, Err: &errb})
 	root.SetArgs(args)
-	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	err = root.ExecuteContext(ctx)
 	return out.String(), errb.String(), err

@@ -25,7 +25,7 @@ import (
 // startCluster runs one real cluster with Ferry's CRDs for this test.
 func startCluster(t *testing.T, name string) *testenv.Env {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	env, err := testenv.Start(ctx, testenv.Options{
 		Clusters: []string{name}, CRDs: install.CRDDocuments(), AddToScheme: []func(*runtime.Scheme) error{ferryv1.AddToScheme},

@@ -1,6 +1,7 @@
 package clusterset
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
@@ -98,28 +99,30 @@ func keepLabelled(next toolscache.TransformFunc) toolscache.TransformFunc {
 	}
 }
 
+// Default sets every zero field but Client to its default. Setup calls it
+// (after taking the manager's client): the reconciler owns its options.
+func (o *Options) Default() {
+	if o.Gateway.Name == "" {
+		o.Gateway = types.NamespacedName{Namespace: contract.SystemNamespace, Name: contract.GatewayName}
+	}
+	if o.Ports == (contract.Range{}) {
+		o.Ports = contract.DefaultClustersetRange()
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	o.WriteConcurrency = cmp.Or(o.WriteConcurrency, DefaultWriteConcurrency)
+	o.ControllerName = cmp.Or(o.ControllerName, DefaultControllerName)
+}
+
 // Setup adds the Reconciler to mgr (leader-only, like every controller).
 func Setup(mgr manager.Manager, opts Options) (*Reconciler, error) {
-	if opts.Gateway.Name == "" {
-		opts.Gateway = types.NamespacedName{Namespace: contract.SystemNamespace, Name: contract.GatewayName}
-	}
-	if opts.Ports == (contract.Range{}) {
-		opts.Ports = contract.DefaultClustersetRange()
-	}
-	if err := opts.Ports.Validate(); err != nil {
-		return nil, fmt.Errorf("clusterset ports: %w", err)
-	}
 	if opts.Client == nil {
 		opts.Client = mgr.GetClient()
 	}
-	if opts.Logger == nil {
-		opts.Logger = slog.New(slog.DiscardHandler)
-	}
-	if opts.WriteConcurrency <= 0 {
-		opts.WriteConcurrency = DefaultWriteConcurrency
-	}
-	if opts.ControllerName == "" {
-		opts.ControllerName = DefaultControllerName
+	opts.Default()
+	if err := opts.Ports.Validate(); err != nil {
+		return nil, fmt.Errorf("clusterset ports: %w", err)
 	}
 	r := &Reconciler{
 		opts: opts, c: opts.Client, log: opts.Logger, recorder: mgr.GetEventRecorder(contract.ManagedBy),

@@ -70,6 +70,19 @@ func (r Range) Validate() error {
 	return nil
 }
 
+// Set parses s into r: a Range is a command-line flag (flag.Value).
+func (r *Range) Set(s string) error {
+	v, err := ParseRange(s)
+	if err != nil {
+		return err
+	}
+	*r = v
+	return nil
+}
+
+// Type names the flag's value in help text (pflag.Value).
+func (r *Range) Type() string { return "min-max" }
+
 // Overlaps reports whether r and o share a port.
 func (r Range) Overlaps(o Range) bool { return r.Min <= o.Max && o.Min <= r.Max }
 

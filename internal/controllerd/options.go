@@ -12,6 +12,8 @@ import (
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
+
 	"ferry.dev/ferry/internal/contract"
 	"ferry.dev/ferry/internal/identity"
 	"ferry.dev/ferry/internal/importer"
@@ -36,11 +38,11 @@ type Options struct {
 	Kubeconfig  string
 	ClusterName string
 	MeshDomain  string
-	// EgressPortRange is "min-max".
-	EgressPortRange string
-	// ClustersetPortRange is "min-max", the clusterset Services' egress
-	// ports; it must not overlap EgressPortRange.
-	ClustersetPortRange string
+	// EgressPorts is where mirrors' egress ports are allocated.
+	EgressPorts contract.Range
+	// ClustersetPorts is where clusterset Services' egress ports are
+	// allocated; it must not overlap EgressPorts.
+	ClustersetPorts contract.Range
 	// GatewayService is "namespace/name" of the local gateway Service.
 	GatewayService string
 	LeaderElect    bool
@@ -71,10 +73,6 @@ type Options struct {
 	Hooks []Hook
 	// SkipNameValidation lets tests run the controller twice in a process.
 	SkipNameValidation bool
-
-	ports           contract.Range
-	clustersetPorts contract.Range
-	gateway         types.NamespacedName
 }
 
 // Deps is what a Hook receives.
@@ -89,16 +87,17 @@ type Deps struct {
 // Hook adds a component (a manager.Runnable, a controller) to the manager.
 type Hook func(Deps) error
 
-// SetDefaults fills zero fields with their defaults.
-func (o *Options) SetDefaults() {
+// Default sets every zero field to its default: the one defaulting step,
+// taken by Run.
+func (o *Options) Default() {
 	if o.MeshDomain == "" {
 		o.MeshDomain = contract.DefaultMeshDomain
 	}
-	if o.EgressPortRange == "" {
-		o.EgressPortRange = contract.DefaultEgressRange().String()
+	if o.EgressPorts == (contract.Range{}) {
+		o.EgressPorts = contract.DefaultEgressRange()
 	}
-	if o.ClustersetPortRange == "" {
-		o.ClustersetPortRange = contract.DefaultClustersetRange().String()
+	if o.ClustersetPorts == (contract.Range{}) {
+		o.ClustersetPorts = contract.DefaultClustersetRange()
 	}
 	if o.GatewayService == "" {
 		o.GatewayService = DefaultGatewayService
@@ -115,12 +114,17 @@ func (o *Options) SetDefaults() {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
+	if o.Registry == nil {
+		o.Registry = ctrlmetrics.Registry
+	}
+	if o.Feed == nil {
+		o.Feed = importer.DialFeed
+	}
 }
 
-// Validate applies defaults and checks every option, reporting all
-// problems at once.
+// Validate checks every option, reporting all problems at once, each
+// saying which flag to fix. It changes nothing.
 func (o *Options) Validate() error {
-	o.SetDefaults()
 	var errs []error
 	if err := contract.ValidateClusterName(o.ClusterName); err != nil {
 		errs = append(errs, fmt.Errorf("--cluster-name: %w", err))
@@ -128,23 +132,18 @@ func (o *Options) Validate() error {
 	if err := identity.ValidateMeshDomain(o.MeshDomain); err != nil {
 		errs = append(errs, fmt.Errorf("--mesh-domain: %w", err))
 	}
-	r, err := contract.ParseRange(o.EgressPortRange)
+	err := o.EgressPorts.Validate()
 	if err != nil {
 		errs = append(errs, fmt.Errorf("--egress-port-range: %w", err))
 	}
-	o.ports = r
-	cr, cerr := contract.ParseRange(o.ClustersetPortRange)
-	if cerr != nil {
+	if cerr := o.ClustersetPorts.Validate(); cerr != nil {
 		errs = append(errs, fmt.Errorf("--clusterset-port-range: %w", cerr))
-	} else if err == nil && cr.Min <= r.Max && r.Min <= cr.Max {
-		errs = append(errs, fmt.Errorf("--clusterset-port-range %s overlaps --egress-port-range %s; the two must be disjoint", cr, r))
+	} else if err == nil && o.ClustersetPorts.Overlaps(o.EgressPorts) {
+		errs = append(errs, fmt.Errorf("--clusterset-port-range %s overlaps --egress-port-range %s; the two must be disjoint", o.ClustersetPorts, o.EgressPorts))
 	}
-	o.clustersetPorts = cr
-	ns, name, ok := strings.Cut(o.GatewayService, "/")
-	if !ok || len(validation.IsDNS1123Label(ns)) > 0 || len(validation.IsDNS1035Label(name)) > 0 {
+	if gw := o.gateway(); len(validation.IsDNS1123Label(gw.Namespace)) > 0 || len(validation.IsDNS1035Label(gw.Name)) > 0 {
 		errs = append(errs, fmt.Errorf("--gateway-service %q: want namespace/name", o.GatewayService))
 	}
-	o.gateway = types.NamespacedName{Namespace: ns, Name: name}
 	for flag, addr := range map[string]string{"--metrics-addr": o.MetricsAddr, "--health-addr": o.HealthAddr} {
 		if err := validateAddr(addr); err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", flag, err))
@@ -157,6 +156,12 @@ func (o *Options) Validate() error {
 		errs = append(errs, errors.New("client QPS and burst must be positive"))
 	}
 	return errors.Join(errs...)
+}
+
+// gateway is GatewayService split into namespace and name.
+func (o *Options) gateway() types.NamespacedName {
+	ns, name, _ := strings.Cut(o.GatewayService, "/")
+	return types.NamespacedName{Namespace: ns, Name: name}
 }
 
 func validateAddr(addr string) error {

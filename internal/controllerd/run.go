@@ -16,7 +16,6 @@ import (
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
-	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	mcsv1beta1 "sigs.k8s.io/mcs-api/pkg/apis/v1beta1"
 
@@ -29,18 +28,19 @@ import (
 // gracefulShutdown bounds how long runnables get to stop.
 const gracefulShutdown = 15 * time.Second
 
-// Run runs the controller until ctx ends. It returns an error if the
-// options are invalid or something cannot start; a running controller
-// reports problems through status, Events, metrics and logs instead.
+// ErrInvalidOptions wraps the problems Run finds in its Options, so that a
+// main can tell a configuration error (exit 2) from a failure.
+var ErrInvalidOptions = errors.New("invalid configuration")
+
+// Run completes o with its defaults, validates it, and runs the controller
+// until ctx ends. It returns an error if the options are invalid or
+// something cannot start; a running controller reports problems through
+// status, Events, metrics and logs instead. The main and the tests call it
+// the same way.
 func Run(ctx context.Context, o Options) error {
+	o.Default()
 	if err := o.Validate(); err != nil {
-		return err
-	}
-	if o.Registry == nil {
-		o.Registry = ctrlmetrics.Registry
-	}
-	if o.Feed == nil {
-		o.Feed = importer.DialFeed
+		return fmt.Errorf("%w:\n%w", ErrInvalidOptions, err)
 	}
 	log := o.Logger.With("cluster", o.ClusterName)
 
@@ -68,7 +68,7 @@ func Run(ctx context.Context, o Options) error {
 		GracefulShutdownTimeout: ptr.To(gracefulShutdown),
 		Controller:              config.Controller{SkipNameValidation: ptr.To(o.SkipNameValidation)},
 	}
-	importer.ConfigureManager(&mo, o.gateway, contract.SystemNamespace)
+	importer.ConfigureManager(&mo, o.gateway(), contract.SystemNamespace)
 	clusterset.ConfigureManager(&mo)
 	mgr, err := manager.New(cfg, mo)
 	if err != nil {
@@ -92,7 +92,7 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 	im, err := importer.Setup(ctx, mgr, importer.Options{
-		MeshDomain: o.MeshDomain, Gateway: o.gateway, Ports: o.ports,
+		MeshDomain: o.MeshDomain, Gateway: o.gateway(), Ports: o.EgressPorts,
 		Identity: src, Feed: o.Feed, Prober: o.Prober, OnFeedChange: status.Trigger,
 		Registry: o.Registry, Logger: log.With("component", "importer"),
 		SkipNameValidation: o.SkipNameValidation,
@@ -102,7 +102,7 @@ func Run(ctx context.Context, o Options) error {
 	}
 	status.Peers = im.Peers
 	if _, err := clusterset.Setup(mgr, clusterset.Options{
-		Gateway: o.gateway, Ports: o.clustersetPorts, Registry: o.Registry,
+		Gateway: o.gateway(), Ports: o.ClustersetPorts, Registry: o.Registry,
 		Logger: log.With("component", "clusterset"), SkipNameValidation: o.SkipNameValidation,
 	}); err != nil {
 		return err
@@ -132,8 +132,8 @@ func Run(ctx context.Context, o Options) error {
 		adm.close()
 		return err
 	}
-	log.Info("starting ferry-controller", "mesh", o.MeshDomain, "gateway", o.gateway.String(),
-		"egress_ports", o.ports.String(), "clusterset_ports", o.clustersetPorts.String(), "leader_elect", o.LeaderElect, "qps", o.QPS, "burst", o.Burst)
+	log.Info("starting ferry-controller", "mesh", o.MeshDomain, "gateway", o.GatewayService,
+		"egress_ports", o.EgressPorts.String(), "clusterset_ports", o.ClustersetPorts.String(), "leader_elect", o.LeaderElect, "qps", o.QPS, "burst", o.Burst)
 	if err := mgr.Start(ctx); err != nil {
 		return fmt.Errorf("controller: %w", err)
 	}

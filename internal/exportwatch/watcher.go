@@ -1,6 +1,7 @@
 package exportwatch
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -118,16 +119,18 @@ func NewWatcher(cfg *rest.Config, opts WatcherOptions) (*Watcher, error) {
 	return newWatcher(c, opts), nil
 }
 
+// Default sets every zero field to its default. NewWatcher calls it: the
+// watcher owns its options.
+func (o *WatcherOptions) Default() {
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	o.Coalesce = cmp.Or(o.Coalesce, DefaultCoalesce)
+	o.RetryInterval = cmp.Or(o.RetryInterval, DefaultRetryInterval)
+}
+
 func newWatcher(c cache.Cache, opts WatcherOptions) *Watcher {
-	if opts.Logger == nil {
-		opts.Logger = slog.Default()
-	}
-	if opts.Coalesce <= 0 {
-		opts.Coalesce = DefaultCoalesce
-	}
-	if opts.RetryInterval <= 0 {
-		opts.RetryInterval = DefaultRetryInterval
-	}
+	opts.Default()
 	return &Watcher{
 		Publisher: exports.NewPublisher(),
 		cache:     c,

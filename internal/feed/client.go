@@ -1,6 +1,7 @@
 package feed
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -79,6 +80,22 @@ type Client struct {
 	log *slog.Logger
 }
 
+// Default sets every zero limit and the Logger to their defaults.
+// NewClient calls it: the client owns its config.
+func (c *ClientConfig) Default() {
+	c.MaxMessageBytes = cmp.Or(c.MaxMessageBytes, DefaultMaxMessageBytes)
+	c.MaxExports = cmp.Or(c.MaxExports, DefaultMaxExports)
+	c.MaxUpdateBytes = cmp.Or(c.MaxUpdateBytes, DefaultMaxUpdateBytes)
+	c.HeartbeatInterval = cmp.Or(c.HeartbeatInterval, DefaultHeartbeatInterval)
+	c.HeartbeatTimeout = cmp.Or(c.HeartbeatTimeout, DefaultHeartbeatTimeout)
+	c.DialTimeout = cmp.Or(c.DialTimeout, DefaultDialTimeout)
+	c.BackoffInitial = cmp.Or(c.BackoffInitial, DefaultBackoffInitial)
+	c.BackoffMax = cmp.Or(c.BackoffMax, DefaultBackoffMax)
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
 // NewClient validates cfg and returns a client.
 func NewClient(cfg ClientConfig) (*Client, error) {
 	if len(cfg.Addresses) == 0 {
@@ -95,19 +112,12 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 	if cfg.TLS == nil {
 		return nil, errors.New("feed: no TLS source")
 	}
-	cfg.MaxMessageBytes = orDefault(cfg.MaxMessageBytes, DefaultMaxMessageBytes)
-	cfg.MaxExports = orDefault(cfg.MaxExports, DefaultMaxExports)
-	cfg.MaxUpdateBytes = orDefault(cfg.MaxUpdateBytes, DefaultMaxUpdateBytes)
-	cfg.HeartbeatInterval = orDefault(cfg.HeartbeatInterval, DefaultHeartbeatInterval)
-	cfg.HeartbeatTimeout = orDefault(cfg.HeartbeatTimeout, DefaultHeartbeatTimeout)
-	cfg.DialTimeout = orDefault(cfg.DialTimeout, DefaultDialTimeout)
-	cfg.BackoffInitial = orDefault(cfg.BackoffInitial, DefaultBackoffInitial)
-	cfg.BackoffMax = orDefault(cfg.BackoffMax, DefaultBackoffMax)
+	cfg.Default()
+	if err := positive(cfg.MaxMessageBytes, cfg.MaxExports, cfg.MaxUpdateBytes, int(cfg.DialTimeout), int(cfg.BackoffInitial), int(cfg.BackoffMax)); err != nil {
+		return nil, err
+	}
 	if cfg.HeartbeatTimeout <= cfg.HeartbeatInterval {
 		return nil, fmt.Errorf("feed: heartbeat timeout %s must exceed the interval %s", cfg.HeartbeatTimeout, cfg.HeartbeatInterval)
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.Default()
 	}
 	return &Client{cfg: cfg, log: cfg.Logger.With("component", "feed-client", "server", cfg.ServerID.String())}, nil
 }

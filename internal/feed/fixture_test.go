@@ -193,7 +193,7 @@ func run(t *testing.T, cfg ClientConfig, h Handler, resume uint64) (stop func())
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(t.Context())
+	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- c.Run(ctx, h, resume) }()
 	var once sync.Once

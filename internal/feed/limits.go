@@ -1,6 +1,9 @@
 package feed
 
-import "time"
+import (
+	"fmt"
+	"time"
+)
 
 // Named limits and defaults. Every option that is zero takes its default;
 // zero never means "unlimited", so a forgotten field cannot remove a bound.
@@ -54,11 +57,15 @@ const (
 	chunkHeadroom = 64
 )
 
-func orDefault[T int | time.Duration](v, def T) T {
-	if v <= 0 {
-		return def
+// positive refuses a limit below zero: zero takes the default, a negative
+// value is a mistake.
+func positive(limits ...int) error {
+	for _, v := range limits {
+		if v < 0 {
+			return fmt.Errorf("feed: a limit is %d; limits must not be negative (zero means the default)", v)
+		}
 	}
-	return v
+	return nil
 }
 
 // MaxConnectionIdle closes a feed connection that has carried no stream for

@@ -119,7 +119,7 @@ func rawStream(t *testing.T, f *fixture, cluster string) feedpb.Feed_SubscribeCl
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
-	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	t.Cleanup(cancel)
 	s, err := feedpb.NewFeedClient(conn).Subscribe(ctx)
 	if err != nil {

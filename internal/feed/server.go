@@ -1,6 +1,7 @@
 package feed
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -70,6 +71,23 @@ type Server struct {
 	perCluster map[string]int
 }
 
+// Default sets every zero limit, the Logger and the Metrics to their
+// defaults. NewServer calls it: the server owns its options.
+func (o *ServerOptions) Default() {
+	o.MaxMessageBytes = cmp.Or(o.MaxMessageBytes, DefaultMaxMessageBytes)
+	o.MaxHistory = cmp.Or(o.MaxHistory, DefaultMaxHistory)
+	o.MaxSubscribers = cmp.Or(o.MaxSubscribers, DefaultMaxSubscribers)
+	o.MaxStreamsPerCluster = cmp.Or(o.MaxStreamsPerCluster, DefaultMaxStreamsPerCluster)
+	o.HeartbeatInterval = cmp.Or(o.HeartbeatInterval, DefaultHeartbeatInterval)
+	o.HeartbeatTimeout = cmp.Or(o.HeartbeatTimeout, DefaultHeartbeatTimeout)
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Metrics == nil {
+		o.Metrics, _ = NewMetrics(nil) // cannot fail without a registry
+	}
+}
+
 // NewServer returns a feed server publishing src.
 func NewServer(src ExportSource, opts ServerOptions) (*Server, error) {
 	if err := contract.ValidateClusterName(opts.LocalCluster); err != nil {
@@ -78,23 +96,15 @@ func NewServer(src ExportSource, opts ServerOptions) (*Server, error) {
 	if src == nil {
 		return nil, errors.New("feed: no export source")
 	}
-	opts.MaxMessageBytes = orDefault(opts.MaxMessageBytes, DefaultMaxMessageBytes)
-	opts.MaxHistory = orDefault(opts.MaxHistory, DefaultMaxHistory)
-	opts.MaxSubscribers = orDefault(opts.MaxSubscribers, DefaultMaxSubscribers)
-	opts.MaxStreamsPerCluster = orDefault(opts.MaxStreamsPerCluster, DefaultMaxStreamsPerCluster)
-	opts.HeartbeatInterval = orDefault(opts.HeartbeatInterval, DefaultHeartbeatInterval)
-	opts.HeartbeatTimeout = orDefault(opts.HeartbeatTimeout, DefaultHeartbeatTimeout)
+	opts.Default()
+	if err := positive(opts.MaxMessageBytes, opts.MaxHistory, opts.MaxSubscribers, opts.MaxStreamsPerCluster); err != nil {
+		return nil, err
+	}
 	if opts.HeartbeatTimeout <= opts.HeartbeatInterval {
 		return nil, fmt.Errorf("feed: heartbeat timeout %s must exceed the interval %s", opts.HeartbeatTimeout, opts.HeartbeatInterval)
 	}
 	if opts.MaxMessageBytes < 64<<10 {
 		return nil, fmt.Errorf("feed: max message bytes %d is below the 64 KiB that one export may need", opts.MaxMessageBytes)
-	}
-	if opts.Logger == nil {
-		opts.Logger = slog.Default()
-	}
-	if opts.Metrics == nil {
-		opts.Metrics, _ = NewMetrics(nil) // cannot fail without a registry
 	}
 	s := &Server{
 		opts:       opts,

@@ -15,6 +15,10 @@ var (
 	ErrNotExported       = errors.New("service is not exported")
 	ErrClusterNotAllowed = errors.New("export does not allow the caller's cluster")
 	ErrUnknownPort       = errors.New("port is not a port of the exported service")
+	// ErrExportsNotSynced means the export set is not known yet. Unlike
+	// the others it is answered as unavailable (retriable): it says
+	// nothing about the target, only that this gateway just started.
+	ErrExportsNotSynced = errors.New("the export set has not synced yet")
 )
 
 // Authorizer decides whether caller may reach target. The target has
@@ -34,7 +38,7 @@ type ExportSource interface {
 // ExportAuthorizer is the Authorizer over the cluster's export set. It reads
 // the current Set on each stream, lock-free, so a change takes effect for
 // the next stream and streams already running are not cut. Until the set
-// has synced it is empty, and every stream is refused.
+// has synced every stream gets ErrExportsNotSynced.
 type ExportAuthorizer struct{ src ExportSource }
 
 // NewExportAuthorizer authorizes against src.
@@ -42,7 +46,11 @@ func NewExportAuthorizer(src ExportSource) *ExportAuthorizer { return &ExportAut
 
 // Authorize implements Authorizer.
 func (a *ExportAuthorizer) Authorize(caller identity.ID, t tunnel.Target) error {
-	e, ok := a.src.Current().Exports[exports.Key{Namespace: t.Namespace, Name: t.Service}]
+	set := a.src.Current()
+	if !set.Synced {
+		return ErrExportsNotSynced
+	}
+	e, ok := set.Exports[exports.Key{Namespace: t.Namespace, Name: t.Service}]
 	if !ok {
 		return ErrNotExported
 	}

@@ -191,8 +191,12 @@ func TestExportAuthorizerFollowsTheSet(t *testing.T) {
 	s := NewExportAuthorizer(p)
 	caller := contract.GatewayID("ferry.local", "west")
 	tg := tunnel.Target{Namespace: "default", Service: "web", Port: 80}
+	if err := s.Authorize(caller, tg); !errors.Is(err, ErrExportsNotSynced) {
+		t.Fatalf("set not synced yet: %v, want ErrExportsNotSynced", err)
+	}
+	p.Publish(nil, nil, nil)
 	if err := s.Authorize(caller, tg); !errors.Is(err, ErrNotExported) {
-		t.Fatalf("empty set: %v", err)
+		t.Fatalf("synced, empty set: %v", err)
 	}
 	web := exports.TCP("default", "web", 80)
 	p.Publish(exports.Of(web), nil, nil)

@@ -94,24 +94,25 @@ type activeRoute struct {
 	next atomic.Uint64
 }
 
-// NewEgress builds the egress; call SetRemotes and SetRoutes. The
-// connections it serves live in ctx: when ctx ends they end. To drain, call
-// Shutdown rather than ending ctx.
-func NewEgress(ctx context.Context, o EgressOptions) (*Egress, error) {
-	o.Limits = o.Limits.WithDefaults()
-	if err := o.Limits.Validate(); err != nil {
-		return nil, err
-	}
+// Default sets the Logger and Metrics when unset. NewEgress calls it;
+// Limits arrive complete from their owner (gatewayd's Options.Default).
+func (o *EgressOptions) Default() {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
 	if o.Metrics == nil {
-		m, err := NewMetrics(nil)
-		if err != nil {
-			return nil, err
-		}
-		o.Metrics = m
+		o.Metrics, _ = NewMetrics(nil) // cannot fail without a registry
 	}
+}
+
+// NewEgress builds the egress; call SetRemotes and SetRoutes. The
+// connections it serves live in ctx: when ctx ends they end. To drain, call
+// Shutdown rather than ending ctx.
+func NewEgress(ctx context.Context, o EgressOptions) (*Egress, error) {
+	if err := o.Limits.Validate(); err != nil {
+		return nil, err
+	}
+	o.Default()
 	var dialer tunnel.ContextDialer
 	if o.Dialer != nil {
 		dialer = o.Dialer

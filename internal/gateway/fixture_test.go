@@ -137,7 +137,7 @@ type pair struct {
 }
 
 func testLimits() Limits {
-	return Limits{
+	l := Limits{
 		Tunnel: tunnel.Limits{
 			HandshakeTimeout:  time.Second,
 			KeepAliveInterval: time.Second,
@@ -153,6 +153,9 @@ func testLimits() Limits {
 		OpenTimeout:     3 * time.Second,
 		DrainTimeout:    3 * time.Second,
 	}
+	// The rest take the defaults.
+	l.Default()
+	return l
 }
 
 type pairOpts struct {
@@ -168,6 +171,9 @@ func newPair(t testing.TB, po pairOpts) *pair {
 	if po.egLimits == (Limits{}) {
 		po.egLimits = testLimits()
 	}
+	// A test sets only the limits it is about; the rest take the defaults.
+	po.inLimits.Default()
+	po.egLimits.Default()
 	m := identitytest.NewMesh(t, "", "east", "west", "north")
 	p := &pair{
 		mesh: m, east: m.Cluster(t, "east"), west: m.Cluster(t, "west"),
@@ -193,9 +199,9 @@ func newPair(t testing.TB, po pairOpts) *pair {
 		t.Fatal(err)
 	}
 	p.inAddr = ln.Addr().String()
-	go func() { _ = p.in.Serve(t.Context(), ln) }()
+	go func() { _ = p.in.Serve(context.Background(), ln) }()
 
-	p.eg, err = NewEgress(t.Context(), EgressOptions{
+	p.eg, err = NewEgress(context.Background(), EgressOptions{
 		TLS: p.west.Gateway, ListenHost: "127.0.0.1", PoolSize: po.poolSize,
 		Limits: po.egLimits, Metrics: p.egMetrics, Logger: testkit.Logger(),
 	})

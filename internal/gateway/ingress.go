@@ -24,6 +24,9 @@ const (
 	ReasonClusterNotAllowed = "cluster_not_allowed"
 	ReasonUnknownPort       = "unknown_port"
 	ReasonDenied            = "denied"
+	// ReasonNotSynced: the export set is not known yet (a gateway that
+	// just started). Answered as unavailable, so the caller fails over.
+	ReasonNotSynced         = "exports_not_synced"
 	ReasonForbiddenIdentity = tunnel.ReasonForbiddenIdentity
 
 	// Failure reasons: the stream was authorized but not connected.
@@ -74,15 +77,10 @@ type Ingress struct {
 	rejectLog logLimiter
 }
 
-// NewIngress checks the options and builds the ingress; call Serve.
-func NewIngress(o IngressOptions) (*Ingress, error) {
-	if o.Authorizer == nil || o.Endpoints == nil {
-		return nil, errors.New("gateway: ingress needs an Authorizer and an EndpointPicker")
-	}
-	o.Limits = o.Limits.WithDefaults()
-	if err := o.Limits.Validate(); err != nil {
-		return nil, err
-	}
+// Default sets every unset collaborator (Dialer, Logger, Now, Metrics).
+// NewIngress calls it; Limits arrive complete from their owner
+// (gatewayd's Options.Default).
+func (o *IngressOptions) Default() {
 	if o.Dialer == nil {
 		o.Dialer = &net.Dialer{}
 	}
@@ -93,12 +91,19 @@ func NewIngress(o IngressOptions) (*Ingress, error) {
 		o.Now = time.Now
 	}
 	if o.Metrics == nil {
-		m, err := NewMetrics(nil)
-		if err != nil {
-			return nil, err
-		}
-		o.Metrics = m
+		o.Metrics, _ = NewMetrics(nil) // cannot fail without a registry
 	}
+}
+
+// NewIngress checks the options and builds the ingress; call Serve.
+func NewIngress(o IngressOptions) (*Ingress, error) {
+	if o.Authorizer == nil || o.Endpoints == nil {
+		return nil, errors.New("gateway: ingress needs an Authorizer and an EndpointPicker")
+	}
+	if err := o.Limits.Validate(); err != nil {
+		return nil, err
+	}
+	o.Default()
 	in := &Ingress{
 		o:         o,
 		bal:       newBalancer(o.Now, o.Limits.EndpointBackoff),
@@ -170,7 +175,13 @@ func (in *Ingress) serveStream(ctx context.Context, caller identity.ID, st *tunn
 		return
 	}
 	if err := in.o.Authorizer.Authorize(caller, t); err != nil {
-		in.reject(st, caller, tunnel.StatusDenied, authzReason(err), err, &t)
+		status := tunnel.StatusDenied
+		if errors.Is(err, ErrExportsNotSynced) {
+			// Not a refusal: this gateway does not know yet. Retriable, so
+			// a clusterset connection goes to another cluster instead.
+			status = tunnel.StatusUnavailable
+		}
+		in.reject(st, caller, status, authzReason(err), err, &t)
 		return
 	}
 
@@ -233,6 +244,8 @@ func authzReason(err error) string {
 		return ReasonClusterNotAllowed
 	case errors.Is(err, ErrUnknownPort):
 		return ReasonUnknownPort
+	case errors.Is(err, ErrExportsNotSynced):
+		return ReasonNotSynced
 	}
 	return ReasonDenied
 }

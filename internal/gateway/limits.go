@@ -1,15 +1,17 @@
 package gateway
 
 import (
+	"cmp"
 	"fmt"
 	"time"
 
 	"ferry.dev/ferry/internal/tunnel"
 )
 
-// Limits bound what one gateway will hold for its peers and clients. Zero
-// fields take their defaults (DefaultLimits), so a forgotten field never
-// means "unlimited". docs/gateway.md has the table and the reasoning.
+// Limits bound what one gateway will hold for its peers and clients.
+// Default sets zero fields to DefaultLimits' and Validate refuses a zero, so
+// a forgotten field never means "unlimited". docs/gateway.md has the table
+// and the reasoning.
 type Limits struct {
 	// Tunnel holds the transport limits: TLS handshake timeout, connection,
 	// session and stream caps, yamux window (= max frame) and keepalive.
@@ -60,23 +62,25 @@ func DefaultLimits() Limits {
 	}
 }
 
-// WithDefaults fills zero fields.
-func (l Limits) WithDefaults() Limits {
+// Default sets every zero field, and those of Tunnel, to its default:
+// the one defaulting step, taken by whoever owns the Limits (gatewayd's
+// Options.Default, or a test). NewIngress and NewEgress only validate.
+func (l *Limits) Default() {
 	d := DefaultLimits()
-	l.Tunnel = l.Tunnel.WithDefaults()
-	def(&l.MaxHeaderBytes, d.MaxHeaderBytes)
-	def(&l.HeaderTimeout, d.HeaderTimeout)
-	def(&l.IdleTimeout, d.IdleTimeout)
-	def(&l.DialTimeout, d.DialTimeout)
-	def(&l.DialAttempts, d.DialAttempts)
-	def(&l.EndpointBackoff, d.EndpointBackoff)
-	def(&l.OpenTimeout, d.OpenTimeout)
-	def(&l.MaxEgressConns, d.MaxEgressConns)
-	def(&l.DrainTimeout, d.DrainTimeout)
-	return l
+	l.Tunnel.Default()
+	l.MaxHeaderBytes = cmp.Or(l.MaxHeaderBytes, d.MaxHeaderBytes)
+	l.HeaderTimeout = cmp.Or(l.HeaderTimeout, d.HeaderTimeout)
+	l.IdleTimeout = cmp.Or(l.IdleTimeout, d.IdleTimeout)
+	l.DialTimeout = cmp.Or(l.DialTimeout, d.DialTimeout)
+	l.DialAttempts = cmp.Or(l.DialAttempts, d.DialAttempts)
+	l.EndpointBackoff = cmp.Or(l.EndpointBackoff, d.EndpointBackoff)
+	l.OpenTimeout = cmp.Or(l.OpenTimeout, d.OpenTimeout)
+	l.MaxEgressConns = cmp.Or(l.MaxEgressConns, d.MaxEgressConns)
+	l.DrainTimeout = cmp.Or(l.DrainTimeout, d.DrainTimeout)
 }
 
-// Validate rejects impossible limits (call after WithDefaults).
+// Validate rejects limits that cannot work. Every limit must be set: a
+// zero is refused, never read as "unlimited" (call Default first).
 func (l Limits) Validate() error {
 	if err := l.Tunnel.Validate(); err != nil {
 		return err
@@ -84,23 +88,19 @@ func (l Limits) Validate() error {
 	if l.MaxHeaderBytes < 64 || l.MaxHeaderBytes > 65535 {
 		return fmt.Errorf("gateway limits: MaxHeaderBytes %d outside 64-65535", l.MaxHeaderBytes)
 	}
-	for name, v := range map[string]time.Duration{
-		"HeaderTimeout": l.HeaderTimeout, "IdleTimeout": l.IdleTimeout, "DialTimeout": l.DialTimeout,
-		"EndpointBackoff": l.EndpointBackoff, "OpenTimeout": l.OpenTimeout, "DrainTimeout": l.DrainTimeout,
+	for _, v := range []struct {
+		name string
+		d    time.Duration
+	}{
+		{"HeaderTimeout", l.HeaderTimeout}, {"IdleTimeout", l.IdleTimeout}, {"DialTimeout", l.DialTimeout},
+		{"EndpointBackoff", l.EndpointBackoff}, {"OpenTimeout", l.OpenTimeout}, {"DrainTimeout", l.DrainTimeout},
 	} {
-		if v < 0 {
-			return fmt.Errorf("gateway limits: %s is negative", name)
+		if v.d <= 0 {
+			return fmt.Errorf("gateway limits: %s is %v; it must be positive (Default sets every limit)", v.name, v.d)
 		}
 	}
-	if l.DialAttempts < 0 || l.MaxEgressConns < 0 {
-		return fmt.Errorf("gateway limits: DialAttempts and MaxEgressConns must not be negative")
+	if l.DialAttempts <= 0 || l.MaxEgressConns <= 0 {
+		return fmt.Errorf("gateway limits: DialAttempts (%d) and MaxEgressConns (%d) must be positive", l.DialAttempts, l.MaxEgressConns)
 	}
 	return nil
-}
-
-func def[T comparable](p *T, d T) {
-	var zero T
-	if *p == zero {
-		*p = d
-	}
 }

@@ -36,8 +36,16 @@ func TestDefaultLimitsAreAllSet(t *testing.T) {
 		}
 	}
 	check("", reflect.ValueOf(DefaultLimits()))
-	if got := (Limits{}).WithDefaults(); !reflect.DeepEqual(got, DefaultLimits()) {
-		t.Errorf("zero Limits with defaults = %+v", got)
+	var zero Limits
+	if err := zero.Validate(); err == nil {
+		t.Error("zero Limits validated: a forgotten limit must be refused, not read as unlimited")
+	}
+	zero.Default()
+	if !reflect.DeepEqual(zero, DefaultLimits()) {
+		t.Errorf("zero Limits after Default = %+v", zero)
+	}
+	if err := zero.Validate(); err != nil {
+		t.Errorf("defaulted Limits refused: %v", err)
 	}
 	bad := DefaultLimits()
 	bad.Tunnel.MaxStreamWindow = 64 << 10

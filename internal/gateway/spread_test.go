@@ -25,10 +25,16 @@ type remoteGateway struct {
 // backed by addrs. Its Shutdown is the test's "gateway down".
 func newRemoteGateway(t *testing.T, p *pair, cluster, svc string, addrs ...string) *remoteGateway {
 	t.Helper()
-	c := p.mesh.Cluster(t, cluster)
 	set, endpoints := exports.NewPublisher(), NewEndpointTable()
 	set.Publish(exports.Of(exports.TCP("default", svc, 80)), nil, nil)
 	endpoints.Set("default", svc, 80, addrs)
+	return startRemoteGateway(t, p, cluster, set, endpoints)
+}
+
+// startRemoteGateway starts cluster's ingress over set and endpoints.
+func startRemoteGateway(t *testing.T, p *pair, cluster string, set *exports.Publisher, endpoints *EndpointTable) *remoteGateway {
+	t.Helper()
+	c := p.mesh.Cluster(t, cluster)
 	m, err := NewMetrics(prometheus.NewRegistry())
 	if err != nil {
 		t.Fatal(err)
@@ -44,7 +50,7 @@ func newRemoteGateway(t *testing.T, p *pair, cluster, svc string, addrs ...strin
 	if err != nil {
 		t.Fatal(err)
 	}
-	go func() { _ = in.Serve(t.Context(), ln) }()
+	go func() { _ = in.Serve(context.Background(), ln) }()
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
@@ -61,6 +67,13 @@ func spreadRoute(t *testing.T) (*pair, *remoteGateway, string) {
 	p := newPair(t, pairOpts{})
 	p.export("web", nil, newBackend(t, whoami("east")).addr())
 	north := newRemoteGateway(t, p, "north", "web", newBackend(t, whoami("north")).addr())
+	return p, north, routeToBoth(t, p, north)
+}
+
+// routeToBoth opens one port of west's egress routed to default/web in east
+// and then north, and waits for both sessions.
+func routeToBoth(t *testing.T, p *pair, north *remoteGateway) string {
+	t.Helper()
 	p.eg.SetRemotes(map[string]tunnel.Remote{
 		"east":  {Addresses: []string{p.inAddr}, Identity: p.east.GatewayID()},
 		"north": {Addresses: []string{north.addr}, Identity: identityOf(p, "north")},
@@ -77,7 +90,23 @@ func spreadRoute(t *testing.T) (*pair, *remoteGateway, string) {
 	testkit.EventuallyWithin(t, 5*time.Second, "sessions to east and north", func() bool {
 		return p.eg.RemoteLive("east") && p.eg.RemoteLive("north")
 	})
-	return p, north, net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+}
+
+// A gateway that has just started does not know its exports yet. It
+// answers "unavailable", never "denied", so a clusterset connection goes to
+// another cluster instead of failing: the restart window of requirement III.
+func TestMultiDestinationRouteFailsOverWhileAGatewayHasNotSynced(t *testing.T) {
+	p := newPair(t, pairOpts{})
+	p.export("web", nil, newBackend(t, whoami("east")).addr())
+	// north's export set never syncs.
+	north := startRemoteGateway(t, p, "north", exports.NewPublisher(), NewEndpointTable())
+	addr := routeToBoth(t, p, north)
+	for i := range 20 {
+		if got := hit(t, addr); got != "east" {
+			t.Fatalf("connection %d got %q, want east\n%s", i, got, p.failureCounters())
+		}
+	}
 }
 
 // With every destination up, successive connections take turns: the load

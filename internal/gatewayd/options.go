@@ -53,8 +53,9 @@ type Options struct {
 	Logger     *slog.Logger
 }
 
-// WithDefaults fills unset fields.
-func (o Options) WithDefaults() Options {
+// Default sets every unset field to its default, Limits included: the one
+// defaulting step, taken by Run.
+func (o *Options) Default() {
 	if o.MeshDomain == "" {
 		o.MeshDomain = contract.DefaultMeshDomain
 	}
@@ -79,11 +80,11 @@ func (o Options) WithDefaults() Options {
 	if o.ClustersetPorts == (contract.Range{}) {
 		o.ClustersetPorts = contract.DefaultClustersetRange()
 	}
-	o.Limits = o.Limits.WithDefaults()
-	return o
+	o.Limits.Default()
 }
 
-// Validate reports every problem at once, each saying which flag to fix.
+// Validate reports every problem at once, each saying which flag to fix. It
+// changes nothing.
 func (o Options) Validate() error {
 	var errs []error
 	if err := contract.ValidateClusterName(o.ClusterName); err != nil {
@@ -105,7 +106,7 @@ func (o Options) Validate() error {
 			errs = append(errs, fmt.Errorf("%s: %w", flag, err))
 		}
 	}
-	if o.EgressPorts.Contains(o.ClustersetPorts.Min) || o.ClustersetPorts.Contains(o.EgressPorts.Min) {
+	if o.EgressPorts.Overlaps(o.ClustersetPorts) {
 		errs = append(errs, fmt.Errorf("--clusterset-port-range %s overlaps --egress-port-range %s: the two allocators would hand out the same ports", o.ClustersetPorts, o.EgressPorts))
 	}
 	if err := o.Limits.Validate(); err != nil {

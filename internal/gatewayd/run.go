@@ -31,12 +31,17 @@ const feedBacklog = 64
 // feedStopTimeout bounds the feed's graceful stop on SIGTERM.
 const feedStopTimeout = 5 * time.Second
 
-// Run serves the gateway until ctx ends, then drains. It returns only after
-// every listener is closed.
+// ErrInvalidOptions wraps the problems Run finds in its Options, so that a
+// main can tell a configuration error (exit 2) from a failure.
+var ErrInvalidOptions = errors.New("invalid configuration")
+
+// Run completes o with its defaults, validates it, and serves the gateway
+// until ctx ends, then drains. It returns only after every listener is
+// closed. The mains and the tests call it the same way.
 func Run(ctx context.Context, o Options) error {
-	o = o.WithDefaults()
+	o.Default()
 	if err := o.Validate(); err != nil {
-		return err
+		return fmt.Errorf("%w:\n%w", ErrInvalidOptions, err)
 	}
 	log := o.Logger.With("cluster", o.ClusterName)
 	// The components run in runCtx, which keeps ctx's values but not its

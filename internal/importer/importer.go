@@ -102,7 +102,9 @@ type Options struct {
 	SkipNameValidation bool
 }
 
-func (o *Options) setDefaults() {
+// Default sets every zero field to its default. Setup calls it: the importer
+// owns its options.
+func (o *Options) Default() {
 	if o.LinkNamespace == "" {
 		o.LinkNamespace = contract.SystemNamespace
 	}
@@ -162,7 +164,7 @@ type Importer struct {
 // ConfigureManager. The importer's sessions to remotes live in ctx (and
 // end, too, when the manager stops or loses the lease).
 func Setup(ctx context.Context, mgr manager.Manager, opts Options) (*Importer, error) {
-	opts.setDefaults()
+	opts.Default()
 	if err := opts.Ports.Validate(); err != nil {
 		return nil, err
 	}

@@ -127,7 +127,7 @@ func startImporter(t testing.TB, feeds map[string]*fakeFeed, prober *fakeProber,
 	for _, o := range opts {
 		o(&io)
 	}
-	ctx, cancel := context.WithCancel(t.Context())
+	ctx, cancel := context.WithCancel(context.Background())
 	h.cancel = cancel
 	if _, err := importer.Setup(ctx, mgr, io); err != nil {
 		cancel()
@@ -192,7 +192,7 @@ func deleteLinkWithin(t testing.TB, name string, within time.Duration) {
 }
 
 func ctxT(t testing.TB) context.Context {
-	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	t.Cleanup(cancel)
 	return ctx
 }

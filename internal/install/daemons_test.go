@@ -69,7 +69,7 @@ func TestDaemonsRunWithInstalledRBAC(t *testing.T) {
 		return gatewayd.Run(ctx, gatewayd.Options{
 			RestConfig: as(c.RestConfig, contract.GatewayName), ClusterName: "east", MeshDomain: "ferry.local",
 			ListenAddr: freeAddr(t), AdminAddr: gwAdmin, EgressHost: "127.0.0.1", Logger: logger,
-		}.WithDefaults())
+		})
 	})
 	testkit.Eventually(t, "gateway /ready", func() bool { return httpOK("http://" + gwAdmin + "/ready") })
 
@@ -126,7 +126,7 @@ func as(cfg *rest.Config, sa string) *rest.Config {
 
 func runDaemon(t *testing.T, name string, run func(context.Context) error) {
 	t.Helper()
-	ctx, stop := context.WithCancel(t.Context())
+	ctx, stop := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- run(ctx) }()
 	t.Cleanup(func() {

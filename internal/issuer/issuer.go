@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"sync/atomic"
 	"time"
 
@@ -66,11 +65,9 @@ func New(kube kubernetes.Interface, opts Options) (*Issuer, error) {
 	if kube == nil {
 		return nil, errors.New("issuer: no Kubernetes client")
 	}
-	if err := opts.setDefaults(); err != nil {
+	opts.Default()
+	if err := opts.Validate(); err != nil {
 		return nil, err
-	}
-	if opts.Instance == "" {
-		opts.Instance, _ = os.Hostname()
 	}
 	m, err := newMetrics(opts.Registry)
 	if err != nil {

@@ -106,7 +106,7 @@ func start(t *testing.T, kube kubernetes.Interface, opts Options) *running {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(t.Context())
+	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- i.Start(ctx) }()
 	var once sync.Once

@@ -1,9 +1,11 @@
 package issuer
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -65,49 +67,43 @@ type Options struct {
 	RetryInterval, MaxRetryInterval, RecheckInterval time.Duration
 }
 
-func (o *Options) setDefaults() error {
-	if err := contract.ValidateClusterName(o.Cluster); err != nil {
-		return fmt.Errorf("issuer: %w", err)
-	}
-	if o.MeshDomain == "" {
-		o.MeshDomain = contract.DefaultMeshDomain
-	}
-	if err := identity.ValidateMeshDomain(o.MeshDomain); err != nil {
-		return fmt.Errorf("issuer: %w", err)
-	}
-	if o.Namespace == "" {
-		o.Namespace = contract.SystemNamespace
-	}
-	if o.IssuerSecret == "" {
-		o.IssuerSecret = contract.IssuerSecret
-	}
-	if o.GatewaySecret == "" {
-		o.GatewaySecret = contract.GatewayTLSSecret
-	}
-	if o.IssuerSecret == o.GatewaySecret {
-		return errors.New("issuer: the issuer and gateway Secrets must differ")
-	}
-	if o.LeafTTL == 0 {
-		o.LeafTTL = identity.DefaultLeafTTL
-	}
-	if o.LeafTTL < 0 {
-		return fmt.Errorf("issuer: leaf TTL %s is negative", o.LeafTTL)
-	}
+// Default sets every zero field to its default. New calls it: the issuer
+// owns its options.
+func (o *Options) Default() {
+	o.MeshDomain = cmp.Or(o.MeshDomain, contract.DefaultMeshDomain)
+	o.Namespace = cmp.Or(o.Namespace, contract.SystemNamespace)
+	o.IssuerSecret = cmp.Or(o.IssuerSecret, contract.IssuerSecret)
+	o.GatewaySecret = cmp.Or(o.GatewaySecret, contract.GatewayTLSSecret)
+	o.LeafTTL = cmp.Or(o.LeafTTL, identity.DefaultLeafTTL)
 	if o.Clock == nil {
 		o.Clock = clock.RealClock{}
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	if o.RetryInterval <= 0 {
-		o.RetryInterval = DefaultRetryInterval
+	if o.Instance == "" {
+		o.Instance, _ = os.Hostname()
 	}
-	if o.MaxRetryInterval <= 0 {
-		o.MaxRetryInterval = DefaultMaxRetryInterval
+	o.RetryInterval = cmp.Or(o.RetryInterval, DefaultRetryInterval)
+	o.MaxRetryInterval = max(cmp.Or(o.MaxRetryInterval, DefaultMaxRetryInterval), o.RetryInterval)
+	o.RecheckInterval = cmp.Or(o.RecheckInterval, DefaultRecheckInterval)
+}
+
+// Validate reports what cannot work. It changes nothing.
+func (o Options) Validate() error {
+	if err := contract.ValidateClusterName(o.Cluster); err != nil {
+		return fmt.Errorf("issuer: %w", err)
 	}
-	o.MaxRetryInterval = max(o.MaxRetryInterval, o.RetryInterval)
-	if o.RecheckInterval <= 0 {
-		o.RecheckInterval = DefaultRecheckInterval
+	if err := identity.ValidateMeshDomain(o.MeshDomain); err != nil {
+		return fmt.Errorf("issuer: %w", err)
+	}
+	if o.IssuerSecret == o.GatewaySecret {
+		return errors.New("issuer: the issuer and gateway Secrets must differ")
+	}
+	for name, d := range map[string]time.Duration{"leaf TTL": o.LeafTTL, "retry interval": o.RetryInterval, "recheck interval": o.RecheckInterval} {
+		if d <= 0 {
+			return fmt.Errorf("issuer: %s %s must be positive", name, d)
+		}
 	}
 	return nil
 }

@@ -1,6 +1,7 @@
 package linkgen
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -32,15 +33,16 @@ type Options struct {
 	Namespace string
 }
 
+// Default sets the Namespace and MeshDomain when unset.
+func (o *Options) Default() {
+	o.Namespace = cmp.Or(o.Namespace, contract.SystemNamespace)
+	o.MeshDomain = cmp.Or(o.MeshDomain, contract.DefaultMeshDomain)
+}
+
 // Generate reads the exporting cluster through c and returns the Link to
 // apply in the importing cluster.
 func Generate(ctx context.Context, c client.Reader, o Options) (*ferryv1.Link, error) {
-	if o.Namespace == "" {
-		o.Namespace = contract.SystemNamespace
-	}
-	if o.MeshDomain == "" {
-		o.MeshDomain = contract.DefaultMeshDomain
-	}
+	o.Default()
 	if err := contract.ValidateClusterName(o.ClusterName); err != nil {
 		return nil, fmt.Errorf("--cluster-name: %w", err)
 	}
@@ -57,9 +59,7 @@ func Generate(ctx context.Context, c client.Reader, o Options) (*ferryv1.Link, e
 
 // FromService builds the Link from the exporting cluster's gateway Service.
 func FromService(svc *corev1.Service, o Options) (*ferryv1.Link, error) {
-	if o.MeshDomain == "" {
-		o.MeshDomain = contract.DefaultMeshDomain
-	}
+	o.Default()
 	if err := contract.ValidateClusterName(o.ClusterName); err != nil {
 		return nil, fmt.Errorf("--cluster-name: %w", err)
 	}

@@ -1,6 +1,7 @@
 package tunnel
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -84,32 +85,41 @@ type Client struct {
 	closed bool
 }
 
-// NewClient checks the options. Call SetRemotes to start dialing.
-func NewClient(o ClientOptions) (*Client, error) {
-	if o.TLS == nil {
-		return nil, errors.New("tunnel: client needs TLS")
-	}
-	o.Limits = o.Limits.WithDefaults()
-	if err := o.Limits.Validate(); err != nil {
-		return nil, err
-	}
+// Client defaults.
+const (
+	DefaultPoolSize    = 2
+	DefaultDialTimeout = 5 * time.Second
+	DefaultMaxBackoff  = 10 * time.Second
+)
+
+// Default sets every zero field but Limits to its default. NewClient calls
+// it; Limits arrive complete from their owner (gateway.Limits.Default).
+func (o *ClientOptions) Default() {
 	if o.Dialer == nil {
 		o.Dialer = &net.Dialer{}
 	}
-	if o.PoolSize <= 0 {
-		o.PoolSize = 2
-	}
-	if o.DialTimeout <= 0 {
-		o.DialTimeout = 5 * time.Second
-	}
-	if o.MaxBackoff <= 0 {
-		o.MaxBackoff = 10 * time.Second
-	}
+	o.PoolSize = cmp.Or(o.PoolSize, DefaultPoolSize)
+	o.DialTimeout = cmp.Or(o.DialTimeout, DefaultDialTimeout)
+	o.MaxBackoff = cmp.Or(o.MaxBackoff, DefaultMaxBackoff)
 	if o.Observer == nil {
 		o.Observer = NopObserver{}
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
+	}
+}
+
+// NewClient checks the options. Call SetRemotes to start dialing.
+func NewClient(o ClientOptions) (*Client, error) {
+	if o.TLS == nil {
+		return nil, errors.New("tunnel: client needs TLS")
+	}
+	if err := o.Limits.Validate(); err != nil {
+		return nil, err
+	}
+	o.Default()
+	if o.PoolSize < 0 || o.DialTimeout < 0 || o.MaxBackoff < 0 {
+		return nil, errors.New("tunnel: PoolSize, DialTimeout and MaxBackoff must not be negative")
 	}
 	return &Client{o: o, log: o.Logger.With("component", "tunnel-client"), pools: map[string]*pool{}}, nil
 }

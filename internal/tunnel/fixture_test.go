@@ -93,7 +93,7 @@ type env struct {
 }
 
 func testLimits() Limits {
-	return Limits{
+	l := Limits{
 		HandshakeTimeout: time.Second,
 		// Generous: the race detector on two busy cores can delay a ping by
 		// hundreds of milliseconds. The keepalive test sets its own.
@@ -101,11 +101,15 @@ func testLimits() Limits {
 		KeepAliveTimeout:  3 * time.Second,
 		StreamOpenTimeout: 2 * time.Second,
 	}
+	// The rest take the defaults.
+	l.Default()
+	return l
 }
 
 // newEnv starts an east ingress server with handler h.
 func newEnv(t testing.TB, h StreamHandler, lim Limits, h2 *ConnListener) *env {
 	t.Helper()
+	lim.Default()
 	m := identitytest.NewMesh(t, "", "east", "west")
 	e := &env{mesh: m, east: m.Cluster(t, "east"), west: m.Cluster(t, "west"), srvObs: newRecorder()}
 	srv, err := NewServer(ServerOptions{
@@ -120,7 +124,7 @@ func newEnv(t testing.TB, h StreamHandler, lim Limits, h2 *ConnListener) *env {
 		t.Fatal(err)
 	}
 	e.srv, e.addr = srv, ln.Addr().String()
-	go func() { _ = srv.Serve(t.Context(), ln) }()
+	go func() { _ = srv.Serve(context.Background(), ln) }()
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
@@ -146,7 +150,7 @@ func (e *env) client(t testing.TB, src ClientTLS, poolSize int, lim Limits) (*Cl
 }
 
 func openCtx(t testing.TB) context.Context {
-	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	t.Cleanup(cancel)
 	return ctx
 }

@@ -1,6 +1,7 @@
 package tunnel
 
 import (
+	"cmp"
 	"fmt"
 	"log/slog"
 	"time"
@@ -15,8 +16,8 @@ const (
 )
 
 // Limits are the transport's bounds. Every field has a default (see
-// DefaultLimits); zero means "use the default", never "unlimited", so a
-// forgotten field cannot silently remove a bound.
+// DefaultLimits), which Default sets; Validate refuses a zero, never reads
+// it as "unlimited", so a forgotten field cannot silently remove a bound.
 //
 // Worst-case memory held for one authenticated caller is about
 // MaxSessionsPerCaller × 2·MaxStreamsPerSession × MaxStreamWindow (the
@@ -92,28 +93,28 @@ func DefaultLimits() Limits {
 	}
 }
 
-// WithDefaults returns l with every zero field set to its default.
-func (l Limits) WithDefaults() Limits {
+// Default sets every zero field to its default: the one defaulting step,
+// taken by whoever owns the Limits (gateway.Limits.Default, or a test).
+// NewServer and NewClient only validate.
+func (l *Limits) Default() {
 	d := DefaultLimits()
-	setDur(&l.HandshakeTimeout, d.HandshakeTimeout)
-	setDur(&l.ClientHelloTimeout, d.ClientHelloTimeout)
-	setInt(&l.MaxPendingHandshakes, d.MaxPendingHandshakes)
-	setInt(&l.MaxPendingHandshakesPerIP, d.MaxPendingHandshakesPerIP)
-	setInt(&l.MaxConnections, d.MaxConnections)
-	setInt(&l.MaxSessionsPerCaller, d.MaxSessionsPerCaller)
-	setInt(&l.MaxH2ConnsPerCaller, d.MaxH2ConnsPerCaller)
-	setInt(&l.MaxStreamsPerSession, d.MaxStreamsPerSession)
-	if l.MaxStreamWindow == 0 {
-		l.MaxStreamWindow = d.MaxStreamWindow
-	}
-	setInt(&l.AcceptBacklog, d.AcceptBacklog)
-	setDur(&l.KeepAliveInterval, d.KeepAliveInterval)
-	setDur(&l.KeepAliveTimeout, d.KeepAliveTimeout)
-	setDur(&l.StreamOpenTimeout, d.StreamOpenTimeout)
-	return l
+	l.HandshakeTimeout = cmp.Or(l.HandshakeTimeout, d.HandshakeTimeout)
+	l.ClientHelloTimeout = cmp.Or(l.ClientHelloTimeout, d.ClientHelloTimeout)
+	l.MaxPendingHandshakes = cmp.Or(l.MaxPendingHandshakes, d.MaxPendingHandshakes)
+	l.MaxPendingHandshakesPerIP = cmp.Or(l.MaxPendingHandshakesPerIP, d.MaxPendingHandshakesPerIP)
+	l.MaxConnections = cmp.Or(l.MaxConnections, d.MaxConnections)
+	l.MaxSessionsPerCaller = cmp.Or(l.MaxSessionsPerCaller, d.MaxSessionsPerCaller)
+	l.MaxH2ConnsPerCaller = cmp.Or(l.MaxH2ConnsPerCaller, d.MaxH2ConnsPerCaller)
+	l.MaxStreamsPerSession = cmp.Or(l.MaxStreamsPerSession, d.MaxStreamsPerSession)
+	l.MaxStreamWindow = cmp.Or(l.MaxStreamWindow, d.MaxStreamWindow)
+	l.AcceptBacklog = cmp.Or(l.AcceptBacklog, d.AcceptBacklog)
+	l.KeepAliveInterval = cmp.Or(l.KeepAliveInterval, d.KeepAliveInterval)
+	l.KeepAliveTimeout = cmp.Or(l.KeepAliveTimeout, d.KeepAliveTimeout)
+	l.StreamOpenTimeout = cmp.Or(l.StreamOpenTimeout, d.StreamOpenTimeout)
 }
 
-// Validate rejects limits that cannot work (after WithDefaults).
+// Validate rejects limits that cannot work. Every limit must be set: a
+// zero is refused, never read as "unlimited" (call Default first).
 func (l Limits) Validate() error {
 	if l.MaxStreamWindow < 256<<10 {
 		return fmt.Errorf("tunnel limits: MaxStreamWindow %d is below yamux's minimum of 262144", l.MaxStreamWindow)
@@ -124,8 +125,8 @@ func (l Limits) Validate() error {
 		"MaxH2ConnsPerCaller": l.MaxH2ConnsPerCaller, "MaxStreamsPerSession": l.MaxStreamsPerSession,
 		"AcceptBacklog": l.AcceptBacklog,
 	} {
-		if v < 0 {
-			return fmt.Errorf("tunnel limits: %s is negative", name)
+		if v <= 0 {
+			return fmt.Errorf("tunnel limits: %s is %v; it must be positive (Default sets every limit)", name, v)
 		}
 	}
 	for name, v := range map[string]time.Duration{
@@ -133,23 +134,11 @@ func (l Limits) Validate() error {
 		"KeepAliveInterval": l.KeepAliveInterval,
 		"KeepAliveTimeout":  l.KeepAliveTimeout, "StreamOpenTimeout": l.StreamOpenTimeout,
 	} {
-		if v < 0 {
-			return fmt.Errorf("tunnel limits: %s is negative", name)
+		if v <= 0 {
+			return fmt.Errorf("tunnel limits: %s is %v; it must be positive (Default sets every limit)", name, v)
 		}
 	}
 	return nil
-}
-
-func setDur(p *time.Duration, d time.Duration) {
-	if *p == 0 {
-		*p = d
-	}
-}
-
-func setInt(p *int, d int) {
-	if *p == 0 {
-		*p = d
-	}
 }
 
 // yamuxConfig maps the limits onto a yamux session.

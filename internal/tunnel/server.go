@@ -83,6 +83,17 @@ type Server struct {
 	draining    bool
 }
 
+// Default sets the Observer and Logger when unset. NewServer calls it;
+// Limits arrive complete from their owner (gateway.Limits.Default).
+func (o *ServerOptions) Default() {
+	if o.Observer == nil {
+		o.Observer = NopObserver{}
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+}
+
 // NewServer checks the options and prepares the TLS configuration.
 func NewServer(o ServerOptions) (*Server, error) {
 	if o.TLS == nil || o.Handler == nil {
@@ -91,16 +102,10 @@ func NewServer(o ServerOptions) (*Server, error) {
 	if err := o.Local.Validate(); err != nil {
 		return nil, fmt.Errorf("tunnel: local identity: %w", err)
 	}
-	o.Limits = o.Limits.WithDefaults()
 	if err := o.Limits.Validate(); err != nil {
 		return nil, err
 	}
-	if o.Observer == nil {
-		o.Observer = NopObserver{}
-	}
-	if o.Logger == nil {
-		o.Logger = slog.Default()
-	}
+	o.Default()
 	s := &Server{
 		o:           o,
 		log:         o.Logger.With("component", "tunnel-server"),

@@ -51,8 +51,9 @@ func startFerry(ctx context.Context, backendAddr string) (*ferryPair, error) {
 	endpoints := gateway.NewEndpointTable()
 	endpoints.Set(benchTarget.Namespace, benchTarget.Service, benchTarget.Port, []string{backendAddr})
 
+	lim := gateway.DefaultLimits()
 	in, err := gateway.NewIngress(gateway.IngressOptions{
-		Local: m.east.id, TLS: eastSrc, Authorizer: gateway.NewExportAuthorizer(set), Endpoints: endpoints, Logger: log,
+		Local: m.east.id, TLS: eastSrc, Authorizer: gateway.NewExportAuthorizer(set), Endpoints: endpoints, Limits: lim, Logger: log,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("benchpeer: ingress: %w", err)
@@ -63,7 +64,7 @@ func startFerry(ctx context.Context, backendAddr string) (*ferryPair, error) {
 	}
 	go func() { _ = in.Serve(ctx, ln) }()
 
-	eg, err := gateway.NewEgress(ctx, gateway.EgressOptions{TLS: westSrc, ListenHost: "127.0.0.1", Logger: log})
+	eg, err := gateway.NewEgress(ctx, gateway.EgressOptions{TLS: westSrc, ListenHost: "127.0.0.1", Limits: lim, Logger: log})
 	if err != nil {
 		_ = in.Shutdown(context.Background())
 		return nil, fmt.Errorf("benchpeer: egress: %w", err)
