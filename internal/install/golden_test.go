@@ -98,18 +98,6 @@ func compareGolden(t *testing.T, path string, got []byte) {
 	}
 }
 
-func itoa(i int) string {
-	var b [20]byte
-	n := len(b)
-	for {
-		n--
-		b[n] = byte('0' + i%10)
-		if i /= 10; i == 0 {
-			return string(b[n:])
-		}
-	}
-}
-
 func TestOrder(t *testing.T) {
 	objs, err := Render(testOptions(t))
 	if err != nil {
