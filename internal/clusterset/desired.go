@@ -119,7 +119,8 @@ func Desired(in Input) State {
 			want = append(want, mirror.PortKey{Namespace: k.Namespace, Service: contract.ClustersetName(k.Service), Port: sp.Port})
 		}
 	}
-	alloc, exhausted := mirror.Allocate(in.Ports, nil, mirror.CurrentPorts(in.Current), want)
+	held := mirror.CurrentPorts(in.Current)
+	alloc, exhausted := mirror.Allocate(in.Ports, mirror.HeldUntilGone(nil, held, want), held, want)
 	short := map[Key]bool{}
 	for _, pk := range exhausted {
 		for _, p := range plans {

@@ -243,3 +243,25 @@ func kindOfTest(obj client.Object) string {
 	}
 	return "?"
 }
+
+// A clusterset Service that is no longer wanted (its last mirror went, or a
+// forged one carries the label and a finalizer) keeps its egress ports until
+// it is gone: another clusterset service must not get them meanwhile
+// (issue 11, findings 1 and 2a).
+func TestUnwantedClustersetServiceKeepsItsPortsUntilGone(t *testing.T) {
+	old := Desired(Input{Mirrors: []*corev1.Service{mirrorOf("east", port("http", 80))}, Gateway: gw, Ports: contract.DefaultClustersetRange()})
+	lingering := old.Services[0].DeepCopy()
+	lingering.Namespace = "tenant"
+	now := metav1.Now()
+	lingering.DeletionTimestamp = &now
+	api := mirrorOf("north", port("http", 8080))
+	api.Namespace, api.Name, api.Annotations[contract.AnnotationRemoteService] = "payments", contract.MirrorName("api", "north"), "api"
+	st := Desired(Input{Mirrors: []*corev1.Service{api}, Current: []*corev1.Service{lingering}, Gateway: gw, Ports: contract.DefaultClustersetRange()})
+	if len(st.Services) != 1 {
+		t.Fatalf("want payments/api's clusterset Service, got %d, problems %v", len(st.Services), st.Problems)
+	}
+	held := lingering.Spec.Ports[0].TargetPort.IntVal
+	if got := st.Services[0].Spec.Ports[0].TargetPort.IntVal; got == held {
+		t.Fatalf("payments/api-clusterset got egress port %d, still held by %s/%s", got, lingering.Namespace, lingering.Name)
+	}
+}

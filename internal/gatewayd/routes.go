@@ -49,7 +49,8 @@ func Remotes(mesh string, links []*ferryv1.Link) (map[string]tunnel.Remote, []er
 //     skipped and reported.
 //
 // Objects that break the contract are skipped and reported; the rest still
-// route. Services that are neither are ignored silently.
+// route. Services that are neither, and Services being deleted, are ignored
+// silently.
 //
 // Labels can be written by anyone who may create a Service, so a forged
 // "mirror" must not be able to take over a real one's port: when two claim
@@ -95,6 +96,13 @@ func Routes(svcs []*corev1.Service, links []*ferryv1.Link, mirrorPorts, clusters
 		}
 	}
 	for _, s := range svcs {
+		if s.DeletionTimestamp != nil {
+			// Being deleted: the controller no longer wants it, or never
+			// did (a forged mirror kept Terminating by a finalizer). It
+			// routes nothing, and the allocator keeps its ports taken until
+			// it is gone (mirror.HeldUntilGone), so no live mirror needs them.
+			continue
+		}
 		if cs, errs, ok := clusterset.Read(s, clustersetPorts); ok || len(errs) > 0 {
 			problems = append(problems, errs...)
 			if !ok {

@@ -41,6 +41,13 @@ func aged(s *corev1.Service, ago time.Duration) *corev1.Service {
 	return s
 }
 
+// deleting marks s as being deleted and held by a finalizer.
+func deleting(s *corev1.Service) *corev1.Service {
+	now := metav1.Now()
+	s.DeletionTimestamp, s.Finalizers = &now, []string{"tenant.example/hold"}
+	return s
+}
+
 func port(p, target int32) corev1.ServicePort {
 	return corev1.ServicePort{Port: p, TargetPort: intstr.FromInt32(target), Protocol: corev1.ProtocolTCP}
 }
@@ -152,6 +159,18 @@ func TestRoutes(t *testing.T) {
 			},
 			want:     []gateway.Route{{Port: 41000, Destinations: dest("east", "prod", "db", 5432)}},
 			problems: []string{"egress port 41000 already used by the older prod/db-east"},
+		},
+		{
+			// The controller deleted the forged mirror, but a finalizer
+			// keeps it Terminating. Being older, it used to keep the port
+			// (issue 11, finding 1); a Service being deleted routes nothing.
+			name: "a Service being deleted routes nothing, however old",
+			mirrors: []*corev1.Service{
+				deleting(aged(mirrorSvc("aaa", "x", "east", "east", "evil", port(5432, 41000)), 5*time.Hour)),
+				aged(mirrorSvc("prod", "db-east", "east", "east", "db", port(5432, 41000)), time.Hour),
+				deleting(clustersetSvc("aaa", "evil", "east", port(80, 49000))),
+			},
+			want: []gateway.Route{{Port: 41000, Destinations: dest("east", "prod", "db", 5432)}},
 		},
 		{
 			name:     "ports outside the egress range are never opened",

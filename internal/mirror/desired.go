@@ -58,7 +58,8 @@ func Desired(in Input) State {
 		}
 	}
 
-	alloc, exhausted := Allocate(in.Ports, in.Taken, CurrentPorts(in.Owned.Services), want)
+	current := CurrentPorts(in.Owned.Services)
+	alloc, exhausted := Allocate(in.Ports, HeldUntilGone(in.Taken, current, want), current, want)
 	short := map[[2]string]bool{}
 	for _, k := range exhausted {
 		short[[2]string{k.Namespace, k.Service}] = true

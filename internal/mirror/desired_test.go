@@ -192,22 +192,36 @@ func TestDesiredPortsStableAndExhausted(t *testing.T) {
 	if st.Ports[PortKey{"ns", "a-east", 80}] != 41000 || st.Ports[PortKey{"ns", "b-east", 80}] != 41001 {
 		t.Fatalf("fresh allocation in key order: %v", st.Ports)
 	}
-	// Unexporting a frees 41000; b keeps 41001 because it reads it back.
+	// Unexporting a and exporting c in one reconcile: b keeps 41001 because
+	// it reads it back, and c must not get a's 41000 while a's mirror still
+	// exists. Its delete runs beside c's create, and a finalizer can keep it
+	// for good: c's clients would reach a (issue 11, findings 1 and 2a).
 	in := input(export("ns", "b", 80), export("ns", "c", 80))
 	in.Owned = applied(st)
 	st2 := Desired(in)
-	if st2.Ports[PortKey{"ns", "b-east", 80}] != 41001 || st2.Ports[PortKey{"ns", "c-east", 80}] != 41000 {
-		t.Errorf("b must keep 41001 and c reuse the freed 41000: %v", st2.Ports)
+	if st2.Ports[PortKey{"ns", "b-east", 80}] != 41001 || st2.Ports[PortKey{"ns", "c-east", 80}] != 41002 {
+		t.Errorf("b must keep 41001 and c take a fresh port while a still holds 41000: %v", st2.Ports)
+	}
+	// Once a's mirror is gone, its port is free again; c keeps what it got.
+	gone := applied(st2)
+	in.Owned = gone
+	if st3 := Desired(in); st3.Ports[PortKey{"ns", "c-east", 80}] != 41002 {
+		t.Errorf("c must keep its port: %v", st3.Ports)
+	}
+	d := input(export("ns", "d", 80))
+	d.Owned = Objects{}
+	if st4 := Desired(d); st4.Ports[PortKey{"ns", "d-east", 80}] != 41000 {
+		t.Errorf("with a gone, 41000 is free: %v", st4.Ports)
 	}
 
 	small := input(export("ns", "a", 80), export("ns", "b", 80, 81))
 	small.Ports = contract.Range{Min: 41000, Max: 41001}
-	st3 := Desired(small)
-	if st3.Imported != 1 || len(st3.Problems) != 1 || st3.Problems[0].Reason != PortsExhausted || st3.Problems[0].Export.Name != "b" {
-		t.Errorf("a fits, b (2 ports) cannot: imported %d problems %v", st3.Imported, st3.Problems)
+	st5 := Desired(small)
+	if st5.Imported != 1 || len(st5.Problems) != 1 || st5.Problems[0].Reason != PortsExhausted || st5.Problems[0].Export.Name != "b" {
+		t.Errorf("a fits, b (2 ports) cannot: imported %d problems %v", st5.Imported, st5.Problems)
 	}
-	if len(st3.Ports) != 1 {
-		t.Errorf("an export that did not fit must not hold ports: %v", st3.Ports)
+	if len(st5.Ports) != 1 {
+		t.Errorf("an export that did not fit must not hold ports: %v", st5.Ports)
 	}
 }
 

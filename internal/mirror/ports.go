@@ -30,6 +30,33 @@ func (k PortKey) Less(o PortKey) bool {
 	return k.Port < o.Port
 }
 
+// HeldUntilGone adds to taken (which it does not modify; it returns a
+// copy) the ports that existing objects hold for keys no longer wanted: an
+// unexported mirror, a port number that changed, or a forged object that
+// carries the ownership labels and is being deleted. A port is reused only
+// once the object that holds it is gone. Handing it out earlier would send
+// the new holder's clients to the old target for as long as the old object
+// lingers, which a finalizer makes forever.
+func HeldUntilGone(taken map[int32]PortKey, current map[PortKey]int32, want []PortKey) map[int32]PortKey {
+	wanted := make(map[PortKey]bool, len(want))
+	for _, k := range want {
+		wanted[k] = true
+	}
+	out := make(map[int32]PortKey, len(taken)+len(current))
+	for p, k := range taken {
+		out[p] = k
+	}
+	for k, p := range current {
+		if wanted[k] {
+			continue
+		}
+		if holder, ok := out[p]; !ok || k.Less(holder) {
+			out[p] = k
+		}
+	}
+	return out
+}
+
 // Allocate assigns an egress port to every key in want.
 //
 //   - A key keeps its current port (read back from the object's targetPort)

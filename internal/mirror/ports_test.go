@@ -5,6 +5,9 @@ import (
 	"slices"
 	"testing"
 
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
 	"ferry.dev/ferry/internal/contract"
 )
 
@@ -71,5 +74,29 @@ func BenchmarkAllocate10k(b *testing.B) {
 	b.ResetTimer()
 	for b.Loop() {
 		Allocate(r, nil, cur, want)
+	}
+}
+
+// A tenant forges a mirror of this Link in its own namespace, with
+// targetPorts over the start of the range and a finalizer that keeps it
+// Terminating after the controller deletes it. A mirror created later, in
+// any namespace, must not get one of those ports: the gateway would have
+// sent its clients to the forged target (issue 11, finding 1).
+func TestForgedMirrorPortsAreNotHandedOut(t *testing.T) {
+	forged := applied(Desired(input(export("tenant", "bait", 80, 81, 82, 83)))).Services[0]
+	now := metav1.Now()
+	forged.DeletionTimestamp = &now
+	forged.Finalizers = []string{"tenant.example/hold"}
+	in := input(export("payments", "api", 443))
+	in.Owned = Objects{Services: []*corev1.Service{forged}}
+	st := Desired(in)
+	got := st.Ports[PortKey{"payments", "api-east", 443}]
+	for _, p := range forged.Spec.Ports {
+		if got == p.TargetPort.IntVal {
+			t.Fatalf("payments/api got egress port %d, which the forged tenant/bait-east still holds", got)
+		}
+	}
+	if got != 41004 {
+		t.Errorf("payments/api got %d, want the first port after the forged ones (41004)", got)
 	}
 }
