@@ -10,10 +10,11 @@ GOLANGCI_LINT_VERSION := v2.15.0
 # The whole suite on 2 cores; packages share clusters, so keep -p modest.
 TEST_TIMEOUT ?= 20m
 TEST_FLAGS ?=
+FUZZTIME ?= 60s
 
 BINARIES := ferry ferry-controller ferry-gateway
 
-.PHONY: all build tools test unit lint fmt vet staticcheck golangci demo sandbox bench clean deps generate proto bench-peer chart
+.PHONY: all build tools test unit lint fmt vet staticcheck golangci fuzz demo sandbox bench clean deps generate proto bench-peer chart
 
 all: build
 
@@ -67,6 +68,10 @@ demo: deps tools build
 sandbox: deps tools build
 	@$(GO) build -o bin/ferry-demo ./hack/demo
 	@bin/ferry-demo -keep
+
+## fuzz: every fuzz target for FUZZTIME each (default 60s); commit crashers in testdata/fuzz
+fuzz:
+	@GO=$(GO) FUZZTIME=$(FUZZTIME) bash hack/fuzz.sh
 
 ## bench: Go benchmarks (figures go to docs/benchmarks.md)
 bench: tools

@@ -28,7 +28,7 @@ func quietLogger(w io.Writer) *slog.Logger {
 }
 
 // leafData encodes a leaf chain and bundle as a TLS Secret's data.
-func leafData(t *testing.T, leaf *tls.Certificate, bundle *identity.Bundle) map[string][]byte {
+func leafData(t testing.TB, leaf *tls.Certificate, bundle *identity.Bundle) map[string][]byte {
 	t.Helper()
 	cert, key, err := identity.EncodeLeafPEM(leaf)
 	if err != nil {

@@ -12,7 +12,9 @@ import (
 
 // Index answers "ready endpoints of ns/svc:port" from an informer cache, so
 // a new stream costs a lookup, not an API call. In the gateway the cache is
-// the export watcher's, so Services and EndpointSlices are watched once.
+// the export watcher's, so Services and EndpointSlices are watched once. It
+// serves only what the gateway may dial (safe.go): trusted slices, and no
+// loopback, link-local, metadata or API server address.
 type Index struct {
 	r client.Reader
 	// field is the cache's field index of EndpointSlices by the
@@ -45,7 +47,17 @@ func (x *Index) Endpoints(namespace, service string, port int) ([]string, error)
 	if err := x.r.List(ctx, &slices, client.InNamespace(namespace), client.MatchingFields{x.field: service}, client.UnsafeDisableDeepCopy); err != nil {
 		return nil, fmt.Errorf("endpointslices of %s/%s: %w", namespace, service, err)
 	}
-	return Ready(&svc, toSlices(slices.Items), int32(port))
+	var trusted []*discoveryv1.EndpointSlice
+	for _, sl := range toSlices(slices.Items) {
+		if Trusted(sl) {
+			trusted = append(trusted, sl)
+		}
+	}
+	addrs, err := Ready(&svc, trusted, int32(port))
+	if err != nil {
+		return nil, err
+	}
+	return safe(addrs, apiServerAddrs(ctx, x.r, x.field)), nil
 }
 
 // ErrNoSuchService means the Service is not in the cache.

@@ -3,11 +3,17 @@ package endpoints_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"ferry.dev/ferry/internal/endpoints"
 	"ferry.dev/ferry/internal/exportwatch"
@@ -60,6 +66,51 @@ func TestIndexFollowsAPIServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, ctx, idx, []string{"198.18.1.11:8080"})
+
+	// Hand-written slices of an exported Service that point at the API
+	// server (issue 11, finding 7): one without the controller's label or
+	// Pod references, one that forges the controller's label. The gateway
+	// would dial them for another cluster; the index serves neither.
+	var kubeSvc corev1.Service
+	if err := c.Client.Get(ctx, client.ObjectKey{Namespace: "default", Name: "kubernetes"}, &kubeSvc); err != nil {
+		t.Fatal(err)
+	}
+	for i, managedBy := range []string{"", endpoints.EndpointSliceControllerName} {
+		name := fmt.Sprintf("evil%d", i)
+		if err := c.Client.Create(ctx, &corev1.Service{
+			ObjectMeta: metav1.ObjectMeta{Namespace: "app", Name: name},
+			Spec:       corev1.ServiceSpec{Ports: []corev1.ServicePort{{Name: "https", Port: 443}}},
+		}); err != nil {
+			t.Fatal(err)
+		}
+		lbls := map[string]string{discoveryv1.LabelServiceName: name}
+		if managedBy != "" {
+			lbls[discoveryv1.LabelManagedBy] = managedBy
+		}
+		if err := c.Client.Create(ctx, &discoveryv1.EndpointSlice{
+			ObjectMeta:  metav1.ObjectMeta{Namespace: "app", Name: name, Labels: lbls},
+			AddressType: discoveryv1.AddressTypeIPv4,
+			Ports:       []discoveryv1.EndpointPort{{Name: ptr.To("https"), Port: ptr.To[int32](443)}},
+			Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{kubeSvc.Spec.ClusterIP}}},
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A real backend created afterwards proves the cache has caught up.
+	if _, err := c.CreateBackend(ctx, testenv.Backend{Namespace: "app", Name: "after", Endpoints: []testenv.Endpoint{{IP: "198.18.1.12", Port: 8080, Ready: true}}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := wait.PollUntilContextTimeout(ctx, 10*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) {
+		got, _ := idx.Endpoints("app", "after", 80)
+		return len(got) == 1, nil
+	}); err != nil {
+		t.Fatal("the index never saw the backend created after the forged slices")
+	}
+	for _, name := range []string{"evil0", "evil1"} {
+		if got, err := idx.Endpoints("app", name, 443); len(got) != 0 {
+			t.Errorf("%s: the index serves %v (%v), an address of the API server", name, got, err)
+		}
+	}
 }
 
 func waitFor(t *testing.T, ctx context.Context, idx *endpoints.Index, want []string) {

@@ -22,7 +22,10 @@ const (
 	ReasonUnreachable   = "unreachable"
 	ReasonPoolExhausted = "pool_exhausted"
 	ReasonConnLimit     = "connection_limit"
-	ReasonNoRoute       = "no_route"
+	// ReasonClientConnLimit: one client address holds
+	// MaxEgressConnsPerClient connections already.
+	ReasonClientConnLimit = "client_connection_limit"
+	ReasonNoRoute         = "no_route"
 )
 
 // Destination is one place a route can send a connection.
@@ -126,7 +129,7 @@ func NewEgress(ctx context.Context, o EgressOptions) (*Egress, error) {
 	}
 	return &Egress{
 		ctx: ctx, o: o, client: client, log: o.Logger.With("component", "egress"),
-		conns:     newConnSet(o.Limits.MaxEgressConns),
+		conns:     newConnSet(o.Limits.MaxEgressConns, o.Limits.MaxEgressConnsPerClient),
 		listeners: map[int]*egressListener{},
 	}, nil
 }
@@ -232,9 +235,9 @@ func (e *Egress) serve(l *egressListener) {
 			continue
 		}
 		backoff = 0
-		if !e.conns.add(c) {
+		if reason := e.conns.add(c); reason != "" {
 			r := l.route.Load()
-			e.o.Metrics.EgressFailed.WithLabelValues(r.Destinations[0].Cluster, ReasonConnLimit).Inc()
+			e.o.Metrics.EgressFailed.WithLabelValues(r.Destinations[0].Cluster, reason).Inc()
 			resetClose(c)
 			continue
 		}
@@ -345,32 +348,53 @@ func resetClose(c net.Conn) {
 }
 
 // connSet tracks live client connections so drain can wait for them and
-// then cut the rest, and enforces MaxEgressConns.
+// then cut the rest, and enforces MaxEgressConns and
+// MaxEgressConnsPerClient.
 type connSet struct {
-	max    int
-	mu     sync.Mutex
-	conns  map[net.Conn]struct{}
-	closed bool
-	zero   chan struct{}
+	max, maxPerClient int
+	mu                sync.Mutex
+	conns             map[net.Conn]string // client address
+	perClient         map[string]int
+	closed            bool
+	zero              chan struct{}
 }
 
-func newConnSet(max int) *connSet {
-	return &connSet{max: max, conns: map[net.Conn]struct{}{}, zero: make(chan struct{})}
+func newConnSet(max, maxPerClient int) *connSet {
+	return &connSet{max: max, maxPerClient: maxPerClient, conns: map[net.Conn]string{}, perClient: map[string]int{}, zero: make(chan struct{})}
 }
 
-func (s *connSet) add(c net.Conn) bool {
+// add admits c, or says which limit refuses it.
+func (s *connSet) add(c net.Conn) (refused string) {
+	client := clientOf(c)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closed || len(s.conns) >= s.max {
-		return false
+	switch {
+	case s.closed || len(s.conns) >= s.max:
+		return ReasonConnLimit
+	case s.perClient[client] >= s.maxPerClient:
+		return ReasonClientConnLimit
 	}
-	s.conns[c] = struct{}{}
-	return true
+	s.conns[c] = client
+	s.perClient[client]++
+	return ""
+}
+
+// clientOf is a connection's client address without the port.
+func clientOf(c net.Conn) string {
+	if a, ok := c.RemoteAddr().(*net.TCPAddr); ok {
+		return a.IP.String()
+	}
+	return c.RemoteAddr().String()
 }
 
 func (s *connSet) done(c net.Conn) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if client, ok := s.conns[c]; ok {
+		if s.perClient[client]--; s.perClient[client] <= 0 {
+			delete(s.perClient, client)
+		}
+	}
 	delete(s.conns, c)
 	if s.closed && len(s.conns) == 0 {
 		select {

@@ -42,6 +42,10 @@ type Limits struct {
 	// MaxEgressConns bounds concurrent client connections on all egress
 	// ports together.
 	MaxEgressConns int
+	// MaxEgressConnsPerClient bounds the concurrent egress connections of
+	// one client address (one pod), so that no client can take the whole
+	// MaxEgressConns for everyone else.
+	MaxEgressConnsPerClient int
 	// DrainTimeout bounds graceful drain: after it, running streams are cut.
 	DrainTimeout time.Duration
 }
@@ -58,7 +62,10 @@ func DefaultLimits() Limits {
 		EndpointBackoff: 5 * time.Second,
 		OpenTimeout:     20 * time.Second,
 		MaxEgressConns:  16384,
-		DrainTimeout:    30 * time.Second,
+		// A sixteenth: room for a large connection pool, while 16 busy
+		// clients are needed to fill the gateway.
+		MaxEgressConnsPerClient: 1024,
+		DrainTimeout:            30 * time.Second,
 	}
 }
 
@@ -76,6 +83,7 @@ func (l *Limits) Default() {
 	l.EndpointBackoff = cmp.Or(l.EndpointBackoff, d.EndpointBackoff)
 	l.OpenTimeout = cmp.Or(l.OpenTimeout, d.OpenTimeout)
 	l.MaxEgressConns = cmp.Or(l.MaxEgressConns, d.MaxEgressConns)
+	l.MaxEgressConnsPerClient = cmp.Or(l.MaxEgressConnsPerClient, d.MaxEgressConnsPerClient)
 	l.DrainTimeout = cmp.Or(l.DrainTimeout, d.DrainTimeout)
 }
 
@@ -99,8 +107,9 @@ func (l Limits) Validate() error {
 			return fmt.Errorf("gateway limits: %s is %v; it must be positive (Default sets every limit)", v.name, v.d)
 		}
 	}
-	if l.DialAttempts <= 0 || l.MaxEgressConns <= 0 {
-		return fmt.Errorf("gateway limits: DialAttempts (%d) and MaxEgressConns (%d) must be positive", l.DialAttempts, l.MaxEgressConns)
+	if l.DialAttempts <= 0 || l.MaxEgressConns <= 0 || l.MaxEgressConnsPerClient <= 0 {
+		return fmt.Errorf("gateway limits: DialAttempts (%d), MaxEgressConns (%d) and MaxEgressConnsPerClient (%d) must be positive",
+			l.DialAttempts, l.MaxEgressConns, l.MaxEgressConnsPerClient)
 	}
 	return nil
 }

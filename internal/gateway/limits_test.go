@@ -19,6 +19,7 @@ import (
 	"ferry.dev/ferry/internal/exports"
 	"ferry.dev/ferry/internal/tooling/testkit"
 	"ferry.dev/ferry/internal/tunnel"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 func TestDefaultLimitsAreAllSet(t *testing.T) {
@@ -185,6 +186,41 @@ func TestMaxEgressConns(t *testing.T) {
 	expectRefused(t, addr)
 	if p.eg.ActiveConns() != 2 {
 		t.Fatalf("active = %d", p.eg.ActiveConns())
+	}
+}
+
+// One client address (a pod) cannot take the whole egress connection cap:
+// it hits its own cap while another client still gets through (issue 11,
+// finding 9).
+func TestMaxEgressConnsPerClient(t *testing.T) {
+	lim := testLimits()
+	lim.MaxEgressConnsPerClient = 2
+	p := newPair(t, pairOpts{egLimits: lim})
+	be := newBackend(t, echo)
+	p.export("echo", nil, be.addr())
+	addr := p.route(t, "echo")
+	for range 2 {
+		c := dial(t, addr)
+		_, _ = c.Write([]byte("x"))
+		_, _ = io.ReadFull(c, make([]byte, 1))
+	}
+	expectRefused(t, addr)
+	// Another address on loopback is another client.
+	d := net.Dialer{Timeout: 2 * time.Second, LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)}}
+	other, err := d.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	_ = other.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := other.Write([]byte("y")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadFull(other, make([]byte, 1)); err != nil {
+		t.Fatalf("a second client was refused: %v", err)
+	}
+	if got := testutil.ToFloat64(p.egMetrics.EgressFailed.WithLabelValues("east", ReasonClientConnLimit)); got != 1 {
+		t.Errorf("client_connection_limit failures = %v, want 1", got)
 	}
 }
 
