@@ -65,6 +65,8 @@ func (c *checker) checks() []Check {
 			Hint: fmt.Sprintf("the controller writes mirror EndpointSlices from the gateway's ready pods: fix the gateway check first, then see `kubectl -n %s logs deploy/%s`", ns, contract.ControllerName)},
 		{Name: "no orphaned Ferry objects", Severity: SeverityWarning, Requires: checkCRDs, Run: c.noOrphans,
 			Hint: "their Link was removed without its finalizer running: delete them with `kubectl delete svc,endpointslices,serviceimports -A -l ferry.dev/link=NAME,ferry.dev/source-cluster`"},
+		{Name: "no forged mirrors", Severity: SeverityWarning, Requires: checkCRDs, Run: c.noForgedMirrors,
+			Hint: "someone wrote Services that carry Ferry's labels (docs/security.md, finding 1); the gateway routes none of them that is being deleted and the controller deletes the rest: remove their finalizers and delete them, then find out who wrote them"},
 		{Name: "egress ports are consistent", Severity: SeverityFatal, Requires: checkAPI, Run: c.egressPorts,
 			Hint: "egress ports are allocated by the controller: delete the mirror Services named above and it recreates them with fresh ports"},
 	}

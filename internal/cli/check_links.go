@@ -203,6 +203,60 @@ func (c *checker) noOrphans(ctx context.Context) error {
 		"their Link was removed without its finalizer running, so nothing will delete them: %s", strings.Join(sels, "; "))
 }
 
+// noForgedMirrors lists Services that carry a Link's ownership labels but
+// that the controller would never have written (forgedMirrorProblems).
+func (c *checker) noForgedMirrors(ctx context.Context) error {
+	links, err := getLinks(ctx, c.k)
+	if err != nil {
+		return err
+	}
+	mirrors, err := c.mirrors(ctx)
+	if err != nil {
+		return err
+	}
+	if p := forgedMirrorProblems(mirrors, links); len(p) > 0 {
+		return fmt.Errorf("%s that Ferry did not write: %s", plural(len(p), "mirror-looking Service"), listed(p))
+	}
+	return nil
+}
+
+// forgedMirrorProblems finds mirror-looking Services (both ownership
+// labels) that break what the controller always writes: a mirror is named
+// contract.MirrorName(remote service, cluster), names its remote service,
+// and stands for the cluster its Link names. Objects of Links that do not
+// exist are orphans, reported by noOrphans. A mirror-looking Service kept
+// Terminating by another controller's finalizer is reported too: Ferry's
+// mirrors carry no finalizer, and that is how a forged mirror held its
+// ports (docs/security.md, finding 1).
+func forgedMirrorProblems(mirrors []corev1.Service, links []ferryv1.Link) []string {
+	clusterOf := map[string]string{}
+	for _, l := range links {
+		clusterOf[l.Name] = l.Spec.ClusterName
+	}
+	var out []string
+	for _, m := range mirrors {
+		link, cluster := m.Labels[contract.LabelLink], m.Labels[contract.LabelSourceCluster]
+		want, linked := clusterOf[link]
+		if !linked {
+			continue
+		}
+		remote := m.Annotations[contract.AnnotationRemoteService]
+		where := m.Namespace + "/" + m.Name
+		switch {
+		case cluster != want:
+			out = append(out, fmt.Sprintf("%s claims cluster %q, but Link %s is to %q", where, cluster, link, want))
+		case remote == "":
+			out = append(out, fmt.Sprintf("%s has no %s annotation", where, contract.AnnotationRemoteService))
+		case m.Name != contract.MirrorName(remote, cluster):
+			out = append(out, fmt.Sprintf("%s stands for %s, whose mirror is named %s", where, remote, contract.MirrorName(remote, cluster)))
+		case m.DeletionTimestamp != nil && len(m.Finalizers) > 0:
+			out = append(out, fmt.Sprintf("%s is kept from deletion by finalizers %s", where, strings.Join(m.Finalizers, ", ")))
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
 // egressPorts checks the allocations recorded on mirrors (docs/contracts.md):
 // the gateway listens on each targetPort on its pod IP, so two mirrors with
 // one port collide, and a port outside the range may clash with something

@@ -12,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 
 	ferryv1 "ferry.dev/ferry/api/v1alpha1"
+	"ferry.dev/ferry/internal/contract"
 )
 
 func TestRunChecks(t *testing.T) {
@@ -157,5 +158,29 @@ func TestRenewalGrace(t *testing.T) {
 	}
 	if g := renewalGrace(time.Minute); g != time.Minute {
 		t.Errorf("1m: %s", g)
+	}
+}
+
+func TestForgedMirrorProblems(t *testing.T) {
+	links := []ferryv1.Link{{ObjectMeta: metav1.ObjectMeta{Name: "east"}, Spec: ferryv1.LinkSpec{ClusterName: "east"}}}
+	real := *mirror("shop", "web-east", "east", 41000)
+	real.Annotations = map[string]string{contract.AnnotationRemoteService: "web"}
+	renamed := *real.DeepCopy()
+	renamed.Namespace, renamed.Name = "tenant", "x"
+	other := *real.DeepCopy()
+	other.Namespace, other.Labels[contract.LabelSourceCluster] = "tenant", "north"
+	held := *real.DeepCopy()
+	now := metav1.Now()
+	held.Namespace, held.DeletionTimestamp, held.Finalizers = "tenant", &now, []string{"tenant.example/hold"}
+	orphan := *real.DeepCopy()
+	orphan.Labels[contract.LabelLink] = "gone"
+	got := forgedMirrorProblems([]corev1.Service{real, renamed, other, held, orphan}, links)
+	want := []string{
+		`tenant/web-east claims cluster "north", but Link east is to "east"`,
+		"tenant/web-east is kept from deletion by finalizers tenant.example/hold",
+		"tenant/x stands for web, whose mirror is named web-east",
+	}
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Fatalf("problems:\n%q\nwant:\n%q", got, want)
 	}
 }
