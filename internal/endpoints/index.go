@@ -3,6 +3,9 @@ package endpoints
 import (
 	"context"
 	"fmt"
+	"net/netip"
+	"sync/atomic"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -20,6 +23,31 @@ type Index struct {
 	// field is the cache's field index of EndpointSlices by the
 	// kubernetes.io/service-name label.
 	field string
+	// api caches the API server's addresses, which every new stream checks
+	// against: re-reading them per stream would add a List to the hot path.
+	api atomic.Pointer[apiAddrs]
+}
+
+// APIServerRefresh is how long the API server's addresses are reused
+// before they are read from the cache again. They change only when the
+// control plane moves.
+const APIServerRefresh = 10 * time.Second
+
+type apiAddrs struct {
+	set map[netip.Addr]bool
+	at  time.Time
+}
+
+// apiServer returns the API server's addresses, read at most once per
+// APIServerRefresh.
+func (x *Index) apiServer(ctx context.Context) map[netip.Addr]bool {
+	now := time.Now()
+	if c := x.api.Load(); c != nil && now.Sub(c.at) < APIServerRefresh {
+		return c.set
+	}
+	set := apiServerAddrs(ctx, x.r, x.field)
+	x.api.Store(&apiAddrs{set: set, at: now})
+	return set
 }
 
 // NewIndex serves Endpoints from r, which must be a cache with a field index
@@ -57,7 +85,7 @@ func (x *Index) Endpoints(namespace, service string, port int) ([]string, error)
 	if err != nil {
 		return nil, err
 	}
-	return safe(addrs, apiServerAddrs(ctx, x.r, x.field)), nil
+	return safe(addrs, x.apiServer(ctx)), nil
 }
 
 // ErrNoSuchService means the Service is not in the cache.
