@@ -30,8 +30,8 @@ func (k PortKey) Less(o PortKey) bool {
 	return k.Port < o.Port
 }
 
-// HeldUntilGone adds to taken (which it does not modify; it returns a
-// copy) the ports that existing objects hold for keys no longer wanted: an
+// HeldUntilGone adds to taken (which it never modifies: it returns taken
+// itself when there is nothing to add, a copy otherwise) the ports that existing objects hold for keys no longer wanted: an
 // unexported mirror, a port number that changed, or a forged object that
 // carries the ownership labels and is being deleted. A port is reused only
 // once the object that holds it is gone. Handing it out earlier would send
@@ -42,17 +42,23 @@ func HeldUntilGone(taken map[int32]PortKey, current map[PortKey]int32, want []Po
 	for _, k := range want {
 		wanted[k] = true
 	}
-	out := make(map[int32]PortKey, len(taken)+len(current))
-	for p, k := range taken {
-		out[p] = k
-	}
+	var out map[int32]PortKey // a copy, made only when something is added
 	for k, p := range current {
 		if wanted[k] {
 			continue
 		}
+		if out == nil {
+			out = make(map[int32]PortKey, len(taken)+1)
+			for tp, tk := range taken {
+				out[tp] = tk
+			}
+		}
 		if holder, ok := out[p]; !ok || k.Less(holder) {
 			out[p] = k
 		}
+	}
+	if out == nil {
+		return taken
 	}
 	return out
 }
