@@ -3,6 +3,8 @@ package contract
 import (
 	"strings"
 	"testing"
+
+	"ferry.dev/ferry/internal/identity"
 )
 
 // FuzzMirrorName: a mirror name is a DNS-1035 label of at most 63
@@ -40,19 +42,9 @@ func FuzzMirrorName(f *testing.F) {
 	})
 }
 
-// dnsLabel is the RFC 1123 label syntax, which every input and output obeys.
-func dnsLabel(s string) bool {
-	if s == "" || len(s) > MaxNameLength || s[0] == '-' || s[len(s)-1] == '-' {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
-			return false
-		}
-	}
-	return true
-}
+// dnsLabel is the RFC 1123 label syntax, which every input and output
+// obeys: identity's check, which the cluster-name rule builds on.
+func dnsLabel(s string) bool { return identity.ValidateDNSLabel(s) == nil }
 
 // FuzzParseRange: a range that parses is valid and prints back to itself.
 func FuzzParseRange(f *testing.F) {

@@ -171,19 +171,28 @@ func isStatus(err error, s tunnel.Status) bool {
 	return errors.As(err, &re) && re.Status == s
 }
 
-func TestMaxEgressConns(t *testing.T) {
-	lim := testLimits()
-	lim.MaxEgressConns = 2
+// fillEgress routes an echo export with egress limits lim, holds n
+// connections open on it from 127.0.0.1, and checks that one more is
+// refused.
+func fillEgress(t *testing.T, lim Limits, n int) (*pair, string) {
+	t.Helper()
 	p := newPair(t, pairOpts{egLimits: lim})
 	be := newBackend(t, echo)
 	p.export("echo", nil, be.addr())
 	addr := p.route(t, "echo")
-	for range 2 {
+	for range n {
 		c := dial(t, addr)
 		_, _ = c.Write([]byte("x"))
 		_, _ = io.ReadFull(c, make([]byte, 1))
 	}
 	expectRefused(t, addr)
+	return p, addr
+}
+
+func TestMaxEgressConns(t *testing.T) {
+	lim := testLimits()
+	lim.MaxEgressConns = 2
+	p, _ := fillEgress(t, lim, 2)
 	if p.eg.ActiveConns() != 2 {
 		t.Fatalf("active = %d", p.eg.ActiveConns())
 	}
@@ -195,16 +204,7 @@ func TestMaxEgressConns(t *testing.T) {
 func TestMaxEgressConnsPerClient(t *testing.T) {
 	lim := testLimits()
 	lim.MaxEgressConnsPerClient = 2
-	p := newPair(t, pairOpts{egLimits: lim})
-	be := newBackend(t, echo)
-	p.export("echo", nil, be.addr())
-	addr := p.route(t, "echo")
-	for range 2 {
-		c := dial(t, addr)
-		_, _ = c.Write([]byte("x"))
-		_, _ = io.ReadFull(c, make([]byte, 1))
-	}
-	expectRefused(t, addr)
+	p, addr := fillEgress(t, lim, 2)
 	// Another address on loopback is another client.
 	d := net.Dialer{Timeout: 2 * time.Second, LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)}}
 	other, err := d.Dial("tcp", addr)
