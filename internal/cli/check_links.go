@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -14,6 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	ferryv1 "ferry.dev/ferry/api/v1alpha1"
+	"ferry.dev/ferry/internal/claims"
 	"ferry.dev/ferry/internal/contract"
 )
 
@@ -214,21 +216,31 @@ func (c *checker) noForgedMirrors(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if p := forgedMirrorProblems(mirrors, links); len(p) > 0 {
+	snap, err := claims.Read(ctx, c.k.Client, contract.SystemNamespace)
+	if err != nil {
+		return c.k.explain("read the port claims", err)
+	}
+	p := forgedMirrorProblems(mirrors, links, snap.Table)
+	for first, err := range snap.Broken {
+		p = append(p, fmt.Sprintf("%s does not decode (%v): its ports route nothing", contract.PortClaimsName(first), err))
+	}
+	if len(p) > 0 {
 		return fmt.Errorf("%s that Ferry did not write: %s", plural(len(p), "mirror-looking Service"), listed(p))
 	}
 	return nil
 }
 
 // forgedMirrorProblems finds mirror-looking Services (both ownership
-// labels) that break what the controller always writes: a mirror is named
-// contract.MirrorName(remote service, cluster), names its remote service,
-// and stands for the cluster its Link names. Objects of Links that do not
-// exist are orphans, reported by noOrphans. A mirror-looking Service kept
-// Terminating by another controller's finalizer is reported too: Ferry's
-// mirrors carry no finalizer, and that is how a forged mirror held its
-// ports (docs/security.md, finding 1).
-func forgedMirrorProblems(mirrors []corev1.Service, links []ferryv1.Link) []string {
+// labels) that the controller did not write: every port of a mirror is
+// claimed for it in the port claims (the record only the controller
+// writes), and a mirror is named contract.MirrorName(remote service,
+// cluster), names its remote service, and stands for the cluster its Link
+// names. Objects of Links that do not exist are orphans, reported by
+// noOrphans. A mirror-looking Service kept Terminating by another
+// controller's finalizer is reported too: Ferry's mirrors carry no
+// finalizer (docs/security.md, finding 1). Such Services route and hold
+// nothing; the finding is for the operator to remove them.
+func forgedMirrorProblems(mirrors []corev1.Service, links []ferryv1.Link, claimed claims.Table) []string {
 	clusterOf := map[string]string{}
 	for _, l := range links {
 		clusterOf[l.Name] = l.Spec.ClusterName
@@ -251,6 +263,17 @@ func forgedMirrorProblems(mirrors []corev1.Service, links []ferryv1.Link) []stri
 			out = append(out, fmt.Sprintf("%s stands for %s, whose mirror is named %s", where, remote, contract.MirrorName(remote, cluster)))
 		case m.DeletionTimestamp != nil && len(m.Finalizers) > 0:
 			out = append(out, fmt.Sprintf("%s is kept from deletion by finalizers %s", where, strings.Join(m.Finalizers, ", ")))
+		default:
+			var unclaimed []string
+			for _, p := range m.Spec.Ports {
+				c := claims.Claim{Owner: claims.LinkOwner(link), Namespace: m.Namespace, Service: m.Name, Port: p.Port}
+				if p.TargetPort.StrVal != "" || !claimed.Holds(p.TargetPort.IntVal, c) {
+					unclaimed = append(unclaimed, strconv.Itoa(int(p.Port)))
+				}
+			}
+			if len(unclaimed) > 0 {
+				out = append(out, fmt.Sprintf("%s has no port claim for port %s", where, strings.Join(unclaimed, ", ")))
+			}
 		}
 	}
 	slices.Sort(out)

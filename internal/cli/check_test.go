@@ -17,6 +17,7 @@ import (
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"ferry.dev/ferry/internal/claims"
 	"ferry.dev/ferry/internal/contract"
 	"ferry.dev/ferry/internal/identity"
 )
@@ -61,8 +62,19 @@ func healthyNorth(t *testing.T) client.Client {
 		gatewaySlice([]string{"198.18.4.1"}, true),
 	)
 	createLink(t, c, exporter, ptrTo(healthyStatus(1, now.Add(-time.Hour))))
-	create(t, c, mirror("default", "cart-east", "east", 41000), mirrorSlice("default", "cart-east", "east", 41000))
+	create(t, c, mirror("default", "cart-east", "east", 41000), mirrorSlice("default", "cart-east", "east", 41000),
+		portClaims(41000, claims.Claim{Owner: claims.LinkOwner("east"), Namespace: "default", Service: "cart-east", Port: 80}))
 	return c
+}
+
+// portClaims is the claims shard the controller writes for one claim.
+func portClaims(egress int32, c claims.Claim) *corev1.ConfigMap {
+	first := contract.PortClaimsShardOf(egress)
+	return &corev1.ConfigMap{
+		ObjectMeta: metav1.ObjectMeta{Namespace: contract.SystemNamespace, Name: contract.PortClaimsName(first),
+			Labels: map[string]string{contract.LabelPortClaims: "true"}},
+		Data: map[string]string{contract.PortClaimsKey: claims.Encode(map[int32]claims.Claim{egress: c})},
+	}
 }
 
 func issuerSecret(t *testing.T, issuer, root *identity.CA) *corev1.Secret {

@@ -12,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 
 	ferryv1 "ferry.dev/ferry/api/v1alpha1"
+	"ferry.dev/ferry/internal/claims"
 	"ferry.dev/ferry/internal/contract"
 )
 
@@ -174,8 +175,14 @@ func TestForgedMirrorProblems(t *testing.T) {
 	held.Namespace, held.DeletionTimestamp, held.Finalizers = "tenant", &now, []string{"tenant.example/hold"}
 	orphan := *real.DeepCopy()
 	orphan.Labels[contract.LabelLink] = "gone"
-	got := forgedMirrorProblems([]corev1.Service{real, renamed, other, held, orphan}, links)
+	// An exact copy in another namespace: right name, labels and
+	// annotation, but no claim.
+	copied := *real.DeepCopy()
+	copied.Namespace = "copycat"
+	table := claims.Table{41000: {Owner: claims.LinkOwner("east"), Namespace: "shop", Service: "web-east", Port: 80}}
+	got := forgedMirrorProblems([]corev1.Service{real, renamed, other, held, orphan, copied}, links, table)
 	want := []string{
+		"copycat/web-east has no port claim for port 80",
 		`tenant/web-east claims cluster "north", but Link east is to "east"`,
 		"tenant/web-east is kept from deletion by finalizers tenant.example/hold",
 		"tenant/x stands for web, whose mirror is named web-east",

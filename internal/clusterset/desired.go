@@ -62,6 +62,11 @@ type Input struct {
 	Gateway []string
 	// Ports is the clusterset egress port range.
 	Ports contract.Range
+	// Claimed is the egress port each clusterset port holds in the port
+	// claims, and Taken the ports others hold in them (see mirror.Memory).
+	// Nil Claimed: no record; the Services' targetPorts are the memory.
+	Claimed map[mirror.PortKey]int32
+	Taken   map[int32]mirror.PortKey
 	// Foreign reports whether an object of kind exists at ns/name without
 	// contract.LabelClusterset. Nil means none does.
 	Foreign func(kind, namespace, name string) bool
@@ -119,8 +124,8 @@ func Desired(in Input) State {
 			want = append(want, mirror.PortKey{Namespace: k.Namespace, Service: contract.ClustersetName(k.Service), Port: sp.Port})
 		}
 	}
-	held := mirror.CurrentPorts(in.Current)
-	alloc, exhausted := mirror.Allocate(in.Ports, mirror.HeldUntilGone(nil, held, want), held, want)
+	held, keep := mirror.Memory(in.Claimed, mirror.CurrentPorts(in.Current), in.Taken)
+	alloc, exhausted := mirror.Allocate(in.Ports, mirror.HeldUntilGone(in.Taken, held, want), keep, want)
 	short := map[Key]bool{}
 	for _, pk := range exhausted {
 		for _, p := range plans {

@@ -25,6 +25,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	mcsv1beta1 "sigs.k8s.io/mcs-api/pkg/apis/v1beta1"
 
+	"ferry.dev/ferry/internal/claims"
 	"ferry.dev/ferry/internal/contract"
 	"ferry.dev/ferry/internal/mirror"
 	"ferry.dev/ferry/internal/writer"
@@ -44,6 +45,9 @@ type Options struct {
 	Gateway types.NamespacedName
 	// Ports is the clusterset egress port range. Default 49000-49999.
 	Ports contract.Range
+	// ClaimsNamespace holds the port claims (internal/claims). Default
+	// ferry-system.
+	ClaimsNamespace string
 	// Client writes and reads (through the cache). Default the manager's.
 	Client client.Client
 	// Registry receives the metrics. Nil registers nothing.
@@ -108,6 +112,7 @@ func (o *Options) Default() {
 	if o.Ports == (contract.Range{}) {
 		o.Ports = contract.DefaultClustersetRange()
 	}
+	o.ClaimsNamespace = cmp.Or(o.ClaimsNamespace, contract.SystemNamespace)
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -142,6 +147,8 @@ func Setup(mgr manager.Manager, opts Options) (*Reconciler, error) {
 		Watches(&corev1.Service{}, enqueue).
 		Watches(&discoveryv1.EndpointSlice{}, enqueue).
 		Watches(&mcsv1beta1.ServiceImport{}, enqueue).
+		// Which mirrors count, and which ports are free, are in the claims.
+		Watches(&corev1.ConfigMap{}, claims.Handler(func([]claims.Owner) []reconcile.Request { return []reconcile.Request{request} })).
 		WithOptions(controller.Options{
 			MaxConcurrentReconciles: 1,
 			SkipNameValidation:      ptr.To(opts.SkipNameValidation),
@@ -174,7 +181,7 @@ func (r *Reconciler) mapObject(_ context.Context, obj client.Object) []reconcile
 // Reconcile computes the desired clusterset objects from the cache and
 // writes what differs.
 func (r *Reconciler) Reconcile(ctx context.Context, _ reconcile.Request) (reconcile.Result, error) {
-	in, have, err := r.observe(ctx)
+	in, have, snap, err := r.observe(ctx)
 	if err != nil {
 		return reconcile.Result{}, err
 	}
@@ -185,6 +192,20 @@ func (r *Reconciler) Reconcile(ctx context.Context, _ reconcile.Request) (reconc
 		return reconcile.Result{}, fmt.Errorf("check clusterset names: %w", lookup.err)
 	}
 	r.note(ctx, st.Problems, lookup.seen)
+
+	// The ports are recorded before any object that uses them is written;
+	// a conflict fails the reconcile, which runs again on fresh state.
+	ch, pending := claims.Plan(claims.Clusterset, mirror.CurrentPorts(st.Services), in.Claimed, r.serviceGone(ctx))
+	if !ch.Empty(snap) {
+		if err := claims.Commit(ctx, r.c, r.opts.ClaimsNamespace, snap, ch); err != nil {
+			return reconcile.Result{}, fmt.Errorf("clusterset port claims: %w", err)
+		}
+		r.writes.WithLabelValues("ConfigMap", "update").Inc()
+	}
+	var requeue time.Duration
+	if pending > 0 {
+		requeue = pendingReleaseRequeue
+	}
 
 	ops := Diff(st, have)
 	var first, rest []writer.Op
@@ -213,13 +234,33 @@ func (r *Reconciler) Reconcile(ctx context.Context, _ reconcile.Request) (reconc
 	if len(ops) > 0 {
 		r.log.Debug("reconciled clusterset services", "services", len(st.Services), "writes", len(ops), "err", err)
 	}
-	return reconcile.Result{}, err
+	return reconcile.Result{RequeueAfter: requeue}, err
 }
 
-// observe reads the cache.
-func (r *Reconciler) observe(ctx context.Context) (Input, Objects, error) {
+// pendingReleaseRequeue is how soon the reconciler runs again while some
+// claimed ports wait for their holder to be gone.
+const pendingReleaseRequeue = 2 * time.Second
+
+// serviceGone answers claims.Plan from the cache.
+func (r *Reconciler) serviceGone(ctx context.Context) func(mirror.PortKey, int32) bool {
+	return func(k mirror.PortKey, egress int32) bool {
+		var s corev1.Service
+		err := r.c.Get(ctx, types.NamespacedName{Namespace: k.Namespace, Name: k.Service}, &s)
+		return claims.Gone(&s, err, k, egress)
+	}
+}
+
+// observe reads the cache. Only mirrors whose every port the claims vouch
+// for count: a tenant's copy of a mirror's labels must not put a cluster
+// into a ServiceImport.
+func (r *Reconciler) observe(ctx context.Context) (Input, Objects, claims.Snapshot, error) {
 	in := Input{Ports: r.opts.Ports}
 	var have Objects
+	snap, err := claims.Read(ctx, r.c, r.opts.ClaimsNamespace)
+	if err != nil {
+		return in, have, snap, err
+	}
+	in.Taken, in.Claimed = claims.Split(snap, claims.Clusterset)
 	mirrored := client.HasLabels{contract.LabelLink, contract.LabelSourceCluster}
 	mine := client.HasLabels{contract.LabelClusterset}
 	var mirrors, current corev1.ServiceList
@@ -240,10 +281,10 @@ func (r *Reconciler) observe(ctx context.Context) (Input, Objects, error) {
 	} {
 		// The objects are the cache's own: never modified (Diff copies).
 		if err := r.c.List(ctx, l.list, append(l.opts, client.UnsafeDisableDeepCopy)...); err != nil {
-			return in, have, fmt.Errorf("list %s: %w", l.what, err)
+			return in, have, snap, fmt.Errorf("list %s: %w", l.what, err)
 		}
 	}
-	in.Mirrors = pointers(mirrors.Items)
+	in.Mirrors = claimedMirrors(pointers(mirrors.Items), snap.Table)
 	in.MirrorSlices = pointers(mirrorSlices.Items)
 	in.Current = pointers(current.Items)
 	have.Services = in.Current
@@ -256,7 +297,19 @@ func (r *Reconciler) observe(ctx context.Context) (Input, Objects, error) {
 			}
 		}
 	}
-	return in, have, nil
+	return in, have, snap, nil
+}
+
+// claimedMirrors keeps the mirrors whose every port the claims hold for
+// them (owner: the Link their label names).
+func claimedMirrors(svcs []*corev1.Service, t claims.Table) []*corev1.Service {
+	out := svcs[:0:0]
+	for _, s := range svcs {
+		if link, ok := mirror.OwnerOf(s); ok && t.Vouches(s, claims.LinkOwner(link)) {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 func pointers[T any](items []T) []*T {

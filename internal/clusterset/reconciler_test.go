@@ -2,6 +2,7 @@ package clusterset_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"testing"
@@ -24,6 +25,7 @@ import (
 
 	"ferry.dev/ferry/api/crds"
 	ferryv1 "ferry.dev/ferry/api/v1alpha1"
+	"ferry.dev/ferry/internal/claims"
 	"ferry.dev/ferry/internal/clusterset"
 	"ferry.dev/ferry/internal/contract"
 	"ferry.dev/ferry/internal/importer"
@@ -39,6 +41,23 @@ var shared = testenv.Lazy{Options: testenv.Options{
 func TestMain(m *testing.M) {
 	ctrllog.SetLogger(logr.Discard())
 	shared.Main(m)
+}
+
+// commitClaims writes port claims as a controller would, reading again on a
+// conflict (the reconciler writes the same record).
+func commitClaims(t *testing.T, c client.Client, ch claims.Change) {
+	t.Helper()
+	testkit.Eventually(t, "port claims written", func() bool {
+		snap, err := claims.Read(t.Context(), c, contract.SystemNamespace)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = claims.Commit(t.Context(), c, contract.SystemNamespace, snap, ch)
+		if err != nil && !errors.Is(err, claims.ErrConflict) {
+			t.Fatal(err)
+		}
+		return err == nil
+	})
 }
 
 func TestReconcile(t *testing.T) {
@@ -71,7 +90,9 @@ func TestReconcile(t *testing.T) {
 	go func() { defer close(done); _ = mgr.Start(mctx) }()
 	t.Cleanup(func() { cancel(); <-done })
 
-	// Two mirrors of web, as the importer writes them; east is not ready.
+	// Two mirrors of web, as the importer writes them (claims first);
+	// east is not ready.
+	nextEgress := int32(41000)
 	mirrorOf := func(cluster string, ready bool, ports ...int32) {
 		name := contract.MirrorName("web", cluster)
 		lbls := map[string]string{contract.LabelLink: cluster, contract.LabelSourceCluster: cluster}
@@ -84,9 +105,15 @@ func TestReconcile(t *testing.T) {
 				contract.LabelLink: cluster, contract.LabelSourceCluster: cluster, discoveryv1.LabelServiceName: name}},
 			AddressType: discoveryv1.AddressTypeIPv4,
 		}
-		for i, p := range ports {
-			svc.Spec.Ports = append(svc.Spec.Ports, corev1.ServicePort{Name: fmt.Sprintf("p%d", p), Port: p, TargetPort: intstr.FromInt32(41000 + int32(i))})
-			sl.Ports = append(sl.Ports, discoveryv1.EndpointPort{Name: ptr.To(fmt.Sprintf("p%d", p)), Port: ptr.To(41000 + int32(i))})
+		set := map[int32]claims.Claim{}
+		for _, p := range ports {
+			svc.Spec.Ports = append(svc.Spec.Ports, corev1.ServicePort{Name: fmt.Sprintf("p%d", p), Port: p, TargetPort: intstr.FromInt32(nextEgress)})
+			sl.Ports = append(sl.Ports, discoveryv1.EndpointPort{Name: ptr.To(fmt.Sprintf("p%d", p)), Port: ptr.To(nextEgress)})
+			set[nextEgress] = claims.Claim{Owner: claims.LinkOwner(cluster), Namespace: ns, Service: name, Port: p}
+			nextEgress++
+		}
+		if cluster != "forged" {
+			commitClaims(t, west.Client, claims.Change{Set: set})
 		}
 		for _, ip := range gwIPs {
 			sl.Endpoints = append(sl.Endpoints, discoveryv1.Endpoint{Addresses: []string{ip}, Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(ready)}})
@@ -100,6 +127,9 @@ func TestReconcile(t *testing.T) {
 	}
 	mirrorOf("east", false, 80)
 	mirrorOf("north", true, 80, 443)
+	// A tenant's copy of a mirror, with no claim: it must not join the
+	// clusterset (issue 11, findings 1 and 9).
+	mirrorOf("forged", true, 80)
 
 	get := func(obj client.Object, name string) bool {
 		err := west.Client.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, obj)

@@ -8,6 +8,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	ferryv1 "ferry.dev/ferry/api/v1alpha1"
+	"ferry.dev/ferry/internal/claims"
 	"ferry.dev/ferry/internal/clusterset"
 	"ferry.dev/ferry/internal/contract"
 	"ferry.dev/ferry/internal/gateway"
@@ -39,52 +40,69 @@ func Remotes(mesh string, links []*ferryv1.Link) (map[string]tunnel.Remote, []er
 
 // Routes derives the egress ports from Ferry's Services (docs/contracts.md),
 // decoded by the readers that sit beside their writers (mirror.Read,
-// clusterset.Read):
+// clusterset.Read), and the port claims (internal/claims):
 //
 //   - each port of a mirror listens on its egress port and goes to (source
 //     cluster, namespace, remote service, port);
 //   - each port of a clusterset Service listens on its egress port and goes
 //     to (cluster, namespace, remote service, port) for every listed cluster
-//     that a Link names, in that order. Listed clusters without a Link are
-//     skipped and reported.
+//     that a Link names and whose own mirror of the service is claimed, in
+//     the listed order. Other listed clusters are skipped and reported.
 //
-// Objects that break the contract are skipped and reported; the rest still
-// route. Services that are neither, and Services being deleted, are ignored
-// silently.
-//
-// Labels can be written by anyone who may create a Service, so a forged
-// "mirror" must not be able to take over a real one's port: when two claim
-// the same egress port the older object keeps it (mirrors and clusterset
-// Services alike), and only ports inside the controller's allocation ranges
-// are ever opened.
-func Routes(svcs []*corev1.Service, links []*ferryv1.Link, mirrorPorts, clustersetPorts contract.Range) ([]gateway.Route, []error) {
+// Labels and annotations can be written by anyone who may create a Service,
+// so no Service is believed on its own: a port opens only for the Service
+// port its claim names (owner, namespace, name, port), a record only the
+// controller writes. A Service that copies a mirror's labels, in any
+// namespace, routes nothing and is reported. Only ports inside the
+// controller's allocation ranges are ever opened. Objects that break the
+// contract are skipped and reported; the rest still route. Services that
+// are neither, and Services being deleted, are ignored silently.
+func Routes(svcs []*corev1.Service, links []*ferryv1.Link, claimed claims.Table, mirrorPorts, clustersetPorts contract.Range) ([]gateway.Route, []error) {
 	clusterOf := map[string]string{}
-	linked := map[string]bool{}
-	for _, l := range links {
+	linksOf := map[string][]string{}
+	for _, l := range sortedLinks(links) {
 		clusterOf[l.Name] = l.Spec.ClusterName
-		linked[l.Spec.ClusterName] = true
+		linksOf[l.Spec.ClusterName] = append(linksOf[l.Spec.ClusterName], l.Name)
+	}
+	// The mirrors the claims vouch for, by (owner, namespace, name): a
+	// clusterset destination must be one of them, so the clusterset
+	// Service's cluster list cannot widen what the Links import.
+	vouched := map[claims.Claim]bool{}
+	for _, c := range claimed {
+		vouched[claims.Claim{Owner: c.Owner, Namespace: c.Namespace, Service: c.Service}] = true
+	}
+	imports := func(cluster, ns, svc string) bool {
+		for _, l := range linksOf[cluster] {
+			if vouched[claims.Claim{Owner: claims.LinkOwner(l), Namespace: ns, Service: contract.MirrorName(svc, cluster)}] {
+				return true
+			}
+		}
+		return false
 	}
 	svcs = slices.Clone(svcs)
 	slices.SortFunc(svcs, func(a, b *corev1.Service) int {
-		if c := a.CreationTimestamp.Compare(b.CreationTimestamp.Time); c != 0 {
-			return c
-		}
 		return strings.Compare(a.Namespace+"/"+a.Name, b.Namespace+"/"+b.Name)
 	})
 	var routes []gateway.Route
 	var problems []error
 	used := map[int32]string{}
-	// addPorts opens one route per port, each to every cluster of dests.
-	addPorts := func(kind string, s *corev1.Service, remoteSvc string, ports []mirror.EgressPort, dests []string) {
+	// addPorts opens one route per claimed port, each to every cluster of
+	// dests.
+	addPorts := func(kind string, owner claims.Owner, s *corev1.Service, remoteSvc string, ports []mirror.EgressPort, dests []string) {
 		where := s.Namespace + "/" + s.Name
 		for _, p := range ports {
+			if !claimed.Holds(p.Egress, claims.Claim{Owner: owner, Namespace: s.Namespace, Service: s.Name, Port: p.Port}) {
+				problems = append(problems, fmt.Errorf("%s %s port %d: egress port %d is not claimed for it (a Service Ferry did not write, or not yet)", kind, where, p.Port, p.Egress))
+				continue
+			}
 			target := tunnel.Target{Namespace: s.Namespace, Service: remoteSvc, Port: int(p.Port)}
 			if err := target.Validate(); err != nil {
 				problems = append(problems, fmt.Errorf("%s %s port %d: %w", kind, where, p.Port, err))
 				continue
 			}
 			if owner, dup := used[p.Egress]; dup {
-				problems = append(problems, fmt.Errorf("%s %s port %d: egress port %d already used by the older %s", kind, where, p.Port, p.Egress, owner))
+				// Cannot happen while the claims hold one claim per port.
+				problems = append(problems, fmt.Errorf("%s %s port %d: egress port %d already used by %s", kind, where, p.Port, p.Egress, owner))
 				continue
 			}
 			used[p.Egress] = where
@@ -99,8 +117,8 @@ func Routes(svcs []*corev1.Service, links []*ferryv1.Link, mirrorPorts, clusters
 		if s.DeletionTimestamp != nil {
 			// Being deleted: the controller no longer wants it, or never
 			// did (a forged mirror kept Terminating by a finalizer). It
-			// routes nothing, and the allocator keeps its ports taken until
-			// it is gone (mirror.HeldUntilGone), so no live mirror needs them.
+			// routes nothing; its claim, if it has one, is released once
+			// it is gone.
 			continue
 		}
 		if cs, errs, ok := clusterset.Read(s, clustersetPorts); ok || len(errs) > 0 {
@@ -111,17 +129,20 @@ func Routes(svcs []*corev1.Service, links []*ferryv1.Link, mirrorPorts, clusters
 			where := s.Namespace + "/" + s.Name
 			var dests []string
 			for _, c := range cs.Clusters {
-				if !linked[c] {
+				switch {
+				case len(linksOf[c]) == 0:
 					problems = append(problems, fmt.Errorf("clusterset %s: cluster %s has no Link; skipped", where, c))
-					continue
+				case !imports(c, s.Namespace, cs.Key.Service):
+					problems = append(problems, fmt.Errorf("clusterset %s: cluster %s has no claimed mirror of %s; skipped", where, c, cs.Key.Service))
+				default:
+					dests = append(dests, c)
 				}
-				dests = append(dests, c)
 			}
 			if len(dests) == 0 {
 				problems = append(problems, fmt.Errorf("clusterset %s: no linked cluster in %s %q", where, contract.AnnotationClusters, s.Annotations[contract.AnnotationClusters]))
 				continue
 			}
-			addPorts("clusterset", s, cs.Key.Service, cs.Ports, dests)
+			addPorts("clusterset", claims.Clusterset, s, cs.Key.Service, cs.Ports, dests)
 			continue
 		}
 		m, errs, ok := mirror.Read(s, mirrorPorts)
@@ -133,7 +154,7 @@ func Routes(svcs []*corev1.Service, links []*ferryv1.Link, mirrorPorts, clusters
 			problems = append(problems, fmt.Errorf("mirror %s/%s: link %s does not exist or is not for cluster %s", s.Namespace, s.Name, m.Link, m.Cluster))
 			continue
 		}
-		addPorts("mirror", s, m.Export.Name, m.Ports, []string{m.Cluster})
+		addPorts("mirror", claims.LinkOwner(m.Link), s, m.Export.Name, m.Ports, []string{m.Cluster})
 	}
 	slices.SortFunc(routes, func(a, b gateway.Route) int { return a.Port - b.Port })
 	return routes, problems

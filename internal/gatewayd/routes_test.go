@@ -2,6 +2,7 @@ package gatewayd
 
 import (
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 
 	ferryv1 "ferry.dev/ferry/api/v1alpha1"
+	"ferry.dev/ferry/internal/claims"
 	"ferry.dev/ferry/internal/contract"
 	"ferry.dev/ferry/internal/gateway"
 	"ferry.dev/ferry/internal/tunnel"
@@ -41,11 +43,70 @@ func aged(s *corev1.Service, ago time.Duration) *corev1.Service {
 	return s
 }
 
+// forged marks s as a Service Ferry did not write: claimsOf leaves it out.
+func forged(s *corev1.Service) *corev1.Service {
+	if s.Annotations == nil {
+		s.Annotations = map[string]string{}
+	}
+	s.Annotations["test/forged"] = "true"
+	return s
+}
+
+func forgedIn(svcs []*corev1.Service) []*corev1.Service {
+	var out []*corev1.Service
+	for _, s := range svcs {
+		if s.Annotations["test/forged"] == "true" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
 // deleting marks s as being deleted and held by a finalizer.
 func deleting(s *corev1.Service) *corev1.Service {
 	now := metav1.Now()
 	s.DeletionTimestamp, s.Finalizers = &now, []string{"tenant.example/hold"}
 	return s
+}
+
+// claimsOf claims every port of svcs as the controller would have (the
+// first Service to name a port gets it), except those of the Services in
+// forged, and vouches for each listed cluster of a clusterset Service with a
+// claimed mirror (on ports from 48999 down), except the cluster its
+// test/unvouched annotation names.
+func claimsOf(links []*ferryv1.Link, svcs []*corev1.Service, forged ...*corev1.Service) claims.Table {
+	t := claims.Table{}
+	spare := int32(48999)
+	for _, s := range svcs {
+		if slices.Contains(forged, s) {
+			continue
+		}
+		owner := claims.Clusterset
+		if l := s.Labels[contract.LabelLink]; l != "" {
+			owner = claims.LinkOwner(l)
+		}
+		for _, p := range s.Spec.Ports {
+			if _, held := t[p.TargetPort.IntVal]; !held {
+				t[p.TargetPort.IntVal] = claims.Claim{Owner: owner, Namespace: s.Namespace, Service: s.Name, Port: p.Port}
+			}
+		}
+		svc, isClusterset := s.Labels[contract.LabelClusterset]
+		if !isClusterset {
+			continue
+		}
+		for c := range strings.SplitSeq(s.Annotations[contract.AnnotationClusters], ",") {
+			if strings.TrimSpace(c) == s.Annotations["test/unvouched"] {
+				continue
+			}
+			for _, l := range links {
+				if l.Spec.ClusterName == strings.TrimSpace(c) {
+					t[spare] = claims.Claim{Owner: claims.LinkOwner(l.Name), Namespace: s.Namespace, Service: contract.MirrorName(svc, l.Spec.ClusterName), Port: 1}
+					spare--
+				}
+			}
+		}
+	}
+	return t
 }
 
 func port(p, target int32) corev1.ServicePort {
@@ -132,8 +193,13 @@ func TestRoutes(t *testing.T) {
 		},
 		{
 			name:     "link missing or naming another cluster",
-			mirrors:  []*corev1.Service{mirrorSvc("app", "foo-west", "west", "west", "foo", port(80, 41000)), mirrorSvc("app", "foo-x", "east", "north", "foo", port(80, 41001))},
-			problems: []string{"link west does not exist", "link east does not exist or is not for cluster north"},
+			mirrors:  []*corev1.Service{mirrorSvc("app", "foo-west", "west", "west", "foo", port(80, 41000)), mirrorSvc("app", "foo-north", "east", "north", "foo", port(80, 41001))},
+			problems: []string{"link east does not exist or is not for cluster north", "link west does not exist"},
+		},
+		{
+			name:     "a mirror not named after its remote service and cluster",
+			mirrors:  []*corev1.Service{mirrorSvc("app", "x", "east", "east", "foo", port(80, 41000))},
+			problems: []string{"mirror app/x: the mirror of foo from east is named foo-east"},
 		},
 		{
 			name:     "no remote-service annotation",
@@ -141,24 +207,23 @@ func TestRoutes(t *testing.T) {
 			problems: []string{"no ferry.dev/remote-service"},
 		},
 		{
-			name: "egress port used twice, same age: first by namespace/name keeps it",
+			// A tenant forges a "mirror" on prod's port, older than it
+			// and in a namespace that sorts first: age and order do not
+			// matter, only the claim does (issue 11, finding 1).
+			name: "a forged mirror cannot take a claimed mirror's port",
 			mirrors: []*corev1.Service{
-				mirrorSvc("b", "bar-north", "north", "north", "bar", port(80, 41000)),
-				mirrorSvc("a", "foo-east", "east", "east", "foo", port(80, 41000)),
-			},
-			want:     []gateway.Route{{Port: 41000, Destinations: dest("east", "a", "foo", 80)}},
-			problems: []string{"egress port 41000 already used by the older a/foo-east"},
-		},
-		{
-			// A tenant forges a "mirror" on prod's port, in a namespace
-			// that sorts first: the real, older mirror keeps the port.
-			name: "a forged younger mirror cannot take an existing mirror's port",
-			mirrors: []*corev1.Service{
-				aged(mirrorSvc("aaa", "x", "east", "east", "evil", port(5432, 41000)), 0),
+				forged(aged(mirrorSvc("aaa", "evil-east", "east", "east", "evil", port(5432, 41000)), 5*time.Hour)),
 				aged(mirrorSvc("prod", "db-east", "east", "east", "db", port(5432, 41000)), 2*time.Hour),
 			},
 			want:     []gateway.Route{{Port: 41000, Destinations: dest("east", "prod", "db", 5432)}},
-			problems: []string{"egress port 41000 already used by the older prod/db-east"},
+			problems: []string{"mirror aaa/evil-east port 5432: egress port 41000 is not claimed for it"},
+		},
+		{
+			// A free port is no better: a Service routes only through a
+			// claim, which tenants cannot write.
+			name:     "a forged mirror on a free port routes nothing",
+			mirrors:  []*corev1.Service{forged(mirrorSvc("aaa", "evil-east", "east", "east", "evil", port(5432, 41007)))},
+			problems: []string{"mirror aaa/evil-east port 5432: egress port 41007 is not claimed for it"},
 		},
 		{
 			// The controller deleted the forged mirror, but a finalizer
@@ -166,9 +231,9 @@ func TestRoutes(t *testing.T) {
 			// (issue 11, finding 1); a Service being deleted routes nothing.
 			name: "a Service being deleted routes nothing, however old",
 			mirrors: []*corev1.Service{
-				deleting(aged(mirrorSvc("aaa", "x", "east", "east", "evil", port(5432, 41000)), 5*time.Hour)),
+				forged(deleting(aged(mirrorSvc("aaa", "x", "east", "east", "evil", port(5432, 41000)), 5*time.Hour))),
 				aged(mirrorSvc("prod", "db-east", "east", "east", "db", port(5432, 41000)), time.Hour),
-				deleting(clustersetSvc("aaa", "evil", "east", port(80, 49000))),
+				deleting(clustersetSvc("aaa", "evil", "east", port(80, 49000))), // claimed, but going
 			},
 			want: []gateway.Route{{Port: 41000, Destinations: dest("east", "prod", "db", 5432)}},
 		},
@@ -179,8 +244,8 @@ func TestRoutes(t *testing.T) {
 		},
 		{
 			name:     "an invalid remote service name is refused, not sent",
-			mirrors:  []*corev1.Service{mirrorSvc("app", "foo-east", "east", "east", "Bad_Name", port(80, 41000))},
-			problems: []string{"mirror app/foo-east port 80"},
+			mirrors:  []*corev1.Service{mirrorSvc("app", contract.MirrorName("Bad_Name", "east"), "east", "east", "Bad_Name", port(80, 41000))},
+			problems: []string{"mirror app/" + contract.MirrorName("Bad_Name", "east") + " port 80"},
 		},
 		{
 			name: "named or out-of-range targetPort and UDP refused",
@@ -194,7 +259,7 @@ func TestRoutes(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			got, problems := Routes(tc.mirrors, links, contract.DefaultEgressRange(), contract.DefaultClustersetRange())
+			got, problems := Routes(tc.mirrors, links, claimsOf(links, tc.mirrors, forgedIn(tc.mirrors)...), contract.DefaultEgressRange(), contract.DefaultClustersetRange())
 			if !reflect.DeepEqual(got, tc.want) {
 				t.Errorf("routes = %+v, want %+v", got, tc.want)
 			}
@@ -285,13 +350,30 @@ func TestClustersetRoutes(t *testing.T) {
 			problems: []string{`mirror app/web-east port 80: targetPort "49000" is not an egress port in 41000-48999`},
 		},
 		{
-			name: "a forged younger clusterset service cannot take an existing one's port",
+			name: "a forged clusterset service cannot take a claimed one's port",
 			svcs: []*corev1.Service{
-				aged(clustersetSvc("aaa", "evil", "east", port(80, 49000)), 0),
+				// The tenant's namespace really imports evil from east.
+				mirrorSvc("aaa", "evil-east", "east", "east", "evil", port(80, 41000)),
+				forged(aged(clustersetSvc("aaa", "evil", "east", port(80, 49000)), 5*time.Hour)),
 				aged(clustersetSvc("prod", "db", "east,north", port(5432, 49000)), 2*time.Hour),
 			},
-			want:     []gateway.Route{{Port: 49000, Destinations: dests("prod", "db", 5432, "east", "north")}},
-			problems: []string{"clusterset aaa/evil-clusterset port 80: egress port 49000 already used by the older prod/db-clusterset"},
+			want: []gateway.Route{
+				{Port: 41000, Destinations: dests("aaa", "evil", 80, "east")},
+				{Port: 49000, Destinations: dests("prod", "db", 5432, "east", "north")},
+			},
+			problems: []string{"clusterset aaa/evil-clusterset port 80: egress port 49000 is not claimed for it"},
+		},
+		{
+			// The cluster list is an annotation anyone may write: it can
+			// name only clusters whose Link imports the service.
+			name: "a listed cluster without a claimed mirror of the service is skipped",
+			svcs: func() []*corev1.Service {
+				cs := clustersetSvc("app", "web", "east,north", port(80, 49000))
+				cs.Annotations["test/unvouched"] = "north"
+				return []*corev1.Service{cs}
+			}(),
+			want:     []gateway.Route{{Port: 49000, Destinations: dests("app", "web", 80, "east")}},
+			problems: []string{"clusterset app/web-clusterset: cluster north has no claimed mirror of web; skipped"},
 		},
 		{
 			name: "broken contract refused",
@@ -322,7 +404,7 @@ func TestClustersetRoutes(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			got, problems := Routes(tc.svcs, links, contract.DefaultEgressRange(), contract.DefaultClustersetRange())
+			got, problems := Routes(tc.svcs, links, claimsOf(links, tc.svcs, forgedIn(tc.svcs)...), contract.DefaultEgressRange(), contract.DefaultClustersetRange())
 			if !reflect.DeepEqual(got, tc.want) {
 				t.Errorf("routes = %+v, want %+v", got, tc.want)
 			}

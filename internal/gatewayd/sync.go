@@ -19,6 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	ferryv1 "ferry.dev/ferry/api/v1alpha1"
+	"ferry.dev/ferry/internal/claims"
 	"ferry.dev/ferry/internal/contract"
 	"ferry.dev/ferry/internal/gateway"
 	"ferry.dev/ferry/internal/tunnel"
@@ -35,7 +36,7 @@ type routeTarget interface {
 // mark it dirty; each pass recomputes everything from the caches, so a burst
 // of changes costs one pass and nothing is ever queued or dropped.
 type routeSync struct {
-	// cache holds Links and mirror Services; clustersets holds clusterset
+	// cache holds Links, mirror Services and the port claims; clustersets holds clusterset
 	// Services (see newRouteSync for why they are two).
 	cache           cache.Cache
 	clustersets     cache.Cache
@@ -79,8 +80,9 @@ func newRouteSync(cfg *rest.Config, scheme *runtime.Scheme, o Options, egress ro
 	c, err := cache.New(cfg, cache.Options{
 		Scheme: scheme,
 		ByObject: map[client.Object]cache.ByObject{
-			&corev1.Service{}: {Label: hasLink},
-			&ferryv1.Link{}:   {Namespaces: map[string]cache.Config{o.Namespace: {}}},
+			&corev1.Service{}:   {Label: hasLink},
+			&ferryv1.Link{}:     {Namespaces: map[string]cache.Config{o.Namespace: {}}},
+			&corev1.ConfigMap{}: claims.CacheConfig(o.Namespace),
 		},
 	})
 	if err != nil {
@@ -99,7 +101,7 @@ func newRouteSync(cfg *rest.Config, scheme *runtime.Scheme, o Options, egress ro
 	for _, w := range []struct {
 		c   cache.Cache
 		obj client.Object
-	}{{c, &corev1.Service{}}, {c, &ferryv1.Link{}}, {cs, &corev1.Service{}}} {
+	}{{c, &corev1.Service{}}, {c, &ferryv1.Link{}}, {c, &corev1.ConfigMap{}}, {cs, &corev1.Service{}}} {
 		inf, err := w.c.GetInformer(context.Background(), w.obj)
 		if err != nil {
 			return nil, fmt.Errorf("gatewayd: informer: %w", err)
@@ -193,8 +195,15 @@ func (s *routeSync) apply(ctx context.Context) error {
 	for i := range clustersets.Items {
 		sp = append(sp, &clustersets.Items[i])
 	}
+	snap, err := claims.Read(ctx, s.cache, s.namespace)
+	if err != nil {
+		return err
+	}
+	for first, err := range snap.Broken {
+		s.log.Error("port claims do not decode; their ports route nothing", "shard", first, "err", err)
+	}
 	remotes, problems := Remotes(s.mesh, lp)
-	routes, rp := Routes(sp, lp, s.ports, s.clustersetPorts)
+	routes, rp := Routes(sp, lp, snap.Table, s.ports, s.clustersetPorts)
 	for _, p := range append(problems, rp...) {
 		s.log.Warn("skipped", "problem", p)
 	}

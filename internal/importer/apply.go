@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -11,6 +12,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	ferryv1 "ferry.dev/ferry/api/v1alpha1"
+	"ferry.dev/ferry/internal/claims"
 	"ferry.dev/ferry/internal/mirror"
 	"ferry.dev/ferry/internal/writer"
 )
@@ -54,14 +56,14 @@ func (im *Importer) kindOf(obj client.Object) string { return writer.KindOf(im.c
 
 // cleanup removes everything a Link owns, then its finalizer. link is nil
 // when the Link no longer exists (orphans).
-func (im *Importer) cleanup(ctx context.Context, name string, link *ferryv1.Link) error {
+func (im *Importer) cleanup(ctx context.Context, name string, link *ferryv1.Link) (requeue time.Duration, _ error) {
 	im.stopSession(name)
 	im.ledger.release(name)
 	im.metrics.forget(name)
 	im.noteClashes(&ferryv1.Link{}, nil, name)
 	owned, err := im.ownedBy(ctx, name)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	reason := reasonOrphan
 	if link != nil {
@@ -78,18 +80,32 @@ func (im *Importer) cleanup(ctx context.Context, name string, link *ferryv1.Link
 		im.log.Info("removing objects of a deleted link", "link", name, "objects", len(ops), "reason", reason)
 	}
 	if err := im.apply(ctx, ops); err != nil {
-		return fmt.Errorf("clean up link %s: %w", name, err)
+		return 0, fmt.Errorf("clean up link %s: %w", name, err)
+	}
+	// The finalizer stays until every port the Link held is released, so
+	// no claim outlives both its Link and its objects unnoticed.
+	snap, err := claims.Read(ctx, im.c, im.opts.LinkNamespace)
+	if err != nil {
+		return 0, err
+	}
+	_, mine := claims.Split(snap, claims.LinkOwner(name))
+	pending, err := im.commitClaims(ctx, name, desiredState{claims: snap, mine: mine})
+	if err != nil {
+		return 0, err
+	}
+	if pending > 0 {
+		return pendingReleaseRequeue, nil
 	}
 	if link == nil || !controllerutil.ContainsFinalizer(link, ferryv1.Finalizer) {
-		return nil
+		return 0, nil
 	}
 	patch := client.MergeFromWithOptions(link.DeepCopy(), client.MergeFromWithOptimisticLock{})
 	controllerutil.RemoveFinalizer(link, ferryv1.Finalizer)
 	if err := im.c.Patch(ctx, link, patch); err != nil && !apierrors.IsNotFound(err) {
-		return fmt.Errorf("remove finalizer of link %s: %w", name, err)
+		return 0, fmt.Errorf("remove finalizer of link %s: %w", name, err)
 	}
 	im.metrics.writes.WithLabelValues("Link", "patch", "finalizer").Inc()
-	return nil
+	return 0, nil
 }
 
 // noteClashes records which foreign objects block the Link's imports (so

@@ -16,6 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 
 	ferryv1 "ferry.dev/ferry/api/v1alpha1"
+	"ferry.dev/ferry/internal/claims"
 	"ferry.dev/ferry/internal/mirror"
 )
 
@@ -23,8 +24,6 @@ import (
 const (
 	// indexLink holds the name of the Link that owns the object.
 	indexLink = "ferry.dev/link"
-	// indexOwned is "true" on every object some Link owns.
-	indexOwned = "ferry.dev/owned"
 )
 
 // ConfigureManager sets the cache and client options the importer relies
@@ -52,6 +51,7 @@ func ConfigureManager(o *manager.Options, gateway types.NamespacedName, linkName
 	o.Cache.ByObject[&corev1.Service{}] = cache.ByObject{Transform: slimForeign(gateway)}
 	o.Cache.ByObject[&discoveryv1.EndpointSlice{}] = cache.ByObject{Transform: slimForeign(gateway)}
 	o.Cache.ByObject[&corev1.Namespace{}] = cache.ByObject{Transform: slimNamespace}
+	o.Cache.ByObject[&corev1.ConfigMap{}] = claims.CacheConfig(linkNamespace)
 	if o.Client.Cache == nil {
 		o.Client.Cache = &client.CacheOptions{}
 	}
@@ -99,7 +99,7 @@ func slimNamespace(obj any) (any, error) {
 	}}, nil
 }
 
-// addIndexes registers the ownership indexes.
+// addIndexes registers the ownership index.
 func addIndexes(ctx context.Context, idx client.FieldIndexer) error {
 	byLink := func(o client.Object) []string {
 		if link, ok := mirror.OwnerOf(o); ok {
@@ -107,18 +107,9 @@ func addIndexes(ctx context.Context, idx client.FieldIndexer) error {
 		}
 		return nil
 	}
-	owned := func(o client.Object) []string {
-		if _, ok := mirror.OwnerOf(o); ok {
-			return []string{"true"}
-		}
-		return nil
-	}
 	for _, obj := range []client.Object{&corev1.Service{}, &discoveryv1.EndpointSlice{}} {
 		if err := idx.IndexField(ctx, obj, indexLink, byLink); err != nil {
 			return fmt.Errorf("index %T by link: %w", obj, err)
-		}
-		if err := idx.IndexField(ctx, obj, indexOwned, owned); err != nil {
-			return fmt.Errorf("index %T by ownership: %w", obj, err)
 		}
 	}
 	return nil
@@ -149,28 +140,6 @@ func (im *Importer) ownedBy(ctx context.Context, link string) (mirror.Objects, e
 		out.Slices[i] = &slices.Items[i]
 	}
 	return out, nil
-}
-
-// takenByOthers maps every egress port held by a mirror of another Link, as
-// the cache shows them, to its holder.
-func (im *Importer) takenByOthers(ctx context.Context, link string) (map[int32]mirror.PortKey, error) {
-	var svcs corev1.ServiceList
-	if err := im.c.List(ctx, &svcs, client.MatchingFields{indexOwned: "true"}, unsafeList); err != nil {
-		return nil, fmt.Errorf("list all mirrors: %w", err)
-	}
-	taken := map[int32]mirror.PortKey{}
-	for i := range svcs.Items {
-		s := &svcs.Items[i]
-		if owner, _ := mirror.OwnerOf(s); owner == link {
-			continue
-		}
-		for k, p := range mirror.CurrentPorts([]*corev1.Service{s}) {
-			if cur, ok := taken[p]; !ok || k.Less(cur) {
-				taken[p] = k
-			}
-		}
-	}
-	return taken, nil
 }
 
 // gatewayAddresses returns the ready addresses of the local gateway's pods,

@@ -26,6 +26,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	ferryv1 "ferry.dev/ferry/api/v1alpha1"
+	"ferry.dev/ferry/internal/claims"
 	"ferry.dev/ferry/internal/contract"
 	"ferry.dev/ferry/internal/exports"
 	"ferry.dev/ferry/internal/exportwatch"
@@ -195,6 +196,10 @@ func Setup(ctx context.Context, mgr manager.Manager, opts Options) (*Importer, e
 		Watches(&corev1.Service{}, handler.EnqueueRequestsFromMapFunc(im.mapObject), builder.WithPredicates(im.own.notEcho(im.blocks))).
 		Watches(&discoveryv1.EndpointSlice{}, handler.EnqueueRequestsFromMapFunc(im.mapObject), builder.WithPredicates(im.own.notEcho(im.blocks))).
 		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(im.allLinks), builder.WithPredicates(namespaceChanged())).
+		// A claim whose owner Link is gone (deleted while this controller
+		// was down) is released by that Link's reconcile: every change of
+		// a Link's claims, and every shard seen at start, wakes it.
+		Watches(&corev1.ConfigMap{}, claims.Handler(im.claimOwners)).
 		WatchesRawSource(source.Func(func(_ context.Context, q workqueue.TypedRateLimitingInterface[reconcile.Request]) error {
 			im.mu.Lock()
 			im.queue = q
@@ -244,6 +249,17 @@ func (im *Importer) mapObject(ctx context.Context, obj client.Object) []reconcil
 	}
 	for _, link := range im.blockedBy(obj) {
 		out = append(out, im.request(link))
+	}
+	return out
+}
+
+// claimOwners maps the owners whose port claims changed to their Links.
+func (im *Importer) claimOwners(owners []claims.Owner) []reconcile.Request {
+	var out []reconcile.Request
+	for _, o := range owners {
+		if link, ok := o.Link(); ok {
+			out = append(out, im.request(link))
+		}
 	}
 	return out
 }

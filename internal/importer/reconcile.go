@@ -5,12 +5,14 @@ import (
 	"fmt"
 	"time"
 
+	discoveryv1 "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	ferryv1 "ferry.dev/ferry/api/v1alpha1"
+	"ferry.dev/ferry/internal/claims"
 	"ferry.dev/ferry/internal/contract"
 	"ferry.dev/ferry/internal/identity"
 	"ferry.dev/ferry/internal/mirror"
@@ -28,11 +30,13 @@ func (im *Importer) Reconcile(ctx context.Context, req reconcile.Request) (recon
 	case apierrors.IsNotFound(err):
 		// Objects labelled with a Link that does not exist are orphans (the
 		// Link was removed while its finalizer could not run): remove them.
-		return reconcile.Result{}, im.cleanup(ctx, req.Name, nil)
+		requeue, err := im.cleanup(ctx, req.Name, nil)
+		return reconcile.Result{RequeueAfter: requeue}, err
 	case err != nil:
 		return reconcile.Result{}, fmt.Errorf("get link %s: %w", req.Name, err)
 	case link.DeletionTimestamp != nil:
-		return reconcile.Result{}, im.cleanup(ctx, req.Name, &link)
+		requeue, err := im.cleanup(ctx, req.Name, &link)
+		return reconcile.Result{RequeueAfter: requeue}, err
 	}
 	if !controllerutil.ContainsFinalizer(&link, ferryv1.Finalizer) {
 		patch := client.MergeFromWithOptions(link.DeepCopy(), client.MergeFromWithOptimisticLock{})
@@ -42,12 +46,13 @@ func (im *Importer) Reconcile(ctx context.Context, req reconcile.Request) (recon
 		}
 		im.metrics.writes.WithLabelValues("Link", "patch", "finalizer").Inc()
 	}
-	if err := im.sync(ctx, &link); err != nil {
+	requeue, err := im.sync(ctx, &link)
+	if err != nil {
 		im.metrics.reconcileErrors.WithLabelValues(link.Name).Inc()
 		im.log.Warn("reconcile link", "link", link.Name, "err", err)
 		return reconcile.Result{}, err
 	}
-	return reconcile.Result{}, nil
+	return reconcile.Result{RequeueAfter: requeue}, nil
 }
 
 // outcome is what one sync learned, for status.
@@ -62,7 +67,7 @@ type outcome struct {
 	applyErr  error
 }
 
-func (im *Importer) sync(ctx context.Context, link *ferryv1.Link) error {
+func (im *Importer) sync(ctx context.Context, link *ferryv1.Link) (requeue time.Duration, _ error) {
 	out := outcome{}
 	pol, policyErr := mirror.LinkFrom(link)
 	out.policyErr = policyErr
@@ -79,12 +84,30 @@ func (im *Importer) sync(ctx context.Context, link *ferryv1.Link) error {
 		began := im.opts.Clock.Now()
 		st, err := im.desired(ctx, link, pol, out)
 		if err != nil {
-			return err
+			return 0, err
 		}
 		out.state, out.computed = st.State, true
 		ops := mirror.Diff(st.State, st.owned)
 		computed := im.opts.Clock.Now()
-		out.applyErr = im.apply(ctx, ops)
+		var pending int
+		if !out.feed.Synced && len(st.mine) == 0 && len(st.owned.Services) > 0 {
+			// Neither a snapshot nor a claim: the Services labelled with
+			// this Link are from before the port claims, or forged. Nothing
+			// here is known to be Ferry's, so nothing changes until the
+			// feed has synced (then the former keep their ports).
+			ops = nil
+		} else {
+			pending, out.applyErr = im.commitClaims(ctx, link.Name, st)
+		}
+		if out.applyErr == nil {
+			out.applyErr = im.apply(ctx, ops)
+		}
+		if pending > 0 && out.applyErr == nil {
+			// Ports whose holder is still being deleted are released by a
+			// later reconcile; the delete's own event may be suppressed as
+			// our echo, so ask for one.
+			requeue = pendingReleaseRequeue
+		}
 		im.noteClashes(link, st.Problems)
 		if len(ops) > 0 {
 			im.log.Debug("reconciled link", "link", link.Name, "writes", len(ops), "imported", st.Imported,
@@ -104,9 +127,9 @@ func (im *Importer) sync(ctx context.Context, link *ferryv1.Link) error {
 		}
 	}
 	if out.applyErr != nil {
-		return out.applyErr
+		return 0, out.applyErr
 	}
-	return statusErr
+	return requeue, statusErr
 }
 
 // desiredState is a mirror.State with the owned objects it was diffed
@@ -114,6 +137,9 @@ func (im *Importer) sync(ctx context.Context, link *ferryv1.Link) error {
 type desiredState struct {
 	mirror.State
 	owned mirror.Objects
+	// claims is the port record as read, and mine this Link's claims in it.
+	claims claims.Snapshot
+	mine   map[mirror.PortKey]int32
 }
 
 func (im *Importer) desired(ctx context.Context, link *ferryv1.Link, pol mirror.Link, out outcome) (desiredState, error) {
@@ -121,11 +147,18 @@ func (im *Importer) desired(ctx context.Context, link *ferryv1.Link, pol mirror.
 	if err != nil {
 		return desiredState{}, err
 	}
+	snap, err := claims.Read(ctx, im.c, im.opts.LinkNamespace)
+	if err != nil {
+		return desiredState{}, err
+	}
+	taken, mine := claims.Split(snap, claims.LinkOwner(link.Name))
 	exps := out.feed.Exports
 	if !out.feed.Synced {
 		// No snapshot yet in this process: the mirrors themselves are the
-		// best copy of the remote's state (see mirror.Recover).
-		exps = mirror.Recover(owned)
+		// best copy of the remote's state (see mirror.Recover), but only
+		// those the claims vouch for. Anyone may label a Service; a forged
+		// one recovered here would be claimed and routed.
+		exps = mirror.Recover(vouched(owned, snap.Table, claims.LinkOwner(link.Name)))
 	}
 	gw, err := im.gatewayAddresses(ctx)
 	if err != nil {
@@ -135,21 +168,36 @@ func (im *Importer) desired(ctx context.Context, link *ferryv1.Link, pol mirror.
 	if err != nil {
 		return desiredState{}, err
 	}
-	taken, err := im.takenByOthers(ctx, link.Name)
-	if err != nil {
-		return desiredState{}, err
-	}
 	lookup := &cacheLookup{ctx: ctx, c: im.c}
 	in := mirror.Input{
 		Link: pol, Exports: exps, Gateway: gw, Health: out.health.Level,
 		NamespaceExists: func(ns string) bool { return nss[ns] },
-		Owned:           owned, Lookup: lookup, Ports: im.opts.Ports,
+		Owned:           owned, Lookup: lookup, Ports: im.opts.Ports, Claimed: mine,
 	}
 	st := im.ledger.desired(link.Name, in, taken)
 	if lookup.err != nil {
 		return desiredState{}, fmt.Errorf("check mirror names: %w", lookup.err)
 	}
-	return desiredState{State: st, owned: owned}, nil
+	return desiredState{State: st, owned: owned, claims: snap, mine: mine}, nil
+}
+
+// vouched keeps the owned objects whose Services the claims vouch for,
+// with their slices.
+func vouched(owned mirror.Objects, t claims.Table, owner claims.Owner) mirror.Objects {
+	var out mirror.Objects
+	keep := map[string]bool{}
+	for _, s := range owned.Services {
+		if t.Vouches(s, owner) {
+			out.Services = append(out.Services, s)
+			keep[s.Namespace+"/"+s.Name] = true
+		}
+	}
+	for _, s := range owned.Slices {
+		if keep[s.Namespace+"/"+s.Labels[discoveryv1.LabelServiceName]] {
+			out.Slices = append(out.Slices, s)
+		}
+	}
+	return out
 }
 
 // gatewayID is the identity the remote gateway must present, by the one

@@ -2,6 +2,7 @@ package importer_test
 
 import (
 	"fmt"
+	"slices"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
@@ -9,19 +10,25 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	ferryv1 "ferry.dev/ferry/api/v1alpha1"
+	"ferry.dev/ferry/internal/claims"
 	"ferry.dev/ferry/internal/contract"
+	"ferry.dev/ferry/internal/gateway"
+	"ferry.dev/ferry/internal/gatewayd"
 	"ferry.dev/ferry/internal/tooling/testkit"
 )
 
-// TestForgedMirrorCannotHoldLaterMirrorsPorts is the attack of issue 11,
-// finding 1, against a real API server: a tenant creates, in its own
-// namespace, a Service with the labels of a real Link's mirror, a
-// finalizer, and targetPorts over the start of the egress range. The
-// controller deletes it, and the finalizer keeps it Terminating. A mirror
-// created afterwards, in another namespace, must not get one of the
-// tenant's ports (the gateway would have tunnelled its clients to the
-// tenant's target).
-func TestForgedMirrorCannotHoldLaterMirrorsPorts(t *testing.T) {
+// TestForgedMirrorHoldsAndRoutesNothing is the attack of issue 11, finding
+// 1, against a real API server: a tenant creates, in its own namespace, a
+// Service with the labels of a real Link's mirror, a finalizer, and
+// targetPorts over the start of the egress range. The controller deletes
+// it, and the finalizer keeps it Terminating. It must hold nothing (no
+// claim names it, and later mirrors are not pushed off its ports) and route
+// nothing: the gateway's routes, derived from the live objects and the
+// claims as the gateway derives them, send the port of a mirror created
+// afterwards in another namespace to that mirror's target, never to the
+// tenant's.
+func TestForgedMirrorHoldsAndRoutesNothing(t *testing.T) {
 	ctx := ctxT(t)
 	for _, ns := range []string{"tenant", "payments"} {
 		if err := west.EnsureNamespace(ctx, ns); err != nil {
@@ -30,7 +37,8 @@ func TestForgedMirrorCannotHoldLaterMirrorsPorts(t *testing.T) {
 	}
 	feed := newFakeFeed()
 	startImporter(t, map[string]*fakeFeed{"east-gw:4143": feed}, &fakeProber{})
-	createLink(t, newLink("hijack", "east-gw:4143"))
+	link := newLink("hijack", "east-gw:4143")
+	createLink(t, link)
 	t.Cleanup(func() { deleteLink(t, "hijack") })
 
 	forged := &corev1.Service{ObjectMeta: metav1.ObjectMeta{
@@ -39,11 +47,9 @@ func TestForgedMirrorCannotHoldLaterMirrorsPorts(t *testing.T) {
 		Annotations: map[string]string{contract.AnnotationRemoteService: "bait"},
 		Finalizers:  []string{"tenant.example/hold"},
 	}}
-	held := map[int32]bool{}
+	egress := contract.DefaultEgressRange()
 	for i := range int32(64) {
-		p := contract.DefaultEgressRange().Min + i
-		held[p] = true
-		forged.Spec.Ports = append(forged.Spec.Ports, corev1.ServicePort{Name: fmt.Sprintf("p%d", i), Port: 10000 + i, TargetPort: intstr.FromInt32(p)})
+		forged.Spec.Ports = append(forged.Spec.Ports, corev1.ServicePort{Name: fmt.Sprintf("p%d", i), Port: 10000 + i, TargetPort: intstr.FromInt32(egress.Min + i)})
 	}
 	if err := west.Client.Create(ctx, forged); err != nil {
 		t.Fatal(err)
@@ -68,7 +74,42 @@ func TestForgedMirrorCannotHoldLaterMirrorsPorts(t *testing.T) {
 		api = getService(t, "payments", "api-east")
 		return api != nil
 	})
-	if p := api.Spec.Ports[0].TargetPort.IntVal; held[p] {
-		t.Fatalf("payments/api-east got egress port %d, which the forged tenant/bait-east holds", p)
+	p := api.Spec.Ports[0].TargetPort.IntVal
+	snap, err := claims.Read(ctx, west.Client, contract.SystemNamespace)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := claims.Claim{Owner: claims.LinkOwner("hijack"), Namespace: "payments", Service: "api-east", Port: 443}
+	if !snap.Table.Holds(p, want) {
+		t.Fatalf("egress port %d of payments/api-east is claimed by %+v, want %+v", p, snap.Table[p], want)
+	}
+	for port, c := range snap.Table {
+		if c.Namespace == "tenant" {
+			t.Errorf("the forged mirror holds port %d: %+v", port, c)
+		}
+	}
+
+	// Route as the gateway does, over every Service that looks like a
+	// mirror (the forged one included) and the claims.
+	var svcs corev1.ServiceList
+	if err := west.Client.List(ctx, &svcs, client.HasLabels{contract.LabelLink}); err != nil {
+		t.Fatal(err)
+	}
+	var ptrs []*corev1.Service
+	for i := range svcs.Items {
+		ptrs = append(ptrs, &svcs.Items[i])
+	}
+	routes, _ := gatewayd.Routes(ptrs, []*ferryv1.Link{link}, snap.Table, egress, contract.DefaultClustersetRange())
+	for _, r := range routes {
+		for _, d := range r.Destinations {
+			if d.Target.Namespace == "tenant" {
+				t.Errorf("egress port %d routes to the tenant's %v", r.Port, d.Target)
+			}
+		}
+	}
+	if !slices.ContainsFunc(routes, func(r gateway.Route) bool {
+		return r.Port == int(p) && len(r.Destinations) == 1 && r.Destinations[0].Target.Namespace == "payments" && r.Destinations[0].Target.Service == "api"
+	}) {
+		t.Errorf("egress port %d does not route to east payments/api: %+v", p, routes)
 	}
 }

@@ -87,6 +87,8 @@ func Rules() []Rule {
 			"Rotates the gateway's leaf certificate in ferry-gateway-tls, and watches it (by name) to repair it if someone else changes it."),
 		rule(c, SystemOnly, coreGroup, []string{"secrets"}, []string{"create"}, nil,
 			"Creates ferry-gateway-tls on first start. The authorizer cannot restrict create by name (the name is not known until the object is decoded), so this allows creating any Secret in ferry-system, but not reading, changing or deleting any other; see docs/rbac.md."),
+		rule(c, SystemOnly, coreGroup, []string{"configmaps"}, []string{"get", "list", "watch", "create", "update"}, nil,
+			"Keeps the port claims (ConfigMaps labelled ferry.dev/port-claims): the record of which mirror or clusterset Service holds which egress port. Tenants cannot write ferry-system, so a Service that copies a mirror's labels holds and routes nothing (docs/security.md). Never deletes."),
 		rule(c, SystemOnly, "coordination.k8s.io", []string{"leases"}, []string{"get", "update", "patch"}, []string{contract.LeaderElectionID},
 			"Leader election on the ferry-controller Lease, so only one replica writes."),
 		rule(c, SystemOnly, "coordination.k8s.io", []string{"leases"}, []string{"create"}, nil,
@@ -103,6 +105,8 @@ func Rules() []Rule {
 			"Resolves export and mirror namespaces (for example to ignore terminating ones)."),
 		rule(g, SystemOnly, ferryGroup, []string{"links"}, readOnly, nil,
 			"Finds the remote gateway addresses and identity for an egress connection in the Link named by the mirror's ferry.dev/link label."),
+		rule(g, SystemOnly, coreGroup, []string{"configmaps"}, readOnly, nil,
+			"Reads the port claims: an egress port opens only for the Service its claim names."),
 		rule(g, SystemOnly, coreGroup, []string{"secrets"}, readOnly, []string{contract.GatewayTLSSecret},
 			"Loads and hot-reloads its leaf certificate and trust bundle. list/watch are authorized by name only with a metadata.name field selector, which the gateway's informer must use."),
 	}

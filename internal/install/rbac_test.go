@@ -46,6 +46,7 @@ var wantRules = []wantRule{
 	{ctl, sys, "", "secrets", ro, "ferry-issuer"},
 	{ctl, sys, "", "secrets", "get,list,watch,update", "ferry-gateway-tls"},
 	{ctl, sys, "", "secrets", "create", ""},
+	{ctl, sys, "", "configmaps", "get,list,watch,create,update", ""},
 	{ctl, sys, "coordination.k8s.io", "leases", "get,update,patch", "ferry-controller"},
 	{ctl, sys, "coordination.k8s.io", "leases", "create", ""},
 	{gw, cw, "", "services", ro, ""},
@@ -53,6 +54,7 @@ var wantRules = []wantRule{
 	{gw, cw, "multicluster.x-k8s.io", "serviceexports", ro, ""},
 	{gw, cw, "", "namespaces", ro, ""},
 	{gw, sys, "ferry.dev", "links", ro, ""},
+	{gw, sys, "", "configmaps", ro, ""},
 	{gw, sys, "", "secrets", ro, "ferry-gateway-tls"},
 }
 
@@ -184,7 +186,8 @@ func TestRBACAuthorizer(t *testing.T) {
 		deny(sa, "delete", "multicluster.x-k8s.io", "serviceexports", "app", "x")
 		deny(sa, "create", "", "namespaces", "", "")
 		deny(sa, "get", "", "pods", "app", "x")
-		deny(sa, "get", "", "configmaps", sys, "x")
+		deny(sa, "get", "", "configmaps", "app", "x")
+		deny(sa, "delete", "", "configmaps", sys, "ferry-ports-41000")
 		deny(sa, "update", "apps", "deployments", sys, "ferry-gateway")
 		deny(sa, "escalate", "rbac.authorization.k8s.io", "clusterroles", "", "x")
 		deny(sa, "create", "", "serviceaccounts/token", sys, "ferry-gateway")
@@ -200,6 +203,7 @@ func TestRBACAuthorizer(t *testing.T) {
 	deny(gw, "update", "ferry.dev", "links", sys, "x")
 	deny(gw, "create", "", "events", "app", "")
 	deny(gw, "get", "coordination.k8s.io", "leases", sys, "ferry-controller")
+	deny(gw, "update", "", "configmaps", sys, "ferry-ports-41000")
 	deny("default", "get", "", "services", "app", "x")
 
 	for _, q := range qs {

@@ -58,8 +58,8 @@ func Desired(in Input) State {
 		}
 	}
 
-	current := CurrentPorts(in.Owned.Services)
-	alloc, exhausted := Allocate(in.Ports, HeldUntilGone(in.Taken, current, want), current, want)
+	claimed, current := Memory(in.Claimed, CurrentPorts(in.Owned.Services), in.Taken)
+	alloc, exhausted := Allocate(in.Ports, HeldUntilGone(in.Taken, claimed, want), current, want)
 	short := map[[2]string]bool{}
 	for _, k := range exhausted {
 		short[[2]string{k.Namespace, k.Service}] = true

@@ -97,6 +97,43 @@ type Input struct {
 	// Ports is the egress range; Taken the ports other links hold.
 	Ports contract.Range
 	Taken map[int32]PortKey
+	// Claimed is the egress port each of this Link's keys holds in the port
+	// claims (internal/claims): the allocator's memory. A claimed port stays
+	// the key's while it is wanted, and taken while it is not, until the
+	// claim is released. Nil means there is no record, and the owned
+	// Services' targetPorts are the memory instead (unit tests, and the
+	// round-trip readers). With a record, a targetPort no claim backs is a
+	// hint only, used when that port is free: it keeps an install from
+	// before the record on its ports, and lets a forged Service hold nothing.
+	Claimed map[PortKey]int32
+}
+
+// Memory is the allocator's memory for one writer (a Link, or the
+// clusterset reconciler): the ports it holds (held, which stay taken until
+// released) and the port each key should keep if it can (current). claimed
+// is its port claims, nil when there is no record; fromObjects the
+// targetPorts of its Services, which without a record are the memory and
+// with one only a hint, used when that port is free.
+func Memory(claimed, fromObjects map[PortKey]int32, taken map[int32]PortKey) (held, current map[PortKey]int32) {
+	if claimed == nil {
+		return fromObjects, fromObjects
+	}
+	current = make(map[PortKey]int32, len(claimed))
+	mine := make(map[int32]bool, len(claimed))
+	for k, p := range claimed {
+		current[k] = p
+		mine[p] = true
+	}
+	for k, p := range fromObjects {
+		if _, ok := claimed[k]; ok {
+			continue
+		}
+		if _, other := taken[p]; other || mine[p] {
+			continue
+		}
+		current[k] = p
+	}
+	return claimed, current
 }
 
 // Reason says why an export is not imported.

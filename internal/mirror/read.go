@@ -41,7 +41,8 @@ type EgressPort struct {
 }
 
 // Read decodes a mirror Service, checking it against the contract: both
-// ownership labels, the remote-service annotation, a known export type,
+// ownership labels, the remote-service annotation, the name the writer
+// gives that remote Service from that cluster, a known export type,
 // and TCP ports whose targetPort is an egress port in r. A port that breaks
 // the contract is left out and reported; the mirror's other ports still
 // count. ok is false when s is not a mirror at all (no ownership labels) or
@@ -56,6 +57,11 @@ func Read(s *corev1.Service, r contract.Range) (m Mirror, problems []error, ok b
 	remote := s.Annotations[contract.AnnotationRemoteService]
 	if remote == "" {
 		return Mirror{}, []error{fmt.Errorf("mirror %s: no %s annotation", where, contract.AnnotationRemoteService)}, false
+	}
+	if want := contract.MirrorName(remote, m.Cluster); s.Name != want {
+		// The writer names every mirror so; with the port claims binding
+		// (namespace, name), the name fixes the remote target too.
+		return Mirror{}, []error{fmt.Errorf("mirror %s: the mirror of %s from %s is named %s", where, remote, m.Cluster, want)}, false
 	}
 	m.Export = exports.Key{Namespace: s.Namespace, Name: remote}
 	switch t := exports.Type(s.Annotations[contract.AnnotationExportType]); t {
