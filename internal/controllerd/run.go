@@ -61,12 +61,22 @@ func Run(ctx context.Context, o Options) error {
 		LeaderElectionID:              contract.LeaderElectionID,
 		LeaderElectionNamespace:       contract.SystemNamespace,
 		LeaderElectionReleaseOnCancel: true,
+		LeaseDuration:                 ptr.To(leaseDuration),
+		RenewDeadline:                 ptr.To(renewDeadline),
+		RetryPeriod:                   ptr.To(retryPeriod),
 		// The admin server below serves metrics and probes on one port,
 		// as the install's contract says; the manager's own are off.
 		Metrics:                 metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress:  "0",
 		GracefulShutdownTimeout: ptr.To(gracefulShutdown),
 		Controller:              config.Controller{SkipNameValidation: ptr.To(o.SkipNameValidation)},
+	}
+	if o.LeaderElect {
+		// Every write of this process passes the fence; the lease itself
+		// is renewed through a client of its own, outside it.
+		if cfg, err = fenceWrites(cfg, &mo); err != nil {
+			return err
+		}
 	}
 	importer.ConfigureManager(&mo, o.gateway(), contract.SystemNamespace)
 	clusterset.ConfigureManager(&mo)

@@ -26,8 +26,8 @@ const (
 
 // Op is one write. For Update and UpdateStatus, Object is a copy of the
 // existing object with the desired fields set (its resourceVersion guards
-// the write); for Delete it is the existing object (its UID is the delete's
-// precondition). Status, on a Create or Update, asks for Object's status to
+// the write); for Delete it is the existing object (its UID and
+// resourceVersion are the delete's preconditions). Status, on a Create or Update, asks for Object's status to
 // be written through the status subresource afterwards, since the spec
 // write ignores it. Reason says why, for metrics.
 type Op struct {
@@ -132,8 +132,16 @@ func (w *Writer) write(ctx context.Context, op Op) error {
 	case UpdateStatus:
 		err = w.Client.Status().Update(ctx, obj)
 	case Delete:
-		uid := obj.GetUID()
-		err = w.Client.Delete(ctx, obj, client.Preconditions{UID: &uid})
+		// UID and resourceVersion: the delete lands only on the object as
+		// it was when the decision was made, so a late delete (a leader
+		// that resumed after a stall, docs/security.md finding 8) cannot
+		// remove what a newer writer has since changed.
+		uid, rv := obj.GetUID(), obj.GetResourceVersion()
+		pre := client.Preconditions{UID: &uid}
+		if rv != "" {
+			pre.ResourceVersion = &rv
+		}
+		err = w.Client.Delete(ctx, obj, pre)
 		if apierrors.IsNotFound(err) {
 			err = nil
 		}
