@@ -9,14 +9,17 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
 	"ferry.dev/ferry/internal/contract"
+	"ferry.dev/ferry/internal/gateway"
 	"ferry.dev/ferry/internal/gatewayd"
 	"ferry.dev/ferry/internal/version"
 )
@@ -36,6 +39,18 @@ func main() {
 	o.EgressPorts, o.ClustersetPorts = contract.DefaultEgressRange(), contract.DefaultClustersetRange()
 	fs.Var(&o.EgressPorts, "egress-port-range", "ports the controller allocates to mirrors, min-max; with --clusterset-port-range, the only ports opened for egress")
 	fs.Var(&o.ClustersetPorts, "clusterset-port-range", "ports the controller allocates to clusterset Services, min-max; disjoint from --egress-port-range")
+	callers := string(gateway.CallerEnforce)
+	fs.StringVar(&callers, "egress-callers", callers, "enforce: refuse a caller that may not use an egress port (docs/contracts.md, \"Egress callers\"); audit: only count it")
+	fs.Func("egress-host-callers", "comma-separated CIDRs of callers that are no pod (nodes, hostNetwork pods, outside hosts) but may use every egress port; default none", func(s string) error {
+		for _, f := range strings.Split(s, ",") {
+			p, err := netip.ParsePrefix(strings.TrimSpace(f))
+			if err != nil {
+				return err
+			}
+			o.EgressHostCallers = append(o.EgressHostCallers, p)
+		}
+		return nil
+	})
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	_ = fs.Parse(os.Args[1:])
 	if *showVersion {
@@ -49,6 +64,7 @@ func main() {
 	}
 	o.Logger = slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	o.EgressHost = os.Getenv("POD_IP")
+	o.EgressCallers = gateway.CallerMode(callers)
 	var err error
 	if kubeconfig == "" {
 		o.RestConfig, err = rest.InClusterConfig()

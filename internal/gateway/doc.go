@@ -9,7 +9,8 @@
 // Authorizer). The wiring in internal/gatewayd keeps that set current from
 // ServiceExports, serves endpoints from EndpointSlices (any
 // EndpointPicker), turns mirror Services into egress Routes and Links into
-// tunnel.Remotes, and calls the setters whenever they change; everything
+// tunnel.Remotes, tells egress who may use each port (a CallerPolicy over
+// the cluster's pods), and calls the setters whenever they change; everything
 // applies to the next connection without a restart.
 //
 // The transport underneath (TLS, ALPN, yamux, the stream header) lives in

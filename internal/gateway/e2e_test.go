@@ -180,7 +180,7 @@ func TestRoutesAndRemotesChangeLive(t *testing.T) {
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	set := func(svc string) {
 		t.Helper()
-		if err := p.eg.SetRoutes([]Route{{Port: port, Destinations: []Destination{{Cluster: "east", Target: tunnel.Target{Namespace: "default", Service: svc, Port: 80}}}}}); err != nil {
+		if err := p.eg.SetRoutes([]Route{{Port: port, Namespace: "default", Destinations: []Destination{{Cluster: "east", Target: tunnel.Target{Namespace: "default", Service: svc, Port: 80}}}}}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -250,7 +250,7 @@ func TestRouteFailsOverAcrossDestinations(t *testing.T) {
 		"no endpoints": {{Cluster: "east", Target: tg("empty")}, {Cluster: "east", Target: tg("web")}},
 	} {
 		t.Run(name, func(t *testing.T) {
-			if err := p.eg.SetRoutes([]Route{{Port: port, Destinations: dests}}); err != nil {
+			if err := p.eg.SetRoutes([]Route{{Port: port, Namespace: "default", Destinations: dests}}); err != nil {
 				t.Fatal(err)
 			}
 			start := time.Now()
@@ -265,7 +265,7 @@ func TestRouteFailsOverAcrossDestinations(t *testing.T) {
 	// Denials are final: a route must not fall through to another
 	// destination after the remote said no.
 	p.export("web", []string{"north"}, web.addr())
-	if err := p.eg.SetRoutes([]Route{{Port: port, Destinations: []Destination{{Cluster: "east", Target: tg("web")}, {Cluster: "east", Target: tg("empty")}}}}); err != nil {
+	if err := p.eg.SetRoutes([]Route{{Port: port, Namespace: "default", Destinations: []Destination{{Cluster: "east", Target: tg("web")}, {Cluster: "east", Target: tg("empty")}}}}); err != nil {
 		t.Fatal(err)
 	}
 	expectRefused(t, addr)

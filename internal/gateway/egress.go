@@ -44,7 +44,10 @@ type Destination struct {
 // has been sent (the remote is down, draining, overloaded or has no ready
 // endpoint), so failover never replays client bytes.
 type Route struct {
-	Port         int
+	Port int
+	// Namespace is the namespace of the local Service that owns the port:
+	// the CallerPolicy decides who may use it from this.
+	Namespace    string
 	Destinations []Destination
 }
 
@@ -62,9 +65,16 @@ type EgressOptions struct {
 	PoolSize int
 	// RemoteDialTimeout bounds the TCP connect to a remote gateway.
 	RemoteDialTimeout time.Duration
-	Limits            Limits
-	Metrics           *Metrics
-	Logger            *slog.Logger
+	// Callers decides who may use each egress port. Required: there is no
+	// default that is both safe and works, so a caller says what it wants
+	// (AnyCaller for tests).
+	Callers CallerPolicy
+	// CallerMode is what happens to a refused caller (default
+	// CallerEnforce).
+	CallerMode CallerMode
+	Limits     Limits
+	Metrics    *Metrics
+	Logger     *slog.Logger
 }
 
 // Egress listens on the egress ports and carries each accepted connection
@@ -76,6 +86,9 @@ type Egress struct {
 	client *tunnel.Client
 	log    *slog.Logger
 	conns  *connSet
+	// refusals caps the log lines about refused callers: a hostile pod
+	// controls how often they happen.
+	refusals logLimiter
 
 	mu        sync.Mutex
 	listeners map[int]*egressListener
@@ -97,7 +110,7 @@ type activeRoute struct {
 	next atomic.Uint64
 }
 
-// Default sets the Logger and Metrics when unset. NewEgress calls it;
+// Default sets the Logger, Metrics and CallerMode when unset. NewEgress calls it;
 // Limits arrive complete from their owner (gatewayd's Options.Default).
 func (o *EgressOptions) Default() {
 	if o.Logger == nil {
@@ -105,6 +118,9 @@ func (o *EgressOptions) Default() {
 	}
 	if o.Metrics == nil {
 		o.Metrics, _ = NewMetrics(nil) // cannot fail without a registry
+	}
+	if o.CallerMode == "" {
+		o.CallerMode = CallerEnforce
 	}
 }
 
@@ -116,6 +132,12 @@ func NewEgress(ctx context.Context, o EgressOptions) (*Egress, error) {
 		return nil, err
 	}
 	o.Default()
+	if o.Callers == nil {
+		return nil, errors.New("gateway: egress: no CallerPolicy (EgressOptions.Callers)")
+	}
+	if err := o.CallerMode.Validate(); err != nil {
+		return nil, fmt.Errorf("gateway: egress: %w", err)
+	}
 	var dialer tunnel.ContextDialer
 	if o.Dialer != nil {
 		dialer = o.Dialer
@@ -131,6 +153,7 @@ func NewEgress(ctx context.Context, o EgressOptions) (*Egress, error) {
 		ctx: ctx, o: o, client: client, log: o.Logger.With("component", "egress"),
 		conns:     newConnSet(o.Limits.MaxEgressConns, o.Limits.MaxEgressConnsPerClient),
 		listeners: map[int]*egressListener{},
+		refusals:  logLimiter{burst: 20},
 	}, nil
 }
 
@@ -202,6 +225,9 @@ func validateRoute(r Route) error {
 	if len(r.Destinations) == 0 {
 		return fmt.Errorf("gateway: egress port %d has no destination", r.Port)
 	}
+	if r.Namespace == "" {
+		return fmt.Errorf("gateway: egress port %d has no namespace to check callers against", r.Port)
+	}
 	for _, d := range r.Destinations {
 		if err := d.Target.Validate(); err != nil {
 			return fmt.Errorf("gateway: egress port %d: %w", r.Port, err)
@@ -235,6 +261,12 @@ func (e *Egress) serve(l *egressListener) {
 			continue
 		}
 		backoff = 0
+		// The caller first: a refused caller takes no connection slot and
+		// nothing is dialed for it.
+		if !e.callerAllowed(c, l) {
+			resetClose(c)
+			continue
+		}
 		if reason := e.conns.add(c); reason != "" {
 			r := l.route.Load()
 			e.o.Metrics.EgressFailed.WithLabelValues(r.Destinations[0].Cluster, reason).Inc()
@@ -244,6 +276,23 @@ func (e *Egress) serve(l *egressListener) {
 		r := l.route.Load()
 		go e.handle(c, &r.Route, r.next.Add(1)-1)
 	}
+}
+
+// callerAllowed asks the CallerPolicy about c for l's route, counts a
+// refusal, and says whether to serve c.
+func (e *Egress) callerAllowed(c net.Conn, l *egressListener) bool {
+	ns := l.route.Load().Namespace
+	addr := callerAddr(c)
+	reason := e.o.Callers.Refuse(addr, ns)
+	if reason == "" {
+		return true
+	}
+	mode := e.o.CallerMode
+	e.o.Metrics.EgressCallersRefused.WithLabelValues(reason, string(mode)).Inc()
+	if e.refusals.allow(e.log) {
+		e.log.Info("egress caller refused", "caller", addr.String(), "namespace", ns, "port", portOf(l.ln), "reason", reason, "mode", mode)
+	}
+	return mode == CallerAudit
 }
 
 func (e *Egress) handle(c net.Conn, r *Route, turn uint64) {

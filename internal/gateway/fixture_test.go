@@ -161,6 +161,9 @@ func testLimits() Limits {
 type pairOpts struct {
 	inLimits, egLimits Limits
 	poolSize           int
+	// callers and callerMode are the egress's; nil is AnyCaller.
+	callers    CallerPolicy
+	callerMode CallerMode
 }
 
 func newPair(t testing.TB, po pairOpts) *pair {
@@ -201,8 +204,12 @@ func newPair(t testing.TB, po pairOpts) *pair {
 	p.inAddr = ln.Addr().String()
 	go func() { _ = p.in.Serve(context.Background(), ln) }()
 
+	if po.callers == nil {
+		po.callers = AnyCaller
+	}
 	p.eg, err = NewEgress(context.Background(), EgressOptions{
 		TLS: p.west.Gateway, ListenHost: "127.0.0.1", PoolSize: po.poolSize,
+		Callers: po.callers, CallerMode: po.callerMode,
 		Limits: po.egLimits, Metrics: p.egMetrics, Logger: testkit.Logger(),
 	})
 	if err != nil {
@@ -233,7 +240,7 @@ func (p *pair) export(svc string, allowed []string, addrs ...string) {
 func (p *pair) route(t testing.TB, svc string) string {
 	t.Helper()
 	port := freePort(t)
-	err := p.eg.SetRoutes([]Route{{Port: port, Destinations: []Destination{{Cluster: "east", Target: tunnel.Target{Namespace: "default", Service: svc, Port: 80}}}}})
+	err := p.eg.SetRoutes([]Route{{Port: port, Namespace: "default", Destinations: []Destination{{Cluster: "east", Target: tunnel.Target{Namespace: "default", Service: svc, Port: 80}}}}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -27,8 +27,11 @@ type Metrics struct {
 	EgressFailed *prometheus.CounterVec // cluster, reason
 	EgressBytes  *prometheus.CounterVec // direction (to_remote|from_remote), cluster, export
 	EgressActive prometheus.Gauge       //
-	Sessions     *prometheus.GaugeVec   // remote
-	RemoteUp     *prometheus.GaugeVec   // remote
+	// EgressCallersRefused counts callers the CallerPolicy refused: closed
+	// (mode enforce) or only counted (mode audit).
+	EgressCallersRefused *prometheus.CounterVec // reason, mode
+	Sessions             *prometheus.GaugeVec   // remote
+	RemoteUp             *prometheus.GaugeVec   // remote
 }
 
 // NewMetrics creates the series and registers them with reg, which should be
@@ -62,14 +65,16 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		EgressFailed: cv("egress_streams_failed_total", "Client connections that could not be carried to a remote cluster.", "cluster", "reason"),
 		EgressBytes:  cv("egress_bytes_total", "Bytes relayed by egress.", "direction", "cluster", "export"),
 		EgressActive: g("egress_active_connections", "Client connections being relayed by egress."),
-		Sessions:     gv("tunnel_sessions", "Live tunnel sessions to a remote cluster.", "remote"),
-		RemoteUp:     gv("remote_up", "1 if at least one tunnel session to the remote cluster is live.", "remote"),
+		EgressCallersRefused: cv("egress_callers_refused_total",
+			"Egress connections whose caller may not use the port, by reason; mode enforce closed them, mode audit served them.", "reason", "mode"),
+		Sessions: gv("tunnel_sessions", "Live tunnel sessions to a remote cluster.", "remote"),
+		RemoteUp: gv("remote_up", "1 if at least one tunnel session to the remote cluster is live.", "remote"),
 	}
 	if reg != nil {
 		var errs []error
 		for _, c := range []prometheus.Collector{
 			m.IngressOpened, m.IngressRejected, m.IngressFailed, m.IngressBytes, m.IngressActive, m.BackendTTFB,
-			m.InboundSessions, m.EgressOpened, m.EgressFailed, m.EgressBytes, m.EgressActive, m.Sessions, m.RemoteUp,
+			m.InboundSessions, m.EgressOpened, m.EgressFailed, m.EgressBytes, m.EgressActive, m.EgressCallersRefused, m.Sessions, m.RemoteUp,
 		} {
 			errs = append(errs, reg.Register(c))
 		}

@@ -80,7 +80,7 @@ func routeToBoth(t *testing.T, p *pair, north *remoteGateway) string {
 	})
 	web := tunnel.Target{Namespace: "default", Service: "web", Port: 80}
 	port := freePort(t)
-	if err := p.eg.SetRoutes([]Route{{Port: port, Destinations: []Destination{
+	if err := p.eg.SetRoutes([]Route{{Port: port, Namespace: "default", Destinations: []Destination{
 		{Cluster: "east", Target: web}, {Cluster: "north", Target: web},
 	}}}); err != nil {
 		t.Fatal(err)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 
 	"k8s.io/client-go/rest"
 
@@ -47,7 +48,15 @@ type Options struct {
 	// ClustersetPorts is the range the controller allocates clusterset
 	// Services' egress ports from; disjoint from EgressPorts.
 	ClustersetPorts contract.Range
-	Limits          gateway.Limits
+	// EgressCallers is what egress does with a caller that may not use a
+	// port (docs/contracts.md, "Egress callers"): enforce (default) or
+	// audit.
+	EgressCallers gateway.CallerMode
+	// EgressHostCallers are addresses that are no pod's (nodes, hostNetwork
+	// pods, hosts outside the cluster) but may still use every egress port.
+	// Empty by default: such callers are refused.
+	EgressHostCallers []netip.Prefix
+	Limits            gateway.Limits
 	// RestConfig reaches this cluster's own API server.
 	RestConfig *rest.Config
 	Logger     *slog.Logger
@@ -80,6 +89,9 @@ func (o *Options) Default() {
 	if o.ClustersetPorts == (contract.Range{}) {
 		o.ClustersetPorts = contract.DefaultClustersetRange()
 	}
+	if o.EgressCallers == "" {
+		o.EgressCallers = gateway.CallerEnforce
+	}
 	o.Limits.Default()
 }
 
@@ -108,6 +120,14 @@ func (o Options) Validate() error {
 	}
 	if o.EgressPorts.Overlaps(o.ClustersetPorts) {
 		errs = append(errs, fmt.Errorf("--clusterset-port-range %s overlaps --egress-port-range %s: the two allocators would hand out the same ports", o.ClustersetPorts, o.EgressPorts))
+	}
+	if err := o.EgressCallers.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("--egress-callers: %w", err))
+	}
+	for _, p := range o.EgressHostCallers {
+		if !p.IsValid() || p != p.Masked() {
+			errs = append(errs, fmt.Errorf("--egress-host-callers: %s is not a network address with its prefix length (e.g. %s)", p, p.Masked()))
+		}
 	}
 	if err := o.Limits.Validate(); err != nil {
 		errs = append(errs, err)

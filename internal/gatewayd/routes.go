@@ -106,7 +106,7 @@ func Routes(svcs []*corev1.Service, links []*ferryv1.Link, claimed claims.Table,
 				continue
 			}
 			used[p.Egress] = where
-			r := gateway.Route{Port: int(p.Egress), Destinations: make([]gateway.Destination, len(dests))}
+			r := gateway.Route{Port: int(p.Egress), Namespace: s.Namespace, Destinations: make([]gateway.Destination, len(dests))}
 			for i, c := range dests {
 				r.Destinations[i] = gateway.Destination{Cluster: c, Target: target}
 			}

@@ -180,12 +180,12 @@ func TestRoutes(t *testing.T) {
 		{
 			name:    "each port listens on its targetPort",
 			mirrors: []*corev1.Service{mirrorSvc("app", "foo-east", "east", "east", "foo", port(80, 41000), port(443, 41001))},
-			want:    []gateway.Route{{Port: 41000, Destinations: dest("east", "app", "foo", 80)}, {Port: 41001, Destinations: dest("east", "app", "foo", 443)}},
+			want:    []gateway.Route{{Port: 41000, Namespace: "app", Destinations: dest("east", "app", "foo", 80)}, {Port: 41001, Namespace: "app", Destinations: dest("east", "app", "foo", 443)}},
 		},
 		{
 			name:    "a truncated mirror name routes to the remote name from the annotation",
 			mirrors: []*corev1.Service{mirrorSvc("app", contract.MirrorName(long, "east"), "east", "east", long, port(80, 41000))},
-			want:    []gateway.Route{{Port: 41000, Destinations: dest("east", "app", long, 80)}},
+			want:    []gateway.Route{{Port: 41000, Namespace: "app", Destinations: dest("east", "app", long, 80)}},
 		},
 		{
 			name:    "services without Ferry's labels are ignored silently",
@@ -215,7 +215,7 @@ func TestRoutes(t *testing.T) {
 				forged(aged(mirrorSvc("aaa", "evil-east", "east", "east", "evil", port(5432, 41000)), 5*time.Hour)),
 				aged(mirrorSvc("prod", "db-east", "east", "east", "db", port(5432, 41000)), 2*time.Hour),
 			},
-			want:     []gateway.Route{{Port: 41000, Destinations: dest("east", "prod", "db", 5432)}},
+			want:     []gateway.Route{{Port: 41000, Namespace: "prod", Destinations: dest("east", "prod", "db", 5432)}},
 			problems: []string{"mirror aaa/evil-east port 5432: egress port 41000 is not claimed for it"},
 		},
 		{
@@ -235,7 +235,7 @@ func TestRoutes(t *testing.T) {
 				aged(mirrorSvc("prod", "db-east", "east", "east", "db", port(5432, 41000)), time.Hour),
 				deleting(clustersetSvc("aaa", "evil", "east", port(80, 49000))), // claimed, but going
 			},
-			want: []gateway.Route{{Port: 41000, Destinations: dest("east", "prod", "db", 5432)}},
+			want: []gateway.Route{{Port: 41000, Namespace: "prod", Destinations: dest("east", "prod", "db", 5432)}},
 		},
 		{
 			name:     "ports outside the egress range are never opened",
@@ -297,24 +297,24 @@ func TestClustersetRoutes(t *testing.T) {
 			name: "each port routes to every listed cluster, in the listed order",
 			svcs: []*corev1.Service{clustersetSvc("app", "web", "north,east", port(80, 49000), port(443, 49001))},
 			want: []gateway.Route{
-				{Port: 49000, Destinations: dests("app", "web", 80, "north", "east")},
-				{Port: 49001, Destinations: dests("app", "web", 443, "north", "east")},
+				{Port: 49000, Namespace: "app", Destinations: dests("app", "web", 80, "north", "east")},
+				{Port: 49001, Namespace: "app", Destinations: dests("app", "web", 443, "north", "east")},
 			},
 		},
 		{
 			name: "a truncated clusterset name routes to the exported service",
 			svcs: []*corev1.Service{clustersetSvc("app", long, "east", port(80, 49000))},
-			want: []gateway.Route{{Port: 49000, Destinations: dests("app", long, 80, "east")}},
+			want: []gateway.Route{{Port: 49000, Namespace: "app", Destinations: dests("app", long, 80, "east")}},
 		},
 		{
 			name: "spaces and repeats in the cluster list are ignored",
 			svcs: []*corev1.Service{clustersetSvc("app", "web", " east, east ,,north ", port(80, 49000))},
-			want: []gateway.Route{{Port: 49000, Destinations: dests("app", "web", 80, "east", "north")}},
+			want: []gateway.Route{{Port: 49000, Namespace: "app", Destinations: dests("app", "web", 80, "east", "north")}},
 		},
 		{
 			name:     "a cluster without a Link is skipped and reported",
 			svcs:     []*corev1.Service{clustersetSvc("app", "web", "east,west,north", port(80, 49000))},
-			want:     []gateway.Route{{Port: 49000, Destinations: dests("app", "web", 80, "east", "north")}},
+			want:     []gateway.Route{{Port: 49000, Namespace: "app", Destinations: dests("app", "web", 80, "east", "north")}},
 			problems: []string{"clusterset app/web-clusterset: cluster west has no Link; skipped"},
 		},
 		{
@@ -329,8 +329,8 @@ func TestClustersetRoutes(t *testing.T) {
 				clustersetSvc("app", "web", "east,north", port(80, 49000)),
 			},
 			want: []gateway.Route{
-				{Port: 41000, Destinations: dests("app", "web", 80, "east")},
-				{Port: 49000, Destinations: dests("app", "web", 80, "east", "north")},
+				{Port: 41000, Namespace: "app", Destinations: dests("app", "web", 80, "east")},
+				{Port: 49000, Namespace: "app", Destinations: dests("app", "web", 80, "east", "north")},
 			},
 		},
 		{
@@ -346,7 +346,7 @@ func TestClustersetRoutes(t *testing.T) {
 				clustersetSvc("app", "web", "east", port(80, 49000)),
 				mirrorSvc("app", "web-east", "east", "east", "web", port(80, 49000)),
 			},
-			want:     []gateway.Route{{Port: 49000, Destinations: dests("app", "web", 80, "east")}},
+			want:     []gateway.Route{{Port: 49000, Namespace: "app", Destinations: dests("app", "web", 80, "east")}},
 			problems: []string{`mirror app/web-east port 80: targetPort "49000" is not an egress port in 41000-48999`},
 		},
 		{
@@ -358,8 +358,8 @@ func TestClustersetRoutes(t *testing.T) {
 				aged(clustersetSvc("prod", "db", "east,north", port(5432, 49000)), 2*time.Hour),
 			},
 			want: []gateway.Route{
-				{Port: 41000, Destinations: dests("aaa", "evil", 80, "east")},
-				{Port: 49000, Destinations: dests("prod", "db", 5432, "east", "north")},
+				{Port: 41000, Namespace: "aaa", Destinations: dests("aaa", "evil", 80, "east")},
+				{Port: 49000, Namespace: "prod", Destinations: dests("prod", "db", 5432, "east", "north")},
 			},
 			problems: []string{"clusterset aaa/evil-clusterset port 80: egress port 49000 is not claimed for it"},
 		},
@@ -372,7 +372,7 @@ func TestClustersetRoutes(t *testing.T) {
 				cs.Annotations["test/unvouched"] = "north"
 				return []*corev1.Service{cs}
 			}(),
-			want:     []gateway.Route{{Port: 49000, Destinations: dests("app", "web", 80, "east")}},
+			want:     []gateway.Route{{Port: 49000, Namespace: "app", Destinations: dests("app", "web", 80, "east")}},
 			problems: []string{"clusterset app/web-clusterset: cluster north has no claimed mirror of web; skipped"},
 		},
 		{

@@ -113,8 +113,14 @@ func Run(ctx context.Context, o Options) error {
 		ln.Close()
 		return fmt.Errorf("gatewayd: feed: %w", err)
 	}
+	callers, err := newCallers(kube, o.EgressHostCallers, log)
+	if err != nil {
+		ln.Close()
+		return err
+	}
 	egress, err := gateway.NewEgress(runCtx, gateway.EgressOptions{
-		TLS: src, ListenHost: o.EgressHost, Limits: o.Limits, Metrics: metrics, Logger: log,
+		TLS: src, ListenHost: o.EgressHost, Callers: callers, CallerMode: o.EgressCallers,
+		Limits: o.Limits, Metrics: metrics, Logger: log,
 	})
 	if err != nil {
 		ln.Close()
@@ -136,6 +142,7 @@ func Run(ctx context.Context, o Options) error {
 		{Name: "certificate", Fn: certs.Ready},
 		{Name: "exports", Fn: watcherSynced},
 		{Name: "routes", Fn: routes.Synced},
+		{Name: "callers", Fn: callers.Synced},
 	}}
 	admin := &http.Server{Addr: o.AdminAddr, Handler: ops.Handler(), ReadHeaderTimeout: 5 * time.Second}
 
@@ -143,6 +150,7 @@ func Run(ctx context.Context, o Options) error {
 	g.Go(func() error { return certs.Start(gctx) })
 	g.Go(func() error { return watcher.Start(gctx) })
 	g.Go(func() error { return routes.Run(gctx) })
+	g.Go(func() error { return callers.Run(gctx) })
 	g.Go(func() error { return ignoreClosed(feedSrv.Serve(feedSink)) })
 	g.Go(func() error { return ignoreClosed(ingress.Serve(runCtx, ln)) })
 	g.Go(func() error { return ignoreClosed(admin.ListenAndServe()) })

@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"strings"
 
+	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/yaml"
 
 	"ferry.dev/ferry/internal/contract"
@@ -31,6 +32,11 @@ type placeholder struct {
 	b64 bool
 	// number means the value is an integer in the text and is never quoted.
 	number bool
+	// cond, if set, makes the whole line that holds the token conditional:
+	// the line is kept, with the token replaced by expr taken literally,
+	// only where the Helm condition cond holds. For a field that some
+	// values must leave out altogether.
+	cond string
 }
 
 const (
@@ -43,8 +49,11 @@ const (
 	tokIssuerCert  = "ferrychartissuercert"
 	tokIssuerKey   = "ferrychartissuerkey0"
 	tokBundle      = "ferrycharttrustbundle"
+	tokETP         = "ferrychartexternaltrafficpolicy"
 	tokCtlReplicas = 7000001
 	tokGwReplicas  = 7000002
+	tokEgressMin   = 7000003
+	tokEgressMax   = 7000004
 )
 
 func imageExpr(name, which string) string {
@@ -63,13 +72,20 @@ var placeholders = []placeholder{
 	{token: tokBundle, b64: true, expr: `required "identity.trustBundle is required: --set-file identity.trustBundle=DIR/bundle.crt" .Values.identity.trustBundle | b64enc`},
 	{token: fmt.Sprint(tokCtlReplicas), number: true, expr: `.Values.controller.replicas`},
 	{token: fmt.Sprint(tokGwReplicas), number: true, expr: `.Values.gateway.replicas`},
+	// The NetworkPolicy's port and endPort; values.schema.json makes
+	// egressPorts two numbers and a dash.
+	{token: fmt.Sprint(tokEgressMin), number: true, expr: `(split "-" .Values.egressPorts)._0 | int`},
+	{token: fmt.Sprint(tokEgressMax), number: true, expr: `(split "-" .Values.egressPorts)._1 | int`},
+	// A ClusterIP Service may not carry externalTrafficPolicy at all.
+	{token: tokETP, cond: `ne .Values.gateway.serviceType "ClusterIP"`, expr: string(corev1.ServiceExternalTrafficPolicyLocal)},
 }
 
 func chartSpec() spec {
 	return spec{
 		clusterName: tokClusterName, meshDomain: tokMeshDomain,
 		controllerImage: tokCtlImage, gatewayImage: tokGwImage,
-		serviceType: tokServiceType, egressPorts: tokEgressPorts,
+		serviceType: tokServiceType, egressPorts: tokEgressPorts, externalTrafficPolicy: tokETP,
+		egressMin: tokEgressMin, egressMax: tokEgressMax,
 		controllerReplicas: tokCtlReplicas, gatewayReplicas: tokGwReplicas,
 		issuerCert: []byte(tokIssuerCert), issuerKey: []byte(tokIssuerKey), trustBundle: []byte(tokBundle),
 	}
@@ -158,6 +174,10 @@ func templatize(text string) (string, error) {
 			if !strings.Contains(l, tok) {
 				continue
 			}
+			if p.cond != "" {
+				lines[i] = "{{- if " + p.cond + " }}\n" + strings.ReplaceAll(l, tok, p.expr) + "\n{{- end }}"
+				continue
+			}
 			if m := whole.FindStringSubmatch(l); m != nil && !p.number {
 				lines[i] = m[1] + "{{ " + p.expr + " | quote }}"
 				continue
@@ -166,7 +186,7 @@ func templatize(text string) (string, error) {
 		}
 	}
 	out := strings.Join(lines, "\n")
-	for _, t := range []string{"ferrychart", fmt.Sprint(tokCtlReplicas), fmt.Sprint(tokGwReplicas)} {
+	for _, t := range []string{"ferrychart", fmt.Sprint(tokCtlReplicas), fmt.Sprint(tokGwReplicas), fmt.Sprint(tokEgressMin), fmt.Sprint(tokEgressMax)} {
 		if strings.Contains(out, t) {
 			return "", fmt.Errorf("placeholder %q left in a template", t)
 		}

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"text/template"
@@ -73,6 +74,15 @@ var helmFuncs = template.FuncMap{
 	},
 	"b64enc": func(s any) string { return base64.StdEncoding.EncodeToString([]byte(fmt.Sprint(s))) },
 	"quote":  func(s any) string { return fmt.Sprintf("%q", fmt.Sprint(s)) },
+	// Sprig's split: a map of "_0", "_1", ... to the parts.
+	"split": func(sep string, s any) map[string]string {
+		out := map[string]string{}
+		for i, p := range strings.Split(fmt.Sprint(s), sep) {
+			out[fmt.Sprintf("_%d", i)] = p
+		}
+		return out
+	},
+	"int": func(v any) (int, error) { return strconv.Atoi(fmt.Sprint(v)) },
 	"default": func(def, v any) any {
 		if v == nil || v == "" {
 			return def

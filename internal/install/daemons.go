@@ -43,6 +43,10 @@ func gatewayArgs(s spec) []string {
 		// not configurable at install yet, so the daemons' default, spelled
 		// out like the rest; the controller must allocate from the same.
 		"--clusterset-port-range=" + contract.DefaultClustersetRange().String(),
+		// Who may use an egress port (docs/contracts.md, "Egress callers"):
+		// the NetworkPolicy admits the cluster's pods, the gateway checks
+		// their namespace.
+		"--egress-callers=enforce",
 		fmt.Sprintf("--ingress-addr=:%d", contract.IngressPort),
 		fmt.Sprintf("--admin-addr=:%d", contract.GatewayAdminPort),
 	}

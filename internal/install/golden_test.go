@@ -110,7 +110,7 @@ func TestOrder(t *testing.T) {
 			kinds = append(kinds, k)
 		}
 	}
-	want := "Namespace CustomResourceDefinition ServiceAccount ClusterRole Role ClusterRoleBinding RoleBinding Secret Deployment Service PodDisruptionBudget"
+	want := "Namespace CustomResourceDefinition ServiceAccount ClusterRole Role ClusterRoleBinding RoleBinding Secret NetworkPolicy Deployment Service PodDisruptionBudget"
 	if got := strings.Join(kinds, " "); got != want {
 		t.Errorf("kinds in order:\n got %s\nwant %s", got, want)
 	}

@@ -67,10 +67,16 @@ type Options struct {
 // spec is what the object builders consume: every field resolved and valid,
 // and every field a plain value so that Chart can put placeholders in it.
 type spec struct {
-	clusterName, meshDomain             string
-	controllerImage, gatewayImage       string
-	serviceType                         string
-	egressPorts                         string
+	clusterName, meshDomain       string
+	controllerImage, gatewayImage string
+	serviceType                   string
+	egressPorts                   string
+	// egressMin and egressMax are egressPorts' bounds, for the
+	// NetworkPolicy.
+	egressMin, egressMax int32
+	// externalTrafficPolicy is the gateway Service's: Local where it has
+	// external traffic, empty for ClusterIP.
+	externalTrafficPolicy               string
 	controllerReplicas, gatewayReplicas int32
 	issuerCert, issuerKey, trustBundle  []byte
 }
@@ -123,6 +129,9 @@ func (o Options) resolve() (spec, error) {
 		return s, err
 	}
 	s.serviceType = string(st)
+	if st != corev1.ServiceTypeClusterIP {
+		s.externalTrafficPolicy = string(corev1.ServiceExternalTrafficPolicyLocal)
+	}
 
 	if s.gatewayReplicas, err = replicas("gateway", o.GatewayReplicas, DefaultGatewayReplicas); err != nil {
 		return s, err
@@ -145,6 +154,7 @@ func (o Options) resolve() (spec, error) {
 		return s, invalid("egress port range %q overlaps the clusterset port range %s: choose a range outside it", ports, cs)
 	}
 	s.egressPorts = rg.String()
+	s.egressMin, s.egressMax = rg.Min, rg.Max
 	return s, nil
 }
 

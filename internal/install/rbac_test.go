@@ -53,6 +53,7 @@ var wantRules = []wantRule{
 	{gw, cw, "discovery.k8s.io", "endpointslices", ro, ""},
 	{gw, cw, "multicluster.x-k8s.io", "serviceexports", ro, ""},
 	{gw, cw, "", "namespaces", ro, ""},
+	{gw, cw, "", "pods", "list,watch", ""},
 	{gw, sys, "ferry.dev", "links", ro, ""},
 	{gw, sys, "", "configmaps", ro, ""},
 	{gw, sys, "", "secrets", ro, "ferry-gateway-tls"},
@@ -198,6 +199,8 @@ func TestRBACAuthorizer(t *testing.T) {
 	deny(gw, "get", "", "secrets", sys, "ferry-issuer")
 	deny(gw, "update", "", "secrets", sys, "ferry-gateway-tls")
 	deny(ctl, "patch", "", "secrets", sys, "ferry-gateway-tls")
+	deny(ctl, "list", "", "pods", "app", "")
+	deny(gw, "update", "", "namespaces", "", "app")
 	deny(gw, "create", "", "services", "app", "")
 	deny(gw, "create", "discovery.k8s.io", "endpointslices", "app", "")
 	deny(gw, "update", "ferry.dev", "links", sys, "x")

@@ -17,7 +17,8 @@ import (
 
 // Render validates o and returns every object of the install, in the order
 // they must be applied: Namespace, CRDs, ServiceAccounts, RBAC, the issuer
-// Secret, Deployments, the gateway Service and its PodDisruptionBudget.
+// Secret, the NetworkPolicies (before any pod they protect), Deployments,
+// the gateway Service and its PodDisruptionBudget.
 func Render(o Options) ([]client.Object, error) {
 	s, err := o.resolve()
 	if err != nil {
@@ -59,6 +60,7 @@ func build(s spec) ([]client.Object, error) {
 	objs = append(objs, serviceAccount(contract.ControllerName, "controller"), serviceAccount(contract.GatewayName, "gateway"))
 	objs = append(objs, rbacObjects()...)
 	objs = append(objs, issuerSecret(s))
+	objs = append(objs, controllerNetworkPolicy(), gatewayNetworkPolicy(s))
 	objs = append(objs, controllerDeployment(s), gatewayDeployment(s), gatewayService(s), gatewayPDB())
 	return objs, nil
 }

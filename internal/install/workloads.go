@@ -162,8 +162,13 @@ func gatewayService(s spec) *corev1.Service {
 		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Service"},
 		ObjectMeta: m,
 		Spec: corev1.ServiceSpec{
-			Type:     corev1.ServiceType(s.serviceType),
-			Selector: selector("gateway"),
+			Type: corev1.ServiceType(s.serviceType),
+			// Local keeps each peer's source address (no SNAT to a node's), so
+			// the gateway's per-address handshake limits see peers, not
+			// nodes (docs/install.md). Nodes without a gateway pod then fail
+			// the load balancer's health check and get no traffic.
+			ExternalTrafficPolicy: corev1.ServiceExternalTrafficPolicy(s.externalTrafficPolicy),
+			Selector:              selector("gateway"),
 			Ports: []corev1.ServicePort{{
 				Name: "ingress", Port: contract.IngressPort, TargetPort: intstr.FromString("ingress"), Protocol: corev1.ProtocolTCP,
 			}},

@@ -64,7 +64,11 @@ func startFerry(ctx context.Context, backendAddr string) (*ferryPair, error) {
 	}
 	go func() { _ = in.Serve(ctx, ln) }()
 
-	eg, err := gateway.NewEgress(ctx, gateway.EgressOptions{TLS: westSrc, ListenHost: "127.0.0.1", Limits: lim, Logger: log})
+	eg, err := gateway.NewEgress(ctx, gateway.EgressOptions{
+		TLS: westSrc, ListenHost: "127.0.0.1", Limits: lim, Logger: log,
+		// The benchmark's clients are not pods; it measures the data path.
+		Callers: gateway.AnyCaller,
+	})
 	if err != nil {
 		_ = in.Shutdown(context.Background())
 		return nil, fmt.Errorf("benchpeer: egress: %w", err)
@@ -97,7 +101,7 @@ func (f *ferryPair) route() error {
 		if err != nil {
 			return err
 		}
-		err = f.eg.SetRoutes([]gateway.Route{{Port: port, Destinations: []gateway.Destination{{Cluster: "east", Target: benchTarget}}}})
+		err = f.eg.SetRoutes([]gateway.Route{{Port: port, Namespace: benchTarget.Namespace, Destinations: []gateway.Destination{{Cluster: "east", Target: benchTarget}}}})
 		if err == nil {
 			f.addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 			return nil
