@@ -47,9 +47,14 @@ func SPKIFingerprint(c *x509.Certificate) [sha256.Size]byte {
 	return sha256.Sum256(c.RawSubjectPublicKeyInfo)
 }
 
-// RevocationOf is the entry that revokes c's key. A note that could not
-// be written back (too long, not printable) is shortened or cleaned.
+// RevocationOf is the entry that revokes c's key, with note (WithNote).
 func RevocationOf(c *x509.Certificate, note string) Revocation {
+	return Revocation{SPKISHA256: SPKIFingerprint(c)}.WithNote(note)
+}
+
+// WithNote returns r with note, made writable: bytes that are not
+// printable ASCII become '?', and it is cut at MaxRevocationNote.
+func (r Revocation) WithNote(note string) Revocation {
 	note = strings.Map(func(r rune) rune {
 		if r < 0x20 || r > 0x7e {
 			return '?'
@@ -59,7 +64,8 @@ func RevocationOf(c *x509.Certificate, note string) Revocation {
 	if len(note) > MaxRevocationNote {
 		note = note[:MaxRevocationNote]
 	}
-	return Revocation{SPKISHA256: SPKIFingerprint(c), Note: note}
+	r.Note = note
+	return r
 }
 
 // Fingerprint is the entry's hash as it is written: "sha256:<hex>".
