@@ -61,6 +61,8 @@ func (c *checker) checks() []Check {
 			Hint: "see `ferry links`: the MESSAGE column says what to do for each Link"},
 		{Name: "Link gateway identities belong to their clusters", Severity: SeverityFatal, Requires: checkCRDs, Run: c.linkIdentities,
 			Hint: "regenerate the Link from the exporting cluster: `ferry --context REMOTE link --cluster-name REMOTE | kubectl apply -f -`"},
+		{Name: "Link gateways are not revoked", Severity: SeverityFatal, Requires: checkCRDs, Run: c.linksNotRevoked,
+			Hint: "see the deny list with 'ferry identity revoked'"},
 		{Name: "mirrors have EndpointSlices", Severity: SeverityFatal, Requires: checkCRDs, Run: c.mirrorsHaveEndpoints,
 			Hint: fmt.Sprintf("the controller writes mirror EndpointSlices from the gateway's ready pods: fix the gateway check first, then see `kubectl -n %s logs deploy/%s`", ns, contract.ControllerName)},
 		{Name: "no orphaned Ferry objects", Severity: SeverityWarning, Requires: checkCRDs, Run: c.noOrphans,
