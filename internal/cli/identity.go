@@ -65,7 +65,7 @@ func newIdentityInitCommand(now func() time.Time) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			err = identityWriteFiles(cmd.ErrOrStderr(), out, force,
+			err = identityWriteFiles(cmd.ErrOrStderr(), out, identitySetRoot, force,
 				identityFile{identityRootCertFile, root.CertPEM(), identityPublicMode},
 				identityFile{identityRootKeyFile, keyPEM, identitySecretMode})
 			if err != nil {
@@ -140,7 +140,7 @@ func newIdentityIssuerCommand(now func() time.Time) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			err = identityWriteFiles(cmd.ErrOrStderr(), out, force,
+			err = identityWriteFiles(cmd.ErrOrStderr(), out, identitySetIssuer, force,
 				identityFile{identityIssuerCertFile, issuer.CertPEM(), identityPublicMode},
 				identityFile{identityIssuerKeyFile, keyPEM, identitySecretMode},
 				identityFile{identityBundleFile, bundle.PEM(), identityPublicMode})
