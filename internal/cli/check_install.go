@@ -16,6 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/duration"
 	"k8s.io/client-go/discovery"
 
+	"ferry.dev/ferry/internal/certsecret"
 	"ferry.dev/ferry/internal/contract"
 	"ferry.dev/ferry/internal/identity"
 )
@@ -244,9 +245,18 @@ func (c *checker) issuerValid(ctx context.Context) error {
 		return fmt.Errorf("the issuer in Secret %s/%s is not valid until %s: check this machine's and the cluster's clocks",
 			contract.SystemNamespace, contract.IssuerSecret, cert.NotBefore.UTC().Format(time.RFC3339))
 	}
-	ca, _, err := identity.LoadIssuer(s.Data[corev1.TLSCertKey], s.Data[corev1.TLSPrivateKeyKey], s.Data["ca.crt"])
+	ca, bundle, err := identity.LoadIssuer(s.Data[corev1.TLSCertKey], s.Data[corev1.TLSPrivateKeyKey], s.Data["ca.crt"])
 	if err != nil {
 		return fmt.Errorf("the Secret %s/%s: %w", contract.SystemNamespace, contract.IssuerSecret, err)
+	}
+	// The controller refuses the Secret for its deny list as for anything
+	// else in it (docs/identity.md, "Revocation").
+	if bundle, err = certsecret.ParseTrust(s.Data, bundle.MeshDomain()); err != nil {
+		return fmt.Errorf("the Secret %s/%s: %w", contract.SystemNamespace, contract.IssuerSecret, err)
+	}
+	if bundle.IsRevoked(ca.Cert) {
+		return fmt.Errorf("the Secret %s/%s: this cluster's own issuer is on its deny list (%s): the controller issues nothing from it",
+			contract.SystemNamespace, contract.IssuerSecret, certsecret.RevokedKey)
 	}
 	td, _ := ca.TrustDomain()
 	if loc := c.local(ctx); loc.cluster != "" && loc.mesh != "" && td != loc.cluster+"."+loc.mesh {

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"crypto/tls"
 	"encoding/json"
 	"net"
@@ -94,5 +95,20 @@ func TestCheckReportsRevokedLinks(t *testing.T) {
 	}
 	if !strings.Contains(got.Hint, "ferry identity issuer --cluster") {
 		t.Errorf("hint does not say what to do: %s", got.Hint)
+	}
+}
+
+// A deny list the controller would refuse makes the issuer check fail:
+// the controller then issues nothing, and the check must not say "valid".
+func TestCheckIssuerRefusesBadDenyList(t *testing.T) {
+	c := healthyNorth(t)
+	s := getIssuerSecret(t, c)
+	s.Data[certsecret.RevokedKey] = []byte("sha256:typo\n")
+	if err := c.Update(context.Background(), s); err != nil {
+		t.Fatal(err)
+	}
+	out := failingCheck(t)
+	if want := "✘ issuer certificate is valid\n    the Secret ferry-system/ferry-issuer: certsecret: revoked.txt: deny list line 1"; !strings.Contains(out, want) {
+		t.Errorf("output lacks %q:\n%s", want, out)
 	}
 }
