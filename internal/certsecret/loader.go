@@ -223,7 +223,7 @@ func (l *Loader) sync(s *corev1.Secret) time.Duration {
 	l.loaded, l.rejected, l.recheck, l.lastErr = fp, [sha256.Size]byte{}, false, nil
 	l.metrics.expiry.Set(float64(cert.Leaf.NotAfter.Unix()))
 	l.log.Info("loaded certificate", "id", id.String(), "serial", fmt.Sprintf("%x", cert.Leaf.SerialNumber),
-		"not_after", cert.Leaf.NotAfter.UTC(), "roots", len(bundle.Roots()), "resource_version", s.ResourceVersion)
+		"not_after", cert.Leaf.NotAfter.UTC(), "roots", len(bundle.Roots()), "revoked", len(bundle.Revoked()), "resource_version", s.ResourceVersion)
 	return 0
 }
 
@@ -262,12 +262,12 @@ func (l *Loader) check(data map[string][]byte) (*tls.Certificate, *identity.Bund
 }
 
 // Fingerprint identifies the TLS content of a Secret (tls.crt, tls.key,
-// ca.crt), so that a change to labels or annotations alone can be told
+// ca.crt, revoked.txt), so that a change to labels or annotations alone can be told
 // apart from a new certificate. Lengths are hashed too, so that moving
 // bytes from one key to another changes it.
 func Fingerprint(data map[string][]byte) [sha256.Size]byte {
 	h := sha256.New()
-	for _, k := range []string{CertKey, KeyKey, BundleKey} {
+	for _, k := range []string{CertKey, KeyKey, BundleKey, RevokedKey} {
 		_ = binary.Write(h, binary.BigEndian, uint64(len(data[k])))
 		h.Write(data[k])
 	}

@@ -16,10 +16,14 @@ const (
 	CertKey   = corev1.TLSCertKey       // leaf first, then the issuer
 	KeyKey    = corev1.TLSPrivateKeyKey // PKCS #8
 	BundleKey = "ca.crt"                // the mesh root(s)
+	// RevokedKey holds the deny list (identity.ParseRevoked), optional.
+	// It is a key of its own, not more PEM in ca.crt, because tools that
+	// read ca.crt expect certificates only.
+	RevokedKey = "revoked.txt"
 )
 
-// Parse reads the leaf chain, its key and the trust bundle from a Secret's
-// data. It checks form only (PEM, key matches leaf); Verify checks trust.
+// Parse reads the leaf chain, its key and the trust bundle with its deny
+// list from a Secret's data. It checks form only (PEM, key matches leaf); Verify checks trust.
 // Errors name the key at fault and never quote its content.
 func Parse(data map[string][]byte, meshDomain string) (*tls.Certificate, *identity.Bundle, error) {
 	for _, k := range []string{CertKey, KeyKey, BundleKey} {
@@ -31,11 +35,40 @@ func Parse(data map[string][]byte, meshDomain string) (*tls.Certificate, *identi
 	if err != nil {
 		return nil, nil, fmt.Errorf("certsecret: %s/%s: %w", CertKey, KeyKey, err)
 	}
-	bundle, err := identity.ParseBundle(meshDomain, data[BundleKey])
+	bundle, err := ParseTrust(data, meshDomain)
 	if err != nil {
-		return nil, nil, fmt.Errorf("certsecret: %s: %w", BundleKey, err)
+		return nil, nil, err
 	}
 	return cert, bundle, nil
+}
+
+// ParseTrust reads the trust bundle (ca.crt) and its deny list
+// (revoked.txt, optional) into one Bundle. A deny list that is malformed
+// or too long refuses the whole Secret rather than being skipped: skipping
+// it would trust what it revokes.
+func ParseTrust(data map[string][]byte, meshDomain string) (*identity.Bundle, error) {
+	bundle, err := identity.ParseBundle(meshDomain, data[BundleKey])
+	if err != nil {
+		return nil, fmt.Errorf("certsecret: %s: %w", BundleKey, err)
+	}
+	revoked, err := identity.ParseRevoked(data[RevokedKey])
+	if err != nil {
+		return nil, fmt.Errorf("certsecret: %s: %w", RevokedKey, err)
+	}
+	if bundle, err = bundle.WithRevoked(revoked...); err != nil {
+		return nil, fmt.Errorf("certsecret: %s: %w", RevokedKey, err)
+	}
+	return bundle, nil
+}
+
+// TrustData is b as Secret data: ca.crt, and revoked.txt when the deny
+// list is not empty.
+func TrustData(b *identity.Bundle) map[string][]byte {
+	d := map[string][]byte{BundleKey: b.PEM()}
+	if r := b.RevokedText(); len(r) > 0 {
+		d[RevokedKey] = r
+	}
+	return d
 }
 
 // Verify checks that cert chains to bundle for both TLS roles (a gateway

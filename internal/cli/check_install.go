@@ -16,6 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/duration"
 	"k8s.io/client-go/discovery"
 
+	"ferry.dev/ferry/internal/certsecret"
 	"ferry.dev/ferry/internal/contract"
 	"ferry.dev/ferry/internal/identity"
 )
@@ -61,6 +62,8 @@ func (c *checker) checks() []Check {
 			Hint: "see `ferry links`: the MESSAGE column says what to do for each Link"},
 		{Name: "Link gateway identities belong to their clusters", Severity: SeverityFatal, Requires: checkCRDs, Run: c.linkIdentities,
 			Hint: "regenerate the Link from the exporting cluster: `ferry --context REMOTE link --cluster-name REMOTE | kubectl apply -f -`"},
+		{Name: "Link gateways are not revoked", Severity: SeverityFatal, Requires: checkCRDs, Run: c.linksNotRevoked,
+			Hint: "see the deny list with 'ferry identity revoked'"},
 		{Name: "mirrors have EndpointSlices", Severity: SeverityFatal, Requires: checkCRDs, Run: c.mirrorsHaveEndpoints,
 			Hint: fmt.Sprintf("the controller writes mirror EndpointSlices from the gateway's ready pods: fix the gateway check first, then see `kubectl -n %s logs deploy/%s`", ns, contract.ControllerName)},
 		{Name: "no orphaned Ferry objects", Severity: SeverityWarning, Requires: checkCRDs, Run: c.noOrphans,
@@ -242,9 +245,18 @@ func (c *checker) issuerValid(ctx context.Context) error {
 		return fmt.Errorf("the issuer in Secret %s/%s is not valid until %s: check this machine's and the cluster's clocks",
 			contract.SystemNamespace, contract.IssuerSecret, cert.NotBefore.UTC().Format(time.RFC3339))
 	}
-	ca, _, err := identity.LoadIssuer(s.Data[corev1.TLSCertKey], s.Data[corev1.TLSPrivateKeyKey], s.Data["ca.crt"])
+	ca, bundle, err := identity.LoadIssuer(s.Data[corev1.TLSCertKey], s.Data[corev1.TLSPrivateKeyKey], s.Data["ca.crt"])
 	if err != nil {
 		return fmt.Errorf("the Secret %s/%s: %w", contract.SystemNamespace, contract.IssuerSecret, err)
+	}
+	// The controller refuses the Secret for its deny list as for anything
+	// else in it (docs/identity.md, "Revocation").
+	if bundle, err = certsecret.ParseTrust(s.Data, bundle.MeshDomain()); err != nil {
+		return fmt.Errorf("the Secret %s/%s: %w", contract.SystemNamespace, contract.IssuerSecret, err)
+	}
+	if bundle.IsRevoked(ca.Cert) {
+		return fmt.Errorf("the Secret %s/%s: this cluster's own issuer is on its deny list (%s): the controller issues nothing from it",
+			contract.SystemNamespace, contract.IssuerSecret, certsecret.RevokedKey)
 	}
 	td, _ := ca.TrustDomain()
 	if loc := c.local(ctx); loc.cluster != "" && loc.mesh != "" && td != loc.cluster+"."+loc.mesh {

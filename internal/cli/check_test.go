@@ -152,7 +152,7 @@ func TestCheckGatewayNotReady(t *testing.T) {
 	for _, want := range []string{
 		"✘ gateway has ready endpoints\n    the gateway Service ferry-system/ferry-gateway has no ready endpoints (1 not ready)\n    hint: the gateway pods are not ready: `kubectl -n ferry-system get pods -l app.kubernetes.io/name=ferry-gateway`",
 		"✔ issuer certificate is valid\n",
-		"Status: 1 fatal failure (12 passed, 1 failed, 0 warnings, 0 skipped)",
+		"Status: 1 fatal failure (13 passed, 1 failed, 0 warnings, 0 skipped)",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
@@ -260,7 +260,7 @@ func TestCheckWarnings(t *testing.T) {
 	for _, want := range []string{
 		"⚠ issuer is not near expiry\n    the issuer expires in 9d",
 		"⚠ no orphaned Ferry objects\n    the owning Link does not exist for 1 object: Service default/cart-gone (link gone)\n    hint: their Link was removed without its finalizer running, so nothing will delete them: `kubectl delete svc,endpointslices,serviceimports -A -l ferry.dev/link=gone,ferry.dev/source-cluster`",
-		"Status: passed with warnings (11 passed, 0 failed, 2 warnings, 0 skipped)",
+		"Status: passed with warnings (12 passed, 0 failed, 2 warnings, 0 skipped)",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
@@ -296,7 +296,7 @@ func TestCheckUnreachable(t *testing.T) {
 	for _, want := range []string{
 		"✘ Kubernetes API is reachable\n    get the server version: cannot reach the API server https://127.0.0.1:1 of context \"down\"",
 		"- egress ports are consistent\n    skipped: needs: Kubernetes API is reachable\n",
-		"(0 passed, 1 failed, 0 warnings, 12 skipped)",
+		"(0 passed, 1 failed, 0 warnings, 13 skipped)",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)

@@ -36,9 +36,11 @@ func newIdentityCommandAt(now func() time.Time) *cobra.Command {
 		Long: `Ferry's trust has three tiers: one mesh root that stays with the operator,
 one issuer per cluster (an intermediate CA that can only sign identities in
 that cluster's trust domain), and short-lived leaves that each cluster's
-controller issues itself. These commands make the first two.`,
+controller issues itself. These commands make the first two, and revoke a
+cluster's issuer without a new root (revoke, unrevoke, revoked).`,
 	}
-	cmd.AddCommand(newIdentityInitCommand(now), newIdentityIssuerCommand(now), newIdentityInspectCommand(now))
+	cmd.AddCommand(newIdentityInitCommand(now), newIdentityIssuerCommand(now), newIdentityInspectCommand(now),
+		newIdentityRevokeCommand(now, false), newIdentityRevokeCommand(now, true), newIdentityRevokedCommand())
 	return cmd
 }
 
@@ -63,7 +65,7 @@ func newIdentityInitCommand(now func() time.Time) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			err = identityWriteFiles(cmd.ErrOrStderr(), out, force,
+			err = identityWriteFiles(cmd.ErrOrStderr(), out, identitySetRoot, force,
 				identityFile{identityRootCertFile, root.CertPEM(), identityPublicMode},
 				identityFile{identityRootKeyFile, keyPEM, identitySecretMode})
 			if err != nil {
@@ -138,7 +140,7 @@ func newIdentityIssuerCommand(now func() time.Time) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			err = identityWriteFiles(cmd.ErrOrStderr(), out, force,
+			err = identityWriteFiles(cmd.ErrOrStderr(), out, identitySetIssuer, force,
 				identityFile{identityIssuerCertFile, issuer.CertPEM(), identityPublicMode},
 				identityFile{identityIssuerKeyFile, keyPEM, identitySecretMode},
 				identityFile{identityBundleFile, bundle.PEM(), identityPublicMode})
@@ -252,6 +254,7 @@ func identityPrintDescriptions(w io.Writer, format string, descs []identity.Desc
 		row("DNS names", strings.Join(d.DNSNames, ", "))
 		row("IP addresses", strings.Join(d.IPAddresses, ", "))
 		row("Public key", d.PublicKey)
+		row("Key SHA-256", d.SPKISHA256)
 		row("Key usage", strings.Join(d.KeyUsage, ", "))
 		row("Ext key usage", strings.Join(d.ExtKeyUsage, ", "))
 		if nc := d.NameConstraints; nc != nil {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 
+	"ferry.dev/ferry/internal/certsecret"
 	"ferry.dev/ferry/internal/contract"
 	"ferry.dev/ferry/internal/identity"
 	"ferry.dev/ferry/internal/issuer"
@@ -24,6 +26,8 @@ const (
 	tlsCertFile   = "tls.crt"
 	tlsKeyFile    = "tls.key"
 	tlsBundleFile = "ca.crt"
+	// tlsRevokedFile is the deny list (certsecret.RevokedKey), optional.
+	tlsRevokedFile = "revoked.txt"
 	// tlsReloadInterval is how often a --tls-dir is checked for a rotated
 	// certificate. Leaves live for hours and are renewed at two thirds of
 	// their life, so a minute is ample and costs nothing.
@@ -80,10 +84,14 @@ func (l *tlsDirLoader) load() error {
 	certPEM, err1 := read(tlsCertFile)
 	keyPEM, err2 := read(tlsKeyFile)
 	bundlePEM, err3 := read(tlsBundleFile)
-	if err := errors.Join(err1, err2, err3); err != nil {
+	revoked, err4 := read(tlsRevokedFile)
+	if errors.Is(err4, fs.ErrNotExist) {
+		err4 = nil
+	}
+	if err := errors.Join(err1, err2, err3, err4); err != nil {
 		return fmt.Errorf("--tls-dir: %w", err)
 	}
-	all := bytes.Join([][]byte{certPEM, keyPEM, bundlePEM}, nil)
+	all := bytes.Join([][]byte{certPEM, keyPEM, bundlePEM, revoked}, []byte{0})
 	if bytes.Equal(all, l.last) {
 		return nil
 	}
@@ -91,9 +99,9 @@ func (l *tlsDirLoader) load() error {
 	if err != nil {
 		return fmt.Errorf("--tls-dir %s: %w", l.dir, err)
 	}
-	bundle, err := identity.ParseBundle(l.mesh, bundlePEM)
+	bundle, err := certsecret.ParseTrust(map[string][]byte{certsecret.BundleKey: bundlePEM, certsecret.RevokedKey: revoked}, l.mesh)
 	if err != nil {
-		return fmt.Errorf("--tls-dir %s: %s: %w", l.dir, tlsBundleFile, err)
+		return fmt.Errorf("--tls-dir %s: %w", l.dir, err)
 	}
 	id, err := identity.IDFromCertificate(cert.Leaf, l.mesh)
 	if err != nil {

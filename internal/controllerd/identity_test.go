@@ -61,3 +61,34 @@ func TestTLSDirLoader(t *testing.T) {
 		t.Fatal("an empty directory must be refused")
 	}
 }
+
+// A --tls-dir carries the deny list as revoked.txt, as the Secret it is
+// mounted from does; a malformed one keeps the list in force.
+func TestTLSDirLoaderReadsDenyList(t *testing.T) {
+	mesh := identitytest.NewMesh(t, "", "west", "east")
+	west, east := mesh.Cluster(t, "west"), mesh.Cluster(t, "east")
+	dir := t.TempDir()
+	cert, key, err := identity.EncodeLeafPEM(west.Leaf(t, west.ControllerID()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	list := identity.EncodeRevoked([]identity.Revocation{identity.RevocationOf(east.Issuer.Cert, "cluster=east")})
+	for name, data := range map[string][]byte{tlsCertFile: cert, tlsKeyFile: key, tlsBundleFile: mesh.Bundle.PEM(), tlsRevokedFile: list} {
+		if err := os.WriteFile(filepath.Join(dir, name), data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l := &tlsDirLoader{dir: dir, mesh: mesh.Domain, want: west.ControllerID(), src: &identity.Source{}, log: slog.New(slog.DiscardHandler)}
+	if err := l.load(); err != nil {
+		t.Fatal(err)
+	}
+	if !l.src.Bundle().IsRevoked(east.Issuer.Cert) {
+		t.Fatal("deny list not loaded")
+	}
+	if err := os.WriteFile(filepath.Join(dir, tlsRevokedFile), []byte("sha256:bad\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.load(); err == nil || !l.src.Bundle().IsRevoked(east.Issuer.Cert) {
+		t.Fatalf("a malformed deny list must fail and keep the list in force: %v", err)
+	}
+}

@@ -1,19 +1,23 @@
 package identity
 
 import (
+	"crypto/sha256"
 	"crypto/x509"
 	"fmt"
 	"slices"
 	"strings"
 )
 
-// Bundle is the set of mesh roots that a peer's chain must end in. It holds
+// Bundle is the set of mesh roots that a peer's chain must end in, and the
+// deny list of keys that no chain may contain (WithRevoked). It holds
 // several roots during a root rotation. A Bundle is immutable; to change
 // trust, build a new one and swap it into a Source.
 type Bundle struct {
 	meshDomain string
 	roots      []*x509.Certificate
 	pool       *x509.CertPool
+	revoked    []Revocation
+	deny       map[[sha256.Size]byte]bool
 }
 
 // NewBundle builds a bundle for meshDomain. Every root must be a CA, and a

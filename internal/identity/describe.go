@@ -27,6 +27,7 @@ type Description struct {
 	DNSNames        []string         `json:"dnsNames,omitempty"`
 	IPAddresses     []string         `json:"ipAddresses,omitempty"`
 	PublicKey       string           `json:"publicKey"`
+	SPKISHA256      string           `json:"spkiSHA256"` // what a deny list names (Revocation)
 	KeyUsage        []string         `json:"keyUsage,omitempty"`
 	ExtKeyUsage     []string         `json:"extKeyUsage,omitempty"`
 	MaxPathLen      *int             `json:"maxPathLen,omitempty"`
@@ -66,15 +67,16 @@ func ReadCertificates(data []byte) ([]*x509.Certificate, error) {
 // Describe summarizes c as of now. It describes, it does not verify.
 func Describe(c *x509.Certificate, now time.Time) Description {
 	d := Description{
-		Subject:   c.Subject.String(),
-		Issuer:    c.Issuer.String(),
-		Serial:    fmt.Sprintf("%x", c.SerialNumber),
-		PublicKey: describeKey(c.PublicKey),
-		KeyUsage:  keyUsageNames(c.KeyUsage),
-		NotBefore: c.NotBefore.UTC(),
-		NotAfter:  c.NotAfter.UTC(),
-		TimeLeft:  c.NotAfter.Sub(now).Truncate(time.Second),
-		Expired:   now.After(c.NotAfter),
+		Subject:    c.Subject.String(),
+		Issuer:     c.Issuer.String(),
+		Serial:     fmt.Sprintf("%x", c.SerialNumber),
+		PublicKey:  describeKey(c.PublicKey),
+		SPKISHA256: RevocationOf(c, "").Fingerprint(),
+		KeyUsage:   keyUsageNames(c.KeyUsage),
+		NotBefore:  c.NotBefore.UTC(),
+		NotAfter:   c.NotAfter.UTC(),
+		TimeLeft:   c.NotAfter.Sub(now).Truncate(time.Second),
+		Expired:    now.After(c.NotAfter),
 	}
 	d.TimeLeftSeconds = int64(d.TimeLeft / time.Second)
 	for _, u := range c.ExtKeyUsage {

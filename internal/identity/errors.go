@@ -29,6 +29,7 @@ var (
 	ErrUnexpectedID            = errors.New("identity: peer presented an unexpected identity")
 	ErrNotAuthorized           = errors.New("identity: peer is not authorized")
 	ErrNoBundle                = errors.New("identity: no trust bundle")
+	ErrRevoked                 = errors.New("identity: certificate chain contains a revoked key")
 )
 
 // Errors about local material rather than a peer.
@@ -41,4 +42,8 @@ var (
 	ErrCAValidity   = errors.New("identity: requested validity outlives the signing CA")
 	ErrNotAnIssuer  = errors.New("identity: CA has no trust domain name constraint")
 	ErrMeshMismatch = errors.New("identity: root's name constraints do not cover the mesh domain")
+
+	ErrInvalidRevocation = errors.New("identity: invalid deny list entry")
+	ErrTooManyRevoked    = errors.New("identity: deny list is too long")
+	ErrRevokedRoot       = errors.New("identity: deny list names a root of the bundle")
 )

@@ -2,6 +2,8 @@ package identity_test
 
 import (
 	"errors"
+	"slices"
+	"strings"
 	"testing"
 
 	"ferry.dev/ferry/internal/identity"
@@ -61,6 +63,34 @@ func FuzzParseCertificatesPEM(f *testing.F) {
 		}
 		if _, err := identity.ParseBundle("ferry.local", data); err == nil && len(certs) == 0 {
 			t.Fatal("bundle accepted input with no certificates")
+		}
+	})
+}
+
+// FuzzParseRevoked reads a deny list as anyone who may write the Secrets
+// that carry it could leave it. Whatever it accepts is within the limits
+// and survives encoding and parsing again unchanged.
+func FuzzParseRevoked(f *testing.F) {
+	mesh := identitytest.NewMesh(f, "", "east")
+	good := identity.EncodeRevoked([]identity.Revocation{identity.RevocationOf(mesh.Clusters["east"].Issuer.Cert, "cluster=east")})
+	f.Add(good)
+	f.Add([]byte("# only a comment\n\n"))
+	f.Add([]byte("sha256:" + strings.Repeat("ab", 32) + " \x7f\n"))
+	f.Add([]byte("sha256:" + strings.Repeat("AB", 32) + "\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		rs, err := identity.ParseRevoked(data)
+		if err != nil {
+			if !errors.Is(err, identity.ErrInvalidRevocation) && !errors.Is(err, identity.ErrTooManyRevoked) {
+				t.Fatalf("error without a sentinel: %v", err)
+			}
+			return
+		}
+		if len(rs) > identity.MaxRevoked {
+			t.Fatalf("accepted %d entries", len(rs))
+		}
+		again, err := identity.ParseRevoked(identity.EncodeRevoked(rs))
+		if err != nil || !slices.Equal(again, rs) {
+			t.Fatalf("round trip: %v\n%+v\n%+v", err, rs, again)
 		}
 	})
 }

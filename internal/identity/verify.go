@@ -166,6 +166,11 @@ func (v Verifier) Verify(chain []*x509.Certificate) (ID, error) {
 	// for an issuer that was minted without constraints.
 	var last error
 	for _, c := range chains {
+		if r := v.Bundle.firstRevoked(c); r != nil {
+			last = fmt.Errorf("%w: %s chains through %q (key %s), which is on the deny list",
+				ErrRevoked, id, r.Subject.CommonName, RevocationOf(r, "").Fingerprint())
+			continue
+		}
 		if len(c) > MaxChainLength {
 			last = fmt.Errorf("%w: verified chain has %d certificates, limit is %d", ErrChainTooDeep, len(c), MaxChainLength)
 			continue

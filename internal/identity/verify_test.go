@@ -26,7 +26,7 @@ var matrixErrors = []error{
 	identity.ErrMultipleURISANs, identity.ErrUnexpectedSAN, identity.ErrNULInSAN, identity.ErrNotSPIFFE,
 	identity.ErrInvalidID, identity.ErrWrongMesh, identity.ErrTrustDomainNotPermitted, identity.ErrChainTooDeep,
 	identity.ErrKeyTooLarge, identity.ErrWeakKey, identity.ErrUnsupportedKey, identity.ErrMalformedCertificate,
-	identity.ErrInvalidChain,
+	identity.ErrInvalidChain, identity.ErrRevoked,
 }
 
 func assertOnly(t *testing.T, err, want error) {

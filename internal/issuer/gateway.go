@@ -68,11 +68,13 @@ func (i *Issuer) syncGateway(ctx context.Context, p *plan) {
 		if renewErr == nil {
 			data, renewErr = i.gatewayData(issued)
 		}
-	case i.bundle != nil && !bytes.Equal(s.Data[certsecret.BundleKey], i.bundle.PEM()):
-		// Same leaf, new bundle (roots added or removed): no need for a key.
+	case i.bundle != nil && !sameTrust(s.Data, i.bundle):
+		// Same leaf, new bundle (roots added or removed, keys revoked or
+		// restored): no need for a key.
 		why = "trust bundle changed"
 		data = maps.Clone(s.Data)
-		data[certsecret.BundleKey] = i.bundle.PEM()
+		delete(data, certsecret.RevokedKey)
+		maps.Copy(data, certsecret.TrustData(i.bundle))
 	}
 
 	leaf := leafOf(cur)
@@ -125,7 +127,7 @@ func (i *Issuer) syncGateway(ctx context.Context, p *plan) {
 			"serial", fmt.Sprintf("%x", issued.Leaf.SerialNumber), "not_after", issued.Leaf.NotAfter.UTC())
 		i.event(i.secretRef(i.opts.GatewaySecret, written), corev1.EventTypeNormal, EventIssued, eventActionIssue, note)
 	} else if written != nil && data != nil {
-		i.log.Info("updated gateway trust bundle", "roots", len(i.bundle.Roots()))
+		i.log.Info("updated gateway trust bundle", "roots", len(i.bundle.Roots()), "revoked", len(i.bundle.Revoked()))
 	}
 	i.report(p, certGateway, leaf, reason, nil)
 	i.gwReason = reason
@@ -167,11 +169,16 @@ func (i *Issuer) gatewayData(c *tls.Certificate) (map[string][]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return map[string][]byte{
-		certsecret.CertKey:   certPEM,
-		certsecret.KeyKey:    keyPEM,
-		certsecret.BundleKey: i.bundle.PEM(),
-	}, nil
+	data := certsecret.TrustData(i.bundle)
+	data[certsecret.CertKey], data[certsecret.KeyKey] = certPEM, keyPEM
+	return data, nil
+}
+
+// sameTrust reports whether data already carries b's roots and deny list.
+func sameTrust(data map[string][]byte, b *identity.Bundle) bool {
+	want := certsecret.TrustData(b)
+	return bytes.Equal(data[certsecret.BundleKey], want[certsecret.BundleKey]) &&
+		bytes.Equal(data[certsecret.RevokedKey], want[certsecret.RevokedKey])
 }
 
 // writeGateway creates or updates the Secret so that it carries data (if

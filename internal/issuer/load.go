@@ -48,6 +48,19 @@ func (i *Issuer) parseIssuer(s *corev1.Secret, now time.Time) (*identity.CA, *id
 	if err != nil {
 		return nil, nil, err
 	}
+	// The deny list is part of the trust this Secret carries: refused with
+	// it rather than skipped, so that a bad edit never un-revokes a key.
+	revoked, err := identity.ParseRevoked(s.Data[certsecret.RevokedKey])
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", certsecret.RevokedKey, err)
+	}
+	if bundle, err = bundle.WithRevoked(revoked...); err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", certsecret.RevokedKey, err)
+	}
+	if bundle.IsRevoked(ca.Cert) {
+		return nil, nil, fmt.Errorf("%w: this cluster's own issuer is on its deny list (%s); every leaf it signs would be refused",
+			identity.ErrRevoked, certsecret.RevokedKey)
+	}
 	td, err := ca.TrustDomain()
 	if err != nil {
 		return nil, nil, err
@@ -86,7 +99,10 @@ func (i *Issuer) setIssuer(ca *identity.CA, bundle *identity.Bundle, fp [sha256.
 		i.metrics.setExpiry(certIssuer, ca.Cert.NotAfter)
 		note := fmt.Sprintf("issuer %s (serial %x, until %s), %d root(s) in the bundle", ca.Cert.Subject.CommonName,
 			ca.Cert.SerialNumber, ca.Cert.NotAfter.UTC().Format(time.RFC3339), len(bundle.Roots()))
-		i.log.Info("loaded issuer", "issuer", ca.String(), "roots", len(bundle.Roots()))
+		if n := len(bundle.Revoked()); n > 0 {
+			note += fmt.Sprintf(", %d revoked key(s)", n)
+		}
+		i.log.Info("loaded issuer", "issuer", ca.String(), "roots", len(bundle.Roots()), "revoked", len(bundle.Revoked()))
 		// The first load of a healthy issuer is routine; a recovery or a
 		// replaced issuer is news.
 		if i.issuerNote != "" && (i.issuerNote != note || changed) {

@@ -524,7 +524,7 @@ func classifyHandshake(err error) string {
 	case errors.Is(err, identity.ErrUnknownAuthority), errors.Is(err, identity.ErrTrustDomainNotPermitted),
 		errors.Is(err, identity.ErrExpired), errors.Is(err, identity.ErrNotYetValid),
 		errors.Is(err, identity.ErrSelfSigned), errors.Is(err, identity.ErrInvalidChain),
-		errors.Is(err, identity.ErrWrongMesh):
+		errors.Is(err, identity.ErrWrongMesh), errors.Is(err, identity.ErrRevoked):
 		return ReasonUntrustedPeer
 	}
 	return ReasonHandshake
