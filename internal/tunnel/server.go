@@ -72,6 +72,7 @@ type Server struct {
 	handshakes chan struct{} // semaphore: MaxPendingHandshakes
 	conns      atomic.Int64  // established connections, all protocols
 	streams    *tracker
+	budget     *streamBudget
 
 	mu          sync.Mutex
 	listeners   map[net.Listener]struct{}
@@ -111,6 +112,7 @@ func NewServer(o ServerOptions) (*Server, error) {
 		log:         o.Logger.With("component", "tunnel-server"),
 		handshakes:  make(chan struct{}, o.Limits.MaxPendingHandshakes),
 		streams:     newTracker(),
+		budget:      newStreamBudget(o.Limits),
 		listeners:   map[net.Listener]struct{}{},
 		sessions:    map[*yamux.Session]struct{}{},
 		pending:     map[net.Conn]struct{}{},
@@ -424,11 +426,13 @@ func (s *Server) serveTunnel(ctx context.Context, tc *tls.Conn, id identity.ID, 
 	s.perCaller[id]++
 	s.sessions[sess] = struct{}{}
 	s.mu.Unlock()
+	s.budget.addSession(id, sess)
 	s.o.Observer.InboundSessions(id.Cluster, 1)
 	log.Debug("tunnel session up")
 
 	defer func() {
 		_ = sess.Close()
+		s.budget.removeSession(id, sess)
 		s.mu.Lock()
 		delete(s.sessions, sess)
 		if s.perCaller[id]--; s.perCaller[id] <= 0 {
@@ -477,12 +481,32 @@ func (s *Server) serveSession(ctx context.Context, sess *yamux.Session, id ident
 			log.Warn("closing abusive tunnel session", "streams", n, "limit", max)
 			return
 		}
+		if victim, reason := s.budget.overTable(id, sess); victim != nil {
+			s.o.Observer.Rejected(reason)
+			log.Warn("closing tunnel session over its stream memory", "reason", reason,
+				"own_session", victim == sess)
+			_ = victim.Close()
+			if victim == sess {
+				return
+			}
+		}
 		if active.Load() >= max {
 			s.o.Observer.Rejected(ReasonStreamLimit)
 			go refuse(&Stream{Stream: st}, StatusOverloaded, "too many streams on this connection")
 			continue
 		}
+		window := int64(s.o.Limits.MaxStreamWindow)
+		if ok, reason := s.budget.charge(id, window); !ok {
+			s.o.Observer.Rejected(reason)
+			msg := "too many streams from this cluster"
+			if reason == ReasonTotalStreamMemory {
+				msg = "too many streams on this gateway"
+			}
+			go refuse(&Stream{Stream: st}, StatusOverloaded, msg)
+			continue
+		}
 		if !s.streams.add() {
+			s.budget.release(id, window)
 			s.o.Observer.Rejected(ReasonDraining)
 			go refuse(&Stream{Stream: st}, StatusDraining, "gateway is draining")
 			continue
@@ -497,6 +521,7 @@ func (s *Server) serveSession(ctx context.Context, sess *yamux.Session, id ident
 		}
 		go func() {
 			defer s.streams.done()
+			defer s.budget.release(id, window)
 			defer active.Add(-1)
 			defer func() {
 				mu.Lock()
