@@ -69,19 +69,21 @@ type Server struct {
 	// session and stream derives from; Shutdown calls them once drained.
 	cancels []context.CancelFunc
 
-	handshakes chan struct{} // semaphore: MaxPendingHandshakes
-	conns      atomic.Int64  // established connections, all protocols
-	streams    *tracker
-	budget     *streamBudget
+	conns   atomic.Int64 // established connections, all protocols
+	streams *tracker
+	budget  *streamBudget
 
-	mu          sync.Mutex
-	listeners   map[net.Listener]struct{}
-	sessions    map[*yamux.Session]struct{}
-	pending     map[net.Conn]struct{} // mid-handshake, closed on hard stop
-	pendingByIP map[string]int        // MaxPendingHandshakesPerIP, by sourceKey
-	perCaller   map[identity.ID]int   // tunnel sessions
-	h2PerCaller map[identity.ID]int   // handed-off h2 conns not yet closed
-	draining    bool
+	mu        sync.Mutex
+	listeners map[net.Listener]struct{}
+	sessions  map[*yamux.Session]struct{}
+	pending   map[net.Conn]struct{} // mid-handshake, closed on hard stop
+	// Handshake slots (admission.go): by sourceKey, oldest first.
+	pendingBySrc map[string][]*pendingHS
+	pendingN     int
+	pendingSeq   uint64
+	perCaller    map[identity.ID]int // tunnel sessions
+	h2PerCaller  map[identity.ID]int // handed-off h2 conns not yet closed
+	draining     bool
 }
 
 // Default sets the Observer and Logger when unset. NewServer calls it;
@@ -108,17 +110,16 @@ func NewServer(o ServerOptions) (*Server, error) {
 	}
 	o.Default()
 	s := &Server{
-		o:           o,
-		log:         o.Logger.With("component", "tunnel-server"),
-		handshakes:  make(chan struct{}, o.Limits.MaxPendingHandshakes),
-		streams:     newTracker(),
-		budget:      newStreamBudget(o.Limits),
-		listeners:   map[net.Listener]struct{}{},
-		sessions:    map[*yamux.Session]struct{}{},
-		pending:     map[net.Conn]struct{}{},
-		pendingByIP: map[string]int{},
-		perCaller:   map[identity.ID]int{},
-		h2PerCaller: map[identity.ID]int{},
+		o:            o,
+		log:          o.Logger.With("component", "tunnel-server"),
+		streams:      newTracker(),
+		budget:       newStreamBudget(o.Limits),
+		listeners:    map[net.Listener]struct{}{},
+		sessions:     map[*yamux.Session]struct{}{},
+		pending:      map[net.Conn]struct{}{},
+		pendingBySrc: map[string][]*pendingHS{},
+		perCaller:    map[identity.ID]int{},
+		h2PerCaller:  map[identity.ID]int{},
 	}
 	protos := []string{ALPNTunnel}
 	if o.H2 != nil {
@@ -235,19 +236,15 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		// it: us, or the feed server for a handed-off h2 connection.
 		cc := &countedConn{Conn: c}
 		cc.onClose(func() { s.conns.Add(-1) })
-		src := sourceKey(c.RemoteAddr())
-		if !s.addPendingIP(src) {
-			s.reject(cc, ReasonIPHandshakeLimit)
+		hs, evicted, reason := s.admit(cc, sourceKey(c.RemoteAddr()))
+		if evicted != nil {
+			s.reject(evicted.conn, ReasonHandshakeEvicted)
+		}
+		if hs == nil {
+			s.reject(cc, reason)
 			continue
 		}
-		select {
-		case s.handshakes <- struct{}{}:
-		default:
-			s.donePendingIP(src)
-			s.reject(cc, ReasonHandshakeLimit)
-			continue
-		}
-		go s.handleConn(ctx, cc, src)
+		go s.handleConn(ctx, hs)
 	}
 }
 
@@ -269,24 +266,6 @@ func sourceKey(a net.Addr) string {
 	return ip.String()
 }
 
-func (s *Server) addPendingIP(src string) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.pendingByIP[src] >= s.o.Limits.MaxPendingHandshakesPerIP {
-		return false
-	}
-	s.pendingByIP[src]++
-	return true
-}
-
-func (s *Server) donePendingIP(src string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.pendingByIP[src]--; s.pendingByIP[src] <= 0 {
-		delete(s.pendingByIP, src)
-	}
-}
-
 func (s *Server) reject(c net.Conn, reason string) {
 	s.o.Observer.Rejected(reason)
 	_ = c.Close()
@@ -298,10 +277,14 @@ func (s *Server) isDraining() bool {
 	return s.draining
 }
 
-func (s *Server) handleConn(ctx context.Context, raw *countedConn, src string) {
+func (s *Server) handleConn(ctx context.Context, hs *pendingHS) {
+	raw := hs.conn
 	tc, id, err := s.handshake(ctx, raw)
-	<-s.handshakes
-	s.donePendingIP(src)
+	if s.donePending(hs) {
+		// Evicted: counted as such, and its slot was already given away.
+		_ = raw.Close()
+		return
+	}
 	if err != nil {
 		reason := classifyHandshake(err)
 		s.o.Observer.Rejected(reason)

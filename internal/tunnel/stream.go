@@ -75,6 +75,9 @@ const (
 	ReasonUntrustedPeer    = "untrusted_peer"
 	ReasonHandshakeLimit   = "handshake_limit"
 	ReasonIPHandshakeLimit = "ip_handshake_limit"
+	// ReasonHandshakeEvicted: a pending handshake closed to make room for
+	// one from a source holding fewer (see Server admission).
+	ReasonHandshakeEvicted = "handshake_evicted"
 	ReasonConnectionLimit  = "connection_limit"
 	ReasonCallerLimit      = "caller_limit"
 	ReasonStreamLimit      = "stream_limit"
