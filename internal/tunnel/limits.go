@@ -82,6 +82,10 @@ type Limits struct {
 	// StreamOpenTimeout bounds how long a new stream waits for the peer to
 	// acknowledge it; exceeding it closes the session, which is dead.
 	StreamOpenTimeout time.Duration
+	// Lifetime bounds how long a live session or feed connection is trusted
+	// without a new handshake (MaxConnectionAge, MaxConnectionAgeGrace,
+	// TrustCheckInterval), on both sides.
+	Lifetime
 }
 
 // DefaultLimits are production defaults; docs/gateway.md explains each.
@@ -128,6 +132,7 @@ func (l *Limits) Default() {
 	l.KeepAliveInterval = cmp.Or(l.KeepAliveInterval, d.KeepAliveInterval)
 	l.KeepAliveTimeout = cmp.Or(l.KeepAliveTimeout, d.KeepAliveTimeout)
 	l.StreamOpenTimeout = cmp.Or(l.StreamOpenTimeout, d.StreamOpenTimeout)
+	l.Lifetime.Default()
 }
 
 // Validate rejects limits that cannot work. Every limit must be set: a
@@ -161,7 +166,7 @@ func (l Limits) Validate() error {
 			return fmt.Errorf("tunnel limits: %s is %v; it must be positive (Default sets every limit)", name, v)
 		}
 	}
-	return nil
+	return l.Lifetime.Validate()
 }
 
 // yamuxConfig maps the limits onto a yamux session.

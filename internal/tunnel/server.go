@@ -29,8 +29,10 @@ var errForbiddenPeer = errors.New("peer identity not allowed on this port")
 // ServerTLS is the certificate source for the ingress port. identity.Source
 // satisfies it. allow is called with the verified peer identity during the
 // handshake; an error aborts the handshake.
+// TrustSource re-verifies live peers when the bundle changes (lifetime.go).
 type ServerTLS interface {
 	ServerTLSConfig(allow func(identity.ID) error) *tls.Config
+	TrustSource
 }
 
 // StreamHandler serves one accepted tunnel stream from an authenticated
@@ -305,13 +307,20 @@ func (s *Server) handleConn(ctx context.Context, hs *pendingHS) {
 		}
 		// The slot is freed when the conn is closed, by whoever closes it.
 		raw.onClose(func() { s.doneH2(id) })
+		gone := make(chan struct{})
+		raw.onClose(func() { close(gone) })
 		ctx, cancel := context.WithTimeout(ctx, s.o.Limits.HandshakeTimeout)
 		defer cancel()
 		if err := s.o.H2.Put(ctx, tc); err != nil {
 			s.o.Observer.Rejected(ReasonFeedUnavailable)
 			log.Debug("feed connection refused", "err", err)
 			_ = tc.Close()
+			return
 		}
+		// The feed resumes from its last version on a new connection, so
+		// retiring one means closing it.
+		closeH2 := func() { _ = tc.Close() }
+		go s.guard(tc, closeH2, closeH2, gone, log)
 	case proto == ALPNTunnel || proto == ALPNH2:
 		s.o.Observer.Rejected(ReasonForbiddenIdentity)
 		log.Info("peer not allowed for protocol", "alpn", proto)
@@ -410,6 +419,8 @@ func (s *Server) serveTunnel(ctx context.Context, tc *tls.Conn, id identity.ID, 
 	s.sessions[sess] = struct{}{}
 	s.mu.Unlock()
 	s.budget.addSession(id, sess)
+	in := &inbound{sess: sess}
+	go s.guard(tc, in.retire, func() { _ = sess.Close() }, sess.CloseChan(), log)
 	s.o.Observer.InboundSessions(id.Cluster, 1)
 	log.Debug("tunnel session up")
 
@@ -425,10 +436,11 @@ func (s *Server) serveTunnel(ctx context.Context, tc *tls.Conn, id identity.ID, 
 		s.o.Observer.InboundSessions(id.Cluster, -1)
 		log.Debug("tunnel session down")
 	}()
-	s.serveSession(ctx, sess, id, log)
+	s.serveSession(ctx, in, id, log)
 }
 
-func (s *Server) serveSession(ctx context.Context, sess *yamux.Session, id identity.ID, log *slog.Logger) {
+func (s *Server) serveSession(ctx context.Context, in *inbound, id identity.ID, log *slog.Logger) {
+	sess := in.sess
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	// Streams being served, expired as soon as the session dies: yamux
@@ -449,7 +461,6 @@ func (s *Server) serveSession(ctx context.Context, sess *yamux.Session, id ident
 		mu.Unlock()
 	}()
 	max := int64(s.o.Limits.MaxStreamsPerSession)
-	var active atomic.Int64
 	for {
 		st, err := sess.AcceptStream()
 		if err != nil {
@@ -473,7 +484,7 @@ func (s *Server) serveSession(ctx context.Context, sess *yamux.Session, id ident
 				return
 			}
 		}
-		if active.Load() >= max {
+		if in.active.Load() >= max {
 			s.o.Observer.Rejected(ReasonStreamLimit)
 			go refuse(&Stream{Stream: st}, StatusOverloaded, "too many streams on this connection")
 			continue
@@ -494,7 +505,7 @@ func (s *Server) serveSession(ctx context.Context, sess *yamux.Session, id ident
 			go refuse(&Stream{Stream: st}, StatusDraining, "gateway is draining")
 			continue
 		}
-		active.Add(1)
+		in.active.Add(1)
 		stream := &Stream{Stream: st}
 		mu.Lock()
 		serving[stream] = struct{}{}
@@ -505,7 +516,7 @@ func (s *Server) serveSession(ctx context.Context, sess *yamux.Session, id ident
 		go func() {
 			defer s.streams.done()
 			defer s.budget.release(id, window)
-			defer active.Add(-1)
+			defer in.streamDone()
 			defer func() {
 				mu.Lock()
 				delete(serving, stream)
