@@ -164,3 +164,18 @@ func (l Lifetime) Validate() error {
 	}
 	return nil
 }
+
+// Guard keeps a connection that carries no tunnel streams honest, such as
+// the feed client's: it runs until done is closed, and calls closeConn when
+// the peer (in role, as seen from this side) stops verifying against
+// trust's current bundle, when the peer's chain expires, and at a random age
+// in the last tenth of lt.MaxConnectionAge. A connection that resumes
+// elsewhere, like the feed, loses nothing by being closed rather than
+// drained.
+func Guard(lt Lifetime, trust TrustSource, role identity.Role, chain []*x509.Certificate, closeConn func(), done <-chan struct{}, log *slog.Logger) {
+	guard{
+		lt: lt, trust: trust, role: role, chain: chain,
+		retire: closeConn, cut: func(string) { closeConn() },
+		done: done, log: log,
+	}.run()
+}
