@@ -109,6 +109,7 @@ func DefaultLimits() Limits {
 		KeepAliveInterval:     10 * time.Second,
 		KeepAliveTimeout:      10 * time.Second,
 		StreamOpenTimeout:     10 * time.Second,
+		Lifetime:              DefaultLifetime(),
 	}
 }
 
