@@ -33,8 +33,10 @@ func TestHandshakeFloodCannotStarveNewPeer(t *testing.T) {
 			_ = c.Close()
 		}
 	})
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
 	floodOnce := func() {
-		for i := 2; i <= 20; i++ {
+		for i := 2; i <= 20 && ctx.Err() == nil; i++ {
 			for range 8 {
 				d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(fmt.Sprintf("127.0.0.%d", i))}, Timeout: time.Second}
 				c, err := d.Dial("tcp", e.addr)
@@ -47,26 +49,26 @@ func TestHandshakeFloodCannotStarveNewPeer(t *testing.T) {
 			}
 		}
 	}
-	if _, err := (&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.2")}}).Dial("tcp", e.addr); err != nil {
-		t.Skipf("cannot dial from 127.0.0.2 (loopback alias missing?): %v", err)
-	}
+	dialFrom(t, "127.0.0.2", e.addr) // skips the test without loopback aliases
 	floodOnce()
 	// 152 stalled connections for 128 slots: the flood holds every one.
 	testkit.EventuallyWithin(t, 5*time.Second, "the flood holds every pending slot", func() bool {
 		return e.srvObs.rejects(ReasonHandshakeLimit)+e.srvObs.rejects(ReasonHandshakeEvicted) > 0
 	})
-	ctx, cancel := context.WithCancel(t.Context())
-	defer cancel()
 	floods := func() int {
 		mu.Lock()
 		defer mu.Unlock()
 		return len(flood)
 	}
+	var flooding sync.WaitGroup
+	flooding.Add(1)
 	go func() {
+		defer flooding.Done()
 		for ctx.Err() == nil && floods() < 600 {
 			floodOnce()
 		}
 	}()
+	defer func() { cancel(); flooding.Wait() }()
 
 	// The peer, from 127.0.0.50, through the real client.
 	obs := newRecorder()
