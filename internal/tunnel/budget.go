@@ -1,6 +1,7 @@
 package tunnel
 
 import (
+	"log/slog"
 	"sync"
 
 	"github.com/hashicorp/yamux"
@@ -148,4 +149,35 @@ func (b *streamBudget) release(id identity.ID, window int64) {
 	if b.served[id] -= window; b.served[id] <= 0 {
 		delete(b.served, id)
 	}
+}
+
+// closeOverMemory applies the table bound after a stream was accepted on
+// sess of id, closing the session it picks. It reports whether that was
+// sess itself, whose accept loop must then end.
+func (s *Server) closeOverMemory(id identity.ID, sess *yamux.Session, log *slog.Logger) bool {
+	victim, reason := s.budget.overTable(id, sess)
+	if victim == nil {
+		return false
+	}
+	s.o.Observer.Rejected(reason)
+	log.Warn("closing tunnel session over its stream memory", "reason", reason, "own_session", victim == sess)
+	_ = victim.Close()
+	return victim == sess
+}
+
+// chargeStream reserves the window of st, a stream of id about to be
+// served, or refuses st as overloaded. The caller releases the charge.
+func (s *Server) chargeStream(id identity.ID, st *yamux.Stream) (window int64, ok bool) {
+	window = int64(s.o.Limits.MaxStreamWindow)
+	ok, reason := s.budget.charge(id, window)
+	if ok {
+		return window, true
+	}
+	s.o.Observer.Rejected(reason)
+	msg := "too many streams from this cluster"
+	if reason == ReasonTotalStreamMemory {
+		msg = "too many streams on this gateway"
+	}
+	go refuse(&Stream{Stream: st}, StatusOverloaded, msg)
+	return 0, false
 }

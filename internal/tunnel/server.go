@@ -475,28 +475,16 @@ func (s *Server) serveSession(ctx context.Context, in *inbound, id identity.ID, 
 			log.Warn("closing abusive tunnel session", "streams", n, "limit", max)
 			return
 		}
-		if victim, reason := s.budget.overTable(id, sess); victim != nil {
-			s.o.Observer.Rejected(reason)
-			log.Warn("closing tunnel session over its stream memory", "reason", reason,
-				"own_session", victim == sess)
-			_ = victim.Close()
-			if victim == sess {
-				return
-			}
+		if s.closeOverMemory(id, sess, log) {
+			return
 		}
 		if in.active.Load() >= max {
 			s.o.Observer.Rejected(ReasonStreamLimit)
 			go refuse(&Stream{Stream: st}, StatusOverloaded, "too many streams on this connection")
 			continue
 		}
-		window := int64(s.o.Limits.MaxStreamWindow)
-		if ok, reason := s.budget.charge(id, window); !ok {
-			s.o.Observer.Rejected(reason)
-			msg := "too many streams from this cluster"
-			if reason == ReasonTotalStreamMemory {
-				msg = "too many streams on this gateway"
-			}
-			go refuse(&Stream{Stream: st}, StatusOverloaded, msg)
+		window, ok := s.chargeStream(id, st)
+		if !ok {
 			continue
 		}
 		if !s.streams.add() {
