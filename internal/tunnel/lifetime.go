@@ -90,14 +90,7 @@ type guard struct {
 func (g guard) run() {
 	now := time.Now()
 	age := g.lt.MaxConnectionAge - time.Duration(rand.Int64N(int64(g.lt.MaxConnectionAge)/10+1))
-	retireAt, cutAt, cutReason := now.Add(age), time.Time{}, reasonAge
-	if exp := chainNotAfter(g.chain); !exp.IsZero() && exp.Add(-g.lt.MaxConnectionAgeGrace).Before(retireAt) {
-		retireAt = exp.Add(-g.lt.MaxConnectionAgeGrace)
-	}
-	cutAt = retireAt.Add(g.lt.MaxConnectionAgeGrace)
-	if exp := chainNotAfter(g.chain); !exp.IsZero() && !exp.After(cutAt) {
-		cutAt, cutReason = exp, ReasonPeerExpired
-	}
+	retireAt, cutAt, cutReason := schedule(now, age, g.lt.MaxConnectionAgeGrace, chainNotAfter(g.chain))
 	retireT, cutT := time.NewTimer(time.Until(retireAt)), time.NewTimer(time.Until(cutAt))
 	defer retireT.Stop()
 	defer cutT.Stop()
@@ -130,6 +123,24 @@ func (g guard) run() {
 			return
 		}
 	}
+}
+
+// schedule says when a connection made at now is retired and when it is
+// cut, and why: at age, cut grace later, unless the peer's chain expires
+// first (exp; zero if unknown), in which case it is retired grace before exp
+// and cut at exp. A connection made less than grace before exp is not
+// retired early: its replacement would present the same certificate unless
+// the peer renewed it, and retiring at once would redial in a loop.
+func schedule(now time.Time, age, grace time.Duration, exp time.Time) (retireAt, cutAt time.Time, reason string) {
+	retireAt = now.Add(age)
+	if early := exp.Add(-grace); !exp.IsZero() && early.After(now) && early.Before(retireAt) {
+		retireAt = early
+	}
+	cutAt, reason = retireAt.Add(grace), reasonAge
+	if !exp.IsZero() && !exp.After(cutAt) {
+		cutAt, reason = exp, ReasonPeerExpired
+	}
+	return retireAt, cutAt, reason
 }
 
 // chainNotAfter is the earliest NotAfter in chain: the chain stops verifying

@@ -273,3 +273,29 @@ func agesGracefully(t *testing.T, c *Client) {
 	testkit.EventuallyWithin(t, 2*time.Second, "the old session closed once idle", oldSess.IsClosed)
 	openEcho(t, c, "east")
 }
+
+func TestLifetimeSchedule(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	const age, grace = time.Hour, 15 * time.Minute
+	at := func(d time.Duration) time.Time { return now.Add(d) }
+	for _, tc := range []struct {
+		name        string
+		exp         time.Time
+		retire, cut time.Time
+		reason      string
+	}{
+		{"no expiry known", time.Time{}, at(age), at(age + grace), reasonAge},
+		{"expires long after", at(24 * time.Hour), at(age), at(age + grace), reasonAge},
+		{"expires within the grace after the age", at(age + 10*time.Minute), at(age - 5*time.Minute), at(age + 10*time.Minute), ReasonPeerExpired},
+		{"expires before the age", at(30 * time.Minute), at(15 * time.Minute), at(30 * time.Minute), ReasonPeerExpired},
+		// Made in the last grace before expiry: no early retirement (the
+		// replacement would be just as old), cut at expiry.
+		{"expires within the grace from now", at(10 * time.Minute), at(age), at(10 * time.Minute), ReasonPeerExpired},
+	} {
+		retire, cut, reason := schedule(now, age, grace, tc.exp)
+		if !retire.Equal(tc.retire) || !cut.Equal(tc.cut) || reason != tc.reason {
+			t.Errorf("%s: retire %v, cut %v (%s); want %v, %v (%s)", tc.name,
+				retire.Sub(now), cut.Sub(now), reason, tc.retire.Sub(now), tc.cut.Sub(now), tc.reason)
+		}
+	}
+}
