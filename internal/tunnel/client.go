@@ -31,8 +31,8 @@ var (
 
 // ClientTLS is the certificate source for dialing remote gateways.
 // identity.Source satisfies it: the config it returns must fail the
-// handshake unless the server presents expect.
-// TrustSource re-verifies live remotes when the bundle changes (lifetime.go).
+// handshake unless the server presents expect. Its TrustSource re-verifies
+// live remotes when the bundle changes (lifetime.go).
 type ClientTLS interface {
 	ClientTLSConfig(expect identity.ID) *tls.Config
 	TrustSource

@@ -28,8 +28,8 @@ var errForbiddenPeer = errors.New("peer identity not allowed on this port")
 
 // ServerTLS is the certificate source for the ingress port. identity.Source
 // satisfies it. allow is called with the verified peer identity during the
-// handshake; an error aborts the handshake.
-// TrustSource re-verifies live peers when the bundle changes (lifetime.go).
+// handshake; an error aborts the handshake. Its TrustSource re-verifies live
+// peers when the bundle changes (lifetime.go).
 type ServerTLS interface {
 	ServerTLSConfig(allow func(identity.ID) error) *tls.Config
 	TrustSource
