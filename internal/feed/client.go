@@ -15,6 +15,7 @@ import (
 
 	"ferry.dev/ferry/internal/exports"
 	"ferry.dev/ferry/internal/identity"
+	"ferry.dev/ferry/internal/tunnel"
 )
 
 // Update is one complete change from the feed, after chunks are joined.
@@ -51,6 +52,11 @@ type ClientConfig struct {
 	// Dialer, if set, makes the TCP connections (e.g. inside a network
 	// namespace in tests).
 	Dialer func(ctx context.Context, addr string) (net.Conn, error)
+	// Lifetime bounds how long a live connection to the gateway is trusted:
+	// it closes when the gateway's chain stops verifying against TLS's
+	// current bundle (checked every TrustCheckInterval), when that chain
+	// expires, and at MaxConnectionAge; the feed then resumes on a new one.
+	Lifetime tunnel.Lifetime
 }
 
 // Handler receives the feed. Run calls it serially from one goroutine.
@@ -91,6 +97,7 @@ func (c *ClientConfig) Default() {
 	c.DialTimeout = cmp.Or(c.DialTimeout, DefaultDialTimeout)
 	c.BackoffInitial = cmp.Or(c.BackoffInitial, DefaultBackoffInitial)
 	c.BackoffMax = cmp.Or(c.BackoffMax, DefaultBackoffMax)
+	c.Lifetime.Default()
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -118,6 +125,9 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 	}
 	if cfg.HeartbeatTimeout <= cfg.HeartbeatInterval {
 		return nil, fmt.Errorf("feed: heartbeat timeout %s must exceed the interval %s", cfg.HeartbeatTimeout, cfg.HeartbeatInterval)
+	}
+	if err := cfg.Lifetime.Validate(); err != nil {
+		return nil, fmt.Errorf("feed: %w", err)
 	}
 	return &Client{cfg: cfg, log: cfg.Logger.With("component", "feed-client", "server", cfg.ServerID.String())}, nil
 }
@@ -182,7 +192,10 @@ func (c *Client) dial(addr string) (*grpc.ClientConn, error) {
 	tlsCfg := c.cfg.TLS.ClientTLSConfig(c.cfg.ServerID)
 	tlsCfg.NextProtos = []string{"h2"}
 	opts := []grpc.DialOption{
-		grpc.WithTransportCredentials(credentials.NewTLS(tlsCfg)),
+		grpc.WithTransportCredentials(guardedCreds{
+			TransportCredentials: credentials.NewTLS(tlsCfg),
+			lt:                   c.cfg.Lifetime, trust: c.cfg.TLS, log: c.log,
+		}),
 		grpc.WithDefaultCallOptions(
 			grpc.MaxCallRecvMsgSize(c.cfg.MaxMessageBytes+chunkHeadroom),
 			grpc.MaxCallSendMsgSize(MaxClientMessageBytes),

@@ -111,6 +111,9 @@ func TestThousandConcurrentStreamsOnePooledSession(t *testing.T) {
 	lim.DialTimeout = 10 * time.Second
 	lim.Tunnel.StreamOpenTimeout = 20 * time.Second
 	lim.Tunnel.KeepAliveTimeout = 20 * time.Second // also the frame-write timeout
+	// Stream memory for 1000 served streams and their half-open slack.
+	lim.Tunnel.MaxCallerStreamMemory = 2 * 1000 * int64(lim.Tunnel.MaxStreamWindow)
+	lim.Tunnel.MaxTotalStreamMemory = lim.Tunnel.MaxCallerStreamMemory
 	p := newPair(t, pairOpts{poolSize: 1, inLimits: lim, egLimits: lim})
 	be := newBackend(t, echo)
 	p.export("echo", nil, be.addr())

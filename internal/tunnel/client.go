@@ -31,9 +31,11 @@ var (
 
 // ClientTLS is the certificate source for dialing remote gateways.
 // identity.Source satisfies it: the config it returns must fail the
-// handshake unless the server presents expect.
+// handshake unless the server presents expect. Its TrustSource re-verifies
+// live remotes when the bundle changes (lifetime.go).
 type ClientTLS interface {
 	ClientTLSConfig(expect identity.ID) *tls.Config
+	TrustSource
 }
 
 // ContextDialer dials TCP; *net.Dialer satisfies it.

@@ -8,8 +8,12 @@
 // target (namespace, service, port) and a one-byte reply, then carries raw
 // bytes with half-close preserved in both directions.
 //
-// Server is the ingress side: handshake timeout, connection, session and
-// stream limits, peer policy by ALPN, drain. Client is the egress side: a
+// Server is the ingress side: handshake timeout and fair admission to the
+// handshake (admission.go), connection, session and stream limits, stream
+// memory per caller and in total (budget.go), peer policy by ALPN, drain.
+// Live connections on both sides are re-verified when the trust bundle
+// changes, end with the peer's certificate, and are retired at a maximum
+// age (lifetime.go; Guard does the same for the feed client). Client is the egress side: a
 // small pool of long-lived sessions per remote cluster, verified against the
 // identity the Link names, kept alive with pings and redialed with backoff.
 // Splice relays bytes between two connections with an idle timeout.

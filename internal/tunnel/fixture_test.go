@@ -100,6 +100,11 @@ func testLimits() Limits {
 		KeepAliveInterval: time.Second,
 		KeepAliveTimeout:  3 * time.Second,
 		StreamOpenTimeout: 2 * time.Second,
+		// Room for the 1000 concurrent streams some tests open: memory
+		// only pinned if they were sent data that nobody reads. The memory
+		// tests set their own.
+		MaxCallerStreamMemory: 4096 * 256 << 10,
+		MaxTotalStreamMemory:  4096 * 256 << 10,
 	}
 	// The rest take the defaults.
 	l.Default()

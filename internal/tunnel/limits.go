@@ -19,10 +19,10 @@ const (
 // DefaultLimits), which Default sets; Validate refuses a zero, never reads
 // it as "unlimited", so a forgotten field cannot silently remove a bound.
 //
-// Worst-case memory held for one authenticated caller is about
-// MaxSessionsPerCaller × 2·MaxStreamsPerSession × MaxStreamWindow (the
-// factor 2 is the slack before an abusive session is closed, see
-// Server.serveSession); for unauthenticated peers it is MaxPendingHandshakes
+// Stream receive windows, the memory that authenticated callers can pin,
+// are bounded in bytes: MaxCallerStreamMemory per caller identity across all
+// of its sessions, and MaxTotalStreamMemory for all callers together (see
+// streamBudget). Unauthenticated peers hold at most MaxPendingHandshakes
 // TLS handshakes, of which one source address holds at most
 // MaxPendingHandshakesPerIP.
 type Limits struct {
@@ -61,6 +61,16 @@ type Limits struct {
 	// largest data frame a peer may send: the memory one stream can pin.
 	// yamux does not accept less than 256 KiB.
 	MaxStreamWindow uint32
+	// MaxCallerStreamMemory bounds the stream receive windows one caller
+	// identity (one remote cluster's gateways) can pin on this gateway,
+	// across all of its sessions: its streams, served or half-open, times
+	// MaxStreamWindow. Half of it may be served streams; beyond
+	// that new streams get StatusOverloaded, and a caller whose streams
+	// exceed all of it loses the session that went over.
+	MaxCallerStreamMemory int64
+	// MaxTotalStreamMemory bounds the same for all callers together; the
+	// caller holding the most loses its largest session when it is exceeded.
+	MaxTotalStreamMemory int64
 	// AcceptBacklog bounds streams opened by the peer but not yet accepted;
 	// yamux resets streams beyond it.
 	AcceptBacklog int
@@ -72,6 +82,10 @@ type Limits struct {
 	// StreamOpenTimeout bounds how long a new stream waits for the peer to
 	// acknowledge it; exceeding it closes the session, which is dead.
 	StreamOpenTimeout time.Duration
+	// Lifetime bounds how long a live session or feed connection is trusted
+	// without a new handshake (MaxConnectionAge, MaxConnectionAgeGrace,
+	// TrustCheckInterval), on both sides.
+	Lifetime
 }
 
 // DefaultLimits are production defaults; docs/gateway.md explains each.
@@ -86,10 +100,16 @@ func DefaultLimits() Limits {
 		MaxH2ConnsPerCaller:       4,
 		MaxStreamsPerSession:      2048,
 		MaxStreamWindow:           256 << 10,
-		AcceptBacklog:             256,
-		KeepAliveInterval:         10 * time.Second,
-		KeepAliveTimeout:          10 * time.Second,
-		StreamOpenTimeout:         10 * time.Second,
+		// Under the chart's 512 MiB memory limit: 384 MiB of stream buffers
+		// at worst (1536 streams of 256 KiB, 768 served), a third of it for
+		// one remote cluster (256 served streams).
+		MaxCallerStreamMemory: 128 << 20,
+		MaxTotalStreamMemory:  384 << 20,
+		AcceptBacklog:         256,
+		KeepAliveInterval:     10 * time.Second,
+		KeepAliveTimeout:      10 * time.Second,
+		StreamOpenTimeout:     10 * time.Second,
+		Lifetime:              DefaultLifetime(),
 	}
 }
 
@@ -107,10 +127,13 @@ func (l *Limits) Default() {
 	l.MaxH2ConnsPerCaller = cmp.Or(l.MaxH2ConnsPerCaller, d.MaxH2ConnsPerCaller)
 	l.MaxStreamsPerSession = cmp.Or(l.MaxStreamsPerSession, d.MaxStreamsPerSession)
 	l.MaxStreamWindow = cmp.Or(l.MaxStreamWindow, d.MaxStreamWindow)
+	l.MaxCallerStreamMemory = cmp.Or(l.MaxCallerStreamMemory, d.MaxCallerStreamMemory)
+	l.MaxTotalStreamMemory = cmp.Or(l.MaxTotalStreamMemory, d.MaxTotalStreamMemory)
 	l.AcceptBacklog = cmp.Or(l.AcceptBacklog, d.AcceptBacklog)
 	l.KeepAliveInterval = cmp.Or(l.KeepAliveInterval, d.KeepAliveInterval)
 	l.KeepAliveTimeout = cmp.Or(l.KeepAliveTimeout, d.KeepAliveTimeout)
 	l.StreamOpenTimeout = cmp.Or(l.StreamOpenTimeout, d.StreamOpenTimeout)
+	l.Lifetime.Default()
 }
 
 // Validate rejects limits that cannot work. Every limit must be set: a
@@ -118,6 +141,12 @@ func (l *Limits) Default() {
 func (l Limits) Validate() error {
 	if l.MaxStreamWindow < 256<<10 {
 		return fmt.Errorf("tunnel limits: MaxStreamWindow %d is below yamux's minimum of 262144", l.MaxStreamWindow)
+	}
+	if w := int64(l.MaxStreamWindow); l.MaxCallerStreamMemory < 4*w {
+		return fmt.Errorf("tunnel limits: MaxCallerStreamMemory %d is below 4 × MaxStreamWindow (%d)", l.MaxCallerStreamMemory, 4*w)
+	}
+	if l.MaxTotalStreamMemory < l.MaxCallerStreamMemory {
+		return fmt.Errorf("tunnel limits: MaxTotalStreamMemory %d is below MaxCallerStreamMemory %d", l.MaxTotalStreamMemory, l.MaxCallerStreamMemory)
 	}
 	for name, v := range map[string]int{
 		"MaxPendingHandshakes": l.MaxPendingHandshakes, "MaxPendingHandshakesPerIP": l.MaxPendingHandshakesPerIP,
@@ -138,7 +167,7 @@ func (l Limits) Validate() error {
 			return fmt.Errorf("tunnel limits: %s is %v; it must be positive (Default sets every limit)", name, v)
 		}
 	}
-	return nil
+	return l.Lifetime.Validate()
 }
 
 // yamuxConfig maps the limits onto a yamux session.

@@ -71,9 +71,7 @@ func TestPendingHandshakesPerIP(t *testing.T) {
 	}
 	// A finished handshake returns its share: 127.0.0.2 holds none now.
 	testkit.EventuallyWithin(t, time.Second, "127.0.0.2 share released", func() bool {
-		e.srv.mu.Lock()
-		defer e.srv.mu.Unlock()
-		return e.srv.pendingByIP["127.0.0.2"] == 0 && e.srv.pendingByIP["127.0.0.1"] == 8
+		return e.srv.pendingFrom("127.0.0.2") == 0 && e.srv.pendingFrom("127.0.0.1") == 8
 	})
 }
 

@@ -3,6 +3,7 @@ package tunnel
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -278,7 +279,7 @@ func (p *pool) dialOne() error {
 	var errs []error
 	for i := range addrs {
 		addr := addrs[(start+i)%len(addrs)]
-		sess, err := p.dial(addr)
+		sess, chain, err := p.dial(addr)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", addr, err))
 			continue
@@ -296,6 +297,13 @@ func (p *pool) dialOne() error {
 		p.mu.Unlock()
 		p.log.Debug("tunnel session up", "addr", addr)
 		go p.watch(cs)
+		go guard{
+			lt: p.c.o.Limits.Lifetime, trust: p.c.o.TLS, role: identity.PeerServer, chain: chain,
+			retire: cs.markLeaving,
+			cut:    func(string) { _ = sess.Close() },
+			done:   sess.CloseChan(),
+			log:    p.log.With("addr", addr),
+		}.run()
 		return nil
 	}
 	return errors.Join(errs...)
@@ -323,13 +331,14 @@ func (p *pool) watch(cs *clientSession) {
 	p.poke()
 }
 
-func (p *pool) dial(addr string) (*yamux.Session, error) {
+// dial returns a live session to addr and the chain the remote presented.
+func (p *pool) dial(addr string) (*yamux.Session, []*x509.Certificate, error) {
 	o := &p.c.o
 	ctx, cancel := context.WithTimeout(context.Background(), o.DialTimeout)
 	raw, err := o.Dialer.DialContext(ctx, "tcp", addr)
 	cancel()
 	if err != nil {
-		return nil, fmt.Errorf("dial: %w", err)
+		return nil, nil, fmt.Errorf("dial: %w", err)
 	}
 	cfg := o.TLS.ClientTLSConfig(p.remote.Identity).Clone()
 	cfg.MinVersion = tls.VersionTLS13
@@ -342,33 +351,33 @@ func (p *pool) dial(addr string) (*yamux.Session, error) {
 	cancel()
 	if err != nil {
 		_ = raw.Close()
-		return nil, fmt.Errorf("tls handshake: %w", err)
+		return nil, nil, fmt.Errorf("tls handshake: %w", err)
 	}
 	cs := tc.ConnectionState()
 	if cs.NegotiatedProtocol != ALPNTunnel {
 		_ = tc.Close()
-		return nil, fmt.Errorf("remote did not negotiate %s", ALPNTunnel)
+		return nil, nil, fmt.Errorf("remote did not negotiate %s", ALPNTunnel)
 	}
 	// The TLS config already enforced this; checking again keeps the
 	// guarantee local to this file should the source ever change.
 	if id, err := identity.PeerID(cs); err != nil || id != p.remote.Identity {
 		_ = tc.Close()
-		return nil, fmt.Errorf("remote identity: got %v (%w), want %s", id, err, p.remote.Identity)
+		return nil, nil, fmt.Errorf("remote identity: got %v (%w), want %s", id, err, p.remote.Identity)
 	}
 	sess, err := yamux.Client(tc, o.Limits.yamuxConfig(o.Logger))
 	if err != nil {
 		_ = tc.Close()
-		return nil, fmt.Errorf("yamux client: %w", err)
+		return nil, nil, fmt.Errorf("yamux client: %w", err)
 	}
 	// In TLS 1.3 the server checks our certificate after our side of the
 	// handshake is done; a ping proves it accepted us before the session
 	// counts as live.
 	if _, err := sess.Ping(); err != nil {
 		_ = sess.Close()
-		return nil, fmt.Errorf("first ping: %w", err)
+		return nil, nil, fmt.Errorf("first ping: %w", err)
 	}
 	_ = raw.SetDeadline(time.Time{})
-	return sess, nil
+	return sess, cs.PeerCertificates, nil
 }
 
 // retire stops maintenance and drains the sessions: no new streams, close

@@ -28,9 +28,11 @@ var errForbiddenPeer = errors.New("peer identity not allowed on this port")
 
 // ServerTLS is the certificate source for the ingress port. identity.Source
 // satisfies it. allow is called with the verified peer identity during the
-// handshake; an error aborts the handshake.
+// handshake; an error aborts the handshake. Its TrustSource re-verifies live
+// peers when the bundle changes (lifetime.go).
 type ServerTLS interface {
 	ServerTLSConfig(allow func(identity.ID) error) *tls.Config
+	TrustSource
 }
 
 // StreamHandler serves one accepted tunnel stream from an authenticated
@@ -69,18 +71,21 @@ type Server struct {
 	// session and stream derives from; Shutdown calls them once drained.
 	cancels []context.CancelFunc
 
-	handshakes chan struct{} // semaphore: MaxPendingHandshakes
-	conns      atomic.Int64  // established connections, all protocols
-	streams    *tracker
+	conns   atomic.Int64 // established connections, all protocols
+	streams *tracker
+	budget  *streamBudget
 
-	mu          sync.Mutex
-	listeners   map[net.Listener]struct{}
-	sessions    map[*yamux.Session]struct{}
-	pending     map[net.Conn]struct{} // mid-handshake, closed on hard stop
-	pendingByIP map[string]int        // MaxPendingHandshakesPerIP, by sourceKey
-	perCaller   map[identity.ID]int   // tunnel sessions
-	h2PerCaller map[identity.ID]int   // handed-off h2 conns not yet closed
-	draining    bool
+	mu        sync.Mutex
+	listeners map[net.Listener]struct{}
+	sessions  map[*yamux.Session]struct{}
+	pending   map[net.Conn]struct{} // mid-handshake, closed on hard stop
+	// Handshake slots (admission.go): by sourceKey, oldest first.
+	pendingBySrc map[string][]*pendingHS
+	pendingN     int
+	pendingSeq   uint64
+	perCaller    map[identity.ID]int // tunnel sessions
+	h2PerCaller  map[identity.ID]int // handed-off h2 conns not yet closed
+	draining     bool
 }
 
 // Default sets the Observer and Logger when unset. NewServer calls it;
@@ -107,16 +112,16 @@ func NewServer(o ServerOptions) (*Server, error) {
 	}
 	o.Default()
 	s := &Server{
-		o:           o,
-		log:         o.Logger.With("component", "tunnel-server"),
-		handshakes:  make(chan struct{}, o.Limits.MaxPendingHandshakes),
-		streams:     newTracker(),
-		listeners:   map[net.Listener]struct{}{},
-		sessions:    map[*yamux.Session]struct{}{},
-		pending:     map[net.Conn]struct{}{},
-		pendingByIP: map[string]int{},
-		perCaller:   map[identity.ID]int{},
-		h2PerCaller: map[identity.ID]int{},
+		o:            o,
+		log:          o.Logger.With("component", "tunnel-server"),
+		streams:      newTracker(),
+		budget:       newStreamBudget(o.Limits),
+		listeners:    map[net.Listener]struct{}{},
+		sessions:     map[*yamux.Session]struct{}{},
+		pending:      map[net.Conn]struct{}{},
+		pendingBySrc: map[string][]*pendingHS{},
+		perCaller:    map[identity.ID]int{},
+		h2PerCaller:  map[identity.ID]int{},
 	}
 	protos := []string{ALPNTunnel}
 	if o.H2 != nil {
@@ -233,19 +238,15 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		// it: us, or the feed server for a handed-off h2 connection.
 		cc := &countedConn{Conn: c}
 		cc.onClose(func() { s.conns.Add(-1) })
-		src := sourceKey(c.RemoteAddr())
-		if !s.addPendingIP(src) {
-			s.reject(cc, ReasonIPHandshakeLimit)
+		hs, evicted, reason := s.admit(cc, sourceKey(c.RemoteAddr()))
+		if evicted != nil {
+			s.reject(evicted.conn, ReasonHandshakeEvicted)
+		}
+		if hs == nil {
+			s.reject(cc, reason)
 			continue
 		}
-		select {
-		case s.handshakes <- struct{}{}:
-		default:
-			s.donePendingIP(src)
-			s.reject(cc, ReasonHandshakeLimit)
-			continue
-		}
-		go s.handleConn(ctx, cc, src)
+		go s.handleConn(ctx, hs)
 	}
 }
 
@@ -267,24 +268,6 @@ func sourceKey(a net.Addr) string {
 	return ip.String()
 }
 
-func (s *Server) addPendingIP(src string) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.pendingByIP[src] >= s.o.Limits.MaxPendingHandshakesPerIP {
-		return false
-	}
-	s.pendingByIP[src]++
-	return true
-}
-
-func (s *Server) donePendingIP(src string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.pendingByIP[src]--; s.pendingByIP[src] <= 0 {
-		delete(s.pendingByIP, src)
-	}
-}
-
 func (s *Server) reject(c net.Conn, reason string) {
 	s.o.Observer.Rejected(reason)
 	_ = c.Close()
@@ -296,10 +279,14 @@ func (s *Server) isDraining() bool {
 	return s.draining
 }
 
-func (s *Server) handleConn(ctx context.Context, raw *countedConn, src string) {
+func (s *Server) handleConn(ctx context.Context, hs *pendingHS) {
+	raw := hs.conn
 	tc, id, err := s.handshake(ctx, raw)
-	<-s.handshakes
-	s.donePendingIP(src)
+	if s.donePending(hs) {
+		// Evicted: counted as such, and its slot was already given away.
+		_ = raw.Close()
+		return
+	}
 	if err != nil {
 		reason := classifyHandshake(err)
 		s.o.Observer.Rejected(reason)
@@ -320,13 +307,20 @@ func (s *Server) handleConn(ctx context.Context, raw *countedConn, src string) {
 		}
 		// The slot is freed when the conn is closed, by whoever closes it.
 		raw.onClose(func() { s.doneH2(id) })
+		gone := make(chan struct{})
+		raw.onClose(func() { close(gone) })
 		ctx, cancel := context.WithTimeout(ctx, s.o.Limits.HandshakeTimeout)
 		defer cancel()
 		if err := s.o.H2.Put(ctx, tc); err != nil {
 			s.o.Observer.Rejected(ReasonFeedUnavailable)
 			log.Debug("feed connection refused", "err", err)
 			_ = tc.Close()
+			return
 		}
+		// The feed resumes from its last version on a new connection, so
+		// retiring one means closing it.
+		closeH2 := func() { _ = tc.Close() }
+		go s.guard(tc, closeH2, closeH2, gone, log)
 	case proto == ALPNTunnel || proto == ALPNH2:
 		s.o.Observer.Rejected(ReasonForbiddenIdentity)
 		log.Info("peer not allowed for protocol", "alpn", proto)
@@ -424,11 +418,15 @@ func (s *Server) serveTunnel(ctx context.Context, tc *tls.Conn, id identity.ID, 
 	s.perCaller[id]++
 	s.sessions[sess] = struct{}{}
 	s.mu.Unlock()
+	s.budget.addSession(id, sess)
+	in := &inbound{sess: sess}
+	go s.guard(tc, in.retire, func() { _ = sess.Close() }, sess.CloseChan(), log)
 	s.o.Observer.InboundSessions(id.Cluster, 1)
 	log.Debug("tunnel session up")
 
 	defer func() {
 		_ = sess.Close()
+		s.budget.removeSession(id, sess)
 		s.mu.Lock()
 		delete(s.sessions, sess)
 		if s.perCaller[id]--; s.perCaller[id] <= 0 {
@@ -438,10 +436,11 @@ func (s *Server) serveTunnel(ctx context.Context, tc *tls.Conn, id identity.ID, 
 		s.o.Observer.InboundSessions(id.Cluster, -1)
 		log.Debug("tunnel session down")
 	}()
-	s.serveSession(ctx, sess, id, log)
+	s.serveSession(ctx, in, id, log)
 }
 
-func (s *Server) serveSession(ctx context.Context, sess *yamux.Session, id identity.ID, log *slog.Logger) {
+func (s *Server) serveSession(ctx context.Context, in *inbound, id identity.ID, log *slog.Logger) {
+	sess := in.sess
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	// Streams being served, expired as soon as the session dies: yamux
@@ -462,7 +461,6 @@ func (s *Server) serveSession(ctx context.Context, sess *yamux.Session, id ident
 		mu.Unlock()
 	}()
 	max := int64(s.o.Limits.MaxStreamsPerSession)
-	var active atomic.Int64
 	for {
 		st, err := sess.AcceptStream()
 		if err != nil {
@@ -477,17 +475,25 @@ func (s *Server) serveSession(ctx context.Context, sess *yamux.Session, id ident
 			log.Warn("closing abusive tunnel session", "streams", n, "limit", max)
 			return
 		}
-		if active.Load() >= max {
+		if s.closeOverMemory(id, sess, log) {
+			return
+		}
+		if in.active.Load() >= max {
 			s.o.Observer.Rejected(ReasonStreamLimit)
 			go refuse(&Stream{Stream: st}, StatusOverloaded, "too many streams on this connection")
 			continue
 		}
+		window, ok := s.chargeStream(id, st)
+		if !ok {
+			continue
+		}
 		if !s.streams.add() {
+			s.budget.release(id, window)
 			s.o.Observer.Rejected(ReasonDraining)
 			go refuse(&Stream{Stream: st}, StatusDraining, "gateway is draining")
 			continue
 		}
-		active.Add(1)
+		in.active.Add(1)
 		stream := &Stream{Stream: st}
 		mu.Lock()
 		serving[stream] = struct{}{}
@@ -497,7 +503,8 @@ func (s *Server) serveSession(ctx context.Context, sess *yamux.Session, id ident
 		}
 		go func() {
 			defer s.streams.done()
-			defer active.Add(-1)
+			defer s.budget.release(id, window)
+			defer in.streamDone()
 			defer func() {
 				mu.Lock()
 				delete(serving, stream)

@@ -69,18 +69,25 @@ func (NopObserver) InboundSessions(string, int) {}
 
 // Rejection reasons reported by the transport (before a stream handler runs).
 const (
-	ReasonHandshake         = "tls_handshake"
-	ReasonHandshakeTimeout  = "handshake_timeout"
-	ReasonNoClientCert      = "no_client_certificate"
-	ReasonUntrustedPeer     = "untrusted_peer"
-	ReasonHandshakeLimit    = "handshake_limit"
-	ReasonIPHandshakeLimit  = "ip_handshake_limit"
-	ReasonConnectionLimit   = "connection_limit"
-	ReasonCallerLimit       = "caller_limit"
-	ReasonStreamLimit       = "stream_limit"
-	ReasonForbiddenIdentity = "forbidden_identity"
-	ReasonProtocol          = "alpn"
-	ReasonDraining          = "draining"
-	ReasonFeedUnavailable   = "feed_unavailable"
-	ReasonFeedCallerLimit   = "feed_caller_limit"
+	ReasonHandshake        = "tls_handshake"
+	ReasonHandshakeTimeout = "handshake_timeout"
+	ReasonNoClientCert     = "no_client_certificate"
+	ReasonUntrustedPeer    = "untrusted_peer"
+	ReasonHandshakeLimit   = "handshake_limit"
+	ReasonIPHandshakeLimit = "ip_handshake_limit"
+	// ReasonHandshakeEvicted: a pending handshake closed to make room for
+	// one from a source holding fewer (see Server admission).
+	ReasonHandshakeEvicted = "handshake_evicted"
+	ReasonConnectionLimit  = "connection_limit"
+	ReasonCallerLimit      = "caller_limit"
+	ReasonStreamLimit      = "stream_limit"
+	// ReasonCallerStreamMemory and ReasonTotalStreamMemory: a stream refused,
+	// or a session closed, for MaxCallerStreamMemory or MaxTotalStreamMemory.
+	ReasonCallerStreamMemory = "caller_stream_memory"
+	ReasonTotalStreamMemory  = "stream_memory"
+	ReasonForbiddenIdentity  = "forbidden_identity"
+	ReasonProtocol           = "alpn"
+	ReasonDraining           = "draining"
+	ReasonFeedUnavailable    = "feed_unavailable"
+	ReasonFeedCallerLimit    = "feed_caller_limit"
 )

@@ -1,0 +1,55 @@
+package tunnel
+
+import (
+	"crypto/tls"
+	"log/slog"
+	"sync/atomic"
+
+	"github.com/hashicorp/yamux"
+
+	"ferry.dev/ferry/internal/identity"
+)
+
+// inbound is one tunnel session on ingress: its served streams, and whether
+// it was retired (lifetime.go), after which it closes with its last stream.
+type inbound struct {
+	sess     *yamux.Session
+	active   atomic.Int64
+	retiring atomic.Bool
+}
+
+// retire sends GoAway, so the peer opens no more streams here (its egress
+// moves them to a new session), and closes the session once idle.
+func (in *inbound) retire() {
+	in.retiring.Store(true)
+	_ = in.sess.GoAway()
+	if in.active.Load() == 0 {
+		_ = in.sess.Close()
+	}
+}
+
+// streamDone ends a served stream; the last one closes a retired session.
+// With retire's store-then-load, one of the two sees the other.
+func (in *inbound) streamDone() {
+	if in.active.Add(-1) == 0 && in.retiring.Load() {
+		_ = in.sess.Close()
+	}
+}
+
+// guard runs the lifetime guard of an inbound connection (a tunnel session
+// or a handed-off feed connection) until done is closed. Peers here are TLS
+// clients.
+func (s *Server) guard(tc *tls.Conn, retire, closeNow func(), done <-chan struct{}, log *slog.Logger) {
+	guard{
+		lt: s.o.Limits.Lifetime, trust: s.o.TLS, role: identity.PeerClient,
+		chain:  tc.ConnectionState().PeerCertificates,
+		retire: retire,
+		cut: func(reason string) {
+			if reason != reasonAge {
+				s.o.Observer.Rejected(reason)
+			}
+			closeNow()
+		},
+		done: done, log: log,
+	}.run()
+}
