@@ -124,34 +124,58 @@ func closedWithin(t *testing.T, what string, r io.Reader, d time.Duration) {
 // ingress side, while the other cluster's keep carrying traffic.
 func TestBundleChangeClosesUntrustedInbound(t *testing.T) {
 	east, west, north, firstOnly := twoRoots(t)
-	sink := NewConnListener(nil, 8)
-	srv, obs, addr := serve(t, east.GatewayID(), east.Gateway, echoHandler{}, lifetimeLimits(), sink)
-	remotes := map[string]Remote{"east": {Addresses: []string{addr}, Identity: east.GatewayID()}}
-	fromWest := openEcho(t, newClient(t, west.Gateway, testLimits(), remotes), "east")
-	northClient := newClient(t, north.Gateway, testLimits(), remotes)
-	fromNorth := openEcho(t, northClient, "east")
-	westH2, northH2 := dialH2(t, west, east, addr, sink), dialH2(t, north, east, addr, sink)
-
+	l := liveInto(t, east, west, north)
 	if err := east.Gateway.SetBundle(firstOnly); err != nil {
 		t.Fatal(err)
 	}
+	l.northCutOff(t, north)
+}
+
+// live is west's and north's live connections into east's gateway: a
+// tunnel stream and a feed connection each.
+type live struct {
+	srv                 *Server
+	obs                 *recorder
+	fromWest, fromNorth *Stream
+	northClient         *Client
+	westH2, northH2     *tls.Conn
+}
+
+func liveInto(t *testing.T, east, west, north *identitytest.Cluster) live {
+	t.Helper()
+	sink := NewConnListener(nil, 8)
+	var l live
+	var addr string
+	l.srv, l.obs, addr = serve(t, east.GatewayID(), east.Gateway, echoHandler{}, lifetimeLimits(), sink)
+	remotes := map[string]Remote{"east": {Addresses: []string{addr}, Identity: east.GatewayID()}}
+	l.fromWest = openEcho(t, newClient(t, west.Gateway, testLimits(), remotes), "east")
+	l.northClient = newClient(t, north.Gateway, testLimits(), remotes)
+	l.fromNorth = openEcho(t, l.northClient, "east")
+	l.westH2, l.northH2 = dialH2(t, west, east, addr, sink), dialH2(t, north, east, addr, sink)
+	return l
+}
+
+// northCutOff checks that, once east stops trusting north, north's tunnel
+// stream, session and feed connection close within the bound
+// (TrustCheckInterval) and north cannot come back, while west's carry on.
+func (l live) northCutOff(t *testing.T, north *identitytest.Cluster) {
+	t.Helper()
 	bound := trustCheck + 2*time.Second // scheduling on a busy machine
-	closedWithin(t, "north's tunnel stream", fromNorth, bound)
-	closedWithin(t, "north's feed connection", northH2, bound)
+	closedWithin(t, "north's tunnel stream", l.fromNorth, bound)
+	closedWithin(t, "north's feed connection", l.northH2, bound)
 	testkit.EventuallyWithin(t, bound, "north's session gone", func() bool {
-		srv.mu.Lock()
-		defer srv.mu.Unlock()
-		return srv.perCaller[north.GatewayID()] == 0
+		l.srv.mu.Lock()
+		defer l.srv.mu.Unlock()
+		return l.srv.perCaller[north.GatewayID()] == 0
 	})
-	if obs.rejects(ReasonPeerUntrusted) < 2 {
-		t.Fatalf("untrusted peers counted %d times, want 2", obs.rejects(ReasonPeerUntrusted))
+	if n := l.obs.rejects(ReasonPeerUntrusted); n < 2 {
+		t.Fatalf("untrusted live peers counted %d times, want 2 (tunnel and feed)", n)
 	}
-	// North cannot come back; west carries on, on its live connections.
-	if _, err := northClient.Open(openCtx(t), "east", target); err == nil {
-		t.Fatal("north opened a stream after its root was dropped")
+	if _, err := l.northClient.Open(openCtx(t), "east", target); err == nil {
+		t.Fatal("north opened a stream after east stopped trusting it")
 	}
-	roundTrip(t, fromWest)
-	roundTrip(t, westH2)
+	roundTrip(t, l.fromWest)
+	roundTrip(t, l.westH2)
 }
 
 // dialH2 connects from cluster c's controller to the server at addr and

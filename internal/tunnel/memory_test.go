@@ -2,7 +2,6 @@ package tunnel
 
 import (
 	"context"
-	"crypto/tls"
 	"io"
 	"testing"
 	"time"
@@ -126,18 +125,7 @@ func TestLingeringStreamsBoundedPerCaller(t *testing.T) {
 	echoes(t, north)
 	var sessions []*yamux.Session
 	for range 3 {
-		cfg := e.west.Gateway.ClientTLSConfig(e.east.GatewayID())
-		cfg.NextProtos = []string{ALPNTunnel}
-		tc, err := tls.Dial("tcp", e.addr, cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		sess, err := yamux.Client(tc, quietYamux())
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer sess.Close()
-		sessions = append(sessions, sess)
+		sessions = append(sessions, rawSession(t, e))
 	}
 	closed := func() bool {
 		for _, s := range sessions {

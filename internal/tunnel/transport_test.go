@@ -330,17 +330,7 @@ func TestLingeringStreamsBounded(t *testing.T) {
 	lim := testLimits()
 	lim.MaxStreamsPerSession = 4
 	e := newEnv(t, echoHandler{}, lim, nil)
-	cfg := e.west.Gateway.ClientTLSConfig(e.east.GatewayID())
-	cfg.NextProtos = []string{ALPNTunnel}
-	tc, err := tls.Dial("tcp", e.addr, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sess, err := yamux.Client(tc, quietYamux())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sess.Close()
+	sess := rawSession(t, e)
 	var hdr bytes.Buffer
 	_ = WriteHeader(&hdr, Target{Namespace: "default", Service: "x", Port: 1})
 	// Each stream is refused with a bad header; we never close our side.
@@ -357,6 +347,25 @@ func TestLingeringStreamsBounded(t *testing.T) {
 	if e.srvObs.rejects(ReasonStreamLimit) == 0 {
 		t.Fatal("not counted")
 	}
+}
+
+// rawSession opens a yamux session to e's server as west's gateway, with no
+// egress client in between, so a test can misbehave on it. It is closed at
+// the end of the test.
+func rawSession(t *testing.T, e *env) *yamux.Session {
+	t.Helper()
+	cfg := e.west.Gateway.ClientTLSConfig(e.east.GatewayID())
+	cfg.NextProtos = []string{ALPNTunnel}
+	tc, err := tls.Dial("tcp", e.addr, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sess, err := yamux.Client(tc, quietYamux())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sess.Close() })
+	return sess
 }
 
 func quietYamux() *yamux.Config {
