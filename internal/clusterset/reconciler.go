@@ -25,6 +25,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	mcsv1beta1 "sigs.k8s.io/mcs-api/pkg/apis/v1beta1"
 
+	ferryv1 "ferry.dev/ferry/api/v1alpha1"
 	"ferry.dev/ferry/internal/claims"
 	"ferry.dev/ferry/internal/contract"
 	"ferry.dev/ferry/internal/mirror"
@@ -45,8 +46,8 @@ type Options struct {
 	Gateway types.NamespacedName
 	// Ports is the clusterset egress port range. Default 49000-49999.
 	Ports contract.Range
-	// ClaimsNamespace holds the port claims (internal/claims). Default
-	// ferry-system.
+	// ClaimsNamespace holds the port claims (internal/claims) and the
+	// Links. Default ferry-system.
 	ClaimsNamespace string
 	// Client writes and reads (through the cache). Default the manager's.
 	Client client.Client
@@ -69,6 +70,8 @@ type Reconciler struct {
 	// or deletion triggers a reconcile, and the problems already announced.
 	// The reconciler has one owner, "".
 	blockers writer.Blockers
+	// retry paces the reconciles while claims wait for their holder to go.
+	retry claims.Retry
 }
 
 // request is the one work item: every reconcile computes the whole state,
@@ -202,10 +205,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, _ reconcile.Request) (reconc
 		}
 		r.writes.WithLabelValues("ConfigMap", "update").Inc()
 	}
-	var requeue time.Duration
-	if pending > 0 {
-		requeue = pendingReleaseRequeue
-	}
+	requeue := r.retry.After(claims.Clusterset, pending)
 
 	ops := Diff(st, have)
 	var first, rest []writer.Op
@@ -236,10 +236,6 @@ func (r *Reconciler) Reconcile(ctx context.Context, _ reconcile.Request) (reconc
 	}
 	return reconcile.Result{RequeueAfter: requeue}, err
 }
-
-// pendingReleaseRequeue is how soon the reconciler runs again while some
-// claimed ports wait for their holder to be gone.
-const pendingReleaseRequeue = 2 * time.Second
 
 // serviceGone answers claims.Plan from the cache.
 func (r *Reconciler) serviceGone(ctx context.Context) func(mirror.PortKey, int32) bool {
@@ -284,7 +280,15 @@ func (r *Reconciler) observe(ctx context.Context) (Input, Objects, claims.Snapsh
 			return in, have, snap, fmt.Errorf("list %s: %w", l.what, err)
 		}
 	}
-	in.Mirrors = claimedMirrors(pointers(mirrors.Items), snap.Table)
+	var links ferryv1.LinkList
+	if err := r.c.List(ctx, &links, client.InNamespace(r.opts.ClaimsNamespace), client.UnsafeDisableDeepCopy); err != nil {
+		return in, have, snap, fmt.Errorf("list links: %w", err)
+	}
+	linked := make(map[string]bool, len(links.Items))
+	for _, l := range links.Items {
+		linked[l.Name] = true
+	}
+	in.Mirrors = claimedMirrors(pointers(mirrors.Items), snap.Table, linked)
 	in.MirrorSlices = pointers(mirrorSlices.Items)
 	in.Current = pointers(current.Items)
 	have.Services = in.Current
@@ -301,11 +305,27 @@ func (r *Reconciler) observe(ctx context.Context) (Input, Objects, claims.Snapsh
 }
 
 // claimedMirrors keeps the mirrors whose every port the claims hold for
-// them (owner: the Link their label names).
-func claimedMirrors(svcs []*corev1.Service, t claims.Table) []*corev1.Service {
+// them (owner: the Link their label names), and those of existing Links
+// that hold no claim at all: an install from before the claims, whose
+// importer writes them only once the Link's feed has synced. Dropping those
+// mirrors would delete and re-create every clusterset Service and
+// ServiceImport (new ClusterIPs) on upgrade. A forged mirror counted that
+// way gains no route (the gateway sends clusterset traffic only to claimed
+// mirrors' clusters) and drops out at the Link's first sync; one that names
+// no existing Link never counts.
+func claimedMirrors(svcs []*corev1.Service, t claims.Table, links map[string]bool) []*corev1.Service {
+	holders := map[claims.Owner]bool{}
+	for _, c := range t {
+		holders[c.Owner] = true
+	}
 	out := svcs[:0:0]
 	for _, s := range svcs {
-		if link, ok := mirror.OwnerOf(s); ok && t.Vouches(s, claims.LinkOwner(link)) {
+		link, ok := mirror.OwnerOf(s)
+		if !ok {
+			continue
+		}
+		owner := claims.LinkOwner(link)
+		if t.Vouches(s, owner) || (links[link] && !holders[owner]) {
 			out = append(out, s)
 		}
 	}

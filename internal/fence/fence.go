@@ -149,17 +149,43 @@ func (c cancelOnClose) Close() error {
 }
 
 // Fenced reports whether a request is a write the fence governs: any
-// method but GET, HEAD and OPTIONS, except to Leases (the election itself)
-// and Events (a standby replica may still report what it sees).
+// method but GET, HEAD and OPTIONS, except to Leases of coordination.k8s.io
+// (the election itself) and Events of the core or events.k8s.io groups (a
+// standby replica may still report what it sees). The resource is read
+// from the path's structure, never matched by name, so a namespace or an
+// object called "events" or "leases" is fenced like any other.
 func Fenced(method, path string) bool {
 	switch method {
 	case http.MethodGet, http.MethodHead, http.MethodOptions:
 		return false
 	}
-	for _, exempt := range []string{"/leases", "/events"} {
-		if strings.Contains(path, exempt+"/") || strings.HasSuffix(path, exempt) {
-			return false
-		}
+	group, resource := resourceOf(path)
+	switch {
+	case group == "coordination.k8s.io" && resource == "leases":
+		return false
+	case resource == "events" && (group == "" || group == "events.k8s.io"):
+		return false
 	}
 	return true
+}
+
+// resourceOf reads the API group and resource of a Kubernetes API path:
+// /api/v1/[namespaces/NS/]RESOURCE[/...] or
+// /apis/GROUP/VERSION/[namespaces/NS/]RESOURCE[/...]. A path of another
+// shape has no resource ("").
+func resourceOf(path string) (group, resource string) {
+	parts := strings.Split(strings.Trim(path, "/"), "/")
+	var rest []string
+	switch {
+	case len(parts) >= 3 && parts[0] == "api":
+		rest = parts[2:]
+	case len(parts) >= 4 && parts[0] == "apis":
+		group, rest = parts[1], parts[3:]
+	default:
+		return "", ""
+	}
+	if len(rest) >= 3 && rest[0] == "namespaces" {
+		return group, rest[2]
+	}
+	return group, rest[0]
 }

@@ -28,6 +28,17 @@ func TestFenced(t *testing.T) {
 		{"POST", "/apis/events.k8s.io/v1/namespaces/shop/events", false},
 		{"PATCH", "/api/v1/namespaces/shop/events/x", false},
 		{"POST", "/api/v1/namespaces/shop/services/leases-east", true},
+		// Names are not resources: a namespace or an object called
+		// events or leases is fenced like any other.
+		{"PUT", "/api/v1/namespaces/events/services/x", true},
+		{"DELETE", "/api/v1/namespaces/leases/services/x", true},
+		{"PUT", "/apis/multicluster.x-k8s.io/v1beta1/namespaces/shop/serviceimports/events", true},
+		{"PUT", "/apis/ferry.dev/v1alpha1/namespaces/ferry-system/links/leases/status", true},
+		{"POST", "/apis/example.com/v1/namespaces/shop/leases", true},
+		{"POST", "/apis/example.com/v1/namespaces/shop/events", true},
+		{"PATCH", "/api/v1/namespaces/events", true},
+		{"POST", "/api/v1/events", false},
+		{"POST", "/somewhere/else", true},
 	} {
 		if got := Fenced(tc.method, tc.path); got != tc.want {
 			t.Errorf("Fenced(%s %s) = %v, want %v", tc.method, tc.path, got, tc.want)

@@ -82,8 +82,11 @@ func (im *Importer) cleanup(ctx context.Context, name string, link *ferryv1.Link
 	if err := im.apply(ctx, ops); err != nil {
 		return 0, fmt.Errorf("clean up link %s: %w", name, err)
 	}
-	// The finalizer stays until every port the Link held is released, so
-	// no claim outlives both its Link and its objects unnoticed.
+	// Ports whose holder is gone are released now; the rest once it is.
+	// That may take as long as someone else's finalizer holds an object,
+	// so the Link does not wait for it: the claims outlive their Link,
+	// and this reconcile, as an orphan's, keeps coming back for them (as
+	// do the objects' own events, and every start of the controller).
 	snap, err := claims.Read(ctx, im.c, im.opts.LinkNamespace)
 	if err != nil {
 		return 0, err
@@ -93,11 +96,9 @@ func (im *Importer) cleanup(ctx context.Context, name string, link *ferryv1.Link
 	if err != nil {
 		return 0, err
 	}
-	if pending > 0 {
-		return pendingReleaseRequeue, nil
-	}
+	requeue = im.retry.After(claims.LinkOwner(name), pending)
 	if link == nil || !controllerutil.ContainsFinalizer(link, ferryv1.Finalizer) {
-		return 0, nil
+		return requeue, nil
 	}
 	patch := client.MergeFromWithOptions(link.DeepCopy(), client.MergeFromWithOptimisticLock{})
 	controllerutil.RemoveFinalizer(link, ferryv1.Finalizer)
@@ -105,7 +106,7 @@ func (im *Importer) cleanup(ctx context.Context, name string, link *ferryv1.Link
 		return 0, fmt.Errorf("remove finalizer of link %s: %w", name, err)
 	}
 	im.metrics.writes.WithLabelValues("Link", "patch", "finalizer").Inc()
-	return 0, nil
+	return requeue, nil
 }
 
 // noteClashes records which foreign objects block the Link's imports (so

@@ -3,7 +3,6 @@ package importer
 import (
 	"context"
 	"fmt"
-	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -11,10 +10,6 @@ import (
 	"ferry.dev/ferry/internal/claims"
 	"ferry.dev/ferry/internal/mirror"
 )
-
-// pendingReleaseRequeue is how soon a Link is reconciled again while some of
-// its claimed ports wait for their holder to be gone.
-const pendingReleaseRequeue = 2 * time.Second
 
 // commitClaims records the Link's ports before any object that uses them is
 // written, and releases what its gone objects held. A conflict (another

@@ -159,6 +159,9 @@ type Importer struct {
 	// already announced, so an Event is written once per clash, not per
 	// reconcile.
 	blockers writer.Blockers
+	// retry paces the reconciles of Links whose claims wait for their
+	// holder to go.
+	retry claims.Retry
 }
 
 // Setup adds the importer to mgr, whose options went through

@@ -7,9 +7,11 @@ import (
 )
 
 // portLedger keeps egress allocations from colliding across Links that
-// reconcile concurrently. The API is the allocator's memory (targetPorts);
-// the ledger only covers the gap between one Link choosing a port and the
-// cache showing the Service that holds it. Each Link's reservation is
+// reconcile concurrently in this process. The port claims are the
+// allocator's memory, and their resourceVersion guard what makes a
+// collision impossible; the ledger only spares the conflict (and a retry)
+// in the gap between one Link choosing a port and the cache showing its
+// claim. Each Link's reservation is
 // replaced by the ports of its latest desired state, so ports it stops
 // using are freed at its next reconcile, and released with the Link.
 type portLedger struct {
@@ -22,7 +24,7 @@ func newPortLedger() *portLedger {
 }
 
 // desired computes link's desired state with every port held by another
-// Link (in the cache, fromCache, or reserved here) taken, and reserves the
+// Link (claimed, fromCache, or reserved here) taken, and reserves the
 // ports it uses, atomically with respect to other Links.
 func (l *portLedger) desired(link string, in mirror.Input, fromCache map[int32]mirror.PortKey) mirror.State {
 	l.mu.Lock()
@@ -31,14 +33,21 @@ func (l *portLedger) desired(link string, in mirror.Input, fromCache map[int32]m
 	if taken == nil {
 		taken = map[int32]mirror.PortKey{}
 	}
+	claimedByMe := make(map[int32]bool, len(in.Claimed))
+	for _, p := range in.Claimed {
+		claimedByMe[p] = true
+	}
 	for other, ports := range l.reserved {
 		if other == link {
 			continue
 		}
 		for p, k := range ports {
-			if cur, ok := taken[p]; !ok || k.Less(cur) {
-				taken[p] = k
+			// The record decides who holds a claimed port; a reservation
+			// made from an older view never displaces it.
+			if _, claimed := taken[p]; claimed || claimedByMe[p] {
+				continue
 			}
+			taken[p] = k
 		}
 	}
 	in.Taken = taken

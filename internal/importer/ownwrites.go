@@ -40,6 +40,16 @@ func (w *ownWrites) deleted(obj client.Object) {
 	w.mu.Unlock()
 }
 
+// forgetDelete drops the record of a delete of obj.
+func (w *ownWrites) forgetDelete(obj client.Object) {
+	k := ownKey(obj)
+	w.mu.Lock()
+	if v, ok := w.m[k]; ok && v == "delete:"+string(obj.GetUID()) {
+		delete(w.m, k)
+	}
+	w.mu.Unlock()
+}
+
 // echo reports (and forgets) whether an event shows exactly our write.
 func (w *ownWrites) echo(obj client.Object, mark string) bool {
 	k := ownKey(obj)
@@ -60,7 +70,15 @@ func (w *ownWrites) echo(obj client.Object, mark string) bool {
 func (w *ownWrites) notEcho(blocks func(client.Object) bool) predicate.Predicate {
 	return predicate.Funcs{
 		CreateFunc: func(e event.CreateEvent) bool { return !w.echo(e.Object, e.Object.GetResourceVersion()) },
-		UpdateFunc: func(e event.UpdateEvent) bool { return !w.echo(e.ObjectNew, e.ObjectNew.GetResourceVersion()) },
+		UpdateFunc: func(e event.UpdateEvent) bool {
+			if e.ObjectNew.GetDeletionTimestamp() != nil {
+				// Our delete did not remove it (a finalizer holds it): its
+				// removal, when it comes, is news that releases its ports,
+				// not an echo.
+				w.forgetDelete(e.ObjectNew)
+			}
+			return !w.echo(e.ObjectNew, e.ObjectNew.GetResourceVersion())
+		},
 		DeleteFunc: func(e event.DeleteEvent) bool {
 			return !w.echo(e.Object, "delete:"+string(e.Object.GetUID())) || blocks(e.Object)
 		},

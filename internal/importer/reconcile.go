@@ -102,11 +102,11 @@ func (im *Importer) sync(ctx context.Context, link *ferryv1.Link) (requeue time.
 		if out.applyErr == nil {
 			out.applyErr = im.apply(ctx, ops)
 		}
-		if pending > 0 && out.applyErr == nil {
+		if out.applyErr == nil {
 			// Ports whose holder is still being deleted are released by a
 			// later reconcile; the delete's own event may be suppressed as
 			// our echo, so ask for one.
-			requeue = pendingReleaseRequeue
+			requeue = im.retry.After(claims.LinkOwner(link.Name), pending)
 		}
 		im.noteClashes(link, st.Problems)
 		if len(ops) > 0 {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -13,6 +14,7 @@ import (
 	ferryv1 "ferry.dev/ferry/api/v1alpha1"
 	"ferry.dev/ferry/internal/claims"
 	"ferry.dev/ferry/internal/contract"
+	"ferry.dev/ferry/internal/exports"
 	"ferry.dev/ferry/internal/gateway"
 	"ferry.dev/ferry/internal/gatewayd"
 	"ferry.dev/ferry/internal/tooling/testkit"
@@ -112,4 +114,68 @@ func TestForgedMirrorHoldsAndRoutesNothing(t *testing.T) {
 	}) {
 		t.Errorf("egress port %d does not route to east payments/api: %+v", p, routes)
 	}
+}
+
+// TestTenantFinalizerHoldsOnlyItsOwnPort: a tenant puts a finalizer on a
+// real mirror in its namespace, then the export goes. The mirror stays
+// Terminating; its egress port stays claimed (clients that still reach the
+// old object must not land on a new holder), but the controller neither
+// deletes it again on every pass nor lets it hold up the Link's deletion.
+// Once the tenant lets go, the claim is released, with the Link long gone.
+func TestTenantFinalizerHoldsOnlyItsOwnPort(t *testing.T) {
+	ctx := ctxT(t)
+	if err := west.EnsureNamespace(ctx, "hold"); err != nil {
+		t.Fatal(err)
+	}
+	feed := newFakeFeed()
+	h := startImporter(t, map[string]*fakeFeed{"held-gw:4143": feed}, &fakeProber{})
+	createLink(t, newLink("held", "held-gw:4143"))
+	feed.Set(export("hold", "db", 5432))
+	var db *corev1.Service
+	testkit.Eventually(t, "hold/db imported", func() bool {
+		db = getService(t, "hold", "db-east")
+		return db != nil
+	})
+	p := db.Spec.Ports[0].TargetPort.IntVal
+	claimed := func() bool {
+		snap, err := claims.Read(ctx, west.Client, contract.SystemNamespace)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return snap.Table.Holds(p, claims.Claim{Owner: claims.LinkOwner("held"), Namespace: "hold", Service: "db-east", Port: 5432})
+	}
+	testkit.Eventually(t, "its port claimed", claimed)
+
+	patch := client.MergeFrom(db.DeepCopy())
+	db.Finalizers = []string{"tenant.example/hold"}
+	if err := west.Client.Patch(ctx, db, patch); err != nil {
+		t.Fatal(err)
+	}
+	feed.Delete(exports.Key{Namespace: "hold", Name: "db"})
+	testkit.Eventually(t, "the mirror deleted, kept Terminating", func() bool {
+		s := getService(t, "hold", "db-east")
+		return s != nil && s.DeletionTimestamp != nil
+	})
+	before := h.writes.Snapshot()
+	// Nothing to wait for: this is the absence of writes while the Link is
+	// retried (after 1 s and 2 s) for its pending claim.
+	time.Sleep(3500 * time.Millisecond)
+	if got := h.writes.Since(before); len(got) != 0 {
+		t.Errorf("while the tenant holds the mirror, the importer wrote %v", got)
+	}
+	if !claimed() {
+		t.Fatal("the port was released while its old holder still exists")
+	}
+
+	deleteLinkWithin(t, "held", 30*time.Second)
+	if !claimed() {
+		t.Fatal("the port was released with the Link, while its old holder still exists")
+	}
+	s := getService(t, "hold", "db-east")
+	patch = client.MergeFrom(s.DeepCopy())
+	s.Finalizers = nil
+	if err := west.Client.Patch(ctx, s, patch); err != nil {
+		t.Fatal(err)
+	}
+	testkit.Eventually(t, "the claim released once the mirror is gone", func() bool { return !claimed() })
 }

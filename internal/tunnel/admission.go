@@ -4,10 +4,11 @@ package tunnel
 // (finding 5 of docs/security.md). A handshake holds one of
 // MaxPendingHandshakes slots for at most HandshakeTimeout, and one source
 // (sourceKey) at most MaxPendingHandshakesPerIP of them. When every slot is
-// taken, a connection from a source that holds fewer pending handshakes than
-// the largest holder evicts that holder's oldest handshake instead of being
-// refused: a flood from a few addresses can fill the slots, but it cannot
-// keep a new source out, as the new source always holds fewer. Only as many
+// taken, a connection from a source that holds at least two fewer pending
+// handshakes than the largest holder evicts that holder's oldest handshake
+// instead of being refused: a flood from a few addresses can fill the
+// slots, but it cannot keep a new source out, as the new source always
+// holds fewer. A source's only handshake is never evicted, so only as many
 // flooding sources as there are slots, each holding one, can refuse a new
 // peer; peers behind one SNAT address count as one source.
 
@@ -31,7 +32,11 @@ func (s *Server) admit(c *countedConn, src string) (hs, evicted *pendingHS, reas
 	}
 	if s.pendingN >= s.o.Limits.MaxPendingHandshakes {
 		evicted = s.largestHolderLocked()
-		if evicted == nil || len(s.pendingBySrc[evicted.src]) <= held {
+		// Only from a source that would still hold at least as many as
+		// the newcomer: never a source's only handshake, so a flood from
+		// more sources than slots churns among itself instead of evicting
+		// lone peers.
+		if evicted == nil || len(s.pendingBySrc[evicted.src]) <= held+1 {
 			return nil, nil, ReasonHandshakeLimit
 		}
 		s.removePendingLocked(evicted)

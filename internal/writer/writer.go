@@ -27,7 +27,8 @@ const (
 // Op is one write. For Update and UpdateStatus, Object is a copy of the
 // existing object with the desired fields set (its resourceVersion guards
 // the write); for Delete it is the existing object (its UID and
-// resourceVersion are the delete's preconditions). Status, on a Create or Update, asks for Object's status to
+// resourceVersion are the delete's preconditions; an object already being
+// deleted is skipped). Status, on a Create or Update, asks for Object's status to
 // be written through the status subresource afterwards, since the spec
 // write ignores it. Reason says why, for metrics.
 type Op struct {
@@ -86,6 +87,12 @@ func (w *Writer) Apply(ctx context.Context, ops []Op) error {
 		failed int
 	)
 	for _, op := range ops {
+		if op.Verb == Delete && op.Object.GetDeletionTimestamp() != nil {
+			// Already being deleted: a delete would change nothing, and an
+			// object held by someone else's finalizer would cost a write on
+			// every pass.
+			continue
+		}
 		select {
 		case sem <- struct{}{}:
 		case <-ctx.Done():

@@ -81,6 +81,32 @@ func TestWriterAgainstAPIServer(t *testing.T) {
 		t.Fatalf("delete of a missing object: %v", err)
 	}
 
+	// An object already being deleted (held by someone's finalizer) is
+	// not deleted again: that would be a write on every pass.
+	held := service(ns, "held")
+	held.Finalizers = []string{"tenant.example/hold"}
+	if err := c.Client.Create(ctx, held); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Client.Delete(ctx, held); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Client.Get(ctx, client.ObjectKeyFromObject(held), held); err != nil || held.DeletionTimestamp == nil {
+		t.Fatalf("held Service: %v, deleting=%v", err, held.DeletionTimestamp)
+	}
+	counted, writes := testenv.CountWrites(c.Client)
+	before := writes.Snapshot()
+	if err := (&writer.Writer{Client: counted}).Apply(ctx, []writer.Op{{Verb: writer.Delete, Object: held}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := writes.Since(before); len(got) != 0 {
+		t.Errorf("deleting an object already being deleted wrote %v", got)
+	}
+	held.Finalizers = nil
+	if err := c.Client.Update(ctx, held); err != nil {
+		t.Fatal(err)
+	}
+
 	// Status asks for the status subresource after the spec write.
 	si := &mcsv1beta1.ServiceImport{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "web"},
