@@ -34,15 +34,22 @@ type Destination struct {
 	Cluster string
 	// Target is the export in that cluster.
 	Target tunnel.Target
+	// Weight is the destination's share of the route's new connections,
+	// relative to the others'. Zero takes none (no ready endpoint there,
+	// or a policy), except when every destination weighs zero: then they
+	// share evenly (nothing says otherwise, and each answers for itself).
+	// A route with one destination sends everything there.
+	Weight uint32
 }
 
 // Route is one egress port. A mirror Service has exactly one destination
 // (contracts.md: ferry.dev/source-cluster, namespace, ferry.dev/remote-service,
 // port). A clusterset service lists several: each new connection starts at
-// the next destination in turn (spreading load across clusters), goes to the
-// first live one from there that accepts it, and moves on only while nothing
-// has been sent (the remote is down, draining, overloaded or has no ready
-// endpoint), so failover never replays client bytes.
+// a destination chosen in proportion to the weights (see picker), goes to
+// the first live one from there that accepts it, in route order, and moves
+// on only while nothing has been sent (the remote is down, draining,
+// overloaded or has no ready endpoint), so failover never replays client
+// bytes.
 type Route struct {
 	Port int
 	// Namespace is the namespace of the local Service that owns the port:
@@ -107,8 +114,11 @@ type egressListener struct {
 // first destination; changed destinations start a fresh rotation.
 type activeRoute struct {
 	Route
+	pick picker
 	next atomic.Uint64
 }
+
+func newActiveRoute(r Route) *activeRoute { return &activeRoute{Route: r, pick: newPicker(r.Destinations)} }
 
 // Default sets the Logger, Metrics and CallerMode when unset. NewEgress calls it;
 // Limits arrive complete from their owner (gatewayd's Options.Default).
@@ -200,7 +210,7 @@ func (e *Egress) SetRoutes(routes []Route) error {
 	for port, r := range want {
 		if l, ok := e.listeners[port]; ok {
 			if !slices.Equal(l.route.Load().Destinations, r.Destinations) {
-				l.route.Store(&activeRoute{Route: r})
+				l.route.Store(newActiveRoute(r))
 			}
 			continue
 		}
@@ -210,7 +220,7 @@ func (e *Egress) SetRoutes(routes []Route) error {
 			continue
 		}
 		l := &egressListener{ln: ln}
-		l.route.Store(&activeRoute{Route: r})
+		l.route.Store(newActiveRoute(r))
 		e.listeners[port] = l
 		go e.serve(l)
 		e.log.Info("egress port open", "port", port, "destinations", len(r.Destinations))
@@ -274,7 +284,7 @@ func (e *Egress) serve(l *egressListener) {
 			continue
 		}
 		r := l.route.Load()
-		go e.handle(c, &r.Route, r.next.Add(1)-1)
+		go e.handle(c, r, r.next.Add(1)-1)
 	}
 }
 
@@ -295,7 +305,7 @@ func (e *Egress) callerAllowed(c net.Conn, l *egressListener) bool {
 	return mode == CallerAudit
 }
 
-func (e *Egress) handle(c net.Conn, r *Route, turn uint64) {
+func (e *Egress) handle(c net.Conn, r *activeRoute, turn uint64) {
 	defer e.conns.done(c)
 	m := e.o.Metrics
 	m.EgressActive.Inc()
@@ -320,37 +330,37 @@ func (e *Egress) handle(c net.Conn, r *Route, turn uint64) {
 		"bytes_to_remote", up, "bytes_from_remote", down, "err", err)
 }
 
-// open tries the route's destinations in order starting at turn (mod their
-// count), live remotes first.
-func (e *Egress) open(r *Route, turn uint64) (*tunnel.Stream, Destination, error) {
+// open tries the route's destinations that take connections, starting
+// where the picker says for turn and wrapping around in route order: first
+// those with a live session, then the rest (a remote with no live session
+// would only make the client wait for a dial that is already failing).
+func (e *Egress) open(r *activeRoute, turn uint64) (*tunnel.Stream, Destination, error) {
 	ctx, cancel := context.WithTimeout(e.ctx, e.o.Limits.OpenTimeout)
 	defer cancel()
-	dests := r.Destinations
-	if n := len(dests); n > 1 {
-		// Rotate so that successive connections start at successive
-		// destinations, then wrap around: the rest are the failover order.
-		k := int(turn % uint64(n))
-		dests = append(slices.Clone(dests[k:]), dests[:k]...)
-		// Health-aware order, stable so the rotation holds among the live
-		// ones: a remote with no live session would only make the client
-		// wait for a dial that is already failing.
-		slices.SortStableFunc(dests, func(a, b Destination) int {
-			return int(b2f(!e.client.Live(a.Cluster)) - b2f(!e.client.Live(b.Cluster)))
-		})
-	}
+	order := r.pick.order
+	n, k := len(order), r.pick.start(turn)
 	var errs []error
-	for _, d := range dests {
-		st, err := e.client.Open(ctx, d.Cluster, d.Target)
-		if err == nil {
-			return st, d, nil
+	for pass := range 2 {
+		for i := range n {
+			d := r.Destinations[order[(k+i)%n]]
+			if live := n == 1 || e.client.Live(d.Cluster); live != (pass == 0) {
+				continue
+			}
+			st, err := e.client.Open(ctx, d.Cluster, d.Target)
+			if err == nil {
+				return st, d, nil
+			}
+			reason, retriable := egressReason(err)
+			e.o.Metrics.EgressFailed.WithLabelValues(d.Cluster, reason).Inc()
+			e.log.Info("egress stream failed", "remote", d.Cluster, "export", d.Target.Export(), "reason", reason, "err", err)
+			errs = append(errs, err)
+			if !retriable || ctx.Err() != nil {
+				return nil, Destination{}, errors.Join(errs...)
+			}
 		}
-		reason, retriable := egressReason(err)
-		e.o.Metrics.EgressFailed.WithLabelValues(d.Cluster, reason).Inc()
-		e.log.Info("egress stream failed", "remote", d.Cluster, "export", d.Target.Export(), "reason", reason, "err", err)
-		errs = append(errs, err)
-		if !retriable || ctx.Err() != nil {
-			break
-		}
+	}
+	if len(errs) == 0 {
+		return nil, Destination{}, errors.New("gateway: egress: no destination takes connections")
 	}
 	return nil, Destination{}, errors.Join(errs...)
 }

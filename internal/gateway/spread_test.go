@@ -67,12 +67,12 @@ func spreadRoute(t *testing.T) (*pair, *remoteGateway, string) {
 	p := newPair(t, pairOpts{})
 	p.export("web", nil, newBackend(t, whoami("east")).addr())
 	north := newRemoteGateway(t, p, "north", "web", newBackend(t, whoami("north")).addr())
-	return p, north, routeToBoth(t, p, north)
+	return p, north, routeToBoth(t, p, north, 0, 0)
 }
 
 // routeToBoth opens one port of west's egress routed to default/web in east
-// and then north, and waits for both sessions.
-func routeToBoth(t *testing.T, p *pair, north *remoteGateway) string {
+// and then north, with the given weights, and waits for both sessions.
+func routeToBoth(t *testing.T, p *pair, north *remoteGateway, eastWeight, northWeight uint32) string {
 	t.Helper()
 	p.eg.SetRemotes(map[string]tunnel.Remote{
 		"east":  {Addresses: []string{p.inAddr}, Identity: p.east.GatewayID()},
@@ -81,7 +81,7 @@ func routeToBoth(t *testing.T, p *pair, north *remoteGateway) string {
 	web := tunnel.Target{Namespace: "default", Service: "web", Port: 80}
 	port := freePort(t)
 	if err := p.eg.SetRoutes([]Route{{Port: port, Namespace: "default", Destinations: []Destination{
-		{Cluster: "east", Target: web}, {Cluster: "north", Target: web},
+		{Cluster: "east", Target: web, Weight: eastWeight}, {Cluster: "north", Target: web, Weight: northWeight},
 	}}}); err != nil {
 		t.Fatal(err)
 	}
@@ -101,7 +101,7 @@ func TestMultiDestinationRouteFailsOverWhileAGatewayHasNotSynced(t *testing.T) {
 	p.export("web", nil, newBackend(t, whoami("east")).addr())
 	// north's export set never syncs.
 	north := startRemoteGateway(t, p, "north", exports.NewPublisher(), NewEndpointTable())
-	addr := routeToBoth(t, p, north)
+	addr := routeToBoth(t, p, north, 0, 0)
 	for i := range 20 {
 		if got := hit(t, addr); got != "east" {
 			t.Fatalf("connection %d got %q, want east\n%s", i, got, p.failureCounters())
@@ -120,6 +120,28 @@ func TestMultiDestinationRouteSpreadsConnections(t *testing.T) {
 	}
 	if seen["east"] != n/2 || seen["north"] != n/2 {
 		t.Fatalf("distribution %v, want %d each (round-robin)", seen, n/2)
+	}
+}
+
+// Weights split new connections in proportion, through real tunnels; a
+// zero weight takes none.
+func TestMultiDestinationRouteFollowsWeights(t *testing.T) {
+	for _, tc := range []struct {
+		east, north uint32
+		wantEast    int // of 200
+	}{{1, 3, 50}, {90, 10, 180}, {0, 100, 0}} {
+		p := newPair(t, pairOpts{})
+		p.export("web", nil, newBackend(t, whoami("east")).addr())
+		north := newRemoteGateway(t, p, "north", "web", newBackend(t, whoami("north")).addr())
+		addr := routeToBoth(t, p, north, tc.east, tc.north)
+		seen := map[string]int{}
+		for range 200 {
+			seen[hit(t, addr)]++
+		}
+		// The picker is deterministic: within 2% of the weights.
+		if d := seen["east"] - tc.wantEast; d < -4 || d > 4 || seen["east"]+seen["north"] != 200 {
+			t.Errorf("weights %d/%d: distribution %v, want east ≈ %d of 200", tc.east, tc.north, seen, tc.wantEast)
+		}
 	}
 }
 
