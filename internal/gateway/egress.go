@@ -118,7 +118,9 @@ type activeRoute struct {
 	next atomic.Uint64
 }
 
-func newActiveRoute(r Route) *activeRoute { return &activeRoute{Route: r, pick: newPicker(r.Destinations)} }
+func newActiveRoute(r Route) *activeRoute {
+	return &activeRoute{Route: r, pick: newPicker(r.Destinations)}
+}
 
 // Default sets the Logger, Metrics and CallerMode when unset. NewEgress calls it;
 // Limits arrive complete from their owner (gatewayd's Options.Default).
