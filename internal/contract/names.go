@@ -27,6 +27,11 @@ const (
 	// when it is not ClusterSetIP, so that a restarted controller recovers
 	// it from the mirror.
 	AnnotationExportType = Prefix + "export-type"
+	// AnnotationReadyEndpoints on a mirror Service is the exporting
+	// cluster's count of ready endpoints behind the export, as its feed last
+	// said (a count, never an address: requirement II). The gateway weighs a
+	// clusterset service's clusters by it.
+	AnnotationReadyEndpoints = Prefix + "ready-endpoints"
 	// AnnotationAllowedClusters on a ServiceExport lists, comma-separated, the
 	// clusters that may import it. Absent means every linked cluster.
 	AnnotationAllowedClusters = Prefix + "allowed-clusters"

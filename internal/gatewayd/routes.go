@@ -47,7 +47,9 @@ func Remotes(mesh string, links []*ferryv1.Link) (map[string]tunnel.Remote, []er
 //   - each port of a clusterset Service listens on its egress port and goes
 //     to (cluster, namespace, remote service, port) for every listed cluster
 //     that a Link names and whose own mirror of the service is claimed, in
-//     the listed order. Other listed clusters are skipped and reported.
+//     the listed order, weighted by the ready-endpoint count that mirror
+//     records (so the default split is one Service's over every cluster's
+//     endpoints). Other listed clusters are skipped and reported.
 //
 // Labels and annotations can be written by anyone who may create a Service,
 // so no Service is believed on its own: a port opens only for the Service
@@ -79,6 +81,18 @@ func Routes(svcs []*corev1.Service, links []*ferryv1.Link, claimed claims.Table,
 		}
 		return false
 	}
+	// Each claimed mirror's ready-endpoint count weighs its cluster in a
+	// clusterset route (gateway.Destination.Weight).
+	readyOf := map[[2]string]uint32{}
+	for _, s := range svcs {
+		link, ok := mirror.OwnerOf(s)
+		if !ok || s.DeletionTimestamp != nil || !claimed.Vouches(s, claims.LinkOwner(link)) {
+			continue
+		}
+		if n, ok, _ := mirror.ReadyEndpoints(s); ok {
+			readyOf[[2]string{s.Namespace, s.Name}] = uint32(n)
+		}
+	}
 	svcs = slices.Clone(svcs)
 	slices.SortFunc(svcs, func(a, b *corev1.Service) int {
 		return strings.Compare(a.Namespace+"/"+a.Name, b.Namespace+"/"+b.Name)
@@ -88,7 +102,7 @@ func Routes(svcs []*corev1.Service, links []*ferryv1.Link, claimed claims.Table,
 	used := map[int32]string{}
 	// addPorts opens one route per claimed port, each to every cluster of
 	// dests.
-	addPorts := func(kind string, owner claims.Owner, s *corev1.Service, remoteSvc string, ports []mirror.EgressPort, dests []string) {
+	addPorts := func(kind string, owner claims.Owner, s *corev1.Service, remoteSvc string, ports []mirror.EgressPort, dests []string, weights []uint32) {
 		where := s.Namespace + "/" + s.Name
 		for _, p := range ports {
 			if !claimed.Holds(p.Egress, claims.Claim{Owner: owner, Namespace: s.Namespace, Service: s.Name, Port: p.Port}) {
@@ -108,7 +122,7 @@ func Routes(svcs []*corev1.Service, links []*ferryv1.Link, claimed claims.Table,
 			used[p.Egress] = where
 			r := gateway.Route{Port: int(p.Egress), Namespace: s.Namespace, Destinations: make([]gateway.Destination, len(dests))}
 			for i, c := range dests {
-				r.Destinations[i] = gateway.Destination{Cluster: c, Target: target}
+				r.Destinations[i] = gateway.Destination{Cluster: c, Target: target, Weight: weights[i]}
 			}
 			routes = append(routes, r)
 		}
@@ -142,7 +156,11 @@ func Routes(svcs []*corev1.Service, links []*ferryv1.Link, claimed claims.Table,
 				problems = append(problems, fmt.Errorf("clusterset %s: no linked cluster in %s %q", where, contract.AnnotationClusters, s.Annotations[contract.AnnotationClusters]))
 				continue
 			}
-			addPorts("clusterset", claims.Clusterset, s, cs.Key.Service, cs.Ports, dests)
+			weights := make([]uint32, len(dests))
+			for i, c := range dests {
+				weights[i] = readyOf[[2]string{s.Namespace, contract.MirrorName(cs.Key.Service, c)}]
+			}
+			addPorts("clusterset", claims.Clusterset, s, cs.Key.Service, cs.Ports, dests, weights)
 			continue
 		}
 		m, errs, ok := mirror.Read(s, mirrorPorts)
@@ -154,7 +172,7 @@ func Routes(svcs []*corev1.Service, links []*ferryv1.Link, claimed claims.Table,
 			problems = append(problems, fmt.Errorf("mirror %s/%s: link %s does not exist or is not for cluster %s", s.Namespace, s.Name, m.Link, m.Cluster))
 			continue
 		}
-		addPorts("mirror", claims.LinkOwner(m.Link), s, m.Export.Name, m.Ports, []string{m.Cluster})
+		addPorts("mirror", claims.LinkOwner(m.Link), s, m.Export.Name, m.Ports, []string{m.Cluster}, []uint32{0})
 	}
 	slices.SortFunc(routes, func(a, b gateway.Route) int { return a.Port - b.Port })
 	return routes, problems

@@ -268,6 +268,20 @@ func TestRoutes(t *testing.T) {
 	}
 }
 
+// ready records a mirror's ready-endpoint count, as the importer does.
+func ready(s *corev1.Service, n string) *corev1.Service {
+	s.Annotations[contract.AnnotationReadyEndpoints] = n
+	return s
+}
+
+// weighted sets the destinations' weights, in order.
+func weighted(ds []gateway.Destination, ws ...uint32) []gateway.Destination {
+	for i := range ds {
+		ds[i].Weight = ws[i]
+	}
+	return ds
+}
+
 func clustersetSvc(ns, svc, clusters string, ports ...corev1.ServicePort) *corev1.Service {
 	return &corev1.Service{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: contract.ClustersetName(svc),
@@ -332,6 +346,37 @@ func TestClustersetRoutes(t *testing.T) {
 				{Port: 41000, Namespace: "app", Destinations: dests("app", "web", 80, "east")},
 				{Port: 49000, Namespace: "app", Destinations: dests("app", "web", 80, "east", "north")},
 			},
+		},
+		{
+			// The default split is one Service's over every cluster's
+			// endpoints: each cluster weighs its claimed mirror's count.
+			name: "clusters weigh their mirrors' ready endpoints",
+			svcs: []*corev1.Service{
+				ready(mirrorSvc("app", "web-east", "east", "east", "web", port(80, 41000)), "1"),
+				ready(mirrorSvc("app", "web-north", "to-north", "north", "web", port(80, 41001)), "3"),
+				clustersetSvc("app", "web", "east,north", port(80, 49000)),
+			},
+			want: []gateway.Route{
+				{Port: 41000, Namespace: "app", Destinations: dests("app", "web", 80, "east")},
+				{Port: 41001, Namespace: "app", Destinations: dests("app", "web", 80, "north")},
+				{Port: 49000, Namespace: "app", Destinations: weighted(dests("app", "web", 80, "east", "north"), 1, 3)},
+			},
+		},
+		{
+			// A count on a Service the claims do not vouch for weighs
+			// nothing; the cluster still routes (the claims vouch for its
+			// real mirror) and shares evenly with the rest.
+			name: "an unclaimed mirror's count weighs nothing",
+			svcs: []*corev1.Service{
+				ready(mirrorSvc("app", "web-east", "east", "east", "web", port(80, 41000)), "0"),
+				forged(ready(mirrorSvc("app", "web-north", "to-north", "north", "web", port(80, 41001)), "1000")),
+				clustersetSvc("app", "web", "east,north", port(80, 49000)),
+			},
+			want: []gateway.Route{
+				{Port: 41000, Namespace: "app", Destinations: dests("app", "web", 80, "east")},
+				{Port: 49000, Namespace: "app", Destinations: dests("app", "web", 80, "east", "north")},
+			},
+			problems: []string{"mirror app/web-north port 80: egress port 41001 is not claimed for it"},
 		},
 		{
 			name: "ports outside the clusterset range are never opened, mirror range included",

@@ -40,7 +40,7 @@ func TestDesiredMirrorObjects(t *testing.T) {
 		t.Errorf("labels %v, want %v (exported labels copied, ownership labels win)", svc.Labels, wantLabels)
 	}
 	if !maps.Equal(svc.Annotations, map[string]string{"note": "x", contract.AnnotationRemoteService: "cart",
-		contract.AnnotationExportedKeys: `{"labels":["app"],"annotations":["note"]}`}) {
+		contract.AnnotationExportedKeys: `{"labels":["app"],"annotations":["note"]}`, contract.AnnotationReadyEndpoints: "1"}) {
 		t.Errorf("annotations %v", svc.Annotations)
 	}
 	if len(svc.Spec.Selector) != 0 || svc.Spec.Type != corev1.ServiceTypeClusterIP {

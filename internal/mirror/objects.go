@@ -2,6 +2,7 @@ package mirror
 
 import (
 	"maps"
+	"strconv"
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -53,6 +54,7 @@ func buildService(link Link, e *exports.Export, name string, ports []exports.Por
 	if e.Type != "" && e.Type != exports.ClusterSetIP {
 		ann[contract.AnnotationExportType] = string(e.Type)
 	}
+	ann[contract.AnnotationReadyEndpoints] = strconv.FormatInt(int64(e.ReadyEndpoints), 10)
 
 	svc := &corev1.Service{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Service"},

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"maps"
 	"sort"
+	"strconv"
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -32,6 +33,11 @@ type Mirror struct {
 	Type exports.Type
 	// Ports are the exported ports with the egress port of each.
 	Ports []EgressPort
+	// ReadyEndpoints is the exporting cluster's count of ready endpoints,
+	// and HasReadyEndpoints whether the mirror records one (mirrors written
+	// before the count existed do not).
+	ReadyEndpoints    int32
+	HasReadyEndpoints bool
 }
 
 // EgressPort is one exported port and the gateway port that carries it.
@@ -72,8 +78,35 @@ func Read(s *corev1.Service, r contract.Range) (m Mirror, problems []error, ok b
 	default:
 		return Mirror{}, []error{fmt.Errorf("mirror %s: %s %q is not an export type", where, contract.AnnotationExportType, t)}, false
 	}
-	m.Ports, problems = readPorts("mirror", where, s, r)
-	return m, problems, true
+	var err error
+	m.ReadyEndpoints, m.HasReadyEndpoints, err = ReadyEndpoints(s)
+	if err != nil {
+		problems = append(problems, fmt.Errorf("mirror %s: %w", where, err))
+	}
+	ports, portProblems := readPorts("mirror", where, s, r)
+	m.Ports = ports
+	return m, append(problems, portProblems...), true
+}
+
+// MaxReadyEndpoints bounds the ready-endpoints count a mirror may record:
+// the largest a Service can have is far below it, and a weight above it
+// could only come from a forged or corrupted annotation.
+const MaxReadyEndpoints = 1 << 20
+
+// ReadyEndpoints reads the count a mirror records
+// (contract.AnnotationReadyEndpoints). ok is false when there is none; a
+// value that is not a decimal count in [0, MaxReadyEndpoints] is an error
+// and counts as none.
+func ReadyEndpoints(s *corev1.Service) (n int32, ok bool, err error) {
+	v, present := s.Annotations[contract.AnnotationReadyEndpoints]
+	if !present {
+		return 0, false, nil
+	}
+	c, perr := strconv.ParseInt(v, 10, 32)
+	if perr != nil || c < 0 || c > MaxReadyEndpoints || strconv.FormatInt(c, 10) != v {
+		return 0, false, fmt.Errorf("%s %q is not a count of ready endpoints (0-%d)", contract.AnnotationReadyEndpoints, v, MaxReadyEndpoints)
+	}
+	return int32(c), true, nil
 }
 
 // ReadPorts decodes the egress ports of a Ferry Service (a mirror or a
@@ -162,8 +195,10 @@ func Recover(owned Objects) []exports.Export {
 				Name: p.Name, Protocol: string(p.Protocol), Port: p.Port, AppProtocol: ptr.Deref(p.AppProtocol, ""),
 			})
 		}
-		if ready[s.Namespace+"/"+s.Name] {
-			e.ReadyEndpoints = 1
+		if n, ok, _ := ReadyEndpoints(s); ok {
+			e.ReadyEndpoints = n
+		} else if ready[s.Namespace+"/"+s.Name] {
+			e.ReadyEndpoints = 1 // written before the count was recorded
 		}
 		out = append(out, e)
 	}

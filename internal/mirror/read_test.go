@@ -26,6 +26,7 @@ func roundTripExports() []exports.Export {
 	b.SessionAffinity = "None"
 	b.ReadyEndpoints = 0
 	c := export("other", "c", 9000)
+	c.ReadyEndpoints = 7
 	c.SessionAffinity = "ClientIP"
 	c.SessionAffinityTimeoutSeconds = 60
 	return []exports.Export{a, b, c}
@@ -45,7 +46,8 @@ func TestReadRoundTrip(t *testing.T) {
 		if !ok || len(problems) > 0 {
 			t.Fatalf("Read(%s): ok=%v %v", s.Name, ok, problems)
 		}
-		want := Mirror{Link: testLink.Name, Cluster: testLink.Cluster, Export: es[i].Key, Type: es[i].Type}
+		want := Mirror{Link: testLink.Name, Cluster: testLink.Cluster, Export: es[i].Key, Type: es[i].Type,
+			ReadyEndpoints: es[i].ReadyEndpoints, HasReadyEndpoints: true}
 		for _, p := range es[i].Ports {
 			want.Ports = append(want.Ports, EgressPort{Port: p.Port, Egress: st.Ports[PortKey{Namespace: s.Namespace, Service: s.Name, Port: p.Port}]})
 		}
@@ -56,9 +58,9 @@ func TestReadRoundTrip(t *testing.T) {
 }
 
 // TestRecoverGivesTheExportsBack: Recover returns the exports Desired was
-// given, in every field a mirror records. The rest is documented as not
-// recorded: creation time, hostnames, allowed clusters (enforced by the
-// exporter), and the ready count beyond "some".
+// given, in every field a mirror records, the ready count included. The
+// rest is documented as not recorded: creation time, hostnames, allowed
+// clusters (enforced by the exporter).
 func TestRecoverGivesTheExportsBack(t *testing.T) {
 	es := roundTripExports()
 	got := Recover(applied(Desired(input(es...))))
@@ -66,14 +68,7 @@ func TestRecoverGivesTheExportsBack(t *testing.T) {
 		cmpopts.IgnoreFields(exports.Export{}, "Created", "Hostnames", "AllowedClusters"),
 		cmpopts.EquateEmpty(),
 	}
-	want := make([]exports.Export, len(es))
-	for i, e := range es {
-		if e.ReadyEndpoints > 0 {
-			e.ReadyEndpoints = 1
-		}
-		want[i] = e
-	}
-	if diff := cmp.Diff(want, got, opts...); diff != "" {
+	if diff := cmp.Diff(es, got, opts...); diff != "" {
 		t.Errorf("Recover (-want +got):\n%s", diff)
 	}
 }
@@ -95,6 +90,9 @@ func TestReadRefusesWhatBreaksTheContract(t *testing.T) {
 		{"unknown type", func(s *corev1.Service) { s.Annotations[contract.AnnotationExportType] = "ExternalName" }, false, "is not an export type"},
 		{"egress port outside the range", func(s *corev1.Service) { s.Spec.Ports[0].TargetPort.IntVal = 80 }, true, "is not an egress port in"},
 		{"UDP port", func(s *corev1.Service) { s.Spec.Ports[0].Protocol = corev1.ProtocolUDP }, true, "is not an egress port in"},
+		{"negative ready count", func(s *corev1.Service) { s.Annotations[contract.AnnotationReadyEndpoints] = "-1" }, true, "is not a count of ready endpoints"},
+		{"huge ready count", func(s *corev1.Service) { s.Annotations[contract.AnnotationReadyEndpoints] = "99999999" }, true, "is not a count of ready endpoints"},
+		{"non-canonical ready count", func(s *corev1.Service) { s.Annotations[contract.AnnotationReadyEndpoints] = "07" }, true, "is not a count of ready endpoints"},
 	}
 	for _, tc := range cases {
 		s := base()
@@ -102,6 +100,12 @@ func TestReadRefusesWhatBreaksTheContract(t *testing.T) {
 		m, problems, ok := Read(s, contract.DefaultEgressRange())
 		if ok != tc.ok || len(problems) != 1 || !strings.Contains(problems[0].Error(), tc.want) {
 			t.Errorf("%s: ok=%v problems=%v, want ok=%v and %q", tc.name, ok, problems, tc.ok, tc.want)
+		}
+		if ok && strings.Contains(tc.want, "ready endpoints") {
+			if m.HasReadyEndpoints || len(m.Ports) != 1 {
+				t.Errorf("%s: read as %+v, want no count and the port kept", tc.name, m)
+			}
+			continue
 		}
 		if ok && len(m.Ports) != 0 {
 			t.Errorf("%s: the broken port was kept: %+v", tc.name, m.Ports)
