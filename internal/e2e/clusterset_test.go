@@ -13,6 +13,7 @@ import (
 
 	"ferry.dev/ferry/internal/contract"
 	"ferry.dev/ferry/internal/tooling/netns"
+	"ferry.dev/ferry/internal/tooling/sandbox"
 )
 
 // One name for every cluster that exports echo: west's ServiceImport lists
@@ -51,5 +52,57 @@ func TestClustersetSpreadsAcrossClusters(t *testing.T) {
 	t.Logf("ServiceImport echo: clusters %v, IP %v; 20 requests to %s served by %v", si.Status.Clusters, si.Spec.IPs, set, served)
 	if served["east"] == 0 || served["north"] == 0 || served["east"]+served["north"] != 20 {
 		t.Fatalf("%s should spread over east and north, got %v", set, served)
+	}
+}
+
+// With no policy, a clusterset service splits new connections as one
+// Service over every cluster's endpoints would: east serves split from 1
+// pod and north from 3, so over 2,000 connections east takes 25% and north
+// 75%, within 3 points (issue 12: the proportional default).
+func TestClustersetSplitsByReadyEndpoints(t *testing.T) {
+	netns.RequireRoot(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
+	defer cancel()
+	for _, c := range []struct {
+		cluster *sandbox.Cluster
+		pods    int
+	}{{east, 1}, {north, 3}} {
+		w, err := c.cluster.Echo(ctx, ns, "split", c.pods)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(w.Stop)
+		if err := c.cluster.Export(ctx, ns, "split"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	set := contract.ClustersetName("split")
+	// Both clusters routed, with their counts: a first connection to each.
+	err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 90*time.Second, true, func(ctx context.Context) (bool, error) {
+		seen := map[string]bool{}
+		for range 8 {
+			reply, err := west.Request(ctx, ns, set, 80, "which cluster")
+			if err != nil {
+				return false, nil
+			}
+			seen[strings.SplitN(reply, "/", 2)[0]] = true
+		}
+		return seen["east"] && seen["north"], nil
+	})
+	if err != nil {
+		t.Fatalf("%s never reached both east and north\nwest gateway:\n%s", set, west.Gateway.Tail(20))
+	}
+	const n = 2000
+	served := map[string]int{}
+	for i := range n {
+		reply, err := west.Request(ctx, ns, set, 80, "which cluster")
+		if err != nil {
+			t.Fatalf("request %d to %s: %v", i, set, err)
+		}
+		served[strings.SplitN(reply, "/", 2)[0]]++
+	}
+	t.Logf("%d connections to %s: %v", n, set, served)
+	if share := float64(served["east"]) / n; share < 0.22 || share > 0.28 || served["east"]+served["north"] != n {
+		t.Fatalf("east served %.1f%% of %s, want 25%% ± 3 (1 pod against north's 3): %v", 100*share, set, served)
 	}
 }
