@@ -144,6 +144,7 @@ type healthTracker struct {
 	settings  probeSettings
 	started   time.Time // session start: the floor of "last contact"
 	probed    bool
+	answered  bool // a probe has succeeded since the session started
 	failures  int
 	lastOK    time.Time
 	lastError string
@@ -163,6 +164,7 @@ func (h *healthTracker) observe(err error, now time.Time) {
 	h.probed = true
 	if err == nil {
 		h.failures, h.lastOK, h.lastError, h.downError = 0, now, "", ""
+		h.answered = true
 		return
 	}
 	h.failures++
@@ -182,9 +184,17 @@ type healthView struct {
 	// Unreachable is how long the remote has been silent (probes and feed),
 	// when it is Unhealthy.
 	Unreachable time.Duration
+	// NeverAnswered: probes have failed and neither a probe nor the feed
+	// has ever answered in this session. Such a remote is not trusted at
+	// all (Unhealthy from the first failure, not after the threshold).
+	NeverAnswered bool
 }
 
-// view computes the level at now. lastFeed is the last feed message: the
+// view computes the level at now. A remote is Healthy until the first probe
+// result (assumed, so that a restart changes nothing), then Unhealthy at once
+// if it has never answered (no probe success and no feed message in this
+// session), else only once FailureThreshold probes in a row have failed.
+// lastFeed is the last feed message: the
 // staleness clock counts from the later of the last successful probe, the
 // last feed message and the session's start, so a controller restart never
 // withdraws mirrors early (at worst, late by the downtime).
@@ -192,7 +202,15 @@ func (h *healthTracker) view(now, lastFeed time.Time) healthView {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	v := healthView{Level: mirror.Healthy, Probed: h.probed, Failures: h.failures, LastError: h.lastError, DownError: h.downError}
-	if !h.probed || h.failures < h.settings.Threshold {
+	if !h.probed {
+		return v // assumed until the first result: a restart changes nothing
+	}
+	if !h.answered && !lastFeed.After(h.started) {
+		// The failure threshold forgives a remote that has answered for a
+		// glitch; one that never has gets no such credit.
+		v.NeverAnswered = true
+		v.DownError = h.lastError
+	} else if h.failures < h.settings.Threshold {
 		return v
 	}
 	v.Level = mirror.Unhealthy

@@ -26,10 +26,23 @@ func TestHealthTracker(t *testing.T) {
 	}{
 		{"healthy until the threshold", probeSettings{Threshold: 3}, []step{
 			{at: 0, noProbe: true, lastFeed: -1, want: mirror.Healthy}, // assumed before any probe
+			{at: 0, err: nil, lastFeed: -1, want: mirror.Healthy},
 			{at: 1, err: fail, lastFeed: -1, want: mirror.Healthy},
 			{at: 2, err: fail, lastFeed: -1, want: mirror.Healthy},
 			{at: 3, err: fail, lastFeed: -1, want: mirror.Unhealthy},
 			{at: 4, err: nil, lastFeed: -1, want: mirror.Healthy}, // one success recovers
+		}},
+		// Issue 12: a Link to an address where nothing listens showed
+		// GatewayHealthy=True for a threshold's worth of probes.
+		{"never answered: unhealthy from the first failure", probeSettings{Threshold: 3}, []step{
+			{at: 0, noProbe: true, lastFeed: -1, want: mirror.Healthy},
+			{at: 1, err: fail, lastFeed: -1, want: mirror.Unhealthy},
+			{at: 2, err: fail, lastFeed: -1, want: mirror.Unhealthy},
+			{at: 3, err: nil, lastFeed: -1, want: mirror.Healthy},
+			{at: 4, err: fail, lastFeed: -1, want: mirror.Healthy}, // now it has answered: the threshold applies
+		}},
+		{"a feed message counts as an answer", probeSettings{Threshold: 3}, []step{
+			{at: 1, err: fail, lastFeed: 1, want: mirror.Healthy},
 		}},
 		{"stale after the limit, counted from the last contact", probeSettings{Threshold: 1, StalenessLimit: 10 * time.Second}, []step{
 			{at: 1, err: nil, lastFeed: -1, want: mirror.Healthy},

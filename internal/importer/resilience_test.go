@@ -197,3 +197,38 @@ func TestStalenessLimit(t *testing.T) {
 	testkit.Eventually(t, "back when the remote returns", func() bool { return allReady(getSlice(t, "stale", "cache-east"), true) })
 	settle(t, "stale", 1)
 }
+
+// TestNeverAnsweredIsNotTrusted (issue 12): a Link whose gateway has never
+// answered is not reported healthy, and its mirrors are not ready, from the
+// first failed probe rather than after the failure threshold. Once it
+// answers, it is trusted; from then on the threshold forgives glitches.
+func TestNeverAnsweredIsNotTrusted(t *testing.T) {
+	if err := west.EnsureNamespace(ctxT(t), "silent"); err != nil {
+		t.Fatal(err)
+	}
+	feed := newFakeFeed(export("silent", "db", 5432))
+	feed.SetUp(false) // nothing listens
+	prober := &fakeProber{}
+	prober.SetDown(true)
+	startImporter(t, map[string]*fakeFeed{"silent-gw:4143": feed}, prober)
+	createLink(t, newLink("silent", "silent-gw:4143")) // period 100ms, threshold 3
+	t.Cleanup(func() { deleteLink(t, "silent") })
+	testkit.Eventually(t, "GatewayHealthy Unknown, not yet answered", func() bool {
+		c := condition(getLink(t, "silent"), ferryv1.LinkGatewayHealthy)
+		return c.Status == metav1.ConditionUnknown && c.Reason == "NotYetAnswered"
+	})
+	// Through every later probe it never turns True.
+	for range 10 {
+		if c := condition(getLink(t, "silent"), ferryv1.LinkGatewayHealthy); c.Status == metav1.ConditionTrue {
+			t.Fatalf("a gateway that never answered is reported healthy: %+v", c)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+
+	prober.SetDown(false)
+	feed.SetUp(true)
+	testkit.Eventually(t, "healthy and ready once it answers", func() bool {
+		s := getSlice(t, "silent", "db-east")
+		return condition(getLink(t, "silent"), ferryv1.LinkGatewayHealthy).Status == metav1.ConditionTrue && s != nil && allReady(s, true)
+	})
+}

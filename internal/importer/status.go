@@ -80,6 +80,9 @@ func desiredStatus(l *ferryv1.Link, o outcome, now time.Time) ferryv1.LinkStatus
 	switch {
 	case !o.hasFeed || !o.health.Probed:
 		keep(ferryv1.LinkGatewayHealthy, "Probing", "no probe result yet")
+	case o.health.NeverAnswered && o.health.Level != mirror.Stale:
+		set(ferryv1.LinkGatewayHealthy, metav1.ConditionUnknown, "NotYetAnswered",
+			"the remote gateway has not answered a probe yet; its mirrors are not ready: "+o.health.DownError)
 	case o.health.Level == mirror.Healthy:
 		set(ferryv1.LinkGatewayHealthy, metav1.ConditionTrue, "ProbeSucceeded", "the remote gateway answers probes through the data path")
 	case o.health.Level == mirror.Unhealthy:
