@@ -16,6 +16,7 @@ import (
 
 	"ferry.dev/ferry/internal/contract"
 	"ferry.dev/ferry/internal/tooling/netns"
+	"ferry.dev/ferry/internal/tooling/sandbox"
 )
 
 // convergeLimit is requirement III's bound on recovery after east returns.
@@ -68,6 +69,23 @@ func TestRequirementIII_IndependentControlPlane(t *testing.T) {
 	east.Gateway.Kill()
 	east.API.StopAPIServer(true)
 	t.Logf("east's kube-apiserver and ferry-gateway killed (SIGKILL)")
+	// Detection: west's gateway has lost every tunnel session to east. A
+	// clusterset connection opened from then on must never fail; one whose
+	// stream east had already accepted when it died is lost in flight, as
+	// it would be behind any proxy (its bytes may have reached east).
+	err = wait.PollUntilContextTimeout(ctx, 20*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+		text, err := west.GatewayMetrics(ctx)
+		if err != nil {
+			return false, nil
+		}
+		up, err := sandbox.MetricSum(text, "ferry_gateway_remote_up", map[string]string{"remote": "east"})
+		return err == nil && up == 0, nil
+	})
+	if err != nil {
+		t.Fatalf("west's gateway never noticed east's gateway was gone:\n%s", west.Gateway.Tail(20))
+	}
+	detected := time.Now()
+	t.Logf("west's gateway saw east's sessions gone within %s of the kill", detected.Sub(killed).Round(10*time.Millisecond))
 
 	// The mirror stays and its endpoints turn not-ready after the threshold.
 	err = wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 60*time.Second, true, func(ctx context.Context) (bool, error) {
@@ -112,16 +130,26 @@ func TestRequirementIII_IndependentControlPlane(t *testing.T) {
 	t.Logf("east restarted: converged in %s (limit %s)", converged.Round(100*time.Millisecond), convergeLimit)
 	t.Logf("west -> local:      %d requests, %d errors", local.ok.Load()+local.failed.Load(), local.failed.Load())
 	t.Logf("west -> echo-north: %d requests, %d errors", toNorth.ok.Load()+toNorth.failed.Load(), toNorth.failed.Load())
-	t.Logf("west -> %s (east+north): %d requests, %d errors", contract.ClustersetName("echo"), toSet.ok.Load()+toSet.failed.Load(), toSet.failed.Load())
+	inFlight, late := toSet.failuresAround(detected)
+	t.Logf("west -> %s (east+north): %d requests, %d errors (%d in flight through east when it died, %d after its loss was detected)",
+		contract.ClustersetName("echo"), toSet.ok.Load()+toSet.failed.Load(), toSet.failed.Load(), inFlight, late)
 	t.Logf("echo-east mirror: uid %s before and %s after; %d delete events", mirror.UID, after.UID, deletes.Load())
 	if converged > convergeLimit {
 		t.Errorf("convergence took %s, over %s", converged, convergeLimit)
 	}
-	// The clusterset fails over to north while east is down.
-	for name, tr := range map[string]*traffic{"local": local, "echo-north": toNorth, contract.ClustersetName("echo"): toSet} {
+	// West's own traffic and its imports from north never see east's
+	// outage.
+	for name, tr := range map[string]*traffic{"local": local, "echo-north": toNorth} {
 		if tr.failed.Load() != 0 || tr.ok.Load() == 0 {
 			t.Errorf("west -> %s: %d errors, %d successes during east's outage (last error: %v)", name, tr.failed.Load(), tr.ok.Load(), tr.lastErr.Load())
 		}
+	}
+	// The clusterset fails over to north: no connection opened after the
+	// detection fails, and at most the one request in flight through east
+	// when it died is lost (the load is one request at a time).
+	if toSet.ok.Load() == 0 || late != 0 || inFlight > 1 {
+		t.Errorf("west -> %s: %d failed after east's loss was detected (want 0), %d before it (want at most the 1 in flight), %d successes (last error: %v)",
+			contract.ClustersetName("echo"), late, inFlight, toSet.ok.Load(), toSet.lastErr.Load())
 	}
 	if after.UID != mirror.UID || deletes.Load() != 0 {
 		t.Errorf("echo-east was deleted and recreated during the outage")
@@ -149,10 +177,29 @@ func mirrorEndpoints(ctx context.Context, t *testing.T) (ready, total int) {
 type traffic struct {
 	ok, failed atomic.Int64
 	lastErr    atomic.Value
+
+	mu         sync.Mutex
+	failStarts []time.Time // when each failed request started
+}
+
+// failuresAround counts the failed requests that started before t and
+// those that started at t or later.
+func (tr *traffic) failuresAround(t time.Time) (before, after int) {
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	for _, s := range tr.failStarts {
+		if s.Before(t) {
+			before++
+		} else {
+			after++
+		}
+	}
+	return before, after
 }
 
 func (tr *traffic) run(ctx context.Context, svc string) {
 	for ctx.Err() == nil {
+		started := time.Now()
 		rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		_, err := west.Request(rctx, ns, svc, 80, "steady")
 		cancel()
@@ -162,6 +209,9 @@ func (tr *traffic) run(ctx context.Context, svc string) {
 		case err != nil:
 			tr.failed.Add(1)
 			tr.lastErr.Store(fmt.Sprint(err))
+			tr.mu.Lock()
+			tr.failStarts = append(tr.failStarts, started)
+			tr.mu.Unlock()
 		default:
 			tr.ok.Add(1)
 		}
