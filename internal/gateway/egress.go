@@ -34,6 +34,10 @@ type Destination struct {
 	Cluster string
 	// Target is the export in that cluster.
 	Target tunnel.Target
+	// Local marks this cluster's own export: its share goes straight to a
+	// ready local endpoint of Target (as ingress would pick one), with no
+	// tunnel and no TLS. Cluster still names it, for metrics.
+	Local bool
 	// Weight is the destination's share of the route's new connections,
 	// relative to the others'. Zero takes none (no ready endpoint there,
 	// or a policy), except when every destination weighs zero: then they
@@ -72,6 +76,12 @@ type EgressOptions struct {
 	PoolSize int
 	// RemoteDialTimeout bounds the TCP connect to a remote gateway.
 	RemoteDialTimeout time.Duration
+	// LocalEndpoints lists the ready local endpoints of the routes' local
+	// destinations (the ingress's EndpointPicker), and BackendDialer
+	// connects to them (default a *net.Dialer). A route with a local
+	// destination is refused without LocalEndpoints.
+	LocalEndpoints EndpointPicker
+	BackendDialer  Dialer
 	// Callers decides who may use each egress port. Required: there is no
 	// default that is both safe and works, so a caller says what it wants
 	// (AnyCaller for tests).
@@ -91,8 +101,11 @@ type Egress struct {
 	ctx    context.Context
 	o      EgressOptions
 	client *tunnel.Client
-	log    *slog.Logger
-	conns  *connSet
+	// local connects to the local destinations' endpoints; nil without
+	// LocalEndpoints.
+	local *backends
+	log   *slog.Logger
+	conns *connSet
 	// refusals caps the log lines about refused callers: a hostile pod
 	// controls how often they happen.
 	refusals logLimiter
@@ -161,12 +174,16 @@ func NewEgress(ctx context.Context, o EgressOptions) (*Egress, error) {
 	if err != nil {
 		return nil, fmt.Errorf("gateway: egress: %w", err)
 	}
-	return &Egress{
+	e := &Egress{
 		ctx: ctx, o: o, client: client, log: o.Logger.With("component", "egress"),
 		conns:     newConnSet(o.Limits.MaxEgressConns, o.Limits.MaxEgressConnsPerClient),
 		listeners: map[int]*egressListener{},
 		refusals:  logLimiter{burst: 20},
-	}, nil
+	}
+	if o.LocalEndpoints != nil {
+		e.local = newBackends(o.LocalEndpoints, o.BackendDialer, time.Now, &e.o.Limits)
+	}
+	return e, nil
 }
 
 // SetRemotes replaces the remote clusters (from Links). Sessions to
@@ -187,6 +204,10 @@ func (e *Egress) SetRoutes(routes []Route) error {
 	var errs []error
 	for _, r := range routes {
 		if err := validateRoute(r); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if err := e.canReach(r); err != nil {
 			errs = append(errs, err)
 			continue
 		}
@@ -228,6 +249,17 @@ func (e *Egress) SetRoutes(routes []Route) error {
 		e.log.Info("egress port open", "port", port, "destinations", len(r.Destinations))
 	}
 	return errors.Join(errs...)
+}
+
+// canReach refuses a route with a local destination when this egress has
+// no LocalEndpoints to reach it through.
+func (e *Egress) canReach(r Route) error {
+	for _, d := range r.Destinations {
+		if d.Local && e.local == nil {
+			return fmt.Errorf("gateway: egress port %d: a local destination, but no LocalEndpoints", r.Port)
+		}
+	}
+	return nil
 }
 
 func validateRoute(r Route) error {
@@ -313,12 +345,13 @@ func (e *Egress) handle(c net.Conn, r *activeRoute, turn uint64) {
 	m.EgressActive.Inc()
 	defer m.EgressActive.Dec()
 
-	st, dest, err := e.open(r, turn)
+	st, dest, release, err := e.open(r, turn)
 	if err != nil {
 		// A reset tells the client "refused", not "empty response".
 		resetClose(c)
 		return
 	}
+	defer release()
 	export := dest.Target.Export()
 	m.EgressOpened.WithLabelValues(dest.Cluster, export).Inc()
 	toRemote := m.EgressBytes.WithLabelValues("to_remote", dest.Cluster, export)
@@ -328,15 +361,16 @@ func (e *Egress) handle(c net.Conn, r *activeRoute, turn uint64) {
 		AToB:        func(n int) { toRemote.Add(float64(n)) },
 		BToA:        func(n int) { fromRemote.Add(float64(n)) },
 	})
-	e.log.Debug("egress connection done", "remote", dest.Cluster, "export", export,
+	e.log.Debug("egress connection done", "remote", dest.Cluster, "local", dest.Local, "export", export,
 		"bytes_to_remote", up, "bytes_from_remote", down, "err", err)
 }
 
 // open tries the route's destinations that take connections, starting
 // where the picker says for turn and wrapping around in route order: first
-// those with a live session, then the rest (a remote with no live session
-// would only make the client wait for a dial that is already failing).
-func (e *Egress) open(r *activeRoute, turn uint64) (*tunnel.Stream, Destination, error) {
+// the local destination and those with a live session, then the rest (a
+// remote with no live session would only make the client wait for a dial
+// that is already failing). release frees what the connection holds.
+func (e *Egress) open(r *activeRoute, turn uint64) (_ tunnel.Conn, _ Destination, release func(), _ error) {
 	ctx, cancel := context.WithTimeout(e.ctx, e.o.Limits.OpenTimeout)
 	defer cancel()
 	order := r.pick.order
@@ -345,26 +379,44 @@ func (e *Egress) open(r *activeRoute, turn uint64) (*tunnel.Stream, Destination,
 	for pass := range 2 {
 		for i := range n {
 			d := r.Destinations[order[(k+i)%n]]
-			if live := n == 1 || e.client.Live(d.Cluster); live != (pass == 0) {
+			if live := n == 1 || d.Local || e.client.Live(d.Cluster); live != (pass == 0) {
 				continue
 			}
-			st, err := e.client.Open(ctx, d.Cluster, d.Target)
+			c, release, reason, retriable, err := e.openOne(ctx, d)
 			if err == nil {
-				return st, d, nil
+				return c, d, release, nil
 			}
-			reason, retriable := egressReason(err)
 			e.o.Metrics.EgressFailed.WithLabelValues(d.Cluster, reason).Inc()
-			e.log.Info("egress stream failed", "remote", d.Cluster, "export", d.Target.Export(), "reason", reason, "err", err)
+			e.log.Info("egress stream failed", "remote", d.Cluster, "local", d.Local, "export", d.Target.Export(), "reason", reason, "err", err)
 			errs = append(errs, err)
 			if !retriable || ctx.Err() != nil {
-				return nil, Destination{}, errors.Join(errs...)
+				return nil, Destination{}, nil, errors.Join(errs...)
 			}
 		}
 	}
 	if len(errs) == 0 {
-		return nil, Destination{}, errors.New("gateway: egress: no destination takes connections")
+		return nil, Destination{}, nil, errors.New("gateway: egress: no destination takes connections")
 	}
-	return nil, Destination{}, errors.Join(errs...)
+	return nil, Destination{}, nil, errors.Join(errs...)
+}
+
+// openOne connects to one destination: a tunnel stream to a remote, or a
+// local endpoint. A local failure (no ready endpoint, or none accepted) is
+// retriable: nothing was sent, and the other clusters may serve.
+func (e *Egress) openOne(ctx context.Context, d Destination) (c tunnel.Conn, release func(), reason string, retriable bool, err error) {
+	if d.Local {
+		conn, addr, reason, err := e.local.dial(ctx, d.Target)
+		if err != nil {
+			return nil, nil, reason, true, err
+		}
+		return asConn(conn), func() { e.local.release(addr) }, "", false, nil
+	}
+	st, err := e.client.Open(ctx, d.Cluster, d.Target)
+	if err != nil {
+		reason, retriable := egressReason(err)
+		return nil, nil, reason, retriable, err
+	}
+	return st, func() {}, "", false, nil
 }
 
 func egressReason(err error) (string, bool) {

@@ -164,6 +164,8 @@ type pairOpts struct {
 	// callers and callerMode are the egress's; nil is AnyCaller.
 	callers    CallerPolicy
 	callerMode CallerMode
+	// localEndpoints are west's own, for local destinations.
+	localEndpoints EndpointPicker
 }
 
 func newPair(t testing.TB, po pairOpts) *pair {
@@ -209,7 +211,7 @@ func newPair(t testing.TB, po pairOpts) *pair {
 	}
 	p.eg, err = NewEgress(context.Background(), EgressOptions{
 		TLS: p.west.Gateway, ListenHost: "127.0.0.1", PoolSize: po.poolSize,
-		Callers: po.callers, CallerMode: po.callerMode,
+		Callers: po.callers, CallerMode: po.callerMode, LocalEndpoints: po.localEndpoints,
 		Limits: po.egLimits, Metrics: p.egMetrics, Logger: testkit.Logger(),
 	})
 	if err != nil {

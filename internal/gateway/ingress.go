@@ -71,7 +71,7 @@ type IngressOptions struct {
 type Ingress struct {
 	o   IngressOptions
 	srv *tunnel.Server
-	bal *balancer
+	be  *backends
 	log *slog.Logger
 	// rejectLog rate-limits the per-stream rejection log.
 	rejectLog logLimiter
@@ -106,10 +106,10 @@ func NewIngress(o IngressOptions) (*Ingress, error) {
 	o.Default()
 	in := &Ingress{
 		o:         o,
-		bal:       newBalancer(o.Now, o.Limits.EndpointBackoff),
 		log:       o.Logger.With("component", "ingress"),
 		rejectLog: logLimiter{burst: 20},
 	}
+	in.be = newBackends(o.Endpoints, o.Dialer, o.Now, &in.o.Limits)
 	srv, err := tunnel.NewServer(tunnel.ServerOptions{
 		Local: o.Local, TLS: o.TLS, Handler: handler{in}, H2: o.FeedSink,
 		Limits: o.Limits.Tunnel, Observer: observer{o.Metrics}, Logger: o.Logger,
@@ -187,14 +187,14 @@ func (in *Ingress) serveStream(ctx context.Context, caller identity.ID, st *tunn
 
 	export := t.Export()
 	log := in.log.With("caller_cluster", caller.Cluster, "export", export, "port", t.Port)
-	backend, addr, reason, err := in.dialBackend(ctx, t)
+	backend, addr, reason, err := in.be.dial(ctx, t)
 	if err != nil {
 		m.IngressFailed.WithLabelValues(export, reason).Inc()
 		log.Warn("no backend for stream", "reason", reason, "err", err)
 		_ = tunnel.WriteReply(st, tunnel.StatusUnavailable, "no ready endpoint accepted the connection")
 		return
 	}
-	defer in.bal.release(addr)
+	defer in.be.release(addr)
 	if err := tunnel.WriteReply(st, tunnel.StatusOK, ""); err != nil {
 		_ = backend.Close()
 		log.Debug("caller went away before the reply", "err", err)
@@ -248,37 +248,4 @@ func authzReason(err error) string {
 		return ReasonNotSynced
 	}
 	return ReasonDenied
-}
-
-// dialBackend connects to a ready endpoint, trying up to DialAttempts
-// distinct ones. The returned endpoint holds a balancer slot until
-// released.
-func (in *Ingress) dialBackend(ctx context.Context, t tunnel.Target) (net.Conn, string, string, error) {
-	addrs := in.o.Endpoints.Endpoints(t.Namespace, t.Service, t.Port)
-	if len(addrs) == 0 {
-		return nil, "", ReasonNoEndpoints, errors.New("no ready endpoints")
-	}
-	var tried []string
-	var errs []error
-	for len(tried) < in.o.Limits.DialAttempts {
-		addr, ok := in.bal.pick(addrs, tried)
-		if !ok {
-			break
-		}
-		tried = append(tried, addr)
-		in.bal.acquire(addr)
-		dctx, cancel := context.WithTimeout(ctx, in.o.Limits.DialTimeout)
-		c, err := in.o.Dialer.DialContext(dctx, "tcp", addr)
-		cancel()
-		if err == nil {
-			return c, addr, "", nil
-		}
-		in.bal.release(addr)
-		in.bal.markFailed(addr)
-		errs = append(errs, err)
-		if ctx.Err() != nil {
-			break
-		}
-	}
-	return nil, "", ReasonDialFailed, fmt.Errorf("%d endpoint(s) tried: %w", len(tried), errors.Join(errs...))
 }
