@@ -375,11 +375,32 @@ func (e *Egress) open(r *activeRoute, turn uint64) (_ tunnel.Conn, _ Destination
 	defer cancel()
 	order := r.pick.order
 	n, k := len(order), r.pick.start(turn)
+	// Liveness is read once: a session that comes up between the passes
+	// must not make its destination miss both.
+	var liveBits uint64
+	var liveMore []bool // beyond 64 destinations
+	if n > 64 {
+		liveMore = make([]bool, n)
+	}
+	for i := range n {
+		d := r.Destinations[order[(k+i)%n]]
+		live := n == 1 || d.Local || e.client.Live(d.Cluster)
+		switch {
+		case liveMore != nil:
+			liveMore[i] = live
+		case live:
+			liveBits |= 1 << i
+		}
+	}
 	var errs []error
 	for pass := range 2 {
 		for i := range n {
 			d := r.Destinations[order[(k+i)%n]]
-			if live := n == 1 || d.Local || e.client.Live(d.Cluster); live != (pass == 0) {
+			live := liveBits&(1<<i) != 0
+			if liveMore != nil {
+				live = liveMore[i]
+			}
+			if live != (pass == 0) {
 				continue
 			}
 			c, release, reason, retriable, err := e.openOne(ctx, d)
