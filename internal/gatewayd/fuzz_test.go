@@ -48,7 +48,7 @@ func FuzzRoutes(f *testing.F) {
 		if claimed {
 			table = claimsOf(links, svcs)
 		}
-		routes, _ := Routes(svcs, links, table, egress, cset)
+		routes, _ := Routes(svcs, links, table, LocalExports{}, egress, cset)
 		if !claimed && len(routes) > 0 {
 			t.Fatalf("unclaimed Services routed: %+v", routes)
 		}

@@ -11,6 +11,7 @@ import (
 	"ferry.dev/ferry/internal/claims"
 	"ferry.dev/ferry/internal/clusterset"
 	"ferry.dev/ferry/internal/contract"
+	"ferry.dev/ferry/internal/exports"
 	"ferry.dev/ferry/internal/gateway"
 	"ferry.dev/ferry/internal/mirror"
 	"ferry.dev/ferry/internal/tunnel"
@@ -49,7 +50,10 @@ func Remotes(mesh string, links []*ferryv1.Link) (map[string]tunnel.Remote, []er
 //     that a Link names and whose own mirror of the service is claimed, in
 //     the listed order, weighted by the ready-endpoint count that mirror
 //     records (so the default split is one Service's over every cluster's
-//     endpoints). Other listed clusters are skipped and reported.
+//     endpoints). The local cluster, when listed and when it exports the
+//     service itself, is a local destination weighted by its own ready
+//     endpoints: its share goes to them directly. Other listed clusters are
+//     skipped and reported.
 //
 // Labels and annotations can be written by anyone who may create a Service,
 // so no Service is believed on its own: a port opens only for the Service
@@ -59,7 +63,7 @@ func Remotes(mesh string, links []*ferryv1.Link) (map[string]tunnel.Remote, []er
 // controller's allocation ranges are ever opened. Objects that break the
 // contract are skipped and reported; the rest still route. Services that
 // are neither, and Services being deleted, are ignored silently.
-func Routes(svcs []*corev1.Service, links []*ferryv1.Link, claimed claims.Table, mirrorPorts, clustersetPorts contract.Range) ([]gateway.Route, []error) {
+func Routes(svcs []*corev1.Service, links []*ferryv1.Link, claimed claims.Table, local LocalExports, mirrorPorts, clustersetPorts contract.Range) ([]gateway.Route, []error) {
 	clusterOf := map[string]string{}
 	linksOf := map[string][]string{}
 	for _, l := range sortedLinks(links) {
@@ -102,7 +106,7 @@ func Routes(svcs []*corev1.Service, links []*ferryv1.Link, claimed claims.Table,
 	used := map[int32]string{}
 	// addPorts opens one route per claimed port, each to every cluster of
 	// dests.
-	addPorts := func(kind string, owner claims.Owner, s *corev1.Service, remoteSvc string, ports []mirror.EgressPort, dests []string, weights []uint32) {
+	addPorts := func(kind string, owner claims.Owner, s *corev1.Service, remoteSvc string, ports []mirror.EgressPort, dests []gateway.Destination) {
 		where := s.Namespace + "/" + s.Name
 		for _, p := range ports {
 			if !claimed.Holds(p.Egress, claims.Claim{Owner: owner, Namespace: s.Namespace, Service: s.Name, Port: p.Port}) {
@@ -120,9 +124,9 @@ func Routes(svcs []*corev1.Service, links []*ferryv1.Link, claimed claims.Table,
 				continue
 			}
 			used[p.Egress] = where
-			r := gateway.Route{Port: int(p.Egress), Namespace: s.Namespace, Destinations: make([]gateway.Destination, len(dests))}
-			for i, c := range dests {
-				r.Destinations[i] = gateway.Destination{Cluster: c, Target: target, Weight: weights[i]}
+			r := gateway.Route{Port: int(p.Egress), Namespace: s.Namespace, Destinations: slices.Clone(dests)}
+			for i := range r.Destinations {
+				r.Destinations[i].Target = target
 			}
 			routes = append(routes, r)
 		}
@@ -141,26 +145,29 @@ func Routes(svcs []*corev1.Service, links []*ferryv1.Link, claimed claims.Table,
 				continue
 			}
 			where := s.Namespace + "/" + s.Name
-			var dests []string
+			var dests []gateway.Destination
 			for _, c := range cs.Clusters {
 				switch {
+				case c == local.Cluster && local.Cluster != "":
+					if n, ok := local.ReadyEndpoints(s.Namespace, cs.Key.Service); ok {
+						dests = append(dests, gateway.Destination{Cluster: c, Local: true, Weight: uint32(n)})
+					} else {
+						problems = append(problems, fmt.Errorf("clusterset %s: lists this cluster, which does not export %s; skipped", where, cs.Key.Service))
+					}
 				case len(linksOf[c]) == 0:
 					problems = append(problems, fmt.Errorf("clusterset %s: cluster %s has no Link; skipped", where, c))
 				case !imports(c, s.Namespace, cs.Key.Service):
 					problems = append(problems, fmt.Errorf("clusterset %s: cluster %s has no claimed mirror of %s; skipped", where, c, cs.Key.Service))
 				default:
-					dests = append(dests, c)
+					weight := readyOf[[2]string{s.Namespace, contract.MirrorName(cs.Key.Service, c)}]
+					dests = append(dests, gateway.Destination{Cluster: c, Weight: weight})
 				}
 			}
 			if len(dests) == 0 {
 				problems = append(problems, fmt.Errorf("clusterset %s: no linked cluster in %s %q", where, contract.AnnotationClusters, s.Annotations[contract.AnnotationClusters]))
 				continue
 			}
-			weights := make([]uint32, len(dests))
-			for i, c := range dests {
-				weights[i] = readyOf[[2]string{s.Namespace, contract.MirrorName(cs.Key.Service, c)}]
-			}
-			addPorts("clusterset", claims.Clusterset, s, cs.Key.Service, cs.Ports, dests, weights)
+			addPorts("clusterset", claims.Clusterset, s, cs.Key.Service, cs.Ports, dests)
 			continue
 		}
 		m, errs, ok := mirror.Read(s, mirrorPorts)
@@ -172,10 +179,28 @@ func Routes(svcs []*corev1.Service, links []*ferryv1.Link, claimed claims.Table,
 			problems = append(problems, fmt.Errorf("mirror %s/%s: link %s does not exist or is not for cluster %s", s.Namespace, s.Name, m.Link, m.Cluster))
 			continue
 		}
-		addPorts("mirror", claims.LinkOwner(m.Link), s, m.Export.Name, m.Ports, []string{m.Cluster}, []uint32{0})
+		addPorts("mirror", claims.LinkOwner(m.Link), s, m.Export.Name, m.Ports, []gateway.Destination{{Cluster: m.Cluster}})
 	}
 	slices.SortFunc(routes, func(a, b gateway.Route) int { return a.Port - b.Port })
 	return routes, problems
+}
+
+// LocalExports is what Routes knows of this cluster's own exports: its name
+// and, per exported service, the count of ready endpoints. The zero value
+// knows none.
+type LocalExports struct {
+	Cluster string
+	Set     *exports.Set
+}
+
+// ReadyEndpoints returns the ready-endpoint count of the local export
+// namespace/service, and whether this cluster exports it.
+func (l LocalExports) ReadyEndpoints(namespace, service string) (int32, bool) {
+	if l.Set == nil || !l.Set.Synced {
+		return 0, false
+	}
+	e, ok := l.Set.Exports[exports.Key{Namespace: namespace, Name: service}]
+	return e.ReadyEndpoints, ok
 }
 
 func sortedLinks(links []*ferryv1.Link) []*ferryv1.Link {

@@ -14,6 +14,7 @@ import (
 	ferryv1 "ferry.dev/ferry/api/v1alpha1"
 	"ferry.dev/ferry/internal/claims"
 	"ferry.dev/ferry/internal/contract"
+	"ferry.dev/ferry/internal/exports"
 	"ferry.dev/ferry/internal/gateway"
 	"ferry.dev/ferry/internal/tunnel"
 )
@@ -259,7 +260,7 @@ func TestRoutes(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			got, problems := Routes(tc.mirrors, links, claimsOf(links, tc.mirrors, forgedIn(tc.mirrors)...), contract.DefaultEgressRange(), contract.DefaultClustersetRange())
+			got, problems := Routes(tc.mirrors, links, claimsOf(links, tc.mirrors, forgedIn(tc.mirrors)...), LocalExports{}, contract.DefaultEgressRange(), contract.DefaultClustersetRange())
 			if !reflect.DeepEqual(got, tc.want) {
 				t.Errorf("routes = %+v, want %+v", got, tc.want)
 			}
@@ -272,6 +273,17 @@ func TestRoutes(t *testing.T) {
 func ready(s *corev1.Service, n string) *corev1.Service {
 	s.Annotations[contract.AnnotationReadyEndpoints] = n
 	return s
+}
+
+// localExports is cluster's synced export set of es.
+func localExports(cluster string, es ...exports.Export) LocalExports {
+	p := exports.NewPublisher()
+	m := map[exports.Key]exports.Export{}
+	for _, e := range es {
+		m[e.Key] = e
+	}
+	p.Publish(m, nil, nil)
+	return LocalExports{Cluster: cluster, Set: p.Current()}
 }
 
 // weighted sets the destinations' weights, in order.
@@ -306,6 +318,7 @@ func TestClustersetRoutes(t *testing.T) {
 		svcs     []*corev1.Service
 		want     []gateway.Route
 		problems []string
+		local    LocalExports
 	}{
 		{
 			name: "each port routes to every listed cluster, in the listed order",
@@ -361,6 +374,37 @@ func TestClustersetRoutes(t *testing.T) {
 				{Port: 41001, Namespace: "app", Destinations: dests("app", "web", 80, "north")},
 				{Port: 49000, Namespace: "app", Destinations: weighted(dests("app", "web", 80, "east", "north"), 1, 3)},
 			},
+		},
+		{
+			// West exports web itself: it is one of the clusterset's
+			// clusters, reached directly, weighted by its own endpoints.
+			name: "the local cluster, listed and exporting, is a local destination",
+			svcs: []*corev1.Service{
+				ready(mirrorSvc("app", "web-east", "east", "east", "web", port(80, 41000)), "1"),
+				clustersetSvc("app", "web", "east,west", port(80, 49000)),
+			},
+			local: localExports("west", exports.Export{Key: exports.Key{Namespace: "app", Name: "web"}, ReadyEndpoints: 2}),
+			want: []gateway.Route{
+				{Port: 41000, Namespace: "app", Destinations: dests("app", "web", 80, "east")},
+				{Port: 49000, Namespace: "app", Destinations: func() []gateway.Destination {
+					ds := weighted(dests("app", "web", 80, "east", "west"), 1, 2)
+					ds[1].Local = true
+					return ds
+				}()},
+			},
+		},
+		{
+			name: "the local cluster listed but not exporting is skipped",
+			svcs: []*corev1.Service{
+				ready(mirrorSvc("app", "web-east", "east", "east", "web", port(80, 41000)), "1"),
+				clustersetSvc("app", "web", "east,west", port(80, 49000)),
+			},
+			local: localExports("west"),
+			want: []gateway.Route{
+				{Port: 41000, Namespace: "app", Destinations: dests("app", "web", 80, "east")},
+				{Port: 49000, Namespace: "app", Destinations: weighted(dests("app", "web", 80, "east"), 1)},
+			},
+			problems: []string{"clusterset app/web-clusterset: lists this cluster, which does not export web; skipped"},
 		},
 		{
 			// A count on a Service the claims do not vouch for weighs
@@ -449,7 +493,7 @@ func TestClustersetRoutes(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			got, problems := Routes(tc.svcs, links, claimsOf(links, tc.svcs, forgedIn(tc.svcs)...), contract.DefaultEgressRange(), contract.DefaultClustersetRange())
+			got, problems := Routes(tc.svcs, links, claimsOf(links, tc.svcs, forgedIn(tc.svcs)...), tc.local, contract.DefaultEgressRange(), contract.DefaultClustersetRange())
 			if !reflect.DeepEqual(got, tc.want) {
 				t.Errorf("routes = %+v, want %+v", got, tc.want)
 			}

@@ -120,13 +120,14 @@ func Run(ctx context.Context, o Options) error {
 	}
 	egress, err := gateway.NewEgress(runCtx, gateway.EgressOptions{
 		TLS: src, ListenHost: o.EgressHost, Callers: callers, CallerMode: o.EgressCallers,
-		Limits: o.Limits, Metrics: metrics, Logger: log,
+		LocalEndpoints: pickerFunc(index.Endpoints),
+		Limits:         o.Limits, Metrics: metrics, Logger: log,
 	})
 	if err != nil {
 		ln.Close()
 		return fmt.Errorf("gatewayd: egress: %w", err)
 	}
-	routes, err := newRouteSync(&cfg, scheme, o, egress)
+	routes, err := newRouteSync(&cfg, scheme, o, egress, watcher)
 	if err != nil {
 		ln.Close()
 		return err

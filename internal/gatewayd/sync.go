@@ -21,6 +21,7 @@ import (
 	ferryv1 "ferry.dev/ferry/api/v1alpha1"
 	"ferry.dev/ferry/internal/claims"
 	"ferry.dev/ferry/internal/contract"
+	"ferry.dev/ferry/internal/exports"
 	"ferry.dev/ferry/internal/gateway"
 	"ferry.dev/ferry/internal/tunnel"
 )
@@ -45,7 +46,11 @@ type routeSync struct {
 	ports           contract.Range
 	clustersetPorts contract.Range
 	egress          routeTarget
-	log             *slog.Logger
+	// exports is this cluster's own export set: a clusterset route sends
+	// the local share of a service this cluster exports to its endpoints.
+	exports exportSource
+	cluster string
+	log     *slog.Logger
 	dirty           chan struct{}
 	synced          atomic.Bool
 
@@ -53,7 +58,10 @@ type routeSync struct {
 	lastRemotes map[string]tunnel.Remote
 }
 
-func newRouteSync(cfg *rest.Config, scheme *runtime.Scheme, o Options, egress routeTarget) (*routeSync, error) {
+// exportSource is the local export set (*exportwatch.Watcher).
+type exportSource interface{ Current() *exports.Set }
+
+func newRouteSync(cfg *rest.Config, scheme *runtime.Scheme, o Options, egress routeTarget, local exportSource) (*routeSync, error) {
 	// Only Services that carry ferry.dev/link (mirrors) or
 	// ferry.dev/clusterset (clusterset Services) are cached: the gateway
 	// never needs the cluster's other Services for egress. A label selector
@@ -96,7 +104,7 @@ func newRouteSync(cfg *rest.Config, scheme *runtime.Scheme, o Options, egress ro
 		return nil, fmt.Errorf("gatewayd: clusterset route cache: %w", err)
 	}
 	s := &routeSync{cache: c, clustersets: cs, namespace: o.Namespace, mesh: o.MeshDomain,
-		ports: o.EgressPorts, clustersetPorts: o.ClustersetPorts, egress: egress,
+		ports: o.EgressPorts, clustersetPorts: o.ClustersetPorts, egress: egress, exports: local, cluster: o.ClusterName,
 		log: o.Logger.With("component", "routes"), dirty: make(chan struct{}, 1)}
 	for _, w := range []struct {
 		c   cache.Cache
@@ -142,11 +150,19 @@ func (s *routeSync) Run(ctx context.Context) error {
 	}
 	s.mark()
 	for {
+		// A new local export set can change a local destination's weight,
+		// or whether there is one.
+		var exportsChanged <-chan struct{}
+		if cur := s.localSet(); cur != nil {
+			exportsChanged = cur.Changed()
+		}
 		select {
 		case <-ctx.Done():
 			return nil
 		case err := <-errc:
 			return err
+		case <-exportsChanged:
+			s.mark()
 		case <-s.dirty:
 			err := s.apply(ctx)
 			// Synced means "routes reflect the caches", not "every route
@@ -159,6 +175,13 @@ func (s *routeSync) Run(ctx context.Context) error {
 			}
 		}
 	}
+}
+
+func (s *routeSync) localSet() *exports.Set {
+	if s.exports == nil {
+		return nil
+	}
+	return s.exports.Current()
 }
 
 // Synced reports whether routes have been applied from synced caches once.
@@ -203,7 +226,8 @@ func (s *routeSync) apply(ctx context.Context) error {
 		s.log.Error("port claims do not decode; their ports route nothing", "shard", first, "err", err)
 	}
 	remotes, problems := Remotes(s.mesh, lp)
-	routes, rp := Routes(sp, lp, snap.Table, s.ports, s.clustersetPorts)
+	local := LocalExports{Cluster: s.cluster, Set: s.localSet()}
+	routes, rp := Routes(sp, lp, snap.Table, local, s.ports, s.clustersetPorts)
 	for _, p := range append(problems, rp...) {
 		s.log.Warn("skipped", "problem", p)
 	}

@@ -101,7 +101,7 @@ func TestForgedMirrorHoldsAndRoutesNothing(t *testing.T) {
 	for i := range svcs.Items {
 		ptrs = append(ptrs, &svcs.Items[i])
 	}
-	routes, _ := gatewayd.Routes(ptrs, []*ferryv1.Link{link}, snap.Table, egress, contract.DefaultClustersetRange())
+	routes, _ := gatewayd.Routes(ptrs, []*ferryv1.Link{link}, snap.Table, gatewayd.LocalExports{}, egress, contract.DefaultClustersetRange())
 	for _, r := range routes {
 		for _, d := range r.Destinations {
 			if d.Target.Namespace == "tenant" {
