@@ -51,8 +51,8 @@ type routeSync struct {
 	exports exportSource
 	cluster string
 	log     *slog.Logger
-	dirty           chan struct{}
-	synced          atomic.Bool
+	dirty   chan struct{}
+	synced  atomic.Bool
 
 	lastRoutes  []gateway.Route
 	lastRemotes map[string]tunnel.Remote
