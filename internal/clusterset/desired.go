@@ -15,6 +15,7 @@ import (
 	mcsv1beta1 "sigs.k8s.io/mcs-api/pkg/apis/v1beta1"
 
 	"ferry.dev/ferry/internal/contract"
+	"ferry.dev/ferry/internal/exports"
 	"ferry.dev/ferry/internal/mirror"
 )
 
@@ -62,6 +63,13 @@ type Input struct {
 	Gateway []string
 	// Ports is the clusterset egress port range.
 	Ports contract.Range
+	// LocalCluster is this cluster's name, and Local what it exports
+	// itself: a service that some Link imports and this cluster exports
+	// too has this cluster among its clusters (the MCS API's clusterset
+	// includes every exporting cluster), and the gateway sends that share
+	// to the local endpoints directly.
+	LocalCluster string
+	Local        map[exports.Key]exports.Export
 	// Claimed is the egress port each clusterset port holds in the port
 	// claims, and Taken the ports others hold in them (see mirror.Memory).
 	// Nil Claimed: no record; the Services' targetPorts are the memory.
@@ -189,6 +197,13 @@ func group(in Input) map[Key][]source {
 			headless: m.Spec.ClusterIP == corev1.ClusterIPNone,
 		})
 	}
+	if in.LocalCluster != "" {
+		for k := range out {
+			if e, ok := in.Local[exports.Key{Namespace: k.Namespace, Name: k.Service}]; ok {
+				out[k] = append(out[k], localSource(in.LocalCluster, e))
+			}
+		}
+	}
 	for k, srcs := range out {
 		sort.SliceStable(srcs, func(i, j int) bool {
 			if srcs[i].cluster != srcs[j].cluster {
@@ -200,6 +215,20 @@ func group(in Input) map[Key][]source {
 		out[k] = slices.CompactFunc(srcs, func(a, b source) bool { return a.cluster == b.cluster })
 	}
 	return out
+}
+
+// localSource stands for this cluster's own export of a service: a Service
+// with the export's ports, so the union of ports covers them too.
+func localSource(cluster string, e exports.Export) source {
+	svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: e.Namespace, Name: e.Name}}
+	for _, p := range e.Ports {
+		sp := corev1.ServicePort{Name: p.Name, Protocol: corev1.Protocol(p.Protocol), Port: p.Port}
+		if p.AppProtocol != "" {
+			sp.AppProtocol = ptr.To(p.AppProtocol)
+		}
+		svc.Spec.Ports = append(svc.Spec.Ports, sp)
+	}
+	return source{cluster: cluster, svc: svc, ready: e.ReadyEndpoints > 0, headless: e.Type == exports.Headless}
 }
 
 // foreign reports the first of k's names held by an object without the

@@ -13,6 +13,7 @@ import (
 	mcsv1beta1 "sigs.k8s.io/mcs-api/pkg/apis/v1beta1"
 
 	"ferry.dev/ferry/internal/contract"
+	"ferry.dev/ferry/internal/exports"
 	"ferry.dev/ferry/internal/writer"
 )
 
@@ -165,6 +166,24 @@ func TestDesired(t *testing.T) {
 		in:   Input{Mirrors: []*corev1.Service{mirrorOf("east", port("http", 80)), mirrorOf("north", port("http", 8080), port("", 9000))}},
 		want: &summary{ports: map[int32]int32{80: 49000, 8080: 49001, 9000: 49002}, names: []string{"http", "tcp-8080", "tcp-9000"},
 			clusters: "east,north", status: []string{"east", "north"}, typ: mcsv1beta1.ClusterSetIP, slices: 2},
+	}, {
+		// Issue 12: the importing cluster that exports the service too is
+		// one of its clusters, as the MCS API intends.
+		name: "this cluster, exporting too, joins the clusterset",
+		in: Input{Mirrors: []*corev1.Service{mirrorOf("east", port("http", 80))},
+			MirrorSlices: []*discoveryv1.EndpointSlice{sliceOf("east", false)},
+			LocalCluster: "west", Local: map[exports.Key]exports.Export{
+				{Namespace: "shop", Name: "web"}: {Key: exports.Key{Namespace: "shop", Name: "web"}, ReadyEndpoints: 2,
+					Ports: []exports.Port{{Name: "http", Protocol: "TCP", Port: 80}}},
+				{Namespace: "shop", Name: "other"}: {Key: exports.Key{Namespace: "shop", Name: "other"}, ReadyEndpoints: 1},
+			}},
+		want: &summary{ports: map[int32]int32{80: 49000}, names: []string{"http"}, clusters: "east,west",
+			status: []string{"east", "west"}, typ: mcsv1beta1.ClusterSetIP, ready: true, slices: 2},
+	}, {
+		name: "a local export alone makes no clusterset service",
+		in: Input{LocalCluster: "west", Local: map[exports.Key]exports.Export{
+			{Namespace: "shop", Name: "web"}: {Key: exports.Key{Namespace: "shop", Name: "web"}, ReadyEndpoints: 2},
+		}},
 	}, {
 		name: "removed when the last mirror goes",
 		in:   Input{},

@@ -16,6 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	toolscache "k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/events"
+	"k8s.io/client-go/util/workqueue"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -23,11 +24,13 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	crsource "sigs.k8s.io/controller-runtime/pkg/source"
 	mcsv1beta1 "sigs.k8s.io/mcs-api/pkg/apis/v1beta1"
 
 	ferryv1 "ferry.dev/ferry/api/v1alpha1"
 	"ferry.dev/ferry/internal/claims"
 	"ferry.dev/ferry/internal/contract"
+	"ferry.dev/ferry/internal/exports"
 	"ferry.dev/ferry/internal/mirror"
 	"ferry.dev/ferry/internal/writer"
 )
@@ -49,6 +52,11 @@ type Options struct {
 	// ClaimsNamespace holds the port claims (internal/claims) and the
 	// Links. Default ferry-system.
 	ClaimsNamespace string
+	// LocalCluster is this cluster's name and LocalExports its own export
+	// set: a service this cluster exports too joins the clusterset with
+	// this cluster among its clusters. Nil LocalExports: none.
+	LocalCluster string
+	LocalExports LocalExports
 	// Client writes and reads (through the cache). Default the manager's.
 	Client client.Client
 	// Registry receives the metrics. Nil registers nothing.
@@ -58,6 +66,9 @@ type Options struct {
 	ControllerName     string
 	SkipNameValidation bool
 }
+
+// LocalExports is this cluster's export set (*exportwatch.Watcher).
+type LocalExports interface{ Current() *exports.Set }
 
 // Reconciler keeps the clusterset objects equal to Desired of the mirrors.
 type Reconciler struct {
@@ -150,6 +161,7 @@ func Setup(mgr manager.Manager, opts Options) (*Reconciler, error) {
 		Watches(&corev1.Service{}, enqueue).
 		Watches(&discoveryv1.EndpointSlice{}, enqueue).
 		Watches(&mcsv1beta1.ServiceImport{}, enqueue).
+		WatchesRawSource(crsource.Func(r.localChanges)).
 		// Which mirrors count, and which ports are free, are in the claims.
 		Watches(&corev1.ConfigMap{}, claims.Handler(func([]claims.Owner) []reconcile.Request { return []reconcile.Request{request} })).
 		WithOptions(controller.Options{
@@ -163,6 +175,29 @@ func Setup(mgr manager.Manager, opts Options) (*Reconciler, error) {
 		return nil, fmt.Errorf("clusterset controller: %w", err)
 	}
 	return r, nil
+}
+
+// localChanges wakes the reconciler whenever this cluster's export set
+// changes: a service it starts or stops exporting, or its readiness.
+func (r *Reconciler) localChanges(ctx context.Context, q workqueue.TypedRateLimitingInterface[reconcile.Request]) error {
+	if r.opts.LocalExports == nil {
+		return nil
+	}
+	go func() {
+		for {
+			cur := r.opts.LocalExports.Current()
+			if cur == nil {
+				return
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-cur.Changed():
+				q.Add(request)
+			}
+		}
+	}()
+	return nil
 }
 
 // mapObject wakes the reconciler for the objects it reads: mirrors and
@@ -257,6 +292,11 @@ func (r *Reconciler) observe(ctx context.Context) (Input, Objects, claims.Snapsh
 		return in, have, snap, err
 	}
 	in.Taken, in.Claimed = claims.Split(snap, claims.Clusterset)
+	if r.opts.LocalExports != nil {
+		if cur := r.opts.LocalExports.Current(); cur != nil && cur.Synced {
+			in.LocalCluster, in.Local = r.opts.LocalCluster, cur.Exports
+		}
+	}
 	mirrored := client.HasLabels{contract.LabelLink, contract.LabelSourceCluster}
 	mine := client.HasLabels{contract.LabelClusterset}
 	var mirrors, current corev1.ServiceList

@@ -113,6 +113,7 @@ func Run(ctx context.Context, o Options) error {
 	status.Peers = im.Peers
 	if _, err := clusterset.Setup(mgr, clusterset.Options{
 		Gateway: o.gateway(), Ports: o.ClustersetPorts, Registry: o.Registry,
+		LocalCluster: o.ClusterName, LocalExports: status.Source,
 		Logger: log.With("component", "clusterset"), SkipNameValidation: o.SkipNameValidation,
 	}); err != nil {
 		return err

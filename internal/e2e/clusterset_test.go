@@ -106,3 +106,81 @@ func TestClustersetSplitsByReadyEndpoints(t *testing.T) {
 		t.Fatalf("east served %.1f%% of %s, want 25%% ± 3 (1 pod against north's 3): %v", 100*share, set, served)
 	}
 }
+
+// Local participation (issue 12): west and east both export both. West's
+// ServiceImport lists east and west, its clusterset service serves from
+// both in proportion to their pods, and west's share never touches a
+// tunnel: east's gateway serves exactly east's share.
+func TestClustersetIncludesTheLocalCluster(t *testing.T) {
+	netns.RequireRoot(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
+	defer cancel()
+	for _, c := range []*sandbox.Cluster{east, west} {
+		w, err := c.Echo(ctx, ns, "both", 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(w.Stop)
+		if err := c.Export(ctx, ns, "both"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var si mcsv1beta1.ServiceImport
+	err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 90*time.Second, true, func(ctx context.Context) (bool, error) {
+		if err := west.API.Client.Get(ctx, types.NamespacedName{Namespace: ns, Name: "both"}, &si); err != nil {
+			return false, nil
+		}
+		var clusters []string
+		for _, c := range si.Status.Clusters {
+			clusters = append(clusters, c.Cluster)
+		}
+		return slices.Equal(clusters, []string{"east", "west"}), nil
+	})
+	if err != nil {
+		t.Fatalf("west's ServiceImport both never listed east and west: %+v\nwest controller:\n%s", si.Status, west.Controller.Tail(20))
+	}
+	set := contract.ClustersetName("both")
+	err = wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 90*time.Second, true, func(ctx context.Context) (bool, error) {
+		seen := map[string]bool{}
+		for range 8 {
+			reply, err := west.Request(ctx, ns, set, 80, "which cluster")
+			if err != nil {
+				return false, nil
+			}
+			seen[strings.SplitN(reply, "/", 2)[0]] = true
+		}
+		return seen["east"] && seen["west"], nil
+	})
+	if err != nil {
+		t.Fatalf("%s never served from both east and west\nwest gateway:\n%s", set, west.Gateway.Tail(20))
+	}
+	tunnelled := func() float64 {
+		text, err := east.GatewayMetrics(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		v, err := sandbox.MetricSum(text, "ferry_gateway_ingress_streams_opened_total", map[string]string{"cluster": "west", "export": ns + "/both"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	before := tunnelled()
+	const n = 400
+	served := map[string]int{}
+	for i := range n {
+		reply, err := west.Request(ctx, ns, set, 80, "which cluster")
+		if err != nil {
+			t.Fatalf("request %d to %s: %v", i, set, err)
+		}
+		served[strings.SplitN(reply, "/", 2)[0]]++
+	}
+	through := tunnelled() - before
+	t.Logf("%d connections to %s: %v; east's gateway served %v of them", n, set, served, through)
+	if d := served["west"] - n/2; d < -12 || d > 12 || served["west"]+served["east"] != n {
+		t.Errorf("west served %d of %d, want about half (one pod each): %v", served["west"], n, served)
+	}
+	if int(through) != served["east"] {
+		t.Errorf("east's gateway served %v streams for west, want exactly east's %d: west's own share went through a tunnel", through, served["east"])
+	}
+}
