@@ -88,6 +88,12 @@ func TestIssuesGatewaySecretAndRestartWritesNothing(t *testing.T) {
 	if r.Controller().Bundle() == nil || !r.Controller().Bundle().Contains(mesh.Root.Cert) {
 		t.Fatal("controller has no bundle")
 	}
+	// The metrics follow the write that made the Secret visible: wait for
+	// them rather than race the issuer on a busy machine.
+	testkit.Eventually(t, "gateway renewal counted", func() bool {
+		return testutil.ToFloat64(r.metrics.renewals.WithLabelValues(certGateway)) >= 1 &&
+			testutil.ToFloat64(r.metrics.expiry.WithLabelValues(certGateway)) != 0
+	})
 	for _, cert := range []string{certGateway, certController} {
 		if n := testutil.ToFloat64(r.metrics.renewals.WithLabelValues(cert)); n != 1 {
 			t.Errorf("%s renewals %v", cert, n)
