@@ -156,6 +156,10 @@ func TestTenantFinalizerHoldsOnlyItsOwnPort(t *testing.T) {
 		s := getService(t, "hold", "db-east")
 		return s != nil && s.DeletionTimestamp != nil
 	})
+	// The unexport's own writes end with the Link's status saying so.
+	testkit.Eventually(t, "the unexport in the Link's status", func() bool {
+		return getLink(t, "held").Status.ImportedServices == 0
+	})
 	before := h.writes.Snapshot()
 	// Nothing to wait for: this is the absence of writes while the Link is
 	// retried (after 1 s and 2 s) for its pending claim.
