@@ -1,8 +1,15 @@
 package gateway
 
 import (
+	"bufio"
+	"io"
 	"math"
+	"net"
+	"strings"
 	"testing"
+	"time"
+
+	"ferry.dev/ferry/internal/tunnel"
 )
 
 func dests(weights ...uint32) []Destination {
@@ -101,5 +108,68 @@ func BenchmarkPickerStart(b *testing.B) {
 			}
 			_ = sink
 		})
+	}
+}
+
+// namedEcho answers with name, then echoes until the client half-closes.
+func namedEcho(name string) func(*net.TCPConn, *backend) {
+	return func(c *net.TCPConn, _ *backend) {
+		if _, err := c.Write([]byte(name + "\n")); err != nil {
+			return
+		}
+		_, _ = io.Copy(c, c)
+	}
+}
+
+// A change of weights applies from the next connection (issue 12: a
+// 90/10 split moved to 0/100 sends every new connection to north at once),
+// and a connection already open to east carries on, unaware.
+func TestWeightChangeAppliesToNewConnectionsOnly(t *testing.T) {
+	p := newPair(t, pairOpts{})
+	p.export("web", nil, newBackend(t, namedEcho("east")).addr())
+	north := newRemoteGateway(t, p, "north", "web", newBackend(t, namedEcho("north")).addr())
+	addr := routeToBoth(t, p, north, 90, 10)
+	first := func(c net.Conn) string {
+		_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		line, err := bufio.NewReader(c).ReadString('\n')
+		if err != nil {
+			t.Fatalf("read: %v\n%s", err, p.failureCounters())
+		}
+		_ = c.SetReadDeadline(time.Time{})
+		return strings.TrimSpace(line)
+	}
+	// A long-lived connection that landed on east (90% of them do).
+	var toEast net.Conn
+	for range 20 {
+		c := dial(t, addr)
+		if first(c) == "east" {
+			toEast = c
+			break
+		}
+		c.Close()
+	}
+	if toEast == nil {
+		t.Fatal("no connection of 20 reached east at 90%")
+	}
+
+	port := toEast.RemoteAddr().(*net.TCPAddr).Port
+	web := tunnel.Target{Namespace: "default", Service: "web", Port: 80}
+	if err := p.eg.SetRoutes([]Route{{Port: port, Namespace: "default", Destinations: []Destination{
+		{Cluster: "east", Target: web, Weight: 0}, {Cluster: "north", Target: web, Weight: 100},
+	}}}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 50 {
+		c := dial(t, addr)
+		if got := first(c); got != "north" {
+			t.Fatalf("connection %d after the change went to %q, want north", i, got)
+		}
+		c.Close()
+	}
+	if _, err := toEast.Write([]byte("still there\n")); err != nil {
+		t.Fatal(err)
+	}
+	if got := first(toEast); got != "still there" {
+		t.Fatalf("the connection open to east before the change answered %q", got)
 	}
 }
