@@ -41,14 +41,7 @@ func TestClustersetSpreadsAcrossClusters(t *testing.T) {
 	if err := waitReachable(ctx, set, 60*time.Second); err != nil {
 		t.Fatalf("%v\nwest gateway:\n%s", err, west.Gateway.Tail(20))
 	}
-	served := map[string]int{}
-	for i := range 20 {
-		reply, err := west.Request(ctx, ns, set, 80, "which cluster")
-		if err != nil {
-			t.Fatalf("request %d to %s: %v", i, set, err)
-		}
-		served[strings.SplitN(reply, "/", 2)[0]]++
-	}
+	served := serveFrom(ctx, t, set, 20)
 	t.Logf("ServiceImport echo: clusters %v, IP %v; 20 requests to %s served by %v", si.Status.Clusters, si.Spec.IPs, set, served)
 	if served["east"] == 0 || served["north"] == 0 || served["east"]+served["north"] != 20 {
 		t.Fatalf("%s should spread over east and north, got %v", set, served)
@@ -78,29 +71,9 @@ func TestClustersetSplitsByReadyEndpoints(t *testing.T) {
 	}
 	set := contract.ClustersetName("split")
 	// Both clusters routed, with their counts: a first connection to each.
-	err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 90*time.Second, true, func(ctx context.Context) (bool, error) {
-		seen := map[string]bool{}
-		for range 8 {
-			reply, err := west.Request(ctx, ns, set, 80, "which cluster")
-			if err != nil {
-				return false, nil
-			}
-			seen[strings.SplitN(reply, "/", 2)[0]] = true
-		}
-		return seen["east"] && seen["north"], nil
-	})
-	if err != nil {
-		t.Fatalf("%s never reached both east and north\nwest gateway:\n%s", set, west.Gateway.Tail(20))
-	}
+	waitServedBy(ctx, t, set, "east", "north")
 	const n = 2000
-	served := map[string]int{}
-	for i := range n {
-		reply, err := west.Request(ctx, ns, set, 80, "which cluster")
-		if err != nil {
-			t.Fatalf("request %d to %s: %v", i, set, err)
-		}
-		served[strings.SplitN(reply, "/", 2)[0]]++
-	}
+	served := serveFrom(ctx, t, set, n)
 	t.Logf("%d connections to %s: %v", n, set, served)
 	if share := float64(served["east"]) / n; share < 0.22 || share > 0.28 || served["east"]+served["north"] != n {
 		t.Fatalf("east served %.1f%% of %s, want 25%% ± 3 (1 pod against north's 3): %v", 100*share, set, served)
@@ -140,20 +113,7 @@ func TestClustersetIncludesTheLocalCluster(t *testing.T) {
 		t.Fatalf("west's ServiceImport both never listed east and west: %+v\nwest controller:\n%s", si.Status, west.Controller.Tail(20))
 	}
 	set := contract.ClustersetName("both")
-	err = wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 90*time.Second, true, func(ctx context.Context) (bool, error) {
-		seen := map[string]bool{}
-		for range 8 {
-			reply, err := west.Request(ctx, ns, set, 80, "which cluster")
-			if err != nil {
-				return false, nil
-			}
-			seen[strings.SplitN(reply, "/", 2)[0]] = true
-		}
-		return seen["east"] && seen["west"], nil
-	})
-	if err != nil {
-		t.Fatalf("%s never served from both east and west\nwest gateway:\n%s", set, west.Gateway.Tail(20))
-	}
+	waitServedBy(ctx, t, set, "east", "west")
 	tunnelled := func() float64 {
 		text, err := east.GatewayMetrics(ctx)
 		if err != nil {
@@ -167,14 +127,7 @@ func TestClustersetIncludesTheLocalCluster(t *testing.T) {
 	}
 	before := tunnelled()
 	const n = 400
-	served := map[string]int{}
-	for i := range n {
-		reply, err := west.Request(ctx, ns, set, 80, "which cluster")
-		if err != nil {
-			t.Fatalf("request %d to %s: %v", i, set, err)
-		}
-		served[strings.SplitN(reply, "/", 2)[0]]++
-	}
+	served := serveFrom(ctx, t, set, n)
 	through := tunnelled() - before
 	t.Logf("%d connections to %s: %v; east's gateway served %v of them", n, set, served, through)
 	if d := served["west"] - n/2; d < -12 || d > 12 || served["west"]+served["east"] != n {
@@ -182,5 +135,45 @@ func TestClustersetIncludesTheLocalCluster(t *testing.T) {
 	}
 	if int(through) != served["east"] {
 		t.Errorf("east's gateway served %v streams for west, want exactly east's %d: west's own share went through a tunnel", through, served["east"])
+	}
+}
+
+// serveFrom sends n requests from a west pod to svc, one connection each,
+// and counts them by the cluster that answered.
+func serveFrom(ctx context.Context, t *testing.T, svc string, n int) map[string]int {
+	t.Helper()
+	served := map[string]int{}
+	for i := range n {
+		reply, err := west.Request(ctx, ns, svc, 80, "which cluster")
+		if err != nil {
+			t.Fatalf("request %d to %s: %v", i, svc, err)
+		}
+		served[strings.SplitN(reply, "/", 2)[0]]++
+	}
+	return served
+}
+
+// waitServedBy waits until a handful of requests from west to svc reach
+// every one of clusters.
+func waitServedBy(ctx context.Context, t *testing.T, svc string, clusters ...string) {
+	t.Helper()
+	err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 90*time.Second, true, func(ctx context.Context) (bool, error) {
+		seen := map[string]bool{}
+		for range 8 {
+			reply, err := west.Request(ctx, ns, svc, 80, "which cluster")
+			if err != nil {
+				return false, nil
+			}
+			seen[strings.SplitN(reply, "/", 2)[0]] = true
+		}
+		for _, c := range clusters {
+			if !seen[c] {
+				return false, nil
+			}
+		}
+		return true, nil
+	})
+	if err != nil {
+		t.Fatalf("%s never served from all of %v\nwest gateway:\n%s", svc, clusters, west.Gateway.Tail(20))
 	}
 }
