@@ -5,7 +5,9 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -83,6 +85,9 @@ type Reconciler struct {
 	blockers writer.Blockers
 	// retry paces the reconciles while claims wait for their holder to go.
 	retry claims.Retry
+	// imported are the services that some Link's mirror stands for, as the
+	// last reconcile saw them (localChanges reads it).
+	imported atomic.Pointer[map[exports.Key]bool]
 }
 
 // request is the one work item: every reconcile computes the whole state,
@@ -177,24 +182,29 @@ func Setup(mgr manager.Manager, opts Options) (*Reconciler, error) {
 	return r, nil
 }
 
-// localChanges wakes the reconciler whenever this cluster's export set
-// changes: a service it starts or stops exporting, or its readiness.
+// localChanges wakes the reconciler when this cluster's export set changes
+// for a service that a Link imports: this cluster starts or stops
+// exporting it, or its readiness changes.
 func (r *Reconciler) localChanges(ctx context.Context, q workqueue.TypedRateLimitingInterface[reconcile.Request]) error {
 	if r.opts.LocalExports == nil {
 		return nil
 	}
 	go func() {
-		for {
-			cur := r.opts.LocalExports.Current()
-			if cur == nil {
-				return
-			}
+		seen := r.opts.LocalExports.Current()
+		for seen != nil {
 			select {
 			case <-ctx.Done():
 				return
-			case <-cur.Changed():
+			case <-seen.Changed():
+			}
+			next := r.opts.LocalExports.Current()
+			// Only services some Link imports have clusterset objects: the
+			// local readiness of any other export changes nothing here.
+			imported := r.imported.Load()
+			if slices.ContainsFunc(next.ChangedSince(seen), func(k exports.Key) bool { return imported != nil && (*imported)[k] }) {
 				q.Add(request)
 			}
+			seen = next
 		}
 	}()
 	return nil
@@ -329,6 +339,11 @@ func (r *Reconciler) observe(ctx context.Context) (Input, Objects, claims.Snapsh
 		linked[l.Name] = true
 	}
 	in.Mirrors = claimedMirrors(pointers(mirrors.Items), snap.Table, linked)
+	imported := make(map[exports.Key]bool, len(in.Mirrors))
+	for _, m := range in.Mirrors {
+		imported[exports.Key{Namespace: m.Namespace, Name: m.Annotations[contract.AnnotationRemoteService]}] = true
+	}
+	r.imported.Store(&imported)
 	in.MirrorSlices = pointers(mirrorSlices.Items)
 	in.Current = pointers(current.Items)
 	have.Services = in.Current

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"reflect"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -20,6 +21,7 @@ import (
 
 	ferryv1 "ferry.dev/ferry/api/v1alpha1"
 	"ferry.dev/ferry/internal/claims"
+	"ferry.dev/ferry/internal/clusterset"
 	"ferry.dev/ferry/internal/contract"
 	"ferry.dev/ferry/internal/exports"
 	"ferry.dev/ferry/internal/gateway"
@@ -50,9 +52,13 @@ type routeSync struct {
 	// the local share of a service this cluster exports to its endpoints.
 	exports exportSource
 	cluster string
-	log     *slog.Logger
-	dirty   chan struct{}
-	synced  atomic.Bool
+	// localKeys are the services whose clusterset Service lists this
+	// cluster, as the last pass saw them; only their local exports matter.
+	// Read and written by Run's goroutine alone.
+	localKeys map[exports.Key]bool
+	log       *slog.Logger
+	dirty     chan struct{}
+	synced    atomic.Bool
 
 	lastRoutes  []gateway.Route
 	lastRemotes map[string]tunnel.Remote
@@ -149,12 +155,15 @@ func (s *routeSync) Run(ctx context.Context) error {
 		}
 	}
 	s.mark()
+	seen := s.localSet()
 	for {
 		// A new local export set can change a local destination's weight,
-		// or whether there is one.
+		// or whether there is one, but only for the clusterset services
+		// that list this cluster: other export changes (every endpoint
+		// change of every exported Service) cost no pass.
 		var exportsChanged <-chan struct{}
-		if cur := s.localSet(); cur != nil {
-			exportsChanged = cur.Changed()
+		if seen != nil {
+			exportsChanged = seen.Changed()
 		}
 		select {
 		case <-ctx.Done():
@@ -162,7 +171,11 @@ func (s *routeSync) Run(ctx context.Context) error {
 		case err := <-errc:
 			return err
 		case <-exportsChanged:
-			s.mark()
+			next := s.localSet()
+			if slices.ContainsFunc(next.ChangedSince(seen), func(k exports.Key) bool { return s.localKeys[k] }) {
+				s.mark()
+			}
+			seen = next
 		case <-s.dirty:
 			err := s.apply(ctx)
 			// Synced means "routes reflect the caches", not "every route
@@ -215,8 +228,13 @@ func (s *routeSync) apply(ctx context.Context) error {
 			sp = append(sp, &mirrors.Items[i])
 		}
 	}
+	s.localKeys = map[exports.Key]bool{}
 	for i := range clustersets.Items {
-		sp = append(sp, &clustersets.Items[i])
+		cs := &clustersets.Items[i]
+		sp = append(sp, cs)
+		if c, _, ok := clusterset.Read(cs, s.clustersetPorts); ok && slices.Contains(c.Clusters, s.cluster) {
+			s.localKeys[exports.Key{Namespace: c.Key.Namespace, Name: c.Key.Service}] = true
+		}
 	}
 	snap, err := claims.Read(ctx, s.cache, s.namespace)
 	if err != nil {
