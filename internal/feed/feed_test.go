@@ -48,6 +48,7 @@ func TestSnapshotThenDeltas(t *testing.T) {
 	}
 
 	// Changes west may not see, and status-only changes, send west nothing.
+	f.waitCounted(t, "west", kindDelta, 2)
 	before := f.sent("west", kindDelta) + f.sent("west", kindHeartbeat)
 	f.publish(b, exp("north-only", only("north"), func(e *exports.Export) { e.ReadyEndpoints = 7 }))
 	f.pub.Publish(f.pub.Current().Exports, map[exports.Key]exports.Status{b.Key: {Key: b.Key}}, nil)
@@ -95,6 +96,7 @@ func TestReconnectResumesWithDeltas(t *testing.T) {
 	}
 	// (The first stream may also have been sent the delta before the server
 	// saw it go, so only snapshots are counted exactly.)
+	f.waitCounted(t, "west", kindDelta, 1)
 	if f.updates("west", kindSnapshot) != 1 || f.updates("west", kindDelta) < 1 {
 		t.Fatalf("snapshots %v, deltas %v", f.updates("west", kindSnapshot), f.updates("west", kindDelta))
 	}

@@ -3,6 +3,7 @@ package feed
 import (
 	"context"
 	"crypto/tls"
+	"fmt"
 	"net"
 	"sync"
 	"testing"
@@ -99,6 +100,16 @@ func (f *fixture) sent(cluster, kind string) float64 {
 
 func (f *fixture) updates(cluster, kind string) float64 {
 	return testutil.ToFloat64(f.metrics.Updates.WithLabelValues(cluster, kind))
+}
+
+// waitCounted waits until the server has counted at least n updates of a
+// kind. The server counts an update after Send returns, so a client can hold
+// an update before the server's counter shows it.
+func (f *fixture) waitCounted(t *testing.T, cluster, kind string, n float64) {
+	t.Helper()
+	testkit.Eventually(t, fmt.Sprintf("%v %s updates counted for %s", n, kind, cluster), func() bool {
+		return f.updates(cluster, kind) >= n
+	})
 }
 
 // recorder is a Handler that keeps the imported state and what happened.

@@ -58,6 +58,7 @@ func TestClientDetectsSilentServer(t *testing.T) {
 	// The reconnect resumes: the server answers with a heartbeat, no
 	// second snapshot.
 	r.wait(t, "resume", func(r *recorder) bool { return r.connected >= 2 && len(r.heartbeats) > 0 })
+	f.waitCounted(t, "west", kindSnapshot, 1)
 	if f.updates("west", kindSnapshot) != 1 {
 		t.Fatalf("%v snapshots", f.updates("west", kindSnapshot))
 	}
@@ -216,6 +217,7 @@ func TestLargeSnapshotsAreChunked(t *testing.T) {
 	if len(r.state) != 400 || !r.updates[0].Snapshot {
 		t.Fatalf("got %d exports", len(r.state))
 	}
+	f.waitCounted(t, "west", kindSnapshot, 1)
 	msgs := f.sent("west", kindSnapshot)
 	if msgs < 6 || f.updates("west", kindSnapshot) != 1 {
 		t.Fatalf("400 KiB snapshot in %v messages (limit %d bytes)", msgs, limit)

@@ -82,6 +82,7 @@ func TestUnrelatedChurnSendsNoFeedBytes(t *testing.T) {
 	r.mu.Lock()
 	updates := len(r.updates)
 	r.mu.Unlock()
+	f.waitCounted(t, "west", kindDelta, 1)
 	if updates != 2 || f.sent("west", kindDelta) != 1 {
 		t.Fatalf("%d updates (%v delta messages) for %d unexported Services and one real change; want snapshot + 1 delta", updates, f.sent("west", kindDelta), n)
 	}
