@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"errors"
+	"time"
 
 	"ferry.dev/ferry/internal/tunnel"
 )
@@ -12,50 +13,53 @@ import (
 
 // open tries the route's destinations that take connections, starting
 // where the picker says for turn and wrapping around in route order: first
-// the local destination and those with a live session, then the rest (a
-// remote with no live session would only make the client wait for a dial
-// that is already failing). release frees what the connection holds.
+// the local destination and the remotes with a live session that are not
+// ejected, then the rest (a remote with no live session would only make the
+// client wait for a dial that is already failing). Each attempt but the
+// last is bounded by AttemptTimeout, and a failed one ejects its
+// destination. release frees what the connection holds.
 func (e *Egress) open(r *activeRoute, turn uint64) (_ tunnel.Conn, _ Destination, release func(), _ error) {
 	ctx, cancel := context.WithTimeout(e.ctx, e.o.Limits.OpenTimeout)
 	defer cancel()
 	order := r.pick.order
 	n, k := len(order), r.pick.start(turn)
-	// Liveness is read once: a session that comes up between the passes
-	// must not make its destination miss both.
-	var liveBits uint64
-	var liveMore []bool // beyond 64 destinations
+	// Whether each destination is first-pass is read once: a session that
+	// comes up between the passes must not make its destination miss both.
+	now := time.Now().UnixNano()
+	var firstBits uint64
+	var firstMore []bool // beyond 64 destinations
 	if n > 64 {
-		liveMore = make([]bool, n)
+		firstMore = make([]bool, n)
 	}
 	for i := range n {
 		d := r.Destinations[order[(k+i)%n]]
-		live := n == 1 || d.Local || e.client.Live(d.Cluster)
+		first := n == 1 || (d.Local || e.client.Live(d.Cluster)) && !e.eject.ejected(d, now)
 		switch {
-		case liveMore != nil:
-			liveMore[i] = live
-		case live:
-			liveBits |= 1 << i
+		case firstMore != nil:
+			firstMore[i] = first
+		case first:
+			firstBits |= 1 << i
 		}
 	}
 	var errs []error
+	tried := 0
 	for pass := range 2 {
 		for i := range n {
 			d := r.Destinations[order[(k+i)%n]]
-			live := liveBits&(1<<i) != 0
-			if liveMore != nil {
-				live = liveMore[i]
+			first := firstBits&(1<<i) != 0
+			if firstMore != nil {
+				first = firstMore[i]
 			}
-			if live != (pass == 0) {
+			if first != (pass == 0) {
 				continue
 			}
-			c, release, reason, retriable, err := e.openOne(ctx, d)
+			tried++
+			c, release, err := e.attempt(ctx, d, tried < n)
 			if err == nil {
 				return c, d, release, nil
 			}
-			e.o.Metrics.EgressFailed.WithLabelValues(d.Cluster, reason).Inc()
-			e.log.Info("egress stream failed", "remote", d.Cluster, "local", d.Local, "export", d.Target.Export(), "reason", reason, "err", err)
 			errs = append(errs, err)
-			if !retriable || ctx.Err() != nil {
+			if !isRetriable(err) || ctx.Err() != nil {
 				return nil, Destination{}, nil, errors.Join(errs...)
 			}
 		}
@@ -64,6 +68,49 @@ func (e *Egress) open(r *activeRoute, turn uint64) (_ tunnel.Conn, _ Destination
 		return nil, Destination{}, nil, errors.New("gateway: egress: no destination takes connections")
 	}
 	return nil, Destination{}, nil, errors.Join(errs...)
+}
+
+// attemptError is a failed attempt that another destination may retry.
+type attemptError struct{ error }
+
+func (e attemptError) Unwrap() error { return e.error }
+
+func isRetriable(err error) bool {
+	var ae attemptError
+	return errors.As(err, &ae)
+}
+
+// attempt opens one destination, bounded by AttemptTimeout when others are
+// left to try, and keeps the ejections: a failure ejects (the cluster when
+// its gateway failed, the destination when only the service did), a
+// success ends the streak.
+func (e *Egress) attempt(ctx context.Context, d Destination, bounded bool) (tunnel.Conn, func(), error) {
+	actx := ctx
+	if bounded {
+		var cancel context.CancelFunc
+		actx, cancel = context.WithTimeout(ctx, e.o.Limits.AttemptTimeout)
+		defer cancel()
+	}
+	c, release, reason, retriable, err := e.openOne(actx, d)
+	if err == nil {
+		e.eject.succeeded(d)
+		return c, release, nil
+	}
+	wholeCluster := !d.Local && reason != tunnel.StatusUnavailable.String()
+	// The stream's own deadline, set from actx's, can fire before actx's
+	// timer does: ask the clock, not actx.Err.
+	if dl, ok := actx.Deadline(); bounded && ok && !time.Now().Before(dl) && ctx.Err() == nil {
+		reason, retriable, wholeCluster = ReasonAttemptTimeout, true, !d.Local
+	}
+	e.o.Metrics.EgressFailed.WithLabelValues(d.Cluster, reason).Inc()
+	if !retriable || ctx.Err() != nil {
+		e.log.Info("egress stream failed", "remote", d.Cluster, "local", d.Local, "export", d.Target.Export(), "reason", reason, "err", err)
+		return nil, nil, err
+	}
+	for_ := e.eject.failed(d, wholeCluster)
+	e.log.Info("egress attempt failed; trying the next destination", "remote", d.Cluster, "local", d.Local,
+		"export", d.Target.Export(), "reason", reason, "err", err, "ejectedFor", for_.Round(time.Millisecond), "wholeCluster", wholeCluster)
+	return nil, nil, attemptError{err}
 }
 
 // openOne connects to one destination: a tunnel stream to a remote, or a

@@ -26,6 +26,9 @@ const (
 	// MaxEgressConnsPerClient connections already.
 	ReasonClientConnLimit = "client_connection_limit"
 	ReasonNoRoute         = "no_route"
+	// ReasonAttemptTimeout: a destination did not answer within
+	// AttemptTimeout while another was left to try.
+	ReasonAttemptTimeout = "attempt_timeout"
 )
 
 // Destination is one place a route can send a connection.
@@ -106,6 +109,8 @@ type Egress struct {
 	local *backends
 	log   *slog.Logger
 	conns *connSet
+	// eject keeps the destinations whose last attempt failed.
+	eject *ejector
 	// refusals caps the log lines about refused callers: a hostile pod
 	// controls how often they happen.
 	refusals logLimiter
@@ -180,6 +185,9 @@ func NewEgress(ctx context.Context, o EgressOptions) (*Egress, error) {
 		listeners: map[int]*egressListener{},
 		refusals:  logLimiter{burst: 20},
 	}
+	e.eject = newEjector(o.Limits.EjectionBase, o.Limits.EjectionMax, time.Now, func(cluster, scope string) {
+		o.Metrics.Ejections.WithLabelValues(cluster, scope).Inc()
+	})
 	if o.LocalEndpoints != nil {
 		e.local = newBackends(o.LocalEndpoints, o.BackendDialer, time.Now, &e.o.Limits)
 	}
@@ -223,6 +231,7 @@ func (e *Egress) SetRoutes(routes []Route) error {
 	if e.closed {
 		return errors.New("gateway: egress is shut down")
 	}
+	e.eject.keepOnly(want)
 	for port, l := range e.listeners {
 		if _, ok := want[port]; !ok {
 			_ = l.ln.Close()

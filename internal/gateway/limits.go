@@ -39,6 +39,18 @@ type Limits struct {
 	// the remote's reply. It must exceed the remote's
 	// DialAttempts × DialTimeout, or slow backends look like dead remotes.
 	OpenTimeout time.Duration
+	// AttemptTimeout bounds one attempt of a route with several
+	// destinations, when another is left to try: the wait for the session,
+	// the remote's reply and so for its backend dial. Past it the
+	// connection goes to the next destination (nothing has been sent), and
+	// the slow cluster is ejected. The last destination tried has the rest
+	// of OpenTimeout, and a mirror's single destination all of it.
+	AttemptTimeout time.Duration
+	// EjectionBase is how long a destination whose attempt failed is tried
+	// only after the others; each further failure in a row doubles it, up
+	// to EjectionMax, with ±20% jitter.
+	EjectionBase time.Duration
+	EjectionMax  time.Duration
 	// MaxEgressConns bounds concurrent client connections on all egress
 	// ports together.
 	MaxEgressConns int
@@ -61,7 +73,13 @@ func DefaultLimits() Limits {
 		DialAttempts:    3,
 		EndpointBackoff: 5 * time.Second,
 		OpenTimeout:     20 * time.Second,
-		MaxEgressConns:  16384,
+		// A healthy gateway replies within a round trip plus a local
+		// connect; a second is ten times a cross-continent RTT, and keeps
+		// failover of a hung gateway inside the 2 s that issue 12 asks.
+		AttemptTimeout: time.Second,
+		EjectionBase:   time.Second,
+		EjectionMax:    30 * time.Second,
+		MaxEgressConns: 16384,
 		// A sixteenth: room for a large connection pool, while 16 busy
 		// clients are needed to fill the gateway.
 		MaxEgressConnsPerClient: 1024,
@@ -82,6 +100,9 @@ func (l *Limits) Default() {
 	l.DialAttempts = cmp.Or(l.DialAttempts, d.DialAttempts)
 	l.EndpointBackoff = cmp.Or(l.EndpointBackoff, d.EndpointBackoff)
 	l.OpenTimeout = cmp.Or(l.OpenTimeout, d.OpenTimeout)
+	l.AttemptTimeout = cmp.Or(l.AttemptTimeout, d.AttemptTimeout)
+	l.EjectionBase = cmp.Or(l.EjectionBase, d.EjectionBase)
+	l.EjectionMax = cmp.Or(l.EjectionMax, d.EjectionMax)
 	l.MaxEgressConns = cmp.Or(l.MaxEgressConns, d.MaxEgressConns)
 	l.MaxEgressConnsPerClient = cmp.Or(l.MaxEgressConnsPerClient, d.MaxEgressConnsPerClient)
 	l.DrainTimeout = cmp.Or(l.DrainTimeout, d.DrainTimeout)
@@ -102,10 +123,15 @@ func (l Limits) Validate() error {
 	}{
 		{"HeaderTimeout", l.HeaderTimeout}, {"IdleTimeout", l.IdleTimeout}, {"DialTimeout", l.DialTimeout},
 		{"EndpointBackoff", l.EndpointBackoff}, {"OpenTimeout", l.OpenTimeout}, {"DrainTimeout", l.DrainTimeout},
+		{"AttemptTimeout", l.AttemptTimeout}, {"EjectionBase", l.EjectionBase}, {"EjectionMax", l.EjectionMax},
 	} {
 		if v.d <= 0 {
 			return fmt.Errorf("gateway limits: %s is %v; it must be positive (Default sets every limit)", v.name, v.d)
 		}
+	}
+	if l.AttemptTimeout > l.OpenTimeout || l.EjectionBase > l.EjectionMax {
+		return fmt.Errorf("gateway limits: AttemptTimeout %v must not exceed OpenTimeout %v, nor EjectionBase %v EjectionMax %v",
+			l.AttemptTimeout, l.OpenTimeout, l.EjectionBase, l.EjectionMax)
 	}
 	if l.DialAttempts <= 0 || l.MaxEgressConns <= 0 || l.MaxEgressConnsPerClient <= 0 {
 		return fmt.Errorf("gateway limits: DialAttempts (%d), MaxEgressConns (%d) and MaxEgressConnsPerClient (%d) must be positive",

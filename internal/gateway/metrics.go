@@ -32,6 +32,7 @@ type Metrics struct {
 	EgressCallersRefused *prometheus.CounterVec // reason, mode
 	Sessions             *prometheus.GaugeVec   // remote
 	RemoteUp             *prometheus.GaugeVec   // remote
+	Ejections            *prometheus.CounterVec // cluster, scope (cluster|service)
 }
 
 // NewMetrics creates the series and registers them with reg, which should be
@@ -67,14 +68,15 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		EgressActive: g("egress_active_connections", "Client connections being relayed by egress."),
 		EgressCallersRefused: cv("egress_callers_refused_total",
 			"Egress connections whose caller may not use the port, by reason; mode enforce closed them, mode audit served them.", "reason", "mode"),
-		Sessions: gv("tunnel_sessions", "Live tunnel sessions to a remote cluster.", "remote"),
-		RemoteUp: gv("remote_up", "1 if at least one tunnel session to the remote cluster is live.", "remote"),
+		Sessions:  gv("tunnel_sessions", "Live tunnel sessions to a remote cluster.", "remote"),
+		RemoteUp:  gv("remote_up", "1 if at least one tunnel session to the remote cluster is live.", "remote"),
+		Ejections: cv("ejections_total", "Destinations tried last for a while after a failed attempt: a whole cluster, or one service there.", "cluster", "scope"),
 	}
 	if reg != nil {
 		var errs []error
 		for _, c := range []prometheus.Collector{
 			m.IngressOpened, m.IngressRejected, m.IngressFailed, m.IngressBytes, m.IngressActive, m.BackendTTFB,
-			m.InboundSessions, m.EgressOpened, m.EgressFailed, m.EgressBytes, m.EgressActive, m.EgressCallersRefused, m.Sessions, m.RemoteUp,
+			m.InboundSessions, m.EgressOpened, m.EgressFailed, m.EgressBytes, m.EgressActive, m.EgressCallersRefused, m.Sessions, m.RemoteUp, m.Ejections,
 		} {
 			errs = append(errs, reg.Register(c))
 		}

@@ -6,78 +6,15 @@ import (
 	"io"
 	"net"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"ferry.dev/ferry/internal/tooling/testkit"
 )
 
-// freezeProxy forwards TCP to target until frozen; frozen connections stay
-// open but carry nothing, like a peer behind a dead network path.
-type freezeProxy struct {
-	ln     net.Listener
-	target string
-	frozen atomic.Bool
-	mu     sync.Mutex
-	conns  []net.Conn
-}
-
-func newFreezeProxy(t *testing.T, target string) *freezeProxy {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &freezeProxy{ln: ln, target: target}
-	t.Cleanup(func() {
-		ln.Close()
-		p.mu.Lock()
-		for _, c := range p.conns {
-			c.Close()
-		}
-		p.mu.Unlock()
-	})
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			u, err := net.Dial("tcp", target)
-			if err != nil {
-				c.Close()
-				continue
-			}
-			p.mu.Lock()
-			p.conns = append(p.conns, c, u)
-			p.mu.Unlock()
-			frozen := &atomic.Bool{}
-			go p.pipe(c, u, frozen)
-			go p.pipe(u, c, frozen)
-		}
-	}()
-	return p
-}
-
-func (p *freezeProxy) pipe(dst, src net.Conn, _ *atomic.Bool) {
-	buf := make([]byte, 32<<10)
-	for {
-		n, err := src.Read(buf)
-		if err != nil {
-			return
-		}
-		if p.frozen.Load() {
-			continue // swallow: the path is dead but nobody closes
-		}
-		if _, err := dst.Write(buf[:n]); err != nil {
-			return
-		}
-	}
-}
-
 func TestKeepaliveDetectsDeadPeer(t *testing.T) {
 	e := newEnv(t, echoHandler{}, testLimits(), nil)
-	px := newFreezeProxy(t, e.addr)
+	px := testkit.NewFreezeProxy(t, e.addr)
 	lim := testLimits()
 	lim.KeepAliveInterval = 200 * time.Millisecond
 	lim.KeepAliveTimeout = 300 * time.Millisecond
@@ -87,17 +24,17 @@ func TestKeepaliveDetectsDeadPeer(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	c.SetRemotes(map[string]Remote{"east": {Addresses: []string{px.ln.Addr().String()}, Identity: e.east.GatewayID()}})
+	c.SetRemotes(map[string]Remote{"east": {Addresses: []string{px.Addr()}, Identity: e.east.GatewayID()}})
 	testkit.EventuallyWithin(t, 2*time.Second, "remote up", func() bool { up, _ := obs.isUp("east"); return up })
 
-	px.frozen.Store(true)
+	px.Freeze(true)
 	start := time.Now()
 	testkit.EventuallyWithin(t, 2*time.Second, "dead peer detected", func() bool { up, _ := obs.isUp("east"); return !up })
 	if d := time.Since(start); d > lim.KeepAliveInterval+lim.KeepAliveTimeout+500*time.Millisecond {
 		t.Fatalf("dead peer detected after %v", d)
 	}
 	// The path heals: the pool reconnects on its own.
-	px.frozen.Store(false)
+	px.Freeze(false)
 	testkit.EventuallyWithin(t, 3*time.Second, "remote up again", func() bool { up, _ := obs.isUp("east"); return up })
 	st, err := c.Open(openCtx(t), "east", target)
 	if err != nil {

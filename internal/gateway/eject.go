@@ -1,0 +1,121 @@
+package gateway
+
+import (
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"ferry.dev/ferry/internal/tunnel"
+)
+
+// Passive ejection. The probe and the tunnel's keepalive find a dead
+// gateway in seconds, but a hung one (stopped, overloaded, behind a
+// black-holing link) keeps its TCP session up for KeepAliveInterval +
+// KeepAliveTimeout. What every connection learns for free is that its
+// attempt failed; ejection makes that lesson count for the next ones, so a
+// failing destination stops taking new connections after one failure
+// instead of one per connection. An ejected destination is still tried, but
+// last: a client never fails because of an ejection.
+
+// ejectKey names what a failure ejects. A failure of the gateway itself
+// (unreachable, overloaded, draining) ejects the whole cluster: every
+// service there is as unreachable. A failure of one service (no ready
+// endpoint) ejects that destination only.
+type ejectKey struct {
+	cluster string
+	target  tunnel.Target // zero for the whole cluster
+}
+
+// ejection is one key's state. until is read on the hot path without a lock.
+type ejection struct {
+	until atomic.Int64 // unix nanoseconds; ejected while now < until
+	// streak counts consecutive failures; the backoff doubles with each.
+	// It is written under mu, and read without it by succeeded.
+	streak atomic.Int32
+	mu     sync.Mutex
+}
+
+// ejector keeps the ejections of one egress.
+type ejector struct {
+	base, max time.Duration
+	now       func() time.Time
+	onEject   func(cluster string, scope string)
+	m         sync.Map // ejectKey → *ejection
+}
+
+func newEjector(base, max time.Duration, now func() time.Time, onEject func(cluster, scope string)) *ejector {
+	return &ejector{base: base, max: max, now: now, onEject: onEject}
+}
+
+// ejected reports whether d should be tried only after the others.
+func (j *ejector) ejected(d Destination, now int64) bool {
+	return j.ejectedKey(ejectKey{cluster: d.Cluster}, now) || j.ejectedKey(ejectKey{cluster: d.Cluster, target: d.Target}, now)
+}
+
+func (j *ejector) ejectedKey(k ejectKey, now int64) bool {
+	v, ok := j.m.Load(k)
+	return ok && now < v.(*ejection).until.Load()
+}
+
+// failed ejects d (or its whole cluster) for base × 2^(streak-1), capped at
+// max, with ±20% jitter so that clusters ejected together do not all
+// return together. It returns how long.
+func (j *ejector) failed(d Destination, wholeCluster bool) time.Duration {
+	k := ejectKey{cluster: d.Cluster}
+	scope := "cluster"
+	if !wholeCluster {
+		k.target, scope = d.Target, "service"
+	}
+	v, _ := j.m.LoadOrStore(k, &ejection{})
+	e := v.(*ejection)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	now := j.now()
+	if now.UnixNano() < e.until.Load() {
+		// Connections that were already trying when the first one failed
+		// report the same failure: it is one ejection, not several.
+		return time.Duration(e.until.Load() - now.UnixNano())
+	}
+	streak := e.streak.Add(1)
+	d0 := j.base
+	for i := int32(1); i < streak && d0 < j.max; i++ {
+		d0 *= 2
+	}
+	d0 = min(d0, j.max)
+	d0 = time.Duration(float64(d0) * (0.8 + 0.4*rand.Float64()))
+	e.until.Store(now.Add(d0).UnixNano())
+	if j.onEject != nil {
+		j.onEject(d.Cluster, scope)
+	}
+	return d0
+}
+
+// succeeded ends d's streaks: the next failure ejects for base again.
+func (j *ejector) succeeded(d Destination) {
+	for _, k := range [2]ejectKey{{cluster: d.Cluster}, {cluster: d.Cluster, target: d.Target}} {
+		if v, ok := j.m.Load(k); ok {
+			if e := v.(*ejection); e.streak.Load() != 0 {
+				e.streak.Store(0)
+			}
+		}
+	}
+}
+
+// keepOnly drops the state of destinations no route has any more, so that
+// service churn does not grow the map.
+func (j *ejector) keepOnly(routes map[int]Route) {
+	live := map[ejectKey]bool{}
+	for _, r := range routes {
+		for _, d := range r.Destinations {
+			live[ejectKey{cluster: d.Cluster}] = true
+			live[ejectKey{cluster: d.Cluster, target: d.Target}] = true
+		}
+	}
+	j.m.Range(func(k, _ any) bool {
+		if !live[k.(ejectKey)] {
+			j.m.Delete(k)
+		}
+		return true
+	})
+}

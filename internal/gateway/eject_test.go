@@ -1,0 +1,136 @@
+package gateway
+
+import (
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"ferry.dev/ferry/internal/tooling/testkit"
+	"ferry.dev/ferry/internal/tunnel"
+)
+
+func TestEjectionBacksOffAndResets(t *testing.T) {
+	now := time.Unix(1000, 0)
+	var ejections []string
+	j := newEjector(time.Second, 8*time.Second, func() time.Time { return now }, func(c, scope string) { ejections = append(ejections, c+"/"+scope) })
+	web := Destination{Cluster: "north", Target: tunnel.Target{Namespace: "default", Service: "web", Port: 80}}
+	api := Destination{Cluster: "north", Target: tunnel.Target{Namespace: "default", Service: "api", Port: 80}}
+
+	// Each failure in a row doubles the ejection, up to the cap, ±20%.
+	for i, base := range []time.Duration{1, 2, 4, 8, 8} {
+		base *= time.Second
+		got := j.failed(web, true)
+		if lo, hi := base*8/10, base*12/10; got < lo || got > hi {
+			t.Fatalf("failure %d: ejected for %v, want %v..%v", i+1, got, lo, hi)
+		}
+		if !j.ejected(web, now.UnixNano()) || !j.ejected(api, now.UnixNano()) {
+			t.Fatalf("failure %d: a whole-cluster ejection must cover every service there", i+1)
+		}
+		// A second report of the same failure, within the ejection, is
+		// the same ejection.
+		if again := j.failed(web, true); again != got {
+			t.Fatalf("failure %d reported twice: %v then %v", i+1, got, again)
+		}
+		now = now.Add(got)
+		if j.ejected(web, now.UnixNano()) {
+			t.Fatalf("failure %d: still ejected after %v", i+1, got)
+		}
+	}
+	if len(ejections) != 5 {
+		t.Fatalf("ejections %v, want 5", ejections)
+	}
+	// A success ends the streak: the next failure ejects for the base.
+	j.succeeded(web)
+	if got := j.failed(web, true); got > 1200*time.Millisecond {
+		t.Fatalf("after a success, ejected for %v", got)
+	}
+	now = now.Add(2 * time.Second)
+
+	// A service's failure ejects that service only.
+	j.failed(web, false)
+	if !j.ejected(web, now.UnixNano()) || j.ejected(api, now.UnixNano()) {
+		t.Fatal("a service ejection must cover that service and no other")
+	}
+	if last := ejections[len(ejections)-1]; last != "north/service" {
+		t.Fatalf("last ejection %q", last)
+	}
+
+	// Destinations no route has any more are forgotten.
+	j.keepOnly(map[int]Route{1: {Destinations: []Destination{api}}})
+	if j.ejected(web, now.UnixNano()) {
+		t.Fatal("a forgotten destination is still ejected")
+	}
+}
+
+// A gateway that hangs (its TCP session up, nothing answered) costs one
+// connection an AttemptTimeout, which then goes to the other cluster; the
+// hung cluster is ejected, so the next connections do not wait for it, and
+// no connection fails. When it answers again and its ejection ends, it
+// takes its share again.
+func TestHungGatewayIsEjectedAfterOneAttempt(t *testing.T) {
+	lim := testLimits()
+	lim.AttemptTimeout = 300 * time.Millisecond
+	// Long enough that the hung gateway is not retried during the first
+	// part (the jitter takes at most 20% off).
+	lim.EjectionBase, lim.EjectionMax = 3*time.Second, 3*time.Second
+	p := newPair(t, pairOpts{egLimits: lim})
+	p.export("web", nil, newBackend(t, whoami("east")).addr())
+	north := newRemoteGateway(t, p, "north", "web", newBackend(t, whoami("north")).addr())
+	px := testkit.NewFreezeProxy(t, north.addr)
+	addr := routeToBoth(t, p, &remoteGateway{in: north.in, addr: px.Addr()}, 0, 0)
+	for range 4 { // both take turns while healthy
+		hit(t, addr)
+	}
+
+	px.Freeze(true)
+	start := time.Now()
+	for i := range 40 {
+		if got := hit(t, addr); got != "east" {
+			t.Fatalf("connection %d with north hung: got %q, want east\n%s", i, got, p.failureCounters())
+		}
+	}
+	took := time.Since(start)
+	timeouts := testutil.ToFloat64(p.egMetrics.EgressFailed.WithLabelValues("north", ReasonAttemptTimeout))
+	ejected := testutil.ToFloat64(p.egMetrics.Ejections.WithLabelValues("north", "cluster"))
+	t.Logf("north hung: 40 connections served by east in %v; %v attempt timeouts at north, %v ejections", took.Round(time.Millisecond), timeouts, ejected)
+	if took < 2400*time.Millisecond && (timeouts != 1 || ejected != 1) {
+		t.Fatalf("%v attempts timed out at north and %v ejections; within one ejection, want 1 of each\n%s", timeouts, ejected, p.failureCounters())
+	}
+	if timeouts < 1 {
+		t.Fatal("no attempt went to the hung gateway: the test proves nothing")
+	}
+
+	// North answers again: once its ejection ends it serves again.
+	px.Freeze(false)
+	testkit.Eventually(t, "north to serve again after its ejection", func() bool { return hit(t, addr) == "north" })
+}
+
+// A cluster that answers that it has no ready endpoint for the service is
+// ejected for that service only: the next connections go straight to the
+// other cluster.
+func TestUnavailableServiceIsEjectedForThatServiceOnly(t *testing.T) {
+	lim := testLimits()
+	lim.EjectionBase, lim.EjectionMax = 5*time.Second, 5*time.Second
+	p := newPair(t, pairOpts{egLimits: lim})
+	p.export("web", nil, newBackend(t, whoami("east")).addr())
+	// north exports web with no endpoint at all.
+	north := newRemoteGateway(t, p, "north", "web")
+	addr := routeToBoth(t, p, north, 0, 0)
+	start := time.Now()
+	for i := range 20 {
+		if got := hit(t, addr); got != "east" {
+			t.Fatalf("connection %d got %q", i, got)
+		}
+	}
+	unavailable := testutil.ToFloat64(p.egMetrics.EgressFailed.WithLabelValues("north", tunnel.StatusUnavailable.String()))
+	if time.Since(start) < 4*time.Second && unavailable != 1 {
+		t.Fatalf("%v connections tried north, which has no endpoint; want 1\n%s", unavailable, p.failureCounters())
+	}
+	if got := testutil.ToFloat64(p.egMetrics.Ejections.WithLabelValues("north", "service")); got < 1 {
+		t.Fatalf("service ejections %v", got)
+	}
+	if got := testutil.ToFloat64(p.egMetrics.Ejections.WithLabelValues("north", "cluster")); got != 0 {
+		t.Fatalf("north's gateway answered; it must not be ejected as a whole (%v)", got)
+	}
+}
