@@ -11,47 +11,43 @@ import (
 // Where a new egress connection goes: the route's weighted destinations,
 // live first, failing over while nothing has been sent.
 
-// open tries the route's destinations that take connections, starting
-// where the picker says for turn and wrapping around in route order: first
-// the local destination and the remotes with a live session that are not
-// ejected, then the rest (a remote with no live session would only make the
-// client wait for a dial that is already failing). Each attempt but the
-// last is bounded by AttemptTimeout, and a failed one ejects its
-// destination. release frees what the connection holds.
+// open tries the route's destinations, starting where the picker says for
+// turn and wrapping around in route order. The first pass takes the local
+// destination and the remotes with a live session that the ejector admits;
+// the second takes every destination the first did not (a remote with no
+// live session would only make the client wait for a dial that is already
+// failing, and an ejected one has just failed). Each attempt but the last is
+// bounded by AttemptTimeout. release frees what the connection holds.
 func (e *Egress) open(r *activeRoute, turn uint64) (_ tunnel.Conn, _ Destination, release func(), _ error) {
 	ctx, cancel := context.WithTimeout(e.ctx, e.o.Limits.OpenTimeout)
 	defer cancel()
 	order := r.pick.order
 	n, k := len(order), r.pick.start(turn)
-	// Whether each destination is first-pass is read once: a session that
-	// comes up between the passes must not make its destination miss both.
-	now := time.Now().UnixNano()
-	var firstBits uint64
-	var firstMore []bool // beyond 64 destinations
+	// Which destinations were tried: each is tried once, in whichever pass
+	// first takes it, so one whose session comes up between the passes is
+	// not missed by both.
+	var triedBits uint64
+	var triedMore []bool // beyond 64 destinations
 	if n > 64 {
-		firstMore = make([]bool, n)
-	}
-	for i := range n {
-		d := r.Destinations[order[(k+i)%n]]
-		first := n == 1 || (d.Local || e.client.Live(d.Cluster)) && !e.eject.ejected(d, now)
-		switch {
-		case firstMore != nil:
-			firstMore[i] = first
-		case first:
-			firstBits |= 1 << i
-		}
+		triedMore = make([]bool, n)
 	}
 	var errs []error
 	tried := 0
 	for pass := range 2 {
 		for i := range n {
-			d := r.Destinations[order[(k+i)%n]]
-			first := firstBits&(1<<i) != 0
-			if firstMore != nil {
-				first = firstMore[i]
-			}
-			if first != (pass == 0) {
+			if triedMore != nil && triedMore[i] || triedMore == nil && triedBits&(1<<i) != 0 {
 				continue
+			}
+			d := r.Destinations[order[(k+i)%n]]
+			// The ejector is asked last, and only about a destination
+			// about to be tried: admitting one may claim its trial.
+			if pass == 0 && n > 1 && (!d.Local && !e.client.Live(d.Cluster) || !e.eject.admit(d, time.Now().UnixNano())) {
+				continue
+			}
+			if triedMore != nil {
+				triedMore[i] = true
+			} else {
+				triedBits |= 1 << i
 			}
 			tried++
 			c, release, err := e.attempt(ctx, d, tried < n)

@@ -27,9 +27,20 @@ type ejectKey struct {
 	target  tunnel.Target // zero for the whole cluster
 }
 
-// ejection is one key's state. until is read on the hot path without a lock.
+// ejection is one key's state: a small circuit breaker. Closed (streak 0),
+// it admits every connection. Open (now < until), it admits none. Half-open
+// (the ejection has ended but no attempt has succeeded since), it admits
+// one connection at a time, the trial: the others keep going elsewhere
+// until the trial succeeds, so an ejected cluster comes back on the strength
+// of one connection, not of the hundred that arrive the moment its ejection
+// ends. Its fields are read on the hot path without a lock.
 type ejection struct {
 	until atomic.Int64 // unix nanoseconds; ejected while now < until
+	// trial is when the current trial was admitted (unix nanoseconds), 0
+	// for none. A trial that reports nothing within trialWindow (its
+	// connection went elsewhere first, or it is still waiting) lets the
+	// next connection try.
+	trial atomic.Int64
 	// streak counts consecutive failures; the backoff doubles with each.
 	// It is written under mu, and read without it by succeeded.
 	streak atomic.Int32
@@ -38,24 +49,48 @@ type ejection struct {
 
 // ejector keeps the ejections of one egress.
 type ejector struct {
-	base, max time.Duration
-	now       func() time.Time
-	onEject   func(cluster string, scope string)
-	m         sync.Map // ejectKey → *ejection
+	base, max   time.Duration
+	trialWindow time.Duration
+	now         func() time.Time
+	onEject     func(cluster string, scope string)
+	m           sync.Map // ejectKey → *ejection
 }
 
-func newEjector(base, max time.Duration, now func() time.Time, onEject func(cluster, scope string)) *ejector {
-	return &ejector{base: base, max: max, now: now, onEject: onEject}
+func newEjector(base, max, trialWindow time.Duration, now func() time.Time, onEject func(cluster, scope string)) *ejector {
+	return &ejector{base: base, max: max, trialWindow: trialWindow, now: now, onEject: onEject}
 }
 
-// ejected reports whether d should be tried only after the others.
-func (j *ejector) ejected(d Destination, now int64) bool {
-	return j.ejectedKey(ejectKey{cluster: d.Cluster}, now) || j.ejectedKey(ejectKey{cluster: d.Cluster, target: d.Target}, now)
+// admit reports whether a connection may try d in its first pass. Asked
+// only right before the attempt: a half-open destination's admission is its
+// one trial.
+func (j *ejector) admit(d Destination, now int64) bool {
+	return j.admitKey(ejectKey{cluster: d.Cluster}, now) && j.admitKey(ejectKey{cluster: d.Cluster, target: d.Target}, now)
 }
 
-func (j *ejector) ejectedKey(k ejectKey, now int64) bool {
+func (j *ejector) admitKey(k ejectKey, now int64) bool {
 	v, ok := j.m.Load(k)
-	return ok && now < v.(*ejection).until.Load()
+	if !ok {
+		return true
+	}
+	e := v.(*ejection)
+	switch {
+	case now < e.until.Load():
+		return false
+	case e.streak.Load() == 0:
+		return true
+	}
+	t := e.trial.Load()
+	return now-t >= int64(j.trialWindow) && e.trial.CompareAndSwap(t, now)
+}
+
+// ejected reports, without claiming a trial, whether d is ejected now.
+func (j *ejector) ejected(d Destination, now int64) bool {
+	for _, k := range [2]ejectKey{{cluster: d.Cluster}, {cluster: d.Cluster, target: d.Target}} {
+		if v, ok := j.m.Load(k); ok && now < v.(*ejection).until.Load() {
+			return true
+		}
+	}
+	return false
 }
 
 // failed ejects d (or its whole cluster) for base × 2^(streak-1), capped at
@@ -85,6 +120,7 @@ func (j *ejector) failed(d Destination, wholeCluster bool) time.Duration {
 	d0 = min(d0, j.max)
 	d0 = time.Duration(float64(d0) * (0.8 + 0.4*rand.Float64()))
 	e.until.Store(now.Add(d0).UnixNano())
+	e.trial.Store(0)
 	if j.onEject != nil {
 		j.onEject(d.Cluster, scope)
 	}
@@ -97,6 +133,7 @@ func (j *ejector) succeeded(d Destination) {
 		if v, ok := j.m.Load(k); ok {
 			if e := v.(*ejection); e.streak.Load() != 0 {
 				e.streak.Store(0)
+				e.trial.Store(0)
 			}
 		}
 	}

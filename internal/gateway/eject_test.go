@@ -13,7 +13,7 @@ import (
 func TestEjectionBacksOffAndResets(t *testing.T) {
 	now := time.Unix(1000, 0)
 	var ejections []string
-	j := newEjector(time.Second, 8*time.Second, func() time.Time { return now }, func(c, scope string) { ejections = append(ejections, c+"/"+scope) })
+	j := newEjector(time.Second, 8*time.Second, 300*time.Millisecond, func() time.Time { return now }, func(c, scope string) { ejections = append(ejections, c+"/"+scope) })
 	web := Destination{Cluster: "north", Target: tunnel.Target{Namespace: "default", Service: "web", Port: 80}}
 	api := Destination{Cluster: "north", Target: tunnel.Target{Namespace: "default", Service: "api", Port: 80}}
 
@@ -24,7 +24,7 @@ func TestEjectionBacksOffAndResets(t *testing.T) {
 		if lo, hi := base*8/10, base*12/10; got < lo || got > hi {
 			t.Fatalf("failure %d: ejected for %v, want %v..%v", i+1, got, lo, hi)
 		}
-		if !j.ejected(web, now.UnixNano()) || !j.ejected(api, now.UnixNano()) {
+		if !j.ejected(web, now.UnixNano()) || !j.ejected(api, now.UnixNano()) || j.admit(api, now.UnixNano()) {
 			t.Fatalf("failure %d: a whole-cluster ejection must cover every service there", i+1)
 		}
 		// A second report of the same failure, within the ejection, is
@@ -40,8 +40,26 @@ func TestEjectionBacksOffAndResets(t *testing.T) {
 	if len(ejections) != 5 {
 		t.Fatalf("ejections %v, want 5", ejections)
 	}
-	// A success ends the streak: the next failure ejects for the base.
+	// Half-open: once the ejection ends, one connection at a time is
+	// admitted, the trial; the next may try only when the trial has had
+	// its window without an answer.
+	if !j.admit(web, now.UnixNano()) {
+		t.Fatal("the trial was not admitted after the ejection ended")
+	}
+	if j.admit(api, now.UnixNano()) || j.admit(web, now.Add(299*time.Millisecond).UnixNano()) {
+		t.Fatal("a second connection was admitted during the trial")
+	}
+	if !j.admit(web, now.Add(300*time.Millisecond).UnixNano()) {
+		t.Fatal("a trial that never answered blocks the destination for good")
+	}
+	// A success ends the streak: everyone is admitted, and the next
+	// failure ejects for the base.
 	j.succeeded(web)
+	for range 3 {
+		if !j.admit(web, now.UnixNano()) || !j.admit(api, now.UnixNano()) {
+			t.Fatal("not admitted after a success")
+		}
+	}
 	if got := j.failed(web, true); got > 1200*time.Millisecond {
 		t.Fatalf("after a success, ejected for %v", got)
 	}
