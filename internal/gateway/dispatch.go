@@ -87,7 +87,15 @@ func (e *Egress) attempt(ctx context.Context, d Destination, bounded bool) (tunn
 		actx, cancel = context.WithTimeout(ctx, e.o.Limits.AttemptTimeout)
 		defer cancel()
 	}
+	var done func(bool)
+	if !d.Local {
+		done = e.eject.waiting(d.Cluster)
+	}
 	c, release, reason, retriable, err := e.openOne(actx, d)
+	if done != nil {
+		var re *tunnel.RejectError
+		done(err == nil || errors.As(err, &re))
+	}
 	if err == nil {
 		e.eject.succeeded(d)
 		return c, release, nil

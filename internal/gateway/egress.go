@@ -185,7 +185,7 @@ func NewEgress(ctx context.Context, o EgressOptions) (*Egress, error) {
 		listeners: map[int]*egressListener{},
 		refusals:  logLimiter{burst: 20},
 	}
-	e.eject = newEjector(o.Limits.EjectionBase, o.Limits.EjectionMax, o.Limits.AttemptTimeout, time.Now, func(cluster, scope string) {
+	e.eject = newEjector(o.Limits.EjectionBase, o.Limits.EjectionMax, o.Limits.AttemptTimeout, o.Limits.QuietAfter, time.Now, func(cluster, scope string) {
 		o.Metrics.Ejections.WithLabelValues(cluster, scope).Inc()
 	})
 	if o.LocalEndpoints != nil {

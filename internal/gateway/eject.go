@@ -47,23 +47,69 @@ type ejection struct {
 	mu     sync.Mutex
 }
 
+// silence tells a cluster that has gone quiet: attempts are waiting for it
+// and it has answered none of them, nor anything else, for a while. A hung
+// gateway is silent long before the first attempt's AttemptTimeout ends;
+// a busy healthy one answers something every few milliseconds.
+type silence struct {
+	waiting atomic.Int32
+	// since is when the cluster was last heard from (an answer, a
+	// rejection included), or when an attempt began to wait with none
+	// waiting before, whichever is later: unix nanoseconds.
+	since atomic.Int64
+}
+
 // ejector keeps the ejections of one egress.
 type ejector struct {
 	base, max   time.Duration
 	trialWindow time.Duration
-	now         func() time.Time
-	onEject     func(cluster string, scope string)
-	m           sync.Map // ejectKey → *ejection
+	// quietAfter is how long a cluster may leave waiting attempts
+	// unanswered before new connections try it only after the others.
+	quietAfter time.Duration
+	silences   sync.Map // cluster → *silence
+	now        func() time.Time
+	onEject    func(cluster string, scope string)
+	m          sync.Map // ejectKey → *ejection
 }
 
-func newEjector(base, max, trialWindow time.Duration, now func() time.Time, onEject func(cluster, scope string)) *ejector {
-	return &ejector{base: base, max: max, trialWindow: trialWindow, now: now, onEject: onEject}
+func newEjector(base, max, trialWindow, quietAfter time.Duration, now func() time.Time, onEject func(cluster, scope string)) *ejector {
+	return &ejector{base: base, max: max, trialWindow: trialWindow, quietAfter: quietAfter, now: now, onEject: onEject}
+}
+
+// waiting records that an attempt waits for cluster; call done with
+// whether the cluster answered (accepted or rejected) when it ends.
+func (j *ejector) waiting(cluster string) (done func(answered bool)) {
+	v, _ := j.silences.LoadOrStore(cluster, &silence{})
+	q := v.(*silence)
+	if q.waiting.Add(1) == 1 {
+		q.since.Store(j.now().UnixNano())
+	}
+	return func(answered bool) {
+		if answered {
+			q.since.Store(j.now().UnixNano())
+		}
+		q.waiting.Add(-1)
+	}
+}
+
+// quiet reports whether cluster has left attempts unanswered for
+// quietAfter.
+func (j *ejector) quiet(cluster string, now int64) bool {
+	v, ok := j.silences.Load(cluster)
+	if !ok {
+		return false
+	}
+	q := v.(*silence)
+	return q.waiting.Load() > 0 && now-q.since.Load() >= int64(j.quietAfter)
 }
 
 // admit reports whether a connection may try d in its first pass. Asked
 // only right before the attempt: a half-open destination's admission is its
 // one trial.
 func (j *ejector) admit(d Destination, now int64) bool {
+	if !d.Local && j.quiet(d.Cluster, now) {
+		return false
+	}
 	return j.admitKey(ejectKey{cluster: d.Cluster}, now) && j.admitKey(ejectKey{cluster: d.Cluster, target: d.Target}, now)
 }
 
@@ -140,7 +186,7 @@ func (j *ejector) succeeded(d Destination) {
 }
 
 // keepOnly drops the state of destinations no route has any more, so that
-// service churn does not grow the map.
+// service churn does not grow the maps.
 func (j *ejector) keepOnly(routes map[int]Route) {
 	live := map[ejectKey]bool{}
 	for _, r := range routes {
@@ -149,6 +195,12 @@ func (j *ejector) keepOnly(routes map[int]Route) {
 			live[ejectKey{cluster: d.Cluster, target: d.Target}] = true
 		}
 	}
+	j.silences.Range(func(c, _ any) bool {
+		if !live[ejectKey{cluster: c.(string)}] {
+			j.silences.Delete(c)
+		}
+		return true
+	})
 	j.m.Range(func(k, _ any) bool {
 		if !live[k.(ejectKey)] {
 			j.m.Delete(k)

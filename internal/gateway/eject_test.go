@@ -13,7 +13,7 @@ import (
 func TestEjectionBacksOffAndResets(t *testing.T) {
 	now := time.Unix(1000, 0)
 	var ejections []string
-	j := newEjector(time.Second, 8*time.Second, 300*time.Millisecond, func() time.Time { return now }, func(c, scope string) { ejections = append(ejections, c+"/"+scope) })
+	j := newEjector(time.Second, 8*time.Second, 300*time.Millisecond, 250*time.Millisecond, func() time.Time { return now }, func(c, scope string) { ejections = append(ejections, c+"/"+scope) })
 	web := Destination{Cluster: "north", Target: tunnel.Target{Namespace: "default", Service: "web", Port: 80}}
 	api := Destination{Cluster: "north", Target: tunnel.Target{Namespace: "default", Service: "api", Port: 80}}
 
@@ -78,6 +78,42 @@ func TestEjectionBacksOffAndResets(t *testing.T) {
 	j.keepOnly(map[int]Route{1: {Destinations: []Destination{api}}})
 	if j.ejected(web, now.UnixNano()) {
 		t.Fatal("a forgotten destination is still ejected")
+	}
+}
+
+// A cluster that leaves attempts waiting with no answer for QuietAfter is
+// tried after the others; any answer, a rejection too, ends the silence.
+func TestQuietClusterIsTriedLast(t *testing.T) {
+	now := time.Unix(1000, 0)
+	j := newEjector(time.Second, 8*time.Second, time.Second, 500*time.Millisecond, func() time.Time { return now }, nil)
+	north := Destination{Cluster: "north", Target: tunnel.Target{Namespace: "default", Service: "web", Port: 80}}
+	local := Destination{Cluster: "west", Local: true, Target: north.Target}
+	at := func(d time.Duration) int64 { return now.Add(d).UnixNano() }
+
+	first := j.waiting("north")
+	if !j.admit(north, at(499*time.Millisecond)) {
+		t.Fatal("quiet before QuietAfter")
+	}
+	second := j.waiting("north") // a second attempt does not restart the clock
+	if j.admit(north, at(500*time.Millisecond)) {
+		t.Fatal("attempts unanswered for QuietAfter, and the cluster is still tried first")
+	}
+	now = now.Add(600 * time.Millisecond)
+	first(true) // an answer
+	if !j.admit(north, at(0)) || !j.admit(north, at(499*time.Millisecond)) {
+		t.Fatal("an answer did not end the silence")
+	}
+	if j.admit(north, at(500*time.Millisecond)) {
+		t.Fatal("the second attempt still waits, unanswered for QuietAfter since the last answer")
+	}
+	second(false) // timed out: no answer, but nothing waits any more
+	if !j.admit(north, at(time.Hour)) {
+		t.Fatal("quiet with nothing waiting")
+	}
+	// A local destination is never quiet: it is not a gateway.
+	j.waiting("west")
+	if !j.admit(local, at(time.Hour)) {
+		t.Fatal("a local destination was taken for a quiet gateway")
 	}
 }
 

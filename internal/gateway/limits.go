@@ -46,6 +46,12 @@ type Limits struct {
 	// the slow cluster is ejected. The last destination tried has the rest
 	// of OpenTimeout, and a mirror's single destination all of it.
 	AttemptTimeout time.Duration
+	// QuietAfter is how long a cluster may leave attempts waiting with no
+	// answer to any of them before new connections try it only after the
+	// others: a hung gateway is noticed before the first AttemptTimeout
+	// ends. It only reorders, so a false alarm costs nothing but the split
+	// of that moment.
+	QuietAfter time.Duration
 	// EjectionBase is how long a destination whose attempt failed is tried
 	// only after the others; each further failure in a row doubles it, up
 	// to EjectionMax, with ±20% jitter.
@@ -77,6 +83,9 @@ func DefaultLimits() Limits {
 		// connect; a second is ten times a cross-continent RTT, and keeps
 		// failover of a hung gateway inside the 2 s that issue 12 asks.
 		AttemptTimeout: time.Second,
+		// Above any terrestrial round trip plus a local connect, so a
+		// healthy far cluster is never taken for a quiet one.
+		QuietAfter: 500 * time.Millisecond,
 		EjectionBase:   time.Second,
 		EjectionMax:    30 * time.Second,
 		MaxEgressConns: 16384,
@@ -101,6 +110,7 @@ func (l *Limits) Default() {
 	l.EndpointBackoff = cmp.Or(l.EndpointBackoff, d.EndpointBackoff)
 	l.OpenTimeout = cmp.Or(l.OpenTimeout, d.OpenTimeout)
 	l.AttemptTimeout = cmp.Or(l.AttemptTimeout, d.AttemptTimeout)
+	l.QuietAfter = cmp.Or(l.QuietAfter, d.QuietAfter)
 	l.EjectionBase = cmp.Or(l.EjectionBase, d.EjectionBase)
 	l.EjectionMax = cmp.Or(l.EjectionMax, d.EjectionMax)
 	l.MaxEgressConns = cmp.Or(l.MaxEgressConns, d.MaxEgressConns)
@@ -123,7 +133,7 @@ func (l Limits) Validate() error {
 	}{
 		{"HeaderTimeout", l.HeaderTimeout}, {"IdleTimeout", l.IdleTimeout}, {"DialTimeout", l.DialTimeout},
 		{"EndpointBackoff", l.EndpointBackoff}, {"OpenTimeout", l.OpenTimeout}, {"DrainTimeout", l.DrainTimeout},
-		{"AttemptTimeout", l.AttemptTimeout}, {"EjectionBase", l.EjectionBase}, {"EjectionMax", l.EjectionMax},
+		{"AttemptTimeout", l.AttemptTimeout}, {"QuietAfter", l.QuietAfter}, {"EjectionBase", l.EjectionBase}, {"EjectionMax", l.EjectionMax},
 	} {
 		if v.d <= 0 {
 			return fmt.Errorf("gateway limits: %s is %v; it must be positive (Default sets every limit)", v.name, v.d)
