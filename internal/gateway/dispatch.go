@@ -11,21 +11,21 @@ import (
 // Where a new egress connection goes: the route's weighted destinations,
 // live first, failing over while nothing has been sent.
 
-// open tries the route's destinations, starting where the picker says for
-// turn and wrapping around in route order. The first pass takes the local
-// destination and the remotes with a live session that the ejector admits;
-// the second takes every destination the first did not (a remote with no
-// live session would only make the client wait for a dial that is already
-// failing, and an ejected one has just failed). Each attempt but the last is
-// bounded by AttemptTimeout. release frees what the connection holds.
+// open tries the route's destinations tier by tier, each tier starting
+// where its picker says for turn and wrapping around in route order. The
+// first pass takes the local destination and the remotes with a live
+// session that the ejector admits, lowest tier first; the second takes every
+// destination the first did not (a remote with no live session would only
+// make the client wait for a dial that is already failing, and an ejected
+// one has just failed). Each attempt but the last is bounded by
+// AttemptTimeout. release frees what the connection holds.
 func (e *Egress) open(r *activeRoute, turn uint64) (_ tunnel.Conn, _ Destination, release func(), _ error) {
 	ctx, cancel := context.WithTimeout(e.ctx, e.o.Limits.OpenTimeout)
 	defer cancel()
-	order := r.pick.order
-	n, k := len(order), r.pick.start(turn)
-	// Which destinations were tried: each is tried once, in whichever pass
-	// first takes it, so one whose session comes up between the passes is
-	// not missed by both.
+	n := r.steer.n
+	// Which destinations were tried (by position across the tiers): each
+	// is tried once, in whichever pass first takes it, so one whose session
+	// comes up between the passes is not missed by both.
 	var triedBits uint64
 	var triedMore []bool // beyond 64 destinations
 	if n > 64 {
@@ -34,30 +34,37 @@ func (e *Egress) open(r *activeRoute, turn uint64) (_ tunnel.Conn, _ Destination
 	var errs []error
 	tried := 0
 	for pass := range 2 {
-		for i := range n {
-			if triedMore != nil && triedMore[i] || triedMore == nil && triedBits&(1<<i) != 0 {
-				continue
+		base := 0
+		for ti := range r.steer.tiers {
+			p := &r.steer.tiers[ti]
+			m, k := len(p.order), p.start(turn)
+			for i := range m {
+				pos := base + i
+				if triedMore != nil && triedMore[pos] || triedMore == nil && triedBits&(1<<pos) != 0 {
+					continue
+				}
+				d := r.Destinations[p.order[(k+i)%m]]
+				// The ejector is asked last, and only about a destination
+				// about to be tried: admitting one may claim its trial.
+				if pass == 0 && n > 1 && (!d.Local && !e.client.Live(d.Cluster) || !e.eject.admit(d, time.Now().UnixNano())) {
+					continue
+				}
+				if triedMore != nil {
+					triedMore[pos] = true
+				} else {
+					triedBits |= 1 << pos
+				}
+				tried++
+				c, release, err := e.attempt(ctx, d, tried < n)
+				if err == nil {
+					return c, d, release, nil
+				}
+				errs = append(errs, err)
+				if !isRetriable(err) || ctx.Err() != nil {
+					return nil, Destination{}, nil, errors.Join(errs...)
+				}
 			}
-			d := r.Destinations[order[(k+i)%n]]
-			// The ejector is asked last, and only about a destination
-			// about to be tried: admitting one may claim its trial.
-			if pass == 0 && n > 1 && (!d.Local && !e.client.Live(d.Cluster) || !e.eject.admit(d, time.Now().UnixNano())) {
-				continue
-			}
-			if triedMore != nil {
-				triedMore[i] = true
-			} else {
-				triedBits |= 1 << i
-			}
-			tried++
-			c, release, err := e.attempt(ctx, d, tried < n)
-			if err == nil {
-				return c, d, release, nil
-			}
-			errs = append(errs, err)
-			if !isRetriable(err) || ctx.Err() != nil {
-				return nil, Destination{}, nil, errors.Join(errs...)
-			}
+			base += m
 		}
 	}
 	if len(errs) == 0 {

@@ -47,6 +47,12 @@ type Destination struct {
 	// share evenly (nothing says otherwise, and each answers for itself).
 	// A route with one destination sends everything there.
 	Weight uint32
+	// Tier orders the destinations by preference: new connections start
+	// in the lowest tier whose weights are not all zero, and fail over to
+	// the next tier only when every destination of theirs has failed (an
+	// affinity: this cluster first, or regions in order). 0 for all is no
+	// preference.
+	Tier int
 }
 
 // Route is one egress port. A mirror Service has exactly one destination
@@ -132,12 +138,12 @@ type egressListener struct {
 // first destination; changed destinations start a fresh rotation.
 type activeRoute struct {
 	Route
-	pick picker
-	next atomic.Uint64
+	steer steer
+	next  atomic.Uint64
 }
 
 func newActiveRoute(r Route) *activeRoute {
-	return &activeRoute{Route: r, pick: newPicker(r.Destinations)}
+	return &activeRoute{Route: r, steer: newSteer(r.Destinations)}
 }
 
 // Default sets the Logger, Metrics and CallerMode when unset. NewEgress calls it;

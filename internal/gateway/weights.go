@@ -2,8 +2,50 @@ package gateway
 
 import (
 	"math/bits"
+	"slices"
 	"sort"
 )
+
+// steer is a route's destinations as tiers: each a picker over the
+// destinations of one Tier that take new connections, in Tier order. A tier
+// whose weights are all zero (no ready endpoint there) has no picker; when
+// every tier is so, one picker over all the destinations shares evenly, as
+// a route without tiers does.
+type steer struct {
+	tiers []picker
+	// n is the number of destinations in all tiers' orders together.
+	n int
+}
+
+func newSteer(ds []Destination) steer {
+	byTier := map[int][]int{}
+	for i, d := range ds {
+		byTier[d.Tier] = append(byTier[d.Tier], i)
+	}
+	levels := make([]int, 0, len(byTier))
+	for t := range byTier {
+		levels = append(levels, t)
+	}
+	slices.Sort(levels)
+	var s steer
+	for _, t := range levels {
+		p := newWeightedPicker(ds, byTier[t], false)
+		if p.total == 0 {
+			continue
+		}
+		s.tiers = append(s.tiers, p)
+		s.n += len(p.order)
+	}
+	if len(s.tiers) == 0 {
+		all := make([]int, len(ds))
+		for i := range all {
+			all[i] = i
+		}
+		p := newWeightedPicker(ds, all, true)
+		s.tiers, s.n = []picker{p}, len(p.order)
+	}
+	return s
+}
 
 // picker chooses where each new connection of a route starts, in
 // proportion to the destinations' weights, and gives the failover order
@@ -18,14 +60,25 @@ type picker struct {
 }
 
 func newPicker(ds []Destination) picker {
+	all := make([]int, len(ds))
+	for i := range all {
+		all[i] = i
+	}
+	return newWeightedPicker(ds, all, true)
+}
+
+// newWeightedPicker picks among ds[idx...]. When their weights are all zero,
+// evenIfZero gives each an even share, and otherwise none takes any.
+func newWeightedPicker(ds []Destination, idx []int, evenIfZero bool) picker {
 	var p picker
 	weighted := false
-	for _, d := range ds {
-		weighted = weighted || d.Weight > 0
+	for _, i := range idx {
+		weighted = weighted || ds[i].Weight > 0
 	}
-	for i, d := range ds {
+	for _, i := range idx {
+		d := ds[i]
 		w := uint64(d.Weight)
-		if !weighted {
+		if !weighted && evenIfZero {
 			w = 1 // nothing says otherwise: an even share each
 		}
 		if w == 0 {

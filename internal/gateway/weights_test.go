@@ -5,6 +5,8 @@ import (
 	"io"
 	"math"
 	"net"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -171,5 +173,93 @@ func TestWeightChangeAppliesToNewConnectionsOnly(t *testing.T) {
 	}
 	if got := first(toEast); got != "still there" {
 		t.Fatalf("the connection open to east before the change answered %q", got)
+	}
+}
+
+func TestSteerOrdersTiers(t *testing.T) {
+	tiered := func(specs ...[2]int) []Destination { // {weight, tier}
+		out := make([]Destination, len(specs))
+		for i, s := range specs {
+			out[i] = Destination{Cluster: string(rune('a' + i)), Weight: uint32(s[0]), Tier: s[1]}
+		}
+		return out
+	}
+	order := func(s steer, ds []Destination) [][]string {
+		var out [][]string
+		for _, p := range s.tiers {
+			var names []string
+			for _, i := range p.order {
+				names = append(names, ds[i].Cluster)
+			}
+			out = append(out, names)
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		name string
+		ds   []Destination
+		want [][]string
+	}{
+		{"no tiers: one", tiered([2]int{1, 0}, [2]int{3, 0}), [][]string{{"a", "b"}}},
+		{"tiers in order, whatever the route order", tiered([2]int{1, 1}, [2]int{3, 0}, [2]int{2, 1}), [][]string{{"b"}, {"a", "c"}}},
+		{"a tier with no weight is skipped", tiered([2]int{0, 0}, [2]int{3, 1}), [][]string{{"b"}}},
+		{"a zero weight in a tier takes none", tiered([2]int{0, 0}, [2]int{3, 0}, [2]int{1, 1}), [][]string{{"b"}, {"c"}}},
+		{"no weight anywhere: all, evenly", tiered([2]int{0, 0}, [2]int{0, 1}), [][]string{{"a", "b"}}},
+	} {
+		s := newSteer(tc.ds)
+		if got := order(s, tc.ds); !slices.EqualFunc(got, tc.want, slices.Equal[[]string]) {
+			t.Errorf("%s: tiers %v, want %v", tc.name, got, tc.want)
+		}
+		n := 0
+		for _, w := range tc.want {
+			n += len(w)
+		}
+		if s.n != n {
+			t.Errorf("%s: n %d, want %d", tc.name, s.n, n)
+		}
+	}
+}
+
+// Tiers through real tunnels: every connection goes to the first tier
+// while it serves, to the next when it stops (no connection failing), and
+// back when it serves again.
+func TestTiersFailOverInOrder(t *testing.T) {
+	p := newPair(t, pairOpts{})
+	p.export("web", nil, newBackend(t, whoami("east")).addr())
+	north := newRemoteGateway(t, p, "north", "web", newBackend(t, whoami("north")).addr())
+	addr := routeToBoth(t, p, north, 1, 1)
+	// routeToBoth gives both tier 0; put north behind east.
+	web := tunnel.Target{Namespace: "default", Service: "web", Port: 80}
+	_, port, _ := net.SplitHostPort(addr)
+	portN, _ := strconv.Atoi(port)
+	setTiers := func(eastWeight uint32) {
+		t.Helper()
+		if err := p.eg.SetRoutes([]Route{{Port: portN, Namespace: "default", Destinations: []Destination{
+			{Cluster: "north", Target: web, Weight: 1, Tier: 1}, {Cluster: "east", Target: web, Weight: eastWeight, Tier: 0},
+		}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	setTiers(1)
+	for i := range 20 {
+		if got := hit(t, addr); got != "east" {
+			t.Fatalf("connection %d with east in the first tier went to %q", i, got)
+		}
+	}
+	// East has no ready endpoint: its tier is skipped.
+	setTiers(0)
+	for i := range 20 {
+		if got := hit(t, addr); got != "north" {
+			t.Fatalf("connection %d with east at weight 0 went to %q", i, got)
+		}
+	}
+	// East loses its endpoints before its weight says so (the count lags
+	// behind): each connection fails over to the next tier.
+	setTiers(1)
+	p.endpoints.Set("default", "web", 80, nil) // east answers "unavailable"
+	for i := range 20 {
+		if got := hit(t, addr); got != "north" {
+			t.Fatalf("connection %d with east unavailable went to %q\n%s", i, got, p.failureCounters())
+		}
 	}
 }
