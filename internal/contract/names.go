@@ -43,6 +43,15 @@ const (
 	// AnnotationClusters on a clusterset Service lists, comma-separated and
 	// sorted, the clusters it routes to.
 	AnnotationClusters = Prefix + "clusters"
+	// AnnotationSteering on a clusterset Service is the controller's
+	// resolved steering policy for it (steering.Policy's form): the
+	// accepted route's weights and the affinity's tiers. Absent or empty
+	// is the default: one tier, weighed by ready endpoints.
+	AnnotationSteering = Prefix + "steering"
+	// AnnotationAffinity on a ServiceImport is the user's order of
+	// preference among the clusters: "none", "local", or tiers such as
+	// "local > eu-west, eu-central" (steering.ParseAffinity).
+	AnnotationAffinity = Prefix + "affinity"
 
 	// AnnotationGatewayIdentity on the gateway Service publishes the SPIFFE ID
 	// the gateway presents, so `ferry link` can name it without reading a

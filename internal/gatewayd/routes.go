@@ -14,6 +14,7 @@ import (
 	"ferry.dev/ferry/internal/exports"
 	"ferry.dev/ferry/internal/gateway"
 	"ferry.dev/ferry/internal/mirror"
+	"ferry.dev/ferry/internal/steering"
 	"ferry.dev/ferry/internal/tunnel"
 )
 
@@ -145,6 +146,10 @@ func Routes(svcs []*corev1.Service, links []*ferryv1.Link, claimed claims.Table,
 				continue
 			}
 			where := s.Namespace + "/" + s.Name
+			policy, err := steering.ParsePolicy(s.Annotations[contract.AnnotationSteering])
+			if err != nil {
+				problems = append(problems, fmt.Errorf("clusterset %s: %s: %w; using the default split", where, contract.AnnotationSteering, err))
+			}
 			var dests []gateway.Destination
 			for _, c := range cs.Clusters {
 				switch {
@@ -167,6 +172,10 @@ func Routes(svcs []*corev1.Service, links []*ferryv1.Link, claimed claims.Table,
 				problems = append(problems, fmt.Errorf("clusterset %s: no linked cluster in %s %q", where, contract.AnnotationClusters, s.Annotations[contract.AnnotationClusters]))
 				continue
 			}
+			if dests = steer(policy, dests); len(dests) == 0 {
+				problems = append(problems, fmt.Errorf("clusterset %s: its route weighs every cluster it can reach 0", where))
+				continue
+			}
 			addPorts("clusterset", claims.Clusterset, s, cs.Key.Service, cs.Ports, dests)
 			continue
 		}
@@ -183,6 +192,26 @@ func Routes(svcs []*corev1.Service, links []*ferryv1.Link, claimed claims.Table,
 	}
 	slices.SortFunc(routes, func(a, b gateway.Route) int { return a.Port - b.Port })
 	return routes, problems
+}
+
+// steer applies a clusterset service's policy to its destinations, whose
+// Weight holds their ready endpoints: each gets the policy's weight and
+// tier, and those its route weighs 0 are left out (the route says none).
+func steer(p steering.Policy, dests []gateway.Destination) []gateway.Destination {
+	clusters := make([]steering.Cluster, len(dests))
+	for i, d := range dests {
+		clusters[i] = steering.Cluster{Name: d.Cluster, Ready: d.Weight}
+	}
+	out := dests[:0]
+	for i, sh := range steering.Apply(p, clusters) {
+		if sh.Configured == 0 {
+			continue
+		}
+		d := dests[i]
+		d.Weight, d.Tier = sh.Weight, sh.Tier
+		out = append(out, d)
+	}
+	return out
 }
 
 // LocalExports is what Routes knows of this cluster's own exports: its name

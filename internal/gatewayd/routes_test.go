@@ -294,6 +294,12 @@ func weighted(ds []gateway.Destination, ws ...uint32) []gateway.Destination {
 	return ds
 }
 
+// steered records the controller's steering policy on a clusterset Service.
+func steered(s *corev1.Service, policy string) *corev1.Service {
+	s.Annotations[contract.AnnotationSteering] = policy
+	return s
+}
+
 func clustersetSvc(ns, svc, clusters string, ports ...corev1.ServicePort) *corev1.Service {
 	return &corev1.Service{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: contract.ClustersetName(svc),
@@ -392,6 +398,52 @@ func TestClustersetRoutes(t *testing.T) {
 					return ds
 				}()},
 			},
+		},
+		{
+			// The controller's recorded policy: the route's weights
+			// replace the counts (a cluster it weighs 0 is left out), and
+			// the affinity's tiers order the clusters.
+			name: "the steering policy sets weights and tiers",
+			svcs: []*corev1.Service{
+				ready(mirrorSvc("app", "web-east", "east", "east", "web", port(80, 41000)), "1"),
+				ready(mirrorSvc("app", "web-north", "to-north", "north", "web", port(80, 41001)), "3"),
+				steered(clustersetSvc("app", "web", "east,north,west", port(80, 49000)), "route=TCPRoute/app/split weights=east:90,west:10 tiers=west"),
+			},
+			local: localExports("west", exports.Export{Key: exports.Key{Namespace: "app", Name: "web"}, ReadyEndpoints: 2}),
+			want: []gateway.Route{
+				{Port: 41000, Namespace: "app", Destinations: dests("app", "web", 80, "east")},
+				{Port: 41001, Namespace: "app", Destinations: dests("app", "web", 80, "north")},
+				{Port: 49000, Namespace: "app", Destinations: func() []gateway.Destination {
+					ds := weighted(dests("app", "web", 80, "east", "west"), 90, 10)
+					ds[0].Tier, ds[1].Local = 1, true
+					return ds
+				}()},
+			},
+		},
+		{
+			// The annotation is on a Service tenants can write: what does
+			// not parse is reported and the default split applies.
+			name: "a policy that does not parse leaves the default split",
+			svcs: []*corev1.Service{
+				ready(mirrorSvc("app", "web-east", "east", "east", "web", port(80, 41000)), "1"),
+				ready(mirrorSvc("app", "web-north", "to-north", "north", "web", port(80, 41001)), "3"),
+				steered(clustersetSvc("app", "web", "east,north", port(80, 49000)), "weights=east:-5"),
+			},
+			want: []gateway.Route{
+				{Port: 41000, Namespace: "app", Destinations: dests("app", "web", 80, "east")},
+				{Port: 41001, Namespace: "app", Destinations: dests("app", "web", 80, "north")},
+				{Port: 49000, Namespace: "app", Destinations: weighted(dests("app", "web", 80, "east", "north"), 1, 3)},
+			},
+			problems: []string{"clusterset app/web-clusterset: ferry.dev/steering: steering policy: weight \"east:-5\""},
+		},
+		{
+			name: "a policy that weighs every reachable cluster 0 routes nothing",
+			svcs: []*corev1.Service{
+				ready(mirrorSvc("app", "web-east", "east", "east", "web", port(80, 41000)), "1"),
+				steered(clustersetSvc("app", "web", "east", port(80, 49000)), "route=TCPRoute/app/x weights=north:5"),
+			},
+			want:     []gateway.Route{{Port: 41000, Namespace: "app", Destinations: dests("app", "web", 80, "east")}},
+			problems: []string{"clusterset app/web-clusterset: its route weighs every cluster it can reach 0"},
 		},
 		{
 			name: "the local cluster listed but not exporting is skipped",
