@@ -17,6 +17,7 @@ import (
 	"ferry.dev/ferry/internal/contract"
 	"ferry.dev/ferry/internal/exports"
 	"ferry.dev/ferry/internal/mirror"
+	"ferry.dev/ferry/internal/steering"
 )
 
 // Kinds, as Input.Foreign and Problem.Object name them.
@@ -78,6 +79,11 @@ type Input struct {
 	// Foreign reports whether an object of kind exists at ns/name without
 	// contract.LabelClusterset. Nil means none does.
 	Foreign func(kind, namespace, name string) bool
+	// Routes are the cluster's Gateway API routes, and Affinity each
+	// ServiceImport's affinity annotation: the steering policy
+	// (internal/steering) recorded on each clusterset Service.
+	Routes   steering.Routes
+	Affinity map[Key]string
 }
 
 // State is the desired clusterset objects, sorted by namespace and name.
@@ -86,6 +92,9 @@ type State struct {
 	Services []*corev1.Service
 	Slices   []*discoveryv1.EndpointSlice
 	Problems []Problem
+	// Steering is what the routes and affinities resolve to: the route
+	// statuses to write, and the affinities that do not parse.
+	Steering steering.Resolution
 }
 
 // source is one mirror standing for a Key.
@@ -110,11 +119,6 @@ func Desired(in Input) State {
 	current := map[string]*corev1.Service{}
 	for _, s := range in.Current {
 		current[s.Namespace+"/"+s.Name] = s
-	}
-	type plan struct {
-		key   Key
-		srcs  []source
-		ports []corev1.ServicePort
 	}
 	var plans []plan
 	var want []mirror.PortKey
@@ -143,6 +147,7 @@ func Desired(in Input) State {
 		}
 	}
 	v4, v6 := splitFamilies(in.Gateway)
+	st.Steering = resolveSteering(in, plans, current)
 	for _, p := range plans {
 		if short[p.key] {
 			st.Problems = append(st.Problems, Problem{Key: p.key, Reason: PortsExhausted})
@@ -160,6 +165,11 @@ func Desired(in Input) State {
 			headless = headless && s.headless
 		}
 		svc := buildService(p.key, name, p.ports, clusters)
+		if pol := st.Steering.Policies[steering.Key{Namespace: p.key.Namespace, Name: p.key.Service}]; !pol.IsDefault() {
+			svc.Annotations[contract.AnnotationSteering] = pol.String()
+		} else if cur := current[p.key.Namespace+"/"+name]; cur != nil && cur.Annotations[contract.AnnotationSteering] != "" {
+			svc.Annotations[contract.AnnotationSteering] = "" // cleared; absent would leave it
+		}
 		st.Services = append(st.Services, svc)
 		st.Slices = append(st.Slices, buildSlice(p.key, name, p.ports, discoveryv1.AddressTypeIPv4, v4, ready))
 		if len(v6) > 0 {
@@ -168,6 +178,39 @@ func Desired(in Input) State {
 		st.Imports = append(st.Imports, buildImport(p.key, p.ports, clusters, headless, current[p.key.Namespace+"/"+name]))
 	}
 	return st
+}
+
+// plan is one clusterset service to write: its sources and ports.
+type plan struct {
+	key   Key
+	srcs  []source
+	ports []corev1.ServicePort
+}
+
+// resolveSteering resolves the routes and affinities of the services
+// planned (those with a PortsExhausted problem too: their routes' status
+// does not depend on ports), each with the policy its clusterset Service
+// records now.
+func resolveSteering(in Input, plans []plan, current map[string]*corev1.Service) steering.Resolution {
+	svcs := make([]steering.Service, 0, len(plans))
+	for _, p := range plans {
+		s := steering.Service{Key: steering.Key{Namespace: p.key.Namespace, Name: p.key.Service}, Affinity: in.Affinity[p.key]}
+		if cur := current[p.key.Namespace+"/"+contract.ClustersetName(p.key.Service)]; cur != nil {
+			// What it records now; one that does not parse holds nothing.
+			s.Current, _ = steering.ParsePolicy(cur.Annotations[contract.AnnotationSteering])
+		}
+		for _, src := range p.srcs {
+			s.Clusters = append(s.Clusters, src.cluster)
+			if src.cluster == in.LocalCluster {
+				s.Local = src.cluster
+			}
+		}
+		for _, sp := range p.ports {
+			s.Ports = append(s.Ports, sp.Port)
+		}
+		svcs = append(svcs, s)
+	}
+	return steering.Resolve(svcs, in.Routes, ControllerName)
 }
 
 // group collects the mirrors by the Key they stand for, each Key's sources

@@ -27,6 +27,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	crsource "sigs.k8s.io/controller-runtime/pkg/source"
+	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 	mcsv1beta1 "sigs.k8s.io/mcs-api/pkg/apis/v1beta1"
 
 	ferryv1 "ferry.dev/ferry/api/v1alpha1"
@@ -34,6 +35,7 @@ import (
 	"ferry.dev/ferry/internal/contract"
 	"ferry.dev/ferry/internal/exports"
 	"ferry.dev/ferry/internal/mirror"
+	"ferry.dev/ferry/internal/steering"
 	"ferry.dev/ferry/internal/writer"
 )
 
@@ -88,6 +90,10 @@ type Reconciler struct {
 	// imported are the services that some Link's mirror stands for, as the
 	// last reconcile saw them (localChanges reads it).
 	imported atomic.Pointer[map[exports.Key]bool]
+	// routes are the Gateway API route kinds the cluster serves.
+	routes routeKinds
+	// affinityErrors are the bad affinities already announced.
+	affinityErrors map[Key]string
 }
 
 // request is the one work item: every reconcile computes the whole state,
@@ -160,8 +166,24 @@ func Setup(mgr manager.Manager, opts Options) (*Reconciler, error) {
 			return nil, fmt.Errorf("clusterset metrics: %w", err)
 		}
 	}
+	kinds, err := servedRouteKinds(mgr.GetRESTMapper())
+	if err != nil {
+		return nil, fmt.Errorf("clusterset: %w", err)
+	}
+	r.routes = kinds
+	if !kinds.any() {
+		r.log.Info("Gateway API routes are not served here (no gateway.networking.k8s.io/v1 TCPRoute or HTTPRoute): clusterset services take the default split, and their ServiceImports' affinity")
+	}
 	enqueue := handler.EnqueueRequestsFromMapFunc(r.mapObject)
-	err := builder.ControllerManagedBy(mgr).
+	all := handler.EnqueueRequestsFromMapFunc(func(context.Context, client.Object) []reconcile.Request { return []reconcile.Request{request} })
+	b := builder.ControllerManagedBy(mgr)
+	if kinds.tcp {
+		b = b.Watches(&gwv1.TCPRoute{}, all)
+	}
+	if kinds.http {
+		b = b.Watches(&gwv1.HTTPRoute{}, all)
+	}
+	err = b.
 		Named(opts.ControllerName).
 		Watches(&corev1.Service{}, enqueue).
 		Watches(&discoveryv1.EndpointSlice{}, enqueue).
@@ -240,6 +262,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, _ reconcile.Request) (reconc
 		return reconcile.Result{}, fmt.Errorf("check clusterset names: %w", lookup.err)
 	}
 	r.note(ctx, st.Problems, lookup.seen)
+	r.noteAffinity(st.Steering.AffinityErrors, have.Imports)
 
 	// The ports are recorded before any object that uses them is written;
 	// a conflict fails the reconcile, which runs again on fresh state.
@@ -275,6 +298,11 @@ func (r *Reconciler) Reconcile(ctx context.Context, _ reconcile.Request) (reconc
 	}
 	if err == nil {
 		_, err = r.apply(ctx, rest)
+	}
+	if err == nil {
+		routeOps := RouteStatusOps(st.Steering.Statuses, have.TCPRoutes, have.HTTPRoutes, time.Now())
+		_, err = r.apply(ctx, routeOps)
+		ops = append(ops, routeOps...)
 	}
 	if len(ops) > 0 {
 		r.log.Debug("reconciled clusterset services", "services", len(st.Services), "writes", len(ops), "err", err)
@@ -349,6 +377,18 @@ func (r *Reconciler) observe(ctx context.Context) (Input, Objects, claims.Snapsh
 	have.Services = in.Current
 	have.Slices = pointers(ownSlices.Items)
 	have.Imports = pointers(imports.Items)
+	in.Affinity = map[Key]string{}
+	for _, si := range have.Imports {
+		if a := si.Annotations[contract.AnnotationAffinity]; a != "" {
+			in.Affinity[Key{Namespace: si.Namespace, Service: si.Name}] = a
+		}
+	}
+	routes, err := listRoutes(ctx, r.c, r.routes)
+	if err != nil {
+		return in, have, snap, err
+	}
+	have.TCPRoutes, have.HTTPRoutes = routes.tcp, routes.http
+	in.Routes = steering.Routes{TCP: routes.tcp, HTTP: routes.http}
 	for _, s := range gwSlices.Items {
 		for _, ep := range s.Endpoints {
 			if ptr.Deref(ep.Conditions.Ready, true) && !ptr.Deref(ep.Conditions.Terminating, false) {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -21,6 +22,7 @@ import (
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 	mcsv1beta1 "sigs.k8s.io/mcs-api/pkg/apis/v1beta1"
 
 	"ferry.dev/ferry/api/crds"
@@ -34,8 +36,8 @@ import (
 )
 
 var shared = testenv.Lazy{Options: testenv.Options{
-	Clusters: []string{"west"}, CRDs: append(testenv.MCSCRDs(), crds.All()...),
-	AddToScheme: []func(*runtime.Scheme) error{ferryv1.AddToScheme},
+	Clusters: []string{"west"}, CRDs: slices.Concat(testenv.MCSCRDs(), crds.All(), testenv.GatewayAPICRDs()),
+	AddToScheme: []func(*runtime.Scheme) error{ferryv1.AddToScheme, gwv1.Install},
 }}
 
 func TestMain(m *testing.M) {
@@ -63,68 +65,15 @@ func commitClaims(t *testing.T, c client.Client, ch claims.Change) {
 func TestReconcile(t *testing.T) {
 	west := shared.Get(t).Cluster("west")
 	ctx := t.Context()
-	gwIPs := []string{"198.18.0.1", "198.18.0.2"}
-	var eps []testenv.Endpoint
-	for _, ip := range gwIPs {
-		eps = append(eps, testenv.Endpoint{IP: ip, Port: 4143, Ready: true})
-	}
-	if _, err := west.CreateBackend(ctx, testenv.Backend{Namespace: contract.SystemNamespace, Name: contract.GatewayName, Port: 4143, Endpoints: eps}); err != nil {
-		t.Fatal(err)
-	}
+	ensureGateway(t, west)
 	ns := west.TestNamespace(t, "shop")
 
-	mo := manager.Options{Scheme: west.Client.Scheme(), Metrics: metricsserver.Options{BindAddress: "0"}, HealthProbeBindAddress: "0", Logger: logr.Discard()}
-	gw := types.NamespacedName{Namespace: contract.SystemNamespace, Name: contract.GatewayName}
-	importer.ConfigureManager(&mo, gw, contract.SystemNamespace)
-	clusterset.ConfigureManager(&mo)
-	mgr, err := manager.New(west.RestConfig, mo)
-	if err != nil {
-		t.Fatal(err)
-	}
-	counted, writes := testenv.CountWrites(mgr.GetClient())
-	if _, err := clusterset.Setup(mgr, clusterset.Options{Gateway: gw, Client: counted, SkipNameValidation: true}); err != nil {
-		t.Fatal(err)
-	}
-	mctx, cancel := context.WithCancel(t.Context())
-	done := make(chan struct{})
-	go func() { defer close(done); _ = mgr.Start(mctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	writes := startClusterset(t, west)
 
 	// Two mirrors of web, as the importer writes them (claims first);
 	// east is not ready.
-	nextEgress := int32(41000)
-	mirrorOf := func(cluster string, ready bool, ports ...int32) {
-		name := contract.MirrorName("web", cluster)
-		lbls := map[string]string{contract.LabelLink: cluster, contract.LabelSourceCluster: cluster}
-		svc := &corev1.Service{
-			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, Labels: lbls,
-				Annotations: map[string]string{contract.AnnotationRemoteService: "web"}},
-		}
-		sl := &discoveryv1.EndpointSlice{
-			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, Labels: map[string]string{
-				contract.LabelLink: cluster, contract.LabelSourceCluster: cluster, discoveryv1.LabelServiceName: name}},
-			AddressType: discoveryv1.AddressTypeIPv4,
-		}
-		set := map[int32]claims.Claim{}
-		for _, p := range ports {
-			svc.Spec.Ports = append(svc.Spec.Ports, corev1.ServicePort{Name: fmt.Sprintf("p%d", p), Port: p, TargetPort: intstr.FromInt32(nextEgress)})
-			sl.Ports = append(sl.Ports, discoveryv1.EndpointPort{Name: ptr.To(fmt.Sprintf("p%d", p)), Port: ptr.To(nextEgress)})
-			set[nextEgress] = claims.Claim{Owner: claims.LinkOwner(cluster), Namespace: ns, Service: name, Port: p}
-			nextEgress++
-		}
-		if cluster != "forged" {
-			commitClaims(t, west.Client, claims.Change{Set: set})
-		}
-		for _, ip := range gwIPs {
-			sl.Endpoints = append(sl.Endpoints, discoveryv1.Endpoint{Addresses: []string{ip}, Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(ready)}})
-		}
-		if err := west.Client.Create(ctx, svc); err != nil {
-			t.Fatal(err)
-		}
-		if err := west.Client.Create(ctx, sl); err != nil {
-			t.Fatal(err)
-		}
-	}
+	mk := &mirrorMaker{c: west, ns: ns, next: 41000}
+	mirrorOf := func(cluster string, ready bool, ports ...int32) { mk.add(t, "web", cluster, ready, ports...) }
 	mirrorOf("east", false, 80)
 	mirrorOf("north", true, 80, 443)
 	// A tenant's copy of a mirror, with no claim: it must not join the
@@ -217,4 +166,90 @@ func TestReconcile(t *testing.T) {
 	testkit.Eventually(t, "import written once the foreign one is gone", func() bool {
 		return get(&si, "web") && si.Labels[contract.LabelClusterset] == "web" && slices.Equal(clusters(&si), []string{"south"})
 	})
+}
+
+// gatewayIPs are the local gateway's pod addresses (ensureGateway).
+var gatewayIPs = []string{"198.18.0.1", "198.18.0.2"}
+
+var gatewayOnce sync.Once
+
+// ensureGateway creates the local gateway Service and its endpoints once.
+func ensureGateway(t *testing.T, west *testenv.Cluster) {
+	t.Helper()
+	gatewayOnce.Do(func() {
+		var eps []testenv.Endpoint
+		for _, ip := range gatewayIPs {
+			eps = append(eps, testenv.Endpoint{IP: ip, Port: 4143, Ready: true})
+		}
+		if _, err := west.CreateBackend(t.Context(), testenv.Backend{Namespace: contract.SystemNamespace, Name: contract.GatewayName, Port: 4143, Endpoints: eps}); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+// startClusterset runs the clusterset reconciler against west in a manager
+// of its own, and returns its counted writes.
+func startClusterset(t *testing.T, west *testenv.Cluster) *testenv.WriteCounts {
+	t.Helper()
+	mo := manager.Options{Scheme: west.Client.Scheme(), Metrics: metricsserver.Options{BindAddress: "0"}, HealthProbeBindAddress: "0", Logger: logr.Discard()}
+	gw := types.NamespacedName{Namespace: contract.SystemNamespace, Name: contract.GatewayName}
+	importer.ConfigureManager(&mo, gw, contract.SystemNamespace)
+	clusterset.ConfigureManager(&mo)
+	mgr, err := manager.New(west.RestConfig, mo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	counted, writes := testenv.CountWrites(mgr.GetClient())
+	if _, err := clusterset.Setup(mgr, clusterset.Options{Gateway: gw, Client: counted, SkipNameValidation: true}); err != nil {
+		t.Fatal(err)
+	}
+	mctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = mgr.Start(mctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+
+	return writes
+}
+
+// mirrorMaker creates mirrors as the importer writes them: claims first,
+// then the Service and its slice, with egress ports from next.
+type mirrorMaker struct {
+	c    *testenv.Cluster
+	ns   string
+	next int32
+}
+
+func (mk *mirrorMaker) add(t *testing.T, svcName, cluster string, ready bool, ports ...int32) {
+	t.Helper()
+	ctx, west, ns := t.Context(), mk.c, mk.ns
+	name := contract.MirrorName(svcName, cluster)
+	lbls := map[string]string{contract.LabelLink: cluster, contract.LabelSourceCluster: cluster}
+	svc := &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, Labels: lbls,
+			Annotations: map[string]string{contract.AnnotationRemoteService: svcName}},
+	}
+	sl := &discoveryv1.EndpointSlice{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, Labels: map[string]string{
+			contract.LabelLink: cluster, contract.LabelSourceCluster: cluster, discoveryv1.LabelServiceName: name}},
+		AddressType: discoveryv1.AddressTypeIPv4,
+	}
+	set := map[int32]claims.Claim{}
+	for _, p := range ports {
+		svc.Spec.Ports = append(svc.Spec.Ports, corev1.ServicePort{Name: fmt.Sprintf("p%d", p), Port: p, TargetPort: intstr.FromInt32(mk.next)})
+		sl.Ports = append(sl.Ports, discoveryv1.EndpointPort{Name: ptr.To(fmt.Sprintf("p%d", p)), Port: ptr.To(mk.next)})
+		set[mk.next] = claims.Claim{Owner: claims.LinkOwner(cluster), Namespace: ns, Service: name, Port: p}
+		mk.next++
+	}
+	if cluster != "forged" {
+		commitClaims(t, west.Client, claims.Change{Set: set})
+	}
+	for _, ip := range gatewayIPs {
+		sl.Endpoints = append(sl.Endpoints, discoveryv1.Endpoint{Addresses: []string{ip}, Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(ready)}})
+	}
+	if err := west.Client.Create(ctx, svc); err != nil {
+		t.Fatal(err)
+	}
+	if err := west.Client.Create(ctx, sl); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -52,6 +52,10 @@ const (
 	// preference among the clusters: "none", "local", or tiers such as
 	// "local > eu-west, eu-central" (steering.ParseAffinity).
 	AnnotationAffinity = Prefix + "affinity"
+	// GatewayControllerName is the controllerName Ferry writes in the
+	// status of the Gateway API routes it implements (those whose parent is
+	// a ServiceImport), and the entries it owns there.
+	GatewayControllerName = "ferry.dev/clusterset"
 
 	// AnnotationGatewayIdentity on the gateway Service publishes the SPIFFE ID
 	// the gateway presents, so `ferry link` can name it without reading a

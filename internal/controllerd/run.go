@@ -17,6 +17,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 	mcsv1beta1 "sigs.k8s.io/mcs-api/pkg/apis/v1beta1"
 
 	ferryv1 "ferry.dev/ferry/api/v1alpha1"
@@ -49,7 +50,7 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 	scheme := runtime.NewScheme()
-	for _, add := range []func(*runtime.Scheme) error{clientgoscheme.AddToScheme, ferryv1.AddToScheme, mcsv1beta1.Install} {
+	for _, add := range []func(*runtime.Scheme) error{clientgoscheme.AddToScheme, ferryv1.AddToScheme, mcsv1beta1.Install, gwv1.Install} {
 		if err := add(scheme); err != nil {
 			return fmt.Errorf("scheme: %w", err)
 		}

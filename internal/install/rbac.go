@@ -41,6 +41,8 @@ const (
 	discoveryGroup = "discovery.k8s.io"
 	mcsGroup       = "multicluster.x-k8s.io"
 	ferryGroup     = "ferry.dev"
+	// gatewayAPIGroup is the Gateway API's; routes are optional.
+	gatewayAPIGroup = "gateway.networking.k8s.io"
 )
 
 func rule(sub string, scope Scope, group string, resources, verbs, names []string, why string) Rule {
@@ -67,6 +69,14 @@ func Rules() []Rule {
 			"Reads the local exports to validate them (conflicts, missing Services). Users create and delete exports; the controller never does."),
 		rule(c, ClusterWide, mcsGroup, []string{"serviceexports/status"}, []string{"update", "patch"}, nil,
 			"Writes the Valid, Conflict and Ready conditions of each export."),
+		rule(c, ClusterWide, gatewayAPIGroup, []string{"tcproutes"}, readOnly, nil,
+			"Reads the Gateway API TCPRoutes whose parent is a ServiceImport: their backend weights steer the clusterset service. Optional: without the Gateway API CRDs the controller skips them."),
+		rule(c, ClusterWide, gatewayAPIGroup, []string{"httproutes"}, readOnly, nil,
+			"The same for HTTPRoutes, whose weights apply per connection."),
+		rule(c, ClusterWide, gatewayAPIGroup, []string{"tcproutes/status"}, []string{"update", "patch"}, nil,
+			"Writes its own entries (controllerName ferry.dev/clusterset) in those routes' status: Accepted and ResolvedRefs. Other controllers' entries are kept."),
+		rule(c, ClusterWide, gatewayAPIGroup, []string{"httproutes/status"}, []string{"update", "patch"}, nil,
+			"The same for HTTPRoutes."),
 		rule(c, ClusterWide, coreGroup, []string{"namespaces"}, readOnly, nil,
 			"Mirrors are only written into namespaces that exist locally (namespace sameness); it never creates a namespace."),
 		rule(c, ClusterWide, coreGroup, []string{"events"}, []string{"create", "patch"}, nil,

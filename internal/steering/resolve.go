@@ -41,6 +41,10 @@ type Service struct {
 	Ports []int32
 	// Affinity is its ServiceImport's ferry.dev/affinity annotation.
 	Affinity string
+	// Current is the Policy recorded now. When the route it names stops
+	// resolving (an edit with a typo), its weights are kept: a broken edit
+	// changes no traffic.
+	Current Policy
 }
 
 // Routes are the Gateway API routes of the cluster.
@@ -113,6 +117,17 @@ func Resolve(services []Service, routes Routes, controller gwv1.GatewayControlle
 			}
 			k := Key{Namespace: ns, Name: name}
 			v := verdict(r, p, byKey[k])
+			if held := byKey[k]; v.reason == ReasonUnresolvedRefs && held.Current.Route == r.String() && held.Current.Weights != nil {
+				if _, taken := winner[k]; !taken {
+					// The route steered the service until this edit: it
+					// keeps steering with the weights last applied.
+					winner[k] = r.String()
+					pol := res.Policies[k]
+					pol.Route, pol.Weights = r.String(), held.Current.Weights
+					res.Policies[k] = pol
+					v.message = fmt.Sprintf("this generation is not applied until every backendRef resolves; %s keeps the weights last applied", k)
+				}
+			}
 			if v.accepted {
 				if w, taken := winner[k]; taken && w != r.String() {
 					v.accepted, v.reason, v.message = false, ReasonConflicted,
@@ -195,7 +210,7 @@ func verdict(r route, p gwv1.ParentReference, svc *Service) parentVerdict {
 	case err != nil && err.unsupported:
 		return refuse(gwv1.RouteReasonUnsupportedValue, "%s", err.msg)
 	case err != nil:
-		return refuse(ReasonUnresolvedRefs, "not applied until every backendRef resolves; %s keeps its current split", k)
+		return refuse(ReasonUnresolvedRefs, "not applied until every backendRef resolves; %s keeps the split it has", k)
 	case refs == 0:
 		return refuse(gwv1.RouteReasonUnsupportedValue, "no backendRefs: the route would refuse every connection")
 	case total(weights) == 0:

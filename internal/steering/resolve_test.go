@@ -252,3 +252,32 @@ func TestResolveAffinity(t *testing.T) {
 		t.Errorf("c: a bad affinity must leave the default and an error: %+v", res)
 	}
 }
+
+// A route that steers a service and is then edited into one whose refs do
+// not resolve keeps the weights last applied: the broken edit changes no
+// traffic, and its status says so. A route that never applied changes
+// nothing either: the service keeps the default.
+func TestBrokenEditKeepsTheWeightsLastApplied(t *testing.T) {
+	svc := echo
+	svc.Current = Policy{Route: "TCPRoute shop/split", Weights: map[string]uint32{"east": 90, "west": 10}}
+	typo := tcpRoute("split", 0, importParent("echo"), backend("echo-eats", 90), backend("echo", 10))
+	res := Resolve([]Service{svc}, Routes{TCP: []*gwv1.TCPRoute{typo}}, controller)
+	got, msgs := conditions(res.Statuses[0])
+	if got != "Accepted=False/UnresolvedRefs ResolvedRefs=False/BackendNotFound" || !strings.Contains(msgs, "keeps the weights last applied") {
+		t.Errorf("conditions %s (%s)", got, msgs)
+	}
+	if p := res.Policies[echo.Key]; !reflect.DeepEqual(p, svc.Current) {
+		t.Errorf("policy %+v, want the one last applied %+v", p, svc.Current)
+	}
+	// The same broken route, never applied: the default stays.
+	res = Resolve([]Service{echo}, Routes{TCP: []*gwv1.TCPRoute{typo}}, controller)
+	if p, ok := res.Policies[echo.Key]; ok {
+		t.Errorf("a route that never applied set %+v", p)
+	}
+	// A younger route cannot take over while the broken one holds.
+	other := tcpRoute("other", -time.Minute, importParent("echo"), backend("echo-north", 1))
+	res = Resolve([]Service{svc}, Routes{TCP: []*gwv1.TCPRoute{typo, other}}, controller)
+	if p := res.Policies[echo.Key]; p.Route != "TCPRoute shop/split" {
+		t.Errorf("policy %+v", p)
+	}
+}
