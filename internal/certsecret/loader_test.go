@@ -81,6 +81,9 @@ func TestLoaderFollowsRotation(t *testing.T) {
 
 	l, reg := startLoader(t, c.Kube, Options{Namespace: ns, Expect: east.GatewayID()})
 	testkit.Eventually(t, "ready", func() bool { return l.Ready() == nil })
+	// Ready follows the Source, and the loader sets the expiry gauge only
+	// after it has stored the certificate there.
+	testkit.Eventually(t, "expiry metric set", func() bool { return testutil.ToFloat64(l.metrics.expiry) != 0 })
 	if got := testutil.ToFloat64(l.metrics.expiry); got != float64(first.Leaf.NotAfter.Unix()) {
 		t.Errorf("expiry metric %v, want %d", got, first.Leaf.NotAfter.Unix())
 	}
