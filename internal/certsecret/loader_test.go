@@ -191,7 +191,13 @@ func TestLoaderKeepsGoodCertificateOnBadUpdate(t *testing.T) {
 	if err := c.Kube.CoreV1().Secrets(ns).Delete(ctx, contract.GatewayTLSSecret, metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	testkit.Eventually(t, "deletion seen", func() bool { return l.w.Secret() == nil })
+	// The watcher's cache shows the deletion before the loader has acted on
+	// it: wait for the loader's own record of it, so that the checks below
+	// see what it did.
+	testkit.Eventually(t, "deletion seen", func() bool {
+		err := lastErr(l)
+		return l.w.Secret() == nil && err != nil && err.Error() == "secret not found"
+	})
 	if serialOf(l.Source()).Cmp(good.Leaf.SerialNumber) != 0 || l.Ready() != nil {
 		t.Fatal("certificate lost with the Secret")
 	}
