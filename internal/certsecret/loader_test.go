@@ -81,6 +81,9 @@ func TestLoaderFollowsRotation(t *testing.T) {
 
 	l, reg := startLoader(t, c.Kube, Options{Namespace: ns, Expect: east.GatewayID()})
 	testkit.Eventually(t, "ready", func() bool { return l.Ready() == nil })
+	// Ready follows the Source, and the loader sets the expiry gauge only
+	// after it has stored the certificate there.
+	testkit.Eventually(t, "expiry metric set", func() bool { return testutil.ToFloat64(l.metrics.expiry) != 0 })
 	if got := testutil.ToFloat64(l.metrics.expiry); got != float64(first.Leaf.NotAfter.Unix()) {
 		t.Errorf("expiry metric %v, want %d", got, first.Leaf.NotAfter.Unix())
 	}
@@ -188,7 +191,13 @@ func TestLoaderKeepsGoodCertificateOnBadUpdate(t *testing.T) {
 	if err := c.Kube.CoreV1().Secrets(ns).Delete(ctx, contract.GatewayTLSSecret, metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	testkit.Eventually(t, "deletion seen", func() bool { return l.w.Secret() == nil })
+	// The watcher's cache shows the deletion before the loader has acted on
+	// it: wait for the loader's own record of it, so that the checks below
+	// see what it did.
+	testkit.Eventually(t, "deletion seen", func() bool {
+		err := lastErr(l)
+		return l.w.Secret() == nil && err != nil && err.Error() == "secret not found"
+	})
 	if serialOf(l.Source()).Cmp(good.Leaf.SerialNumber) != 0 || l.Ready() != nil {
 		t.Fatal("certificate lost with the Secret")
 	}

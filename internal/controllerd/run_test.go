@@ -210,10 +210,33 @@ func TestRunEndToEnd(t *testing.T) {
 	if err := west.Client.Get(ctx, types.NamespacedName{Namespace: contract.SystemNamespace, Name: contract.LeaderElectionID}, &lease); err != nil {
 		t.Errorf("leader Lease: %v", err)
 	}
+	// The importer sets its gauge after the status write seen above.
+	testkit.Eventually(t, "imported services counted", func() bool {
+		return importedServices(reg, "east") >= 1
+	})
 	_, metrics := get("http://" + admin + "/metrics")
 	for _, m := range []string{`ferry_importer_imported_services{link="east"} 1`, "ferry_importer_last_sync_age_seconds", "ferry_importer_writes_total"} {
 		if !strings.Contains(metrics, m) {
 			t.Errorf("/metrics lacks %s", m)
 		}
 	}
+}
+
+// importedServices is the ferry_importer_imported_services gauge of link in
+// reg, or 0 while there is none.
+func importedServices(reg *prometheus.Registry, link string) float64 {
+	mfs, _ := reg.Gather()
+	for _, mf := range mfs {
+		if mf.GetName() != "ferry_importer_imported_services" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "link" && l.GetValue() == link {
+					return m.GetGauge().GetValue()
+				}
+			}
+		}
+	}
+	return 0
 }

@@ -16,6 +16,7 @@ import (
 
 	"ferry.dev/ferry/internal/tooling/netns"
 	"ferry.dev/ferry/internal/tooling/sandbox"
+	"ferry.dev/ferry/internal/tooling/testkit"
 )
 
 // churnServices is how many non-exported Services (each with an
@@ -79,6 +80,13 @@ func TestRequirementII_IndependentState(t *testing.T) {
 		t.Fatal("the new port never reached west's mirror")
 	}
 	latency := time.Since(changed)
+	// West's mirror can show the change before the counters do: east's feed
+	// counts an update after Send returns, and west's importer counts a
+	// write after it returns. Wait for the first of each.
+	testkit.Eventually(t, "the feed update and a write in west counted", func() bool {
+		return feedFigure(ctx, t, "ferry_feed_updates_sent_total") >= updatesBefore+1 &&
+			westFigure(ctx, t, "ferry_importer_writes_total") >= writesBefore+1
+	})
 	time.Sleep(time.Second) // let any trailing write land, so it is counted
 	updates = feedFigure(ctx, t, "ferry_feed_updates_sent_total") - updatesBefore
 	writes := westFigure(ctx, t, "ferry_importer_writes_total") - writesBefore

@@ -62,6 +62,8 @@ func TestUnrelatedChurnSendsNoFeedBytes(t *testing.T) {
 	cfg.HeartbeatTimeout = time.Minute
 	run(t, cfg, r, 0)
 	r.wait(t, "snapshot", func(r *recorder) bool { return len(r.state) == 1 })
+	// The server counts the snapshot's bytes after Send returns.
+	f.waitCounted(t, "west", kindSnapshot, 1)
 	bytesAfterSnapshot := testBytes(f, "west")
 
 	const n = 100
