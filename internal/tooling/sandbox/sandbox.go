@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"k8s.io/apimachinery/pkg/runtime"
+	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	ferryv1 "ferry.dev/ferry/api/v1alpha1"
 	"ferry.dev/ferry/internal/contract"
@@ -79,9 +81,11 @@ func (sb *Sandbox) start(ctx context.Context, o Options) (err error) {
 	}
 	logf("starting %d control planes (etcd + kube-apiserver), each inside its cluster's namespace", len(o.Clusters))
 	sb.Env, err = testenv.Start(ctx, testenv.Options{
-		Clusters:    o.Clusters,
-		CRDs:        install.CRDDocuments(),
-		AddToScheme: []func(*runtime.Scheme) error{ferryv1.AddToScheme},
+		Clusters: o.Clusters,
+		// The Gateway API's route CRDs too, as a platform team that
+		// steers clusterset services installs them (docs/steering.md).
+		CRDs:        slices.Concat(install.CRDDocuments(), testenv.GatewayAPICRDs()),
+		AddToScheme: []func(*runtime.Scheme) error{ferryv1.AddToScheme, gwv1.Install},
 		Cluster: func(name string) testenv.ClusterOptions {
 			site := sb.Net.Site(name)
 			// The API server sits on the cluster's own network (not the

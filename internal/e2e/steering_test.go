@@ -1,0 +1,300 @@
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/utils/ptr"
+	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
+	mcsv1beta1 "sigs.k8s.io/mcs-api/pkg/apis/v1beta1"
+
+	"ferry.dev/ferry/internal/contract"
+	"ferry.dev/ferry/internal/steering"
+	"ferry.dev/ferry/internal/tooling/netns"
+	"ferry.dev/ferry/internal/tooling/sandbox"
+	"ferry.dev/ferry/internal/tooling/testenv"
+)
+
+// weightsRoute is a TCPRoute on echo's ServiceImport in west, weighing
+// east's and north's mirrors.
+func weightsRoute(name string, east, north int32) *gwv1.TCPRoute {
+	ref := func(svc string, w int32) gwv1.BackendRef {
+		return gwv1.BackendRef{BackendObjectReference: gwv1.BackendObjectReference{Name: gwv1.ObjectName(svc), Port: ptr.To(gwv1.PortNumber(80))}, Weight: ptr.To(w)}
+	}
+	return &gwv1.TCPRoute{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		Spec: gwv1.TCPRouteSpec{
+			CommonRouteSpec: gwv1.CommonRouteSpec{ParentRefs: []gwv1.ParentReference{{
+				Group: ptr.To(gwv1.Group(steering.ParentGroup)), Kind: ptr.To(gwv1.Kind(steering.ParentKind)), Name: "echo",
+			}}},
+			Rules: []gwv1.TCPRouteRule{{BackendRefs: []gwv1.BackendRef{ref("echo-east", east), ref("echo-north", north)}}},
+		},
+	}
+}
+
+// waitAccepted waits until Ferry accepts the route at its current
+// generation.
+func waitAccepted(ctx context.Context, t *testing.T, r *gwv1.TCPRoute) {
+	t.Helper()
+	key := types.NamespacedName{Namespace: r.Namespace, Name: r.Name}
+	err := wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+		if err := west.API.Client.Get(ctx, key, r); err != nil {
+			return false, nil
+		}
+		for _, p := range r.Status.Parents {
+			c := meta.FindStatusCondition(p.Conditions, string(gwv1.RouteConditionAccepted))
+			if p.ControllerName == contract.GatewayControllerName && c != nil && c.Status == metav1.ConditionTrue && c.ObservedGeneration == r.Generation {
+				return true, nil
+			}
+		}
+		return false, nil
+	})
+	if err != nil {
+		t.Fatalf("route %s never accepted: %+v\nwest controller:\n%s", key, r.Status, west.Controller.Tail(20))
+	}
+}
+
+// Weights (issue 12): a TCPRoute with 90/10 splits 2,000 connections
+// 90/10 within 3 points; changed to 0/100, every new connection goes to
+// north within 1 s of the write, and a connection opened before the change
+// carries on.
+func TestClustersetRouteWeights(t *testing.T) {
+	netns.RequireRoot(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
+	defer cancel()
+	set := contract.ClustersetName("echo")
+	waitServedBy(ctx, t, set, "east", "north")
+
+	r := weightsRoute("echo-split", 90, 10)
+	if err := west.API.Client.Create(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = west.API.Client.Delete(context.Background(), r) })
+	waitAccepted(ctx, t, r)
+	// The policy reaches the gateway through the clusterset Service.
+	waitPolicy(ctx, t, "echo", "weights=east:90,north:10")
+	const n = 2000
+	served := serveFrom(ctx, t, set, n)
+	t.Logf("90/10 route: %d connections served %v", n, served)
+	if d := served["east"] - n*9/10; d < -n*3/100 || d > n*3/100 || served["east"]+served["north"] != n {
+		t.Errorf("90/10 route: east served %d of %d, want %d ± %d: %v", served["east"], n, n*9/10, n*3/100, served)
+	}
+
+	// A connection opened now, served by east, must outlive the change.
+	held, heldBy := openServedBy(ctx, t, set, "east")
+	defer held.Close()
+
+	r.Spec.Rules[0].BackendRefs[0].Weight = ptr.To[int32](0)
+	r.Spec.Rules[0].BackendRefs[1].Weight = ptr.To[int32](100)
+	if err := west.API.Client.Update(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	written := time.Now()
+	// Connections one after another from the write on: the last one east
+	// serves marks when the change took effect.
+	var lastEast, streakStart time.Time
+	deadline := written.Add(10 * time.Second)
+	northInARow := 0
+	for northInARow < 200 {
+		if time.Now().After(deadline) {
+			t.Fatalf("new connections still reach east 10 s after the route moved everything to north\nwest gateway:\n%s", west.Gateway.Tail(20))
+		}
+		start := time.Now()
+		reply, err := west.Request(ctx, ns, set, 80, "after")
+		if err != nil {
+			t.Fatalf("request after the change: %v", err)
+		}
+		if strings.HasPrefix(reply, "east/") {
+			lastEast, northInARow = start, 0
+			continue
+		}
+		if northInARow == 0 {
+			streakStart = start
+		}
+		northInARow++
+	}
+	// The change took effect at the latest when the run of north-only
+	// connections began (east had 90% before it).
+	took := streakStart.Sub(written)
+	t.Logf("0/100: north-only from %v after the write (east's last connection: %v after it); then 200 in a row went to north",
+		took.Round(time.Millisecond), lastEast.Sub(written).Round(time.Millisecond))
+	if took > time.Second {
+		t.Errorf("the change took %v to apply to new connections, over 1 s", took)
+	}
+	// The connection opened before the change still works, still on east.
+	if reply, err := held.ask("still there?"); err != nil || !strings.HasPrefix(reply, heldBy) {
+		t.Errorf("a connection opened before the change was cut or moved: %q, %v", reply, err)
+	}
+}
+
+// waitPolicy waits until svc's clusterset Service records a policy that
+// contains want.
+func waitPolicy(ctx context.Context, t *testing.T, svc, want string) {
+	t.Helper()
+	err := wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+		s, err := getService(ctx, west, contract.ClustersetName(svc))
+		return err == nil && strings.Contains(s.Annotations[contract.AnnotationSteering], want), nil
+	})
+	if err != nil {
+		t.Fatalf("the clusterset Service of %s never recorded %q", svc, want)
+	}
+}
+
+// heldConn is a connection kept open across a change, one line per
+// request.
+type heldConn struct {
+	net.Conn
+	r *bufio.Reader
+}
+
+// ask sends one line and reads the reply line.
+func (h *heldConn) ask(msg string) (string, error) {
+	_ = h.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.WriteString(h, msg+"\n"); err != nil {
+		return "", err
+	}
+	line, err := h.r.ReadString('\n')
+	return strings.TrimSuffix(line, "\n"), err
+}
+
+// openServedBy opens connections to svc until one is served by cluster,
+// and returns it open, with the tag of the pod that served it.
+func openServedBy(ctx context.Context, t *testing.T, svc, cluster string) (*heldConn, string) {
+	t.Helper()
+	for range 200 {
+		c, err := west.Dial(ctx, ns, svc, 80)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h := &heldConn{Conn: c, r: bufio.NewReader(c)}
+		reply, err := h.ask("who")
+		if err == nil && strings.HasPrefix(reply, cluster+"/") {
+			return h, strings.SplitN(reply, ":", 2)[0]
+		}
+		c.Close()
+	}
+	t.Fatalf("no connection to %s was served by %s in 200 tries", svc, cluster)
+	return nil, ""
+}
+
+// Affinity local (issue 12): west and east both export near, and west's
+// ServiceImport says "local": every connection stays in west. When west's
+// pods turn not-ready, connections fail over to east with none failing,
+// and they come back when the pods are ready again.
+func TestClustersetAffinityLocal(t *testing.T) {
+	netns.RequireRoot(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
+	defer cancel()
+	var local *sandbox.Workload
+	for _, c := range []*sandbox.Cluster{east, west} {
+		w, err := c.Echo(ctx, ns, "near", 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(w.Stop)
+		if c == west {
+			local = w
+		}
+		if err := c.Export(ctx, ns, "near"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	set := contract.ClustersetName("near")
+	waitServedBy(ctx, t, set, "east", "west")
+
+	// The affinity goes on the ServiceImport, which the controller writes:
+	// retry on a conflict.
+	err := wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+		var si mcsv1beta1.ServiceImport
+		if err := west.API.Client.Get(ctx, types.NamespacedName{Namespace: ns, Name: "near"}, &si); err != nil {
+			return false, nil
+		}
+		if si.Annotations == nil {
+			si.Annotations = map[string]string{}
+		}
+		si.Annotations[contract.AnnotationAffinity] = "local"
+		return west.API.Client.Update(ctx, &si) == nil, nil
+	})
+	if err != nil {
+		t.Fatal("could not annotate the ServiceImport")
+	}
+	waitPolicy(ctx, t, "near", "tiers=west")
+	if served := serveFrom(ctx, t, set, 200); served["west"] != 200 {
+		t.Fatalf("affinity local: 200 connections served %v, want all by west", served)
+	}
+
+	setLocalReady := func(ready bool) {
+		t.Helper()
+		eps := []testenv.Endpoint{{IP: local.Pods[0], Port: sandbox.EchoPort, Ready: ready}}
+		if err := west.API.SetEndpoints(ctx, ns, "near", eps); err != nil {
+			t.Fatal(err)
+		}
+	}
+	load := startLoad(ctx, set, time.Minute)
+	time.Sleep(time.Second)
+	down := time.Now()
+	setLocalReady(false)
+	waitLoadServedBy(ctx, t, load, "east", down)
+	time.Sleep(2 * time.Second)
+	up := time.Now()
+	setLocalReady(true)
+	waitLoadServedBy(ctx, t, load, "west", up)
+	time.Sleep(time.Second)
+	rs := load.finish()
+
+	var failed, eastServed, westAfterUp, eastAfterBack int
+	var lastEast time.Time
+	backAt, _ := firstServedBy(rs, "west", up)
+	for _, r := range rs {
+		switch {
+		case r.err != nil:
+			failed++
+		case r.cluster == "east":
+			eastServed++
+			lastEast = r.start
+			if r.start.After(backAt.Add(time.Second)) {
+				eastAfterBack++
+			}
+		case r.cluster == "west" && r.start.After(up):
+			westAfterUp++
+		}
+	}
+	firstEast, _ := firstServedBy(rs, "east", down)
+	t.Logf("affinity local, %d connections at %d/s: %d failed; pods not-ready: east took over %v later; ready again: west took back %v later, and east served its last %v after that",
+		len(rs), failoverRate, failed, firstEast.Sub(down).Round(time.Millisecond), backAt.Sub(up).Round(time.Millisecond), lastEast.Sub(backAt).Round(time.Millisecond))
+	if failed != 0 {
+		t.Errorf("%d connections failed while west's pods turned not-ready and back\n%s", failed, failures(rs))
+	}
+	if eastServed == 0 || westAfterUp == 0 {
+		t.Errorf("east served %d while west's pods were not ready, west %d after they came back", eastServed, westAfterUp)
+	}
+	// Once west serves again, the affinity sends nothing more to east (a
+	// second's grace for connections that started before the change).
+	if eastAfterBack != 0 {
+		t.Errorf("%d connections went to east more than 1 s after west was back", eastAfterBack)
+	}
+}
+
+// waitLoadServedBy waits until the load has a connection, started after
+// since, that cluster served.
+func waitLoadServedBy(ctx context.Context, t *testing.T, l *connLoad, cluster string, since time.Time) {
+	t.Helper()
+	err := wait.PollUntilContextTimeout(ctx, 20*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		_, ok := firstServedBy(l.records, cluster, since)
+		return ok, nil
+	})
+	if err != nil {
+		t.Fatalf("no connection served by %s after %s\nwest gateway:\n%s", cluster, since.Format("15:04:05.000"), west.Gateway.Tail(20))
+	}
+}
