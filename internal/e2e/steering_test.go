@@ -125,8 +125,12 @@ func TestClustersetRouteWeights(t *testing.T) {
 	// The change took effect at the latest when the run of north-only
 	// connections began (east had 90% before it).
 	took := streakStart.Sub(written)
-	t.Logf("0/100: north-only from %v after the write (east's last connection: %v after it); then 200 in a row went to north",
-		took.Round(time.Millisecond), lastEast.Sub(written).Round(time.Millisecond))
+	eastAfter := "none"
+	if !lastEast.IsZero() {
+		eastAfter = lastEast.Sub(written).Round(time.Millisecond).String()
+	}
+	t.Logf("0/100: north-only from %v after the write (east's last connection after it: %s); then 200 in a row went to north",
+		took.Round(time.Millisecond), eastAfter)
 	if took > time.Second {
 		t.Errorf("the change took %v to apply to new connections, over 1 s", took)
 	}
