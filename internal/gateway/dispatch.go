@@ -55,7 +55,7 @@ func (e *Egress) open(r *activeRoute, turn uint64) (_ tunnel.Conn, _ Destination
 					triedBits |= 1 << pos
 				}
 				tried++
-				c, release, err := e.attempt(ctx, d, tried < n)
+				c, release, err := e.attempt(ctx, r, d, tried < n)
 				if err == nil {
 					return c, d, release, nil
 				}
@@ -87,7 +87,7 @@ func isRetriable(err error) bool {
 // left to try, and keeps the ejections: a failure ejects (the cluster when
 // its gateway failed, the destination when only the service did), a
 // success ends the streak.
-func (e *Egress) attempt(ctx context.Context, d Destination, bounded bool) (tunnel.Conn, func(), error) {
+func (e *Egress) attempt(ctx context.Context, r *activeRoute, d Destination, bounded bool) (tunnel.Conn, func(), error) {
 	actx := ctx
 	if bounded {
 		var cancel context.CancelFunc
@@ -114,6 +114,9 @@ func (e *Egress) attempt(ctx context.Context, d Destination, bounded bool) (tunn
 		reason, retriable, wholeCluster = ReasonAttemptTimeout, true, !d.Local
 	}
 	e.o.Metrics.EgressFailed.WithLabelValues(d.Cluster, reason).Inc()
+	if r.Clusterset {
+		e.o.Metrics.ClustersetFailures.WithLabelValues(d.Target.Export(), d.Cluster, reason).Inc()
+	}
 	if !retriable || ctx.Err() != nil {
 		e.log.Info("egress stream failed", "remote", d.Cluster, "local", d.Local, "export", d.Target.Export(), "reason", reason, "err", err)
 		return nil, nil, err

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"ferry.dev/ferry/internal/tunnel"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Egress failure reasons (label values of egress_streams_failed_total); a
@@ -69,6 +70,10 @@ type Route struct {
 	// the CallerPolicy decides who may use it from this.
 	Namespace    string
 	Destinations []Destination
+	// Clusterset marks a clusterset service's port: its connections are
+	// also counted per (service, destination cluster), and over the last
+	// minute, for `ferry traffic`.
+	Clusterset bool
 }
 
 // EgressOptions configure NewEgress. TLS is required.
@@ -238,6 +243,7 @@ func (e *Egress) SetRoutes(routes []Route) error {
 		return errors.New("gateway: egress is shut down")
 	}
 	e.eject.keepOnly(want)
+	e.forgetClustersets(want)
 	for port, l := range e.listeners {
 		if _, ok := want[port]; !ok {
 			_ = l.ln.Close()
@@ -264,6 +270,30 @@ func (e *Egress) SetRoutes(routes []Route) error {
 		e.log.Info("egress port open", "port", port, "destinations", len(r.Destinations))
 	}
 	return errors.Join(errs...)
+}
+
+// forgetClustersets drops the per-service series and windows of clusterset
+// services no route carries any more, so that their churn does not grow
+// the metrics.
+func (e *Egress) forgetClustersets(want map[int]Route) {
+	keep := map[string]bool{}
+	for _, r := range want {
+		if r.Clusterset && len(r.Destinations) > 0 {
+			keep[r.Destinations[0].Target.Export()] = true
+		}
+	}
+	m := e.o.Metrics
+	for _, l := range e.listeners {
+		r := l.route.Load()
+		if !r.Clusterset || len(r.Destinations) == 0 || keep[r.Destinations[0].Target.Export()] {
+			continue
+		}
+		service := prometheus.Labels{"service": r.Destinations[0].Target.Export()}
+		m.ClustersetConns.DeletePartialMatch(service)
+		m.ClustersetFailures.DeletePartialMatch(service)
+		m.ClustersetBytes.DeletePartialMatch(service)
+	}
+	m.recent.keepOnly(keep)
 }
 
 // canReach refuses a route with a local destination when this egress has
@@ -371,10 +401,17 @@ func (e *Egress) handle(c net.Conn, r *activeRoute, turn uint64) {
 	m.EgressOpened.WithLabelValues(dest.Cluster, export).Inc()
 	toRemote := m.EgressBytes.WithLabelValues("to_remote", dest.Cluster, export)
 	fromRemote := m.EgressBytes.WithLabelValues("from_remote", dest.Cluster, export)
+	aToB, bToA := func(n int) { toRemote.Add(float64(n)) }, func(n int) { fromRemote.Add(float64(n)) }
+	if r.Clusterset {
+		m.ClustersetConns.WithLabelValues(export, dest.Cluster).Inc()
+		m.recent.add(export, dest.Cluster)
+		csTo := m.ClustersetBytes.WithLabelValues("to_remote", export, dest.Cluster)
+		csFrom := m.ClustersetBytes.WithLabelValues("from_remote", export, dest.Cluster)
+		aToB = func(n int) { toRemote.Add(float64(n)); csTo.Add(float64(n)) }
+		bToA = func(n int) { fromRemote.Add(float64(n)); csFrom.Add(float64(n)) }
+	}
 	up, down, err := tunnel.Splice(e.ctx, asConn(c), st, tunnel.SpliceOptions{
-		IdleTimeout: e.o.Limits.IdleTimeout,
-		AToB:        func(n int) { toRemote.Add(float64(n)) },
-		BToA:        func(n int) { fromRemote.Add(float64(n)) },
+		IdleTimeout: e.o.Limits.IdleTimeout, AToB: aToB, BToA: bToA,
 	})
 	e.log.Debug("egress connection done", "remote", dest.Cluster, "local", dest.Local, "export", export,
 		"bytes_to_remote", up, "bytes_from_remote", down, "err", err)

@@ -85,7 +85,7 @@ func DefaultLimits() Limits {
 		AttemptTimeout: time.Second,
 		// Above any terrestrial round trip plus a local connect, so a
 		// healthy far cluster is never taken for a quiet one.
-		QuietAfter: 500 * time.Millisecond,
+		QuietAfter:     500 * time.Millisecond,
 		EjectionBase:   time.Second,
 		EjectionMax:    30 * time.Second,
 		MaxEgressConns: 16384,

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"errors"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -33,6 +34,14 @@ type Metrics struct {
 	Sessions             *prometheus.GaugeVec   // remote
 	RemoteUp             *prometheus.GaugeVec   // remote
 	Ejections            *prometheus.CounterVec // cluster, scope (cluster|service)
+
+	// Clusterset routes, by (service, destination cluster): service is the
+	// export "namespace/name".
+	ClustersetConns    *prometheus.CounterVec // service, cluster
+	ClustersetFailures *prometheus.CounterVec // service, cluster, reason
+	ClustersetBytes    *prometheus.CounterVec // direction (to_remote|from_remote), service, cluster
+	// recent is the last minute's connections per (service, cluster).
+	recent *recent
 }
 
 // NewMetrics creates the series and registers them with reg, which should be
@@ -68,15 +77,21 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		EgressActive: g("egress_active_connections", "Client connections being relayed by egress."),
 		EgressCallersRefused: cv("egress_callers_refused_total",
 			"Egress connections whose caller may not use the port, by reason; mode enforce closed them, mode audit served them.", "reason", "mode"),
-		Sessions:  gv("tunnel_sessions", "Live tunnel sessions to a remote cluster.", "remote"),
-		RemoteUp:  gv("remote_up", "1 if at least one tunnel session to the remote cluster is live.", "remote"),
-		Ejections: cv("ejections_total", "Destinations tried last for a while after a failed attempt: a whole cluster, or one service there.", "cluster", "scope"),
+		Sessions:        gv("tunnel_sessions", "Live tunnel sessions to a remote cluster.", "remote"),
+		RemoteUp:        gv("remote_up", "1 if at least one tunnel session to the remote cluster is live.", "remote"),
+		ClustersetConns: cv("clusterset_connections_total", "New connections of a clusterset service, by the cluster that took them (after any failover).", "service", "cluster"),
+		ClustersetFailures: cv("clusterset_attempts_failed_total",
+			"Attempts of a clusterset service's connections that failed at a cluster, by reason; the connection then went to the next cluster, or failed if none was left.", "service", "cluster", "reason"),
+		ClustersetBytes: cv("clusterset_bytes_total", "Bytes relayed for a clusterset service, by destination cluster.", "direction", "service", "cluster"),
+		recent:          newRecent(time.Now),
+		Ejections:       cv("ejections_total", "Destinations tried last for a while after a failed attempt: a whole cluster, or one service there.", "cluster", "scope"),
 	}
 	if reg != nil {
 		var errs []error
 		for _, c := range []prometheus.Collector{
 			m.IngressOpened, m.IngressRejected, m.IngressFailed, m.IngressBytes, m.IngressActive, m.BackendTTFB,
 			m.InboundSessions, m.EgressOpened, m.EgressFailed, m.EgressBytes, m.EgressActive, m.EgressCallersRefused, m.Sessions, m.RemoteUp, m.Ejections,
+			m.ClustersetConns, m.ClustersetFailures, m.ClustersetBytes, m.recent,
 		} {
 			errs = append(errs, reg.Register(c))
 		}

@@ -125,7 +125,7 @@ func Routes(svcs []*corev1.Service, links []*ferryv1.Link, claimed claims.Table,
 				continue
 			}
 			used[p.Egress] = where
-			r := gateway.Route{Port: int(p.Egress), Namespace: s.Namespace, Destinations: slices.Clone(dests)}
+			r := gateway.Route{Port: int(p.Egress), Namespace: s.Namespace, Destinations: slices.Clone(dests), Clusterset: kind == "clusterset"}
 			for i := range r.Destinations {
 				r.Destinations[i].Target = target
 			}
