@@ -38,6 +38,7 @@ func NewRootCommand(s Streams) *cobra.Command {
 	root.AddCommand(newUnexportCommand())
 	root.AddCommand(newLinksCommand())
 	root.AddCommand(newGatewaysCommand())
+	root.AddCommand(newTrafficCommand())
 	root.AddCommand(newCheckCommand())
 	return root
 }

@@ -2,7 +2,9 @@ package e2e
 
 import (
 	"bufio"
+	"bytes"
 	"context"
+	"encoding/json"
 	"io"
 	"net"
 	"strings"
@@ -17,6 +19,7 @@ import (
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 	mcsv1beta1 "sigs.k8s.io/mcs-api/pkg/apis/v1beta1"
 
+	"ferry.dev/ferry/internal/cli"
 	"ferry.dev/ferry/internal/contract"
 	"ferry.dev/ferry/internal/steering"
 	"ferry.dev/ferry/internal/tooling/netns"
@@ -87,6 +90,21 @@ func TestClustersetRouteWeights(t *testing.T) {
 	t.Logf("90/10 route: %d connections served %v", n, served)
 	if d := served["east"] - n*9/10; d < -n*3/100 || d > n*3/100 || served["east"]+served["north"] != n {
 		t.Errorf("90/10 route: east served %d of %d, want %d ± %d: %v", served["east"], n, n*9/10, n*3/100, served)
+	}
+
+	// ferry traffic shows the split in effect and the one observed.
+	rep := trafficOf(ctx, t, "echo")
+	byCluster := map[string]map[string]any{}
+	for _, c := range rep["clusters"].([]any) {
+		m := c.(map[string]any)
+		byCluster[m["cluster"].(string)] = m
+	}
+	for c, want := range map[string]float64{"east": 0.9, "north": 0.1} {
+		m := byCluster[c]
+		observed, _ := m["observedShare"].(float64)
+		if m == nil || m["configuredWeight"] != want*100 || m["expectedShare"] != want || observed < want-0.05 || observed > want+0.05 {
+			t.Errorf("ferry traffic, %s: %v; want configured %v, expected and observed ≈ %v", c, m, want*100, want)
+		}
 	}
 
 	// A connection opened now, served by east, must outlive the change.
@@ -301,4 +319,29 @@ func waitLoadServedBy(ctx context.Context, t *testing.T, l *connLoad, cluster st
 	if err != nil {
 		t.Fatalf("no connection served by %s after %s\nwest gateway:\n%s", cluster, since.Format("15:04:05.000"), west.Gateway.Tail(20))
 	}
+}
+
+// trafficOf runs `ferry traffic svc -o json` against west, logs the table,
+// and returns the JSON.
+func trafficOf(ctx context.Context, t *testing.T, svc string) map[string]any {
+	t.Helper()
+	kubeconfig, err := sb.ForwardAPIServers(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := func(args ...string) string {
+		var out, errOut bytes.Buffer
+		root := cli.NewRootCommand(cli.Streams{In: strings.NewReader(""), Out: &out, Err: &errOut})
+		root.SetArgs(append([]string{"--kubeconfig", kubeconfig, "--context", "west", "-n", ns, "traffic", svc}, args...))
+		if err := root.ExecuteContext(ctx); err != nil {
+			t.Fatalf("ferry traffic %s: %v\n%s%s", svc, err, out.String(), errOut.String())
+		}
+		return out.String()
+	}
+	t.Logf("ferry traffic %s:\n%s", svc, run())
+	var rep map[string]any
+	if err := json.Unmarshal([]byte(run("-o", "json")), &rep); err != nil {
+		t.Fatal(err)
+	}
+	return rep
 }

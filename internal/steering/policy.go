@@ -181,3 +181,43 @@ func Apply(p Policy, clusters []Cluster) []Share {
 	}
 	return out
 }
+
+// Expected is the share of new connections each cluster should take under
+// shares, as the gateway splits them: the first tier whose weights are not
+// all zero takes everything, in proportion to its weights; when no tier has
+// weight, every cluster takes an even share. A cluster Apply left out
+// (Configured 0) takes none.
+func Expected(shares []Share) []float64 {
+	out := make([]float64, len(shares))
+	best, total := -1, uint64(0)
+	for _, s := range shares {
+		if s.Weight > 0 && (best < 0 || s.Tier < best) {
+			best = s.Tier
+		}
+	}
+	for _, s := range shares {
+		if s.Tier == best {
+			total += uint64(s.Weight)
+		}
+	}
+	if best < 0 {
+		n := 0
+		for _, s := range shares {
+			if s.Configured != 0 {
+				n++
+			}
+		}
+		for i, s := range shares {
+			if s.Configured != 0 {
+				out[i] = 1 / float64(n)
+			}
+		}
+		return out
+	}
+	for i, s := range shares {
+		if s.Tier == best {
+			out[i] = float64(s.Weight) / float64(total)
+		}
+	}
+	return out
+}

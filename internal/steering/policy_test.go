@@ -85,3 +85,19 @@ func FuzzParsePolicy(f *testing.F) {
 		}
 	})
 }
+
+func TestExpected(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		shares []Share
+		want   []float64
+	}{
+		{"one tier, by weight", []Share{{"a", -1, 1, 0}, {"b", -1, 3, 0}}, []float64{0.25, 0.75}},
+		{"the first tier with weight takes all", []Share{{"a", -1, 0, 0}, {"b", -1, 2, 1}, {"c", -1, 2, 1}, {"d", -1, 5, 2}}, []float64{0, 0.5, 0.5, 0}},
+		{"no weight anywhere: even, but not where a route says 0", []Share{{"a", 0, 0, 0}, {"b", 5, 0, 0}, {"c", -1, 0, 1}}, []float64{0, 0.5, 0.5}},
+	} {
+		if got := Expected(tc.shares); !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
