@@ -5,11 +5,13 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
 	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	ferryv1 "ferry.dev/ferry/api/v1alpha1"
 	"ferry.dev/ferry/internal/install"
@@ -33,9 +35,11 @@ const (
 // shared starts the three clusters on first use: one start (a few seconds)
 // serves every test of the package that needs a cluster.
 var shared = testenv.Lazy{Options: testenv.Options{
-	Clusters:    []string{exporter, importer, checked},
-	CRDs:        install.CRDDocuments(),
-	AddToScheme: []func(*runtime.Scheme) error{ferryv1.AddToScheme},
+	Clusters: []string{exporter, importer, checked},
+	// With the Gateway API's routes, as a cluster that steers clusterset
+	// services has them.
+	CRDs:        slices.Concat(install.CRDDocuments(), testenv.GatewayAPICRDs()),
+	AddToScheme: []func(*runtime.Scheme) error{ferryv1.AddToScheme, gwv1.Install},
 }}
 
 func TestMain(m *testing.M) {

@@ -16,10 +16,12 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"ferry.dev/ferry/internal/claims"
 	"ferry.dev/ferry/internal/contract"
 	"ferry.dev/ferry/internal/identity"
+	"ferry.dev/ferry/internal/steering"
 )
 
 // healthyNorth builds, by hand, everything a working importer "north" has:
@@ -152,7 +154,7 @@ func TestCheckGatewayNotReady(t *testing.T) {
 	for _, want := range []string{
 		"✘ gateway has ready endpoints\n    the gateway Service ferry-system/ferry-gateway has no ready endpoints (1 not ready)\n    hint: the gateway pods are not ready: `kubectl -n ferry-system get pods -l app.kubernetes.io/name=ferry-gateway`",
 		"✔ issuer certificate is valid\n",
-		"Status: 1 fatal failure (13 passed, 1 failed, 0 warnings, 0 skipped)",
+		"Status: 1 fatal failure (14 passed, 1 failed, 0 warnings, 0 skipped)",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
@@ -260,11 +262,45 @@ func TestCheckWarnings(t *testing.T) {
 	for _, want := range []string{
 		"⚠ issuer is not near expiry\n    the issuer expires in 9d",
 		"⚠ no orphaned Ferry objects\n    the owning Link does not exist for 1 object: Service default/cart-gone (link gone)\n    hint: their Link was removed without its finalizer running, so nothing will delete them: `kubectl delete svc,endpointslices,serviceimports -A -l ferry.dev/link=gone,ferry.dev/source-cluster`",
-		"Status: passed with warnings (12 passed, 0 failed, 2 warnings, 0 skipped)",
+		"Status: passed with warnings (13 passed, 0 failed, 2 warnings, 0 skipped)",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
+	}
+}
+
+// TestCheckRoutesNotAccepted: a route on a ServiceImport that the
+// controller has not processed, then one it refused, are warnings that
+// name the route and the reason.
+func TestCheckRoutesNotAccepted(t *testing.T) {
+	c := healthyNorth(t)
+	ctx := context.Background()
+	r := &gwv1.TCPRoute{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "cart-split"},
+		Spec: gwv1.TCPRouteSpec{
+			CommonRouteSpec: gwv1.CommonRouteSpec{ParentRefs: []gwv1.ParentReference{{
+				Group: ptr.To(gwv1.Group(steering.ParentGroup)), Kind: ptr.To(gwv1.Kind(steering.ParentKind)), Name: "cart"}}},
+			Rules: []gwv1.TCPRouteRule{{BackendRefs: []gwv1.BackendRef{{BackendObjectReference: gwv1.BackendObjectReference{Name: "cart-east", Port: ptr.To(gwv1.PortNumber(80))}}}}},
+		},
+	}
+	create(t, c, r)
+	t.Cleanup(func() { _ = c.Delete(ctx, r) })
+	out := mustFerryOn(t, checked, "check")
+	if want := "⚠ routes on clusterset services are accepted\n    TCPRoute default/cart-split (parent ServiceImport cart): not processed yet"; !strings.Contains(out, want) {
+		t.Errorf("output lacks %q:\n%s", want, out)
+	}
+	r.Status.Parents = []gwv1.RouteParentStatus{{
+		ParentRef: r.Spec.ParentRefs[0], ControllerName: contract.GatewayControllerName,
+		Conditions: []metav1.Condition{{Type: "Accepted", Status: metav1.ConditionFalse, Reason: "NoMatchingParent", Message: "default/cart is not a clusterset service",
+			ObservedGeneration: r.Generation, LastTransitionTime: metav1.Now()}},
+	}}
+	if err := c.Status().Update(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	out = mustFerryOn(t, checked, "check")
+	if want := "TCPRoute default/cart-split (parent ServiceImport cart): NoMatchingParent: default/cart is not a clusterset service"; !strings.Contains(out, want) {
+		t.Errorf("output lacks %q:\n%s", want, out)
 	}
 }
 
@@ -296,7 +332,7 @@ func TestCheckUnreachable(t *testing.T) {
 	for _, want := range []string{
 		"✘ Kubernetes API is reachable\n    get the server version: cannot reach the API server https://127.0.0.1:1 of context \"down\"",
 		"- egress ports are consistent\n    skipped: needs: Kubernetes API is reachable\n",
-		"(0 passed, 1 failed, 0 warnings, 13 skipped)",
+		"(0 passed, 1 failed, 0 warnings, 14 skipped)",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
