@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -344,4 +345,87 @@ func trafficOf(ctx context.Context, t *testing.T, svc string) map[string]any {
 		t.Fatal(err)
 	}
 	return rep
+}
+
+// A cluster whose ready endpoints drop to 0 stops taking new connections
+// within 2 s, and no connection fails meanwhile (issue 12): north's echo
+// pods turn not-ready while a west pod opens 100 connections a second to
+// echo's clusterset service.
+func TestClustersetStopsSendingWhereNothingIsReady(t *testing.T) {
+	netns.RequireRoot(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
+	defer cancel()
+	set := contract.ClustersetName("echo")
+	waitServedBy(ctx, t, set, "east", "north")
+	var northEps []testenv.Endpoint
+	var slices discoveryv1.EndpointSliceList
+	if err := north.API.Client.List(ctx, &slices, clientInNS(ns), matchService("echo")); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range slices.Items {
+		for _, ep := range s.Endpoints {
+			northEps = append(northEps, testenv.Endpoint{IP: ep.Addresses[0], Port: sandbox.EchoPort, Ready: true})
+		}
+	}
+	setReady := func(ready bool) {
+		t.Helper()
+		eps := make([]testenv.Endpoint, len(northEps))
+		for i, ep := range northEps {
+			ep.Ready = ready
+			eps[i] = ep
+		}
+		if err := north.API.SetEndpoints(ctx, ns, "echo", eps); err != nil {
+			t.Fatal(err)
+		}
+	}
+	defer setReady(true)
+	// A not-ready north cannot serve; what must stop is west sending it
+	// connections to try: the attempts that fail there.
+	attemptsAtNorth := func() float64 {
+		text, err := west.GatewayMetrics(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		v, _ := sandbox.MetricSum(text, "ferry_gateway_clusterset_attempts_failed_total", map[string]string{"service": ns + "/echo", "cluster": "north"})
+		return v
+	}
+
+	load := startLoad(ctx, set, time.Minute)
+	time.Sleep(time.Second)
+	before := attemptsAtNorth()
+	down := time.Now()
+	setReady(false)
+	var lastAttempt time.Time
+	for last := before; time.Since(down) < 4*time.Second; time.Sleep(50 * time.Millisecond) {
+		if n := attemptsAtNorth(); n != last {
+			last, lastAttempt = n, time.Now()
+		}
+	}
+	attempts := attemptsAtNorth() - before
+	up := time.Now()
+	setReady(true)
+	waitLoadServedBy(ctx, t, load, "north", up)
+	rs := load.finish()
+	var failed, servedByNorth int
+	for _, r := range rs {
+		if r.err != nil {
+			failed++
+		}
+		if r.cluster == "north" && r.start.After(down) && r.start.Before(up) {
+			servedByNorth++
+		}
+	}
+	stopped := time.Duration(0)
+	if !lastAttempt.IsZero() {
+		stopped = lastAttempt.Sub(down)
+	}
+	back, _ := firstServedBy(rs, "north", up)
+	t.Logf("north's pods not-ready: %v connections tried north and went on to east, the last seen %v after the change (metrics polled every 50 ms); %d connections at %d/s, %d failed, %d served by north meanwhile; north served again %v after its pods were ready",
+		attempts, stopped.Round(time.Millisecond), len(rs), failoverRate, failed, servedByNorth, back.Sub(up).Round(time.Millisecond))
+	if stopped > ejectionBound {
+		t.Errorf("west still sent connections to north %v after its pods turned not-ready, over %v", stopped, ejectionBound)
+	}
+	if failed != 0 {
+		t.Errorf("%d connections failed\n%s", failed, failures(rs))
+	}
 }
