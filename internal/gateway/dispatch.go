@@ -43,10 +43,11 @@ func (e *Egress) open(r *activeRoute, turn uint64) (_ tunnel.Conn, _ Destination
 				if triedMore != nil && triedMore[pos] || triedMore == nil && triedBits&(1<<pos) != 0 {
 					continue
 				}
-				d := r.Destinations[p.order[(k+i)%m]]
+				di := p.order[(k+i)%m]
+				d, h := r.Destinations[di], r.health[di]
 				// The ejector is asked last, and only about a destination
 				// about to be tried: admitting one may claim its trial.
-				if pass == 0 && n > 1 && (!d.Local && !e.client.Live(d.Cluster) || !e.eject.admit(d, time.Now().UnixNano())) {
+				if pass == 0 && n > 1 && (!d.Local && !e.client.Live(d.Cluster) || !e.eject.admit(h, d.Local, time.Now().UnixNano())) {
 					continue
 				}
 				if triedMore != nil {
@@ -55,7 +56,7 @@ func (e *Egress) open(r *activeRoute, turn uint64) (_ tunnel.Conn, _ Destination
 					triedBits |= 1 << pos
 				}
 				tried++
-				c, release, err := e.attempt(ctx, r, d, tried < n)
+				c, release, err := e.attempt(ctx, r, d, h, tried < n)
 				if err == nil {
 					return c, d, release, nil
 				}
@@ -87,7 +88,7 @@ func isRetriable(err error) bool {
 // left to try, and keeps the ejections: a failure ejects (the cluster when
 // its gateway failed, the destination when only the service did), a
 // success ends the streak.
-func (e *Egress) attempt(ctx context.Context, r *activeRoute, d Destination, bounded bool) (tunnel.Conn, func(), error) {
+func (e *Egress) attempt(ctx context.Context, r *activeRoute, d Destination, h destHealth, bounded bool) (tunnel.Conn, func(), error) {
 	actx := ctx
 	if bounded {
 		var cancel context.CancelFunc
@@ -96,7 +97,7 @@ func (e *Egress) attempt(ctx context.Context, r *activeRoute, d Destination, bou
 	}
 	var done func(bool)
 	if !d.Local {
-		done = e.eject.waiting(d.Cluster)
+		done = e.eject.waiting(h)
 	}
 	c, release, reason, retriable, err := e.openOne(actx, d)
 	if done != nil {
@@ -104,7 +105,7 @@ func (e *Egress) attempt(ctx context.Context, r *activeRoute, d Destination, bou
 		done(err == nil || errors.As(err, &re))
 	}
 	if err == nil {
-		e.eject.succeeded(d)
+		e.eject.succeeded(h)
 		return c, release, nil
 	}
 	wholeCluster := !d.Local && reason != tunnel.StatusUnavailable.String()
@@ -121,7 +122,7 @@ func (e *Egress) attempt(ctx context.Context, r *activeRoute, d Destination, bou
 		e.log.Info("egress stream failed", "remote", d.Cluster, "local", d.Local, "export", d.Target.Export(), "reason", reason, "err", err)
 		return nil, nil, err
 	}
-	for_ := e.eject.failed(d, wholeCluster)
+	for_ := e.eject.failed(h, d, wholeCluster)
 	e.log.Info("egress attempt failed; trying the next destination", "remote", d.Cluster, "local", d.Local,
 		"export", d.Target.Export(), "reason", reason, "err", err, "ejectedFor", for_.Round(time.Millisecond), "wholeCluster", wholeCluster)
 	return nil, nil, attemptError{err}

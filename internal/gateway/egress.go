@@ -144,11 +144,17 @@ type egressListener struct {
 type activeRoute struct {
 	Route
 	steer steer
-	next  atomic.Uint64
+	// health holds each destination's ejection state, by index.
+	health []destHealth
+	next   atomic.Uint64
 }
 
-func newActiveRoute(r Route) *activeRoute {
-	return &activeRoute{Route: r, steer: newSteer(r.Destinations)}
+func (e *Egress) newActiveRoute(r Route) *activeRoute {
+	a := &activeRoute{Route: r, steer: newSteer(r.Destinations), health: make([]destHealth, len(r.Destinations))}
+	for i, d := range r.Destinations {
+		a.health[i] = e.eject.health(d)
+	}
+	return a
 }
 
 // Default sets the Logger, Metrics and CallerMode when unset. NewEgress calls it;
@@ -254,7 +260,7 @@ func (e *Egress) SetRoutes(routes []Route) error {
 	for port, r := range want {
 		if l, ok := e.listeners[port]; ok {
 			if !slices.Equal(l.route.Load().Destinations, r.Destinations) {
-				l.route.Store(newActiveRoute(r))
+				l.route.Store(e.newActiveRoute(r))
 			}
 			continue
 		}
@@ -264,7 +270,7 @@ func (e *Egress) SetRoutes(routes []Route) error {
 			continue
 		}
 		l := &egressListener{ln: ln}
-		l.route.Store(newActiveRoute(r))
+		l.route.Store(e.newActiveRoute(r))
 		e.listeners[port] = l
 		go e.serve(l)
 		e.log.Info("egress port open", "port", port, "destinations", len(r.Destinations))

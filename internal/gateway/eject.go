@@ -17,23 +17,19 @@ import (
 // failing destination stops taking new connections after one failure
 // instead of one per connection. An ejected destination is still tried, but
 // last: a client never fails because of an ejection.
+//
+// The state lives in small structs that SetRoutes resolves once per route
+// (destHealth), so that the per-connection checks are a few atomic loads,
+// with no map lookup and no lock.
 
-// ejectKey names what a failure ejects. A failure of the gateway itself
-// (unreachable, overloaded, draining) ejects the whole cluster: every
-// service there is as unreachable. A failure of one service (no ready
-// endpoint) ejects that destination only.
-type ejectKey struct {
-	cluster string
-	target  tunnel.Target // zero for the whole cluster
-}
-
-// ejection is one key's state: a small circuit breaker. Closed (streak 0),
-// it admits every connection. Open (now < until), it admits none. Half-open
-// (the ejection has ended but no attempt has succeeded since), it admits
-// one connection at a time, the trial: the others keep going elsewhere
-// until the trial succeeds, so an ejected cluster comes back on the strength
-// of one connection, not of the hundred that arrive the moment its ejection
-// ends. Its fields are read on the hot path without a lock.
+// ejection is one breaker: a whole cluster's (a failure of its gateway:
+// unreachable, overloaded, draining, every service there as unreachable), or
+// one service's there (no ready endpoint). Closed (streak 0), it admits
+// every connection. Open (now < until), it admits none. Half-open (the
+// ejection has ended but no attempt has succeeded since), it admits one
+// connection at a time, the trial: the others keep going elsewhere until the
+// trial succeeds, so an ejected cluster comes back on the strength of one
+// connection, not of the hundred that arrive the moment its ejection ends.
 type ejection struct {
 	until atomic.Int64 // unix nanoseconds; ejected while now < until
 	// trial is when the current trial was admitted (unix nanoseconds), 0
@@ -59,6 +55,24 @@ type silence struct {
 	since atomic.Int64
 }
 
+// clusterState is what the ejector knows of one cluster.
+type clusterState struct {
+	ejection
+	quiet silence
+}
+
+// destHealth is one destination's state: its cluster's and its service's
+// there. SetRoutes resolves it once per route.
+type destHealth struct {
+	cluster *clusterState
+	service *ejection
+}
+
+type serviceKey struct {
+	cluster string
+	target  tunnel.Target
+}
+
 // ejector keeps the ejections of one egress.
 type ejector struct {
 	base, max   time.Duration
@@ -66,21 +80,69 @@ type ejector struct {
 	// quietAfter is how long a cluster may leave waiting attempts
 	// unanswered before new connections try it only after the others.
 	quietAfter time.Duration
-	silences   sync.Map // cluster → *silence
 	now        func() time.Time
 	onEject    func(cluster string, scope string)
-	m          sync.Map // ejectKey → *ejection
+
+	mu       sync.Mutex
+	clusters map[string]*clusterState
+	services map[serviceKey]*ejection
 }
 
 func newEjector(base, max, trialWindow, quietAfter time.Duration, now func() time.Time, onEject func(cluster, scope string)) *ejector {
-	return &ejector{base: base, max: max, trialWindow: trialWindow, quietAfter: quietAfter, now: now, onEject: onEject}
+	return &ejector{
+		base: base, max: max, trialWindow: trialWindow, quietAfter: quietAfter, now: now, onEject: onEject,
+		clusters: map[string]*clusterState{}, services: map[serviceKey]*ejection{},
+	}
 }
 
-// waiting records that an attempt waits for cluster; call done with
+// health returns d's state, created on first use. Called by SetRoutes, not
+// per connection.
+func (j *ejector) health(d Destination) destHealth {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	c := j.clusters[d.Cluster]
+	if c == nil {
+		c = &clusterState{}
+		j.clusters[d.Cluster] = c
+	}
+	k := serviceKey{d.Cluster, d.Target}
+	s := j.services[k]
+	if s == nil {
+		s = &ejection{}
+		j.services[k] = s
+	}
+	return destHealth{cluster: c, service: s}
+}
+
+// keepOnly drops the state of destinations no route has any more, so that
+// service churn does not grow the maps. Routes still holding a dropped
+// state keep using it until they are replaced.
+func (j *ejector) keepOnly(routes map[int]Route) {
+	clusters, services := map[string]bool{}, map[serviceKey]bool{}
+	for _, r := range routes {
+		for _, d := range r.Destinations {
+			clusters[d.Cluster] = true
+			services[serviceKey{d.Cluster, d.Target}] = true
+		}
+	}
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	for c := range j.clusters {
+		if !clusters[c] {
+			delete(j.clusters, c)
+		}
+	}
+	for k := range j.services {
+		if !services[k] {
+			delete(j.services, k)
+		}
+	}
+}
+
+// waiting records that an attempt waits for h's cluster; call done with
 // whether the cluster answered (accepted or rejected) when it ends.
-func (j *ejector) waiting(cluster string) (done func(answered bool)) {
-	v, _ := j.silences.LoadOrStore(cluster, &silence{})
-	q := v.(*silence)
+func (j *ejector) waiting(h destHealth) (done func(answered bool)) {
+	q := &h.cluster.quiet
 	if q.waiting.Add(1) == 1 {
 		q.since.Store(j.now().UnixNano())
 	}
@@ -92,33 +154,21 @@ func (j *ejector) waiting(cluster string) (done func(answered bool)) {
 	}
 }
 
-// quiet reports whether cluster has left attempts unanswered for
-// quietAfter.
-func (j *ejector) quiet(cluster string, now int64) bool {
-	v, ok := j.silences.Load(cluster)
-	if !ok {
-		return false
+// admit reports whether a connection may try the destination in its first
+// pass. Asked only right before the attempt: a half-open breaker's
+// admission is its one trial. A local destination is never quiet: it is not
+// a gateway.
+func (j *ejector) admit(h destHealth, local bool, now int64) bool {
+	if !local {
+		q := &h.cluster.quiet
+		if q.waiting.Load() > 0 && now-q.since.Load() >= int64(j.quietAfter) {
+			return false
+		}
 	}
-	q := v.(*silence)
-	return q.waiting.Load() > 0 && now-q.since.Load() >= int64(j.quietAfter)
+	return j.admitBreaker(&h.cluster.ejection, now) && j.admitBreaker(h.service, now)
 }
 
-// admit reports whether a connection may try d in its first pass. Asked
-// only right before the attempt: a half-open destination's admission is its
-// one trial.
-func (j *ejector) admit(d Destination, now int64) bool {
-	if !d.Local && j.quiet(d.Cluster, now) {
-		return false
-	}
-	return j.admitKey(ejectKey{cluster: d.Cluster}, now) && j.admitKey(ejectKey{cluster: d.Cluster, target: d.Target}, now)
-}
-
-func (j *ejector) admitKey(k ejectKey, now int64) bool {
-	v, ok := j.m.Load(k)
-	if !ok {
-		return true
-	}
-	e := v.(*ejection)
+func (j *ejector) admitBreaker(e *ejection, now int64) bool {
 	switch {
 	case now < e.until.Load():
 		return false
@@ -129,27 +179,19 @@ func (j *ejector) admitKey(k ejectKey, now int64) bool {
 	return now-t >= int64(j.trialWindow) && e.trial.CompareAndSwap(t, now)
 }
 
-// ejected reports, without claiming a trial, whether d is ejected now.
-func (j *ejector) ejected(d Destination, now int64) bool {
-	for _, k := range [2]ejectKey{{cluster: d.Cluster}, {cluster: d.Cluster, target: d.Target}} {
-		if v, ok := j.m.Load(k); ok && now < v.(*ejection).until.Load() {
-			return true
-		}
-	}
-	return false
+// ejected reports, without claiming a trial, whether h is ejected now.
+func (j *ejector) ejected(h destHealth, now int64) bool {
+	return now < h.cluster.until.Load() || now < h.service.until.Load()
 }
 
-// failed ejects d (or its whole cluster) for base × 2^(streak-1), capped at
-// max, with ±20% jitter so that clusters ejected together do not all
-// return together. It returns how long.
-func (j *ejector) failed(d Destination, wholeCluster bool) time.Duration {
-	k := ejectKey{cluster: d.Cluster}
-	scope := "cluster"
-	if !wholeCluster {
-		k.target, scope = d.Target, "service"
+// failed ejects d's cluster, or only its service there, for
+// base × 2^(streak-1), capped at max, with ±20% jitter so that clusters
+// ejected together do not all return together. It returns how long.
+func (j *ejector) failed(h destHealth, d Destination, wholeCluster bool) time.Duration {
+	e, scope := h.service, "service"
+	if wholeCluster {
+		e, scope = &h.cluster.ejection, "cluster"
 	}
-	v, _ := j.m.LoadOrStore(k, &ejection{})
-	e := v.(*ejection)
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	now := j.now()
@@ -173,38 +215,12 @@ func (j *ejector) failed(d Destination, wholeCluster bool) time.Duration {
 	return d0
 }
 
-// succeeded ends d's streaks: the next failure ejects for base again.
-func (j *ejector) succeeded(d Destination) {
-	for _, k := range [2]ejectKey{{cluster: d.Cluster}, {cluster: d.Cluster, target: d.Target}} {
-		if v, ok := j.m.Load(k); ok {
-			if e := v.(*ejection); e.streak.Load() != 0 {
-				e.streak.Store(0)
-				e.trial.Store(0)
-			}
+// succeeded closes h's breakers: the next failure ejects for base again.
+func (j *ejector) succeeded(h destHealth) {
+	for _, e := range [2]*ejection{&h.cluster.ejection, h.service} {
+		if e.streak.Load() != 0 {
+			e.streak.Store(0)
+			e.trial.Store(0)
 		}
 	}
-}
-
-// keepOnly drops the state of destinations no route has any more, so that
-// service churn does not grow the maps.
-func (j *ejector) keepOnly(routes map[int]Route) {
-	live := map[ejectKey]bool{}
-	for _, r := range routes {
-		for _, d := range r.Destinations {
-			live[ejectKey{cluster: d.Cluster}] = true
-			live[ejectKey{cluster: d.Cluster, target: d.Target}] = true
-		}
-	}
-	j.silences.Range(func(c, _ any) bool {
-		if !live[ejectKey{cluster: c.(string)}] {
-			j.silences.Delete(c)
-		}
-		return true
-	})
-	j.m.Range(func(k, _ any) bool {
-		if !live[k.(ejectKey)] {
-			j.m.Delete(k)
-		}
-		return true
-	})
 }

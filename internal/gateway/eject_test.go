@@ -14,22 +14,23 @@ func TestEjectionBacksOffAndResets(t *testing.T) {
 	now := time.Unix(1000, 0)
 	var ejections []string
 	j := newEjector(time.Second, 8*time.Second, 300*time.Millisecond, 250*time.Millisecond, func() time.Time { return now }, func(c, scope string) { ejections = append(ejections, c+"/"+scope) })
-	web := Destination{Cluster: "north", Target: tunnel.Target{Namespace: "default", Service: "web", Port: 80}}
-	api := Destination{Cluster: "north", Target: tunnel.Target{Namespace: "default", Service: "api", Port: 80}}
+	webD := Destination{Cluster: "north", Target: tunnel.Target{Namespace: "default", Service: "web", Port: 80}}
+	apiD := Destination{Cluster: "north", Target: tunnel.Target{Namespace: "default", Service: "api", Port: 80}}
+	web, api := j.health(webD), j.health(apiD)
 
 	// Each failure in a row doubles the ejection, up to the cap, ±20%.
 	for i, base := range []time.Duration{1, 2, 4, 8, 8} {
 		base *= time.Second
-		got := j.failed(web, true)
+		got := j.failed(web, webD, true)
 		if lo, hi := base*8/10, base*12/10; got < lo || got > hi {
 			t.Fatalf("failure %d: ejected for %v, want %v..%v", i+1, got, lo, hi)
 		}
-		if !j.ejected(web, now.UnixNano()) || !j.ejected(api, now.UnixNano()) || j.admit(api, now.UnixNano()) {
+		if !j.ejected(web, now.UnixNano()) || !j.ejected(api, now.UnixNano()) || j.admit(api, false, now.UnixNano()) {
 			t.Fatalf("failure %d: a whole-cluster ejection must cover every service there", i+1)
 		}
 		// A second report of the same failure, within the ejection, is
 		// the same ejection.
-		if again := j.failed(web, true); again != got {
+		if again := j.failed(web, webD, true); again != got {
 			t.Fatalf("failure %d reported twice: %v then %v", i+1, got, again)
 		}
 		now = now.Add(got)
@@ -43,30 +44,30 @@ func TestEjectionBacksOffAndResets(t *testing.T) {
 	// Half-open: once the ejection ends, one connection at a time is
 	// admitted, the trial; the next may try only when the trial has had
 	// its window without an answer.
-	if !j.admit(web, now.UnixNano()) {
+	if !j.admit(web, false, now.UnixNano()) {
 		t.Fatal("the trial was not admitted after the ejection ended")
 	}
-	if j.admit(api, now.UnixNano()) || j.admit(web, now.Add(299*time.Millisecond).UnixNano()) {
+	if j.admit(api, false, now.UnixNano()) || j.admit(web, false, now.Add(299*time.Millisecond).UnixNano()) {
 		t.Fatal("a second connection was admitted during the trial")
 	}
-	if !j.admit(web, now.Add(300*time.Millisecond).UnixNano()) {
+	if !j.admit(web, false, now.Add(300*time.Millisecond).UnixNano()) {
 		t.Fatal("a trial that never answered blocks the destination for good")
 	}
 	// A success ends the streak: everyone is admitted, and the next
 	// failure ejects for the base.
 	j.succeeded(web)
 	for range 3 {
-		if !j.admit(web, now.UnixNano()) || !j.admit(api, now.UnixNano()) {
+		if !j.admit(web, false, now.UnixNano()) || !j.admit(api, false, now.UnixNano()) {
 			t.Fatal("not admitted after a success")
 		}
 	}
-	if got := j.failed(web, true); got > 1200*time.Millisecond {
+	if got := j.failed(web, webD, true); got > 1200*time.Millisecond {
 		t.Fatalf("after a success, ejected for %v", got)
 	}
 	now = now.Add(2 * time.Second)
 
 	// A service's failure ejects that service only.
-	j.failed(web, false)
+	j.failed(web, webD, false)
 	if !j.ejected(web, now.UnixNano()) || j.ejected(api, now.UnixNano()) {
 		t.Fatal("a service ejection must cover that service and no other")
 	}
@@ -74,10 +75,11 @@ func TestEjectionBacksOffAndResets(t *testing.T) {
 		t.Fatalf("last ejection %q", last)
 	}
 
-	// Destinations no route has any more are forgotten.
-	j.keepOnly(map[int]Route{1: {Destinations: []Destination{api}}})
-	if j.ejected(web, now.UnixNano()) {
-		t.Fatal("a forgotten destination is still ejected")
+	// Destinations no route has any more are forgotten: a route that
+	// names them again starts afresh.
+	j.keepOnly(map[int]Route{1: {Destinations: []Destination{apiD}}})
+	if j.ejected(j.health(webD), now.UnixNano()) || j.health(apiD) != api {
+		t.Fatal("a forgotten destination is still ejected, or a kept one was forgotten")
 	}
 }
 
@@ -86,33 +88,33 @@ func TestEjectionBacksOffAndResets(t *testing.T) {
 func TestQuietClusterIsTriedLast(t *testing.T) {
 	now := time.Unix(1000, 0)
 	j := newEjector(time.Second, 8*time.Second, time.Second, 500*time.Millisecond, func() time.Time { return now }, nil)
-	north := Destination{Cluster: "north", Target: tunnel.Target{Namespace: "default", Service: "web", Port: 80}}
-	local := Destination{Cluster: "west", Local: true, Target: north.Target}
+	northD := Destination{Cluster: "north", Target: tunnel.Target{Namespace: "default", Service: "web", Port: 80}}
+	north, local := j.health(northD), j.health(Destination{Cluster: "west", Local: true, Target: northD.Target})
 	at := func(d time.Duration) int64 { return now.Add(d).UnixNano() }
 
-	first := j.waiting("north")
-	if !j.admit(north, at(499*time.Millisecond)) {
+	first := j.waiting(north)
+	if !j.admit(north, false, at(499*time.Millisecond)) {
 		t.Fatal("quiet before QuietAfter")
 	}
-	second := j.waiting("north") // a second attempt does not restart the clock
-	if j.admit(north, at(500*time.Millisecond)) {
+	second := j.waiting(north) // a second attempt does not restart the clock
+	if j.admit(north, false, at(500*time.Millisecond)) {
 		t.Fatal("attempts unanswered for QuietAfter, and the cluster is still tried first")
 	}
 	now = now.Add(600 * time.Millisecond)
 	first(true) // an answer
-	if !j.admit(north, at(0)) || !j.admit(north, at(499*time.Millisecond)) {
+	if !j.admit(north, false, at(0)) || !j.admit(north, false, at(499*time.Millisecond)) {
 		t.Fatal("an answer did not end the silence")
 	}
-	if j.admit(north, at(500*time.Millisecond)) {
+	if j.admit(north, false, at(500*time.Millisecond)) {
 		t.Fatal("the second attempt still waits, unanswered for QuietAfter since the last answer")
 	}
 	second(false) // timed out: no answer, but nothing waits any more
-	if !j.admit(north, at(time.Hour)) {
+	if !j.admit(north, false, at(time.Hour)) {
 		t.Fatal("quiet with nothing waiting")
 	}
 	// A local destination is never quiet: it is not a gateway.
-	j.waiting("west")
-	if !j.admit(local, at(time.Hour)) {
+	j.waiting(local)
+	if !j.admit(local, true, at(time.Hour)) {
 		t.Fatal("a local destination was taken for a quiet gateway")
 	}
 }
@@ -186,5 +188,37 @@ func TestUnavailableServiceIsEjectedForThatServiceOnly(t *testing.T) {
 	}
 	if got := testutil.ToFloat64(p.egMetrics.Ejections.WithLabelValues("north", "cluster")); got != 0 {
 		t.Fatalf("north's gateway answered; it must not be ejected as a whole (%v)", got)
+	}
+}
+
+// BenchmarkEjectorAdmit is the ejector's cost on the egress hot path, per
+// destination considered: nothing ejected (the common case), and a cluster
+// ejected among several.
+func BenchmarkEjectorAdmit(b *testing.B) {
+	web := Destination{Cluster: "east", Target: tunnel.Target{Namespace: "default", Service: "web", Port: 80}}
+	for _, tc := range []struct {
+		name    string
+		prepare func(*ejector)
+	}{
+		{"none-ejected", func(*ejector) {}},
+		{"others-ejected", func(j *ejector) {
+			for _, c := range []string{"north", "south", "west"} {
+				d := Destination{Cluster: c, Target: web.Target}
+				j.failed(j.health(d), d, true)
+			}
+		}},
+	} {
+		j := newEjector(time.Second, 30*time.Second, time.Second, 500*time.Millisecond, time.Now, nil)
+		tc.prepare(j)
+		h := j.health(web)
+		now := time.Now().UnixNano()
+		b.Run(tc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for range b.N {
+				if !j.admit(h, false, now) {
+					b.Fatal("not admitted")
+				}
+			}
+		})
 	}
 }
