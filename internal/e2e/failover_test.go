@@ -112,10 +112,10 @@ func firstServedBy(rs []attemptRecord, cluster string, t time.Time) (time.Time, 
 // with the gateway back at tBack.
 type timeline struct {
 	total, failed, failedAfterDetection, inFlightAtFailure int
-	slow                                                    int           // connections over 500 ms, all of them served
-	lastSlowStart                                           time.Duration // after t0
-	p50, p99, max                                           time.Duration
-	recovered                                               time.Duration // tBack to east serving again
+	slow                                                   int           // connections over 500 ms, all of them served
+	lastSlowStart                                          time.Duration // after t0
+	p50, p99, max                                          time.Duration
+	recovered                                              time.Duration // tBack to east serving again
 }
 
 func summarise(rs []attemptRecord, t0, tDet, tBack time.Time) timeline {
