@@ -97,6 +97,17 @@ func (l *connLoad) finish() []attemptRecord {
 	return l.records
 }
 
+// loadServedBy waits until the load has a connection, started after since,
+// that cluster served.
+func loadServedBy(ctx context.Context, l *connLoad, cluster string, since time.Time, within time.Duration) error {
+	return wait.PollUntilContextTimeout(ctx, 20*time.Millisecond, within, true, func(context.Context) (bool, error) {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		_, ok := firstServedBy(l.records, cluster, since)
+		return ok, nil
+	})
+}
+
 // firstServedBy is when the first connection started after t that cluster
 // served.
 func firstServedBy(rs []attemptRecord, cluster string, t time.Time) (time.Time, bool) {
@@ -196,12 +207,7 @@ func TestClustersetFailoverWhenAGatewayIsKilled(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Recovered: east serves this load's connections again.
-	err := wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, convergeLimit, true, func(context.Context) (bool, error) {
-		load.mu.Lock()
-		defer load.mu.Unlock()
-		_, ok := firstServedBy(load.records, "east", back)
-		return ok, nil
-	})
+	err := loadServedBy(ctx, load, "east", back, convergeLimit)
 	time.Sleep(time.Second)
 	rs := load.finish()
 	tl := summarise(rs, killed, detected, back)
@@ -255,12 +261,7 @@ func TestClustersetFailoverWhenAGatewayHangs(t *testing.T) {
 		t.Fatal(err)
 	}
 	resumed = true
-	err = wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, convergeLimit, true, func(context.Context) (bool, error) {
-		load.mu.Lock()
-		defer load.mu.Unlock()
-		_, ok := firstServedBy(load.records, "east", back)
-		return ok, nil
-	})
+	err = loadServedBy(ctx, load, "east", back, convergeLimit)
 	time.Sleep(time.Second)
 	rs := load.finish()
 	// A hung gateway fails no new connection, however early: each that

@@ -311,13 +311,7 @@ func TestClustersetAffinityLocal(t *testing.T) {
 // since, that cluster served.
 func waitLoadServedBy(ctx context.Context, t *testing.T, l *connLoad, cluster string, since time.Time) {
 	t.Helper()
-	err := wait.PollUntilContextTimeout(ctx, 20*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) {
-		l.mu.Lock()
-		defer l.mu.Unlock()
-		_, ok := firstServedBy(l.records, cluster, since)
-		return ok, nil
-	})
-	if err != nil {
+	if err := loadServedBy(ctx, l, cluster, since, 30*time.Second); err != nil {
 		t.Fatalf("no connection served by %s after %s\nwest gateway:\n%s", cluster, since.Format("15:04:05.000"), west.Gateway.Tail(20))
 	}
 }
