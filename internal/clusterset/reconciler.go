@@ -16,6 +16,7 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
 	toolscache "k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/client-go/util/workqueue"
@@ -166,7 +167,11 @@ func Setup(mgr manager.Manager, opts Options) (*Reconciler, error) {
 			return nil, fmt.Errorf("clusterset metrics: %w", err)
 		}
 	}
-	kinds, err := servedRouteKinds(mgr.GetRESTMapper())
+	cs, err := kubernetes.NewForConfig(mgr.GetConfig())
+	if err != nil {
+		return nil, fmt.Errorf("clusterset: %w", err)
+	}
+	kinds, err := servedRouteKinds(mgr.GetRESTMapper(), cs.AuthorizationV1().SelfSubjectAccessReviews(), opts.Logger)
 	if err != nil {
 		return nil, fmt.Errorf("clusterset: %w", err)
 	}

@@ -3,13 +3,16 @@ package clusterset
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"slices"
 	"time"
 
+	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	authorizationv1client "k8s.io/client-go/kubernetes/typed/authorization/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 	mcsv1beta1 "sigs.k8s.io/mcs-api/pkg/apis/v1beta1"
@@ -32,24 +35,54 @@ type routeKinds struct{ tcp, http bool }
 
 func (k routeKinds) any() bool { return k.tcp || k.http }
 
-// servedRouteKinds asks the API server (through the REST mapper) which of
-// the route kinds it serves at gateway.networking.k8s.io/v1.
-func servedRouteKinds(mapper meta.RESTMapper) (routeKinds, error) {
+// servedRouteKinds asks the API server which of the route kinds it serves
+// at gateway.networking.k8s.io/v1 (through the REST mapper), and whether
+// this controller may list and watch them: a watch it may not make would
+// keep the whole manager from syncing, so a kind it may not read is left
+// out, with a warning (an install whose RBAC predates the routes).
+func servedRouteKinds(mapper meta.RESTMapper, authz authorizationv1client.SelfSubjectAccessReviewInterface, log *slog.Logger) (routeKinds, error) {
 	var k routeKinds
 	for _, c := range []struct {
 		kind string
 		set  *bool
 	}{{steering.KindTCPRoute, &k.tcp}, {steering.KindHTTPRoute, &k.http}} {
-		_, err := mapper.RESTMapping(gwv1.SchemeGroupVersion.WithKind(c.kind).GroupKind(), gwv1.SchemeGroupVersion.Version)
+		m, err := mapper.RESTMapping(gwv1.SchemeGroupVersion.WithKind(c.kind).GroupKind(), gwv1.SchemeGroupVersion.Version)
 		switch {
-		case err == nil:
-			*c.set = true
 		case meta.IsNoMatchError(err):
-		default:
+			continue
+		case err != nil:
 			return k, fmt.Errorf("discover %s: %w", c.kind, err)
 		}
+		allowed := true
+		for _, verb := range []string{"list", "watch"} {
+			ok, err := mayAll(authz, verb, m.Resource.Resource)
+			if err != nil {
+				return k, fmt.Errorf("may the controller %s %s: %w", verb, m.Resource.Resource, err)
+			}
+			allowed = allowed && ok
+		}
+		if !allowed {
+			log.Warn("Gateway API routes are served but this controller may not list and watch them: its RBAC predates them; re-run `ferry install` (or upgrade the chart) to steer clusterset services with routes",
+				"resource", m.Resource.Resource+"."+m.Resource.Group)
+			continue
+		}
+		*c.set = true
 	}
 	return k, nil
+}
+
+// mayAll asks the API server whether this client may verb the route
+// resource in every namespace.
+func mayAll(authz authorizationv1client.SelfSubjectAccessReviewInterface, verb, resource string) (bool, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	r, err := authz.Create(ctx, &authorizationv1.SelfSubjectAccessReview{Spec: authorizationv1.SelfSubjectAccessReviewSpec{
+		ResourceAttributes: &authorizationv1.ResourceAttributes{Group: gwv1.GroupName, Resource: resource, Verb: verb},
+	}}, metav1.CreateOptions{})
+	if err != nil {
+		return false, err
+	}
+	return r.Status.Allowed, nil
 }
 
 // routeObjects are the routes that exist.

@@ -9,7 +9,8 @@ import (
 )
 
 // Where a new egress connection goes: the route's weighted destinations,
-// live first, failing over while nothing has been sent.
+// tier by tier, live and admitted first, failing over while nothing has been
+// sent.
 
 // open tries the route's destinations tier by tier, each tier starting
 // where its picker says for turn and wrapping around in route order. The
@@ -123,7 +124,7 @@ func (e *Egress) attempt(ctx context.Context, r *activeRoute, d Destination, h d
 		return nil, nil, err
 	}
 	for_ := e.eject.failed(h, d, wholeCluster)
-	e.log.Info("egress attempt failed; trying the next destination", "remote", d.Cluster, "local", d.Local,
+	e.log.Info("egress attempt failed; its destination is ejected", "remote", d.Cluster, "local", d.Local,
 		"export", d.Target.Export(), "reason", reason, "err", err, "ejectedFor", for_.Round(time.Millisecond), "wholeCluster", wholeCluster)
 	return nil, nil, attemptError{err}
 }

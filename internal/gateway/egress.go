@@ -12,8 +12,9 @@ import (
 	"sync/atomic"
 	"time"
 
-	"ferry.dev/ferry/internal/tunnel"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"ferry.dev/ferry/internal/tunnel"
 )
 
 // Egress failure reasons (label values of egress_streams_failed_total); a
