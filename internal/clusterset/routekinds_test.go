@@ -17,9 +17,9 @@ import (
 // this controller may list and watch. A kind it may not read is left out
 // (a watch it may not make would keep the manager from syncing).
 func TestServedRouteKinds(t *testing.T) {
-	mapper := meta.NewDefaultRESTMapper([]schema.GroupVersion{gwv1.SchemeGroupVersion})
-	mapper.Add(gwv1.SchemeGroupVersion.WithKind("TCPRoute"), meta.RESTScopeNamespace)
-	mapper.Add(gwv1.SchemeGroupVersion.WithKind("HTTPRoute"), meta.RESTScopeNamespace)
+	mapper := meta.NewDefaultRESTMapper([]schema.GroupVersion{RoutesGroupVersion})
+	mapper.Add(RoutesGroupVersion.WithKind("TCPRoute"), meta.RESTScopeNamespace)
+	mapper.Add(RoutesGroupVersion.WithKind("HTTPRoute"), meta.RESTScopeNamespace)
 	for _, tc := range []struct {
 		name    string
 		mapper  meta.RESTMapper

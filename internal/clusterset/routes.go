@@ -9,9 +9,10 @@ import (
 
 	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/equality"
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	authorizationv1client "k8s.io/client-go/kubernetes/typed/authorization/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
@@ -30,6 +31,10 @@ const ControllerName = gwv1.GatewayController(contract.GatewayControllerName)
 // read once, at Setup; CRDs installed later take effect when the
 // controller restarts (docs/steering.md).
 
+// RoutesGroupVersion is where the routes Ferry reads are served: the
+// Gateway API's standard channel.
+var RoutesGroupVersion = schema.GroupVersion{Group: gwv1.GroupName, Version: "v1"}
+
 // routeKinds are the route kinds the cluster serves.
 type routeKinds struct{ tcp, http bool }
 
@@ -46,7 +51,7 @@ func servedRouteKinds(mapper meta.RESTMapper, authz authorizationv1client.SelfSu
 		kind string
 		set  *bool
 	}{{steering.KindTCPRoute, &k.tcp}, {steering.KindHTTPRoute, &k.http}} {
-		m, err := mapper.RESTMapping(gwv1.SchemeGroupVersion.WithKind(c.kind).GroupKind(), gwv1.SchemeGroupVersion.Version)
+		m, err := mapper.RESTMapping(RoutesGroupVersion.WithKind(c.kind).GroupKind(), RoutesGroupVersion.Version)
 		switch {
 		case meta.IsNoMatchError(err):
 			continue
@@ -154,7 +159,7 @@ func mergeParents(cur, want []gwv1.RouteParentStatus, now time.Time) ([]gwv1.Rou
 	}
 	changed := len(mine) != len(want)
 	for _, w := range want {
-		i := slices.IndexFunc(mine, func(p gwv1.RouteParentStatus) bool { return equality.Semantic.DeepEqual(p.ParentRef, w.ParentRef) })
+		i := slices.IndexFunc(mine, func(p gwv1.RouteParentStatus) bool { return apiequality.Semantic.DeepEqual(p.ParentRef, w.ParentRef) })
 		var conds []metav1.Condition
 		if i >= 0 {
 			conds = slices.Clone(mine[i].Conditions)

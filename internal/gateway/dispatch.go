@@ -125,7 +125,7 @@ func (e *Egress) attempt(ctx context.Context, r *activeRoute, d Destination, h d
 	}
 	for_ := e.eject.failed(h, d, wholeCluster)
 	e.log.Info("egress attempt failed; its destination is ejected", "remote", d.Cluster, "local", d.Local,
-		"export", d.Target.Export(), "reason", reason, "err", err, "ejectedFor", for_.Round(time.Millisecond), "wholeCluster", wholeCluster)
+		"export", d.Target.Export(), "reason", reason, "err", err, "ejected_for", for_.Round(time.Millisecond), "whole_cluster", wholeCluster)
 	return nil, nil, attemptError{err}
 }
 

@@ -40,8 +40,11 @@ func readGatewayAPICRDs() ([][]byte, error) {
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
 	dir := strings.TrimSpace(string(out))
-	if err != nil || dir == "" {
-		return nil, fmt.Errorf("testenv: find module %s (run `go mod download %s`): %v %s", GatewayAPIModule, GatewayAPIModule, err, stderr.String())
+	switch {
+	case err != nil:
+		return nil, fmt.Errorf("testenv: find module %s (run `go mod download %s`): %w %s", GatewayAPIModule, GatewayAPIModule, err, stderr.String())
+	case dir == "":
+		return nil, fmt.Errorf("testenv: module %s is not in the module cache: run `go mod download %s`", GatewayAPIModule, GatewayAPIModule)
 	}
 	var docs [][]byte
 	for _, kind := range []string{"tcproutes", "httproutes"} {
