@@ -123,7 +123,10 @@ func (e *Egress) attempt(ctx context.Context, r *activeRoute, d Destination, h d
 		e.log.Info("egress stream failed", "remote", d.Cluster, "local", d.Local, "export", d.Target.Export(), "reason", reason, "err", err)
 		return nil, nil, err
 	}
-	for_ := e.eject.failed(h, d, wholeCluster)
+	for_, started := e.eject.failed(h, d, wholeCluster)
+	if started && r.Clusterset {
+		e.o.Metrics.ClustersetEjections.WithLabelValues(d.Target.Export(), d.Cluster).Inc()
+	}
 	e.log.Info("egress attempt failed; its destination is ejected", "remote", d.Cluster, "local", d.Local,
 		"export", d.Target.Export(), "reason", reason, "err", err, "ejected_for", for_.Round(time.Millisecond), "whole_cluster", wholeCluster)
 	return nil, nil, attemptError{err}

@@ -260,8 +260,15 @@ func (e *Egress) SetRoutes(routes []Route) error {
 	}
 	for port, r := range want {
 		if l, ok := e.listeners[port]; ok {
-			if !slices.Equal(l.route.Load().Destinations, r.Destinations) {
+			cur := l.route.Load()
+			switch {
+			case !slices.Equal(cur.Destinations, r.Destinations):
 				l.route.Store(e.newActiveRoute(r))
+			case cur.Namespace != r.Namespace || cur.Clusterset != r.Clusterset:
+				// Same destinations: the rotation carries on.
+				next := e.newActiveRoute(r)
+				next.next.Store(cur.next.Load())
+				l.route.Store(next)
 			}
 			continue
 		}
@@ -299,6 +306,7 @@ func (e *Egress) forgetClustersets(want map[int]Route) {
 		m.ClustersetConns.DeletePartialMatch(service)
 		m.ClustersetFailures.DeletePartialMatch(service)
 		m.ClustersetBytes.DeletePartialMatch(service)
+		m.ClustersetEjections.DeletePartialMatch(service)
 	}
 	m.recent.keepOnly(keep)
 }

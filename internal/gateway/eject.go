@@ -186,8 +186,9 @@ func (j *ejector) ejected(h destHealth, now int64) bool {
 
 // failed ejects d's cluster, or only its service there, for
 // base × 2^(streak-1), capped at max, with ±20% jitter so that clusters
-// ejected together do not all return together. It returns how long.
-func (j *ejector) failed(h destHealth, d Destination, wholeCluster bool) time.Duration {
+// ejected together do not all return together. It returns how long, and
+// whether this failure started the ejection (rather than joined one).
+func (j *ejector) failed(h destHealth, d Destination, wholeCluster bool) (time.Duration, bool) {
 	e, scope := h.service, "service"
 	if wholeCluster {
 		e, scope = &h.cluster.ejection, "cluster"
@@ -198,7 +199,7 @@ func (j *ejector) failed(h destHealth, d Destination, wholeCluster bool) time.Du
 	if now.UnixNano() < e.until.Load() {
 		// Connections that were already trying when the first one failed
 		// report the same failure: it is one ejection, not several.
-		return time.Duration(e.until.Load() - now.UnixNano())
+		return time.Duration(e.until.Load() - now.UnixNano()), false
 	}
 	streak := e.streak.Add(1)
 	d0 := j.base
@@ -212,7 +213,7 @@ func (j *ejector) failed(h destHealth, d Destination, wholeCluster bool) time.Du
 	if j.onEject != nil {
 		j.onEject(d.Cluster, scope)
 	}
-	return d0
+	return d0, true
 }
 
 // succeeded closes h's breakers: the next failure ejects for base again.

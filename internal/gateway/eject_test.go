@@ -1,6 +1,8 @@
 package gateway
 
 import (
+	"net"
+	"strconv"
 	"testing"
 	"time"
 
@@ -21,7 +23,10 @@ func TestEjectionBacksOffAndResets(t *testing.T) {
 	// Each failure in a row doubles the ejection, up to the cap, ±20%.
 	for i, base := range []time.Duration{1, 2, 4, 8, 8} {
 		base *= time.Second
-		got := j.failed(web, webD, true)
+		got, started := j.failed(web, webD, true)
+		if !started {
+			t.Fatalf("failure %d did not start an ejection", i+1)
+		}
 		if lo, hi := base*8/10, base*12/10; got < lo || got > hi {
 			t.Fatalf("failure %d: ejected for %v, want %v..%v", i+1, got, lo, hi)
 		}
@@ -30,7 +35,7 @@ func TestEjectionBacksOffAndResets(t *testing.T) {
 		}
 		// A second report of the same failure, within the ejection, is
 		// the same ejection.
-		if again := j.failed(web, webD, true); again != got {
+		if again, started := j.failed(web, webD, true); again != got || started {
 			t.Fatalf("failure %d reported twice: %v then %v", i+1, got, again)
 		}
 		now = now.Add(got)
@@ -61,7 +66,7 @@ func TestEjectionBacksOffAndResets(t *testing.T) {
 			t.Fatal("not admitted after a success")
 		}
 	}
-	if got := j.failed(web, webD, true); got > 1200*time.Millisecond {
+	if got, _ := j.failed(web, webD, true); got > 1200*time.Millisecond {
 		t.Fatalf("after a success, ejected for %v", got)
 	}
 	now = now.Add(2 * time.Second)
@@ -173,6 +178,14 @@ func TestUnavailableServiceIsEjectedForThatServiceOnly(t *testing.T) {
 	// north exports web with no endpoint at all.
 	north := newRemoteGateway(t, p, "north", "web")
 	addr := routeToBoth(t, p, north, 0, 0)
+	// As a clusterset port, so that its per-service series count too.
+	_, port, _ := net.SplitHostPort(addr)
+	pn, _ := strconv.Atoi(port)
+	web := tunnel.Target{Namespace: "default", Service: "web", Port: 80}
+	if err := p.eg.SetRoutes([]Route{{Port: pn, Namespace: "default", Clusterset: true,
+		Destinations: []Destination{{Cluster: "east", Target: web}, {Cluster: "north", Target: web}}}}); err != nil {
+		t.Fatal(err)
+	}
 	start := time.Now()
 	for i := range 20 {
 		if got := hit(t, addr); got != "east" {
@@ -185,6 +198,11 @@ func TestUnavailableServiceIsEjectedForThatServiceOnly(t *testing.T) {
 	}
 	if got := testutil.ToFloat64(p.egMetrics.Ejections.WithLabelValues("north", "service")); got < 1 {
 		t.Fatalf("service ejections %v", got)
+	}
+	perService := testutil.ToFloat64(p.egMetrics.ClustersetEjections.WithLabelValues("default/web", "north"))
+	failedThere := testutil.ToFloat64(p.egMetrics.ClustersetFailures.WithLabelValues("default/web", "north", tunnel.StatusUnavailable.String()))
+	if perService < 1 || failedThere != unavailable {
+		t.Errorf("per service: %v ejections, %v failed attempts (want ≥ 1, and %v)", perService, failedThere, unavailable)
 	}
 	if got := testutil.ToFloat64(p.egMetrics.Ejections.WithLabelValues("north", "cluster")); got != 0 {
 		t.Fatalf("north's gateway answered; it must not be ejected as a whole (%v)", got)

@@ -40,6 +40,9 @@ type Metrics struct {
 	ClustersetConns    *prometheus.CounterVec // service, cluster
 	ClustersetFailures *prometheus.CounterVec // service, cluster, reason
 	ClustersetBytes    *prometheus.CounterVec // direction (to_remote|from_remote), service, cluster
+	// ClustersetEjections counts the ejections a clusterset service's
+	// connections started: of the whole cluster or of the service there.
+	ClustersetEjections *prometheus.CounterVec // service, cluster
 	// recent is the last minute's connections per (service, cluster).
 	recent *recent
 }
@@ -83,15 +86,17 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		ClustersetFailures: cv("clusterset_attempts_failed_total",
 			"Attempts of a clusterset service's connections that failed at a cluster, by reason; the connection then went to the next cluster, or failed if none was left.", "service", "cluster", "reason"),
 		ClustersetBytes: cv("clusterset_bytes_total", "Bytes relayed for a clusterset service, by destination cluster.", "direction", "service", "cluster"),
-		recent:          newRecent(time.Now),
-		Ejections:       cv("ejections_total", "Destinations tried last for a while after a failed attempt: a whole cluster, or one service there.", "cluster", "scope"),
+		ClustersetEjections: cv("clusterset_ejections_total",
+			"Ejections that a clusterset service's failed attempts started, of the whole destination cluster or of the service there.", "service", "cluster"),
+		recent:    newRecent(time.Now),
+		Ejections: cv("ejections_total", "Destinations tried last for a while after a failed attempt: a whole cluster, or one service there.", "cluster", "scope"),
 	}
 	if reg != nil {
 		var errs []error
 		for _, c := range []prometheus.Collector{
 			m.IngressOpened, m.IngressRejected, m.IngressFailed, m.IngressBytes, m.IngressActive, m.BackendTTFB,
 			m.InboundSessions, m.EgressOpened, m.EgressFailed, m.EgressBytes, m.EgressActive, m.EgressCallersRefused, m.Sessions, m.RemoteUp, m.Ejections,
-			m.ClustersetConns, m.ClustersetFailures, m.ClustersetBytes, m.recent,
+			m.ClustersetConns, m.ClustersetFailures, m.ClustersetBytes, m.ClustersetEjections, m.recent,
 		} {
 			errs = append(errs, reg.Register(c))
 		}
