@@ -423,3 +423,71 @@ func TestClustersetStopsSendingWhereNothingIsReady(t *testing.T) {
 		t.Errorf("%d connections failed\n%s", failed, failures(rs))
 	}
 }
+
+// Bad routes in the sandbox (issue 12): weights that do not resolve, a
+// backendRef to a Service that is not a mirror, and a route for a name that
+// is not a clusterset service each get their condition, and nothing else
+// changes: the policy stays the default and connections still reach both
+// clusters. Negative and huge weights never get that far: the API server
+// refuses the route.
+func TestClustersetBadRoutesChangeNothing(t *testing.T) {
+	netns.RequireRoot(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	set := contract.ClustersetName("echo")
+	waitServedBy(ctx, t, set, "east", "north")
+	bad := map[string]struct {
+		edit func(*gwv1.TCPRoute)
+		want string // Accepted's reason
+	}{
+		"typo":       {func(r *gwv1.TCPRoute) { r.Spec.Rules[0].BackendRefs[0].Name = "echo-eats" }, "UnresolvedRefs"},
+		"not-mirror": {func(r *gwv1.TCPRoute) { r.Spec.Rules[0].BackendRefs[1].Name = "local" }, "UnresolvedRefs"},
+		"no-parent":  {func(r *gwv1.TCPRoute) { r.Spec.ParentRefs[0].Name = "nothing" }, "NoMatchingParent"},
+	}
+	for name, b := range bad {
+		r := weightsRoute("bad-"+name, 1, 1)
+		b.edit(r)
+		if err := west.API.Client.Create(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = west.API.Client.Delete(context.Background(), r) })
+	}
+	for name, b := range bad {
+		key := types.NamespacedName{Namespace: ns, Name: "bad-" + name}
+		var got *metav1.Condition
+		err := wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+			var r gwv1.TCPRoute
+			if err := west.API.Client.Get(ctx, key, &r); err != nil {
+				return false, nil
+			}
+			for _, p := range r.Status.Parents {
+				if p.ControllerName == contract.GatewayControllerName {
+					got = meta.FindStatusCondition(p.Conditions, string(gwv1.RouteConditionAccepted))
+				}
+			}
+			return got != nil, nil
+		})
+		if err != nil || got.Status != metav1.ConditionFalse || got.Reason != b.want {
+			t.Errorf("route %s: Accepted %+v, want False/%s", key.Name, got, b.want)
+			continue
+		}
+		t.Logf("route %s: Accepted=False %s: %s", key.Name, got.Reason, got.Message)
+	}
+	for _, w := range []int32{-1, 1_000_001} {
+		r := weightsRoute("bad-weight", w, 1)
+		if err := west.API.Client.Create(ctx, r); err == nil || !strings.Contains(err.Error(), "weight") {
+			t.Errorf("weight %d: the API server accepted the route (%v)", w, err)
+			_ = west.API.Client.Delete(ctx, r)
+		}
+	}
+	s, err := getService(ctx, west, set)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := s.Annotations[contract.AnnotationSteering]; p != "" {
+		t.Errorf("bad routes changed the policy to %q", p)
+	}
+	if served := serveFrom(ctx, t, set, 100); served["east"] == 0 || served["north"] == 0 {
+		t.Errorf("with bad routes, 100 connections served %v, want both clusters", served)
+	}
+}

@@ -150,8 +150,11 @@ func (c cancelOnClose) Close() error {
 
 // Fenced reports whether a request is a write the fence governs: any
 // method but GET, HEAD and OPTIONS, except to Leases of coordination.k8s.io
-// (the election itself) and Events of the core or events.k8s.io groups (a
-// standby replica may still report what it sees). The resource is read
+// (the election itself), Events of the core or events.k8s.io groups (a
+// standby replica may still report what it sees), and the reviews of
+// authorization.k8s.io and authentication.k8s.io (a POST that asks a
+// question and stores nothing: whether this client may list a resource,
+// asked before the manager starts). The resource is read
 // from the path's structure, never matched by name, so a namespace or an
 // object called "events" or "leases" is fenced like any other.
 func Fenced(method, path string) bool {
@@ -164,6 +167,8 @@ func Fenced(method, path string) bool {
 	case group == "coordination.k8s.io" && resource == "leases":
 		return false
 	case resource == "events" && (group == "" || group == "events.k8s.io"):
+		return false
+	case (group == "authorization.k8s.io" || group == "authentication.k8s.io") && strings.HasSuffix(resource, "reviews"):
 		return false
 	}
 	return true

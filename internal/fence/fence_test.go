@@ -27,6 +27,10 @@ func TestFenced(t *testing.T) {
 		{"POST", "/apis/coordination.k8s.io/v1/namespaces/ferry-system/leases", false},
 		{"POST", "/apis/events.k8s.io/v1/namespaces/shop/events", false},
 		{"PATCH", "/api/v1/namespaces/shop/events/x", false},
+		// Reviews ask and store nothing.
+		{"POST", "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews", false},
+		{"POST", "/apis/authentication.k8s.io/v1/selfsubjectreviews", false},
+		{"POST", "/apis/authorization.k8s.io/v1/namespaces/shop/localsubjectaccessreviews", false},
 		{"POST", "/api/v1/namespaces/shop/services/leases-east", true},
 		// Names are not resources: a namespace or an object called
 		// events or leases is fenced like any other.
