@@ -7,8 +7,10 @@ import (
 	"net"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
+	"github.com/go-logr/logr"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
@@ -19,6 +21,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 	mcsv1beta1 "sigs.k8s.io/mcs-api/pkg/apis/v1beta1"
 
@@ -52,6 +55,8 @@ type kubeTarget struct {
 	Namespace string
 }
 
+var quietControllerRuntime sync.Once
+
 // kubeScheme knows every type the CLI reads or writes.
 func kubeScheme() (*runtime.Scheme, error) {
 	s := runtime.NewScheme()
@@ -66,6 +71,10 @@ func kubeScheme() (*runtime.Scheme, error) {
 // kubeConnect builds a client from the global flags, with one-line errors
 // that say what to change.
 func kubeConnect(cmd *cobra.Command) (*kubeTarget, error) {
+	// controller-runtime's client logs through its own logger; unset, it
+	// prints a stack trace to stderr after 30 s (a long --wait). The CLI
+	// reports what it needs itself.
+	quietControllerRuntime.Do(func() { ctrllog.SetLogger(logr.Discard()) })
 	flags := cmd.Flags()
 	path, _ := flags.GetString(flagKubeconfig)
 	ctxName, _ := flags.GetString(flagContext)
