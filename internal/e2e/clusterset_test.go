@@ -155,8 +155,12 @@ func serveFrom(ctx context.Context, t *testing.T, svc string, n int) map[string]
 
 // waitServedBy waits until a handful of requests from west to svc reach
 // every one of clusters.
-func waitServedBy(ctx context.Context, t *testing.T, svc string, clusters ...string) {
+func waitServedBy(ctx context.Context, t *testing.T, svc string, clusters ...string) map[string]int {
 	t.Helper()
+	// Every request answered, by the cluster that answered: what the
+	// wait itself sent (a test that counts the gateways' connections
+	// adds it).
+	sent := map[string]int{}
 	err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 90*time.Second, true, func(ctx context.Context) (bool, error) {
 		seen := map[string]bool{}
 		for range 8 {
@@ -164,7 +168,9 @@ func waitServedBy(ctx context.Context, t *testing.T, svc string, clusters ...str
 			if err != nil {
 				return false, nil
 			}
-			seen[strings.SplitN(reply, "/", 2)[0]] = true
+			c := strings.SplitN(reply, "/", 2)[0]
+			seen[c] = true
+			sent[c]++
 		}
 		for _, c := range clusters {
 			if !seen[c] {
@@ -176,4 +182,5 @@ func waitServedBy(ctx context.Context, t *testing.T, svc string, clusters ...str
 	if err != nil {
 		t.Fatalf("%s never served from all of %v\nwest gateway:\n%s", svc, clusters, west.Gateway.Tail(20))
 	}
+	return sent
 }

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"strings"
@@ -92,7 +93,7 @@ func TestClustersetRouteWeights(t *testing.T) {
 		}
 	}
 	set := contract.ClustersetName("canary")
-	waitServedBy(ctx, t, set, "east", "north")
+	before := waitServedBy(ctx, t, set, "east", "north")
 
 	r := weightsRouteFor("canary", "canary-split", 90, 10)
 	if err := west.API.Client.Create(ctx, r); err != nil {
@@ -102,6 +103,7 @@ func TestClustersetRouteWeights(t *testing.T) {
 	waitAccepted(ctx, t, r)
 	// The policy reaches the gateway through the clusterset Service.
 	waitPolicy(ctx, t, "canary", "weights=east:90,north:10")
+	waitGatewayApplies(ctx, t, "canary", "east", "ferry_gateway_clusterset_weight", 90)
 	const n = 2000
 	served := serveFrom(ctx, t, set, n)
 	t.Logf("90/10 route: %d connections served %v", n, served)
@@ -116,11 +118,15 @@ func TestClustersetRouteWeights(t *testing.T) {
 		m := c.(map[string]any)
 		byCluster[m["cluster"].(string)] = m
 	}
+	// Observed is the gateways' last minute: this test's 2,000 connections,
+	// and some or all of those its wait for both clusters sent before the
+	// route (the window drops what is older than a minute).
 	for c, want := range map[string]float64{"east": 0.9, "north": 0.1} {
 		m := byCluster[c]
-		observed, _ := m["observedShare"].(float64)
-		if m == nil || m["configuredWeight"] != want*100 || m["expectedShare"] != want || observed < want-0.05 || observed > want+0.05 {
-			t.Errorf("ferry traffic, %s: %v; want configured %v, expected and observed ≈ %v", c, m, want*100, want)
+		observed, _ := m["observedConnections"].(float64)
+		if m == nil || m["configuredWeight"] != want*100 || m["expectedShare"] != want ||
+			int(observed) < served[c] || int(observed) > served[c]+before[c] {
+			t.Errorf("ferry traffic, %s: %v; want configured %v, expected %v, observed between %d and %d", c, m, want*100, want, served[c], served[c]+before[c])
 		}
 	}
 
@@ -205,6 +211,16 @@ func (h *heldConn) ask(msg string) (string, error) {
 	return strings.TrimSuffix(line, "\n"), err
 }
 
+// waitGatewayApplies waits until west's gateway applies value to svc's
+// destination cluster in family (ferry_gateway_clusterset_weight or
+// _tier): the policy has reached the data plane.
+func waitGatewayApplies(ctx context.Context, t *testing.T, svc, cluster, family string, value float64) {
+	t.Helper()
+	westSees(ctx, t, fmt.Sprintf("%s of %s at %s = %v", family, svc, cluster, value), 30*time.Second, func(m string) bool {
+		return metricIs(m, family, map[string]string{"service": ns + "/" + svc, "cluster": cluster}, func(v float64) bool { return v == value })
+	})
+}
+
 // openServedBy opens connections to svc until one is served by cluster,
 // and returns it open, with the tag of the pod that served it.
 func openServedBy(ctx context.Context, t *testing.T, svc, cluster string) (*heldConn, string) {
@@ -267,6 +283,7 @@ func TestClustersetAffinityLocal(t *testing.T) {
 		t.Fatal("could not annotate the ServiceImport")
 	}
 	waitPolicy(ctx, t, "near", "tiers=west")
+	waitGatewayApplies(ctx, t, "near", "east", "ferry_gateway_clusterset_tier", 1)
 	if served := serveFrom(ctx, t, set, 200); served["west"] != 200 {
 		t.Fatalf("affinity local: 200 connections served %v, want all by west", served)
 	}

@@ -307,8 +307,23 @@ func (e *Egress) forgetClustersets(want map[int]Route) {
 		m.ClustersetFailures.DeletePartialMatch(service)
 		m.ClustersetBytes.DeletePartialMatch(service)
 		m.ClustersetEjections.DeletePartialMatch(service)
+		m.ClustersetWeight.DeletePartialMatch(service)
+		m.ClustersetTier.DeletePartialMatch(service)
 	}
 	m.recent.keepOnly(keep)
+	for _, r := range want {
+		if !r.Clusterset || len(r.Destinations) == 0 {
+			continue
+		}
+		service := r.Destinations[0].Target.Export()
+		// A cluster the route no longer has goes from the series.
+		m.ClustersetWeight.DeletePartialMatch(prometheus.Labels{"service": service})
+		m.ClustersetTier.DeletePartialMatch(prometheus.Labels{"service": service})
+		for _, d := range r.Destinations {
+			m.ClustersetWeight.WithLabelValues(service, d.Cluster).Set(float64(d.Weight))
+			m.ClustersetTier.WithLabelValues(service, d.Cluster).Set(float64(d.Tier))
+		}
+	}
 }
 
 // canReach refuses a route with a local destination when this egress has

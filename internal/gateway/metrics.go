@@ -43,6 +43,10 @@ type Metrics struct {
 	// ClustersetEjections counts the ejections a clusterset service's
 	// connections started: of the whole cluster or of the service there.
 	ClustersetEjections *prometheus.CounterVec // service, cluster
+	// ClustersetWeight is each destination's weight and ClustersetTier its
+	// tier, as this gateway applies them now.
+	ClustersetWeight *prometheus.GaugeVec // service, cluster
+	ClustersetTier   *prometheus.GaugeVec // service, cluster
 	// recent is the last minute's connections per (service, cluster).
 	recent *recent
 }
@@ -85,7 +89,9 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		ClustersetConns: cv("clusterset_connections_total", "New connections of a clusterset service, by the cluster that took them (after any failover).", "service", "cluster"),
 		ClustersetFailures: cv("clusterset_attempts_failed_total",
 			"Attempts of a clusterset service's connections that failed at a cluster, by reason; the connection then went to the next cluster, or failed if none was left.", "service", "cluster", "reason"),
-		ClustersetBytes: cv("clusterset_bytes_total", "Bytes relayed for a clusterset service, by destination cluster.", "direction", "service", "cluster"),
+		ClustersetBytes:  cv("clusterset_bytes_total", "Bytes relayed for a clusterset service, by destination cluster.", "direction", "service", "cluster"),
+		ClustersetWeight: gv("clusterset_weight", "The weight this gateway gives a clusterset service's destination cluster now: the route's, or its ready endpoints.", "service", "cluster"),
+		ClustersetTier:   gv("clusterset_tier", "The tier (order of preference, 0 first) of a clusterset service's destination cluster on this gateway now.", "service", "cluster"),
 		ClustersetEjections: cv("clusterset_ejections_total",
 			"Ejections that a clusterset service's failed attempts started, of the whole destination cluster or of the service there.", "service", "cluster"),
 		recent:    newRecent(time.Now),
@@ -96,7 +102,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		for _, c := range []prometheus.Collector{
 			m.IngressOpened, m.IngressRejected, m.IngressFailed, m.IngressBytes, m.IngressActive, m.BackendTTFB,
 			m.InboundSessions, m.EgressOpened, m.EgressFailed, m.EgressBytes, m.EgressActive, m.EgressCallersRefused, m.Sessions, m.RemoteUp, m.Ejections,
-			m.ClustersetConns, m.ClustersetFailures, m.ClustersetBytes, m.ClustersetEjections, m.recent,
+			m.ClustersetConns, m.ClustersetFailures, m.ClustersetBytes, m.ClustersetEjections, m.ClustersetWeight, m.ClustersetTier, m.recent,
 		} {
 			errs = append(errs, reg.Register(c))
 		}

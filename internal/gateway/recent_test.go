@@ -70,6 +70,11 @@ func TestClustersetConnectionsAreCountedPerDestination(t *testing.T) {
 			t.Errorf("%s: counted %v, served %d", c, got, served[c])
 		}
 	}
+	for c, w := range map[string]float64{"east": 1, "north": 3} {
+		if got := testutil.ToFloat64(p.egMetrics.ClustersetWeight.WithLabelValues("default/web", c)); got != w {
+			t.Errorf("%s: weight series %v, want %v", c, got, w)
+		}
+	}
 	if got := testutil.CollectAndCount(p.egMetrics.recent); got != 2 {
 		t.Errorf("%d last-minute series, want 2", got)
 	}
@@ -77,7 +82,7 @@ func TestClustersetConnectionsAreCountedPerDestination(t *testing.T) {
 	if err := p.eg.SetRoutes(nil); err != nil {
 		t.Fatal(err)
 	}
-	if n := testutil.CollectAndCount(p.egMetrics.ClustersetConns) + testutil.CollectAndCount(p.egMetrics.recent); n != 0 {
+	if n := testutil.CollectAndCount(p.egMetrics.ClustersetConns) + testutil.CollectAndCount(p.egMetrics.recent) + testutil.CollectAndCount(p.egMetrics.ClustersetWeight); n != 0 {
 		t.Errorf("%d series left after the route went", n)
 	}
 }
