@@ -22,6 +22,7 @@ import (
 
 	ferryv1 "ferry.dev/ferry/api/v1alpha1"
 	"ferry.dev/ferry/internal/contract"
+	"ferry.dev/ferry/internal/identity"
 	mirrorsvc "ferry.dev/ferry/internal/mirror"
 	"ferry.dev/ferry/internal/steering"
 )
@@ -151,9 +152,19 @@ func readTraffic(ctx context.Context, k *kubeTarget, name string) (*trafficRepor
 	if err != nil {
 		return nil, err
 	}
+	self := localClusterName(ctx, k)
 	var clusters []steering.Cluster
 	local := map[string]bool{}
 	for _, c := range si.Status.Clusters {
+		if c.Cluster == self {
+			n, err := localReady(ctx, k, ns, name)
+			if err != nil {
+				return nil, err
+			}
+			local[c.Cluster] = true
+			clusters = append(clusters, steering.Cluster{Name: c.Cluster, Ready: n})
+			continue
+		}
 		var m corev1.Service
 		err := k.Client.Get(ctx, types.NamespacedName{Namespace: ns, Name: contract.MirrorName(name, c.Cluster)}, &m)
 		switch {
@@ -161,14 +172,8 @@ func readTraffic(ctx context.Context, k *kubeTarget, name string) (*trafficRepor
 			n, _, _ := mirrorsvc.ReadyEndpoints(&m)
 			clusters = append(clusters, steering.Cluster{Name: c.Cluster, Ready: uint32(max(n, 0))})
 		case apierrors.IsNotFound(err):
-			// No mirror: the cluster is this one, which serves the
-			// service itself.
-			n, err := localReady(ctx, k, ns, name)
-			if err != nil {
-				return nil, err
-			}
-			local[c.Cluster] = true
-			clusters = append(clusters, steering.Cluster{Name: c.Cluster, Ready: n})
+			// Listed but not mirrored (yet, or any more): nothing to count.
+			clusters = append(clusters, steering.Cluster{Name: c.Cluster})
 		default:
 			return nil, k.explain("get mirror "+contract.MirrorName(name, c.Cluster), err)
 		}
@@ -254,6 +259,20 @@ func linkHealth(ctx context.Context, k *kubeTarget) (map[string]string, error) {
 	return out, nil
 }
 
+// localClusterName is this cluster's name, from the identity its gateway
+// Service publishes; "" when it cannot be read.
+func localClusterName(ctx context.Context, k *kubeTarget) string {
+	var gw corev1.Service
+	if err := k.Client.Get(ctx, types.NamespacedName{Namespace: contract.SystemNamespace, Name: contract.GatewayName}, &gw); err != nil {
+		return ""
+	}
+	id, err := identity.ParseIDInferMesh(gw.Annotations[contract.AnnotationGatewayIdentity])
+	if err != nil {
+		return ""
+	}
+	return id.Cluster
+}
+
 // localReady counts the ready endpoints of this cluster's own Service, as
 // its export publishes them.
 func localReady(ctx context.Context, k *kubeTarget, ns, name string) (uint32, error) {
@@ -261,15 +280,25 @@ func localReady(ctx context.Context, k *kubeTarget, ns, name string) (uint32, er
 	if err := k.Client.List(ctx, &slices, client.InNamespace(ns), client.MatchingLabels{discoveryv1.LabelServiceName: name}); err != nil {
 		return 0, k.explain("list the EndpointSlices of "+ns+"/"+name, err)
 	}
-	var n uint32
+	// One endpoint per pod: a dual-stack Service has a slice per family,
+	// so count IPv4 endpoints, or IPv6 when there are none.
+	var v4, v6 uint32
 	for _, s := range slices.Items {
 		for _, ep := range s.Endpoints {
-			if ptr.Deref(ep.Conditions.Ready, true) {
-				n++
+			if !ptr.Deref(ep.Conditions.Ready, true) {
+				continue
+			}
+			if s.AddressType == discoveryv1.AddressTypeIPv6 {
+				v6++
+			} else {
+				v4++
 			}
 		}
 	}
-	return n, nil
+	if v4 > 0 {
+		return v4, nil
+	}
+	return v6, nil
 }
 
 // observe fills the observed figures from the gateways' last-minute gauge.

@@ -3,6 +3,7 @@ package clusterset
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -304,11 +305,13 @@ func (r *Reconciler) Reconcile(ctx context.Context, _ reconcile.Request) (reconc
 	if err == nil {
 		_, err = r.apply(ctx, rest)
 	}
-	if err == nil {
-		routeOps := RouteStatusOps(st.Steering.Statuses, have.TCPRoutes, have.HTTPRoutes, time.Now())
-		_, err = r.apply(ctx, routeOps)
-		ops = append(ops, routeOps...)
+	// Route statuses depend on nothing written above: one namespace's
+	// failing write must not hold back every route's status.
+	routeOps := RouteStatusOps(st.Steering.Statuses, have.TCPRoutes, have.HTTPRoutes, time.Now())
+	if _, rerr := r.apply(ctx, routeOps); rerr != nil {
+		err = errors.Join(err, rerr)
 	}
+	ops = append(ops, routeOps...)
 	if len(ops) > 0 {
 		r.log.Debug("reconciled clusterset services", "services", len(st.Services), "writes", len(ops), "err", err)
 	}

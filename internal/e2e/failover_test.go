@@ -232,7 +232,7 @@ func TestClustersetFailoverWhenAGatewayHangs(t *testing.T) {
 	svc := contract.ClustersetName("echo")
 	waitServedBy(ctx, t, svc, "east", "north")
 	ejections := func(m string) float64 {
-		v, _ := sandbox.MetricSum(m, "ferry_gateway_ejections_total", map[string]string{"cluster": "east", "scope": "cluster"})
+		v, _ := sandbox.MetricSum(m, "ferry_gateway_ejections_total", map[string]string{"cluster": "east"})
 		return v
 	}
 	before, err := west.GatewayMetrics(ctx)

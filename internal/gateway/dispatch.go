@@ -18,8 +18,9 @@ import (
 // session that the ejector admits, lowest tier first; the second takes every
 // destination the first did not (a remote with no live session would only
 // make the client wait for a dial that is already failing, and an ejected
-// one has just failed). Each attempt but the last is bounded by
-// AttemptTimeout. release frees what the connection holds.
+// one has just failed). An attempt is bounded by AttemptTimeout while
+// another destination that could serve is left. release frees what the
+// connection holds.
 func (e *Egress) open(r *activeRoute, turn uint64) (_ tunnel.Conn, _ Destination, release func(), _ error) {
 	ctx, cancel := context.WithTimeout(e.ctx, e.o.Limits.OpenTimeout)
 	defer cancel()
@@ -32,8 +33,24 @@ func (e *Egress) open(r *activeRoute, turn uint64) (_ tunnel.Conn, _ Destination
 	if n > 64 {
 		triedMore = make([]bool, n)
 	}
+	// An attempt is bounded by AttemptTimeout only while another
+	// destination that could serve (local, or with a live session) is left
+	// to try: a slow cluster that is the only one up gets all of
+	// OpenTimeout, rather than being cut for the sake of dead ones.
+	plausible, now := 0, time.Now().UnixNano()
+	canServe := func(di int) bool {
+		d := r.Destinations[di]
+		return (d.Local || e.client.Live(d.Cluster)) && !e.eject.ejected(r.health[di], now)
+	}
+	for ti := range r.steer.tiers {
+		for _, di := range r.steer.tiers[ti].order {
+			if canServe(di) {
+				plausible++
+			}
+		}
+	}
 	var errs []error
-	tried := 0
+	triedPlausible := 0
 	for pass := range 2 {
 		base := 0
 		for ti := range r.steer.tiers {
@@ -56,8 +73,10 @@ func (e *Egress) open(r *activeRoute, turn uint64) (_ tunnel.Conn, _ Destination
 				} else {
 					triedBits |= 1 << pos
 				}
-				tried++
-				c, release, err := e.attempt(ctx, r, d, h, tried < n)
+				if canServe(di) {
+					triedPlausible++
+				}
+				c, release, err := e.attempt(ctx, r, d, h, n > 1 && triedPlausible < plausible)
 				if err == nil {
 					return c, d, release, nil
 				}
@@ -109,11 +128,14 @@ func (e *Egress) attempt(ctx context.Context, r *activeRoute, d Destination, h d
 		e.eject.succeeded(h)
 		return c, release, nil
 	}
+	// Only what is the gateway's own fault ejects the whole cluster; no
+	// ready endpoint, and a timeout (ingress answers only once the backend
+	// accepted), may be one service's.
 	wholeCluster := !d.Local && reason != tunnel.StatusUnavailable.String()
 	// The stream's own deadline, set from actx's, can fire before actx's
 	// timer does: ask the clock, not actx.Err.
 	if dl, ok := actx.Deadline(); bounded && ok && !time.Now().Before(dl) && ctx.Err() == nil {
-		reason, retriable, wholeCluster = ReasonAttemptTimeout, true, !d.Local
+		reason, retriable, wholeCluster = ReasonAttemptTimeout, true, false
 	}
 	e.o.Metrics.EgressFailed.WithLabelValues(d.Cluster, reason).Inc()
 	if r.Clusterset {

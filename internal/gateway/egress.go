@@ -12,8 +12,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"ferry.dev/ferry/internal/tunnel"
 )
 
@@ -250,7 +248,7 @@ func (e *Egress) SetRoutes(routes []Route) error {
 		return errors.New("gateway: egress is shut down")
 	}
 	e.eject.keepOnly(want)
-	e.forgetClustersets(want)
+	e.clustersetSeries(want)
 	for port, l := range e.listeners {
 		if _, ok := want[port]; !ok {
 			_ = l.ln.Close()
@@ -284,46 +282,6 @@ func (e *Egress) SetRoutes(routes []Route) error {
 		e.log.Info("egress port open", "port", port, "destinations", len(r.Destinations))
 	}
 	return errors.Join(errs...)
-}
-
-// forgetClustersets drops the per-service series and windows of clusterset
-// services no route carries any more, so that their churn does not grow
-// the metrics.
-func (e *Egress) forgetClustersets(want map[int]Route) {
-	keep := map[string]bool{}
-	for _, r := range want {
-		if r.Clusterset && len(r.Destinations) > 0 {
-			keep[r.Destinations[0].Target.Export()] = true
-		}
-	}
-	m := e.o.Metrics
-	for _, l := range e.listeners {
-		r := l.route.Load()
-		if !r.Clusterset || len(r.Destinations) == 0 || keep[r.Destinations[0].Target.Export()] {
-			continue
-		}
-		service := prometheus.Labels{"service": r.Destinations[0].Target.Export()}
-		m.ClustersetConns.DeletePartialMatch(service)
-		m.ClustersetFailures.DeletePartialMatch(service)
-		m.ClustersetBytes.DeletePartialMatch(service)
-		m.ClustersetEjections.DeletePartialMatch(service)
-		m.ClustersetWeight.DeletePartialMatch(service)
-		m.ClustersetTier.DeletePartialMatch(service)
-	}
-	m.recent.keepOnly(keep)
-	for _, r := range want {
-		if !r.Clusterset || len(r.Destinations) == 0 {
-			continue
-		}
-		service := r.Destinations[0].Target.Export()
-		// A cluster the route no longer has goes from the series.
-		m.ClustersetWeight.DeletePartialMatch(prometheus.Labels{"service": service})
-		m.ClustersetTier.DeletePartialMatch(prometheus.Labels{"service": service})
-		for _, d := range r.Destinations {
-			m.ClustersetWeight.WithLabelValues(service, d.Cluster).Set(float64(d.Weight))
-			m.ClustersetTier.WithLabelValues(service, d.Cluster).Set(float64(d.Tier))
-		}
-	}
 }
 
 // canReach refuses a route with a local destination when this egress has
@@ -393,7 +351,7 @@ func (e *Egress) serve(l *egressListener) {
 			continue
 		}
 		r := l.route.Load()
-		go e.handle(c, r, r.next.Add(1)-1)
+		go e.handle(c, l, r, r.next.Add(1)-1)
 	}
 }
 
@@ -414,7 +372,7 @@ func (e *Egress) callerAllowed(c net.Conn, l *egressListener) bool {
 	return mode == CallerAudit
 }
 
-func (e *Egress) handle(c net.Conn, r *activeRoute, turn uint64) {
+func (e *Egress) handle(c net.Conn, l *egressListener, r *activeRoute, turn uint64) {
 	defer e.conns.done(c)
 	m := e.o.Metrics
 	m.EgressActive.Inc()
@@ -432,7 +390,9 @@ func (e *Egress) handle(c net.Conn, r *activeRoute, turn uint64) {
 	toRemote := m.EgressBytes.WithLabelValues("to_remote", dest.Cluster, export)
 	fromRemote := m.EgressBytes.WithLabelValues("from_remote", dest.Cluster, export)
 	aToB, bToA := func(n int) { toRemote.Add(float64(n)) }, func(n int) { fromRemote.Add(float64(n)) }
-	if r.Clusterset {
+	// A connection that outlived its route (replaced or removed while it
+	// opened) counts in no per-service series: they may be gone already.
+	if r.Clusterset && l.route.Load() == r {
 		m.ClustersetConns.WithLabelValues(export, dest.Cluster).Inc()
 		m.recent.add(export, dest.Cluster)
 		csTo := m.ClustersetBytes.WithLabelValues("to_remote", export, dest.Cluster)

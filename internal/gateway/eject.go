@@ -24,7 +24,7 @@ import (
 
 // ejection is one breaker: a whole cluster's (a failure of its gateway:
 // unreachable, overloaded, draining, every service there as unreachable), or
-// one service's there (no ready endpoint). Closed (streak 0), it admits
+// one service's there (no ready endpoint, or an attempt that timed out). Closed (streak 0), it admits
 // every connection. Open (now < until), it admits none. Half-open (the
 // ejection has ended but no attempt has succeeded since), it admits one
 // connection at a time, the trial: the others keep going elsewhere until the
@@ -43,10 +43,10 @@ type ejection struct {
 	mu     sync.Mutex
 }
 
-// silence tells a cluster that has gone quiet: attempts are waiting for it
-// and it has answered none of them, nor anything else, for a while. A hung
-// gateway is silent long before the first attempt's AttemptTimeout ends;
-// a busy healthy one answers something every few milliseconds.
+// silence tells a destination that has gone quiet: attempts are waiting
+// for it and it has answered none of them for a while. A hung gateway is
+// silent long before the first attempt's AttemptTimeout ends; a busy
+// healthy one answers every few milliseconds.
 type silence struct {
 	waiting atomic.Int32
 	// since is when the cluster was last heard from (an answer, a
@@ -55,8 +55,19 @@ type silence struct {
 	since atomic.Int64
 }
 
-// clusterState is what the ejector knows of one cluster.
+// clusterState is what the ejector knows of one cluster: the breaker for
+// failures of its gateway (unreachable, overloaded, draining).
 type clusterState struct {
+	ejection
+}
+
+// serviceState is what it knows of one service there: the breaker for
+// failures that may be the service's own (no ready endpoint, an attempt
+// that timed out: ingress answers only once the backend accepted, so a
+// slow backend looks like a slow gateway), and whether its attempts have
+// gone unanswered. Neither spreads to the cluster's other services: one
+// slow backend must not move a whole cluster's traffic.
+type serviceState struct {
 	ejection
 	quiet silence
 }
@@ -65,7 +76,7 @@ type clusterState struct {
 // there. SetRoutes resolves it once per route.
 type destHealth struct {
 	cluster *clusterState
-	service *ejection
+	service *serviceState
 }
 
 type serviceKey struct {
@@ -85,13 +96,13 @@ type ejector struct {
 
 	mu       sync.Mutex
 	clusters map[string]*clusterState
-	services map[serviceKey]*ejection
+	services map[serviceKey]*serviceState
 }
 
 func newEjector(base, max, trialWindow, quietAfter time.Duration, now func() time.Time, onEject func(cluster, scope string)) *ejector {
 	return &ejector{
 		base: base, max: max, trialWindow: trialWindow, quietAfter: quietAfter, now: now, onEject: onEject,
-		clusters: map[string]*clusterState{}, services: map[serviceKey]*ejection{},
+		clusters: map[string]*clusterState{}, services: map[serviceKey]*serviceState{},
 	}
 }
 
@@ -108,7 +119,7 @@ func (j *ejector) health(d Destination) destHealth {
 	k := serviceKey{d.Cluster, d.Target}
 	s := j.services[k]
 	if s == nil {
-		s = &ejection{}
+		s = &serviceState{}
 		j.services[k] = s
 	}
 	return destHealth{cluster: c, service: s}
@@ -139,10 +150,10 @@ func (j *ejector) keepOnly(routes map[int]Route) {
 	}
 }
 
-// waiting records that an attempt waits for h's cluster; call done with
-// whether the cluster answered (accepted or rejected) when it ends.
+// waiting records that an attempt waits for h's service; call done with
+// whether it was answered (accepted or rejected) when it ends.
 func (j *ejector) waiting(h destHealth) (done func(answered bool)) {
-	q := &h.cluster.quiet
+	q := &h.service.quiet
 	if q.waiting.Add(1) == 1 {
 		q.since.Store(j.now().UnixNano())
 	}
@@ -154,29 +165,62 @@ func (j *ejector) waiting(h destHealth) (done func(answered bool)) {
 	}
 }
 
+// breaker states.
+const (
+	closed = iota
+	open
+	halfOpen
+)
+
+func (j *ejector) state(e *ejection, now int64) int {
+	switch {
+	case now < e.until.Load():
+		return open
+	case e.streak.Load() == 0:
+		return closed
+	}
+	return halfOpen
+}
+
+// claim takes e's trial when no trial is under way; release gives it back.
+func (j *ejector) claim(e *ejection, now int64) (prev int64, ok bool) {
+	t := e.trial.Load()
+	return t, now-t >= int64(j.trialWindow) && e.trial.CompareAndSwap(t, now)
+}
+
 // admit reports whether a connection may try the destination in its first
 // pass. Asked only right before the attempt: a half-open breaker's
-// admission is its one trial. A local destination is never quiet: it is not
-// a gateway.
+// admission is its one trial, and a trial is claimed only when both
+// breakers admit, so a connection whose service is still ejected does not
+// use up its cluster's trial. A local destination is never quiet: it is
+// not a gateway.
 func (j *ejector) admit(h destHealth, local bool, now int64) bool {
 	if !local {
-		q := &h.cluster.quiet
+		q := &h.service.quiet
 		if q.waiting.Load() > 0 && now-q.since.Load() >= int64(j.quietAfter) {
 			return false
 		}
 	}
-	return j.admitBreaker(&h.cluster.ejection, now) && j.admitBreaker(h.service, now)
-}
-
-func (j *ejector) admitBreaker(e *ejection, now int64) bool {
-	switch {
-	case now < e.until.Load():
+	cs, ss := j.state(&h.cluster.ejection, now), j.state(&h.service.ejection, now)
+	if cs == open || ss == open {
 		return false
-	case e.streak.Load() == 0:
-		return true
 	}
-	t := e.trial.Load()
-	return now-t >= int64(j.trialWindow) && e.trial.CompareAndSwap(t, now)
+	var prev int64
+	if cs == halfOpen {
+		var ok bool
+		if prev, ok = j.claim(&h.cluster.ejection, now); !ok {
+			return false
+		}
+	}
+	if ss == halfOpen {
+		if _, ok := j.claim(&h.service.ejection, now); !ok {
+			if cs == halfOpen {
+				h.cluster.trial.Store(prev)
+			}
+			return false
+		}
+	}
+	return true
 }
 
 // ejected reports, without claiming a trial, whether h is ejected now.
@@ -189,7 +233,7 @@ func (j *ejector) ejected(h destHealth, now int64) bool {
 // ejected together do not all return together. It returns how long, and
 // whether this failure started the ejection (rather than joined one).
 func (j *ejector) failed(h destHealth, d Destination, wholeCluster bool) (time.Duration, bool) {
-	e, scope := h.service, "service"
+	e, scope := &h.service.ejection, "service"
 	if wholeCluster {
 		e, scope = &h.cluster.ejection, "cluster"
 	}
@@ -206,8 +250,7 @@ func (j *ejector) failed(h destHealth, d Destination, wholeCluster bool) (time.D
 	for i := int32(1); i < streak && d0 < j.max; i++ {
 		d0 *= 2
 	}
-	d0 = min(d0, j.max)
-	d0 = time.Duration(float64(d0) * (0.8 + 0.4*rand.Float64()))
+	d0 = min(time.Duration(float64(min(d0, j.max))*(0.8+0.4*rand.Float64())), j.max)
 	e.until.Store(now.Add(d0).UnixNano())
 	e.trial.Store(0)
 	if j.onEject != nil {
@@ -216,12 +259,17 @@ func (j *ejector) failed(h destHealth, d Destination, wholeCluster bool) (time.D
 	return d0, true
 }
 
-// succeeded closes h's breakers: the next failure ejects for base again.
+// succeeded closes h's breakers, ending an ejection under way (a
+// connection that reached the destination in the second pass proves it
+// serves): the next failure ejects for base again.
 func (j *ejector) succeeded(h destHealth) {
-	for _, e := range [2]*ejection{&h.cluster.ejection, h.service} {
+	for _, e := range [2]*ejection{&h.cluster.ejection, &h.service.ejection} {
 		if e.streak.Load() != 0 {
+			e.mu.Lock()
 			e.streak.Store(0)
 			e.trial.Store(0)
+			e.until.Store(0)
+			e.mu.Unlock()
 		}
 	}
 }

@@ -98,10 +98,11 @@ func (a Affinity) String() string {
 }
 
 // resolve replaces LocalKeyword by local, this cluster's name (or drops it
-// when this cluster does not serve the service), and drops tiers left
-// empty.
+// when this cluster does not serve the service), keeps each cluster in its
+// first tier only, and drops tiers left empty.
 func (a Affinity) resolve(local string) [][]string {
 	var out [][]string
+	seen := map[string]bool{}
 	for _, t := range a.Tiers {
 		var tier []string
 		for _, c := range t {
@@ -111,6 +112,12 @@ func (a Affinity) resolve(local string) [][]string {
 				}
 				c = local
 			}
+			// "local > eu-west" in eu-west names eu-west twice: its
+			// first place is its tier.
+			if seen[c] {
+				continue
+			}
+			seen[c] = true
 			tier = append(tier, c)
 		}
 		if len(tier) > 0 {

@@ -51,8 +51,14 @@ func TestAffinityResolvesLocal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := a.resolve("west"); !reflect.DeepEqual(got, [][]string{{"west"}, {"east", "north"}, {"west"}}) {
+	// In west, "local" and "west" are one cluster: its first place counts,
+	// and the result is a policy the gateway accepts.
+	got := a.resolve("west")
+	if !reflect.DeepEqual(got, [][]string{{"west"}, {"east", "north"}}) {
 		t.Errorf("in west: %v", got)
+	}
+	if _, err := ParsePolicy(Policy{Tiers: got}.String()); err != nil {
+		t.Errorf("in west: the resolved tiers do not parse back: %v", err)
 	}
 	// A cluster that does not serve the service itself has no local tier.
 	if got := a.resolve(""); !reflect.DeepEqual(got, [][]string{{"east", "north"}, {"west"}}) {
