@@ -34,9 +34,9 @@ func (e *Egress) open(r *activeRoute, turn uint64) (_ tunnel.Conn, _ Destination
 		triedMore = make([]bool, n)
 	}
 	// An attempt is bounded by AttemptTimeout only while another
-	// destination that could serve (local, or with a live session) is left
-	// to try: a slow cluster that is the only one up gets all of
-	// OpenTimeout, rather than being cut for the sake of dead ones.
+	// destination that could serve (local, or with a live session, and not
+	// ejected) is left to try: a slow cluster that is the only one up gets
+	// all of OpenTimeout, rather than being cut for the sake of dead ones.
 	plausible, now := 0, time.Now().UnixNano()
 	canServe := func(di int) bool {
 		d := r.Destinations[di]
