@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the real Kubernetes control plane used by Ferry's tests, demo and
-# benchmarks (kube-apiserver and etcd) from Go modules into bin/.
+# benchmarks (kube-apiserver and etcd), and the cluster DNS (CoreDNS, whose
+# kubernetes plugin serves clusterset.local), from Go modules into bin/.
 #
 # Idempotent: a binary is rebuilt only when the tools module (go.mod, go.sum or a
 # wrapper main) is newer than it, so a warm run costs a few milliseconds.
@@ -38,3 +39,5 @@ major=${kube_version#v}; major=${major%%.*}
 minor=${kube_version#v*.}; minor=${minor%%.*}
 build kube-apiserver "-X k8s.io/component-base/version.gitVersion=$kube_version -X k8s.io/component-base/version.gitMajor=$major -X k8s.io/component-base/version.gitMinor=$minor -X k8s.io/component-base/version.gitTreeState=clean"
 build etcd "-X go.etcd.io/etcd/api/v3/version.GitSHA=module-$etcd_version"
+coredns_version=$(cd "$tools" && go list -m -f '{{.Version}}' github.com/coredns/coredns)
+build coredns "-X github.com/coredns/coredns/coremain.GitCommit=module-$coredns_version"

@@ -1,0 +1,97 @@
+package testenv
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+)
+
+// CoreDNSReadyTimeout bounds how long StartCoreDNS waits for CoreDNS to
+// answer from its caches.
+const CoreDNSReadyTimeout = 30 * time.Second
+
+// ClustersetCorefile is a cluster DNS's Corefile with the MCS zone: the
+// kubernetes plugin serves cluster.local and, with multicluster,
+// clusterset.local from ServiceImports and their EndpointSlices (KEP-1645's
+// DNS specification). listen is host:port; kubeconfig and context name the
+// API server (in a cluster, CoreDNS uses its service account instead).
+func ClustersetCorefile(listen, kubeconfig, context string) string {
+	host, port, _ := net.SplitHostPort(listen)
+	return fmt.Sprintf(`.:%s {
+    bind %s
+    errors
+    kubernetes cluster.local clusterset.local {
+        kubeconfig %s %s
+        multicluster clusterset.local
+    }
+}
+`, port, host, kubeconfig, context)
+}
+
+// CoreDNS is a real CoreDNS (bin/coredns, built from its module) serving
+// one cluster's DNS.
+type CoreDNS struct {
+	// Addr is host:port of its UDP and TCP listener.
+	Addr string
+	proc *Process
+	dial func(ctx context.Context, network, addr string) (net.Conn, error)
+}
+
+// StartCoreDNS runs CoreDNS for c with ClustersetCorefile, and waits until
+// it answers the MCS version record. It stops with the environment's
+// processes (the returned Stop stops it sooner).
+func (c *Cluster) StartCoreDNS(ctx context.Context) (*CoreDNS, error) {
+	bin := filepath.Join(c.bins, "coredns")
+	if _, err := os.Stat(bin); err != nil {
+		return nil, fmt.Errorf("testenv: no coredns in %s (hack/build-tools.sh builds it): %w", c.bins, err)
+	}
+	ports, err := freePorts(c.opts.Host, 1)
+	if err != nil {
+		return nil, err
+	}
+	addr := net.JoinHostPort(c.opts.Host, strconv.Itoa(ports[0]))
+	conf := filepath.Join(c.Dir, "Corefile")
+	if err := os.WriteFile(conf, []byte(ClustersetCorefile(addr, c.Kubeconfig, c.Name)), 0o644); err != nil {
+		return nil, fmt.Errorf("testenv: Corefile: %w", err)
+	}
+	p, err := startProcess(c.state, "coredns", filepath.Join(c.Dir, "coredns.log"), c.wrap(bin, "-conf", conf), nil)
+	if err != nil {
+		return nil, err
+	}
+	d := &CoreDNS{Addr: addr, proc: p, dial: c.opts.Dial}
+	wctx, cancel := context.WithTimeout(ctx, CoreDNSReadyTimeout)
+	defer cancel()
+	for {
+		txt, err := d.Resolver().LookupTXT(wctx, "dns-version.clusterset.local")
+		if err == nil && len(txt) > 0 {
+			return d, nil
+		}
+		select {
+		case <-p.Done():
+			return nil, fmt.Errorf("testenv: coredns exited: %s", p.Tail(20))
+		case <-wctx.Done():
+			p.Stop(time.Second)
+			return nil, errors.Join(fmt.Errorf("testenv: coredns at %s never answered: %w", addr, wctx.Err()), err, errors.New(p.Tail(20)))
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// Resolver is a Go resolver that asks this CoreDNS only.
+func (d *CoreDNS) Resolver() *net.Resolver {
+	dial := d.dial
+	if dial == nil {
+		dial = (&net.Dialer{}).DialContext
+	}
+	return &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
+		return dial(ctx, network, d.Addr)
+	}}
+}
+
+// Stop stops CoreDNS.
+func (d *CoreDNS) Stop() { d.proc.Stop(5 * time.Second) }
