@@ -105,10 +105,14 @@ func TestReconcile(t *testing.T) {
 		t.Errorf("ServiceImport %+v", si)
 	}
 	if svc.Annotations[contract.AnnotationClusters] != "east,north" || len(svc.Spec.Ports) != 2 ||
-		svc.Spec.Ports[0].TargetPort.IntVal != 49000 || svc.Spec.Ports[1].TargetPort.IntVal != 49001 || svc.Spec.Selector != nil {
+		!inClustersetRange(svc.Spec.Ports[0].TargetPort.IntVal) || !inClustersetRange(svc.Spec.Ports[1].TargetPort.IntVal) ||
+		svc.Spec.Ports[0].TargetPort.IntVal == svc.Spec.Ports[1].TargetPort.IntVal || svc.Spec.Selector != nil {
 		t.Errorf("Service %+v", svc)
 	}
-	if len(sl.Endpoints) != 2 || !*sl.Endpoints[0].Conditions.Ready || *sl.Ports[0].Port != 49000 ||
+	// Other tests of the package share the cluster and the range: the
+	// ports are any two of it, and stay what they are.
+	port80 := svc.Spec.Ports[0].TargetPort.IntVal
+	if len(sl.Endpoints) != 2 || !*sl.Endpoints[0].Conditions.Ready || *sl.Ports[0].Port != port80 ||
 		sl.Labels[discoveryv1.LabelServiceName] != "web-clusterset" || sl.Labels[discoveryv1.LabelManagedBy] != contract.ManagedBy {
 		t.Errorf("EndpointSlice %+v", sl)
 	}
@@ -136,7 +140,7 @@ func TestReconcile(t *testing.T) {
 		return get(&si, "web") && slices.Equal(clusters(&si), []string{"east"}) && get(&svc, "web-clusterset") &&
 			svc.Annotations[contract.AnnotationClusters] == "east" && get(&sl, "web-clusterset") && !*sl.Endpoints[0].Conditions.Ready
 	})
-	if len(svc.Spec.Ports) != 1 || svc.Spec.Ports[0].TargetPort.IntVal != 49000 || len(si.Spec.Ports) != 1 {
+	if len(svc.Spec.Ports) != 1 || svc.Spec.Ports[0].TargetPort.IntVal != port80 || len(si.Spec.Ports) != 1 {
 		t.Errorf("after north: Service %+v, import %+v", svc.Spec, si.Spec)
 	}
 
@@ -167,6 +171,9 @@ func TestReconcile(t *testing.T) {
 		return get(&si, "web") && si.Labels[contract.LabelClusterset] == "web" && slices.Equal(clusters(&si), []string{"south"})
 	})
 }
+
+// inClustersetRange reports whether p is in the default clusterset range.
+func inClustersetRange(p int32) bool { return contract.DefaultClustersetRange().Contains(p) }
 
 // gatewayIPs are the local gateway's pod addresses (ensureGateway).
 var gatewayIPs = []string{"198.18.0.1", "198.18.0.2"}
