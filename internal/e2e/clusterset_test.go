@@ -184,3 +184,35 @@ func waitServedBy(ctx context.Context, t *testing.T, svc string, clusters ...str
 	}
 	return sent
 }
+
+// Services by name (issue 13): a west pod resolves through west's CoreDNS,
+// whose kubernetes plugin serves clusterset.local from Ferry's ServiceImports:
+// echo.demo.svc.clusterset.local reaches echo in east and north, and the
+// mirror's own name echo-east.demo.svc.cluster.local reaches east alone.
+func TestServicesReachableByName(t *testing.T) {
+	netns.RequireRoot(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	set := "echo." + ns + ".svc.clusterset.local"
+	seen := map[string]int{}
+	err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 60*time.Second, true, func(ctx context.Context) (bool, error) {
+		reply, err := west.RequestName(ctx, set, 80, "by name")
+		if err != nil {
+			t.Logf("%s: %v", set, err)
+			return false, nil
+		}
+		seen[strings.SplitN(reply, "/", 2)[0]]++
+		return seen["east"] > 0 && seen["north"] > 0, nil
+	})
+	if err != nil {
+		t.Fatalf("%s never reached both east and north: %v", set, seen)
+	}
+	mirror := "echo-east." + ns + ".svc.cluster.local"
+	for i := range 10 {
+		reply, err := west.RequestName(ctx, mirror, 80, "by name")
+		if err != nil || !strings.HasPrefix(reply, "east/") {
+			t.Fatalf("request %d to %s: %q, %v", i, mirror, reply, err)
+		}
+	}
+	t.Logf("%s reached %v; %s reached east 10 times", set, seen, mirror)
+}

@@ -45,6 +45,10 @@ type Cluster struct {
 	// Controller and Gateway are the running daemons; Kill and Restart
 	// replace them.
 	Controller, Gateway *testenv.Process
+	// DNS is the cluster's CoreDNS, which serves cluster.local and
+	// clusterset.local from this cluster's API server (docs/dns.md); pods
+	// resolve names through it (RequestName).
+	DNS *testenv.CoreDNS
 
 	sb       *Sandbox
 	rendered []client.Object

@@ -159,6 +159,25 @@ func (c *Cluster) Request(ctx context.Context, namespace, service string, port i
 	if err != nil {
 		return "", err
 	}
+	return request(ctx, conn, msg)
+}
+
+// RequestName is Request to a DNS name, as a pod of this cluster would
+// send it: the name resolves through the cluster's CoreDNS, e.g.
+// echo.demo.svc.clusterset.local or echo-east.demo.svc.cluster.local.
+func (c *Cluster) RequestName(ctx context.Context, host string, port int32, msg string) (string, error) {
+	if c.DNS == nil {
+		return "", fmt.Errorf("sandbox: cluster %s runs no CoreDNS", c.Name)
+	}
+	conn, err := c.API.DialName(ctx, c.DNS.Resolver(), c.Site.NS.DialContext, host, port)
+	if err != nil {
+		return "", err
+	}
+	return request(ctx, conn, msg)
+}
+
+// request sends one line on conn, returns the reply line, and closes conn.
+func request(ctx context.Context, conn net.Conn, msg string) (string, error) {
 	defer conn.Close()
 	if dl, ok := ctx.Deadline(); ok {
 		_ = conn.SetDeadline(dl)

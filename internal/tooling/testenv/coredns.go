@@ -50,11 +50,17 @@ func (c *Cluster) StartCoreDNS(ctx context.Context) (*CoreDNS, error) {
 	if _, err := os.Stat(bin); err != nil {
 		return nil, fmt.Errorf("testenv: no coredns in %s (hack/build-tools.sh builds it): %w", c.bins, err)
 	}
-	ports, err := freePorts(c.opts.Host, 1)
-	if err != nil {
-		return nil, err
+	// Inside a cluster's own network namespace the usual port is free; on
+	// the shared host network one must be found.
+	port := 53
+	if len(c.opts.Wrap) == 0 {
+		ports, err := freePorts(c.opts.Host, 1)
+		if err != nil {
+			return nil, err
+		}
+		port = ports[0]
 	}
-	addr := net.JoinHostPort(c.opts.Host, strconv.Itoa(ports[0]))
+	addr := net.JoinHostPort(c.opts.Host, strconv.Itoa(port))
 	conf := filepath.Join(c.Dir, "Corefile")
 	if err := os.WriteFile(conf, []byte(ClustersetCorefile(addr, c.Kubeconfig, c.Name)), 0o644); err != nil {
 		return nil, fmt.Errorf("testenv: Corefile: %w", err)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"slices"
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -197,4 +198,28 @@ func (c *Cluster) ServiceEndpoints(ctx context.Context, namespace, name string, 
 		return nil, fmt.Errorf("service %s/%s port %d: %w", namespace, name, port, ErrNoReadyEndpoints)
 	}
 	return addrs, nil
+}
+
+// DialName connects to host:port as a pod would: host is resolved by the
+// cluster's DNS (resolver), and the address it gives is a Service's
+// ClusterIP, which is routed as kube-proxy would, to a ready endpoint of
+// that Service port. A name must resolve to a ClusterIP: there are no pod
+// addresses to reach directly here.
+func (c *Cluster) DialName(ctx context.Context, resolver *net.Resolver, dial Dialer, host string, port int32) (net.Conn, error) {
+	ips, err := resolver.LookupHost(ctx, host)
+	if err != nil {
+		return nil, fmt.Errorf("resolve %s: %w", host, err)
+	}
+	list, err := c.Kube.CoreV1().Services("").List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("services: %w", err)
+	}
+	for _, ip := range ips {
+		for _, s := range list.Items {
+			if slices.Contains(s.Spec.ClusterIPs, ip) || s.Spec.ClusterIP == ip {
+				return c.DialService(ctx, dial, s.Namespace, s.Name, port)
+			}
+		}
+	}
+	return nil, fmt.Errorf("%s resolves to %v, which is no Service's ClusterIP", host, ips)
 }
