@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"ferry.dev/ferry/internal/exports"
@@ -39,35 +38,14 @@ func (s *slowDialer) DialContext(ctx context.Context, network, addr string) (net
 	return s.d.DialContext(ctx, network, addr)
 }
 
-// startGatewayWithDialer is startRemoteGateway with a backend dialer.
-func startGatewayWithDialer(t *testing.T, p *pair, cluster string, set *exports.Publisher, endpoints *EndpointTable, d Dialer) *remoteGateway {
-	t.Helper()
-	c := p.mesh.Cluster(t, cluster)
-	m, err := NewMetrics(prometheus.NewRegistry())
-	if err != nil {
-		t.Fatal(err)
+// withDialer gives a remote ingress a backend dialer, and the production
+// backend timeouts, so that only the slow dial is slow.
+func withDialer(d Dialer) func(*IngressOptions) {
+	return func(o *IngressOptions) {
+		o.Dialer = d
+		o.Limits.DialTimeout = 5 * time.Second
+		o.Limits.OpenTimeout = 20 * time.Second
 	}
-	lim := testLimits()
-	lim.DialTimeout = 5 * time.Second // production default
-	lim.OpenTimeout = 20 * time.Second
-	in, err := NewIngress(IngressOptions{
-		Local: c.GatewayID(), TLS: c.Gateway, Authorizer: NewExportAuthorizer(set), Endpoints: endpoints,
-		Dialer: d, Limits: lim, Metrics: m, Logger: testkit.Logger(),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = in.Serve(context.Background(), ln) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		_ = in.Shutdown(ctx)
-	})
-	return &remoteGateway{in: in, addr: ln.Addr().String()}
 }
 
 // One namespace's slow backend at north (ingress answers only once the
@@ -91,7 +69,7 @@ func TestSlowBackendEjectsOnlyItsService(t *testing.T) {
 	// tenant "slow"'s backend at north takes 1 s to connect (a black-holed
 	// endpoint would take DialTimeout = 5 s).
 	sd := &slowDialer{slow: map[string]time.Duration{northSlow: time.Second}}
-	north := startGatewayWithDialer(t, p, "north", set, eps, sd)
+	north := startRemoteGateway(t, p, "north", set, eps, withDialer(sd))
 
 	p.eg.SetRemotes(map[string]tunnel.Remote{
 		"east":  {Addresses: []string{p.inAddr}, Identity: p.east.GatewayID()},
@@ -147,7 +125,7 @@ func TestSlowOnlyLiveDestinationIsNotCut(t *testing.T) {
 	set.Publish(exports.Of(exports.TCP("default", "web", 80)), nil, nil)
 	eps.Set("default", "web", 80, []string{northWeb})
 	sd := &slowDialer{slow: map[string]time.Duration{northWeb: 600 * time.Millisecond}}
-	north := startGatewayWithDialer(t, p, "north", set, eps, sd)
+	north := startRemoteGateway(t, p, "north", set, eps, withDialer(sd))
 
 	p.eg.SetRemotes(map[string]tunnel.Remote{
 		"east":  {Addresses: []string{deadAddr(t)}, Identity: p.east.GatewayID()}, // east is down

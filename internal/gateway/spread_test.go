@@ -31,18 +31,23 @@ func newRemoteGateway(t *testing.T, p *pair, cluster, svc string, addrs ...strin
 	return startRemoteGateway(t, p, cluster, set, endpoints)
 }
 
-// startRemoteGateway starts cluster's ingress over set and endpoints.
-func startRemoteGateway(t *testing.T, p *pair, cluster string, set *exports.Publisher, endpoints *EndpointTable) *remoteGateway {
+// startRemoteGateway starts cluster's ingress over set and endpoints; edits
+// change its options (a backend dialer, limits) before it starts.
+func startRemoteGateway(t *testing.T, p *pair, cluster string, set *exports.Publisher, endpoints *EndpointTable, edits ...func(*IngressOptions)) *remoteGateway {
 	t.Helper()
 	c := p.mesh.Cluster(t, cluster)
 	m, err := NewMetrics(prometheus.NewRegistry())
 	if err != nil {
 		t.Fatal(err)
 	}
-	in, err := NewIngress(IngressOptions{
+	o := IngressOptions{
 		Local: c.GatewayID(), TLS: c.Gateway, Authorizer: NewExportAuthorizer(set), Endpoints: endpoints,
 		Limits: testLimits(), Metrics: m, Logger: testkit.Logger(),
-	})
+	}
+	for _, edit := range edits {
+		edit(&o)
+	}
+	in, err := NewIngress(o)
 	if err != nil {
 		t.Fatal(err)
 	}
