@@ -8,9 +8,9 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 	mcsv1beta1 "sigs.k8s.io/mcs-api/pkg/apis/v1beta1"
 
+	"ferry.dev/ferry/internal/steering"
 	"ferry.dev/ferry/internal/writer"
 )
 
@@ -19,10 +19,9 @@ type Objects struct {
 	Imports  []*mcsv1beta1.ServiceImport
 	Services []*corev1.Service
 	Slices   []*discoveryv1.EndpointSlice
-	// TCPRoutes and HTTPRoutes are every route of the cluster, whose
-	// status Ferry may have entries in (RouteStatusOps).
-	TCPRoutes  []*gwv1.TCPRoute
-	HTTPRoutes []*gwv1.HTTPRoute
+	// Routes are every route of the cluster, whose status Ferry may have
+	// entries in (RouteStatusOps).
+	Routes steering.Routes
 }
 
 // Diff returns the writes that make have equal to want: none when they

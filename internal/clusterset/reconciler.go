@@ -37,7 +37,6 @@ import (
 	"ferry.dev/ferry/internal/contract"
 	"ferry.dev/ferry/internal/exports"
 	"ferry.dev/ferry/internal/mirror"
-	"ferry.dev/ferry/internal/steering"
 	"ferry.dev/ferry/internal/writer"
 )
 
@@ -307,7 +306,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, _ reconcile.Request) (reconc
 	}
 	// Route statuses depend on nothing written above: one namespace's
 	// failing write must not hold back every route's status.
-	routeOps := RouteStatusOps(st.Steering.Statuses, have.TCPRoutes, have.HTTPRoutes, time.Now())
+	routeOps := RouteStatusOps(st.Steering.Statuses, have.Routes, time.Now())
 	if _, rerr := r.apply(ctx, routeOps); rerr != nil {
 		err = errors.Join(err, rerr)
 	}
@@ -395,8 +394,7 @@ func (r *Reconciler) observe(ctx context.Context) (Input, Objects, claims.Snapsh
 	if err != nil {
 		return in, have, snap, err
 	}
-	have.TCPRoutes, have.HTTPRoutes = routes.tcp, routes.http
-	in.Routes = steering.Routes{TCP: routes.tcp, HTTP: routes.http}
+	have.Routes, in.Routes = routes, routes
 	for _, s := range gwSlices.Items {
 		for _, ep := range s.Endpoints {
 			if ptr.Deref(ep.Conditions.Ready, true) && !ptr.Deref(ep.Conditions.Terminating, false) {

@@ -90,28 +90,21 @@ func mayAll(authz authorizationv1client.SelfSubjectAccessReviewInterface, verb, 
 	return r.Status.Allowed, nil
 }
 
-// routeObjects are the routes that exist.
-type routeObjects struct {
-	tcp  []*gwv1.TCPRoute
-	http []*gwv1.HTTPRoute
-}
-
-// listRoutes reads the served route kinds from the cache.
-func listRoutes(ctx context.Context, c client.Reader, kinds routeKinds) (routeObjects, error) {
-	var out routeObjects
+func listRoutes(ctx context.Context, c client.Reader, kinds routeKinds) (steering.Routes, error) {
+	var out steering.Routes
 	if kinds.tcp {
 		var l gwv1.TCPRouteList
 		if err := c.List(ctx, &l, client.UnsafeDisableDeepCopy); err != nil {
 			return out, fmt.Errorf("list TCPRoutes: %w", err)
 		}
-		out.tcp = pointers(l.Items)
+		out.TCP = pointers(l.Items)
 	}
 	if kinds.http {
 		var l gwv1.HTTPRouteList
 		if err := c.List(ctx, &l, client.UnsafeDisableDeepCopy); err != nil {
 			return out, fmt.Errorf("list HTTPRoutes: %w", err)
 		}
-		out.http = pointers(l.Items)
+		out.HTTP = pointers(l.Items)
 	}
 	return out, nil
 }
@@ -121,20 +114,20 @@ func listRoutes(ctx context.Context, c client.Reader, kinds routeKinds) (routeOb
 // kept, ours removed from routes that no longer name a ServiceImport. A
 // condition that has not changed keeps its LastTransitionTime; one that has
 // gets now. Routes being deleted are left alone.
-func RouteStatusOps(want []steering.RouteStatus, tcp []*gwv1.TCPRoute, http []*gwv1.HTTPRoute, now time.Time) []writer.Op {
+func RouteStatusOps(want []steering.RouteStatus, have steering.Routes, now time.Time) []writer.Op {
 	byName := map[string][]gwv1.RouteParentStatus{}
 	for _, w := range want {
 		byName[w.Kind+"/"+w.Namespace+"/"+w.Name] = w.Parents
 	}
 	var ops []writer.Op
-	for _, r := range tcp {
+	for _, r := range have.TCP {
 		if st, changed := mergeParents(r.Status.Parents, byName[steering.KindTCPRoute+"/"+r.Namespace+"/"+r.Name], now); changed && r.DeletionTimestamp == nil {
 			out := r.DeepCopy()
 			out.Status.Parents = st
 			ops = append(ops, writer.Op{Verb: writer.UpdateStatus, Object: out})
 		}
 	}
-	for _, r := range http {
+	for _, r := range have.HTTP {
 		if st, changed := mergeParents(r.Status.Parents, byName[steering.KindHTTPRoute+"/"+r.Namespace+"/"+r.Name], now); changed && r.DeletionTimestamp == nil {
 			out := r.DeepCopy()
 			out.Status.Parents = st

@@ -206,10 +206,7 @@ func TestClustersetFailoverWhenAGatewayIsKilled(t *testing.T) {
 	if err := east.StartGateway(); err != nil {
 		t.Fatal(err)
 	}
-	// Recovered: east serves this load's connections again.
-	err := loadServedBy(ctx, load, "east", back, convergeLimit)
-	time.Sleep(time.Second)
-	rs := load.finish()
+	rs, err := recoverAndFinish(ctx, load, back)
 	tl := summarise(rs, killed, detected, back)
 	t.Logf("east's gateway killed (SIGKILL); west detected it in %v, and it was restarted after %v", detected.Sub(killed).Round(time.Millisecond), back.Sub(killed).Round(time.Millisecond))
 	t.Logf("%v", tl)
@@ -261,9 +258,7 @@ func TestClustersetFailoverWhenAGatewayHangs(t *testing.T) {
 		t.Fatal(err)
 	}
 	resumed = true
-	err = loadServedBy(ctx, load, "east", back, convergeLimit)
-	time.Sleep(time.Second)
-	rs := load.finish()
+	rs, err := recoverAndFinish(ctx, load, back)
 	// A hung gateway fails no new connection, however early: each that
 	// tries east first waits one AttemptTimeout and goes to north. Only
 	// those already relaying through east when it stopped are lost.
@@ -282,6 +277,15 @@ func TestClustersetFailoverWhenAGatewayHangs(t *testing.T) {
 	if tl.failed > tl.inFlightAtFailure {
 		t.Errorf("%d connections failed, more than the %d in flight when east hung\n%s", tl.failed, tl.inFlightAtFailure, failures(rs))
 	}
+}
+
+// recoverAndFinish waits until east serves the load's connections again
+// after back, runs the load one more second, and stops it. The error says
+// east never came back; the records are there either way, for the report.
+func recoverAndFinish(ctx context.Context, load *connLoad, back time.Time) ([]attemptRecord, error) {
+	err := loadServedBy(ctx, load, "east", back, convergeLimit)
+	time.Sleep(time.Second)
+	return load.finish(), err
 }
 
 // failures lists the first failed connections, for a test's message.

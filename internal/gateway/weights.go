@@ -37,11 +37,7 @@ func newSteer(ds []Destination) steer {
 		s.n += len(p.order)
 	}
 	if len(s.tiers) == 0 {
-		all := make([]int, len(ds))
-		for i := range all {
-			all[i] = i
-		}
-		p := newWeightedPicker(ds, all, true)
+		p := newPicker(ds)
 		s.tiers, s.n = []picker{p}, len(p.order)
 	}
 	return s
