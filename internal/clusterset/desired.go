@@ -6,6 +6,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -99,10 +100,50 @@ type State struct {
 
 // source is one mirror standing for a Key.
 type source struct {
-	cluster  string
-	svc      *corev1.Service
-	ready    bool
+	cluster string
+	svc     *corev1.Service
+	ready   bool
+	// headless: the export is Headless; its pods are named here when
+	// the mirror is headless too (hosts, one per host mirror), and
+	// otherwise reached together at the mirror's address.
 	headless bool
+	hosts    []hostAddr
+	// created is the export's creation time: the oldest export wins.
+	created time.Time
+	// local: this cluster's own export (localSource).
+	local bool
+}
+
+// hostAddr is one named pod of a source: its host mirror's addresses.
+type hostAddr struct {
+	hostname string
+	ips      []string
+	ready    bool
+}
+
+// winner is the source whose properties the clusterset uses: the oldest
+// export, ties broken by cluster name, as the exporting side's Conflict
+// condition (exportwatch) decides.
+func winner(srcs []source) source {
+	return slices.MinFunc(srcs, func(a, b source) int {
+		if c := a.created.Compare(b.created); c != 0 {
+			return c
+		}
+		return strings.Compare(a.cluster, b.cluster)
+	})
+}
+
+// byAge returns the sources oldest first (ties: cluster name), the order
+// in which their ports enter the union.
+func byAge(srcs []source) []source {
+	out := slices.Clone(srcs)
+	slices.SortStableFunc(out, func(a, b source) int {
+		if c := a.created.Compare(b.created); c != 0 {
+			return c
+		}
+		return strings.Compare(a.cluster, b.cluster)
+	})
+	return out
 }
 
 // Desired computes the clusterset objects for the mirrors in. It is pure:
@@ -120,15 +161,22 @@ func Desired(in Input) State {
 	for _, s := range in.Current {
 		current[s.Namespace+"/"+s.Name] = s
 	}
-	var plans []plan
+	var plans, headless []plan
 	var want []mirror.PortKey
 	for _, k := range keys {
 		if obj, taken := foreign(in, k); taken {
 			st.Problems = append(st.Problems, Problem{Key: k, Reason: NameTaken, Object: obj})
 			continue
 		}
-		p := plan{key: k, srcs: groups[k], ports: unionPorts(groups[k])}
+		p := plan{key: k, srcs: groups[k], ports: unionPorts(byAge(groups[k]))}
 		if len(p.ports) == 0 {
+			continue
+		}
+		p.headless = winner(p.srcs).headless
+		if p.headless {
+			// No clusterset IP: DNS names the pods (or each cluster's
+			// mirror), so no Service and no egress port.
+			headless = append(headless, p)
 			continue
 		}
 		plans = append(plans, p)
@@ -157,12 +205,17 @@ func Desired(in Input) State {
 		for i := range p.ports {
 			p.ports[i].TargetPort = intstr.FromInt32(alloc[mirror.PortKey{Namespace: p.key.Namespace, Service: name, Port: p.ports[i].Port}])
 		}
-		clusters := make([]string, len(p.srcs))
-		ready, headless := false, true
-		for i, s := range p.srcs {
-			clusters[i] = s.cluster
+		var clusters []string
+		ready := false
+		for _, s := range p.srcs {
+			if s.headless && len(s.hosts) > 0 {
+				// Its pods are named, each behind a host mirror: it
+				// has no mirror to send a share of the clusterset
+				// address to (docs/headless.md).
+				continue
+			}
+			clusters = append(clusters, s.cluster)
 			ready = ready || s.ready
-			headless = headless && s.headless
 		}
 		svc := buildService(p.key, name, p.ports, clusters)
 		if pol := st.Steering.Policies[steering.Key{Namespace: p.key.Namespace, Name: p.key.Service}]; !pol.IsDefault() {
@@ -175,16 +228,21 @@ func Desired(in Input) State {
 		if len(v6) > 0 {
 			st.Slices = append(st.Slices, buildSlice(p.key, name, p.ports, discoveryv1.AddressTypeIPv6, v6, ready))
 		}
-		st.Imports = append(st.Imports, buildImport(p.key, p.ports, clusters, headless, current[p.key.Namespace+"/"+name]))
+		st.Imports = append(st.Imports, buildImport(p.key, p.ports, clusters, false, current[p.key.Namespace+"/"+name]))
 	}
+	for _, p := range headless {
+		st.addHeadless(p, in.Foreign)
+	}
+	sortState(&st)
 	return st
 }
 
 // plan is one clusterset service to write: its sources and ports.
 type plan struct {
-	key   Key
-	srcs  []source
-	ports []corev1.ServicePort
+	key      Key
+	srcs     []source
+	ports    []corev1.ServicePort
+	headless bool
 }
 
 // resolveSteering resolves the routes and affinities of the services
@@ -225,6 +283,7 @@ func group(in Input) map[Key][]source {
 		}
 	}
 	out := map[Key][]source{}
+	hosts := map[[3]string][]hostAddr{} // (namespace, service, cluster)
 	for _, m := range in.Mirrors {
 		if _, owned := mirror.OwnerOf(m); !owned || m.DeletionTimestamp != nil {
 			continue
@@ -234,17 +293,34 @@ func group(in Input) map[Key][]source {
 		if cluster == "" || remote == "" || cluster == contract.ClustersetCluster {
 			continue
 		}
+		if h, isHost := m.Annotations[contract.AnnotationRemoteHostname]; isHost {
+			k := [3]string{m.Namespace, remote, cluster}
+			hosts[k] = append(hosts[k], hostAddr{hostname: h, ips: clusterIPs(m), ready: ready[m.Namespace+"/"+m.Name]})
+			continue
+		}
 		k := Key{Namespace: m.Namespace, Service: remote}
+		created, _ := mirror.ExportCreated(m)
 		out[k] = append(out[k], source{
 			cluster: cluster, svc: m, ready: ready[m.Namespace+"/"+m.Name],
-			headless: m.Spec.ClusterIP == corev1.ClusterIPNone,
+			headless: m.Annotations[contract.AnnotationExportType] == string(exports.Headless),
+			created:  created,
 		})
 	}
-	if in.LocalCluster != "" {
-		for k := range out {
-			if e, ok := in.Local[exports.Key{Namespace: k.Namespace, Name: k.Service}]; ok {
-				out[k] = append(out[k], localSource(in.LocalCluster, e))
+	for k, srcs := range out {
+		for i := range srcs {
+			if srcs[i].headless && srcs[i].svc.Spec.ClusterIP == corev1.ClusterIPNone {
+				hs := hosts[[3]string{k.Namespace, k.Service, srcs[i].cluster}]
+				slices.SortFunc(hs, func(a, b hostAddr) int { return strings.Compare(a.hostname, b.hostname) })
+				srcs[i].hosts = hs
 			}
+		}
+	}
+	// Every cluster of the clusterset holds the ServiceImport of a service
+	// that any cluster exports, the exporting ones included (MCS).
+	if in.LocalCluster != "" {
+		for ek, e := range in.Local {
+			k := Key{Namespace: ek.Namespace, Service: ek.Name}
+			out[k] = append(out[k], localSource(in.LocalCluster, e))
 		}
 	}
 	for k, srcs := range out {
@@ -271,7 +347,7 @@ func localSource(cluster string, e exports.Export) source {
 		}
 		svc.Spec.Ports = append(svc.Spec.Ports, sp)
 	}
-	return source{cluster: cluster, svc: svc, ready: e.ReadyEndpoints > 0, headless: e.Type == exports.Headless}
+	return source{cluster: cluster, svc: svc, ready: e.ReadyEndpoints > 0, headless: e.Type == exports.Headless, created: e.Created, local: true}
 }
 
 // foreign reports the first of k's names held by an object without the

@@ -36,7 +36,6 @@ func port(name string, p int32) corev1.ServicePort {
 	return corev1.ServicePort{Name: name, Protocol: corev1.ProtocolTCP, Port: p, TargetPort: intstr.FromInt32(41000 + p)}
 }
 
-func headless(s *corev1.Service) *corev1.Service { s.Spec.ClusterIP = corev1.ClusterIPNone; return s }
 
 func sliceOf(cluster string, ready bool) *discoveryv1.EndpointSlice {
 	name := contract.MirrorName("web", cluster)
@@ -127,16 +126,6 @@ func TestDesired(t *testing.T) {
 		}, MirrorSlices: []*discoveryv1.EndpointSlice{sliceOf("east", true), sliceOf("north", true)}},
 		want: &summary{ports: map[int32]int32{80: 49000, 443: 49001}, names: []string{"http", "https"}, clusters: "east,north",
 			status: []string{"east", "north"}, typ: mcsv1beta1.ClusterSetIP, ready: true, slices: 2},
-	}, {
-		name: "headless when every source is",
-		in:   Input{Mirrors: []*corev1.Service{headless(mirrorOf("east", port("http", 80))), headless(mirrorOf("north", port("http", 80)))}},
-		want: &summary{ports: map[int32]int32{80: 49000}, names: []string{"http"}, clusters: "east,north",
-			status: []string{"east", "north"}, typ: mcsv1beta1.Headless, slices: 2},
-	}, {
-		name: "ClusterSetIP when one source is not headless",
-		in:   Input{Mirrors: []*corev1.Service{headless(mirrorOf("east", port("http", 80))), mirrorOf("north", port("http", 80))}},
-		want: &summary{ports: map[int32]int32{80: 49000}, names: []string{"http"}, clusters: "east,north",
-			status: []string{"east", "north"}, typ: mcsv1beta1.ClusterSetIP, slices: 2},
 	}, {
 		name: "ready when one source is",
 		in: Input{Mirrors: []*corev1.Service{mirrorOf("east", port("http", 80)), mirrorOf("north", port("http", 80))},

@@ -147,7 +147,7 @@ func sliceDiffers(cur, want *discoveryv1.EndpointSlice) bool {
 		}) ||
 		!slices.EqualFunc(cur.Endpoints, want.Endpoints, func(x, y discoveryv1.Endpoint) bool {
 			c, d := x.Conditions, y.Conditions
-			return slices.Equal(x.Addresses, y.Addresses) &&
+			return slices.Equal(x.Addresses, y.Addresses) && ptr.Deref(x.Hostname, "") == ptr.Deref(y.Hostname, "") &&
 				ptr.Deref(c.Ready, true) == ptr.Deref(d.Ready, true) &&
 				ptr.Deref(c.Serving, ptr.Deref(c.Ready, true)) == ptr.Deref(d.Serving, true) &&
 				ptr.Deref(c.Terminating, false) == ptr.Deref(d.Terminating, false)

@@ -6,9 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -88,9 +86,6 @@ type Reconciler struct {
 	blockers writer.Blockers
 	// retry paces the reconciles while claims wait for their holder to go.
 	retry claims.Retry
-	// imported are the services that some Link's mirror stands for, as the
-	// last reconcile saw them (localChanges reads it).
-	imported atomic.Pointer[map[exports.Key]bool]
 	// routes are the Gateway API route kinds the cluster serves.
 	routes routeKinds
 	// affinityErrors are the bad affinities already announced.
@@ -209,9 +204,9 @@ func Setup(mgr manager.Manager, opts Options) (*Reconciler, error) {
 	return r, nil
 }
 
-// localChanges wakes the reconciler when this cluster's export set changes
-// for a service that a Link imports: this cluster starts or stops
-// exporting it, or its readiness changes.
+// localChanges wakes the reconciler when this cluster's export set
+// changes: this cluster starts or stops exporting a service, or an
+// export's properties or readiness change.
 func (r *Reconciler) localChanges(ctx context.Context, q workqueue.TypedRateLimitingInterface[reconcile.Request]) error {
 	if r.opts.LocalExports == nil {
 		return nil
@@ -225,10 +220,9 @@ func (r *Reconciler) localChanges(ctx context.Context, q workqueue.TypedRateLimi
 			case <-seen.Changed():
 			}
 			next := r.opts.LocalExports.Current()
-			// Only services some Link imports have clusterset objects: the
-			// local readiness of any other export changes nothing here.
-			imported := r.imported.Load()
-			if slices.ContainsFunc(next.ChangedSince(seen), func(k exports.Key) bool { return imported != nil && (*imported)[k] }) {
+			// Every export has clusterset objects, the local-only ones
+			// included (their ServiceImport).
+			if len(next.ChangedSince(seen)) > 0 {
 				q.Add(request)
 			}
 			seen = next
@@ -374,11 +368,6 @@ func (r *Reconciler) observe(ctx context.Context) (Input, Objects, claims.Snapsh
 		linked[l.Name] = true
 	}
 	in.Mirrors = claimedMirrors(pointers(mirrors.Items), snap.Table, linked)
-	imported := make(map[exports.Key]bool, len(in.Mirrors))
-	for _, m := range in.Mirrors {
-		imported[exports.Key{Namespace: m.Namespace, Name: m.Annotations[contract.AnnotationRemoteService]}] = true
-	}
-	r.imported.Store(&imported)
 	in.MirrorSlices = pointers(mirrorSlices.Items)
 	in.Current = pointers(current.Items)
 	have.Services = in.Current
@@ -420,13 +409,30 @@ func claimedMirrors(svcs []*corev1.Service, t claims.Table, links map[string]boo
 		holders[c.Owner] = true
 	}
 	out := svcs[:0:0]
+	// A headless mirror holds no port: its host mirrors vouch for it.
+	hosted := map[[3]string]bool{} // (link, namespace, remote service)
+	var headless []*corev1.Service
 	for _, s := range svcs {
 		link, ok := mirror.OwnerOf(s)
 		if !ok {
 			continue
 		}
 		owner := claims.LinkOwner(link)
-		if t.Vouches(s, owner) || (links[link] && !holders[owner]) {
+		switch {
+		case s.Spec.ClusterIP == corev1.ClusterIPNone:
+			headless = append(headless, s)
+		case t.Vouches(s, owner):
+			out = append(out, s)
+			if _, isHost := s.Annotations[contract.AnnotationRemoteHostname]; isHost {
+				hosted[[3]string{link, s.Namespace, s.Annotations[contract.AnnotationRemoteService]}] = true
+			}
+		case links[link] && !holders[owner]:
+			out = append(out, s)
+		}
+	}
+	for _, s := range headless {
+		link, _ := mirror.OwnerOf(s)
+		if hosted[[3]string{link, s.Namespace, s.Annotations[contract.AnnotationRemoteService]}] {
 			out = append(out, s)
 		}
 	}

@@ -27,6 +27,15 @@ const (
 	// when it is not ClusterSetIP, so that a restarted controller recovers
 	// it from the mirror.
 	AnnotationExportType = Prefix + "export-type"
+	// AnnotationExportCreated on a mirror Service is the creation time of
+	// the remote ServiceExport (RFC 3339, UTC, seconds): under MCS the
+	// oldest export wins a conflict, so the clusterset reconciler, which
+	// sees only mirrors, needs it.
+	AnnotationExportCreated = Prefix + "export-created"
+	// AnnotationRemoteHostname on a host mirror names the one pod of a
+	// headless export it stands for, by the hostname of its endpoint in
+	// the exporting cluster (docs/headless.md).
+	AnnotationRemoteHostname = Prefix + "remote-hostname"
 	// AnnotationReadyEndpoints on a mirror Service is the exporting
 	// cluster's count of ready endpoints behind the export, as its feed last
 	// said (a count, never an address: requirement II). The gateway weighs a
@@ -91,6 +100,36 @@ func MirrorName(svc, cluster string) string {
 	h := lowerBase32.EncodeToString(sum[:])[:hashLen]
 	keep := strings.TrimRight(name[:MaxNameLength-hashLen-1], "-")
 	return keep + "-" + h
+}
+
+// HostMirrorName is the local Service that stands for the pod with hostname
+// host of headless export svc of cluster: "<svc>-<cluster>-<host>", or, when
+// that exceeds 63 characters, its first 52 characters and a hash of the
+// triple. It starts with svc, so it is a DNS-1035 label even when the
+// hostname starts with a digit.
+func HostMirrorName(svc, cluster, host string) string {
+	name := svc + "-" + cluster + "-" + host
+	if len(name) <= MaxNameLength {
+		return name
+	}
+	sum := sha256.Sum256([]byte(svc + "/" + cluster + "/" + host))
+	h := lowerBase32.EncodeToString(sum[:])[:hashLen]
+	keep := strings.TrimRight(name[:MaxNameLength-hashLen-1], "-")
+	return keep + "-" + h
+}
+
+// PodSliceName is the EndpointSlice, written with a headless ServiceImport,
+// that lists what cluster offers of headless service svc: one endpoint per
+// pod (or one for the whole cluster when its pods have no hostnames), under
+// the MCS labels that DNS reads. EndpointSlice names may hold dots and
+// Service names may not, so "<svc>.<cluster>" can never be the name of a
+// mirror's, a host mirror's or a clusterset Service's slice. The IPv6 slice
+// adds ".ipv6".
+func PodSliceName(svc, cluster string, ipv6 bool) string {
+	if ipv6 {
+		return svc + "." + cluster + ".ipv6"
+	}
+	return svc + "." + cluster
 }
 
 // ClustersetCluster is the reserved cluster name whose "mirror" is the

@@ -105,3 +105,44 @@ func TestClustersetName(t *testing.T) {
 		t.Errorf("ClustersetName(long) = %q", got)
 	}
 }
+
+func TestHostMirrorName(t *testing.T) {
+	for _, tc := range []struct{ svc, cluster, host, want string }{
+		{"web", "east", "web-1", "web-east-web-1"},
+		// A hostname may start with a digit; the name still starts with the
+		// service's letter.
+		{"db", "east", "0", "db-east-0"},
+	} {
+		if got := HostMirrorName(tc.svc, tc.cluster, tc.host); got != tc.want {
+			t.Errorf("HostMirrorName(%q, %q, %q) = %q, want %q", tc.svc, tc.cluster, tc.host, got, tc.want)
+		}
+	}
+	long := strings.Repeat("h", 63)
+	a, b := HostMirrorName("web", "east", long), HostMirrorName("web", "east", long[:62]+"x")
+	for _, n := range []string{a, b} {
+		if errs := validation.IsDNS1035Label(n); len(errs) > 0 {
+			t.Errorf("%q is not a DNS-1035 label: %v", n, errs)
+		}
+	}
+	if a == b {
+		t.Errorf("two long hostnames share the name %q", a)
+	}
+	// A host mirror never takes the name of the mirror it belongs to.
+	if HostMirrorName("web", "east", "web-1") == MirrorName("web", "east") {
+		t.Error("host mirror and mirror share a name")
+	}
+}
+
+func TestPodSliceName(t *testing.T) {
+	if got := PodSliceName("web", "east", false); got != "web.east" {
+		t.Errorf("IPv4: %q", got)
+	}
+	if got := PodSliceName("web", "east", true); got != "web.east.ipv6" {
+		t.Errorf("IPv6: %q", got)
+	}
+	// The longest service and cluster names still make a valid object name.
+	n := PodSliceName(strings.Repeat("s", 63), strings.Repeat("c", 63), true)
+	if errs := validation.IsDNS1123Subdomain(n); len(errs) > 0 {
+		t.Errorf("%q: %v", n, errs)
+	}
+}

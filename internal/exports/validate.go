@@ -19,9 +19,13 @@ const (
 	// ask for.
 	MaxExportedMetadataBytes = 16 << 10
 	// MaxHostnames bounds the ready hostnames a Headless export carries.
-	// Beyond it the list is cut (sorted, so deterministically) and a warning
+	// Each becomes a host mirror in every importing cluster (a Service, a
+	// ClusterIP and one egress port per exported port), so the bound is
+	// what one export may cost a cluster that did not choose it. Beyond it
+	// the list is cut (sorted, so deterministically): the pods past the cut
+	// have no name in importing clusters, and the export's Valid condition
 	// says so.
-	MaxHostnames = 1000
+	MaxHostnames = 256
 	// MaxPorts bounds the ports of one export. Beyond it the export is
 	// invalid.
 	MaxPorts = 128

@@ -138,6 +138,9 @@ func computeOne(se *mcsv1beta1.ServiceExport, svc *corev1.Service, epSlices []*d
 		hostnames = hostnames[:exports.MaxHostnames]
 	}
 	exp.Hostnames = hostnames
+	if exp.Type == exports.Headless && len(hostnames) == 0 && exp.ReadyEndpoints > 0 {
+		st.Warnings = append(st.Warnings, "headless, but no ready endpoint has a hostname: importing clusters reach its pods through one address per cluster, not each by name")
+	}
 
 	sort.Strings(st.Warnings)
 	st.Valid, st.Reason = true, exports.ReasonValid

@@ -177,6 +177,19 @@ func TestCompute(t *testing.T) {
 			reasons: map[exports.Key]string{{Namespace: "ns", Name: "foo"}: exports.ReasonValid},
 		},
 		{
+			name: "headless without hostnames is exported, and the warning says how importers reach it",
+			ses:  []*mcsv1beta1.ServiceExport{se("ns", "foo")},
+			svcs: []*corev1.Service{svc("ns", "foo", func(s *corev1.Service) { s.Spec.ClusterIP = corev1.ClusterIPNone })},
+			slices: []*discoveryv1.EndpointSlice{
+				slice("ns", "foo", "a", ep{ip: "10.1.0.1", uid: "u0", ready: yes}, ep{ip: "10.1.0.2", uid: "u1", ready: yes}),
+			},
+			want: map[exports.Key]exports.Export{{Namespace: "ns", Name: "foo"}: base(func(e *exports.Export) {
+				e.Type, e.ReadyEndpoints = exports.Headless, 2
+			})},
+			reasons:  map[exports.Key]string{{Namespace: "ns", Name: "foo"}: exports.ReasonValid},
+			warnings: map[exports.Key][]string{{Namespace: "ns", Name: "foo"}: {"no ready endpoint has a hostname"}},
+		},
+		{
 			name: "ClusterSetIP counts ready endpoints and carries no hostnames",
 			ses:  []*mcsv1beta1.ServiceExport{se("ns", "foo")},
 			svcs: []*corev1.Service{svc("ns", "foo")},

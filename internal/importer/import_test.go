@@ -54,7 +54,7 @@ func TestExportLifecycle(t *testing.T) {
 	var slice *discoveryv1.EndpointSlice
 	testkit.Eventually(t, "mirror slice", func() bool { slice = getSlice(t, "shop", "cart-east"); return slice != nil })
 	if slice.Labels[discoveryv1.LabelServiceName] != "cart-east" || slice.Labels[discoveryv1.LabelManagedBy] != contract.ManagedBy ||
-		slice.Labels[mcsv1beta1.LabelServiceName] != "cart" || slice.Labels[mcsv1beta1.LabelSourceCluster] != "east" ||
+		slice.Labels[mcsv1beta1.LabelServiceName] != "" || slice.Labels[mcsv1beta1.LabelSourceCluster] != "east" ||
 		slice.Labels[contract.LabelLink] != "lifecycle" {
 		t.Errorf("slice labels %v", slice.Labels)
 	}

@@ -20,6 +20,25 @@ type planned struct {
 	export *exports.Export
 	name   string
 	ports  []exports.Port // TCP only
+	// hosts are the host mirrors of a headless export whose pods have
+	// hostnames (docs/headless.md): the mirror is then headless and holds
+	// no egress port; each host mirror holds one per port.
+	hosts []host
+}
+
+// host is one host mirror: the Service that stands for one pod.
+type host struct{ hostname, name string }
+
+// egressNames are the Services of p that hold egress ports.
+func (p planned) egressNames() []string {
+	if len(p.hosts) == 0 {
+		return []string{p.name}
+	}
+	out := make([]string, len(p.hosts))
+	for i, h := range p.hosts {
+		out[i] = h.name
+	}
+	return out
 }
 
 // Desired computes the desired state of one Link. It is pure: the same input
@@ -34,6 +53,7 @@ func Desired(in Input) State {
 	owned := ownedNames(in.Owned)
 	var plan []planned
 	var want []PortKey
+	planNames := map[string]bool{} // ns/name of every Service planned so far
 	for _, i := range sortedExports(in.Exports) {
 		e := &in.Exports[i]
 		if !in.Link.admits(e) {
@@ -48,14 +68,23 @@ func Desired(in Input) State {
 			st.Problems = append(st.Problems, Problem{Export: e.Key, Reason: NoTCPPorts})
 			continue
 		}
-		if pr, clash := in.clash(owned, e.Key, p.name); clash {
+		if e.Type == exports.Headless {
+			for _, h := range e.Hostnames {
+				p.hosts = append(p.hosts, host{hostname: h, name: contract.HostMirrorName(e.Name, in.Link.Cluster, h)})
+			}
+		}
+		if pr, clash := in.clashAny(owned, planNames, p); clash {
 			st.Problems = append(st.Problems, pr)
 			continue
 		}
 		plan = append(plan, p)
-		for _, port := range p.ports {
-			want = append(want, PortKey{Namespace: e.Namespace, Service: p.name, Port: port.Port})
+		for _, n := range p.egressNames() {
+			planNames[e.Namespace+"/"+n] = true
+			for _, port := range p.ports {
+				want = append(want, PortKey{Namespace: e.Namespace, Service: n, Port: port.Port})
+			}
 		}
+		planNames[e.Namespace+"/"+p.name] = true
 	}
 
 	claimed, current := Memory(in.Claimed, CurrentPorts(in.Owned.Services), in.Taken)
@@ -67,8 +96,15 @@ func Desired(in Input) State {
 	v4, v6 := splitFamilies(in.Gateway)
 	for _, p := range plan {
 		e := p.export
-		if short[[2]string{e.Namespace, p.name}] {
+		if slices.ContainsFunc(p.egressNames(), func(n string) bool { return short[[2]string{e.Namespace, n}] }) {
+			// All of an export or none: a StatefulSet with some pods
+			// unreachable by name would fail in ways hard to see.
 			st.Problems = append(st.Problems, Problem{Export: e.Key, Reason: PortsExhausted})
+			continue
+		}
+		if len(p.hosts) > 0 {
+			st.addHeadless(in, p, alloc, v4, v6)
+			st.Imported++
 			continue
 		}
 		egress := make([]int32, len(p.ports))

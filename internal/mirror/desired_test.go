@@ -60,7 +60,7 @@ func TestDesiredMirrorObjects(t *testing.T) {
 	sl := st.Slices[0]
 	wantSliceLabels := map[string]string{
 		discoveryv1.LabelServiceName: "cart-east", discoveryv1.LabelManagedBy: contract.ManagedBy,
-		mcsv1beta1.LabelServiceName: "cart", mcsv1beta1.LabelSourceCluster: "east",
+		mcsv1beta1.LabelSourceCluster: "east",
 		contract.LabelLink: "east", contract.LabelSourceCluster: "east",
 	}
 	if sl.Name != "cart-east" || !maps.Equal(sl.Labels, wantSliceLabels) || sl.AddressType != discoveryv1.AddressTypeIPv4 {

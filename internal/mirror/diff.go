@@ -42,6 +42,13 @@ func Diff(want State, owned Objects) []writer.Op {
 			ops = append(ops, writer.Op{Verb: writer.Create, Reason: ReasonNew, Object: d.DeepCopy()})
 			continue
 		}
+		if headless(cur) != headless(d) {
+			// A Service's ClusterIP cannot change: delete it, and the pass
+			// that its deletion wakes creates the new one. Its clients
+			// lose the name for that moment, as they would its pods.
+			ops = append(ops, writer.Op{Verb: writer.Delete, Reason: ReasonSpec, Object: cur})
+			continue
+		}
 		if reason, differs := serviceDiffers(cur, d); differs {
 			ops = append(ops, writer.Op{Verb: writer.Update, Reason: reason, Object: mergeService(cur, d)})
 		}
@@ -87,6 +94,8 @@ func serviceDiffers(cur, want *corev1.Service) (string, bool) {
 	}
 	return "", false
 }
+
+func headless(s *corev1.Service) bool { return s.Spec.ClusterIP == corev1.ClusterIPNone }
 
 func portsEqual(a, b []corev1.ServicePort) bool {
 	return slices.EqualFunc(a, b, func(x, y corev1.ServicePort) bool {
@@ -143,8 +152,8 @@ func slicePortsEqual(a, b []discoveryv1.EndpointPort) bool {
 }
 
 func sameAddresses(x, y discoveryv1.Endpoint) bool {
-	return slices.Equal(x.Addresses, y.Addresses) && x.Hostname == nil && x.TargetRef == nil &&
-		x.NodeName == nil && x.Zone == nil
+	return slices.Equal(x.Addresses, y.Addresses) && ptr.Deref(x.Hostname, "") == ptr.Deref(y.Hostname, "") &&
+		x.TargetRef == nil && x.NodeName == nil && x.Zone == nil
 }
 
 func sameConditions(x, y discoveryv1.Endpoint) bool {

@@ -1,6 +1,8 @@
 package mirror
 
 import (
+	"fmt"
+
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -52,11 +54,13 @@ func input(es ...exports.Export) Input {
 // applied": copies with the fields the API server defaults filled in.
 func applied(st State) Objects {
 	var o Objects
-	for _, s := range st.Services {
+	for i, s := range st.Services {
 		c := s.DeepCopy()
 		c.UID, c.ResourceVersion = types.UID("uid-"+c.Name), "1"
-		c.Spec.ClusterIP = "10.96.0.10"
-		c.Spec.ClusterIPs = []string{"10.96.0.10"}
+		if c.Spec.ClusterIP != corev1.ClusterIPNone {
+			ip := fmt.Sprintf("10.96.0.%d", 10+i)
+			c.Spec.ClusterIP, c.Spec.ClusterIPs = ip, []string{ip}
+		}
 		c.Spec.IPFamilies = []corev1.IPFamily{corev1.IPv4Protocol}
 		o.Services = append(o.Services, c)
 	}

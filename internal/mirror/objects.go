@@ -3,6 +3,7 @@ package mirror
 import (
 	"maps"
 	"strconv"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -35,10 +36,10 @@ func OwnershipLabels(link Link) map[string]string {
 // (contract.AnnotationExportedKeys), so that Diff can remove them once the
 // remote stops exporting them without touching other controllers' keys.
 //
-// Headless exports are mirrored as ClusterIP Services too: clients must
-// reach the gateway's egress port, which only kube-proxy's port translation
-// of a ClusterIP provides; per-pod hostnames are not carried through the
-// gateway in this version.
+// A headless export whose pods have no hostnames is mirrored as a ClusterIP
+// Service too: its pods cannot be named, and clients must reach the
+// gateway's egress port, which only kube-proxy's port translation of a
+// ClusterIP provides. One with hostnames is headless.go's.
 func buildService(link Link, e *exports.Export, name string, ports []exports.Port, egress []int32) *corev1.Service {
 	lbls := maps.Clone(e.Labels)
 	if lbls == nil {
@@ -55,6 +56,9 @@ func buildService(link Link, e *exports.Export, name string, ports []exports.Por
 		ann[contract.AnnotationExportType] = string(e.Type)
 	}
 	ann[contract.AnnotationReadyEndpoints] = strconv.FormatInt(int64(e.ReadyEndpoints), 10)
+	if !e.Created.IsZero() {
+		ann[contract.AnnotationExportCreated] = e.Created.UTC().Format(time.RFC3339)
+	}
 
 	svc := &corev1.Service{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Service"},
@@ -88,12 +92,14 @@ func buildService(link Link, e *exports.Export, name string, ports []exports.Por
 }
 
 // SliceLabels are the labels of a mirror's EndpointSlice: the standard ones
-// kube-proxy and MCS tools read, and the ownership labels.
-func SliceLabels(link Link, exportName, mirror string) map[string]string {
+// kube-proxy reads, and the ownership labels. They do not carry the MCS
+// service-name label: DNS reads the slices with that label as a headless
+// ServiceImport's endpoints, and those are the clusterset reconciler's
+// (contract.PodSliceName), resolved across Links and conflicts.
+func SliceLabels(link Link, mirror string) map[string]string {
 	l := OwnershipLabels(link)
 	l[discoveryv1.LabelServiceName] = mirror
 	l[discoveryv1.LabelManagedBy] = contract.ManagedBy
-	l[mcsv1beta1.LabelServiceName] = exportName
 	return l
 }
 
@@ -105,7 +111,7 @@ func buildSlice(link Link, e *exports.Export, mirror string, ports []exports.Por
 		ObjectMeta: metav1.ObjectMeta{
 			Namespace: e.Namespace,
 			Name:      SliceName(mirror, family),
-			Labels:    SliceLabels(link, e.Name, mirror),
+			Labels:    SliceLabels(link, mirror),
 		},
 		AddressType: family,
 	}

@@ -3,12 +3,16 @@ package mirror
 import (
 	"fmt"
 	"maps"
+	"slices"
 	"sort"
 	"strconv"
+	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/utils/ptr"
 
 	"ferry.dev/ferry/internal/contract"
@@ -31,6 +35,11 @@ type Mirror struct {
 	// Type is the export's type; ClusterSetIP unless the mirror records
 	// another.
 	Type exports.Type
+	// Hostname, on a host mirror, is the pod it stands for; empty on a
+	// mirror. A headless mirror (Headless) stands for the pods through
+	// their host mirrors and routes nothing itself.
+	Hostname string
+	Headless bool
 	// Ports are the exported ports with the egress port of each.
 	Ports []EgressPort
 	// ReadyEndpoints is the exporting cluster's count of ready endpoints,
@@ -64,12 +73,15 @@ func Read(s *corev1.Service, r contract.Range) (m Mirror, problems []error, ok b
 	if remote == "" {
 		return Mirror{}, []error{fmt.Errorf("mirror %s: no %s annotation", where, contract.AnnotationRemoteService)}, false
 	}
+	m.Export = exports.Key{Namespace: s.Namespace, Name: remote}
+	if h, isHost := s.Annotations[contract.AnnotationRemoteHostname]; isHost {
+		return readHost(s, m, h, r)
+	}
 	if want := contract.MirrorName(remote, m.Cluster); s.Name != want {
 		// The writer names every mirror so; with the port claims binding
 		// (namespace, name), the name fixes the remote target too.
 		return Mirror{}, []error{fmt.Errorf("mirror %s: the mirror of %s from %s is named %s", where, remote, m.Cluster, want)}, false
 	}
-	m.Export = exports.Key{Namespace: s.Namespace, Name: remote}
 	switch t := exports.Type(s.Annotations[contract.AnnotationExportType]); t {
 	case "", exports.ClusterSetIP:
 		m.Type = exports.ClusterSetIP
@@ -83,9 +95,44 @@ func Read(s *corev1.Service, r contract.Range) (m Mirror, problems []error, ok b
 	if err != nil {
 		problems = append(problems, fmt.Errorf("mirror %s: %w", where, err))
 	}
+	if s.Spec.ClusterIP == corev1.ClusterIPNone {
+		if m.Type != exports.Headless {
+			return Mirror{}, append(problems, fmt.Errorf("mirror %s: headless, but its export is %s", where, m.Type)), false
+		}
+		m.Headless = true
+		return m, problems, true
+	}
 	ports, portProblems := readPorts("mirror", where, s, r)
 	m.Ports = ports
 	return m, append(problems, portProblems...), true
+}
+
+// readHost decodes a host mirror: named for its (service, cluster,
+// hostname), which with the claim on that name fixes the pod it reaches;
+// the hostname must be a DNS label, as the exporting gateway requires.
+func readHost(s *corev1.Service, m Mirror, hostname string, r contract.Range) (Mirror, []error, bool) {
+	where := s.Namespace + "/" + s.Name
+	if errs := validation.IsDNS1123Label(hostname); len(errs) > 0 {
+		return Mirror{}, []error{fmt.Errorf("host mirror %s: %s %q: %s", where, contract.AnnotationRemoteHostname, hostname, strings.Join(errs, "; "))}, false
+	}
+	if want := contract.HostMirrorName(m.Export.Name, m.Cluster, hostname); s.Name != want {
+		return Mirror{}, []error{fmt.Errorf("host mirror %s: the mirror of %s of %s from %s is named %s", where, hostname, m.Export.Name, m.Cluster, want)}, false
+	}
+	m.Type, m.Hostname = exports.Headless, hostname
+	var problems []error
+	m.Ports, problems = readPorts("host mirror", where, s, r)
+	return m, problems, true
+}
+
+// ExportCreated reads the creation time of the export a mirror stands for
+// (contract.AnnotationExportCreated); ok is false when the mirror records
+// none or one that does not parse.
+func ExportCreated(s *corev1.Service) (time.Time, bool) {
+	t, err := time.Parse(time.RFC3339, s.Annotations[contract.AnnotationExportCreated])
+	if err != nil {
+		return time.Time{}, false
+	}
+	return t.UTC(), true
 }
 
 // MaxReadyEndpoints bounds the ready-endpoints count a mirror may record:
@@ -140,8 +187,9 @@ func readPorts(kind, where string, s *corev1.Service, r contract.Range) ([]Egres
 // What mirrors do not record is approximated: an export counts as having
 // one ready endpoint when any of its slices has a ready endpoint (a mirror
 // that was not-ready because the gateway was unhealthy stays not-ready
-// until the feed says otherwise), and its creation time, hostnames and
-// allowed clusters are left empty, since Desired does not read them.
+// until the feed says otherwise), and its allowed clusters are left empty,
+// since Desired does not read them. A headless
+// mirror's hostnames are its host mirrors'.
 func Recover(owned Objects) []exports.Export {
 	ready := map[string]bool{}
 	for _, s := range owned.Slices {
@@ -152,10 +200,18 @@ func Recover(owned Objects) []exports.Export {
 			}
 		}
 	}
+	// Host mirrors give back the hostnames of their export.
+	hostnames := map[exports.Key][]string{}
+	for _, s := range owned.Services {
+		if h, ok := s.Annotations[contract.AnnotationRemoteHostname]; ok {
+			k := exports.Key{Namespace: s.Namespace, Name: s.Annotations[contract.AnnotationRemoteService]}
+			hostnames[k] = append(hostnames[k], h)
+		}
+	}
 	var out []exports.Export
 	for _, s := range owned.Services {
 		remote := s.Annotations[contract.AnnotationRemoteService]
-		if remote == "" {
+		if _, isHost := s.Annotations[contract.AnnotationRemoteHostname]; remote == "" || isHost {
 			continue
 		}
 		e := exports.Export{
@@ -167,6 +223,9 @@ func Recover(owned Objects) []exports.Export {
 		}
 		if t := exports.Type(s.Annotations[contract.AnnotationExportType]); t == exports.Headless {
 			e.Type = t
+			if s.Spec.ClusterIP == corev1.ClusterIPNone {
+				e.Hostnames = slices.Sorted(slices.Values(hostnames[e.Key]))
+			}
 		}
 		// As exportwatch.Compute says it: "None" or "ClientIP" with its timeout.
 		if e.SessionAffinity == string(corev1.ServiceAffinityClientIP) {
@@ -195,6 +254,7 @@ func Recover(owned Objects) []exports.Export {
 				Name: p.Name, Protocol: string(p.Protocol), Port: p.Port, AppProtocol: ptr.Deref(p.AppProtocol, ""),
 			})
 		}
+		e.Created, _ = ExportCreated(s)
 		if n, ok, _ := ReadyEndpoints(s); ok {
 			e.ReadyEndpoints = n
 		} else if ready[s.Namespace+"/"+s.Name] {

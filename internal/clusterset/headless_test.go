@@ -1,0 +1,156 @@
+package clusterset
+
+import (
+	"reflect"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+	mcsv1beta1 "sigs.k8s.io/mcs-api/pkg/apis/v1beta1"
+
+	"ferry.dev/ferry/internal/contract"
+	"ferry.dev/ferry/internal/exports"
+)
+
+var t0 = time.Date(2026, 12, 3, 10, 0, 0, 0, time.UTC)
+
+// aged records the export's type and creation time on a mirror, as the
+// importer writes them.
+func aged(s *corev1.Service, typ exports.Type, created time.Time) *corev1.Service {
+	if typ == exports.Headless {
+		s.Annotations[contract.AnnotationExportType] = string(typ)
+	}
+	s.Annotations[contract.AnnotationExportCreated] = created.Format(time.RFC3339)
+	return s
+}
+
+// named makes s the headless mirror of a StatefulSet and returns it with
+// one host mirror per hostname, at 10.96.1.<i>.
+func named(s *corev1.Service, hosts ...string) []*corev1.Service {
+	s.Spec.ClusterIP = corev1.ClusterIPNone
+	out := []*corev1.Service{s}
+	cluster := s.Labels[contract.LabelSourceCluster]
+	for i, h := range hosts {
+		hs := mirrorOf(cluster, s.Spec.Ports...)
+		hs.Name = contract.HostMirrorName("web", cluster, h)
+		hs.Annotations[contract.AnnotationRemoteHostname] = h
+		hs.Spec.ClusterIP = "10.96.1." + string(rune('1'+i))
+		hs.Spec.ClusterIPs = []string{hs.Spec.ClusterIP}
+		out = append(out, hs)
+	}
+	return out
+}
+
+func readySlice(name, cluster string) *discoveryv1.EndpointSlice {
+	return &discoveryv1.EndpointSlice{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: name, Labels: map[string]string{
+			contract.LabelLink: cluster + "-link", contract.LabelSourceCluster: cluster, discoveryv1.LabelServiceName: name,
+		}},
+		AddressType: discoveryv1.AddressTypeIPv4,
+		Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{"10.0.0.1"}, Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(true)}}},
+	}
+}
+
+// podRecord is what one MCS EndpointSlice's endpoint says.
+type podRecord struct{ slice, cluster, hostname, ip string }
+
+func podRecords(st State) []podRecord {
+	var out []podRecord
+	for _, sl := range st.Slices {
+		if sl.Labels[mcsv1beta1.LabelServiceName] == "" {
+			continue
+		}
+		for _, ep := range sl.Endpoints {
+			out = append(out, podRecord{sl.Name, sl.Labels[mcsv1beta1.LabelSourceCluster], ptr.Deref(ep.Hostname, ""), ep.Addresses[0]})
+		}
+	}
+	return out
+}
+
+func TestDesiredHeadless(t *testing.T) {
+	// east exports a StatefulSet first; north exports web later as a
+	// ClusterSetIP Service. The oldest wins: the import is headless, east's
+	// pods are named, and north is one address, its mirror's.
+	east := named(aged(mirrorOf("east", port("http", 80)), exports.Headless, t0), "web-0", "web-1")
+	north := aged(mirrorOf("north", port("http", 80), port("admin", 9000)), exports.ClusterSetIP, t0.Add(time.Minute))
+	in := Input{Ports: contract.DefaultClustersetRange(), Gateway: gw,
+		Mirrors:      append(east, north),
+		MirrorSlices: []*discoveryv1.EndpointSlice{readySlice(east[1].Name, "east"), readySlice("web-north", "north")}}
+	st := Desired(in)
+	if len(st.Services) != 0 || len(st.Imports) != 1 || len(st.Problems) != 0 {
+		t.Fatalf("services %d, imports %d, problems %v: want one headless import and no clusterset Service", len(st.Services), len(st.Imports), st.Problems)
+	}
+	si := st.Imports[0]
+	if si.Spec.Type != mcsv1beta1.Headless || len(si.Spec.IPs) != 0 || len(si.Spec.Ports) != 2 || len(si.Status.Clusters) != 2 {
+		t.Errorf("import %+v", si)
+	}
+	want := []podRecord{
+		{"web.east", "east", "web-0", "10.96.1.1"},
+		{"web.east", "east", "web-1", "10.96.1.2"},
+		{"web.north", "north", "", "10.96.0.9"},
+	}
+	if got := podRecords(st); !reflect.DeepEqual(got, want) {
+		t.Errorf("pod records\n got %v\nwant %v", got, want)
+	}
+	// Readiness is each host mirror's: web-0's slice is ready, web-1 has
+	// none yet.
+	for _, sl := range st.Slices {
+		if sl.Name == "web.east" && (!*sl.Endpoints[0].Conditions.Ready || *sl.Endpoints[1].Conditions.Ready) {
+			t.Errorf("east readiness %+v", sl.Endpoints)
+		}
+	}
+	// Stable: applied, nothing to write.
+	if ops := Diff(st, Objects{Imports: st.Imports, Slices: st.Slices}); len(ops) != 0 {
+		t.Errorf("writes after applying: %v", ops)
+	}
+
+	// Were north's export the oldest, the import would be ClusterSetIP,
+	// with north alone behind it: east's pods have no mirror to share the
+	// address with.
+	in.Mirrors = append(east, aged(mirrorOf("north", port("http", 80)), exports.ClusterSetIP, t0.Add(-time.Minute)))
+	st = Desired(in)
+	if len(st.Imports) != 1 || st.Imports[0].Spec.Type != mcsv1beta1.ClusterSetIP || len(st.Services) != 1 ||
+		st.Services[0].Annotations[contract.AnnotationClusters] != "north" || len(podRecords(st)) != 0 {
+		t.Errorf("ClusterSetIP winner: imports %+v, services %+v", st.Imports, st.Services)
+	}
+}
+
+// The oldest export's definition of a port wins the union: east's tcp/42
+// is named "a"; north, younger, names it "b" and adds 43.
+func TestDesiredPortUnionOldestFirst(t *testing.T) {
+	east := aged(mirrorOf("east", port("a", 42)), exports.ClusterSetIP, t0.Add(time.Minute))
+	north := aged(mirrorOf("north", port("b", 42), port("c", 43)), exports.ClusterSetIP, t0)
+	st := Desired(Input{Ports: contract.DefaultClustersetRange(), Gateway: gw, Mirrors: []*corev1.Service{east, north}})
+	var names []string
+	for _, p := range st.Imports[0].Spec.Ports {
+		names = append(names, p.Name)
+	}
+	// north is older here, so its "b" names 42.
+	if want := []string{"b", "c"}; !reflect.DeepEqual(names, want) {
+		t.Errorf("port names %v, want %v", names, want)
+	}
+}
+
+// A service this cluster exports and no Link imports has its ServiceImport
+// here too, as in every cluster of the clusterset.
+func TestDesiredLocalOnlyExport(t *testing.T) {
+	e := exports.TCP("shop", "web", 80)
+	e.ReadyEndpoints = 2
+	st := Desired(Input{Ports: contract.DefaultClustersetRange(), Gateway: gw,
+		LocalCluster: "west", Local: exports.Of(e)})
+	if len(st.Imports) != 1 || len(st.Services) != 1 || st.Services[0].Annotations[contract.AnnotationClusters] != "west" {
+		t.Fatalf("imports %+v, services %+v", st.Imports, st.Services)
+	}
+	if c := st.Imports[0].Status.Clusters; len(c) != 1 || c[0].Cluster != "west" {
+		t.Errorf("status clusters %v", c)
+	}
+	// Headless and local only: the import, no Service, and no slice yet.
+	e.Type = exports.Headless
+	st = Desired(Input{Ports: contract.DefaultClustersetRange(), Gateway: gw, LocalCluster: "west", Local: exports.Of(e)})
+	if len(st.Imports) != 1 || st.Imports[0].Spec.Type != mcsv1beta1.Headless || len(st.Services) != 0 || len(st.Slices) != 0 {
+		t.Errorf("headless local: imports %+v, services %d, slices %d", st.Imports, len(st.Services), len(st.Slices))
+	}
+}
