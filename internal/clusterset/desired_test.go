@@ -36,7 +36,6 @@ func port(name string, p int32) corev1.ServicePort {
 	return corev1.ServicePort{Name: name, Protocol: corev1.ProtocolTCP, Port: p, TargetPort: intstr.FromInt32(41000 + p)}
 }
 
-
 func sliceOf(cluster string, ready bool) *discoveryv1.EndpointSlice {
 	name := contract.MirrorName("web", cluster)
 	return &discoveryv1.EndpointSlice{

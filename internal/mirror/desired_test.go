@@ -61,7 +61,7 @@ func TestDesiredMirrorObjects(t *testing.T) {
 	wantSliceLabels := map[string]string{
 		discoveryv1.LabelServiceName: "cart-east", discoveryv1.LabelManagedBy: contract.ManagedBy,
 		mcsv1beta1.LabelSourceCluster: "east",
-		contract.LabelLink: "east", contract.LabelSourceCluster: "east",
+		contract.LabelLink:            "east", contract.LabelSourceCluster: "east",
 	}
 	if sl.Name != "cart-east" || !maps.Equal(sl.Labels, wantSliceLabels) || sl.AddressType != discoveryv1.AddressTypeIPv4 {
 		t.Errorf("slice %s labels %v type %s", sl.Name, sl.Labels, sl.AddressType)
