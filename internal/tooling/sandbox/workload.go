@@ -30,6 +30,8 @@ const EchoPort = 8080
 type Workload struct {
 	Namespace, Name string
 	Pods            []string // pod addresses
+	cluster         *Cluster
+	endpoints       []testenv.Endpoint
 	listeners       []net.Listener
 	wg              sync.WaitGroup
 }
@@ -47,7 +49,25 @@ func (c *Cluster) nextPod() int {
 
 // Echo starts replicas echo pods and their Service (port 80 -> 8080).
 func (c *Cluster) Echo(ctx context.Context, namespace, name string, replicas int) (*Workload, error) {
-	w := &Workload{Namespace: namespace, Name: name}
+	return c.echo(ctx, namespace, name, replicas, false)
+}
+
+// StatefulSet starts replicas echo pods behind a headless Service, as a
+// StatefulSet has them: pod i has hostname <name>-i, and answers as
+// "<cluster>/<name>-i", so a client can tell which pod served it.
+func (c *Cluster) StatefulSet(ctx context.Context, namespace, name string, replicas int) (*Workload, error) {
+	return c.echo(ctx, namespace, name, replicas, true)
+}
+
+// SetReady changes the readiness of pod i, as the kubelet and the
+// endpointslice controller would when its readiness probe changes.
+func (w *Workload) SetReady(ctx context.Context, i int, ready bool) error {
+	w.endpoints[i].Ready = ready
+	return w.cluster.API.SetEndpoints(ctx, w.Namespace, w.Name, w.endpoints)
+}
+
+func (c *Cluster) echo(ctx context.Context, namespace, name string, replicas int, headless bool) (*Workload, error) {
+	w := &Workload{Namespace: namespace, Name: name, cluster: c}
 	var eps []testenv.Endpoint
 	for i := range replicas {
 		addr := c.Site.PodAddr(c.nextPod())
@@ -61,9 +81,14 @@ func (c *Cluster) Echo(ctx context.Context, namespace, name string, replicas int
 		tag := fmt.Sprintf("%s/%s-%d", c.Name, name, i)
 		w.wg.Add(1)
 		go func() { defer w.wg.Done(); serveEcho(ln, tag) }()
-		eps = append(eps, testenv.Endpoint{IP: addr, Port: EchoPort, Ready: true})
+		ep := testenv.Endpoint{IP: addr, Port: EchoPort, Ready: true}
+		if headless {
+			ep.Hostname = fmt.Sprintf("%s-%d", name, i)
+		}
+		eps = append(eps, ep)
 	}
-	if _, err := c.API.CreateBackend(ctx, testenv.Backend{Namespace: namespace, Name: name, Endpoints: eps}); err != nil {
+	w.endpoints = eps
+	if _, err := c.API.CreateBackend(ctx, testenv.Backend{Namespace: namespace, Name: name, Endpoints: eps, Headless: headless}); err != nil {
 		w.Stop()
 		return nil, err
 	}
