@@ -4,5 +4,11 @@
 // picks backends from it (never from DNS), and the test harness dials through
 // it.
 //
-// Ready is the pure rule; Index serves it from an informer cache.
+// A tunnel target may name one pod of a headless Service by hostname;
+// ReadyHost narrows the same rule to the ready endpoints whose EndpointSlice
+// hostname is that one, so the pod is found exactly as the Service's other
+// endpoints are, and never through DNS.
+//
+// Ready and ReadyHost are the pure rules; Index serves them from an
+// informer cache.
 package endpoints

@@ -60,6 +60,24 @@ func NewIndex(r client.Reader, sliceByService string) *Index {
 // Endpoints returns the ready "ip:port" addresses behind namespace/service at
 // Service port number port.
 func (x *Index) Endpoints(namespace, service string, port int) ([]string, error) {
+	return x.lookup(namespace, service, func(svc *corev1.Service, trusted []*discoveryv1.EndpointSlice) ([]string, error) {
+		return Ready(svc, trusted, int32(port))
+	})
+}
+
+// HostEndpoints returns the ready "ip:port" addresses of the one pod whose
+// EndpointSlice hostname is hostname, behind namespace/service at Service
+// port number port (ReadyHost), with the same trust and address filtering
+// as Endpoints: a hostname narrows the choice, it never widens it.
+func (x *Index) HostEndpoints(namespace, service, hostname string, port int) ([]string, error) {
+	return x.lookup(namespace, service, func(svc *corev1.Service, trusted []*discoveryv1.EndpointSlice) ([]string, error) {
+		return ReadyHost(svc, trusted, int32(port), hostname)
+	})
+}
+
+// lookup reads the Service and its trusted slices from the cache, lets pick
+// choose addresses from them, and keeps those the gateway may dial.
+func (x *Index) lookup(namespace, service string, pick func(*corev1.Service, []*discoveryv1.EndpointSlice) ([]string, error)) ([]string, error) {
 	// A read from a synced cache does no I/O and cannot block, so it needs
 	// no deadline of its own; the caller's stream has one.
 	ctx := context.Background()
@@ -81,7 +99,7 @@ func (x *Index) Endpoints(namespace, service string, port int) ([]string, error)
 			trusted = append(trusted, sl)
 		}
 	}
-	addrs, err := Ready(&svc, trusted, int32(port))
+	addrs, err := pick(&svc, trusted)
 	if err != nil {
 		return nil, err
 	}

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"errors"
+	"slices"
 
 	"ferry.dev/ferry/internal/exports"
 	"ferry.dev/ferry/internal/identity"
@@ -15,6 +16,10 @@ var (
 	ErrNotExported       = errors.New("service is not exported")
 	ErrClusterNotAllowed = errors.New("export does not allow the caller's cluster")
 	ErrUnknownPort       = errors.New("port is not a port of the exported service")
+	// ErrUnknownHostname: the target names a hostname that is not one of
+	// the export's ready pods, or the export is not headless (only a
+	// headless export publishes its pods' hostnames).
+	ErrUnknownHostname = errors.New("hostname is not a ready pod of the exported headless service")
 	// ErrExportsNotSynced means the export set is not known yet. Unlike
 	// the others it is answered as unavailable (retriable): it says
 	// nothing about the target, only that this gateway just started.
@@ -57,10 +62,15 @@ func (a *ExportAuthorizer) Authorize(caller identity.ID, t tunnel.Target) error 
 	if !e.AllowedFor(caller.Cluster) {
 		return ErrClusterNotAllowed
 	}
-	for _, p := range e.Ports {
-		if int(p.Port) == t.Port {
-			return nil
-		}
+	if !slices.ContainsFunc(e.Ports, func(p exports.Port) bool { return int(p.Port) == t.Port }) {
+		return ErrUnknownPort
 	}
-	return ErrUnknownPort
+	// A hostname is allowed only as the export publishes it: the exporting
+	// cluster lists a headless Service's ready pods, and a pod it does not
+	// list (not ready, not there, or a Service that has no per-pod names)
+	// is not something it offers.
+	if t.Hostname != "" && (e.Type != exports.Headless || !slices.Contains(e.Hostnames, t.Hostname)) {
+		return ErrUnknownHostname
+	}
+	return nil
 }

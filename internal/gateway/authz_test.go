@@ -93,6 +93,12 @@ func TestAuthorizationMatrix(t *testing.T) {
 		{"fqdn", encode(tunnel.Target{Namespace: ns, Service: "echo.default.svc.cluster.local", Port: 80}), tunnel.StatusInvalidTarget, ReasonInvalidTarget},
 		{"ip literal", encode(tunnel.Target{Namespace: ns, Service: "127.0.0.1", Port: 80}), tunnel.StatusInvalidTarget, ReasonInvalidTarget},
 		{"port zero", encode(tunnel.Target{Namespace: ns, Service: "echo", Port: 0}), tunnel.StatusInvalidTarget, ReasonInvalidTarget},
+		// echo is a ClusterSetIP export: it has no pods by name.
+		{"hostname on a ClusterSetIP export", encode(tunnel.Target{Namespace: ns, Service: "echo", Port: 80, Hostname: "echo-0"}), tunnel.StatusDenied, ReasonUnknownHostname},
+		{"upper-case hostname", encode(tunnel.Target{Namespace: ns, Service: "echo", Port: 80, Hostname: "Echo-0"}), tunnel.StatusInvalidTarget, ReasonInvalidTarget},
+		{"hostname with a dot", encode(tunnel.Target{Namespace: ns, Service: "echo", Port: 80, Hostname: "echo-0.echo"}), tunnel.StatusInvalidTarget, ReasonInvalidTarget},
+		{"ip literal hostname", encode(tunnel.Target{Namespace: ns, Service: "echo", Port: 80, Hostname: "127.0.0.1"}), tunnel.StatusInvalidTarget, ReasonInvalidTarget},
+		{"version 2 with an empty hostname", []byte{0, 17, 2, 7, 'd', 'e', 'f', 'a', 'u', 'l', 't', 4, 'e', 'c', 'h', 'o', 0, 80, 0}, tunnel.StatusBadHeader, ReasonBadHeader},
 		{"malformed header", []byte{0, 3, 9, 9, 9}, tunnel.StatusBadHeader, ReasonBadHeader},
 		{"oversized header", binary.BigEndian.AppendUint16(nil, 4096), tunnel.StatusBadHeader, ReasonHeaderTooLarge},
 	}
@@ -112,10 +118,10 @@ func TestAuthorizationMatrix(t *testing.T) {
 			}
 		})
 	}
-	// A denial must not tell the caller which of the three it was.
+	// A denial must not tell the caller which it was.
 	t.Run("denials look alike", func(t *testing.T) {
 		var msgs []string
-		for _, tg := range []tunnel.Target{{Namespace: ns, Service: "secret", Port: 80}, {Namespace: ns, Service: "limited", Port: 80}, {Namespace: ns, Service: "echo", Port: 81}} {
+		for _, tg := range []tunnel.Target{{Namespace: ns, Service: "secret", Port: 80}, {Namespace: ns, Service: "limited", Port: 80}, {Namespace: ns, Service: "echo", Port: 81}, {Namespace: ns, Service: "echo", Port: 80, Hostname: "echo-0"}} {
 			var re *tunnel.RejectError
 			if err := rawStream(t, sess, encode(tg)); !errors.As(err, &re) {
 				t.Fatalf("%v: %v", tg, err)
@@ -123,7 +129,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 				msgs = append(msgs, re.Reason)
 			}
 		}
-		if msgs[0] != msgs[1] || msgs[1] != msgs[2] {
+		if msgs[0] != msgs[1] || msgs[1] != msgs[2] || msgs[2] != msgs[3] {
 			t.Fatalf("denials differ: %q", msgs)
 		}
 	})

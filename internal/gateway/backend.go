@@ -33,7 +33,7 @@ func newBackends(endpoints EndpointPicker, dialer Dialer, now func() time.Time, 
 // distinct ones. The returned endpoint holds a balancer slot until
 // released; reason is a failure's metric label.
 func (b *backends) dial(ctx context.Context, t tunnel.Target) (c net.Conn, addr, reason string, err error) {
-	addrs := b.endpoints.Endpoints(t.Namespace, t.Service, t.Port)
+	addrs := b.addrs(t)
 	if len(addrs) == 0 {
 		return nil, "", ReasonNoEndpoints, errors.New("no ready endpoints")
 	}
@@ -60,6 +60,17 @@ func (b *backends) dial(ctx context.Context, t tunnel.Target) (c net.Conn, addr,
 		}
 	}
 	return nil, "", ReasonDialFailed, fmt.Errorf("%d endpoint(s) tried: %w", len(tried), errors.Join(errs...))
+}
+
+// addrs are the endpoints t may reach. A target that names a hostname gets
+// that pod's addresses or none: when the pod is not ready the stream fails
+// as unavailable, and never goes to another pod, which for a StatefulSet
+// would be another member with other data.
+func (b *backends) addrs(t tunnel.Target) []string {
+	if t.Hostname != "" {
+		return b.endpoints.HostEndpoints(t.Namespace, t.Service, t.Hostname, t.Port)
+	}
+	return b.endpoints.Endpoints(t.Namespace, t.Service, t.Port)
 }
 
 // release frees the balancer slot dial took for addr.

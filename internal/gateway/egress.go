@@ -35,7 +35,9 @@ const (
 type Destination struct {
 	// Cluster names the remote, as a key of SetRemotes.
 	Cluster string
-	// Target is the export in that cluster.
+	// Target is the export in that cluster. With a Hostname it is one pod
+	// of a headless export; the header carries it as it is, and ingress
+	// serves that pod or nothing.
 	Target tunnel.Target
 	// Local marks this cluster's own export: its share goes straight to a
 	// ready local endpoint of Target (as ingress would pick one), with no

@@ -13,8 +13,15 @@ import (
 // cluster (never DNS), resolving the Service port to each endpoint's target
 // port. It is called once per stream, so it must be cheap and must not
 // block; a change is visible to the next stream.
+//
+// HostEndpoints is the same for the one pod of a headless Service whose
+// EndpointSlice hostname is hostname (a target with a Hostname): only that
+// pod's addresses, or none. It is a method of its own, not a filter the
+// caller applies to Endpoints, so that no implementation can answer a
+// hostname with the whole Service by overlooking it.
 type EndpointPicker interface {
 	Endpoints(namespace, service string, port int) []string
+	HostEndpoints(namespace, service, hostname string, port int) []string
 }
 
 // EndpointTable is a concurrency-safe EndpointPicker that the wiring (or a
@@ -27,6 +34,9 @@ type EndpointTable struct {
 type endpointKey struct {
 	ns, svc string
 	port    int
+	// host is empty for the Service's endpoints, and a hostname for one
+	// pod's (SetHost).
+	host string
 }
 
 // NewEndpointTable returns an empty table.
@@ -39,6 +49,21 @@ func NewEndpointTable() *EndpointTable {
 // Set replaces the ready endpoints of one Service port; an empty list
 // removes it.
 func (t *EndpointTable) Set(namespace, service string, port int, ready []string) {
+	t.set(endpointKey{namespace, service, port, ""}, ready)
+}
+
+// SetHost replaces the ready endpoints of the pod named hostname behind one
+// Service port; an empty list removes them. They are independent of Set's:
+// a test that wants the pod among the Service's endpoints lists it there
+// too.
+func (t *EndpointTable) SetHost(namespace, service, hostname string, port int, ready []string) {
+	if hostname == "" {
+		return // the Service's own entry is Set's
+	}
+	t.set(endpointKey{namespace, service, port, hostname}, ready)
+}
+
+func (t *EndpointTable) set(k endpointKey, ready []string) {
 	t.w.Lock()
 	defer t.w.Unlock()
 	old := *t.m.Load()
@@ -46,7 +71,6 @@ func (t *EndpointTable) Set(namespace, service string, port int, ready []string)
 	for k, v := range old {
 		m[k] = v
 	}
-	k := endpointKey{namespace, service, port}
 	if len(ready) == 0 {
 		delete(m, k)
 	} else {
@@ -57,7 +81,15 @@ func (t *EndpointTable) Set(namespace, service string, port int, ready []string)
 
 // Endpoints implements EndpointPicker. The slice must not be modified.
 func (t *EndpointTable) Endpoints(namespace, service string, port int) []string {
-	return (*t.m.Load())[endpointKey{namespace, service, port}]
+	return (*t.m.Load())[endpointKey{namespace, service, port, ""}]
+}
+
+// HostEndpoints implements EndpointPicker. The slice must not be modified.
+func (t *EndpointTable) HostEndpoints(namespace, service, hostname string, port int) []string {
+	if hostname == "" {
+		return nil // never the Service's endpoints for a pod's
+	}
+	return (*t.m.Load())[endpointKey{namespace, service, port, hostname}]
 }
 
 // balancer spreads streams over endpoints by the power of two choices on

@@ -23,6 +23,7 @@ const (
 	ReasonNotExported       = "not_exported"
 	ReasonClusterNotAllowed = "cluster_not_allowed"
 	ReasonUnknownPort       = "unknown_port"
+	ReasonUnknownHostname   = "unknown_hostname"
 	ReasonDenied            = "denied"
 	// ReasonNotSynced: the export set is not known yet (a gateway that
 	// just started). Answered as unavailable, so the caller fails over.
@@ -187,6 +188,11 @@ func (in *Ingress) serveStream(ctx context.Context, caller identity.ID, st *tunn
 
 	export := t.Export()
 	log := in.log.With("caller_cluster", caller.Cluster, "export", export, "port", t.Port)
+	if t.Hostname != "" {
+		// Authorized, so one of the export's own hostnames: safe to log
+		// unquoted, and kept out of the metric labels (one per pod).
+		log = log.With("hostname", t.Hostname)
+	}
 	backend, addr, reason, err := in.be.dial(ctx, t)
 	if err != nil {
 		m.IngressFailed.WithLabelValues(export, reason).Inc()
@@ -244,6 +250,8 @@ func authzReason(err error) string {
 		return ReasonClusterNotAllowed
 	case errors.Is(err, ErrUnknownPort):
 		return ReasonUnknownPort
+	case errors.Is(err, ErrUnknownHostname):
+		return ReasonUnknownHostname
 	case errors.Is(err, ErrExportsNotSynced):
 		return ReasonNotSynced
 	}

@@ -94,7 +94,7 @@ func Run(ctx context.Context, o Options) error {
 	}
 	feedSink := tunnel.NewConnListener(ln.Addr(), feedBacklog)
 	ingress, err := gateway.NewIngress(gateway.IngressOptions{
-		Local: self, TLS: src, Authorizer: gateway.NewExportAuthorizer(watcher), Endpoints: pickerFunc(index.Endpoints),
+		Local: self, TLS: src, Authorizer: gateway.NewExportAuthorizer(watcher), Endpoints: picker{index},
 		FeedSink: feedSink, Limits: o.Limits, Metrics: metrics, Logger: log,
 	})
 	if err != nil {
@@ -120,7 +120,7 @@ func Run(ctx context.Context, o Options) error {
 	}
 	egress, err := gateway.NewEgress(runCtx, gateway.EgressOptions{
 		TLS: src, ListenHost: o.EgressHost, Callers: callers, CallerMode: o.EgressCallers,
-		LocalEndpoints: pickerFunc(index.Endpoints),
+		LocalEndpoints: picker{index},
 		Limits:         o.Limits, Metrics: metrics, Logger: log,
 	})
 	if err != nil {
@@ -179,12 +179,21 @@ func Run(ctx context.Context, o Options) error {
 	return nil
 }
 
-// pickerFunc adapts the endpoint index to the core's picker: a lookup error
-// (no such Service, no such port) simply means no endpoint.
-type pickerFunc func(namespace, service string, port int) ([]string, error)
+// picker adapts the endpoint index to the core's picker: a lookup error (no
+// such Service, no such port, a hostname two pods claim) simply means no
+// endpoint, which ingress answers as unavailable.
+type picker struct{ x *endpoints.Index }
 
-func (f pickerFunc) Endpoints(namespace, service string, port int) []string {
-	addrs, err := f(namespace, service, port)
+func (p picker) Endpoints(namespace, service string, port int) []string {
+	addrs, err := p.x.Endpoints(namespace, service, port)
+	if err != nil {
+		return nil
+	}
+	return addrs
+}
+
+func (p picker) HostEndpoints(namespace, service, hostname string, port int) []string {
+	addrs, err := p.x.HostEndpoints(namespace, service, hostname, port)
 	if err != nil {
 		return nil
 	}

@@ -5,8 +5,9 @@
 // is a yamux session that multiplexes tunnel streams, and "h2" connections
 // are handed, already verified, to a ConnListener for the export feed's gRPC
 // server. Each stream starts with a length-prefixed header naming its
-// target (namespace, service, port) and a one-byte reply, then carries raw
-// bytes with half-close preserved in both directions.
+// target (namespace, service, port, and for one pod of a headless Service
+// its hostname) and a one-byte reply, then carries raw bytes with
+// half-close preserved in both directions.
 //
 // Server is the ingress side: handshake timeout and fair admission to the
 // handshake (admission.go), connection, session and stream limits, stream

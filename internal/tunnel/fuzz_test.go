@@ -8,19 +8,22 @@ import (
 )
 
 // FuzzTargetValidate: a target that validates is one spelling of one
-// Service port. It survives the header's encoding unchanged, and it names
-// nothing that is not a DNS label and a real port.
+// Service port, or of one pod's. It survives the header's encoding
+// unchanged, and it names nothing that is not a DNS label and a real port.
 func FuzzTargetValidate(f *testing.F) {
-	f.Add("default", "web", 80)
-	f.Add("Default", "web.", 0)
-	f.Add("a-b", strings.Repeat("x", 63), 65535)
-	f.Add("../etc", "10.0.0.1", -1)
-	f.Fuzz(func(t *testing.T, ns, svc string, port int) {
-		tg := Target{Namespace: ns, Service: svc, Port: port}
+	f.Add("default", "web", 80, "")
+	f.Add("Default", "web.", 0, "")
+	f.Add("a-b", strings.Repeat("x", 63), 65535, "")
+	f.Add("../etc", "10.0.0.1", -1, "")
+	f.Add("default", "web", 80, "web-1")
+	f.Add("default", "web", 80, "10.0.0.1")
+	f.Add("default", "web", 80, "Web-1.")
+	f.Fuzz(func(t *testing.T, ns, svc string, port int, host string) {
+		tg := Target{Namespace: ns, Service: svc, Port: port, Hostname: host}
 		if tg.Validate() != nil {
 			return
 		}
-		if port < 1 || port > 65535 || len(ns) > 63 || len(svc) > 63 || strings.ContainsAny(ns+svc, "./:\x00 ") {
+		if port < 1 || port > 65535 || len(ns) > 63 || len(svc) > 63 || len(host) > 63 || strings.ContainsAny(ns+svc+host, "./:\x00 ") {
 			t.Fatalf("%+v validated", tg)
 		}
 		var b bytes.Buffer

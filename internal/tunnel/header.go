@@ -8,14 +8,26 @@ import (
 )
 
 // DefaultMaxHeaderBytes bounds the stream header body (contracts.md:
-// MaxHeaderBytes, 1 KiB). A valid header is at most 1+1+63+1+63+2 = 131
-// bytes, so the default leaves room for later versions while keeping a
-// hostile peer from making ingress allocate more than this per stream.
+// MaxHeaderBytes, 1 KiB). A valid header is at most 1+1+63+1+63+2+1+63 =
+// 195 bytes (version 2, with a hostname), so the default leaves room for
+// later versions while keeping a hostile peer from making ingress allocate
+// more than this per stream.
 const DefaultMaxHeaderBytes = 1024
 
-// headerVersion is the first body byte; a new layout gets a new number
+// Header versions: the first body byte. A new layout gets a new number
 // instead of guessing from the length.
-const headerVersion = 1
+const (
+	// headerV1 is namespace, service, port: any ready endpoint of the
+	// Service.
+	headerV1 = 1
+	// headerV2 adds a hostname after the port: one pod of a headless
+	// Service. It is written only when the target names a hostname, so
+	// ordinary streams stay byte-for-byte version 1 and a gateway that
+	// knows only version 1 still serves them. That gateway refuses a
+	// version-2 header as malformed, which is the failure we want: read as
+	// version 1 it would connect to any pod of the Service.
+	headerV2 = 2
+)
 
 // maxReasonBytes keeps a rejection reason short: it is a hint for the remote
 // operator, not a channel for data.
@@ -29,21 +41,30 @@ var (
 	ErrBadHeader = errors.New("malformed tunnel header")
 )
 
-// WriteHeader sends the stream header for t. It does not validate t: the
-// sender is trusted to send what it was configured with, and the receiver
-// validates anyway.
+// WriteHeader sends the stream header for t: version 1, or version 2 when t
+// names a hostname. It does not validate t: the sender is trusted to send
+// what it was configured with, and the receiver validates anyway.
 func WriteHeader(w io.Writer, t Target) error {
-	if len(t.Namespace) > 255 || len(t.Service) > 255 || t.Port < 0 || t.Port > 65535 {
+	if len(t.Namespace) > 255 || len(t.Service) > 255 || len(t.Hostname) > 255 || t.Port < 0 || t.Port > 65535 {
 		return fmt.Errorf("%w: %s cannot be encoded", ErrBadHeader, t)
 	}
+	version := byte(headerV1)
 	body := 1 + 1 + len(t.Namespace) + 1 + len(t.Service) + 2
+	if t.Hostname != "" {
+		version = headerV2
+		body += 1 + len(t.Hostname)
+	}
 	buf := make([]byte, 0, 2+body)
 	buf = binary.BigEndian.AppendUint16(buf, uint16(body))
-	buf = append(buf, headerVersion, byte(len(t.Namespace)))
+	buf = append(buf, version, byte(len(t.Namespace)))
 	buf = append(buf, t.Namespace...)
 	buf = append(buf, byte(len(t.Service)))
 	buf = append(buf, t.Service...)
 	buf = binary.BigEndian.AppendUint16(buf, uint16(t.Port))
+	if version == headerV2 {
+		buf = append(buf, byte(len(t.Hostname)))
+		buf = append(buf, t.Hostname...)
+	}
 	if _, err := w.Write(buf); err != nil {
 		return fmt.Errorf("write tunnel header: %w", err)
 	}
@@ -73,9 +94,10 @@ func ReadHeader(r io.Reader, max int) (Target, error) {
 }
 
 func decodeHeader(b []byte) (Target, error) {
-	if len(b) < 1 || b[0] != headerVersion {
+	if len(b) < 1 || (b[0] != headerV1 && b[0] != headerV2) {
 		return Target{}, fmt.Errorf("%w: unknown version", ErrBadHeader)
 	}
+	version := b[0]
 	b = b[1:]
 	ns, b, ok := cutString(b)
 	if !ok {
@@ -85,12 +107,28 @@ func decodeHeader(b []byte) (Target, error) {
 	if !ok {
 		return Target{}, fmt.Errorf("%w: truncated service", ErrBadHeader)
 	}
-	// Exactly two bytes must remain: trailing bytes would be an ambiguity a
-	// later version could be confused by.
-	if len(b) != 2 {
-		return Target{}, fmt.Errorf("%w: %d bytes after service, want 2", ErrBadHeader, len(b))
+	if len(b) < 2 {
+		return Target{}, fmt.Errorf("%w: truncated port", ErrBadHeader)
 	}
-	return Target{Namespace: ns, Service: svc, Port: int(binary.BigEndian.Uint16(b))}, nil
+	t := Target{Namespace: ns, Service: svc, Port: int(binary.BigEndian.Uint16(b))}
+	b = b[2:]
+	if version == headerV2 {
+		t.Hostname, b, ok = cutString(b)
+		if !ok {
+			return Target{}, fmt.Errorf("%w: truncated hostname", ErrBadHeader)
+		}
+		// Version 2 exists to name a hostname; one without it would be a
+		// second spelling of a version-1 header.
+		if t.Hostname == "" {
+			return Target{}, fmt.Errorf("%w: version 2 with an empty hostname", ErrBadHeader)
+		}
+	}
+	// Nothing may follow: trailing bytes would be an ambiguity a later
+	// version could be confused by.
+	if len(b) != 0 {
+		return Target{}, fmt.Errorf("%w: %d trailing bytes", ErrBadHeader, len(b))
+	}
+	return t, nil
 }
 
 func cutString(b []byte) (string, []byte, bool) {

@@ -11,10 +11,14 @@ import (
 
 func TestHeaderRoundTrip(t *testing.T) {
 	for _, want := range []Target{
-		{"default", "web", 80},
-		{strings.Repeat("n", 63), strings.Repeat("s", 63), 65535},
+		{"default", "web", 80, ""},
+		{strings.Repeat("n", 63), strings.Repeat("s", 63), 65535, ""},
 		// The codec carries hostile spellings unchanged; Validate judges them.
-		{"default", "WEB.", 1},
+		{"default", "WEB.", 1, ""},
+		// Version 2: one pod of a headless Service.
+		{"default", "web", 80, "web-1"},
+		{strings.Repeat("n", 63), strings.Repeat("s", 63), 65535, strings.Repeat("h", 63)},
+		{"default", "web", 1, "WEB-1."},
 	} {
 		var buf bytes.Buffer
 		if err := WriteHeader(&buf, want); err != nil {
@@ -30,6 +34,45 @@ func TestHeaderRoundTrip(t *testing.T) {
 		if buf.Len() != 0 {
 			t.Fatalf("%d bytes left after header", buf.Len())
 		}
+	}
+}
+
+// The bytes on the wire, pinned: a target without a hostname is version 1
+// exactly as before hostnames existed, so a gateway that knows only
+// version 1 serves it; one with a hostname is version 2.
+func TestHeaderGoldenBytes(t *testing.T) {
+	cases := []struct {
+		name string
+		t    Target
+		want []byte
+	}{
+		{"version 1 without a hostname", Target{Namespace: "ns", Service: "web", Port: 80},
+			[]byte{0, 10, 1, 2, 'n', 's', 3, 'w', 'e', 'b', 0, 80}},
+		{"version 2 with a hostname", Target{Namespace: "ns", Service: "web", Port: 80, Hostname: "web-1"},
+			[]byte{0, 16, 2, 2, 'n', 's', 3, 'w', 'e', 'b', 0, 80, 5, 'w', 'e', 'b', '-', '1'}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var buf bytes.Buffer
+			if err := WriteHeader(&buf, tc.t); err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(buf.Bytes(), tc.want) {
+				t.Fatalf("header = %v, want %v", buf.Bytes(), tc.want)
+			}
+		})
+	}
+}
+
+// The largest valid header fits the documented bound with room to spare.
+func TestHeaderMaxValidSize(t *testing.T) {
+	l := strings.Repeat("a", MaxLabelLength)
+	var buf bytes.Buffer
+	if err := WriteHeader(&buf, Target{Namespace: l, Service: l, Port: 65535, Hostname: l}); err != nil {
+		t.Fatal(err)
+	}
+	if body := buf.Len() - 2; body != 195 || body > DefaultMaxHeaderBytes {
+		t.Fatalf("largest valid body is %d bytes, want 195", body)
 	}
 }
 
@@ -72,6 +115,19 @@ func TestHeaderMalformed(t *testing.T) {
 		"truncated service": enc(1, 1, 'a', 4, 'b'),
 		"no port":           enc(1, 1, 'a', 1, 'b'),
 		"trailing bytes":    enc(1, 1, 'a', 1, 'b', 0, 80, 0),
+		// A version-1 reader must not take a hostname for trailing noise
+		// it may ignore; and a version-1 body may not carry one.
+		"v1 with a hostname":       enc(1, 1, 'a', 1, 'b', 0, 80, 1, 'h'),
+		"v2 empty hostname":        enc(2, 1, 'a', 1, 'b', 0, 80, 0),
+		"v2 no hostname":           enc(2, 1, 'a', 1, 'b', 0, 80),
+		"v2 truncated hostname":    enc(2, 1, 'a', 1, 'b', 0, 80, 5, 'h'),
+		"v2 trailing bytes":        enc(2, 1, 'a', 1, 'b', 0, 80, 1, 'h', 0),
+		"v2 truncated port":        enc(2, 1, 'a', 1, 'b', 0),
+		"v2 truncated service":     enc(2, 1, 'a', 4, 'b'),
+		"version 3":                enc(3, 1, 'a', 1, 'b', 0, 80, 1, 'h'),
+		"version 0":                enc(0, 1, 'a', 1, 'b', 0, 80),
+		"v2 hostname length over":  enc(2, 1, 'a', 1, 'b', 0, 80, 255, 'h'),
+		"v2 only the version byte": enc(2),
 	}
 	for name, b := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -116,8 +172,12 @@ func TestReply(t *testing.T) {
 
 func FuzzReadHeader(f *testing.F) {
 	var buf bytes.Buffer
-	_ = WriteHeader(&buf, Target{"default", "web", 80})
+	_ = WriteHeader(&buf, Target{"default", "web", 80, ""})
 	f.Add(buf.Bytes())
+	buf.Reset()
+	_ = WriteHeader(&buf, Target{"default", "web", 80, "web-1"})
+	f.Add(buf.Bytes())
+	f.Add([]byte{0, 8, 2, 1, 'a', 1, 'b', 0, 80, 0}) // v2, empty hostname
 	f.Fuzz(func(t *testing.T, b []byte) {
 		tgt, err := ReadHeader(bytes.NewReader(b), DefaultMaxHeaderBytes)
 		if err != nil {

@@ -16,22 +16,34 @@ const MaxLabelLength = 63
 var ErrInvalidTarget = errors.New("invalid target")
 
 // Target names what a tunnel stream wants to reach in the remote cluster: one
-// port of one exported Service. It is what the caller asks for, so ingress must
-// treat it as hostile until Validate accepts it.
+// port of one exported Service, or of one pod of a headless one. It is what
+// the caller asks for, so ingress must treat it as hostile until Validate
+// accepts it.
 type Target struct {
 	Namespace string
 	Service   string
 	Port      int
+	// Hostname, when set, names the one pod of a headless Service the
+	// stream must reach (its EndpointSlice hostname, as in
+	// web-1.web.ns.svc). Empty means any ready endpoint of the Service.
+	Hostname string
 }
 
-// String renders the target as ns/svc:port; it is for logs and errors, never
-// for comparison (compare the fields, after Validate).
+// String renders the target as ns/svc:port, or ns/svc:port@hostname; it is
+// for logs and errors, never for comparison (compare the fields, after
+// Validate).
 func (t Target) String() string {
-	return t.Namespace + "/" + t.Service + ":" + strconv.Itoa(t.Port)
+	s := t.Namespace + "/" + t.Service + ":" + strconv.Itoa(t.Port)
+	if t.Hostname != "" {
+		s += "@" + t.Hostname
+	}
+	return s
 }
 
 // Export is the name of the export this target belongs to, "ns/svc". It is
 // the bounded metric label: use it only after the target was authorized.
+// It leaves the hostname out on purpose: a headless export has as many
+// hostnames as pods, and a label per pod would grow with every rollout.
 func (t Target) Export() string { return t.Namespace + "/" + t.Service }
 
 // Validate accepts a target only in the one canonical spelling Kubernetes
@@ -51,6 +63,14 @@ func (t Target) Validate() error {
 	}
 	if t.Port < 1 || t.Port > 65535 {
 		return fmt.Errorf("%w: port %d out of range 1-65535", ErrInvalidTarget, t.Port)
+	}
+	// A pod's hostname is an RFC 1123 label (it may start with a digit).
+	// The same rule as the names: the hostname that was authorized is the
+	// one matched against EndpointSlices, byte for byte.
+	if t.Hostname != "" {
+		if err := validateLabel("hostname", t.Hostname, false); err != nil {
+			return err
+		}
 	}
 	return nil
 }
