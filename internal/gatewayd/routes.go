@@ -45,7 +45,9 @@ func Remotes(mesh string, links []*ferryv1.Link) (map[string]tunnel.Remote, []er
 // clusterset.Read), and the port claims (internal/claims):
 //
 //   - each port of a mirror listens on its egress port and goes to (source
-//     cluster, namespace, remote service, port);
+//     cluster, namespace, remote service, port); a host mirror's goes to
+//     the one pod of that service it names (docs/headless.md), and a
+//     headless mirror has none;
 //   - each port of a clusterset Service listens on its egress port and goes
 //     to (cluster, namespace, remote service, port) for every listed cluster
 //     that a Link names and whose own mirror of the service is claimed, in
@@ -107,14 +109,14 @@ func Routes(svcs []*corev1.Service, links []*ferryv1.Link, claimed claims.Table,
 	used := map[int32]string{}
 	// addPorts opens one route per claimed port, each to every cluster of
 	// dests.
-	addPorts := func(kind string, owner claims.Owner, s *corev1.Service, remoteSvc string, ports []mirror.EgressPort, dests []gateway.Destination) {
+	addPorts := func(kind string, owner claims.Owner, s *corev1.Service, remoteSvc, hostname string, ports []mirror.EgressPort, dests []gateway.Destination) {
 		where := s.Namespace + "/" + s.Name
 		for _, p := range ports {
 			if !claimed.Holds(p.Egress, claims.Claim{Owner: owner, Namespace: s.Namespace, Service: s.Name, Port: p.Port}) {
 				problems = append(problems, fmt.Errorf("%s %s port %d: egress port %d is not claimed for it (a Service Ferry did not write, or not yet)", kind, where, p.Port, p.Egress))
 				continue
 			}
-			target := tunnel.Target{Namespace: s.Namespace, Service: remoteSvc, Port: int(p.Port)}
+			target := tunnel.Target{Namespace: s.Namespace, Service: remoteSvc, Port: int(p.Port), Hostname: hostname}
 			if err := target.Validate(); err != nil {
 				problems = append(problems, fmt.Errorf("%s %s port %d: %w", kind, where, p.Port, err))
 				continue
@@ -176,7 +178,7 @@ func Routes(svcs []*corev1.Service, links []*ferryv1.Link, claimed claims.Table,
 				problems = append(problems, fmt.Errorf("clusterset %s: its route weighs every cluster it can reach 0", where))
 				continue
 			}
-			addPorts("clusterset", claims.Clusterset, s, cs.Key.Service, cs.Ports, dests)
+			addPorts("clusterset", claims.Clusterset, s, cs.Key.Service, "", cs.Ports, dests)
 			continue
 		}
 		m, errs, ok := mirror.Read(s, mirrorPorts)
@@ -188,7 +190,12 @@ func Routes(svcs []*corev1.Service, links []*ferryv1.Link, claimed claims.Table,
 			problems = append(problems, fmt.Errorf("mirror %s/%s: link %s does not exist or is not for cluster %s", s.Namespace, s.Name, m.Link, m.Cluster))
 			continue
 		}
-		addPorts("mirror", claims.LinkOwner(m.Link), s, m.Export.Name, m.Ports, []gateway.Destination{{Cluster: m.Cluster}})
+		kind := "mirror"
+		if m.Hostname != "" {
+			kind = "host mirror"
+		}
+		// A headless mirror has no port: its pods' host mirrors route.
+		addPorts(kind, claims.LinkOwner(m.Link), s, m.Export.Name, m.Hostname, m.Ports, []gateway.Destination{{Cluster: m.Cluster}})
 	}
 	slices.SortFunc(routes, func(a, b gateway.Route) int { return a.Port - b.Port })
 	return routes, problems

@@ -184,6 +184,33 @@ func TestRoutes(t *testing.T) {
 			want:    []gateway.Route{{Port: 41000, Namespace: "app", Destinations: dest("east", "app", "foo", 80)}, {Port: 41001, Namespace: "app", Destinations: dest("east", "app", "foo", 443)}},
 		},
 		{
+			name: "a host mirror routes to its one pod, and its headless mirror routes nothing",
+			mirrors: []*corev1.Service{
+				func() *corev1.Service {
+					s := mirrorSvc("db", "web-east", "east", "east", "web", port(80, 80))
+					s.Spec.ClusterIP = corev1.ClusterIPNone
+					s.Annotations[contract.AnnotationExportType] = string(exports.Headless)
+					return s
+				}(),
+				func() *corev1.Service {
+					s := mirrorSvc("db", "web-east-web-1", "east", "east", "web", port(80, 41000))
+					s.Annotations[contract.AnnotationRemoteHostname] = "web-1"
+					return s
+				}(),
+			},
+			want: []gateway.Route{{Port: 41000, Namespace: "db", Destinations: []gateway.Destination{{Cluster: "east",
+				Target: tunnel.Target{Namespace: "db", Service: "web", Port: 80, Hostname: "web-1"}}}}},
+		},
+		{
+			name: "a host mirror whose hostname was edited routes nothing",
+			mirrors: []*corev1.Service{func() *corev1.Service {
+				s := mirrorSvc("db", "web-east-web-1", "east", "east", "web", port(80, 41000))
+				s.Annotations[contract.AnnotationRemoteHostname] = "web-2"
+				return s
+			}()},
+			problems: []string{"the mirror of web-2 of web from east is named web-east-web-2"},
+		},
+		{
 			name:    "a truncated mirror name routes to the remote name from the annotation",
 			mirrors: []*corev1.Service{mirrorSvc("app", contract.MirrorName(long, "east"), "east", "east", long, port(80, 41000))},
 			want:    []gateway.Route{{Port: 41000, Namespace: "app", Destinations: dest("east", "app", long, 80)}},
