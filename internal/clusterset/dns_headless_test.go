@@ -143,5 +143,21 @@ func TestHeadlessPodsResolveThroughCoreDNS(t *testing.T) {
 		var dnsErr *net.DNSError
 		return errors.As(err, &dnsErr) && dnsErr.IsNotFound
 	})
+	// Back: a new host mirror, a new address, under both names.
+	e.Hostnames, e.ReadyEndpoints = []string{"web-0", "web-1", "web-2"}, 3
+	importLink(t, west, mirror.Link{Name: "east", Cluster: "east"}, e)
+	var back corev1.Service
+	if err := west.Client.Get(ctx, types.NamespacedName{Namespace: ns, Name: contract.HostMirrorName("web", "east", "web-1")}, &back); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{gone, "web-1.web-east." + ns + ".svc.cluster.local"} {
+		testkit.Eventually(t, name+" back", func() bool {
+			addrs, err := r.LookupHost(ctx, name)
+			if err != nil {
+				t.Logf("%s: %v", name, err)
+			}
+			return err == nil && slices.Equal(addrs, []string{back.Spec.ClusterIP})
+		})
+	}
 	t.Logf("CoreDNS %s: web-1.east.web and web-1.web-east -> %s; web -> %v", dns.Addr, hostIP["web-1"], addrs)
 }

@@ -3,18 +3,24 @@ package e2e
 import (
 	"context"
 	"errors"
+	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
 
+	"ferry.dev/ferry/internal/contract"
 	"ferry.dev/ferry/internal/tooling/netns"
 )
 
 // A StatefulSet in east is reached pod by pod from west, by name, through
 // both gateways: web-1's names lead to web-1 and to no other pod, every
-// time, as the bytes each pod answers with show. When web-1 turns
+// time, as the bytes each pod answers with show; the service's name gives
+// every pod's address. When web-1 turns
 // not-ready its name stops resolving or its connections are refused, and
 // when it is ready again it is back.
 func TestStatefulSetPodsReachableByName(t *testing.T) {
@@ -42,18 +48,24 @@ func TestStatefulSetPodsReachableByName(t *testing.T) {
 			}
 		}
 	}
-	// The service's name gives every pod, each at its own address.
-	seen := map[string]bool{}
-	all := "web." + ns + ".svc.clusterset.local"
-	err = wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
-		reply, err := west.RequestName(ctx, all, 80, "any pod")
-		if err == nil {
-			seen[strings.SplitN(reply, ":", 2)[0]] = true
+	// Each pod has its own name, and the service's name gives every pod's
+	// address.
+	var hostIPs []string
+	for i := range 3 {
+		pod := fmt.Sprintf("web-%d", i)
+		waitReply(ctx, t, pod+".east.web."+ns+".svc.clusterset.local", "east/"+pod+": ")
+		var s corev1.Service
+		if err := west.API.Client.Get(ctx, types.NamespacedName{Namespace: ns, Name: contract.HostMirrorName("web", "east", pod)}, &s); err != nil {
+			t.Fatal(err)
 		}
-		return len(seen) == 3, nil
-	})
-	if err != nil {
-		t.Errorf("%s reached %v, want all three pods", all, seen)
+		hostIPs = append(hostIPs, s.Spec.ClusterIP)
+	}
+	all := "web." + ns + ".svc.clusterset.local"
+	addrs, err := west.DNS.Resolver().LookupHost(ctx, all)
+	slices.Sort(addrs)
+	slices.Sort(hostIPs)
+	if err != nil || !slices.Equal(addrs, hostIPs) {
+		t.Errorf("%s: %v, %v; want the three pods' addresses %v", all, addrs, err, hostIPs)
 	}
 
 	start := time.Now()
@@ -101,6 +113,6 @@ func waitReply(ctx context.Context, t *testing.T, name, prefix string) {
 		return true, nil
 	})
 	if err != nil {
-		t.Fatalf("%s: %v (last error: %v)", name, err, last)
+		t.Fatalf("%s: %v (last error: %v)\nCoreDNS log:\n%s", name, err, last, west.DNS.LogTail(30))
 	}
 }

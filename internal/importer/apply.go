@@ -13,6 +13,7 @@ import (
 
 	ferryv1 "ferry.dev/ferry/api/v1alpha1"
 	"ferry.dev/ferry/internal/claims"
+	"ferry.dev/ferry/internal/contract"
 	"ferry.dev/ferry/internal/mirror"
 	"ferry.dev/ferry/internal/writer"
 )
@@ -34,10 +35,14 @@ func (im *Importer) apply(ctx context.Context, ops []writer.Op) error {
 			}
 		},
 		After: func(op writer.Op) {
-			switch op.Verb {
-			case writer.Create, writer.Update:
+			switch {
+			case op.Verb == writer.Create && isHostMirror(op.Object):
+				// Not an echo to suppress: the API server has just given
+				// the host mirror the address that its headless mirror's
+				// slice must list, and only another pass can write it.
+			case op.Verb == writer.Create, op.Verb == writer.Update:
 				im.own.wrote(op.Object)
-			case writer.Delete:
+			case op.Verb == writer.Delete:
 				// Wake the Links this object blocked: the delete's watch
 				// event is our echo and may be suppressed.
 				for _, link := range im.blockedBy(op.Object) {
@@ -48,6 +53,13 @@ func (im *Importer) apply(ctx context.Context, ops []writer.Op) error {
 		},
 	}
 	return w.Apply(ctx, ops)
+}
+
+// isHostMirror reports whether obj is a host mirror (docs/headless.md).
+func isHostMirror(obj client.Object) bool {
+	_, ok := obj.GetAnnotations()[contract.AnnotationRemoteHostname]
+	_, svc := obj.(*corev1.Service)
+	return ok && svc
 }
 
 // kindOf names an object's kind from the scheme: objects read from the

@@ -99,5 +99,16 @@ func (d *CoreDNS) Resolver() *net.Resolver {
 	}}
 }
 
+// LogTail is the last n lines of CoreDNS's log, and whether it has exited:
+// what a failing test shows of it.
+func (d *CoreDNS) LogTail(n int) string {
+	select {
+	case <-d.proc.Done():
+		return "(exited) " + d.proc.Tail(n)
+	default:
+		return d.proc.Tail(n)
+	}
+}
+
 // Stop stops CoreDNS.
 func (d *CoreDNS) Stop() { d.proc.Stop(5 * time.Second) }
