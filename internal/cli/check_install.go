@@ -72,6 +72,8 @@ func (c *checker) checks() []Check {
 			Hint: "someone wrote Services that carry Ferry's labels (docs/security.md, finding 1); the gateway routes none of them that is being deleted and the controller deletes the rest: remove their finalizers and delete them, then find out who wrote them"},
 		{Name: "egress ports are consistent", Severity: SeverityFatal, Requires: checkAPI, Run: c.egressPorts,
 			Hint: "egress ports are allocated by the controller: delete the mirror Services named above and it recreates them with fresh ports"},
+		{Name: "CoreDNS serves clusterset.local", Severity: SeverityWarning, Requires: checkAPI, Run: c.clustersetDNS,
+			Hint: "without it pods reach imports by their mirrors' cluster.local names only (docs/dns.md)"},
 		{Name: "routes on clusterset services are accepted", Severity: SeverityWarning, Requires: checkAPI, Run: c.routesAccepted,
 			Hint: "fix each route as its Accepted condition says (`kubectl describe tcproute|httproute NAME`; docs/steering.md lists what Ferry implements); until then the service keeps the split it had"},
 	}

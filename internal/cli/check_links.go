@@ -17,6 +17,7 @@ import (
 	ferryv1 "ferry.dev/ferry/api/v1alpha1"
 	"ferry.dev/ferry/internal/claims"
 	"ferry.dev/ferry/internal/contract"
+	"ferry.dev/ferry/internal/mirror"
 )
 
 // maxListed bounds how many objects one check names, so a broken cluster
@@ -245,6 +246,15 @@ func forgedMirrorProblems(mirrors []corev1.Service, links []ferryv1.Link, claime
 	for _, l := range links {
 		clusterOf[l.Name] = l.Spec.ClusterName
 	}
+	// A headless mirror holds no port: a claimed host mirror of its
+	// service vouches for it (docs/headless.md).
+	hosted := map[[3]string]bool{}
+	for _, m := range mirrors {
+		if _, isHost := m.Annotations[contract.AnnotationRemoteHostname]; isHost && claimed.Vouches(&m, claims.LinkOwner(m.Labels[contract.LabelLink])) {
+			hosted[[3]string{m.Labels[contract.LabelLink], m.Namespace, m.Annotations[contract.AnnotationRemoteService]}] = true
+		}
+	}
+	anyPort := contract.Range{Min: 1, Max: 65535} // ranges are egressPorts' check
 	var out []string
 	for _, m := range mirrors {
 		link, cluster := m.Labels[contract.LabelLink], m.Labels[contract.LabelSourceCluster]
@@ -254,15 +264,22 @@ func forgedMirrorProblems(mirrors []corev1.Service, links []ferryv1.Link, claime
 		}
 		remote := m.Annotations[contract.AnnotationRemoteService]
 		where := m.Namespace + "/" + m.Name
+		read, readProblems, readOK := mirror.Read(&m, anyPort)
 		switch {
 		case cluster != want:
 			out = append(out, fmt.Sprintf("%s claims cluster %q, but Link %s is to %q", where, cluster, link, want))
 		case remote == "":
 			out = append(out, fmt.Sprintf("%s has no %s annotation", where, contract.AnnotationRemoteService))
-		case m.Name != contract.MirrorName(remote, cluster):
-			out = append(out, fmt.Sprintf("%s stands for %s, whose mirror is named %s", where, remote, contract.MirrorName(remote, cluster)))
+		case !readOK:
+			// Named for another service or pod than it says, or not
+			// decodable: the contract reader says how.
+			out = append(out, errors.Join(readProblems...).Error())
 		case m.DeletionTimestamp != nil && len(m.Finalizers) > 0:
 			out = append(out, fmt.Sprintf("%s is kept from deletion by finalizers %s", where, strings.Join(m.Finalizers, ", ")))
+		case read.Headless:
+			if !hosted[[3]string{link, m.Namespace, remote}] {
+				out = append(out, fmt.Sprintf("%s is headless, and no claimed host mirror of %s stands for one of its pods", where, remote))
+			}
 		default:
 			var unclaimed []string
 			for _, p := range m.Spec.Ports {
@@ -308,6 +325,9 @@ func egressPortProblems(mirrors []corev1.Service, first, last int32) []string {
 	var ports []int32
 	var out []string
 	for _, m := range mirrors {
+		if m.Spec.ClusterIP == corev1.ClusterIPNone {
+			continue // a headless mirror's pods have the egress ports (docs/headless.md)
+		}
 		for _, p := range m.Spec.Ports {
 			where := fmt.Sprintf("%s/%s:%d", m.Namespace, m.Name, p.Port)
 			tp := p.TargetPort

@@ -12,6 +12,7 @@ import (
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
@@ -21,6 +22,7 @@ import (
 	"ferry.dev/ferry/internal/claims"
 	"ferry.dev/ferry/internal/contract"
 	"ferry.dev/ferry/internal/identity"
+	"ferry.dev/ferry/internal/install"
 	"ferry.dev/ferry/internal/steering"
 )
 
@@ -64,9 +66,45 @@ func healthyNorth(t *testing.T) client.Client {
 		gatewaySlice([]string{"198.18.4.1"}, true),
 	)
 	createLink(t, c, exporter, ptrTo(healthyStatus(1, now.Add(-time.Hour))))
-	create(t, c, mirror("default", "cart-east", "east", 41000), mirrorSlice("default", "cart-east", "east", 41000),
+	create(t, c, mirrorService("default", "cart-east", "east", 41000), mirrorSlice("default", "cart-east", "east", 41000),
 		portClaims(41000, claims.Claim{Owner: claims.LinkOwner("east"), Namespace: "default", Service: "cart-east", Port: 80}))
+	create(t, c, corednsObjects(kubeadmCorefile(contract.CorefileStanza))...)
 	return c
+}
+
+// kubeadmCorefile is kubeadm's default Corefile with kubernetes block
+// replaced by block.
+func kubeadmCorefile(block string) string {
+	return `.:53 {
+    errors
+    health {
+       lameduck 5s
+    }
+    ready
+    ` + strings.ReplaceAll(block, "\n", "\n    ") + `
+    prometheus :9153
+    forward . /etc/resolv.conf {
+       max_concurrent 1000
+    }
+    cache 30
+    loop
+    reload
+    loadbalance
+}
+`
+}
+
+// corednsObjects are CoreDNS's ConfigMap with corefile, and the RBAC that
+// `ferry install` renders for its service account (install.corednsRBAC).
+func corednsObjects(corefile string) []client.Object {
+	return []client.Object{
+		&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "kube-system", Name: "coredns"}, Data: map[string]string{"Corefile": corefile}},
+		&rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: install.CoreDNSRBACName}, Rules: []rbacv1.PolicyRule{{
+			APIGroups: []string{"multicluster.x-k8s.io"}, Resources: []string{"serviceimports"}, Verbs: []string{"list", "watch"}}}},
+		&rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: install.CoreDNSRBACName},
+			RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: install.CoreDNSRBACName},
+			Subjects: []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Namespace: "kube-system", Name: "coredns"}}},
+	}
 }
 
 // portClaims is the claims shard the controller writes for one claim.
@@ -96,7 +134,7 @@ func tlsSecret(name string, cert, key, bundle []byte) *corev1.Secret {
 	}
 }
 
-func mirror(ns, name, link string, egress ...int32) *corev1.Service {
+func mirrorService(ns, name, link string, egress ...int32) *corev1.Service {
 	s := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name,
 		Labels:      map[string]string{contract.LabelLink: link, contract.LabelSourceCluster: link},
 		Annotations: map[string]string{contract.AnnotationRemoteService: strings.TrimSuffix(name, "-"+link)}}}
@@ -154,7 +192,7 @@ func TestCheckGatewayNotReady(t *testing.T) {
 	for _, want := range []string{
 		"✘ gateway has ready endpoints\n    the gateway Service ferry-system/ferry-gateway has no ready endpoints (1 not ready)\n    hint: the gateway pods are not ready: `kubectl -n ferry-system get pods -l app.kubernetes.io/name=ferry-gateway`",
 		"✔ issuer certificate is valid\n",
-		"Status: 1 fatal failure (14 passed, 1 failed, 0 warnings, 0 skipped)",
+		"Status: 1 fatal failure (15 passed, 1 failed, 0 warnings, 0 skipped)",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
@@ -257,12 +295,12 @@ func TestCheckWarnings(t *testing.T) {
 		t.Fatal(err)
 	}
 	replaceSecret(t, c, issuerSecret(t, soon, root))
-	create(t, c, mirror("default", "cart-gone", "gone", 41001))
+	create(t, c, mirrorService("default", "cart-gone", "gone", 41001))
 	out := mustFerryOn(t, checked, "check")
 	for _, want := range []string{
 		"⚠ issuer is not near expiry\n    the issuer expires in 9d",
 		"⚠ no orphaned Ferry objects\n    the owning Link does not exist for 1 object: Service default/cart-gone (link gone)\n    hint: their Link was removed without its finalizer running, so nothing will delete them: `kubectl delete svc,endpointslices,serviceimports -A -l ferry.dev/link=gone,ferry.dev/source-cluster`",
-		"Status: passed with warnings (13 passed, 0 failed, 2 warnings, 0 skipped)",
+		"Status: passed with warnings (14 passed, 0 failed, 2 warnings, 0 skipped)",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
@@ -332,7 +370,7 @@ func TestCheckUnreachable(t *testing.T) {
 	for _, want := range []string{
 		"✘ Kubernetes API is reachable\n    get the server version: cannot reach the API server https://127.0.0.1:1 of context \"down\"",
 		"- egress ports are consistent\n    skipped: needs: Kubernetes API is reachable\n",
-		"(0 passed, 1 failed, 0 warnings, 14 skipped)",
+		"(0 passed, 1 failed, 0 warnings, 15 skipped)",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)

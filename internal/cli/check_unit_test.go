@@ -125,18 +125,23 @@ func TestLinkIdentityProblem(t *testing.T) {
 }
 
 func TestEgressPortProblems(t *testing.T) {
-	named := mirror("b", "named-east", "east")
+	named := mirrorService("b", "named-east", "east")
 	named.Spec.Ports = []corev1.ServicePort{{Port: 80, TargetPort: intstr.FromString("http")}}
 	cases := []struct {
 		name    string
 		mirrors []corev1.Service
 		want    []string
 	}{
-		{"distinct, in range", []corev1.Service{*mirror("a", "x-east", "east", 41000, 41001), *mirror("b", "y-west", "west", 48999)}, nil},
-		{"shared across namespaces", []corev1.Service{*mirror("a", "x-east", "east", 41000), *mirror("b", "y-west", "west", 41000)},
+		{"distinct, in range", []corev1.Service{*mirrorService("a", "x-east", "east", 41000, 41001), *mirrorService("b", "y-west", "west", 48999)}, nil},
+		{"shared across namespaces", []corev1.Service{*mirrorService("a", "x-east", "east", 41000), *mirrorService("b", "y-west", "west", 41000)},
 			[]string{"egress port 41000 is used by a/x-east:80 and b/y-west:80"}},
-		{"out of range", []corev1.Service{*mirror("a", "x-east", "east", 40999)}, []string{"a/x-east:80 uses egress port 40999, outside 41000-48999"}},
+		{"out of range", []corev1.Service{*mirrorService("a", "x-east", "east", 40999)}, []string{"a/x-east:80 uses egress port 40999, outside 41000-48999"}},
 		{"named targetPort", []corev1.Service{*named}, []string{`b/named-east:80 has targetPort "http", not an allocated egress port`}},
+		{"a headless mirror's ports are no egress ports", []corev1.Service{func() corev1.Service {
+			s := *mirrorService("a", "sts-east", "east", 80)
+			s.Spec.ClusterIP = corev1.ClusterIPNone
+			return s
+		}()}, nil},
 	}
 	for _, c := range cases {
 		got := egressPortProblems(c.mirrors, 41000, 48999)
@@ -164,7 +169,7 @@ func TestRenewalGrace(t *testing.T) {
 
 func TestForgedMirrorProblems(t *testing.T) {
 	links := []ferryv1.Link{{ObjectMeta: metav1.ObjectMeta{Name: "east"}, Spec: ferryv1.LinkSpec{ClusterName: "east"}}}
-	real := *mirror("shop", "web-east", "east", 41000)
+	real := *mirrorService("shop", "web-east", "east", 41000)
 	real.Annotations = map[string]string{contract.AnnotationRemoteService: "web"}
 	renamed := *real.DeepCopy()
 	renamed.Namespace, renamed.Name = "tenant", "x"
@@ -179,13 +184,28 @@ func TestForgedMirrorProblems(t *testing.T) {
 	// annotation, but no claim.
 	copied := *real.DeepCopy()
 	copied.Namespace = "copycat"
-	table := claims.Table{41000: {Owner: claims.LinkOwner("east"), Namespace: "shop", Service: "web-east", Port: 80}}
-	got := forgedMirrorProblems([]corev1.Service{real, renamed, other, held, orphan, copied}, links, table)
+	// A StatefulSet's import (docs/headless.md): the headless mirror, with
+	// no egress port, vouched for by its claimed host mirror; and a
+	// headless copy elsewhere, which nothing vouches for.
+	headless := *mirrorService("db", "sts-east", "east")
+	headless.Annotations = map[string]string{contract.AnnotationRemoteService: "sts", contract.AnnotationExportType: "Headless"}
+	headless.Spec.ClusterIP = corev1.ClusterIPNone
+	headless.Spec.Ports = []corev1.ServicePort{{Port: 80, TargetPort: intstr.FromInt32(80)}}
+	host := *mirrorService("db", "sts-east-sts-0", "east", 41001)
+	host.Annotations = map[string]string{contract.AnnotationRemoteService: "sts", contract.AnnotationRemoteHostname: "sts-0"}
+	lone := *headless.DeepCopy()
+	lone.Namespace = "copycat"
+	table := claims.Table{
+		41000: {Owner: claims.LinkOwner("east"), Namespace: "shop", Service: "web-east", Port: 80},
+		41001: {Owner: claims.LinkOwner("east"), Namespace: "db", Service: "sts-east-sts-0", Port: 80},
+	}
+	got := forgedMirrorProblems([]corev1.Service{real, renamed, other, held, orphan, copied, headless, host, lone}, links, table)
 	want := []string{
+		"copycat/sts-east is headless, and no claimed host mirror of sts stands for one of its pods",
 		"copycat/web-east has no port claim for port 80",
+		"mirror tenant/x: the mirror of web from east is named web-east",
 		`tenant/web-east claims cluster "north", but Link east is to "east"`,
 		"tenant/web-east is kept from deletion by finalizers tenant.example/hold",
-		"tenant/x stands for web, whose mirror is named web-east",
 	}
 	if strings.Join(got, "|") != strings.Join(want, "|") {
 		t.Fatalf("problems:\n%q\nwant:\n%q", got, want)

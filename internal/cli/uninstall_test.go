@@ -49,7 +49,7 @@ func TestUninstall(t *testing.T) {
 		t.Fatalf("uninstall: %v\n%s", err, stderr)
 	}
 	kinds := docKinds(t, stdout)
-	if got, want := strings.Join(kinds, " "), "PodDisruptionBudget Service Deployment Deployment NetworkPolicy NetworkPolicy Secret RoleBinding RoleBinding ClusterRoleBinding ClusterRoleBinding Role Role ClusterRole ClusterRole ServiceAccount ServiceAccount CustomResourceDefinition CustomResourceDefinition CustomResourceDefinition Namespace"; got != want {
+	if got, want := strings.Join(kinds, " "), "PodDisruptionBudget Service Deployment Deployment NetworkPolicy NetworkPolicy Secret RoleBinding RoleBinding ClusterRoleBinding ClusterRoleBinding ClusterRoleBinding Role Role ClusterRole ClusterRole ClusterRole ServiceAccount ServiceAccount CustomResourceDefinition CustomResourceDefinition CustomResourceDefinition Namespace"; got != want {
 		t.Errorf("uninstall prints\n %s\nwant\n %s", got, want)
 	}
 	stdout, _, err = execFerry(t, append([]string{"uninstall", "--keep-crds", "-o", "json"}, kc...)...)

@@ -48,3 +48,12 @@ func PortClaimsShardOf(port int32) int32 { return port - port%PortClaimsShard }
 
 // PortClaimsName names the ConfigMap of the shard that starts at first.
 func PortClaimsName(first int32) string { return "ferry-ports-" + strconv.Itoa(int(first)) }
+
+// CorefileStanza is what a cluster's Corefile needs for clusterset.local
+// (docs/dns.md): the zone on the kubernetes plugin's line, and the
+// multicluster option in its block. The rest of the server block stays as
+// it is. `ferry check` looks for it in CoreDNS's ConfigMap, and the
+// sandbox's CoreDNS runs it.
+const CorefileStanza = `kubernetes cluster.local clusterset.local {
+    multicluster clusterset.local
+}`

@@ -50,6 +50,8 @@ const (
 	tokIssuerKey   = "ferrychartissuerkey0"
 	tokBundle      = "ferrycharttrustbundle"
 	tokETP         = "ferrychartexternaltrafficpolicy"
+	tokCoreDNSNS   = "ferrychartcorednsnamespace"
+	tokCoreDNSName = "ferrychartcorednsname"
 	tokCtlReplicas = 7000001
 	tokGwReplicas  = 7000002
 	tokEgressMin   = 7000003
@@ -76,6 +78,8 @@ var placeholders = []placeholder{
 	// egressPorts two numbers and a dash.
 	{token: fmt.Sprint(tokEgressMin), number: true, expr: `(split "-" .Values.egressPorts)._0 | int`},
 	{token: fmt.Sprint(tokEgressMax), number: true, expr: `(split "-" .Values.egressPorts)._1 | int`},
+	{token: tokCoreDNSNS, expr: `.Values.coredns.serviceAccount.namespace`},
+	{token: tokCoreDNSName, expr: `.Values.coredns.serviceAccount.name`},
 	// A ClusterIP Service may not carry externalTrafficPolicy at all.
 	{token: tokETP, cond: `ne .Values.gateway.serviceType "ClusterIP"`, expr: string(corev1.ServiceExternalTrafficPolicyLocal)},
 }
@@ -88,6 +92,7 @@ func chartSpec() spec {
 		egressMin: tokEgressMin, egressMax: tokEgressMax,
 		controllerReplicas: tokCtlReplicas, gatewayReplicas: tokGwReplicas,
 		issuerCert: []byte(tokIssuerCert), issuerKey: []byte(tokIssuerKey), trustBundle: []byte(tokBundle),
+		corednsNamespace: tokCoreDNSNS, corednsName: tokCoreDNSName,
 	}
 }
 
@@ -236,6 +241,12 @@ gateway:
   replicas: %d
   # LoadBalancer, NodePort or ClusterIP.
   serviceType: %s
+# coredns.serviceAccount is the cluster DNS's service account, which the
+# chart lets list and watch ServiceImports for clusterset.local (docs/dns.md).
+coredns:
+  serviceAccount:
+    namespace: %s
+    name: %s
 # The cluster's issuer, PEM, from `+"`ferry identity issuer`"+`:
 #   --set-file identity.issuerCert=east/issuer.crt \
 #   --set-file identity.issuerKey=east/issuer.key \
@@ -245,7 +256,8 @@ identity:
   issuerKey: ""
   trustBundle: ""
 `, contract.DefaultMeshDomain, contract.SystemNamespace, contract.SystemNamespace, DefaultRegistry, appVersion, contract.DefaultEgressRange().String(),
-		DefaultControllerReplicas, DefaultGatewayReplicas, DefaultGatewayServiceType))
+		DefaultControllerReplicas, DefaultGatewayReplicas, DefaultGatewayServiceType,
+		strings.Split(DefaultCoreDNSServiceAccount, "/")[0], strings.Split(DefaultCoreDNSServiceAccount, "/")[1]))
 }
 
 // valuesSchema lets Helm refuse bad values before rendering, with the same
@@ -273,6 +285,8 @@ func valuesSchema() ([]byte, error) {
 		"gateway": obj(map[string]any{"image": str(image), "replicas": replicas,
 			"serviceType": map[string]any{"type": "string", "enum": types}}),
 		"identity": obj(map[string]any{"issuerCert": pem, "issuerKey": pem, "trustBundle": pem}),
+		"coredns": obj(map[string]any{"serviceAccount": obj(map[string]any{
+			"namespace": str(`^` + label + `$`), "name": str(`^` + label + `(\.` + label + `)*$`)})}),
 	})
 	schema["$schema"] = "http://json-schema.org/draft-07/schema#"
 	var b bytes.Buffer

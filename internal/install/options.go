@@ -62,6 +62,10 @@ type Options struct {
 	// EgressPorts is the range the controller allocates egress ports from,
 	// "FIRST-LAST".
 	EgressPorts string
+	// CoreDNSServiceAccount, "namespace/name", is the cluster DNS's service
+	// account, which the install lets read ServiceImports (docs/dns.md).
+	// Empty means DefaultCoreDNSServiceAccount.
+	CoreDNSServiceAccount string
 }
 
 // spec is what the object builders consume: every field resolved and valid,
@@ -79,6 +83,8 @@ type spec struct {
 	externalTrafficPolicy               string
 	controllerReplicas, gatewayReplicas int32
 	issuerCert, issuerKey, trustBundle  []byte
+	// corednsNamespace and corednsName are CoreDNS's service account.
+	corednsNamespace, corednsName string
 }
 
 // ErrInvalidOptions is wrapped by every validation error, so callers can tell
@@ -155,6 +161,14 @@ func (o Options) resolve() (spec, error) {
 	}
 	s.egressPorts = rg.String()
 	s.egressMin, s.egressMax = rg.Min, rg.Max
+
+	sa := o.CoreDNSServiceAccount
+	if sa == "" {
+		sa = DefaultCoreDNSServiceAccount
+	}
+	if s.corednsNamespace, s.corednsName, err = parseServiceAccount(sa); err != nil {
+		return s, err
+	}
 	return s, nil
 }
 

@@ -43,6 +43,8 @@ func TestInvalidOptions(t *testing.T) {
 		{"privileged ports", func(o *Options) { o.EgressPorts = "80-2000" }, "below 1024"},
 		{"reversed ports", func(o *Options) { o.EgressPorts = "42000-41000" }, "first port is after the last"},
 		{"ports include ingress", func(o *Options) { o.EgressPorts = "4000-5000" }, "contains 4143, which a Ferry daemon listens on"},
+		{"coredns service account without namespace", func(o *Options) { o.CoreDNSServiceAccount = "coredns" }, "want NAMESPACE/NAME"},
+		{"coredns service account not a name", func(o *Options) { o.CoreDNSServiceAccount = "kube-system/Core DNS" }, "want NAMESPACE/NAME"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

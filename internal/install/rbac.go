@@ -119,16 +119,27 @@ func Rules() []Rule {
 			"Finds the remote gateway addresses and identity for an egress connection in the Link named by the mirror's ferry.dev/link label."),
 		rule(g, SystemOnly, coreGroup, []string{"configmaps"}, readOnly, nil,
 			"Reads the port claims: an egress port opens only for the Service its claim names."),
+		// The cluster's DNS (CoreDNS), bound to its own service account
+		// (--coredns-service-account).
+		rule(CoreDNSRBACName, ClusterWide, mcsGroup, []string{"serviceimports"}, []string{"list", "watch"}, nil,
+			"Lets CoreDNS's kubernetes plugin (multicluster clusterset.local) serve <svc>.<ns>.svc.clusterset.local from ServiceImports (docs/dns.md). Read-only, and nothing else the DNS addon does not already read."),
 		rule(g, SystemOnly, coreGroup, []string{"secrets"}, readOnly, []string{contract.GatewayTLSSecret},
 			"Loads and hot-reloads its leaf certificate and trust bundle. list/watch are authorized by name only with a metadata.name field selector, which the gateway's informer must use."),
 	}
 }
 
 // rbacObjects turns Rules into one ClusterRole and one Role per subject, and
-// their bindings, in a fixed order.
-func rbacObjects() []client.Object {
+// their bindings, in a fixed order. CoreDNS's ClusterRole is bound to the
+// cluster DNS's service account, outside ferry-system.
+func rbacObjects(s spec) []client.Object {
 	var out, bindings []client.Object
 	for _, scope := range []Scope{ClusterWide, SystemOnly} {
+		if scope == SystemOnly {
+			// CoreDNS's is cluster-wide too: after the others, before
+			// the Roles.
+			role, binding := corednsRBAC(s)
+			out, bindings = append(out, role), append(bindings, binding)
+		}
 		for _, sub := range []string{contract.ControllerName, contract.GatewayName} {
 			var rules []rbacv1.PolicyRule
 			for _, r := range Rules() {
@@ -183,6 +194,9 @@ func RulesTable() string {
 			group = "(core)"
 		}
 		where := "all namespaces (ClusterRole)"
+		if r.Subject == CoreDNSRBACName {
+			where += ", bound to `--coredns-service-account`"
+		}
 		if r.Scope == SystemOnly {
 			where = "ferry-system (Role)"
 		}

@@ -31,6 +31,7 @@ const (
 )
 
 var wantRules = []wantRule{
+	{"ferry-coredns", cw, "multicluster.x-k8s.io", "serviceimports", "list,watch", ""},
 	{ctl, cw, "", "services", rw, ""},
 	{ctl, cw, "discovery.k8s.io", "endpointslices", rw, ""},
 	{ctl, cw, "multicluster.x-k8s.io", "serviceimports", rw, ""},
@@ -142,6 +143,10 @@ func checkRoleRules(t *testing.T, sa string, scope Scope, rules []rbacv1.PolicyR
 func checkBinding(t *testing.T, name string, ref rbacv1.RoleRef, kind string, subs []rbacv1.Subject) {
 	t.Helper()
 	want := rbacv1.Subject{Kind: "ServiceAccount", Name: name, Namespace: contract.SystemNamespace}
+	if name == CoreDNSRBACName {
+		ns, sa, _ := strings.Cut(DefaultCoreDNSServiceAccount, "/")
+		want = rbacv1.Subject{Kind: "ServiceAccount", Name: sa, Namespace: ns}
+	}
 	if ref.Kind != kind || ref.Name != name || len(subs) != 1 || subs[0] != want {
 		t.Errorf("%sBinding %s: roleRef %+v subjects %+v", kind, name, ref, subs)
 	}
@@ -212,11 +217,19 @@ func TestRBACAuthorizer(t *testing.T) {
 	deny(gw, "get", "coordination.k8s.io", "leases", sys, "ferry-controller")
 	deny(gw, "update", "", "configmaps", sys, "ferry-ports-41000")
 	deny("default", "get", "", "services", "app", "x")
+	deny(CoreDNSRBACName, "create", "multicluster.x-k8s.io", "serviceimports", "app", "")
+	deny(CoreDNSRBACName, "list", "multicluster.x-k8s.io", "serviceexports", "app", "")
+	deny(CoreDNSRBACName, "get", "", "secrets", "app", "x")
 
 	for _, q := range qs {
+		ns, sa := contract.SystemNamespace, q.sa
+		if q.sa == CoreDNSRBACName {
+			// Bound to the cluster DNS's own service account.
+			ns, sa, _ = strings.Cut(DefaultCoreDNSServiceAccount, "/")
+		}
 		sar := &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
-			User:   "system:serviceaccount:" + contract.SystemNamespace + ":" + q.sa,
-			Groups: []string{"system:serviceaccounts", "system:serviceaccounts:" + contract.SystemNamespace, "system:authenticated"},
+			User:   "system:serviceaccount:" + ns + ":" + sa,
+			Groups: []string{"system:serviceaccounts", "system:serviceaccounts:" + ns, "system:authenticated"},
 			ResourceAttributes: &authorizationv1.ResourceAttributes{
 				Namespace: q.ns, Verb: q.verb, Group: q.group, Resource: q.resource, Subresource: q.sub, Name: q.name,
 			},

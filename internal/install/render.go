@@ -30,7 +30,8 @@ func Render(o Options) ([]client.Object, error) {
 // Inventory is what an install creates, without any content that depends on
 // Options: the objects to delete on uninstall, in reverse apply order.
 func Inventory() ([]client.Object, error) {
-	objs, err := build(spec{clusterName: "inventory", meshDomain: "inventory", serviceType: string(DefaultGatewayServiceType)})
+	objs, err := build(spec{clusterName: "inventory", meshDomain: "inventory", serviceType: string(DefaultGatewayServiceType),
+		corednsNamespace: "inventory", corednsName: "inventory"})
 	if err != nil {
 		return nil, err
 	}
@@ -58,7 +59,7 @@ func build(s spec) ([]client.Object, error) {
 	}
 	objs = append(objs, crdObjs...)
 	objs = append(objs, serviceAccount(contract.ControllerName, "controller"), serviceAccount(contract.GatewayName, "gateway"))
-	objs = append(objs, rbacObjects()...)
+	objs = append(objs, rbacObjects(s)...)
 	objs = append(objs, issuerSecret(s))
 	objs = append(objs, controllerNetworkPolicy(), gatewayNetworkPolicy(s))
 	objs = append(objs, controllerDeployment(s), gatewayDeployment(s), gatewayService(s), gatewayPDB())

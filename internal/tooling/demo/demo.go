@@ -49,7 +49,7 @@ func Run(ctx context.Context, o Options) error {
 	ferry := func(args ...string) (string, error) { return runFerry(ctx, kubeconfig, args...) }
 	east, west := sb.Cluster("east"), sb.Cluster("west")
 
-	step("Deploying an echo workload (2 pods) in east, and exporting it")
+	step("Deploying in east an echo workload (2 pods) and a StatefulSet web (3 pods, headless), and exporting both")
 	for _, c := range sb.Clusters {
 		if err := c.API.EnsureNamespace(ctx, ns); err != nil {
 			return err
@@ -60,8 +60,15 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 	defer echo.Stop()
-	if err := show(out, ferry, "--context", "east", "-n", ns, "export", "svc/echo"); err != nil {
+	web, err := east.StatefulSet(ctx, ns, "web", 3)
+	if err != nil {
 		return err
+	}
+	defer web.Stop()
+	for _, svc := range []string{"svc/echo", "svc/web"} {
+		if err := show(out, ferry, "--context", "east", "-n", ns, "export", svc); err != nil {
+			return err
+		}
 	}
 
 	step("Linking west to east: ferry --context east link --cluster-name east | kubectl --context west apply -f -")
@@ -79,24 +86,36 @@ func Run(ctx context.Context, o Options) error {
 	say("Link east in west: gateway %s, identity %s", strings.Join(link.Spec.GatewayAddresses, ","), link.Spec.GatewayIdentity)
 	say("(no API server address or credential: only east's gateway is reachable from west)")
 
-	step("Waiting for west to import echo as echo-east")
-	err = wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 60*time.Second, true, func(ctx context.Context) (bool, error) {
-		_, err := west.Request(ctx, ns, "echo-east", 80, "ping")
-		return err == nil, nil
-	})
-	if err != nil {
-		return fmt.Errorf("echo-east never became reachable in west (logs: %s)", sb.Dir())
+	clusterset := "echo." + ns + ".svc.clusterset.local"
+	web1 := "web-1.east.web." + ns + ".svc.clusterset.local"
+	step("Waiting for west to import them: %s, and each web pod by name", clusterset)
+	for _, name := range []string{clusterset, web1} {
+		err = wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 60*time.Second, true, func(ctx context.Context) (bool, error) {
+			_, err := west.RequestName(ctx, name, 80, "ping")
+			return err == nil, nil
+		})
+		if err != nil {
+			return fmt.Errorf("%s never became reachable in west (logs: %s)", name, sb.Dir())
+		}
 	}
 
-	step("Sending requests from a pod in west to echo-east:80")
+	step("Sending requests from a pod in west, by name, through west's CoreDNS")
 	for i := 1; i <= 4; i++ {
-		reply, err := west.Request(ctx, ns, "echo-east", 80, fmt.Sprintf("hello #%d from west", i))
+		reply, err := west.RequestName(ctx, clusterset, 80, fmt.Sprintf("hello #%d from west", i))
 		if err != nil {
 			return err
 		}
 		say("%-28s <- %s", fmt.Sprintf("hello #%d from west", i), reply)
 	}
-	say("every reply names the east pod that answered: west pod -> west gateway -> mTLS tunnel -> east gateway -> east pod")
+	say("%s: every reply names the east pod that answered: west pod -> west gateway -> mTLS tunnel -> east gateway -> east pod", clusterset)
+	for i := 1; i <= 2; i++ {
+		reply, err := west.RequestName(ctx, web1, 80, fmt.Sprintf("web-1, #%d", i))
+		if err != nil {
+			return err
+		}
+		say("%-28s <- %s", fmt.Sprintf("web-1, #%d", i), reply)
+	}
+	say("%s: one StatefulSet pod, by name, every time", web1)
 
 	step("ferry --context west links")
 	if err := show(out, ferry, "--context", "west", "links"); err != nil {

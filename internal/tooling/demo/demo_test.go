@@ -26,10 +26,14 @@ func TestDemo(t *testing.T) {
 	if len(replies) != 4 {
 		t.Errorf("want 4 replies from east's pods, got %d:\n%s", len(replies), text)
 	}
+	if pods := regexp.MustCompile(`<- east/web-1: web-1, #\d`).FindAllString(text, -1); len(pods) != 2 {
+		t.Errorf("want 2 replies from east/web-1, got %d:\n%s", len(pods), text)
+	}
 	for _, want := range []string{
 		"serviceexport demo/echo created",
+		"serviceexport demo/web created",
 		"all checks passed",
-		"east   east      198.19.0.11:4143   True        True      1",
+		"east   east      198.19.0.11:4143   True        True      2",
 	} {
 		if !strings.Contains(text, want) {
 			t.Errorf("demo output lacks %q:\n%s", want, text)

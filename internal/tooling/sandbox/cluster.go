@@ -132,8 +132,8 @@ func (c *Cluster) publishGateway(ctx context.Context) error {
 // serviceAccountKubeconfig writes a kubeconfig that authenticates as the
 // ServiceAccount, with a token from the TokenRequest API, as a pod's
 // projected token would.
-func (c *Cluster) serviceAccountKubeconfig(ctx context.Context, sa string) (string, error) {
-	tr, err := c.API.Kube.CoreV1().ServiceAccounts(contract.SystemNamespace).CreateToken(ctx, sa, &authenticationv1.TokenRequest{
+func (c *Cluster) serviceAccountKubeconfig(ctx context.Context, namespace, sa string) (string, error) {
+	tr, err := c.API.Kube.CoreV1().ServiceAccounts(namespace).CreateToken(ctx, sa, &authenticationv1.TokenRequest{
 		Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: ptr.To(int64(24 * 3600))},
 	}, metav1.CreateOptions{})
 	if err != nil {
@@ -144,7 +144,7 @@ func (c *Cluster) serviceAccountKubeconfig(ctx context.Context, sa string) (stri
 	cfg.AuthInfos[sa] = &clientcmdapi.AuthInfo{Token: tr.Status.Token}
 	cfg.Contexts[c.Name] = &clientcmdapi.Context{Cluster: c.Name, AuthInfo: sa}
 	cfg.CurrentContext = c.Name
-	path := filepath.Join(c.API.Dir, sa+".kubeconfig")
+	path := filepath.Join(c.API.Dir, namespace+"-"+sa+".kubeconfig")
 	if err := clientcmd.WriteToFile(*cfg, path); err != nil {
 		return "", fmt.Errorf("kubeconfig for %s: %w", sa, err)
 	}
@@ -231,7 +231,7 @@ func (c *Cluster) startDaemon(deployment, sa string) (*testenv.Process, error) {
 	if err != nil {
 		return nil, err
 	}
-	kubeconfig, err := c.serviceAccountKubeconfig(ctx, sa)
+	kubeconfig, err := c.serviceAccountKubeconfig(ctx, contract.SystemNamespace, sa)
 	if err != nil {
 		return nil, err
 	}

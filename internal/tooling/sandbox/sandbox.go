@@ -124,10 +124,10 @@ func (sb *Sandbox) start(ctx context.Context, o Options) (err error) {
 		logf("cluster %s: controller and gateway ready", c.Name)
 	}
 	for _, c := range sb.Clusters {
-		if c.DNS, err = c.API.StartCoreDNS(ctx); err != nil {
+		if err := c.startDNS(ctx); err != nil {
 			return fmt.Errorf("sandbox: cluster %s: %w", c.Name, err)
 		}
-		logf("cluster %s: CoreDNS serving cluster.local and clusterset.local at %s", c.Name, c.DNS.Addr)
+		logf("cluster %s: CoreDNS serving cluster.local and clusterset.local at %s, as kube-system/coredns", c.Name, c.DNS.Addr)
 	}
 	return nil
 }

@@ -8,7 +8,10 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
+
+	"ferry.dev/ferry/internal/contract"
 )
 
 // CoreDNSReadyTimeout bounds how long StartCoreDNS waits for CoreDNS to
@@ -20,17 +23,22 @@ const CoreDNSReadyTimeout = 30 * time.Second
 // clusterset.local from ServiceImports and their EndpointSlices (KEP-1645's
 // DNS specification). listen is host:port; kubeconfig and context name the
 // API server (in a cluster, CoreDNS uses its service account instead).
-func ClustersetCorefile(listen, kubeconfig, context string) string {
+//
+// The kubernetes block is contract.CorefileStanza, the one `ferry install`
+// documents, with the kubeconfig line that a process outside a pod needs.
+func ClustersetCorefile(listen, kubeconfig, kubeContext string) string {
 	host, port, _ := net.SplitHostPort(listen)
-	return fmt.Sprintf(`.:%s {
-    bind %s
-    errors
-    kubernetes cluster.local clusterset.local {
-        kubeconfig %s %s
-        multicluster clusterset.local
-    }
+	first, rest, _ := strings.Cut(contract.CorefileStanza, "\n")
+	block := first + "\n    kubeconfig " + kubeconfig + " " + kubeContext + "\n" + rest
+	return fmt.Sprintf(".:%s {\n    bind %s\n    errors\n%s\n}\n", port, host, indent(block, "    "))
 }
-`, port, host, kubeconfig, context)
+
+func indent(s, by string) string {
+	lines := strings.Split(s, "\n")
+	for i := range lines {
+		lines[i] = by + lines[i]
+	}
+	return strings.Join(lines, "\n")
 }
 
 // CoreDNS is a real CoreDNS (bin/coredns, built from its module) serving
@@ -46,6 +54,12 @@ type CoreDNS struct {
 // it answers the MCS version record. It stops with the environment's
 // processes (the returned Stop stops it sooner).
 func (c *Cluster) StartCoreDNS(ctx context.Context) (*CoreDNS, error) {
+	return c.StartCoreDNSAs(ctx, c.Kubeconfig, c.Name)
+}
+
+// StartCoreDNSAs runs CoreDNS as the credentials of kubeContext in kubeconfig
+// (a cluster DNS's service account, to test the RBAC it is given).
+func (c *Cluster) StartCoreDNSAs(ctx context.Context, kubeconfig, kubeContext string) (*CoreDNS, error) {
 	bin := filepath.Join(c.bins, "coredns")
 	if _, err := os.Stat(bin); err != nil {
 		return nil, fmt.Errorf("testenv: no coredns in %s (hack/build-tools.sh builds it): %w", c.bins, err)
@@ -62,7 +76,7 @@ func (c *Cluster) StartCoreDNS(ctx context.Context) (*CoreDNS, error) {
 	}
 	addr := net.JoinHostPort(c.opts.Host, strconv.Itoa(port))
 	conf := filepath.Join(c.Dir, "Corefile")
-	if err := os.WriteFile(conf, []byte(ClustersetCorefile(addr, c.Kubeconfig, c.Name)), 0o644); err != nil {
+	if err := os.WriteFile(conf, []byte(ClustersetCorefile(addr, kubeconfig, kubeContext)), 0o644); err != nil {
 		return nil, fmt.Errorf("testenv: Corefile: %w", err)
 	}
 	p, err := startProcess(c.state, "coredns", filepath.Join(c.Dir, "coredns.log"), c.wrap(bin, "-conf", conf), nil)
