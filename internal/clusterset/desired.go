@@ -228,7 +228,7 @@ func Desired(in Input) State {
 		if len(v6) > 0 {
 			st.Slices = append(st.Slices, buildSlice(p.key, name, p.ports, discoveryv1.AddressTypeIPv6, v6, ready))
 		}
-		st.Imports = append(st.Imports, buildImport(p.key, p.ports, clusters, false, current[p.key.Namespace+"/"+name]))
+		st.Imports = append(st.Imports, buildImport(p.key, p.ports, clusters, winner(p.srcs), current[p.key.Namespace+"/"+name]))
 	}
 	for _, p := range headless {
 		st.addHeadless(p, in.Foreign)
@@ -339,7 +339,17 @@ func group(in Input) map[Key][]source {
 // localSource stands for this cluster's own export of a service: a Service
 // with the export's ports, so the union of ports covers them too.
 func localSource(cluster string, e exports.Export) source {
-	svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: e.Namespace, Name: e.Name}}
+	svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: e.Namespace, Name: e.Name, Annotations: map[string]string{}}}
+	if e.SessionAffinity == string(corev1.ServiceAffinityClientIP) {
+		svc.Spec.SessionAffinity = corev1.ServiceAffinityClientIP
+		svc.Spec.SessionAffinityConfig = &corev1.SessionAffinityConfig{ClientIP: &corev1.ClientIPConfig{TimeoutSeconds: ptr.To(e.SessionAffinityTimeoutSeconds)}}
+	}
+	if e.InternalTrafficPolicy != "" {
+		svc.Annotations[contract.AnnotationInternalTrafficPolicy] = e.InternalTrafficPolicy
+	}
+	if e.TrafficDistribution != "" {
+		svc.Annotations[contract.AnnotationTrafficDistribution] = e.TrafficDistribution
+	}
 	for _, p := range e.Ports {
 		sp := corev1.ServicePort{Name: p.Name, Protocol: corev1.Protocol(p.Protocol), Port: p.Port}
 		if p.AppProtocol != "" {
@@ -455,14 +465,29 @@ func buildSlice(k Key, name string, ports []corev1.ServicePort, family discovery
 	return s
 }
 
-func buildImport(k Key, ports []corev1.ServicePort, clusters []string, headless bool, cur *corev1.Service) *mcsv1beta1.ServiceImport {
+// buildImport makes the ServiceImport: its type, session affinity, traffic
+// policy and distribution are the oldest export's (w), as the MCS API's
+// conflict resolution says; its IPs and their families are the clusterset
+// Service's (cur), for a ClusterSetIP import.
+func buildImport(k Key, ports []corev1.ServicePort, clusters []string, w source, cur *corev1.Service) *mcsv1beta1.ServiceImport {
+	headless := w.headless
 	si := &mcsv1beta1.ServiceImport{
 		TypeMeta:   metav1.TypeMeta{APIVersion: mcsv1beta1.GroupVersion.String(), Kind: mcsv1beta1.ServiceImportKindName},
 		ObjectMeta: metav1.ObjectMeta{Namespace: k.Namespace, Name: k.Service, Labels: labels(k.Service)},
-		Spec:       mcsv1beta1.ServiceImportSpec{Type: mcsv1beta1.ClusterSetIP},
+		Spec:       mcsv1beta1.ServiceImportSpec{Type: mcsv1beta1.ClusterSetIP, SessionAffinity: corev1.ServiceAffinityNone},
 	}
 	if headless {
 		si.Spec.Type = mcsv1beta1.Headless
+	}
+	if w.svc.Spec.SessionAffinity == corev1.ServiceAffinityClientIP {
+		si.Spec.SessionAffinity = corev1.ServiceAffinityClientIP
+		si.Spec.SessionAffinityConfig = w.svc.Spec.SessionAffinityConfig.DeepCopy()
+	}
+	if v := w.svc.Annotations[contract.AnnotationInternalTrafficPolicy]; v != "" {
+		si.Spec.InternalTrafficPolicy = ptr.To(corev1.ServiceInternalTrafficPolicy(v))
+	}
+	if v := w.svc.Annotations[contract.AnnotationTrafficDistribution]; v != "" {
+		si.Spec.TrafficDistribution = ptr.To(v)
 	}
 	for _, p := range ports {
 		sp := mcsv1beta1.ServicePort{Name: p.Name, Protocol: corev1.ProtocolTCP, Port: p.Port}
@@ -473,6 +498,14 @@ func buildImport(k Key, ports []corev1.ServicePort, clusters []string, headless 
 	}
 	if !headless && cur != nil {
 		si.Spec.IPs = clusterIPs(cur)
+		for _, ip := range si.Spec.IPs {
+			// ipFamilies[i] is the family of ips[i].
+			if a, err := netip.ParseAddr(ip); err == nil && a.Unmap().Is4() {
+				si.Spec.IPFamilies = append(si.Spec.IPFamilies, corev1.IPv4Protocol)
+			} else {
+				si.Spec.IPFamilies = append(si.Spec.IPFamilies, corev1.IPv6Protocol)
+			}
+		}
 	}
 	for _, c := range clusters {
 		si.Status.Clusters = append(si.Status.Clusters, mcsv1beta1.ClusterStatus{Cluster: c})

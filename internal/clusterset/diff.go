@@ -6,6 +6,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	mcsv1beta1 "sigs.k8s.io/mcs-api/pkg/apis/v1beta1"
@@ -73,9 +74,8 @@ func Diff(want State, have Objects) []writer.Op {
 		case importDiffers(cur, d):
 			out := cur.DeepCopy()
 			out.Labels = withAll(cur.Labels, d.Labels)
-			out.Spec.Type = d.Spec.Type
-			out.Spec.Ports = d.DeepCopy().Spec.Ports
-			out.Spec.IPs = slices.Clone(d.Spec.IPs)
+			// The spec is Ferry's alone: every field from the desired one.
+			out.Spec = *d.Spec.DeepCopy()
 			out.Status.Clusters = slices.Clone(d.Status.Clusters)
 			ops = append(ops, writer.Op{Verb: writer.Update, Object: out, Status: statusDiffers})
 		case statusDiffers:
@@ -156,6 +156,11 @@ func sliceDiffers(cur, want *discoveryv1.EndpointSlice) bool {
 
 func importDiffers(cur, want *mcsv1beta1.ServiceImport) bool {
 	return cur.Spec.Type != want.Spec.Type || !slices.Equal(cur.Spec.IPs, want.Spec.IPs) ||
+		!slices.Equal(cur.Spec.IPFamilies, want.Spec.IPFamilies) ||
+		cur.Spec.SessionAffinity != want.Spec.SessionAffinity ||
+		!apiequality.Semantic.DeepEqual(cur.Spec.SessionAffinityConfig, want.Spec.SessionAffinityConfig) ||
+		ptr.Deref(cur.Spec.InternalTrafficPolicy, "") != ptr.Deref(want.Spec.InternalTrafficPolicy, "") ||
+		ptr.Deref(cur.Spec.TrafficDistribution, "") != ptr.Deref(want.Spec.TrafficDistribution, "") ||
 		!hasAll(cur.Labels, want.Labels) ||
 		!slices.EqualFunc(cur.Spec.Ports, want.Spec.Ports, func(x, y mcsv1beta1.ServicePort) bool {
 			return x.Name == y.Name && x.Protocol == y.Protocol && x.Port == y.Port &&

@@ -154,3 +154,37 @@ func TestDesiredLocalOnlyExport(t *testing.T) {
 		t.Errorf("headless local: imports %+v, services %d, slices %d", st.Imports, len(st.Services), len(st.Slices))
 	}
 }
+
+// The ServiceImport carries the oldest export's session affinity, traffic
+// policy and distribution, and one IP family per IP (MCS conformance).
+func TestDesiredImportCarriesServiceFields(t *testing.T) {
+	east := aged(mirrorOf("east", port("http", 80)), exports.ClusterSetIP, t0)
+	east.Spec.SessionAffinity = corev1.ServiceAffinityClientIP
+	east.Spec.SessionAffinityConfig = &corev1.SessionAffinityConfig{ClientIP: &corev1.ClientIPConfig{TimeoutSeconds: ptr.To[int32](10)}}
+	east.Annotations[contract.AnnotationInternalTrafficPolicy] = "Cluster"
+	east.Annotations[contract.AnnotationTrafficDistribution] = "PreferClose"
+	north := aged(mirrorOf("north", port("http", 80)), exports.ClusterSetIP, t0.Add(time.Minute))
+	cur := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "web-clusterset", Labels: map[string]string{contract.LabelClusterset: "web"}},
+		Spec: corev1.ServiceSpec{ClusterIP: "10.96.7.7", ClusterIPs: []string{"10.96.7.7", "fd00::7"}}}
+	st := Desired(Input{Ports: contract.DefaultClustersetRange(), Gateway: gw, Mirrors: []*corev1.Service{east, north}, Current: []*corev1.Service{cur}})
+	spec := st.Imports[0].Spec
+	if spec.SessionAffinity != corev1.ServiceAffinityClientIP || *spec.SessionAffinityConfig.ClientIP.TimeoutSeconds != 10 ||
+		ptr.Deref(spec.InternalTrafficPolicy, "") != "Cluster" || ptr.Deref(spec.TrafficDistribution, "") != "PreferClose" {
+		t.Errorf("import spec %+v: want east's affinity, policy and distribution", spec)
+	}
+	if want := []corev1.IPFamily{corev1.IPv4Protocol, corev1.IPv6Protocol}; !reflect.DeepEqual(spec.IPFamilies, want) || len(spec.IPs) != 2 {
+		t.Errorf("IPs %v, families %v", spec.IPs, spec.IPFamilies)
+	}
+	// Applied, nothing to write; north older, its defaults replace them.
+	if ops := Diff(st, Objects{Imports: st.Imports, Services: st.Services, Slices: st.Slices}); len(ops) != 0 {
+		t.Errorf("writes after applying: %v", ops)
+	}
+	north.Annotations[contract.AnnotationExportCreated] = t0.Add(-time.Minute).Format(time.RFC3339)
+	st2 := Desired(Input{Ports: contract.DefaultClustersetRange(), Gateway: gw, Mirrors: []*corev1.Service{east, north}, Current: []*corev1.Service{cur}})
+	if s := st2.Imports[0].Spec; s.SessionAffinity != corev1.ServiceAffinityNone || s.InternalTrafficPolicy != nil || s.TrafficDistribution != nil {
+		t.Errorf("north older: %+v", s)
+	}
+	if ops := Diff(st2, Objects{Imports: st.Imports, Services: st.Services, Slices: st.Slices}); len(ops) != 1 {
+		t.Errorf("ops %v: want the ServiceImport updated", ops)
+	}
+}

@@ -32,6 +32,14 @@ const (
 	// oldest export wins a conflict, so the clusterset reconciler, which
 	// sees only mirrors, needs it.
 	AnnotationExportCreated = Prefix + "export-created"
+	// AnnotationInternalTrafficPolicy and AnnotationTrafficDistribution on
+	// a mirror Service record the exported Service's fields ("Cluster",
+	// "PreferClose", ...) for its ServiceImport. They are annotations, not
+	// the mirror's own fields: a mirror's endpoints are gateway pods, and
+	// "Local" would make kube-proxy send a node's clients only to a gateway
+	// pod on that node.
+	AnnotationInternalTrafficPolicy = Prefix + "internal-traffic-policy"
+	AnnotationTrafficDistribution   = Prefix + "traffic-distribution"
 	// AnnotationRemoteHostname on a host mirror names the one pod of a
 	// headless export it stands for, by the hostname of its endpoint in
 	// the exporting cluster (docs/headless.md).

@@ -17,6 +17,8 @@ func (e *Export) Equal(o *Export) bool {
 		slices.Equal(e.Ports, o.Ports) &&
 		e.SessionAffinity == o.SessionAffinity &&
 		e.SessionAffinityTimeoutSeconds == o.SessionAffinityTimeoutSeconds &&
+		e.InternalTrafficPolicy == o.InternalTrafficPolicy &&
+		e.TrafficDistribution == o.TrafficDistribution &&
 		e.Created.Equal(o.Created) &&
 		maps.Equal(e.Labels, o.Labels) &&
 		maps.Equal(e.Annotations, o.Annotations) &&

@@ -38,6 +38,10 @@ type Export struct {
 	// SessionAffinity is "None" or "ClientIP", with its timeout for ClientIP.
 	SessionAffinity               string
 	SessionAffinityTimeoutSeconds int32
+	// InternalTrafficPolicy and TrafficDistribution are the Service's, as
+	// the MCS API carries them to the ServiceImport ("" when unset).
+	InternalTrafficPolicy string
+	TrafficDistribution   string
 	// Created is the ServiceExport's creation time: under MCS, the oldest
 	// export wins a conflict.
 	Created time.Time

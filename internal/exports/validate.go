@@ -33,6 +33,26 @@ const (
 	MaxAllowedClusters = 256
 )
 
+// MaxTrafficDistributionBytes bounds a Service's trafficDistribution, which
+// Kubernetes leaves open to new values ("PreferClose", "PreferSameZone",
+// "PreferSameNode" today).
+const MaxTrafficDistributionBytes = 63
+
+// ValidTrafficDistribution accepts "" or a value shaped like Kubernetes'
+// (letters only, bounded), so an importer copies nothing else onto its
+// ServiceImport.
+func ValidTrafficDistribution(v string) bool {
+	if len(v) > MaxTrafficDistributionBytes {
+		return false
+	}
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; (c < 'a' || c > 'z') && (c < 'A' || c > 'Z') {
+			return false
+		}
+	}
+	return true
+}
+
 // reservedDomains are label and annotation key prefixes (with their
 // subdomains) that an export may not carry to importers: on a mirror they
 // would forge Ferry's ownership labels, the MCS labels, or keys that

@@ -105,6 +105,12 @@ func computeOne(se *mcsv1beta1.ServiceExport, svc *corev1.Service, epSlices []*d
 	}
 	slices.SortFunc(exp.Ports, func(a, b exports.Port) int { return int(a.Port) - int(b.Port) })
 
+	if p := svc.Spec.InternalTrafficPolicy; p != nil {
+		exp.InternalTrafficPolicy = string(*p)
+	}
+	if d := svc.Spec.TrafficDistribution; d != nil && exports.ValidTrafficDistribution(*d) {
+		exp.TrafficDistribution = *d
+	}
 	if svc.Spec.SessionAffinity == corev1.ServiceAffinityClientIP {
 		exp.SessionAffinity = string(corev1.ServiceAffinityClientIP)
 		exp.SessionAffinityTimeoutSeconds = corev1.DefaultClientIPServiceAffinitySeconds

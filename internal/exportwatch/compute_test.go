@@ -201,6 +201,18 @@ func TestCompute(t *testing.T) {
 			reasons: map[exports.Key]string{{Namespace: "ns", Name: "foo"}: exports.ReasonValid},
 		},
 		{
+			name: "internal traffic policy and traffic distribution are carried",
+			ses:  []*mcsv1beta1.ServiceExport{se("ns", "foo")},
+			svcs: []*corev1.Service{svc("ns", "foo", func(s *corev1.Service) {
+				s.Spec.InternalTrafficPolicy = ptr.To(corev1.ServiceInternalTrafficPolicyLocal)
+				s.Spec.TrafficDistribution = ptr.To(corev1.ServiceTrafficDistributionPreferClose)
+			})},
+			want: map[exports.Key]exports.Export{{Namespace: "ns", Name: "foo"}: base(func(e *exports.Export) {
+				e.InternalTrafficPolicy, e.TrafficDistribution = "Local", "PreferClose"
+			})},
+			reasons: map[exports.Key]string{{Namespace: "ns", Name: "foo"}: exports.ReasonValid},
+		},
+		{
 			name: "session affinity ClientIP with and without timeout",
 			ses:  []*mcsv1beta1.ServiceExport{se("ns", "foo"), se("ns", "bar")},
 			svcs: []*corev1.Service{

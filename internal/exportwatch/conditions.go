@@ -179,6 +179,12 @@ func compareExports(a, b *exports.Export) []string {
 	} else if a.SessionAffinityTimeoutSeconds != b.SessionAffinityTimeoutSeconds {
 		r = append(r, string(mcsv1beta1.ServiceExportReasonSessionAffinityConfigConflict))
 	}
+	if a.InternalTrafficPolicy != b.InternalTrafficPolicy {
+		r = append(r, string(mcsv1beta1.ServiceExportReasonInternalTrafficPolicyConflict))
+	}
+	if a.TrafficDistribution != b.TrafficDistribution {
+		r = append(r, string(mcsv1beta1.ServiceExportReasonTrafficDistributionConflict))
+	}
 	if portsConflict(a.Ports, b.Ports) {
 		r = append(r, string(mcsv1beta1.ServiceExportReasonPortConflict))
 	}

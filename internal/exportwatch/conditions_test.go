@@ -76,6 +76,13 @@ func TestDesiredConditions(t *testing.T) {
 			want: map[string][2]string{ConditionConflict: {"True/PortConflict,SessionAffinityConflict,TypeConflict", "oldest export, in cluster west"}},
 		},
 		{
+			name: "traffic policy and distribution differ",
+			in: ConditionInput{Status: valid, Export: withReady(1), LocalCluster: "east", Peers: []PeerExport{{"west", older(func(e *exports.Export) {
+				e.InternalTrafficPolicy, e.TrafficDistribution = "Local", "PreferClose"
+			})}}},
+			want: map[string][2]string{ConditionConflict: {"True/InternalTrafficPolicyConflict,TrafficDistributionConflict", "oldest export, in cluster west"}},
+		},
+		{
 			name: "disjoint ports are a union, not a conflict",
 			in: ConditionInput{Status: valid, Export: withReady(1), LocalCluster: "east", Peers: []PeerExport{{"west", older(func(e *exports.Export) {
 				e.Ports = []exports.Port{{Name: "grpc", Protocol: "TCP", Port: 9090}}

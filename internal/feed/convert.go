@@ -28,6 +28,8 @@ func toProto(e *exports.Export) *feedpb.Export {
 		Annotations:                   e.Annotations,
 		ReadyEndpoints:                e.ReadyEndpoints,
 		Hostnames:                     e.Hostnames,
+		InternalTrafficPolicy:         e.InternalTrafficPolicy,
+		TrafficDistribution:           e.TrafficDistribution,
 	}
 	if e.Type == exports.Headless {
 		p.Type = feedpb.ExportType_EXPORT_TYPE_HEADLESS
@@ -63,6 +65,16 @@ func fromProto(p *feedpb.Export) (exports.Export, error) {
 		Annotations:                   p.GetAnnotations(),
 		ReadyEndpoints:                p.GetReadyEndpoints(),
 		Hostnames:                     p.GetHostnames(),
+		InternalTrafficPolicy:         p.GetInternalTrafficPolicy(),
+		TrafficDistribution:           p.GetTrafficDistribution(),
+	}
+	switch e.InternalTrafficPolicy {
+	case "", "Cluster", "Local":
+	default:
+		return bad("internal traffic policy %q", e.InternalTrafficPolicy)
+	}
+	if !exports.ValidTrafficDistribution(e.TrafficDistribution) {
+		return bad("traffic distribution %q", e.TrafficDistribution)
 	}
 	switch p.GetType() {
 	case feedpb.ExportType_EXPORT_TYPE_CLUSTER_SET_IP:

@@ -2,6 +2,7 @@ package feed
 
 import (
 	"errors"
+	"strings"
 	"testing"
 
 	"google.golang.org/protobuf/proto"
@@ -14,6 +15,7 @@ func TestConvertRoundTrip(t *testing.T) {
 	e := exp("web", func(e *exports.Export) {
 		e.Type, e.Hostnames = exports.Headless, []string{"web-0"}
 		e.SessionAffinity, e.SessionAffinityTimeoutSeconds = "ClientIP", 30
+		e.InternalTrafficPolicy, e.TrafficDistribution = "Local", "PreferClose"
 		e.Labels = map[string]string{"app.kubernetes.io/name": "web"}
 		e.Annotations = map[string]string{"example.com/doc": "any text"}
 		e.AllowedClusters = []string{"west"}
@@ -49,6 +51,9 @@ func TestFromProtoRejectsWhatTheImporterMustNotWrite(t *testing.T) {
 		"port out of range":  func(p *feedpb.Export) { p.Ports[0].Port = 70000 },
 		"negative ready":     func(p *feedpb.Export) { p.ReadyEndpoints = -1 },
 		"bad hostname":       func(p *feedpb.Export) { p.Hostnames = []string{"a.b"} },
+		"bad traffic policy": func(p *feedpb.Export) { p.InternalTrafficPolicy = "Nearby" },
+		"bad distribution":   func(p *feedpb.Export) { p.TrafficDistribution = "Prefer Close;" },
+		"long distribution":  func(p *feedpb.Export) { p.TrafficDistribution = strings.Repeat("P", 64) },
 		"forged owner label": func(p *feedpb.Export) { p.Labels = map[string]string{"ferry.dev/link": "x"} },
 		"kube-proxy steering": func(p *feedpb.Export) {
 			p.Annotations = map[string]string{"service.kubernetes.io/service-proxy-name": "x"}

@@ -59,6 +59,12 @@ func buildService(link Link, e *exports.Export, name string, ports []exports.Por
 	if !e.Created.IsZero() {
 		ann[contract.AnnotationExportCreated] = e.Created.UTC().Format(time.RFC3339)
 	}
+	if e.InternalTrafficPolicy != "" {
+		ann[contract.AnnotationInternalTrafficPolicy] = e.InternalTrafficPolicy
+	}
+	if e.TrafficDistribution != "" {
+		ann[contract.AnnotationTrafficDistribution] = e.TrafficDistribution
+	}
 
 	svc := &corev1.Service{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Service"},

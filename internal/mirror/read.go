@@ -255,6 +255,8 @@ func Recover(owned Objects) []exports.Export {
 			})
 		}
 		e.Created, _ = ExportCreated(s)
+		e.InternalTrafficPolicy = s.Annotations[contract.AnnotationInternalTrafficPolicy]
+		e.TrafficDistribution = s.Annotations[contract.AnnotationTrafficDistribution]
 		if n, ok, _ := ReadyEndpoints(s); ok {
 			e.ReadyEndpoints = n
 		} else if ready[s.Namespace+"/"+s.Name] {

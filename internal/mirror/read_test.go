@@ -33,6 +33,7 @@ func roundTripExports() []exports.Export {
 	c.SessionAffinity = "ClientIP"
 	c.SessionAffinityTimeoutSeconds = 60
 	c.Created = time.Date(2026, 12, 3, 18, 0, 5, 0, time.UTC)
+	c.InternalTrafficPolicy, c.TrafficDistribution = "Cluster", "PreferClose"
 	d := export("ns", "web", 80)
 	d.Type = exports.Headless
 	d.SessionAffinity = "None"

@@ -594,9 +594,13 @@ type Export struct {
 	Annotations                   map[string]string      `protobuf:"bytes,9,rep,name=annotations,proto3" json:"annotations,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	ReadyEndpoints                int32                  `protobuf:"varint,10,opt,name=ready_endpoints,json=readyEndpoints,proto3" json:"ready_endpoints,omitempty"`
 	// hostnames are the ready pods' hostnames, for headless exports only.
-	Hostnames     []string `protobuf:"bytes,11,rep,name=hostnames,proto3" json:"hostnames,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Hostnames []string `protobuf:"bytes,11,rep,name=hostnames,proto3" json:"hostnames,omitempty"`
+	// internal_traffic_policy and traffic_distribution are the Service's
+	// ("" when unset), which the MCS API carries to the ServiceImport.
+	InternalTrafficPolicy string `protobuf:"bytes,12,opt,name=internal_traffic_policy,json=internalTrafficPolicy,proto3" json:"internal_traffic_policy,omitempty"`
+	TrafficDistribution   string `protobuf:"bytes,13,opt,name=traffic_distribution,json=trafficDistribution,proto3" json:"traffic_distribution,omitempty"`
+	unknownFields         protoimpl.UnknownFields
+	sizeCache             protoimpl.SizeCache
 }
 
 func (x *Export) Reset() {
@@ -706,6 +710,20 @@ func (x *Export) GetHostnames() []string {
 	return nil
 }
 
+func (x *Export) GetInternalTrafficPolicy() string {
+	if x != nil {
+		return x.InternalTrafficPolicy
+	}
+	return ""
+}
+
+func (x *Export) GetTrafficDistribution() string {
+	if x != nil {
+		return x.TrafficDistribution
+	}
+	return ""
+}
+
 var File_feed_proto protoreflect.FileDescriptor
 
 const file_feed_proto_rawDesc = "" +
@@ -737,7 +755,7 @@ const file_feed_proto_rawDesc = "" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1a\n" +
 	"\bprotocol\x18\x02 \x01(\tR\bprotocol\x12\x12\n" +
 	"\x04port\x18\x03 \x01(\x05R\x04port\x12!\n" +
-	"\fapp_protocol\x18\x04 \x01(\tR\vappProtocol\"\xa5\x05\n" +
+	"\fapp_protocol\x18\x04 \x01(\tR\vappProtocol\"\x90\x06\n" +
 	"\x06Export\x12\x1c\n" +
 	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12-\n" +
@@ -750,7 +768,9 @@ const file_feed_proto_rawDesc = "" +
 	"\vannotations\x18\t \x03(\v2&.ferry.feed.v1.Export.AnnotationsEntryR\vannotations\x12'\n" +
 	"\x0fready_endpoints\x18\n" +
 	" \x01(\x05R\x0ereadyEndpoints\x12\x1c\n" +
-	"\thostnames\x18\v \x03(\tR\thostnames\x1a9\n" +
+	"\thostnames\x18\v \x03(\tR\thostnames\x126\n" +
+	"\x17internal_traffic_policy\x18\f \x01(\tR\x15internalTrafficPolicy\x121\n" +
+	"\x14traffic_distribution\x18\r \x01(\tR\x13trafficDistribution\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a>\n" +
