@@ -2,6 +2,7 @@ package clusterset
 
 import (
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 	"sort"
@@ -112,6 +113,8 @@ type source struct {
 	created time.Time
 	// local: this cluster's own export (localSource).
 	local bool
+	// labels and annotations are the export's exported ones.
+	labels, annotations map[string]string
 }
 
 // hostAddr is one named pod of a source: its host mirror's addresses.
@@ -300,10 +303,11 @@ func group(in Input) map[Key][]source {
 		}
 		k := Key{Namespace: m.Namespace, Service: remote}
 		created, _ := mirror.ExportCreated(m)
+		lbls, anns := mirror.ExportedMetadata(m)
 		out[k] = append(out[k], source{
 			cluster: cluster, svc: m, ready: ready[m.Namespace+"/"+m.Name],
 			headless: m.Annotations[contract.AnnotationExportType] == string(exports.Headless),
-			created:  created,
+			created:  created, labels: lbls, annotations: anns,
 		})
 	}
 	for k, srcs := range out {
@@ -357,7 +361,8 @@ func localSource(cluster string, e exports.Export) source {
 		}
 		svc.Spec.Ports = append(svc.Spec.Ports, sp)
 	}
-	return source{cluster: cluster, svc: svc, ready: e.ReadyEndpoints > 0, headless: e.Type == exports.Headless, created: e.Created, local: true}
+	return source{cluster: cluster, svc: svc, ready: e.ReadyEndpoints > 0, headless: e.Type == exports.Headless, created: e.Created, local: true,
+		labels: e.Labels, annotations: e.Annotations}
 }
 
 // foreign reports the first of k's names held by an object without the
@@ -380,21 +385,33 @@ func foreign(in Input, k Key) (string, bool) {
 	return "", false
 }
 
-// unionPorts is the union of the sources' TCP ports by number (the name
-// and appProtocol of the first source, in cluster order, that has it),
-// sorted by number. Names are made unique, and non-empty when there are
-// several ports, as a Service requires.
+// unionPorts is the union of the sources' TCP ports by number, sources
+// given oldest first: a number takes the name and appProtocol of the oldest
+// export that has it, and a younger export's port whose name an older one
+// gives to another number is left out (the MCS conflict resolution: the
+// oldest export's definition wins; both exports carry Conflict). Sorted by
+// number. Names are made unique, and non-empty when there are several
+// ports, as a Service requires.
 func unionPorts(srcs []source) []corev1.ServicePort {
 	byPort := map[int32]corev1.ServicePort{}
+	named := map[string]bool{}
 	for _, s := range srcs {
+		var mine []corev1.ServicePort
 		for _, p := range s.svc.Spec.Ports {
 			if p.Protocol != "" && p.Protocol != corev1.ProtocolTCP {
 				continue
 			}
-			if _, seen := byPort[p.Port]; seen {
+			if _, seen := byPort[p.Port]; seen || (p.Name != "" && named[p.Name]) {
 				continue
 			}
-			byPort[p.Port] = corev1.ServicePort{Name: p.Name, Protocol: corev1.ProtocolTCP, Port: p.Port, AppProtocol: p.AppProtocol}
+			mine = append(mine, corev1.ServicePort{Name: p.Name, Protocol: corev1.ProtocolTCP, Port: p.Port, AppProtocol: p.AppProtocol})
+		}
+		// One export's own ports never shut each other out.
+		for _, p := range mine {
+			byPort[p.Port] = p
+			if p.Name != "" {
+				named[p.Name] = true
+			}
 		}
 	}
 	out := make([]corev1.ServicePort, 0, len(byPort))
@@ -471,9 +488,24 @@ func buildSlice(k Key, name string, ports []corev1.ServicePort, family discovery
 // Service's (cur), for a ClusterSetIP import.
 func buildImport(k Key, ports []corev1.ServicePort, clusters []string, w source, cur *corev1.Service) *mcsv1beta1.ServiceImport {
 	headless := w.headless
+	// The oldest export's exported labels and annotations, and the record
+	// of their keys, so that keys it stops exporting are removed and
+	// others' (a user's ferry.dev/affinity) never are.
+	lbls := maps.Clone(w.labels)
+	if lbls == nil {
+		lbls = map[string]string{}
+	}
+	maps.Copy(lbls, labels(k.Service))
+	anns := maps.Clone(w.annotations)
+	if anns == nil {
+		anns = map[string]string{}
+	}
+	if len(w.labels)+len(w.annotations) > 0 {
+		anns[contract.AnnotationExportedKeys] = mirror.ExportedKeysOf(w.labels, w.annotations)
+	}
 	si := &mcsv1beta1.ServiceImport{
 		TypeMeta:   metav1.TypeMeta{APIVersion: mcsv1beta1.GroupVersion.String(), Kind: mcsv1beta1.ServiceImportKindName},
-		ObjectMeta: metav1.ObjectMeta{Namespace: k.Namespace, Name: k.Service, Labels: labels(k.Service)},
+		ObjectMeta: metav1.ObjectMeta{Namespace: k.Namespace, Name: k.Service, Labels: lbls, Annotations: anns},
 		Spec:       mcsv1beta1.ServiceImportSpec{Type: mcsv1beta1.ClusterSetIP, SessionAffinity: corev1.ServiceAffinityNone},
 	}
 	if headless {

@@ -150,9 +150,11 @@ func TestDesired(t *testing.T) {
 		want: &summary{ports: map[int32]int32{80: 49500, 9000: 49000}, names: []string{"http", "grpc"}, clusters: "east",
 			status: []string{"east"}, typ: mcsv1beta1.ClusterSetIP, ips: []string{"10.96.1.1"}, slices: 2},
 	}, {
-		name: "duplicate and missing port names made unique",
+		// Same creation time: the cluster name breaks the tie, and east's
+		// "http" is 80, so north's "http" on 8080 is left out.
+		name: "a name the older export gives another port is left out; missing names made unique",
 		in:   Input{Mirrors: []*corev1.Service{mirrorOf("east", port("http", 80)), mirrorOf("north", port("http", 8080), port("", 9000))}},
-		want: &summary{ports: map[int32]int32{80: 49000, 8080: 49001, 9000: 49002}, names: []string{"http", "tcp-8080", "tcp-9000"},
+		want: &summary{ports: map[int32]int32{80: 49000, 9000: 49001}, names: []string{"http", "tcp-9000"},
 			clusters: "east,north", status: []string{"east", "north"}, typ: mcsv1beta1.ClusterSetIP, slices: 2},
 	}, {
 		// Issue 12: the importing cluster that exports the service too is

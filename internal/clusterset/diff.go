@@ -11,6 +11,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	mcsv1beta1 "sigs.k8s.io/mcs-api/pkg/apis/v1beta1"
 
+	"ferry.dev/ferry/internal/contract"
+	"ferry.dev/ferry/internal/mirror"
 	"ferry.dev/ferry/internal/steering"
 	"ferry.dev/ferry/internal/writer"
 )
@@ -73,7 +75,9 @@ func Diff(want State, have Objects) []writer.Op {
 			ops = append(ops, writer.Op{Verb: writer.Create, Object: d.DeepCopy(), Status: len(d.Status.Clusters) > 0})
 		case importDiffers(cur, d):
 			out := cur.DeepCopy()
-			out.Labels = withAll(cur.Labels, d.Labels)
+			prev := previousKeys(cur)
+			out.Labels = mergeExported(cur.Labels, d.Labels, prev.Labels)
+			out.Annotations = mergeExported(cur.Annotations, d.Annotations, prev.Annotations)
 			// The spec is Ferry's alone: every field from the desired one.
 			out.Spec = *d.Spec.DeepCopy()
 			out.Status.Clusters = slices.Clone(d.Status.Clusters)
@@ -155,15 +159,60 @@ func sliceDiffers(cur, want *discoveryv1.EndpointSlice) bool {
 }
 
 func importDiffers(cur, want *mcsv1beta1.ServiceImport) bool {
-	return cur.Spec.Type != want.Spec.Type || !slices.Equal(cur.Spec.IPs, want.Spec.IPs) ||
+	prev := previousKeys(cur)
+	return exportedDiffers(cur.Labels, want.Labels, prev.Labels) ||
+		exportedDiffers(cur.Annotations, want.Annotations, prev.Annotations) ||
+		cur.Spec.Type != want.Spec.Type || !slices.Equal(cur.Spec.IPs, want.Spec.IPs) ||
 		!slices.Equal(cur.Spec.IPFamilies, want.Spec.IPFamilies) ||
 		cur.Spec.SessionAffinity != want.Spec.SessionAffinity ||
 		!apiequality.Semantic.DeepEqual(cur.Spec.SessionAffinityConfig, want.Spec.SessionAffinityConfig) ||
 		ptr.Deref(cur.Spec.InternalTrafficPolicy, "") != ptr.Deref(want.Spec.InternalTrafficPolicy, "") ||
 		ptr.Deref(cur.Spec.TrafficDistribution, "") != ptr.Deref(want.Spec.TrafficDistribution, "") ||
-		!hasAll(cur.Labels, want.Labels) ||
 		!slices.EqualFunc(cur.Spec.Ports, want.Spec.Ports, func(x, y mcsv1beta1.ServicePort) bool {
 			return x.Name == y.Name && x.Protocol == y.Protocol && x.Port == y.Port &&
 				ptr.Deref(x.AppProtocol, "") == ptr.Deref(y.AppProtocol, "")
 		})
+}
+
+// previousKeys are the keys Ferry wrote on a ServiceImport: those its
+// record lists, and the record itself (gone when nothing is exported).
+func previousKeys(si *mcsv1beta1.ServiceImport) mirror.ExportedKeys {
+	prev, _ := mirror.ParseExportedKeys(si.Annotations)
+	prev.Annotations = append(prev.Annotations, contract.AnnotationExportedKeys)
+	return prev
+}
+
+// exportedDiffers reports whether a desired key is missing or different in
+// cur, or a key that the previous record lists is no longer desired. Other
+// keys (another controller's, a user's) do not count.
+func exportedDiffers(cur, want map[string]string, previous []string) bool {
+	for k, v := range want {
+		if c, ok := cur[k]; !ok || c != v {
+			return true
+		}
+	}
+	for _, k := range previous {
+		if _, still := want[k]; !still {
+			if _, has := cur[k]; has {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// mergeExported is cur with want's keys set and the previously recorded
+// keys that are no longer desired removed; other keys are kept.
+func mergeExported(cur, want map[string]string, previous []string) map[string]string {
+	out := maps.Clone(cur)
+	if out == nil {
+		out = map[string]string{}
+	}
+	for _, k := range previous {
+		if _, still := want[k]; !still {
+			delete(out, k)
+		}
+	}
+	maps.Copy(out, want)
+	return out
 }

@@ -1,6 +1,8 @@
 package clusterset
 
 import (
+	"fmt"
+	"maps"
 	"reflect"
 	"testing"
 	"time"
@@ -13,6 +15,7 @@ import (
 
 	"ferry.dev/ferry/internal/contract"
 	"ferry.dev/ferry/internal/exports"
+	"ferry.dev/ferry/internal/mirror"
 )
 
 var t0 = time.Date(2026, 12, 3, 10, 0, 0, 0, time.UTC)
@@ -118,19 +121,21 @@ func TestDesiredHeadless(t *testing.T) {
 	}
 }
 
-// The oldest export's definition of a port wins the union: east's tcp/42
-// is named "a"; north, younger, names it "b" and adds 43.
+// The oldest export's definition of a port wins the union: north, the
+// oldest, names 42 "b" and adds 43; east's "a" for 42 is not used. A port
+// whose name the oldest gives to another number is left out: west's
+// "c" on 44.
 func TestDesiredPortUnionOldestFirst(t *testing.T) {
 	east := aged(mirrorOf("east", port("a", 42)), exports.ClusterSetIP, t0.Add(time.Minute))
 	north := aged(mirrorOf("north", port("b", 42), port("c", 43)), exports.ClusterSetIP, t0)
-	st := Desired(Input{Ports: contract.DefaultClustersetRange(), Gateway: gw, Mirrors: []*corev1.Service{east, north}})
+	west := aged(mirrorOf("west", port("c", 44), port("d", 45)), exports.ClusterSetIP, t0.Add(2*time.Minute))
+	st := Desired(Input{Ports: contract.DefaultClustersetRange(), Gateway: gw, Mirrors: []*corev1.Service{east, north, west}})
 	var names []string
 	for _, p := range st.Imports[0].Spec.Ports {
-		names = append(names, p.Name)
+		names = append(names, fmt.Sprintf("%s/%d", p.Name, p.Port))
 	}
-	// north is older here, so its "b" names 42.
-	if want := []string{"b", "c"}; !reflect.DeepEqual(names, want) {
-		t.Errorf("port names %v, want %v", names, want)
+	if want := []string{"b/42", "c/43", "d/45"}; !reflect.DeepEqual(names, want) {
+		t.Errorf("ports %v, want %v", names, want)
 	}
 }
 
@@ -186,5 +191,38 @@ func TestDesiredImportCarriesServiceFields(t *testing.T) {
 	}
 	if ops := Diff(st2, Objects{Imports: st.Imports, Services: st.Services, Slices: st.Slices}); len(ops) != 1 {
 		t.Errorf("ops %v: want the ServiceImport updated", ops)
+	}
+}
+
+// The ServiceImport carries the oldest export's exported labels and
+// annotations; keys it stops exporting are removed, and a user's
+// annotation (ferry.dev/affinity) is kept.
+func TestDesiredImportExportedMetadata(t *testing.T) {
+	exported := func(s *corev1.Service, lbls, anns map[string]string) *corev1.Service {
+		maps.Copy(s.Labels, lbls)
+		maps.Copy(s.Annotations, anns)
+		s.Annotations[contract.AnnotationExportedKeys] = mirror.ExportedKeysOf(lbls, anns)
+		return s
+	}
+	east := exported(aged(mirrorOf("east", port("http", 80)), exports.ClusterSetIP, t0), map[string]string{"tier": "gold"}, map[string]string{"team": "a"})
+	north := exported(aged(mirrorOf("north", port("http", 80)), exports.ClusterSetIP, t0.Add(time.Minute)), map[string]string{"tier2": "x"}, nil)
+	in := Input{Ports: contract.DefaultClustersetRange(), Gateway: gw, Mirrors: []*corev1.Service{east, north}}
+	si := Desired(in).Imports[0]
+	if si.Labels["tier"] != "gold" || si.Labels["tier2"] != "" || si.Labels[contract.LabelClusterset] != "web" || si.Annotations["team"] != "a" {
+		t.Fatalf("import metadata %v %v: want east's", si.Labels, si.Annotations)
+	}
+	// A user sets the affinity; east stops exporting "team".
+	live := si.DeepCopy()
+	live.Annotations[contract.AnnotationAffinity] = "local"
+	delete(east.Annotations, "team")
+	east.Annotations[contract.AnnotationExportedKeys] = mirror.ExportedKeysOf(map[string]string{"tier": "gold"}, nil)
+	st := Desired(in)
+	ops := Diff(st, Objects{Imports: []*mcsv1beta1.ServiceImport{live}, Services: st.Services, Slices: st.Slices})
+	if len(ops) != 1 {
+		t.Fatalf("ops %v", ops)
+	}
+	got := ops[0].Object.(*mcsv1beta1.ServiceImport)
+	if _, still := got.Annotations["team"]; still || got.Annotations[contract.AnnotationAffinity] != "local" || got.Labels["tier"] != "gold" {
+		t.Errorf("updated metadata %v %v", got.Labels, got.Annotations)
 	}
 }

@@ -166,9 +166,7 @@ func conflicts(local exports.Export, localCluster string, peers []PeerExport) ([
 }
 
 // compareExports returns the MCS conflict reasons between two exports of the
-// same service, sorted. Ports are a union across clusters, so only ports that
-// share a name or a number but differ otherwise conflict; labels and
-// annotations conflict when a key has different values.
+// same service, sorted: any property that differs.
 func compareExports(a, b *exports.Export) []string {
 	var r []string
 	if a.Type != b.Type {
@@ -198,22 +196,28 @@ func compareExports(a, b *exports.Export) []string {
 	return r
 }
 
+// portsConflict: the exports' port sets differ. The clusterset still
+// serves the union, except a port whose name or number another, older
+// export defines otherwise (the MCS conformance suite raises Conflict on
+// both exports for any difference).
 func portsConflict(a, b []exports.Port) bool {
-	for _, p := range a {
-		for _, q := range b {
-			if (p.Name == q.Name || p.Port == q.Port) && p != q {
-				return true
-			}
-		}
-	}
-	return false
+	return !slices.Equal(sortedPorts(a), sortedPorts(b))
 }
 
-func mapsConflict(a, b map[string]string) bool {
-	for _, k := range slices.Sorted(maps.Keys(a)) {
-		if v, ok := b[k]; ok && v != a[k] {
-			return true
+func sortedPorts(ps []exports.Port) []exports.Port {
+	out := slices.Clone(ps)
+	slices.SortFunc(out, func(x, y exports.Port) int {
+		if x.Port != y.Port {
+			return int(x.Port - y.Port)
 		}
-	}
-	return false
+		return strings.Compare(x.Name, y.Name)
+	})
+	return out
+}
+
+// mapsConflict: the exported labels (or annotations) differ, in a key or a
+// value. The ServiceImport carries the oldest export's alone, so any
+// difference is one that some cluster's users would not see.
+func mapsConflict(a, b map[string]string) bool {
+	return !maps.Equal(a, b)
 }

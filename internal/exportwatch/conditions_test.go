@@ -83,12 +83,12 @@ func TestDesiredConditions(t *testing.T) {
 			want: map[string][2]string{ConditionConflict: {"True/InternalTrafficPolicyConflict,TrafficDistributionConflict", "oldest export, in cluster west"}},
 		},
 		{
-			name: "disjoint ports are a union, not a conflict",
+			name: "other ports and other label keys conflict too (the import serves the union of ports, the oldest's labels)",
 			in: ConditionInput{Status: valid, Export: withReady(1), LocalCluster: "east", Peers: []PeerExport{{"west", older(func(e *exports.Export) {
 				e.Ports = []exports.Port{{Name: "grpc", Protocol: "TCP", Port: 9090}}
 				e.Labels = map[string]string{"other": "x"}
 			})}}},
-			want: map[string][2]string{ConditionConflict: {"False/NoConflicts", ""}},
+			want: map[string][2]string{ConditionConflict: {"True/LabelsConflict,PortConflict", "oldest export, in cluster west"}},
 		},
 		{
 			name: "local is oldest: the condition names the differing peers",
@@ -96,7 +96,7 @@ func TestDesiredConditions(t *testing.T) {
 				e.Created = created.Add(time.Hour)
 				e.Labels = map[string]string{"team": "b"}
 			})}, {"north", base(func(e *exports.Export) { e.Created = created.Add(time.Hour) })}}},
-			want: map[string][2]string{ConditionConflict: {"True/LabelsConflict", "clusters west differ"}},
+			want: map[string][2]string{ConditionConflict: {"True/LabelsConflict", "clusters north, west differ"}},
 		},
 		{
 			name: "same creation second: the cluster name breaks the tie",

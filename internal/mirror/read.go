@@ -233,22 +233,7 @@ func Recover(owned Objects) []exports.Export {
 		} else {
 			e.SessionAffinity = string(corev1.ServiceAffinityNone)
 		}
-		if rec, ok := ParseExportedKeys(s.Annotations); ok {
-			// Only the recorded keys came from the export; the rest are
-			// other controllers'.
-			e.Labels = pick(s.Labels, rec.Labels)
-			e.Annotations = pick(s.Annotations, rec.Annotations)
-		} else {
-			// Written before the record existed, when Ferry owned every key.
-			maps.DeleteFunc(e.Labels, func(k, _ string) bool { return fixedKey(k) })
-			maps.DeleteFunc(e.Annotations, func(k, _ string) bool { return fixedKey(k) })
-		}
-		if len(e.Labels) == 0 {
-			e.Labels = nil
-		}
-		if len(e.Annotations) == 0 {
-			e.Annotations = nil
-		}
+		e.Labels, e.Annotations = ExportedMetadata(s)
 		for _, p := range s.Spec.Ports {
 			e.Ports = append(e.Ports, exports.Port{
 				Name: p.Name, Protocol: string(p.Protocol), Port: p.Port, AppProtocol: ptr.Deref(p.AppProtocol, ""),
@@ -266,6 +251,27 @@ func Recover(owned Objects) []exports.Export {
 	}
 	sort.Slice(out, func(i, j int) bool { return exports.CompareKeys(out[i].Key, out[j].Key) < 0 })
 	return out
+}
+
+// ExportedMetadata returns the labels and annotations a mirror copied from
+// its export (nil when none): the keys its contract.AnnotationExportedKeys
+// record lists, since the rest are other controllers'.
+func ExportedMetadata(s *corev1.Service) (labels, annotations map[string]string) {
+	if rec, ok := ParseExportedKeys(s.Annotations); ok {
+		labels, annotations = pick(s.Labels, rec.Labels), pick(s.Annotations, rec.Annotations)
+	} else {
+		// Written before the record existed, when Ferry owned every key.
+		labels, annotations = maps.Clone(s.Labels), maps.Clone(s.Annotations)
+		maps.DeleteFunc(labels, func(k, _ string) bool { return fixedKey(k) })
+		maps.DeleteFunc(annotations, func(k, _ string) bool { return fixedKey(k) })
+	}
+	if len(labels) == 0 {
+		labels = nil
+	}
+	if len(annotations) == 0 {
+		annotations = nil
+	}
+	return labels, annotations
 }
 
 // pick returns the entries of m whose keys are listed in keys.
