@@ -45,7 +45,9 @@ type ExportedKeys struct {
 // same value, so the record never causes a write by itself.
 // ExportedKeysOf is the contract.AnnotationExportedKeys record of the
 // exported labels and annotations given.
-func ExportedKeysOf(labels, annotations map[string]string) string { return exportedKeysOf(labels, annotations) }
+func ExportedKeysOf(labels, annotations map[string]string) string {
+	return exportedKeysOf(labels, annotations)
+}
 
 func exportedKeysOf(labels, annotations map[string]string) string {
 	var k ExportedKeys
