@@ -115,6 +115,9 @@ type source struct {
 	local bool
 	// labels and annotations are the export's exported ones.
 	labels, annotations map[string]string
+	// uncarried are the export's ports that no gateway carries (UDP,
+	// SCTP): listed on the ServiceImport only.
+	uncarried []corev1.ServicePort
 }
 
 // hostAddr is one named pod of a source: its host mirror's addresses.
@@ -171,7 +174,8 @@ func Desired(in Input) State {
 			st.Problems = append(st.Problems, Problem{Key: k, Reason: NameTaken, Object: obj})
 			continue
 		}
-		p := plan{key: k, srcs: groups[k], ports: unionPorts(byAge(groups[k]))}
+		all := unionPorts(byAge(groups[k]))
+		p := plan{key: k, srcs: groups[k], ports: tcpOnly(all), importPorts: all}
 		if len(p.ports) == 0 {
 			continue
 		}
@@ -231,7 +235,7 @@ func Desired(in Input) State {
 		if len(v6) > 0 {
 			st.Slices = append(st.Slices, buildSlice(p.key, name, p.ports, discoveryv1.AddressTypeIPv6, v6, ready))
 		}
-		st.Imports = append(st.Imports, buildImport(p.key, p.ports, clusters, winner(p.srcs), current[p.key.Namespace+"/"+name]))
+		st.Imports = append(st.Imports, buildImport(p.key, p.importPorts, clusters, winner(p.srcs), current[p.key.Namespace+"/"+name]))
 	}
 	for _, p := range headless {
 		st.addHeadless(p, in.Foreign)
@@ -242,10 +246,12 @@ func Desired(in Input) State {
 
 // plan is one clusterset service to write: its sources and ports.
 type plan struct {
-	key      Key
-	srcs     []source
-	ports    []corev1.ServicePort
-	headless bool
+	key  Key
+	srcs []source
+	// ports are the clusterset Service's (TCP), importPorts the
+	// ServiceImport's (every protocol).
+	ports, importPorts []corev1.ServicePort
+	headless           bool
 }
 
 // resolveSteering resolves the routes and affinities of the services
@@ -304,10 +310,14 @@ func group(in Input) map[Key][]source {
 		k := Key{Namespace: m.Namespace, Service: remote}
 		created, _ := mirror.ExportCreated(m)
 		lbls, anns := mirror.ExportedMetadata(m)
+		var uncarried []corev1.ServicePort
+		for _, p := range mirror.ParseUncarried(m.Annotations[contract.AnnotationUncarriedPorts]) {
+			uncarried = append(uncarried, corev1.ServicePort{Name: p.Name, Protocol: corev1.Protocol(p.Protocol), Port: p.Port})
+		}
 		out[k] = append(out[k], source{
 			cluster: cluster, svc: m, ready: ready[m.Namespace+"/"+m.Name],
 			headless: m.Annotations[contract.AnnotationExportType] == string(exports.Headless),
-			created:  created, labels: lbls, annotations: anns,
+			created:  created, labels: lbls, annotations: anns, uncarried: uncarried,
 		})
 	}
 	for k, srcs := range out {
@@ -385,30 +395,37 @@ func foreign(in Input, k Key) (string, bool) {
 	return "", false
 }
 
-// unionPorts is the union of the sources' TCP ports by number, sources
-// given oldest first: a number takes the name and appProtocol of the oldest
-// export that has it, and a younger export's port whose name an older one
-// gives to another number is left out (the MCS conflict resolution: the
-// oldest export's definition wins; both exports carry Conflict). Sorted by
-// number. Names are made unique, and non-empty when there are several
-// ports, as a Service requires.
+// unionPorts is the union of the sources' ports by (protocol, number),
+// sources given oldest first: a port takes the name and appProtocol of the
+// oldest export that has it, and a younger export's port whose name an
+// older one gives to another port is left out (the MCS conflict
+// resolution: the oldest export's definition wins; both exports carry
+// Conflict). Sorted by number, then protocol. Names are made unique, and
+// non-empty when there are several ports, as a Service requires. Ports no
+// gateway carries (UDP, SCTP) are in the union, for the ServiceImport; the
+// clusterset Service takes the TCP ones (tcpOnly).
 func unionPorts(srcs []source) []corev1.ServicePort {
-	byPort := map[int32]corev1.ServicePort{}
+	type pk struct {
+		proto corev1.Protocol
+		n     int32
+	}
+	byPort := map[pk]corev1.ServicePort{}
 	named := map[string]bool{}
 	for _, s := range srcs {
 		var mine []corev1.ServicePort
-		for _, p := range s.svc.Spec.Ports {
-			if p.Protocol != "" && p.Protocol != corev1.ProtocolTCP {
+		for _, p := range slices.Concat(s.svc.Spec.Ports, s.uncarried) {
+			proto := p.Protocol
+			if proto == "" {
+				proto = corev1.ProtocolTCP
+			}
+			if _, seen := byPort[pk{proto, p.Port}]; seen || (p.Name != "" && named[p.Name]) {
 				continue
 			}
-			if _, seen := byPort[p.Port]; seen || (p.Name != "" && named[p.Name]) {
-				continue
-			}
-			mine = append(mine, corev1.ServicePort{Name: p.Name, Protocol: corev1.ProtocolTCP, Port: p.Port, AppProtocol: p.AppProtocol})
+			mine = append(mine, corev1.ServicePort{Name: p.Name, Protocol: proto, Port: p.Port, AppProtocol: p.AppProtocol})
 		}
 		// One export's own ports never shut each other out.
 		for _, p := range mine {
-			byPort[p.Port] = p
+			byPort[pk{p.Protocol, p.Port}] = p
 			if p.Name != "" {
 				named[p.Name] = true
 			}
@@ -418,16 +435,32 @@ func unionPorts(srcs []source) []corev1.ServicePort {
 	for _, p := range byPort {
 		out = append(out, p)
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Port < out[j].Port })
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Port != out[j].Port {
+			return out[i].Port < out[j].Port
+		}
+		return out[i].Protocol < out[j].Protocol
+	})
 	used := map[string]bool{}
 	for i := range out {
 		if out[i].Name == "" && len(out) == 1 {
 			continue
 		}
 		if out[i].Name == "" || used[out[i].Name] {
-			out[i].Name = fmt.Sprintf("tcp-%d", out[i].Port)
+			out[i].Name = fmt.Sprintf("%s-%d", strings.ToLower(string(out[i].Protocol)), out[i].Port)
 		}
 		used[out[i].Name] = true
+	}
+	return out
+}
+
+// tcpOnly keeps the ports the gateways carry.
+func tcpOnly(ports []corev1.ServicePort) []corev1.ServicePort {
+	var out []corev1.ServicePort
+	for _, p := range ports {
+		if p.Protocol == corev1.ProtocolTCP {
+			out = append(out, p)
+		}
 	}
 	return out
 }
@@ -522,7 +555,7 @@ func buildImport(k Key, ports []corev1.ServicePort, clusters []string, w source,
 		si.Spec.TrafficDistribution = ptr.To(v)
 	}
 	for _, p := range ports {
-		sp := mcsv1beta1.ServicePort{Name: p.Name, Protocol: corev1.ProtocolTCP, Port: p.Port}
+		sp := mcsv1beta1.ServicePort{Name: p.Name, Protocol: p.Protocol, Port: p.Port}
 		if p.AppProtocol != nil {
 			sp.AppProtocol = ptr.To(*p.AppProtocol)
 		}

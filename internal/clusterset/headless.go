@@ -66,7 +66,7 @@ func (st *State) addHeadless(p plan, foreign func(kind, namespace, name string) 
 		}
 	}
 	st.Slices = append(st.Slices, slicesOut...)
-	st.Imports = append(st.Imports, buildImport(p.key, p.ports, clusters, winner(p.srcs), nil))
+	st.Imports = append(st.Imports, buildImport(p.key, p.importPorts, clusters, winner(p.srcs), nil))
 }
 
 func podEndpoint(ip, hostname string, ready bool) discoveryv1.Endpoint {

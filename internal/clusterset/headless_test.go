@@ -226,3 +226,27 @@ func TestDesiredImportExportedMetadata(t *testing.T) {
 		t.Errorf("updated metadata %v %v", got.Labels, got.Annotations)
 	}
 }
+
+// Ports no gateway carries are listed on the ServiceImport, as the MCS API
+// has it, and left out of the clusterset Service: a mirror's from its
+// annotation, this cluster's from its export.
+func TestDesiredImportListsUncarriedPorts(t *testing.T) {
+	east := aged(mirrorOf("east", port("tcp", 42)), exports.ClusterSetIP, t0)
+	east.Annotations[contract.AnnotationUncarriedPorts] = "udp/UDP/42,bad/QUIC/1"
+	local := exports.TCP("shop", "web", 42)
+	local.Ports[0].Name = "tcp"
+	local.Ports = append(local.Ports, exports.Port{Name: "stcp", Protocol: "SCTP", Port: 142})
+	local.Created = t0.Add(time.Minute)
+	st := Desired(Input{Ports: contract.DefaultClustersetRange(), Gateway: gw, Mirrors: []*corev1.Service{east},
+		LocalCluster: "west", Local: exports.Of(local)})
+	var got []string
+	for _, p := range st.Imports[0].Spec.Ports {
+		got = append(got, fmt.Sprintf("%s/%s/%d", p.Name, p.Protocol, p.Port))
+	}
+	if want := []string{"tcp/TCP/42", "udp/UDP/42", "stcp/SCTP/142"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("import ports %v, want %v", got, want)
+	}
+	if ps := st.Services[0].Spec.Ports; len(ps) != 1 || ps[0].Protocol != corev1.ProtocolTCP {
+		t.Errorf("clusterset Service ports %+v: want TCP only", ps)
+	}
+}

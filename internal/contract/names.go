@@ -40,6 +40,11 @@ const (
 	// pod on that node.
 	AnnotationInternalTrafficPolicy = Prefix + "internal-traffic-policy"
 	AnnotationTrafficDistribution   = Prefix + "traffic-distribution"
+	// AnnotationUncarriedPorts on a mirror Service lists the export's ports
+	// that no gateway carries (UDP, SCTP), "name/PROTOCOL/port" separated by
+	// commas, so that its ServiceImport lists every port of the exported
+	// Service, as the MCS API has it, while the mirror opens none of them.
+	AnnotationUncarriedPorts = Prefix + "uncarried-ports"
 	// AnnotationRemoteHostname on a host mirror names the one pod of a
 	// headless export it stands for, by the hostname of its endpoint in
 	// the exporting cluster (docs/headless.md).

@@ -1,6 +1,7 @@
 package exports
 
 import (
+	"strings"
 	"time"
 )
 
@@ -24,10 +25,24 @@ func (k Key) String() string { return k.Namespace + "/" + k.Name }
 
 // Port is one exported Service port.
 type Port struct {
-	Name        string
-	Protocol    string // TCP; Ferry's gateway carries TCP only
+	Name string
+	// Protocol is TCP, UDP or SCTP. Every port is listed on the
+	// ServiceImport; Ferry's gateways carry TCP only.
+	Protocol    string
 	Port        int32
 	AppProtocol string
+}
+
+// Carried reports whether the gateways carry p: TCP only.
+func (p Port) Carried() bool { return p.Protocol == "" || p.Protocol == "TCP" }
+
+// ComparePorts orders ports by number, then protocol: the order of
+// Export.Ports.
+func ComparePorts(a, b Port) int {
+	if a.Port != b.Port {
+		return int(a.Port) - int(b.Port)
+	}
+	return strings.Compare(a.Protocol, b.Protocol)
 }
 
 // Export is one exported Service as an importer sees it.

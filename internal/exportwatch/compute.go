@@ -86,24 +86,28 @@ func computeOne(se *mcsv1beta1.ServiceExport, svc *corev1.Service, epSlices []*d
 	if svc.Spec.ClusterIP == corev1.ClusterIPNone {
 		exp.Type = exports.Headless
 	}
+	tcp := 0
 	for _, p := range svc.Spec.Ports {
 		proto := p.Protocol
 		if proto == "" {
 			proto = corev1.ProtocolTCP // the API server's default
 		}
-		if proto != corev1.ProtocolTCP {
-			st.Warnings = append(st.Warnings, fmt.Sprintf("port %s: %s %d is not exported: Ferry carries TCP only", portName(p), proto, p.Port))
-			continue
+		if proto == corev1.ProtocolTCP {
+			tcp++
+		} else {
+			// Listed on the ServiceImport, as the MCS API has it, and
+			// carried by no gateway: importers open no egress port for it.
+			st.Warnings = append(st.Warnings, fmt.Sprintf("port %s: %s %d is listed on ServiceImports but not carried: Ferry's gateways carry TCP only", portName(p), proto, p.Port))
 		}
 		exp.Ports = append(exp.Ports, exports.Port{Name: p.Name, Protocol: string(proto), Port: p.Port, AppProtocol: deref(p.AppProtocol)})
 	}
-	if len(exp.Ports) == 0 {
+	if tcp == 0 {
 		return invalid(exports.ReasonNoTCPPorts, "Service %s has no TCP port; Ferry carries TCP only", k)
 	}
 	if len(exp.Ports) > exports.MaxPorts {
-		return invalid(exports.ReasonTooLarge, "Service %s has %d TCP ports; at most %d can be exported", k, len(exp.Ports), exports.MaxPorts)
+		return invalid(exports.ReasonTooLarge, "Service %s has %d ports; at most %d can be exported", k, len(exp.Ports), exports.MaxPorts)
 	}
-	slices.SortFunc(exp.Ports, func(a, b exports.Port) int { return int(a.Port) - int(b.Port) })
+	slices.SortFunc(exp.Ports, exports.ComparePorts)
 
 	if p := svc.Spec.InternalTrafficPolicy; p != nil {
 		exp.InternalTrafficPolicy = string(*p)

@@ -136,7 +136,7 @@ func TestCompute(t *testing.T) {
 			reasons: map[exports.Key]string{},
 		},
 		{
-			name: "non-TCP ports are dropped and flagged; ports sorted",
+			name: "non-TCP ports are listed and flagged as not carried; ports sorted",
 			ses:  []*mcsv1beta1.ServiceExport{se("ns", "foo")},
 			svcs: []*corev1.Service{svc("ns", "foo", func(s *corev1.Service) {
 				s.Spec.Ports = []corev1.ServicePort{
@@ -147,10 +147,11 @@ func TestCompute(t *testing.T) {
 				}
 			})},
 			want: map[exports.Key]exports.Export{{Namespace: "ns", Name: "foo"}: base(func(e *exports.Export) {
-				e.Ports = []exports.Port{{Name: "http", Protocol: "TCP", Port: 80}, {Name: "grpc", Protocol: "TCP", Port: 9090, AppProtocol: "kubernetes.io/h2c"}}
+				e.Ports = []exports.Port{{Name: "sctp", Protocol: "SCTP", Port: 7}, {Name: "dns", Protocol: "UDP", Port: 53}, {Name: "http", Protocol: "TCP", Port: 80},
+					{Name: "grpc", Protocol: "TCP", Port: 9090, AppProtocol: "kubernetes.io/h2c"}}
 			})},
 			reasons:  map[exports.Key]string{{Namespace: "ns", Name: "foo"}: exports.ReasonValid},
-			warnings: map[exports.Key][]string{{Namespace: "ns", Name: "foo"}: {"port dns: UDP 53", "port sctp: SCTP 7"}},
+			warnings: map[exports.Key][]string{{Namespace: "ns", Name: "foo"}: {"port dns: UDP 53 is listed on ServiceImports but not carried", "port sctp: SCTP 7"}},
 		},
 		{
 			name: "only UDP ports is invalid",

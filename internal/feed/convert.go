@@ -155,7 +155,7 @@ func fromProto(p *feedpb.Export) (exports.Export, error) {
 // appProtocol is a qualified name. Only TCP is carried.
 func validatePorts(ports []*feedpb.Port) error {
 	names := make(map[string]bool, len(ports))
-	numbers := make(map[int32]bool, len(ports))
+	numbers := make(map[portKey]bool, len(ports))
 	for i, port := range ports {
 		name, n := port.GetName(), port.GetPort()
 		switch {
@@ -170,16 +170,18 @@ func validatePorts(ports []*feedpb.Port) error {
 			}
 			names[name] = true
 		}
-		if port.GetProtocol() != "TCP" {
-			return fmt.Errorf("port %q: protocol %.16q, only TCP is carried", name, port.GetProtocol())
+		switch port.GetProtocol() {
+		case "TCP", "UDP", "SCTP":
+		default:
+			return fmt.Errorf("port %q: protocol %.16q is not TCP, UDP or SCTP", name, port.GetProtocol())
 		}
 		if errs := validation.IsValidPortNum(int(n)); len(errs) > 0 {
 			return fmt.Errorf("port %q: %d: %s", name, n, errs[0])
 		}
-		if numbers[n] {
-			return fmt.Errorf("duplicate port %d", n)
+		if numbers[portKey{n, port.GetProtocol()}] {
+			return fmt.Errorf("duplicate port %s/%d", port.GetProtocol(), n)
 		}
-		numbers[n] = true
+		numbers[portKey{n, port.GetProtocol()}] = true
 		if ap := port.GetAppProtocol(); ap != "" {
 			if errs := validation.IsQualifiedName(ap); len(errs) > 0 {
 				return fmt.Errorf("port %q appProtocol %.64q: %s", name, ap, errs[0])
@@ -216,4 +218,11 @@ func sameForImporter(a, b *exports.Export) bool {
 	x, y := *a, *b
 	x.AllowedClusters, y.AllowedClusters = nil, nil
 	return x.Equal(&y)
+}
+
+// portKey is a port's number and protocol: a Service may use one number for
+// TCP and UDP (DNS does).
+type portKey struct {
+	n     int32
+	proto string
 }

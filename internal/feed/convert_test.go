@@ -47,7 +47,7 @@ func TestFromProtoRejectsWhatTheImporterMustNotWrite(t *testing.T) {
 		"unknown type":       func(p *feedpb.Export) { p.Type = 0 },
 		"unknown affinity":   func(p *feedpb.Export) { p.SessionAffinity = 9 },
 		"no ports":           func(p *feedpb.Export) { p.Ports = nil },
-		"UDP port":           func(p *feedpb.Export) { p.Ports[0].Protocol = "UDP" },
+		"QUIC port":          func(p *feedpb.Export) { p.Ports[0].Protocol = "QUIC" },
 		"port out of range":  func(p *feedpb.Export) { p.Ports[0].Port = 70000 },
 		"negative ready":     func(p *feedpb.Export) { p.ReadyEndpoints = -1 },
 		"bad hostname":       func(p *feedpb.Export) { p.Hostnames = []string{"a.b"} },

@@ -37,8 +37,6 @@ func TestFromProtoValidatesPortsAsTheAPIServer(t *testing.T) {
 		"port 0":                      func(p *feedpb.Export) { p.Ports[0].Port = 0 },
 		"negative port":               func(p *feedpb.Export) { p.Ports[0].Port = -1 },
 		"port 65536":                  func(p *feedpb.Export) { p.Ports[0].Port = 65536 },
-		"UDP":                         func(p *feedpb.Export) { p.Ports[0].Protocol = "UDP" },
-		"SCTP":                        func(p *feedpb.Export) { p.Ports[0].Protocol = "SCTP" },
 		"lowercase tcp":               func(p *feedpb.Export) { p.Ports[0].Protocol = "tcp" },
 		"empty protocol":              func(p *feedpb.Export) { p.Ports[0].Protocol = "" },
 		"appProtocol with space":      func(p *feedpb.Export) { p.Ports[1].AppProtocol = "h2 c" },
@@ -166,5 +164,23 @@ func TestClientRefusesUpdatesOverMaxUpdateBytes(t *testing.T) {
 	r2.wait(t, "snapshot", func(r *recorder) bool { return len(r.updates) == 1 })
 	if len(r2.state) != 400 {
 		t.Fatalf("%d exports", len(r2.state))
+	}
+}
+
+// A Service may list one number for TCP and UDP (DNS does): both arrive,
+// the UDP one to be listed on the ServiceImport and carried by no gateway.
+func TestFromProtoAcceptsUDPBesideTCP(t *testing.T) {
+	p := twoPorts()
+	p.Ports = append(p.Ports, &feedpb.Port{Name: "dns", Protocol: "UDP", Port: p.Ports[0].Port}, &feedpb.Port{Name: "sig", Protocol: "SCTP", Port: 7})
+	e, err := fromProto(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(e.Ports) != 4 || e.Ports[2].Carried() || e.Ports[3].Carried() || !e.Ports[0].Carried() {
+		t.Errorf("ports %+v", e.Ports)
+	}
+	p.Ports = append(p.Ports, &feedpb.Port{Name: "dns2", Protocol: "UDP", Port: p.Ports[0].Port})
+	if _, err := fromProto(p); err == nil {
+		t.Error("two UDP ports with one number were accepted")
 	}
 }

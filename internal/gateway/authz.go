@@ -62,7 +62,9 @@ func (a *ExportAuthorizer) Authorize(caller identity.ID, t tunnel.Target) error 
 	if !e.AllowedFor(caller.Cluster) {
 		return ErrClusterNotAllowed
 	}
-	if !slices.ContainsFunc(e.Ports, func(p exports.Port) bool { return int(p.Port) == t.Port }) {
+	// A stream is TCP: a number the export has for UDP or SCTP only is not
+	// one it may reach.
+	if !slices.ContainsFunc(e.Ports, func(p exports.Port) bool { return p.Carried() && int(p.Port) == t.Port }) {
 		return ErrUnknownPort
 	}
 	// A hostname is allowed only as the export publishes it: the exporting

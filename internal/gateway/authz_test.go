@@ -212,6 +212,12 @@ func TestExportAuthorizerFollowsTheSet(t *testing.T) {
 	if err := s.Authorize(caller, tunnel.Target{Namespace: "default", Service: "web", Port: 81}); !errors.Is(err, ErrUnknownPort) {
 		t.Fatalf("other port: %v", err)
 	}
+	// A number the export lists for UDP only is no port a stream may reach.
+	web.Ports = append(web.Ports, exports.Port{Name: "dns", Protocol: "UDP", Port: 53})
+	p.Publish(exports.Of(web), nil, nil)
+	if err := s.Authorize(caller, tunnel.Target{Namespace: "default", Service: "web", Port: 53}); !errors.Is(err, ErrUnknownPort) {
+		t.Fatalf("UDP-only port: %v", err)
+	}
 	web.AllowedClusters = []string{}
 	p.Publish(exports.Of(web), nil, nil)
 	if err := s.Authorize(caller, tg); !errors.Is(err, ErrClusterNotAllowed) {

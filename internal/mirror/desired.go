@@ -164,7 +164,7 @@ func (l Link) admits(e *exports.Export) bool {
 func tcpPorts(ps []exports.Port) []exports.Port {
 	out := make([]exports.Port, 0, len(ps))
 	for _, p := range ps {
-		if p.Protocol == "" || p.Protocol == string(corev1.ProtocolTCP) {
+		if p.Carried() {
 			out = append(out, p)
 		}
 	}

@@ -3,12 +3,14 @@ package mirror
 import (
 	"maps"
 	"strconv"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/utils/ptr"
 	mcsv1beta1 "sigs.k8s.io/mcs-api/pkg/apis/v1beta1"
 
@@ -58,6 +60,9 @@ func buildService(link Link, e *exports.Export, name string, ports []exports.Por
 	ann[contract.AnnotationReadyEndpoints] = strconv.FormatInt(int64(e.ReadyEndpoints), 10)
 	if !e.Created.IsZero() {
 		ann[contract.AnnotationExportCreated] = e.Created.UTC().Format(time.RFC3339)
+	}
+	if u := FormatUncarried(e.Ports); u != "" {
+		ann[contract.AnnotationUncarriedPorts] = u
 	}
 	if e.InternalTrafficPolicy != "" {
 		ann[contract.AnnotationInternalTrafficPolicy] = e.InternalTrafficPolicy
@@ -139,4 +144,34 @@ func buildSlice(link Link, e *exports.Export, mirror string, ports []exports.Por
 		})
 	}
 	return s
+}
+
+// FormatUncarried is the contract.AnnotationUncarriedPorts value of the
+// ports no gateway carries, "" when there is none.
+func FormatUncarried(ports []exports.Port) string {
+	var parts []string
+	for _, p := range ports {
+		if !p.Carried() {
+			parts = append(parts, p.Name+"/"+p.Protocol+"/"+strconv.Itoa(int(p.Port)))
+		}
+	}
+	return strings.Join(parts, ",")
+}
+
+// ParseUncarried reads contract.AnnotationUncarriedPorts. Entries that do
+// not parse are left out: the annotation only adds ports to a
+// ServiceImport's list, and a forged entry opens nothing.
+func ParseUncarried(v string) []exports.Port {
+	var out []exports.Port
+	for entry := range strings.SplitSeq(v, ",") {
+		name, rest, ok1 := strings.Cut(entry, "/")
+		proto, num, ok2 := strings.Cut(rest, "/")
+		n, err := strconv.ParseInt(num, 10, 32)
+		if !ok1 || !ok2 || err != nil || n < 1 || n > 65535 || (proto != "UDP" && proto != "SCTP") ||
+			(name != "" && len(validation.IsDNS1123Label(name)) > 0) {
+			continue
+		}
+		out = append(out, exports.Port{Name: name, Protocol: proto, Port: int32(n)})
+	}
+	return out
 }

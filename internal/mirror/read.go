@@ -242,6 +242,8 @@ func Recover(owned Objects) []exports.Export {
 		e.Created, _ = ExportCreated(s)
 		e.InternalTrafficPolicy = s.Annotations[contract.AnnotationInternalTrafficPolicy]
 		e.TrafficDistribution = s.Annotations[contract.AnnotationTrafficDistribution]
+		e.Ports = append(e.Ports, ParseUncarried(s.Annotations[contract.AnnotationUncarriedPorts])...)
+		slices.SortStableFunc(e.Ports, exports.ComparePorts)
 		if n, ok, _ := ReadyEndpoints(s); ok {
 			e.ReadyEndpoints = n
 		} else if ready[s.Namespace+"/"+s.Name] {
