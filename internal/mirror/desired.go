@@ -94,6 +94,7 @@ func Desired(in Input) State {
 		short[[2]string{k.Namespace, k.Service}] = true
 	}
 	v4, v6 := splitFamilies(in.Gateway)
+	var ownedSvcs map[string]*corev1.Service // by namespace/name, built once if a headless export needs it
 	for _, p := range plan {
 		e := p.export
 		if slices.ContainsFunc(p.egressNames(), func(n string) bool { return short[[2]string{e.Namespace, n}] }) {
@@ -103,7 +104,13 @@ func Desired(in Input) State {
 			continue
 		}
 		if len(p.hosts) > 0 {
-			st.addHeadless(in, p, alloc, v4, v6)
+			if ownedSvcs == nil {
+				ownedSvcs = make(map[string]*corev1.Service, len(in.Owned.Services))
+				for _, s := range in.Owned.Services {
+					ownedSvcs[s.Namespace+"/"+s.Name] = s
+				}
+			}
+			st.addHeadless(in, p, alloc, v4, v6, ownedSvcs)
 			st.Imported++
 			continue
 		}

@@ -47,14 +47,11 @@ func (in *Input) clashAny(owned map[string]bool, planned map[string]bool, p plan
 	return Problem{}, false
 }
 
-// addHeadless adds the objects of a headless export with hostnames.
-func (st *State) addHeadless(in Input, p planned, alloc map[PortKey]int32, v4, v6 []string) {
+// addHeadless adds the objects of a headless export with hostnames;
+// current indexes the Link's Services by namespace/name.
+func (st *State) addHeadless(in Input, p planned, alloc map[PortKey]int32, v4, v6 []string, current map[string]*corev1.Service) {
 	e := p.export
 	ready := e.ReadyEndpoints > 0 && in.Health == Healthy
-	current := map[string]*corev1.Service{}
-	for _, s := range in.Owned.Services {
-		current[s.Namespace+"/"+s.Name] = s
-	}
 	var podsV4, podsV6 []discoveryv1.Endpoint
 	for _, h := range p.hosts {
 		egress := make([]int32, len(p.ports))
