@@ -402,7 +402,9 @@ func (r *Reconciler) observe(ctx context.Context) (Input, Objects, claims.Snapsh
 // ServiceImport (new ClusterIPs) on upgrade. A forged mirror counted that
 // way gains no route (the gateway sends clusterset traffic only to claimed
 // mirrors' clusters) and drops out at the Link's first sync; one that names
-// no existing Link never counts.
+// no existing Link never counts. A headless mirror holds no port: it counts
+// when a claimed host mirror of the same Link and service does
+// (docs/headless.md).
 func claimedMirrors(svcs []*corev1.Service, t claims.Table, links map[string]bool) []*corev1.Service {
 	holders := map[claims.Owner]bool{}
 	for _, c := range t {
