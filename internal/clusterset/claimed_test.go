@@ -38,3 +38,35 @@ func TestClaimedMirrors(t *testing.T) {
 		t.Errorf("believed %v, want shop/web-east and shop/web-north", names)
 	}
 }
+
+// A headless mirror holds no port: a claimed host mirror of the same Link
+// and service vouches for it, and nothing vouches for a headless copy.
+func TestClaimedMirrorsHeadless(t *testing.T) {
+	svc := func(ns, name, remote, host string, headless bool, egress int32) *corev1.Service {
+		s := &corev1.Service{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name,
+				Labels:      map[string]string{contract.LabelLink: "east", contract.LabelSourceCluster: "east"},
+				Annotations: map[string]string{contract.AnnotationRemoteService: remote}},
+			Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Port: 80, TargetPort: intstr.FromInt32(egress)}}},
+		}
+		if host != "" {
+			s.Annotations[contract.AnnotationRemoteHostname] = host
+		}
+		if headless {
+			s.Spec.ClusterIP = corev1.ClusterIPNone
+		}
+		return s
+	}
+	mirror := svc("db", "web-east", "web", "", true, 80)
+	host := svc("db", "web-east-web-0", "web", "web-0", false, 41000)
+	lone := svc("tenant", "web-east", "web", "", true, 80)
+	table := claims.Table{41000: {Owner: claims.LinkOwner("east"), Namespace: "db", Service: "web-east-web-0", Port: 80}}
+	got := claimedMirrors([]*corev1.Service{mirror, host, lone}, table, map[string]bool{"east": true})
+	if !slices.Equal(got, []*corev1.Service{host, mirror}) {
+		var names []string
+		for _, s := range got {
+			names = append(names, s.Namespace+"/"+s.Name)
+		}
+		t.Errorf("believed %v, want db/web-east-web-0 and db/web-east", names)
+	}
+}
