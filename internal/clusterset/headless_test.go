@@ -192,6 +192,14 @@ func TestDesiredImportCarriesServiceFields(t *testing.T) {
 	if ops := Diff(st2, Objects{Imports: st.Imports, Services: st.Services, Slices: st.Slices}); len(ops) != 1 {
 		t.Errorf("ops %v: want the ServiceImport updated", ops)
 	}
+	// Values a tenant wrote on the mirror that the API would refuse are
+	// left out.
+	north.Annotations[contract.AnnotationInternalTrafficPolicy] = "Nearby"
+	north.Annotations[contract.AnnotationTrafficDistribution] = "Prefer Close;"
+	st3 := Desired(Input{Ports: contract.DefaultClustersetRange(), Gateway: gw, Mirrors: []*corev1.Service{east, north}, Current: []*corev1.Service{cur}})
+	if s := st3.Imports[0].Spec; s.InternalTrafficPolicy != nil || s.TrafficDistribution != nil {
+		t.Errorf("invalid values carried: %+v", s)
+	}
 }
 
 // The ServiceImport carries the oldest export's exported labels and
@@ -205,10 +213,13 @@ func TestDesiredImportExportedMetadata(t *testing.T) {
 		return s
 	}
 	east := exported(aged(mirrorOf("east", port("http", 80)), exports.ClusterSetIP, t0), map[string]string{"tier": "gold"}, map[string]string{"team": "a"})
+	// A tenant's edit of the record: no export carries ferry.dev/ keys.
+	east.Annotations[contract.AnnotationExportedKeys] = `{"labels":["tier"],"annotations":["team","ferry.dev/remote-service"]}`
 	north := exported(aged(mirrorOf("north", port("http", 80)), exports.ClusterSetIP, t0.Add(time.Minute)), map[string]string{"tier2": "x"}, nil)
 	in := Input{Ports: contract.DefaultClustersetRange(), Gateway: gw, Mirrors: []*corev1.Service{east, north}}
 	si := Desired(in).Imports[0]
-	if si.Labels["tier"] != "gold" || si.Labels["tier2"] != "" || si.Labels[contract.LabelClusterset] != "web" || si.Annotations["team"] != "a" {
+	if si.Labels["tier"] != "gold" || si.Labels["tier2"] != "" || si.Labels[contract.LabelClusterset] != "web" || si.Annotations["team"] != "a" ||
+		si.Annotations[contract.AnnotationRemoteService] != "" {
 		t.Fatalf("import metadata %v %v: want east's", si.Labels, si.Annotations)
 	}
 	// A user sets the affinity; east stops exporting "team".

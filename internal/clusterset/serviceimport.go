@@ -11,6 +11,7 @@ import (
 	mcsv1beta1 "sigs.k8s.io/mcs-api/pkg/apis/v1beta1"
 
 	"ferry.dev/ferry/internal/contract"
+	"ferry.dev/ferry/internal/exports"
 	"ferry.dev/ferry/internal/mirror"
 )
 
@@ -23,17 +24,26 @@ func buildImport(k Key, ports []corev1.ServicePort, clusters []string, w source,
 	// The oldest export's exported labels and annotations, and the record
 	// of their keys, so that keys it stops exporting are removed and
 	// others' (a user's ferry.dev/affinity) never are.
-	lbls := maps.Clone(w.labels)
+	// The mirror's record is in the tenant's namespace too: keys no export
+	// may carry (Ferry's own, Kubernetes') are dropped, as the exporter
+	// drops them.
+	exported := func(m map[string]string) map[string]string {
+		out := maps.Clone(m)
+		maps.DeleteFunc(out, func(k, _ string) bool { return exports.ReservedKey(k) })
+		return out
+	}
+	wl, wa := exported(w.labels), exported(w.annotations)
+	lbls := maps.Clone(wl)
 	if lbls == nil {
 		lbls = map[string]string{}
 	}
 	maps.Copy(lbls, labels(k.Service))
-	anns := maps.Clone(w.annotations)
+	anns := maps.Clone(wa)
 	if anns == nil {
 		anns = map[string]string{}
 	}
-	if len(w.labels)+len(w.annotations) > 0 {
-		anns[contract.AnnotationExportedKeys] = mirror.ExportedKeysOf(w.labels, w.annotations)
+	if len(wl)+len(wa) > 0 {
+		anns[contract.AnnotationExportedKeys] = mirror.ExportedKeysOf(wl, wa)
 	}
 	si := &mcsv1beta1.ServiceImport{
 		TypeMeta:   metav1.TypeMeta{APIVersion: mcsv1beta1.GroupVersion.String(), Kind: mcsv1beta1.ServiceImportKindName},
@@ -47,10 +57,13 @@ func buildImport(k Key, ports []corev1.ServicePort, clusters []string, w source,
 		si.Spec.SessionAffinity = corev1.ServiceAffinityClientIP
 		si.Spec.SessionAffinityConfig = w.svc.Spec.SessionAffinityConfig.DeepCopy()
 	}
-	if v := w.svc.Annotations[contract.AnnotationInternalTrafficPolicy]; v != "" {
-		si.Spec.InternalTrafficPolicy = ptr.To(corev1.ServiceInternalTrafficPolicy(v))
+	// A mirror's annotations are in the tenant's namespace: a value the
+	// API would refuse is left out rather than block the ServiceImport.
+	switch v := corev1.ServiceInternalTrafficPolicy(w.svc.Annotations[contract.AnnotationInternalTrafficPolicy]); v {
+	case corev1.ServiceInternalTrafficPolicyCluster, corev1.ServiceInternalTrafficPolicyLocal:
+		si.Spec.InternalTrafficPolicy = ptr.To(v)
 	}
-	if v := w.svc.Annotations[contract.AnnotationTrafficDistribution]; v != "" {
+	if v := w.svc.Annotations[contract.AnnotationTrafficDistribution]; v != "" && exports.ValidTrafficDistribution(v) {
 		si.Spec.TrafficDistribution = ptr.To(v)
 	}
 	for _, p := range ports {
