@@ -105,11 +105,16 @@ var lowerBase32 = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPad
 // characters and a hash of the full pair. The result is a valid DNS-1035
 // label whenever svc is (Service names are).
 func MirrorName(svc, cluster string) string {
-	name := svc + "-" + cluster
+	return fitName(svc+"-"+cluster, svc+"/"+cluster)
+}
+
+// fitName returns name when it fits a DNS-1035 label, else its first
+// characters and a hash of key, the unambiguous form of what it joins.
+func fitName(name, key string) string {
 	if len(name) <= MaxNameLength {
 		return name
 	}
-	sum := sha256.Sum256([]byte(svc + "/" + cluster))
+	sum := sha256.Sum256([]byte(key))
 	h := lowerBase32.EncodeToString(sum[:])[:hashLen]
 	keep := strings.TrimRight(name[:MaxNameLength-hashLen-1], "-")
 	return keep + "-" + h
@@ -121,14 +126,7 @@ func MirrorName(svc, cluster string) string {
 // triple. It starts with svc, so it is a DNS-1035 label even when the
 // hostname starts with a digit.
 func HostMirrorName(svc, cluster, host string) string {
-	name := svc + "-" + cluster + "-" + host
-	if len(name) <= MaxNameLength {
-		return name
-	}
-	sum := sha256.Sum256([]byte(svc + "/" + cluster + "/" + host))
-	h := lowerBase32.EncodeToString(sum[:])[:hashLen]
-	keep := strings.TrimRight(name[:MaxNameLength-hashLen-1], "-")
-	return keep + "-" + h
+	return fitName(svc+"-"+cluster+"-"+host, svc+"/"+cluster+"/"+host)
 }
 
 // PodSliceName is the EndpointSlice, written with a headless ServiceImport,
