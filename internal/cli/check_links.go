@@ -248,10 +248,10 @@ func forgedMirrorProblems(mirrors []corev1.Service, links []ferryv1.Link, claime
 	}
 	// A headless mirror holds no port: a claimed host mirror of its
 	// service vouches for it (docs/headless.md).
-	hosted := map[[3]string]bool{}
+	hosted := map[mirror.Hosted]bool{}
 	for _, m := range mirrors {
-		if _, isHost := m.Annotations[contract.AnnotationRemoteHostname]; isHost && claimed.Vouches(&m, claims.LinkOwner(m.Labels[contract.LabelLink])) {
-			hosted[[3]string{m.Labels[contract.LabelLink], m.Namespace, m.Annotations[contract.AnnotationRemoteService]}] = true
+		if _, isHost := mirror.Hostname(&m); isHost && claimed.Vouches(&m, claims.LinkOwner(m.Labels[contract.LabelLink])) {
+			hosted[mirror.HostedOf(&m)] = true
 		}
 	}
 	anyPort := contract.Range{Min: 1, Max: 65535} // ranges are egressPorts' check
@@ -277,7 +277,7 @@ func forgedMirrorProblems(mirrors []corev1.Service, links []ferryv1.Link, claime
 		case m.DeletionTimestamp != nil && len(m.Finalizers) > 0:
 			out = append(out, fmt.Sprintf("%s is kept from deletion by finalizers %s", where, strings.Join(m.Finalizers, ", ")))
 		case read.Headless:
-			if !hosted[[3]string{link, m.Namespace, remote}] {
+			if !hosted[mirror.HostedOf(&m)] {
 				out = append(out, fmt.Sprintf("%s is headless, and no claimed host mirror of %s stands for one of its pods", where, remote))
 			}
 		default:

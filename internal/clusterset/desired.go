@@ -301,9 +301,9 @@ func group(in Input) map[Key][]source {
 		if cluster == "" || remote == "" || cluster == contract.ClustersetCluster {
 			continue
 		}
-		if h, isHost := m.Annotations[contract.AnnotationRemoteHostname]; isHost {
+		if h, isHost := mirror.Hostname(m); isHost {
 			k := [3]string{m.Namespace, remote, cluster}
-			hosts[k] = append(hosts[k], hostAddr{hostname: h, ips: clusterIPs(m), ready: ready[m.Namespace+"/"+m.Name]})
+			hosts[k] = append(hosts[k], hostAddr{hostname: h, ips: mirror.ClusterIPs(m), ready: ready[m.Namespace+"/"+m.Name]})
 			continue
 		}
 		k := Key{Namespace: m.Namespace, Service: remote}

@@ -11,6 +11,7 @@ import (
 	mcsv1beta1 "sigs.k8s.io/mcs-api/pkg/apis/v1beta1"
 
 	"ferry.dev/ferry/internal/contract"
+	"ferry.dev/ferry/internal/mirror"
 )
 
 // A headless ServiceImport has no clusterset address. DNS answers its name
@@ -47,7 +48,7 @@ func (st *State) addHeadless(p plan, foreign func(kind, namespace, name string) 
 				}
 			}
 		} else {
-			for _, ip := range clusterIPs(s.svc) {
+			for _, ip := range mirror.ClusterIPs(s.svc) {
 				eps = append(eps, podEndpoint(ip, "", s.ready))
 			}
 		}

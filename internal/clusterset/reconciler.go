@@ -412,7 +412,7 @@ func claimedMirrors(svcs []*corev1.Service, t claims.Table, links map[string]boo
 	}
 	out := svcs[:0:0]
 	// A headless mirror holds no port: its host mirrors vouch for it.
-	hosted := map[[3]string]bool{} // (link, namespace, remote service)
+	hosted := map[mirror.Hosted]bool{}
 	var headless []*corev1.Service
 	for _, s := range svcs {
 		link, ok := mirror.OwnerOf(s)
@@ -425,16 +425,15 @@ func claimedMirrors(svcs []*corev1.Service, t claims.Table, links map[string]boo
 			headless = append(headless, s)
 		case t.Vouches(s, owner):
 			out = append(out, s)
-			if _, isHost := s.Annotations[contract.AnnotationRemoteHostname]; isHost {
-				hosted[[3]string{link, s.Namespace, s.Annotations[contract.AnnotationRemoteService]}] = true
+			if _, isHost := mirror.Hostname(s); isHost {
+				hosted[mirror.HostedOf(s)] = true
 			}
 		case links[link] && !holders[owner]:
 			out = append(out, s)
 		}
 	}
 	for _, s := range headless {
-		link, _ := mirror.OwnerOf(s)
-		if hosted[[3]string{link, s.Namespace, s.Annotations[contract.AnnotationRemoteService]}] {
+		if hosted[mirror.HostedOf(s)] {
 			out = append(out, s)
 		}
 	}

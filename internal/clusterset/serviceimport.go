@@ -3,7 +3,6 @@ package clusterset
 import (
 	"maps"
 	"net/netip"
-	"slices"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -74,7 +73,7 @@ func buildImport(k Key, ports []corev1.ServicePort, clusters []string, w source,
 		si.Spec.Ports = append(si.Spec.Ports, sp)
 	}
 	if !headless && cur != nil {
-		si.Spec.IPs = clusterIPs(cur)
+		si.Spec.IPs = mirror.ClusterIPs(cur)
 		for _, ip := range si.Spec.IPs {
 			// ipFamilies[i] is the family of ips[i].
 			if a, err := netip.ParseAddr(ip); err == nil && a.Unmap().Is4() {
@@ -88,15 +87,4 @@ func buildImport(k Key, ports []corev1.ServicePort, clusters []string, w source,
 		si.Status.Clusters = append(si.Status.Clusters, mcsv1beta1.ClusterStatus{Cluster: c})
 	}
 	return si
-}
-
-// clusterIPs are the Service's allocated IPs (none until allocated).
-func clusterIPs(s *corev1.Service) []string {
-	if len(s.Spec.ClusterIPs) > 0 && s.Spec.ClusterIPs[0] != corev1.ClusterIPNone {
-		return slices.Clone(s.Spec.ClusterIPs)
-	}
-	if s.Spec.ClusterIP != "" && s.Spec.ClusterIP != corev1.ClusterIPNone {
-		return []string{s.Spec.ClusterIP}
-	}
-	return nil
 }

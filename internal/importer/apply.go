@@ -13,7 +13,6 @@ import (
 
 	ferryv1 "ferry.dev/ferry/api/v1alpha1"
 	"ferry.dev/ferry/internal/claims"
-	"ferry.dev/ferry/internal/contract"
 	"ferry.dev/ferry/internal/mirror"
 	"ferry.dev/ferry/internal/writer"
 )
@@ -57,7 +56,7 @@ func (im *Importer) apply(ctx context.Context, ops []writer.Op) error {
 
 // isHostMirror reports whether obj is a host mirror (docs/headless.md).
 func isHostMirror(obj client.Object) bool {
-	_, ok := obj.GetAnnotations()[contract.AnnotationRemoteHostname]
+	_, ok := mirror.Hostname(obj)
 	_, svc := obj.(*corev1.Service)
 	return ok && svc
 }

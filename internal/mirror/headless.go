@@ -95,12 +95,8 @@ func hostIPs(s *corev1.Service) []netip.Addr {
 	if s == nil {
 		return nil
 	}
-	ips := s.Spec.ClusterIPs
-	if len(ips) == 0 && s.Spec.ClusterIP != "" {
-		ips = []string{s.Spec.ClusterIP}
-	}
 	var out []netip.Addr
-	for _, v := range ips {
+	for _, v := range ClusterIPs(s) {
 		if ip, err := netip.ParseAddr(v); err == nil {
 			out = append(out, ip.Unmap())
 		}
@@ -112,11 +108,7 @@ func hostIPs(s *corev1.Service) []netip.Addr {
 // a mirror (labels, annotations, ports) without a ClusterIP, whose ports
 // hold no egress port: each pod is reached at its host mirror's address.
 func buildHeadlessService(link Link, e *exports.Export, name string, ports []exports.Port) *corev1.Service {
-	egress := make([]int32, len(ports))
-	for i, p := range ports {
-		egress[i] = p.Port
-	}
-	svc := buildService(link, e, name, ports, egress)
+	svc := buildService(link, e, name, ports, portNumbers(ports))
 	svc.Spec.ClusterIP = corev1.ClusterIPNone
 	return svc
 }
@@ -150,11 +142,47 @@ func buildHostService(link Link, e *exports.Export, h host, ports []exports.Port
 // buildPodSlice is the headless mirror's EndpointSlice: one endpoint per
 // pod, at its host mirror's address, on the exported ports.
 func buildPodSlice(link Link, e *exports.Export, name string, ports []exports.Port, family discoveryv1.AddressType, eps []discoveryv1.Endpoint) *discoveryv1.EndpointSlice {
-	egress := make([]int32, len(ports))
-	for i, p := range ports {
-		egress[i] = p.Port
-	}
-	s := buildSlice(link, e, name, ports, egress, family, nil, false)
+	s := buildSlice(link, e, name, ports, portNumbers(ports), family, nil, false)
 	s.Endpoints = eps
 	return s
+}
+
+// portNumbers are the ports' own numbers: what a headless mirror and its
+// slice carry where a mirror carries egress ports.
+func portNumbers(ports []exports.Port) []int32 {
+	out := make([]int32, len(ports))
+	for i, p := range ports {
+		out[i] = p.Port
+	}
+	return out
+}
+
+// ClusterIPs are the addresses the API server gave a Service, none for a
+// headless one or one not allocated yet.
+func ClusterIPs(s *corev1.Service) []string {
+	if len(s.Spec.ClusterIPs) > 0 && s.Spec.ClusterIPs[0] != corev1.ClusterIPNone {
+		return slices.Clone(s.Spec.ClusterIPs)
+	}
+	if s.Spec.ClusterIP != "" && s.Spec.ClusterIP != corev1.ClusterIPNone {
+		return []string{s.Spec.ClusterIP}
+	}
+	return nil
+}
+
+// Hostname returns the pod a host mirror stands for
+// (contract.AnnotationRemoteHostname); ok is false for any other object.
+func Hostname(obj metav1.Object) (hostname string, ok bool) {
+	hostname, ok = obj.GetAnnotations()[contract.AnnotationRemoteHostname]
+	return hostname, ok
+}
+
+// Hosted names a headless mirror by what its host mirrors share: their
+// Link, namespace and remote service.
+type Hosted struct{ Link, Namespace, Service string }
+
+// HostedOf is the Hosted of a host mirror or headless mirror s. A headless
+// mirror holds no port, so no port claim can vouch for it: a claimed host
+// mirror with the same HostedOf does.
+func HostedOf(s *corev1.Service) Hosted {
+	return Hosted{Link: s.Labels[contract.LabelLink], Namespace: s.Namespace, Service: s.Annotations[contract.AnnotationRemoteService]}
 }

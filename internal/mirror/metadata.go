@@ -40,16 +40,11 @@ type ExportedKeys struct {
 	Annotations []string `json:"annotations,omitempty"`
 }
 
-// exportedKeysOf records the keys of labels and annotations (an export's),
-// except those Ferry sets itself, sorted: the same export always gives the
-// same value, so the record never causes a write by itself.
-// ExportedKeysOf is the contract.AnnotationExportedKeys record of the
-// exported labels and annotations given.
+// ExportedKeysOf is the contract.AnnotationExportedKeys record of labels
+// and annotations (an export's): their keys, except those Ferry sets
+// itself, sorted, so the same export always gives the same value and the
+// record never causes a write by itself.
 func ExportedKeysOf(labels, annotations map[string]string) string {
-	return exportedKeysOf(labels, annotations)
-}
-
-func exportedKeysOf(labels, annotations map[string]string) string {
 	var k ExportedKeys
 	for _, l := range slices.Sorted(maps.Keys(labels)) {
 		if !fixedKey(l) {

@@ -53,7 +53,7 @@ func buildService(link Link, e *exports.Export, name string, ports []exports.Por
 		ann = map[string]string{}
 	}
 	ann[contract.AnnotationRemoteService] = e.Name
-	ann[contract.AnnotationExportedKeys] = exportedKeysOf(e.Labels, e.Annotations)
+	ann[contract.AnnotationExportedKeys] = ExportedKeysOf(e.Labels, e.Annotations)
 	if e.Type != "" && e.Type != exports.ClusterSetIP {
 		ann[contract.AnnotationExportType] = string(e.Type)
 	}

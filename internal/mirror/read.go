@@ -74,7 +74,7 @@ func Read(s *corev1.Service, r contract.Range) (m Mirror, problems []error, ok b
 		return Mirror{}, []error{fmt.Errorf("mirror %s: no %s annotation", where, contract.AnnotationRemoteService)}, false
 	}
 	m.Export = exports.Key{Namespace: s.Namespace, Name: remote}
-	if h, isHost := s.Annotations[contract.AnnotationRemoteHostname]; isHost {
+	if h, isHost := Hostname(s); isHost {
 		return readHost(s, m, h, r)
 	}
 	if want := contract.MirrorName(remote, m.Cluster); s.Name != want {
@@ -203,7 +203,7 @@ func Recover(owned Objects) []exports.Export {
 	// Host mirrors give back the hostnames of their export.
 	hostnames := map[exports.Key][]string{}
 	for _, s := range owned.Services {
-		if h, ok := s.Annotations[contract.AnnotationRemoteHostname]; ok {
+		if h, ok := Hostname(s); ok {
 			k := exports.Key{Namespace: s.Namespace, Name: s.Annotations[contract.AnnotationRemoteService]}
 			hostnames[k] = append(hostnames[k], h)
 		}
@@ -211,7 +211,7 @@ func Recover(owned Objects) []exports.Export {
 	var out []exports.Export
 	for _, s := range owned.Services {
 		remote := s.Annotations[contract.AnnotationRemoteService]
-		if _, isHost := s.Annotations[contract.AnnotationRemoteHostname]; remote == "" || isHost {
+		if _, isHost := Hostname(s); remote == "" || isHost {
 			continue
 		}
 		e := exports.Export{
