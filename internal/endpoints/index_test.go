@@ -25,31 +25,12 @@ import (
 func TestIndexFollowsAPIServer(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
-	env, err := testenv.Start(ctx, testenv.Options{Clusters: []string{"east"}, CRDs: testenv.MCSCRDs()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer env.Stop()
-	c := env.Clusters[0]
-
-	// The gateway's wiring: the index reads the export watcher's cache.
-	w, err := exportwatch.NewWatcher(c.RestConfig, exportwatch.WatcherOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	idx := endpoints.NewIndex(w.Reader(), exportwatch.IndexServiceName)
-	wctx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- w.Start(wctx) }()
-	defer func() { stop(); <-done }()
-	if wait.PollUntilContextTimeout(ctx, 10*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) { return w.Current().Synced, nil }) != nil {
-		t.Fatal("watcher never synced")
-	}
+	c, idx := startIndex(t, ctx)
 	if _, err := idx.Endpoints("app", "echo", 80); !errors.Is(err, endpoints.ErrNoSuchService) {
 		t.Fatalf("before the Service exists: want ErrNoSuchService, got %v", err)
 	}
 
-	_, err = c.CreateBackend(ctx, testenv.Backend{Namespace: "app", Name: "echo", Endpoints: []testenv.Endpoint{
+	_, err := c.CreateBackend(ctx, testenv.Backend{Namespace: "app", Name: "echo", Endpoints: []testenv.Endpoint{
 		{IP: "198.18.1.10", Port: 8080, Ready: true},
 		{IP: "198.18.1.11", Port: 8080, Ready: true},
 	}})
@@ -119,24 +100,7 @@ func TestIndexFollowsAPIServer(t *testing.T) {
 func TestIndexHostEndpoints(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
-	env, err := testenv.Start(ctx, testenv.Options{Clusters: []string{"east"}, CRDs: testenv.MCSCRDs()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer env.Stop()
-	c := env.Clusters[0]
-	w, err := exportwatch.NewWatcher(c.RestConfig, exportwatch.WatcherOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	idx := endpoints.NewIndex(w.Reader(), exportwatch.IndexServiceName)
-	wctx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- w.Start(wctx) }()
-	defer func() { stop(); <-done }()
-	if wait.PollUntilContextTimeout(ctx, 10*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) { return w.Current().Synced, nil }) != nil {
-		t.Fatal("watcher never synced")
-	}
+	c, idx := startIndex(t, ctx)
 	if _, err := idx.HostEndpoints("app", "web", "web-1", 80); !errors.Is(err, endpoints.ErrNoSuchService) {
 		t.Fatalf("before the Service exists: want ErrNoSuchService, got %v", err)
 	}
@@ -219,4 +183,29 @@ func waitFor(t *testing.T, ctx context.Context, idx *endpoints.Index, want []str
 	if err != nil {
 		t.Fatalf("index shows %v, want %v", got, want)
 	}
+}
+
+// startIndex starts a cluster and the index as the gateway wires it (over
+// the export watcher's cache), synced; both stop when the test ends.
+func startIndex(t *testing.T, ctx context.Context) (*testenv.Cluster, *endpoints.Index) {
+	t.Helper()
+	env, err := testenv.Start(ctx, testenv.Options{Clusters: []string{"east"}, CRDs: testenv.MCSCRDs()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(env.Stop)
+	c := env.Clusters[0]
+	w, err := exportwatch.NewWatcher(c.RestConfig, exportwatch.WatcherOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	idx := endpoints.NewIndex(w.Reader(), exportwatch.IndexServiceName)
+	wctx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- w.Start(wctx) }()
+	t.Cleanup(func() { stop(); <-done })
+	if wait.PollUntilContextTimeout(ctx, 10*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) { return w.Current().Synced, nil }) != nil {
+		t.Fatal("watcher never synced")
+	}
+	return c, idx
 }
