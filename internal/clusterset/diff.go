@@ -76,8 +76,8 @@ func Diff(want State, have Objects) []writer.Op {
 		case importDiffers(cur, d):
 			out := cur.DeepCopy()
 			prev := previousKeys(cur)
-			out.Labels = mergeExported(cur.Labels, d.Labels, prev.Labels)
-			out.Annotations = mergeExported(cur.Annotations, d.Annotations, prev.Annotations)
+			out.Labels = mirror.MergeMetadata(cur.Labels, d.Labels, listed(prev.Labels))
+			out.Annotations = mirror.MergeMetadata(cur.Annotations, d.Annotations, listed(prev.Annotations))
 			// The spec is Ferry's alone: every field from the desired one.
 			out.Spec = *d.Spec.DeepCopy()
 			out.Status.Clusters = slices.Clone(d.Status.Clusters)
@@ -160,8 +160,8 @@ func sliceDiffers(cur, want *discoveryv1.EndpointSlice) bool {
 
 func importDiffers(cur, want *mcsv1beta1.ServiceImport) bool {
 	prev := previousKeys(cur)
-	return exportedDiffers(cur.Labels, want.Labels, prev.Labels) ||
-		exportedDiffers(cur.Annotations, want.Annotations, prev.Annotations) ||
+	return mirror.MetadataDiffers(cur.Labels, want.Labels, listed(prev.Labels)) ||
+		mirror.MetadataDiffers(cur.Annotations, want.Annotations, listed(prev.Annotations)) ||
 		cur.Spec.Type != want.Spec.Type || !slices.Equal(cur.Spec.IPs, want.Spec.IPs) ||
 		!slices.Equal(cur.Spec.IPFamilies, want.Spec.IPFamilies) ||
 		cur.Spec.SessionAffinity != want.Spec.SessionAffinity ||
@@ -182,37 +182,9 @@ func previousKeys(si *mcsv1beta1.ServiceImport) mirror.ExportedKeys {
 	return prev
 }
 
-// exportedDiffers reports whether a desired key is missing or different in
-// cur, or a key that the previous record lists is no longer desired. Other
-// keys (another controller's, a user's) do not count.
-func exportedDiffers(cur, want map[string]string, previous []string) bool {
-	for k, v := range want {
-		if c, ok := cur[k]; !ok || c != v {
-			return true
-		}
-	}
-	for _, k := range previous {
-		if _, still := want[k]; !still {
-			if _, has := cur[k]; has {
-				return true
-			}
-		}
-	}
-	return false
-}
-
-// mergeExported is cur with want's keys set and the previously recorded
-// keys that are no longer desired removed; other keys are kept.
-func mergeExported(cur, want map[string]string, previous []string) map[string]string {
-	out := maps.Clone(cur)
-	if out == nil {
-		out = map[string]string{}
-	}
-	for _, k := range previous {
-		if _, still := want[k]; !still {
-			delete(out, k)
-		}
-	}
-	maps.Copy(out, want)
-	return out
+// listed: on a ServiceImport, Ferry manages only the keys it recorded.
+// ferry.dev/ keys are not all its own there: ferry.dev/affinity is the
+// user's.
+func listed(keys []string) func(string) bool {
+	return func(k string) bool { return slices.Contains(keys, k) }
 }

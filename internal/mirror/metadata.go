@@ -79,34 +79,48 @@ func fixedKey(k string) bool {
 	return strings.HasPrefix(k, contract.Prefix) || slices.Contains(standardKeys, k)
 }
 
-// managedDiffers reports whether the keys Ferry manages differ between the
-// live map cur and the desired map want: a desired key missing or with
-// another value, or a managed key (fixed, or listed in previous) that is no
-// longer desired. Other keys of cur are ignored.
+// managedDiffers and mergeManaged compare and merge the keys Ferry manages
+// on a mirror or slice: fixed keys and those previous lists.
 func managedDiffers(cur, want map[string]string, previous []string) bool {
+	return MetadataDiffers(cur, want, managedBy(previous))
+}
+
+func mergeManaged(cur, want map[string]string, previous []string) map[string]string {
+	return MergeMetadata(cur, want, managedBy(previous))
+}
+
+func managedBy(previous []string) func(string) bool {
+	return func(k string) bool { return fixedKey(k) || slices.Contains(previous, k) }
+}
+
+// MetadataDiffers reports whether the keys a writer manages differ between
+// the live map cur and the desired map want: a desired key missing or with
+// another value, or a managed key that is no longer desired. Other keys of
+// cur (other controllers', a user's) are ignored.
+func MetadataDiffers(cur, want map[string]string, managed func(key string) bool) bool {
 	for k, v := range want {
 		if c, ok := cur[k]; !ok || c != v {
 			return true
 		}
 	}
 	for k := range cur {
-		if _, ok := want[k]; !ok && (fixedKey(k) || slices.Contains(previous, k)) {
+		if _, ok := want[k]; !ok && managed(k) {
 			return true
 		}
 	}
 	return false
 }
 
-// mergeManaged returns cur with the managed keys set as in want: desired
+// MergeMetadata returns cur with the managed keys set as in want: desired
 // keys written, managed keys no longer desired removed, others kept.
-func mergeManaged(cur, want map[string]string, previous []string) map[string]string {
+func MergeMetadata(cur, want map[string]string, managed func(key string) bool) map[string]string {
 	out := maps.Clone(cur)
 	if out == nil {
 		out = map[string]string{}
 	}
 	maps.DeleteFunc(out, func(k, _ string) bool {
 		_, desired := want[k]
-		return !desired && (fixedKey(k) || slices.Contains(previous, k))
+		return !desired && managed(k)
 	})
 	maps.Copy(out, want)
 	if len(out) == 0 {
