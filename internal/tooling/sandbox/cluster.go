@@ -54,6 +54,8 @@ type Cluster struct {
 	rendered []client.Object
 	podMu    sync.Mutex
 	pods     int
+	// stopKubelet is set when the cluster runs workloads (Options.Workloads).
+	stopKubelet func()
 }
 
 // GatewayAddr is the gateway's address on the WAN: the only address of this

@@ -10,6 +10,10 @@
 // them: it writes the gateway Service's load-balancer address (the gateway's
 // WAN address) and its EndpointSlice (the gateway "pod"), and it runs
 // workloads as listeners on pod addresses inside a cluster's namespace.
+// With Options.Workloads it also runs kube-controller-manager's workload
+// controllers and a scheduler-and-kubelet stand-in that turns every pod it
+// is given Running (without running its containers), for suites such as the
+// MCS conformance suite that create Deployments and pods of their own.
 //
 // It needs root for the network namespaces.
 package sandbox

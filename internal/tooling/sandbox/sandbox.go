@@ -30,6 +30,13 @@ type Options struct {
 	MeshDomain string
 	// Logf reports progress; nil is silent.
 	Logf func(format string, args ...any)
+	// Workloads runs, in each cluster, kube-controller-manager's workload
+	// controllers (testenv.WorkloadControllers) and a stand-in for the
+	// scheduler and kubelet (kubelet.go), so that namespaces get their
+	// default ServiceAccount and finish deleting, Deployments and
+	// StatefulSets get pods that turn Running, and Services get
+	// EndpointSlices, as a conformance suite expects of a real cluster.
+	Workloads bool
 }
 
 // Sandbox is a running set of clusters with Ferry installed in each.
@@ -129,6 +136,15 @@ func (sb *Sandbox) start(ctx context.Context, o Options) (err error) {
 		}
 		logf("cluster %s: CoreDNS serving cluster.local and clusterset.local at %s, as kube-system/coredns", c.Name, c.DNS.Addr)
 	}
+	if !o.Workloads {
+		return nil
+	}
+	for _, c := range sb.Clusters {
+		if err := c.startWorkloads(ctx); err != nil {
+			return fmt.Errorf("sandbox: cluster %s: %w", c.Name, err)
+		}
+		logf("cluster %s: kube-controller-manager (namespaces, service accounts, deployments, statefulsets, endpointslices) and a kubelet stand-in running", c.Name)
+	}
 	return nil
 }
 
@@ -150,6 +166,11 @@ func (sb *Sandbox) Kubeconfig() string { return filepath.Join(sb.Env.Dir(), "kub
 
 // Stop stops every process and removes the namespaces and files.
 func (sb *Sandbox) Stop() {
+	for _, c := range sb.Clusters {
+		if c.stopKubelet != nil {
+			c.stopKubelet()
+		}
+	}
 	if sb.Env != nil {
 		sb.Env.Stop()
 	}

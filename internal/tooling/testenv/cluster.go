@@ -55,6 +55,8 @@ type Cluster struct {
 	apiPort   int
 	etcd      *Process
 	apiserver *Process
+	// controllerManager runs only when StartControllerManager was called.
+	controllerManager *Process
 }
 
 // StartupTimeout bounds how long a cluster may take to become ready.
@@ -258,6 +260,9 @@ func (c *Cluster) StartAPIServer(ctx context.Context) error {
 func (c *Cluster) Stop() { c.stopProcesses() }
 
 func (c *Cluster) stopProcesses() {
+	if c.controllerManager != nil {
+		c.controllerManager.stop(5 * time.Second)
+	}
 	if c.apiserver != nil {
 		c.apiserver.stop(10 * time.Second)
 	}
