@@ -117,6 +117,9 @@ type source struct {
 	// uncarried are the export's ports that no gateway carries (UDP,
 	// SCTP): listed on the ServiceImport only.
 	uncarried []corev1.ServicePort
+	// podPorts are a local headless export's pods' own ports: its hosts
+	// are the pods themselves, not host mirrors that translate ports.
+	podPorts []exports.Port
 }
 
 // hostAddr is one named pod of a source: its host mirror's addresses.
@@ -370,8 +373,16 @@ func localSource(cluster string, e exports.Export) source {
 		}
 		svc.Spec.Ports = append(svc.Spec.Ports, sp)
 	}
-	return source{cluster: cluster, svc: svc, ready: e.ReadyEndpoints > 0, headless: e.Type == exports.Headless, created: e.Created, local: true,
+	src := source{cluster: cluster, svc: svc, ready: e.ReadyEndpoints > 0, headless: e.Type == exports.Headless, created: e.Created, local: true,
 		labels: e.Labels, annotations: e.Annotations}
+	if src.headless {
+		// This cluster's pods are reached directly, named or not.
+		for _, p := range e.LocalPods {
+			src.hosts = append(src.hosts, hostAddr{hostname: p.Hostname, ips: p.Addresses, ready: true})
+		}
+		src.podPorts = e.LocalPorts
+	}
+	return src
 }
 
 // foreign reports the first of k's names held by an object without the

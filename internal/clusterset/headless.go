@@ -26,10 +26,10 @@ import (
 //   - a cluster whose pods cannot be named (a headless Service without
 //     hostnames, or a ClusterSetIP export that lost the conflict to a
 //     headless one) is one endpoint, its mirror's ClusterIP, behind which
-//     the gateways balance over that cluster's pods.
-//
-// This cluster's own pods are not listed yet (docs/headless.md, "Known
-// limits").
+//     the gateways balance over that cluster's pods;
+//   - this cluster's own export lists its ready pods themselves, at their
+//     own addresses and ports (exports.Export.LocalPods), named or not: a
+//     pod here is reached without a gateway.
 
 // addHeadless adds the objects of a headless clusterset service.
 func (st *State) addHeadless(p plan, foreign func(kind, namespace, name string) bool) {
@@ -37,11 +37,8 @@ func (st *State) addHeadless(p plan, foreign func(kind, namespace, name string) 
 	var clusters []string
 	for _, s := range p.srcs {
 		clusters = append(clusters, s.cluster)
-		if s.local {
-			continue // not listed yet
-		}
 		var eps []discoveryv1.Endpoint
-		if len(s.hosts) > 0 {
+		if len(s.hosts) > 0 || s.local {
 			for _, h := range s.hosts {
 				for _, ip := range h.ips {
 					eps = append(eps, podEndpoint(ip, h.hostname, h.ready))
@@ -94,8 +91,9 @@ func byFamily(eps []discoveryv1.Endpoint) (v4, v6 []discoveryv1.Endpoint) {
 }
 
 // buildPodSlice is one cluster's MCS EndpointSlice of a headless service,
-// on that cluster's ports (at the addresses listed, the ports are the
-// exported ones: a ClusterIP translates them).
+// on that cluster's ports: at a remote cluster's addresses (ClusterIPs, which
+// translate them) the exported TCP ones, and at this cluster's pods their
+// own.
 func buildPodSlice(k Key, s source, family discoveryv1.AddressType, eps []discoveryv1.Endpoint) *discoveryv1.EndpointSlice {
 	l := labels(k.Service)
 	l[mcsv1beta1.LabelServiceName] = k.Service
@@ -108,6 +106,16 @@ func buildPodSlice(k Key, s source, family discoveryv1.AddressType, eps []discov
 		},
 		AddressType: family,
 		Endpoints:   eps,
+	}
+	if s.local {
+		for _, p := range s.podPorts {
+			ep := discoveryv1.EndpointPort{Name: ptr.To(p.Name), Protocol: ptr.To(corev1.Protocol(p.Protocol)), Port: ptr.To(p.Port)}
+			if p.AppProtocol != "" {
+				ep.AppProtocol = ptr.To(p.AppProtocol)
+			}
+			sl.Ports = append(sl.Ports, ep)
+		}
+		return sl
 	}
 	for _, p := range s.svc.Spec.Ports {
 		if p.Protocol != "" && p.Protocol != corev1.ProtocolTCP {

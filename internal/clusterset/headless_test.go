@@ -152,11 +152,29 @@ func TestDesiredLocalOnlyExport(t *testing.T) {
 	if c := st.Imports[0].Status.Clusters; len(c) != 1 || c[0].Cluster != "west" {
 		t.Errorf("status clusters %v", c)
 	}
-	// Headless and local only: the import, no Service, and no slice yet.
+	// Headless and local only: the import, no Service, and the pods
+	// themselves in the cluster's MCS slice, at their own ports, so this
+	// cluster's clusterset DNS names them too.
 	e.Type = exports.Headless
+	e.LocalPods = []exports.LocalPod{{Hostname: "web-0", Addresses: []string{"10.1.0.1"}}, {Addresses: []string{"10.1.0.2", "fd00::2"}}}
+	e.LocalPorts = []exports.Port{{Name: "http", Protocol: "TCP", Port: 8080}, {Name: "dns", Protocol: "UDP", Port: 53}}
 	st = Desired(Input{Ports: contract.DefaultClustersetRange(), Gateway: gw, LocalCluster: "west", Local: exports.Of(e)})
-	if len(st.Imports) != 1 || st.Imports[0].Spec.Type != mcsv1beta1.Headless || len(st.Services) != 0 || len(st.Slices) != 0 {
-		t.Errorf("headless local: imports %+v, services %d, slices %d", st.Imports, len(st.Services), len(st.Slices))
+	if len(st.Imports) != 1 || st.Imports[0].Spec.Type != mcsv1beta1.Headless || len(st.Services) != 0 || len(st.Slices) != 2 {
+		t.Fatalf("headless local: imports %+v, services %d, slices %d", st.Imports, len(st.Services), len(st.Slices))
+	}
+	v4, v6 := st.Slices[0], st.Slices[1]
+	if v4.Name != "web.west" || v6.Name != "web.west.ipv6" || v4.Labels[mcsv1beta1.LabelSourceCluster] != "west" || v4.Labels[mcsv1beta1.LabelServiceName] != "web" {
+		t.Errorf("slices %s %s, labels %v", v4.Name, v6.Name, v4.Labels)
+	}
+	var got []string
+	for _, ep := range append(v4.Endpoints, v6.Endpoints...) {
+		got = append(got, fmt.Sprintf("%s=%s/%v", ptr.Deref(ep.Hostname, ""), ep.Addresses[0], *ep.Conditions.Ready))
+	}
+	if want := []string{"web-0=10.1.0.1/true", "=10.1.0.2/true", "=fd00::2/true"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("endpoints %v, want %v", got, want)
+	}
+	if len(v4.Ports) != 2 || *v4.Ports[0].Port != 8080 || *v4.Ports[1].Protocol != corev1.ProtocolUDP {
+		t.Errorf("ports %+v: want the pods' own, every protocol", v4.Ports)
 	}
 }
 

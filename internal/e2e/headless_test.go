@@ -15,6 +15,7 @@ import (
 
 	"ferry.dev/ferry/internal/contract"
 	"ferry.dev/ferry/internal/tooling/netns"
+	"ferry.dev/ferry/internal/tooling/sandbox"
 )
 
 // A StatefulSet in east is reached pod by pod from west, by name, through
@@ -66,6 +67,22 @@ func TestStatefulSetPodsReachableByName(t *testing.T) {
 	slices.Sort(hostIPs)
 	if err != nil || !slices.Equal(addrs, hostIPs) {
 		t.Errorf("%s: %v, %v; want the three pods' addresses %v", all, addrs, err, hostIPs)
+	}
+	// In east, which exports it, the same names lead to its own pods
+	// directly, at their own addresses: the clusterset includes the
+	// exporting cluster.
+	var local []string
+	own := slices.Sorted(slices.Values(web.Pods))
+	err = wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+		local, _ = east.DNS.Resolver().LookupHost(ctx, all)
+		slices.Sort(local)
+		return slices.Equal(local, own), nil
+	})
+	if err != nil {
+		t.Errorf("in east, %s: %v; want east's own pods %v\nCoreDNS log:\n%s", all, local, own, east.DNS.LogTail(30))
+	}
+	if reply, err := east.RequestName(ctx, names[0], sandbox.EchoPort, "from east"); err != nil || !strings.HasPrefix(reply, "east/web-1: ") {
+		t.Errorf("in east, %s: %q, %v; want web-1 itself", names[0], reply, err)
 	}
 
 	start := time.Now()

@@ -25,7 +25,11 @@ func (e *Export) Equal(o *Export) bool {
 		e.ReadyEndpoints == o.ReadyEndpoints &&
 		slices.Equal(e.Hostnames, o.Hostnames) &&
 		(e.AllowedClusters == nil) == (o.AllowedClusters == nil) &&
-		slices.Equal(e.AllowedClusters, o.AllowedClusters)
+		slices.Equal(e.AllowedClusters, o.AllowedClusters) &&
+		slices.EqualFunc(e.LocalPods, o.LocalPods, func(a, b LocalPod) bool {
+			return a.Hostname == b.Hostname && slices.Equal(a.Addresses, b.Addresses)
+		}) &&
+		slices.Equal(e.LocalPorts, o.LocalPorts)
 }
 
 // Diff returns the keys whose export differs between old and new (added,

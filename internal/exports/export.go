@@ -73,6 +73,20 @@ type Export struct {
 	// the export (ferry.dev/allowed-clusters). It is enforced by the exporting
 	// gateway and never sent to importers.
 	AllowedClusters []string
+	// LocalPods are a Headless export's ready pods (at most MaxHostnames,
+	// sorted), and LocalPorts the ports its EndpointSlices give them: this
+	// cluster's own share of the clusterset DNS names
+	// (<svc>.<ns>.svc.clusterset.local, <host>.<cluster>.<svc>...). Never
+	// sent to importers: pod addresses stay in their cluster.
+	LocalPods  []LocalPod
+	LocalPorts []Port
+}
+
+// LocalPod is one ready pod of a Headless export.
+type LocalPod struct {
+	// Hostname is the pod's, "" when it has none.
+	Hostname  string
+	Addresses []string
 }
 
 // AllowedFor reports whether cluster may import the export.

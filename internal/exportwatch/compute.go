@@ -141,16 +141,24 @@ func computeOne(se *mcsv1beta1.ServiceExport, svc *corev1.Service, epSlices []*d
 	exp.AllowedClusters, w = exports.ParseAllowedClusters(allowed, present)
 	st.Warnings = append(st.Warnings, w...)
 
-	var hostnames []string
-	exp.ReadyEndpoints, hostnames = readyEndpoints(epSlices, exp.Type == exports.Headless)
+	ready := readyEndpoints(epSlices, exp.Type == exports.Headless)
+	exp.ReadyEndpoints = ready.count
+	hostnames := ready.hostnames
 	if len(hostnames) > exports.MaxHostnames {
 		st.Warnings = append(st.Warnings, fmt.Sprintf("only the first %d of %d ready hostnames are exported", exports.MaxHostnames, len(hostnames)))
 		hostnames = hostnames[:exports.MaxHostnames]
+	} else if len(ready.pods) > exports.MaxHostnames {
+		// (Past the hostname bound, that warning says enough.)
+		st.Warnings = append(st.Warnings, fmt.Sprintf("only the first %d of %d ready pods are in this cluster's clusterset DNS", exports.MaxHostnames, len(ready.pods)))
 	}
 	exp.Hostnames = hostnames
 	if exp.Type == exports.Headless && len(hostnames) == 0 && exp.ReadyEndpoints > 0 {
 		st.Warnings = append(st.Warnings, "headless, but no ready endpoint has a hostname: importing clusters reach its pods through one address per cluster, not each by name")
 	}
+	if len(ready.pods) > exports.MaxHostnames {
+		ready.pods = ready.pods[:exports.MaxHostnames]
+	}
+	exp.LocalPods, exp.LocalPorts = ready.pods, ready.ports
 
 	sort.Strings(st.Warnings)
 	st.Valid, st.Reason = true, exports.ReasonValid
@@ -161,14 +169,27 @@ func computeOne(se *mcsv1beta1.ServiceExport, svc *corev1.Service, epSlices []*d
 	return exp, st
 }
 
+// ready is what an export's EndpointSlices say of its ready endpoints.
+type ready struct {
+	count int32
+	// hostnames (sorted, distinct), pods and ports: for headless Services
+	// only.
+	hostnames []string
+	pods      []exports.LocalPod
+	ports     []exports.Port
+}
+
 // readyEndpoints counts the distinct ready endpoints across slices and, for
-// headless Services, collects their hostnames (sorted, distinct). An
-// endpoint appears in several slices while the endpointslice controller
-// moves it, and in one slice per address family on dual-stack Services, so
-// endpoints are told apart by their target (the pod) when they name one.
-func readyEndpoints(epSlices []*discoveryv1.EndpointSlice, headless bool) (int32, []string) {
-	seen := map[string]struct{}{}
-	var hostnames []string
+// headless Services, collects their hostnames and the pods themselves (with
+// every address of each, sorted by hostname, then address) and the ports of
+// the first slice with ports and a ready endpoint. An endpoint appears in several
+// slices while the endpointslice controller moves it, and in one slice per
+// address family on dual-stack Services, so endpoints are told apart by
+// their target (the pod) when they name one.
+func readyEndpoints(epSlices []*discoveryv1.EndpointSlice, headless bool) ready {
+	var out ready
+	seen := map[string]int{} // endpoint ID -> index in out.pods
+	n := 0
 	for _, sl := range epSlices {
 		for _, ep := range sl.Endpoints {
 			// The API defines a nil ready condition as ready.
@@ -179,22 +200,62 @@ func readyEndpoints(epSlices []*discoveryv1.EndpointSlice, headless bool) (int32
 			if id == "" {
 				continue
 			}
-			if _, dup := seen[id]; dup {
+			if headless && out.ports == nil {
+				out.ports = slicePorts(sl)
+			}
+			if i, dup := seen[id]; dup {
+				if headless {
+					out.pods[i].Addresses = append(out.pods[i].Addresses, ep.Addresses...)
+				}
 				continue
 			}
-			seen[id] = struct{}{}
-			if headless && ep.Hostname != nil && *ep.Hostname != "" {
-				hostnames = append(hostnames, *ep.Hostname)
+			n++
+			seen[id] = len(out.pods)
+			if !headless {
+				continue
 			}
+			pod := exports.LocalPod{Addresses: slices.Clone(ep.Addresses)}
+			if ep.Hostname != nil && *ep.Hostname != "" {
+				pod.Hostname = *ep.Hostname
+				out.hostnames = append(out.hostnames, pod.Hostname)
+			}
+			out.pods = append(out.pods, pod)
 		}
 	}
-	sort.Strings(hostnames)
-	hostnames = slices.Compact(hostnames)
-	n := len(seen)
+	sort.Strings(out.hostnames)
+	out.hostnames = slices.Compact(out.hostnames)
+	for i := range out.pods {
+		slices.Sort(out.pods[i].Addresses)
+		out.pods[i].Addresses = slices.Compact(out.pods[i].Addresses)
+	}
+	slices.SortFunc(out.pods, func(a, b exports.LocalPod) int {
+		if c := strings.Compare(a.Hostname, b.Hostname); c != 0 {
+			return c
+		}
+		return slices.Compare(a.Addresses, b.Addresses)
+	})
 	if n > int(^uint32(0)>>1) {
 		n = int(^uint32(0) >> 1)
 	}
-	return int32(n), hostnames
+	out.count = int32(n)
+	return out
+}
+
+// slicePorts are an EndpointSlice's ports, sorted as an export's are.
+func slicePorts(sl *discoveryv1.EndpointSlice) []exports.Port {
+	var out []exports.Port
+	for _, p := range sl.Ports {
+		if p.Port == nil {
+			continue
+		}
+		proto := corev1.ProtocolTCP
+		if p.Protocol != nil {
+			proto = *p.Protocol
+		}
+		out = append(out, exports.Port{Name: deref(p.Name), Protocol: string(proto), Port: *p.Port, AppProtocol: deref(p.AppProtocol)})
+	}
+	slices.SortFunc(out, exports.ComparePorts)
+	return out
 }
 
 func endpointID(at discoveryv1.AddressType, ep discoveryv1.Endpoint) string {

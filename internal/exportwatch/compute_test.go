@@ -1,7 +1,9 @@
 package exportwatch
 
 import (
+	"fmt"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -63,6 +65,16 @@ func slice(ns, svcName, name string, eps ...ep) *discoveryv1.EndpointSlice {
 		}
 		s.Endpoints = append(s.Endpoints, x)
 	}
+	return s
+}
+
+func ipv6(s *discoveryv1.EndpointSlice) *discoveryv1.EndpointSlice {
+	s.AddressType = discoveryv1.AddressTypeIPv6
+	return s
+}
+
+func withPorts(s *discoveryv1.EndpointSlice) *discoveryv1.EndpointSlice {
+	s.Ports = []discoveryv1.EndpointPort{{Name: ptr.To("http"), Port: ptr.To[int32](8080)}}
 	return s
 }
 
@@ -170,10 +182,16 @@ func TestCompute(t *testing.T) {
 				slice("ns", "foo", "a", ep{ip: "10.1.0.2", host: "web-1", uid: "u1", ready: yes}, ep{ip: "10.1.0.1", host: "web-0", uid: "u0"}, ep{ip: "10.1.0.3", host: "web-2", uid: "u2", ready: no}),
 				// the same pod again, as during a slice move
 				slice("ns", "foo", "b", ep{ip: "10.1.0.1", host: "web-0", uid: "u0", ready: yes}),
+				// and its IPv6 address (a dual-stack Service's second slice)
+				withPorts(ipv6(slice("ns", "foo", "c", ep{ip: "fd00::1", host: "web-0", uid: "u0", ready: yes}))),
 				slice("ns", "bar", "c", ep{ip: "10.1.0.9", host: "other", ready: yes}),
 			},
 			want: map[exports.Key]exports.Export{{Namespace: "ns", Name: "foo"}: base(func(e *exports.Export) {
 				e.Type, e.ReadyEndpoints, e.Hostnames = exports.Headless, 2, []string{"web-0", "web-1"}
+				// This cluster's own pods, every address of each, for its
+				// clusterset DNS; the first slice with ports gives them.
+				e.LocalPods = []exports.LocalPod{{Hostname: "web-0", Addresses: []string{"10.1.0.1", "fd00::1"}}, {Hostname: "web-1", Addresses: []string{"10.1.0.2"}}}
+				e.LocalPorts = []exports.Port{{Name: "http", Protocol: "TCP", Port: 8080}}
 			})},
 			reasons: map[exports.Key]string{{Namespace: "ns", Name: "foo"}: exports.ReasonValid},
 		},
@@ -186,6 +204,7 @@ func TestCompute(t *testing.T) {
 			},
 			want: map[exports.Key]exports.Export{{Namespace: "ns", Name: "foo"}: base(func(e *exports.Export) {
 				e.Type, e.ReadyEndpoints = exports.Headless, 2
+				e.LocalPods = []exports.LocalPod{{Addresses: []string{"10.1.0.1"}}, {Addresses: []string{"10.1.0.2"}}}
 			})},
 			reasons:  map[exports.Key]string{{Namespace: "ns", Name: "foo"}: exports.ReasonValid},
 			warnings: map[exports.Key][]string{{Namespace: "ns", Name: "foo"}: {"no ready endpoint has a hostname"}},
@@ -348,10 +367,30 @@ func TestHostnamesCapped(t *testing.T) {
 		[]*corev1.Service{svc("ns", "foo", func(s *corev1.Service) { s.Spec.ClusterIP = corev1.ClusterIPNone })},
 		[]*discoveryv1.EndpointSlice{slice("ns", "foo", "a", eps...)})
 	e := got[exports.Key{Namespace: "ns", Name: "foo"}]
-	if len(e.Hostnames) != exports.MaxHostnames || e.ReadyEndpoints != int32(exports.MaxHostnames+5) {
-		t.Fatalf("hostnames %d, ready %d", len(e.Hostnames), e.ReadyEndpoints)
+	if len(e.Hostnames) != exports.MaxHostnames || e.ReadyEndpoints != int32(exports.MaxHostnames+5) || len(e.LocalPods) != exports.MaxHostnames {
+		t.Fatalf("hostnames %d, ready %d, local pods %d", len(e.Hostnames), e.ReadyEndpoints, len(e.LocalPods))
 	}
 	if len(sts[0].Warnings) != 1 {
 		t.Fatalf("warnings %q", sts[0].Warnings)
+	}
+}
+
+// Pods without hostnames are bounded too, for this cluster's DNS, and the
+// export says so.
+func TestLocalPodsCapped(t *testing.T) {
+	var eps []ep
+	for i := range exports.MaxHostnames + 3 {
+		eps = append(eps, ep{ip: "10.0." + strconv.Itoa(i/250) + "." + strconv.Itoa(i%250)})
+	}
+	got, sts := Compute([]*mcsv1beta1.ServiceExport{se("ns", "foo")},
+		[]*corev1.Service{svc("ns", "foo", func(s *corev1.Service) { s.Spec.ClusterIP = corev1.ClusterIPNone })},
+		[]*discoveryv1.EndpointSlice{slice("ns", "foo", "a", eps...)})
+	e := got[exports.Key{Namespace: "ns", Name: "foo"}]
+	if len(e.LocalPods) != exports.MaxHostnames || e.ReadyEndpoints != int32(exports.MaxHostnames+3) {
+		t.Fatalf("local pods %d, ready %d", len(e.LocalPods), e.ReadyEndpoints)
+	}
+	want := fmt.Sprintf("only the first %d of %d ready pods are in this cluster's clusterset DNS", exports.MaxHostnames, exports.MaxHostnames+3)
+	if !slices.Contains(sts[0].Warnings, want) {
+		t.Fatalf("warnings %q, want %q among them", sts[0].Warnings, want)
 	}
 }

@@ -15,7 +15,8 @@ import (
 
 // toProto converts an export for the wire. AllowedClusters is enforced by
 // the sender and never sent: an importer has no business knowing which other
-// clusters may import.
+// clusters may import. LocalPods and LocalPorts are never sent either: pod
+// addresses mean nothing outside their cluster (requirement I).
 func toProto(e *exports.Export) *feedpb.Export {
 	p := &feedpb.Export{
 		Namespace:                     e.Namespace,
@@ -213,10 +214,12 @@ func keyFromProto(p *feedpb.Key) (exports.Key, error) {
 }
 
 // sameForImporter reports whether an importer would see a and b as equal:
-// AllowedClusters is never sent.
+// AllowedClusters, LocalPods and LocalPorts are never sent.
 func sameForImporter(a, b *exports.Export) bool {
 	x, y := *a, *b
 	x.AllowedClusters, y.AllowedClusters = nil, nil
+	x.LocalPods, y.LocalPods = nil, nil
+	x.LocalPorts, y.LocalPorts = nil, nil
 	return x.Equal(&y)
 }
 

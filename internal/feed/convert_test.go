@@ -19,6 +19,8 @@ func TestConvertRoundTrip(t *testing.T) {
 		e.Labels = map[string]string{"app.kubernetes.io/name": "web"}
 		e.Annotations = map[string]string{"example.com/doc": "any text"}
 		e.AllowedClusters = []string{"west"}
+		e.LocalPods = []exports.LocalPod{{Hostname: "web-0", Addresses: []string{"10.1.0.1"}}}
+		e.LocalPorts = []exports.Port{{Name: "http", Protocol: "TCP", Port: 8080}}
 	})
 	wire, err := proto.Marshal(toProto(&e))
 	if err != nil {
@@ -34,6 +36,7 @@ func TestConvertRoundTrip(t *testing.T) {
 	}
 	want := e
 	want.AllowedClusters = nil // never sent
+	want.LocalPods, want.LocalPorts = nil, nil
 	if !got.Equal(&want) {
 		t.Fatalf("round trip:\n got %+v\nwant %+v", got, want)
 	}

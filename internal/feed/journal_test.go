@@ -92,9 +92,21 @@ func TestJournalDeltasFilterBeforeSending(t *testing.T) {
 		t.Fatalf("north sees an AllowedClusters-only change: %v %v", names(ups), dels)
 	}
 
+	// Nor does any importer see a change of the local pods: pod addresses
+	// never leave the cluster.
+	v3, _ := j.view()
+	b4 := b3
+	b4.LocalPods = []exports.LocalPod{{Hostname: "b-0", Addresses: []string{"10.1.0.7"}}}
+	pub(a2, b4)
+	for _, c := range []string{"west", "north"} {
+		if _, ups, dels, _, _ := j.delta(v3, visibleTo(c)); len(ups)+len(dels) != 0 {
+			t.Fatalf("%s sees a LocalPods-only change: %v %v", c, names(ups), dels)
+		}
+	}
+
 	// Status-only sets do not bump the version.
 	before, _ := j.view()
-	p.Publish(setOf(a2, b3), map[exports.Key]exports.Status{a2.Key: {Key: a2.Key}}, nil)
+	p.Publish(setOf(a2, b4), map[exports.Key]exports.Status{a2.Key: {Key: a2.Key}}, nil)
 	j.advance(p.Current())
 	if after, _ := j.view(); after != before {
 		t.Fatalf("status change moved the version %d -> %d", before, after)

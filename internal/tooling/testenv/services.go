@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"slices"
+	"strconv"
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -201,10 +202,9 @@ func (c *Cluster) ServiceEndpoints(ctx context.Context, namespace, name string, 
 }
 
 // DialName connects to host:port as a pod would: host is resolved by the
-// cluster's DNS (resolver), and the address it gives is a Service's
-// ClusterIP, which is routed as kube-proxy would, to a ready endpoint of
-// that Service port. A name must resolve to a ClusterIP: there are no pod
-// addresses to reach directly here.
+// cluster's DNS (resolver). An address that is a Service's ClusterIP is
+// routed as kube-proxy would, to a ready endpoint of that Service port; any
+// other is a pod's (a headless name), dialled directly.
 func (c *Cluster) DialName(ctx context.Context, resolver *net.Resolver, dial Dialer, host string, port int32) (net.Conn, error) {
 	ips, err := resolver.LookupHost(ctx, host)
 	if err != nil {
@@ -221,5 +221,14 @@ func (c *Cluster) DialName(ctx context.Context, resolver *net.Resolver, dial Dia
 			}
 		}
 	}
-	return nil, fmt.Errorf("%s resolves to %v, which is no Service's ClusterIP", host, ips)
+	if dial == nil {
+		var d net.Dialer
+		dial = d.DialContext
+	}
+	addr := net.JoinHostPort(ips[rand.IntN(len(ips))], strconv.Itoa(int(port)))
+	conn, err := dial(ctx, "tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("dial %s at pod address %s: %w", host, addr, err)
+	}
+	return conn, nil
 }
