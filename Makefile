@@ -14,7 +14,7 @@ FUZZTIME ?= 60s
 
 BINARIES := ferry ferry-controller ferry-gateway
 
-.PHONY: all build tools test unit lint fmt vet staticcheck golangci fuzz demo sandbox bench clean deps generate proto bench-peer chart
+.PHONY: all build tools test unit lint fmt vet staticcheck golangci fuzz demo sandbox conformance bench clean deps generate proto bench-peer chart
 
 all: build
 
@@ -58,6 +58,12 @@ staticcheck:
 ## golangci: depguard, importas, forbidigo, sloglint, errorlint (.golangci.yml)
 golangci:
 	@GO=$(GO) GOLANGCI_LINT_VERSION=$(GOLANGCI_LINT_VERSION) bash hack/lint.sh
+
+## conformance: the upstream MCS API conformance suite on two clusters linked both ways
+## (also run by `make test`, as internal/tooling/conformance's tests); reports in conformance-report/
+conformance: deps tools build
+	@$(GO) build -o bin/ferry-conformance ./hack/conformance
+	@bin/ferry-conformance -out conformance-report
 
 ## demo: three local clusters, Ferry linking them, traffic across; then stop
 demo: deps tools build
