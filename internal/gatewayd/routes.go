@@ -50,8 +50,9 @@ func Remotes(mesh string, links []*ferryv1.Link) (map[string]tunnel.Remote, []er
 //     headless mirror has none;
 //   - each port of a clusterset Service listens on its egress port and goes
 //     to (cluster, namespace, remote service, port) for every listed cluster
-//     that a Link names and whose own mirror of the service is claimed, in
-//     the listed order, weighted by the ready-endpoint count that mirror
+//     that a Link names and whose own mirror of the service is claimed, and
+//     for that port (a cluster that does not export the port number gets
+//     none of its connections), in the listed order, weighted by the ready-endpoint count that mirror
 //     records (so the default split is one Service's over every cluster's
 //     endpoints). The local cluster, when listed and when it exports the
 //     service itself, is a local destination weighted by its own ready
@@ -83,6 +84,25 @@ func Routes(svcs []*corev1.Service, links []*ferryv1.Link, claimed claims.Table,
 	imports := func(cluster, ns, svc string) bool {
 		for _, l := range linksOf[cluster] {
 			if vouched[claims.Claim{Owner: claims.LinkOwner(l), Namespace: ns, Service: contract.MirrorName(svc, cluster)}] {
+				return true
+			}
+		}
+		return false
+	}
+	// A clusterset port goes only to the clusters that export that port
+	// number: the mirror's claims name its ports (and the local export
+	// lists its own). The union of ports can hold one that some clusters
+	// lack, and their ingress would refuse the stream.
+	claimedPorts := map[claims.Claim]bool{}
+	for _, c := range claimed {
+		claimedPorts[c] = true
+	}
+	exposes := func(d gateway.Destination, ns, svc string, port int32) bool {
+		if d.Local {
+			return local.Exposes(ns, svc, port)
+		}
+		for _, l := range linksOf[d.Cluster] {
+			if claimedPorts[claims.Claim{Owner: claims.LinkOwner(l), Namespace: ns, Service: contract.MirrorName(svc, d.Cluster), Port: port}] {
 				return true
 			}
 		}
@@ -178,7 +198,19 @@ func Routes(svcs []*corev1.Service, links []*ferryv1.Link, claimed claims.Table,
 				problems = append(problems, fmt.Errorf("clusterset %s: its route weighs every cluster it can reach 0", where))
 				continue
 			}
-			addPorts("clusterset", claims.Clusterset, s, cs.Key.Service, "", cs.Ports, dests)
+			for _, p := range cs.Ports {
+				var to []gateway.Destination
+				for _, d := range dests {
+					if exposes(d, s.Namespace, cs.Key.Service, p.Port) {
+						to = append(to, d)
+					}
+				}
+				if len(to) == 0 {
+					problems = append(problems, fmt.Errorf("clusterset %s port %d: no cluster it routes to exports that port; not opened", where, p.Port))
+					continue
+				}
+				addPorts("clusterset", claims.Clusterset, s, cs.Key.Service, "", []mirror.EgressPort{p}, to)
+			}
 			continue
 		}
 		m, errs, ok := mirror.Read(s, mirrorPorts)
@@ -237,6 +269,16 @@ func (l LocalExports) ReadyEndpoints(namespace, service string) (int32, bool) {
 	}
 	e, ok := l.Set.Exports[exports.Key{Namespace: namespace, Name: service}]
 	return e.ReadyEndpoints, ok
+}
+
+// Exposes reports whether the local export namespace/service has the TCP
+// port.
+func (l LocalExports) Exposes(namespace, service string, port int32) bool {
+	if l.Set == nil || !l.Set.Synced {
+		return false
+	}
+	e, ok := l.Set.Exports[exports.Key{Namespace: namespace, Name: service}]
+	return ok && slices.ContainsFunc(e.Ports, func(p exports.Port) bool { return p.Port == port && p.Carried() })
 }
 
 func sortedLinks(links []*ferryv1.Link) []*ferryv1.Link {

@@ -1,6 +1,7 @@
 package gatewayd
 
 import (
+	"fmt"
 	"reflect"
 	"slices"
 	"strings"
@@ -100,8 +101,16 @@ func claimsOf(links []*ferryv1.Link, svcs []*corev1.Service, forged ...*corev1.S
 				continue
 			}
 			for _, l := range links {
-				if l.Spec.ClusterName == strings.TrimSpace(c) {
-					t[spare] = claims.Claim{Owner: claims.LinkOwner(l.Name), Namespace: s.Namespace, Service: contract.MirrorName(svc, l.Spec.ClusterName), Port: 1}
+				if l.Spec.ClusterName != strings.TrimSpace(c) {
+					continue
+				}
+				// The cluster's mirror, claimed for every clusterset port
+				// but those a test says the cluster lacks.
+				for _, p := range s.Spec.Ports {
+					if s.Annotations["test/lacks"] == fmt.Sprintf("%s:%d", l.Spec.ClusterName, p.Port) {
+						continue
+					}
+					t[spare] = claims.Claim{Owner: claims.LinkOwner(l.Name), Namespace: s.Namespace, Service: contract.MirrorName(svc, l.Spec.ClusterName), Port: p.Port}
 					spare--
 				}
 			}
@@ -321,6 +330,13 @@ func weighted(ds []gateway.Destination, ws ...uint32) []gateway.Destination {
 	return ds
 }
 
+// lacks marks a clusterset Service's cluster:port whose mirror has no such
+// port (claimsOf then claims none for it).
+func lacks(s *corev1.Service, clusterPort string) *corev1.Service {
+	s.Annotations["test/lacks"] = clusterPort
+	return s
+}
+
 // steered records the controller's steering policy on a clusterset Service.
 func steered(s *corev1.Service, policy string) *corev1.Service {
 	s.Annotations[contract.AnnotationSteering] = policy
@@ -360,6 +376,28 @@ func TestClustersetRoutes(t *testing.T) {
 				{Port: 49000, Namespace: "app", Destinations: dests("app", "web", 80, "north", "east")},
 				{Port: 49001, Namespace: "app", Destinations: dests("app", "web", 443, "north", "east")},
 			},
+		},
+		{
+			// The union of ports holds 443, which north does not export:
+			// its ingress would refuse the stream, so 443 goes to east
+			// only. The local cluster exports 80 alone, so it is left out
+			// of 443 too; a port no cluster has opens nothing.
+			name: "a port goes only to the clusters that export it",
+			svcs: []*corev1.Service{
+				lacks(clustersetSvc("app", "web", "north,east,west", port(80, 49000), port(443, 49001)), "north:443"),
+				lacks(clustersetSvc("app", "api", "north", port(80, 49002), port(8080, 49003)), "north:8080"),
+			},
+			local: localExports("west", exports.Export{Key: exports.Key{Namespace: "app", Name: "web"}, Ports: []exports.Port{{Protocol: "TCP", Port: 80}, {Protocol: "UDP", Port: 443}}}),
+			want: []gateway.Route{
+				{Port: 49000, Namespace: "app", Destinations: func() []gateway.Destination {
+					ds := dests("app", "web", 80, "north", "east", "west")
+					ds[2].Local = true
+					return ds
+				}()},
+				{Port: 49001, Namespace: "app", Destinations: dests("app", "web", 443, "east")},
+				{Port: 49002, Namespace: "app", Destinations: dests("app", "api", 80, "north")},
+			},
+			problems: []string{"clusterset app/api-clusterset port 8080: no cluster it routes to exports that port; not opened"},
 		},
 		{
 			name: "a truncated clusterset name routes to the exported service",
@@ -416,7 +454,7 @@ func TestClustersetRoutes(t *testing.T) {
 				ready(mirrorSvc("app", "web-east", "east", "east", "web", port(80, 41000)), "1"),
 				clustersetSvc("app", "web", "east,west", port(80, 49000)),
 			},
-			local: localExports("west", exports.Export{Key: exports.Key{Namespace: "app", Name: "web"}, ReadyEndpoints: 2}),
+			local: localExports("west", exports.Export{Key: exports.Key{Namespace: "app", Name: "web"}, ReadyEndpoints: 2, Ports: []exports.Port{{Protocol: "TCP", Port: 80}}}),
 			want: []gateway.Route{
 				{Port: 41000, Namespace: "app", Destinations: dests("app", "web", 80, "east")},
 				{Port: 49000, Namespace: "app", Destinations: func() []gateway.Destination {
@@ -436,7 +474,7 @@ func TestClustersetRoutes(t *testing.T) {
 				ready(mirrorSvc("app", "web-north", "to-north", "north", "web", port(80, 41001)), "3"),
 				steered(clustersetSvc("app", "web", "east,north,west", port(80, 49000)), "route=TCPRoute/app/split weights=east:90,west:10 tiers=west"),
 			},
-			local: localExports("west", exports.Export{Key: exports.Key{Namespace: "app", Name: "web"}, ReadyEndpoints: 2}),
+			local: localExports("west", exports.Export{Key: exports.Key{Namespace: "app", Name: "web"}, ReadyEndpoints: 2, Ports: []exports.Port{{Protocol: "TCP", Port: 80}}}),
 			want: []gateway.Route{
 				{Port: 41000, Namespace: "app", Destinations: dests("app", "web", 80, "east")},
 				{Port: 41001, Namespace: "app", Destinations: dests("app", "web", 80, "north")},
