@@ -217,10 +217,11 @@ func Desired(in Input) State {
 		var clusters []string
 		ready := false
 		for _, s := range p.srcs {
-			if s.headless && len(s.hosts) > 0 {
+			if s.headless && len(s.hosts) > 0 && !s.local {
 				// Its pods are named, each behind a host mirror: it
 				// has no mirror to send a share of the clusterset
-				// address to (docs/headless.md).
+				// address to (docs/headless.md). This cluster's own
+				// pods are reached directly either way.
 				continue
 			}
 			clusters = append(clusters, s.cluster)

@@ -176,6 +176,15 @@ func TestDesiredLocalOnlyExport(t *testing.T) {
 	if len(v4.Ports) != 2 || *v4.Ports[0].Port != 8080 || *v4.Ports[1].Protocol != corev1.ProtocolUDP {
 		t.Errorf("ports %+v: want the pods' own, every protocol", v4.Ports)
 	}
+	// An older ClusterSetIP export elsewhere wins the type: the clusterset
+	// Service still sends this cluster its share, to its own pods, named
+	// or not.
+	e.Created = t0.Add(time.Minute)
+	east := aged(mirrorOf("east", port("http", 80)), exports.ClusterSetIP, t0)
+	st = Desired(Input{Ports: contract.DefaultClustersetRange(), Gateway: gw, Mirrors: []*corev1.Service{east}, LocalCluster: "west", Local: exports.Of(e)})
+	if len(st.Services) != 1 || st.Services[0].Annotations[contract.AnnotationClusters] != "east,west" {
+		t.Errorf("ClusterSetIP winner with a local headless export: services %+v", st.Services)
+	}
 }
 
 // The ServiceImport carries the oldest export's session affinity, traffic

@@ -165,6 +165,20 @@ func exportIn(ctx context.Context, t *testing.T, c *sandbox.Cluster, s *corev1.S
 	return se.CreationTimestamp.Time
 }
 
+// exportEastThenWest exports older in east and, once west's ServiceImport
+// shows it (seen), newer in west, a clock second later: east's export is
+// then the oldest by its time, not by the tie-break on cluster names.
+func exportEastThenWest(ctx context.Context, t *testing.T, older, newer *corev1.Service, seen func(*mcsv1beta1.ServiceImport) bool) (east, west *sandbox.Cluster) {
+	t.Helper()
+	namespace(ctx, t, older.Namespace)
+	east, west = sb.Cluster("east"), sb.Cluster("west")
+	created := exportIn(ctx, t, east, older)
+	waitImport(ctx, t, west, older.Namespace, older.Name, "east's export", seen)
+	afterSecondOf(ctx, t, created)
+	exportIn(ctx, t, west, newer)
+	return east, west
+}
+
 // afterSecondOf waits until the clock is past the second of t: creation
 // times have seconds granularity, and the oldest export must be told apart
 // by its time, not by the tie-break on cluster names.
@@ -233,12 +247,8 @@ func TestPortUnionAndConflictNamingTheWinner(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
 	const ns = "union"
-	namespace(ctx, t, ns)
-	east, west := sb.Cluster("east"), sb.Cluster("west")
-	created := exportIn(ctx, t, east, svc(ns, "foo", false, "http/80"))
-	waitImport(ctx, t, west, ns, "foo", "east's export", func(si *mcsv1beta1.ServiceImport) bool { return len(si.Spec.Ports) == 1 })
-	afterSecondOf(ctx, t, created)
-	exportIn(ctx, t, west, svc(ns, "foo", false, "http/80", "metrics/9090"))
+	east, west := exportEastThenWest(ctx, t, svc(ns, "foo", false, "http/80"), svc(ns, "foo", false, "http/80", "metrics/9090"),
+		func(si *mcsv1beta1.ServiceImport) bool { return len(si.Spec.Ports) == 1 })
 
 	union := []string{"http/80", "metrics/9090"}
 	for _, c := range []*sandbox.Cluster{east, west} {
@@ -275,12 +285,8 @@ func TestHeadlessnessOldestWinsEverywhere(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
 	const ns = "headlessness"
-	namespace(ctx, t, ns)
-	east, west := sb.Cluster("east"), sb.Cluster("west")
-	created := exportIn(ctx, t, east, svc(ns, "db", true, "pg/5432"))
-	waitImport(ctx, t, west, ns, "db", "east's export", func(si *mcsv1beta1.ServiceImport) bool { return si.Spec.Type == mcsv1beta1.Headless })
-	afterSecondOf(ctx, t, created)
-	exportIn(ctx, t, west, svc(ns, "db", false, "pg/5432"))
+	east, west := exportEastThenWest(ctx, t, svc(ns, "db", true, "pg/5432"), svc(ns, "db", false, "pg/5432"),
+		func(si *mcsv1beta1.ServiceImport) bool { return si.Spec.Type == mcsv1beta1.Headless })
 
 	for _, c := range []*sandbox.Cluster{east, west} {
 		si := waitImport(ctx, t, c, ns, "db", "both exports", func(si *mcsv1beta1.ServiceImport) bool { return len(si.Status.Clusters) == 2 })
