@@ -23,7 +23,8 @@ import (
 // time, as the bytes each pod answers with show; the service's name gives
 // every pod's address. When web-1 turns
 // not-ready its name stops resolving or its connections are refused, and
-// when it is ready again it is back.
+// when it is ready again it is back. Scaling up names the new pod, and
+// scaling down takes the removed pods' names away.
 func TestStatefulSetPodsReachableByName(t *testing.T) {
 	netns.RequireRoot(t)
 	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
@@ -90,16 +91,7 @@ func TestStatefulSetPodsReachableByName(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, name := range names {
-		err := wait.PollUntilContextTimeout(ctx, 20*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
-			reply, err := west.RequestName(ctx, name, 80, "still there?")
-			if err == nil && !strings.HasPrefix(reply, "east/web-1: ") {
-				t.Fatalf("%s reached another pod: %q", name, reply)
-			}
-			return err != nil, nil
-		})
-		if err != nil {
-			t.Fatalf("%s still reached web-1 30 s after it turned not-ready", name)
-		}
+		waitUnreachable(ctx, t, name, "east/web-1: ")
 	}
 	gone := time.Since(start)
 	if err := web.SetReady(ctx, 1, true); err != nil {
@@ -109,8 +101,45 @@ func TestStatefulSetPodsReachableByName(t *testing.T) {
 	for _, name := range names {
 		waitReply(ctx, t, name, "east/web-1: ")
 	}
-	t.Logf("web-1 by name: 20/20 to web-1 through each name; not-ready -> unreachable by both names in %v, ready -> back in %v",
-		gone.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
+	back := time.Since(start)
+
+	// Scaling up names the new pod in west; scaling down takes the
+	// removed pods' names away, and leaves the others.
+	start = time.Now()
+	if err := web.ScaleTo(ctx, 4); err != nil {
+		t.Fatal(err)
+	}
+	waitReply(ctx, t, "web-3.east.web."+ns+".svc.clusterset.local", "east/web-3: ")
+	up := time.Since(start)
+	start = time.Now()
+	if err := web.ScaleTo(ctx, 2); err != nil {
+		t.Fatal(err)
+	}
+	for _, pod := range []string{"web-2", "web-3"} {
+		name := pod + ".east.web." + ns + ".svc.clusterset.local"
+		waitUnreachable(ctx, t, name, "east/"+pod+": ")
+	}
+	down := time.Since(start)
+	waitReply(ctx, t, names[0], "east/web-1: ")
+	t.Logf("web-1 by name: 20/20 to web-1 through each name; not-ready -> unreachable by both names in %v, ready -> back in %v; "+
+		"scaled 3 -> 4: web-3 by name in %v; 4 -> 2: web-2 and web-3 gone in %v",
+		gone.Round(time.Millisecond), back.Round(time.Millisecond), up.Round(time.Millisecond), down.Round(time.Millisecond))
+}
+
+// waitUnreachable waits until a request to name fails, and fails the test
+// if a pod other than the one whose reply starts with prefix answers first.
+func waitUnreachable(ctx context.Context, t *testing.T, name, prefix string) {
+	t.Helper()
+	err := wait.PollUntilContextTimeout(ctx, 20*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+		reply, err := west.RequestName(ctx, name, 80, "still there?")
+		if err == nil && !strings.HasPrefix(reply, prefix) {
+			return false, errors.New(name + " reached another pod: " + reply)
+		}
+		return err != nil, nil
+	})
+	if err != nil {
+		t.Fatalf("%s: still reachable 30 s on, or worse: %v", name, err)
+	}
 }
 
 // waitReply waits until a request to name gets a reply that starts with

@@ -31,6 +31,7 @@ type Workload struct {
 	Namespace, Name string
 	Pods            []string // pod addresses
 	cluster         *Cluster
+	headless        bool
 	endpoints       []testenv.Endpoint
 	listeners       []net.Listener
 	wg              sync.WaitGroup
@@ -67,32 +68,58 @@ func (w *Workload) SetReady(ctx context.Context, i int, ready bool) error {
 }
 
 func (c *Cluster) echo(ctx context.Context, namespace, name string, replicas int, headless bool) (*Workload, error) {
-	w := &Workload{Namespace: namespace, Name: name, cluster: c}
-	var eps []testenv.Endpoint
-	for i := range replicas {
-		addr := c.Site.PodAddr(c.nextPod())
-		ln, err := c.Site.NS.Listen("tcp", net.JoinHostPort(addr, strconv.Itoa(EchoPort)))
-		if err != nil {
+	w := &Workload{Namespace: namespace, Name: name, cluster: c, headless: headless}
+	for range replicas {
+		if err := w.addPod(); err != nil {
 			w.Stop()
-			return nil, fmt.Errorf("echo pod %d: %w", i, err)
+			return nil, err
 		}
-		w.listeners = append(w.listeners, ln)
-		w.Pods = append(w.Pods, addr)
-		tag := fmt.Sprintf("%s/%s-%d", c.Name, name, i)
-		w.wg.Add(1)
-		go func() { defer w.wg.Done(); serveEcho(ln, tag) }()
-		ep := testenv.Endpoint{IP: addr, Port: EchoPort, Ready: true}
-		if headless {
-			ep.Hostname = fmt.Sprintf("%s-%d", name, i)
-		}
-		eps = append(eps, ep)
 	}
-	w.endpoints = eps
-	if _, err := c.API.CreateBackend(ctx, testenv.Backend{Namespace: namespace, Name: name, Endpoints: eps, Headless: headless}); err != nil {
+	if _, err := c.API.CreateBackend(ctx, testenv.Backend{Namespace: namespace, Name: name, Endpoints: w.endpoints, Headless: headless}); err != nil {
 		w.Stop()
 		return nil, err
 	}
 	return w, nil
+}
+
+// addPod starts pod number len(w.Pods): a listener at a fresh pod address
+// and its endpoint (ready; named <name>-i when the Service is headless).
+func (w *Workload) addPod() error {
+	c, i := w.cluster, len(w.Pods)
+	addr := c.Site.PodAddr(c.nextPod())
+	ln, err := c.Site.NS.Listen("tcp", net.JoinHostPort(addr, strconv.Itoa(EchoPort)))
+	if err != nil {
+		return fmt.Errorf("echo pod %d: %w", i, err)
+	}
+	w.listeners = append(w.listeners, ln)
+	w.Pods = append(w.Pods, addr)
+	tag := fmt.Sprintf("%s/%s-%d", c.Name, w.Name, i)
+	w.wg.Add(1)
+	go func() { defer w.wg.Done(); serveEcho(ln, tag) }()
+	ep := testenv.Endpoint{IP: addr, Port: EchoPort, Ready: true}
+	if w.headless {
+		ep.Hostname = fmt.Sprintf("%s-%d", w.Name, i)
+	}
+	w.endpoints = append(w.endpoints, ep)
+	return nil
+}
+
+// ScaleTo adds or removes pods from the end, as a StatefulSet scales:
+// scaling up starts <name>-i for the new i, scaling down stops the highest
+// ones and takes them out of the EndpointSlice.
+func (w *Workload) ScaleTo(ctx context.Context, replicas int) error {
+	for len(w.Pods) < replicas {
+		if err := w.addPod(); err != nil {
+			return err
+		}
+	}
+	if n := len(w.Pods); n > replicas {
+		for _, l := range w.listeners[replicas:] {
+			l.Close()
+		}
+		w.listeners, w.Pods, w.endpoints = w.listeners[:replicas], w.Pods[:replicas], w.endpoints[:replicas]
+	}
+	return w.cluster.API.SetEndpoints(ctx, w.Namespace, w.Name, w.endpoints)
 }
 
 // Stop closes the pods' listeners (their Service stays).
