@@ -27,7 +27,7 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, *dir); err != nil {
-		fmt.Fprintln(os.Stderr, "conformance:", err)
+		fmt.Fprintln(os.Stderr, "\nmake conformance failed:", err)
 		os.Exit(1)
 	}
 }

@@ -112,13 +112,15 @@ func (k *kubelet) run() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		err := k.sync(ctx, key)
 		cancel()
-		if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+		switch {
+		case err == nil || apierrors.IsNotFound(err):
+			k.q.Forget(key)
+		case apierrors.IsConflict(err):
+			// The cache is behind; its next event brings the pod back.
+			k.q.AddRateLimited(key)
+		default:
 			k.log.Warn("pod sync failed; retrying", "pod", key, "err", err)
 			k.q.AddRateLimited(key)
-		} else if apierrors.IsConflict(err) {
-			k.q.AddRateLimited(key)
-		} else {
-			k.q.Forget(key)
 		}
 		k.q.Done(key)
 	}
