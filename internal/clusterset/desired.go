@@ -382,6 +382,9 @@ func localSource(cluster string, e exports.Export) source {
 			src.hosts = append(src.hosts, hostAddr{hostname: p.Hostname, ips: p.Addresses, ready: true})
 		}
 		src.podPorts = e.LocalPorts
+	} else {
+		// Reached at its own ClusterIP when a headless export wins.
+		svc.Spec.ClusterIPs = e.LocalClusterIPs
 	}
 	return src
 }

@@ -27,9 +27,11 @@ import (
 //     hostnames, or a ClusterSetIP export that lost the conflict to a
 //     headless one) is one endpoint, its mirror's ClusterIP, behind which
 //     the gateways balance over that cluster's pods;
-//   - this cluster's own export lists its ready pods themselves, at their
-//     own addresses and ports (exports.Export.LocalPods), named or not: a
-//     pod here is reached without a gateway.
+//   - this cluster's own headless export lists its ready pods themselves,
+//     at their own addresses and ports (exports.Export.LocalPods), named or
+//     not: a pod here is reached without a gateway; its own ClusterSetIP
+//     export (which lost the type conflict) is one endpoint, its Service's
+//     ClusterIP, as a remote cluster's mirror is.
 
 // addHeadless adds the objects of a headless clusterset service.
 func (st *State) addHeadless(p plan, foreign func(kind, namespace, name string) bool) {
@@ -38,7 +40,7 @@ func (st *State) addHeadless(p plan, foreign func(kind, namespace, name string) 
 	for _, s := range p.srcs {
 		clusters = append(clusters, s.cluster)
 		var eps []discoveryv1.Endpoint
-		if len(s.hosts) > 0 || s.local {
+		if len(s.hosts) > 0 || (s.local && s.headless) {
 			for _, h := range s.hosts {
 				for _, ip := range h.ips {
 					eps = append(eps, podEndpoint(ip, h.hostname, h.ready))
@@ -107,7 +109,7 @@ func buildPodSlice(k Key, s source, family discoveryv1.AddressType, eps []discov
 		AddressType: family,
 		Endpoints:   eps,
 	}
-	if s.local {
+	if s.local && s.headless {
 		for _, p := range s.podPorts {
 			ep := discoveryv1.EndpointPort{Name: ptr.To(p.Name), Protocol: ptr.To(corev1.Protocol(p.Protocol)), Port: ptr.To(p.Port)}
 			if p.AppProtocol != "" {

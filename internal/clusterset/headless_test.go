@@ -185,6 +185,22 @@ func TestDesiredLocalOnlyExport(t *testing.T) {
 	if len(st.Services) != 1 || st.Services[0].Annotations[contract.AnnotationClusters] != "east,west" {
 		t.Errorf("ClusterSetIP winner with a local headless export: services %+v", st.Services)
 	}
+	// The other way round: an older headless export elsewhere wins, and
+	// this cluster's own ClusterSetIP export is one endpoint, its Service's
+	// ClusterIP on the Service's ports, as a remote mirror would be.
+	e.Type, e.LocalPods, e.LocalPorts, e.LocalClusterIPs = exports.ClusterSetIP, nil, nil, []string{"10.96.0.9"}
+	e.Ports = []exports.Port{{Name: "http", Protocol: "TCP", Port: 80}}
+	hl := aged(mirrorOf("east", port("http", 80)), exports.Headless, t0)
+	st = Desired(Input{Ports: contract.DefaultClustersetRange(), Gateway: gw, Mirrors: []*corev1.Service{hl}, LocalCluster: "west", Local: exports.Of(e)})
+	var own *discoveryv1.EndpointSlice
+	for _, sl := range st.Slices {
+		if sl.Name == "web.west" {
+			own = sl
+		}
+	}
+	if own == nil || len(own.Endpoints) != 1 || own.Endpoints[0].Addresses[0] != "10.96.0.9" || len(own.Ports) != 1 || *own.Ports[0].Port != 80 {
+		t.Errorf("local ClusterSetIP export under a headless winner: slice %+v", own)
+	}
 }
 
 // The ServiceImport carries the oldest export's session affinity, traffic

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"slices"
 	"strings"
 	"testing"
@@ -116,14 +117,29 @@ func TestStatefulSetPodsReachableByName(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, pod := range []string{"web-2", "web-3"} {
-		name := pod + ".east.web." + ns + ".svc.clusterset.local"
-		waitUnreachable(ctx, t, name, "east/"+pod+": ")
+		// The pods stop only after they left the slice, so the name going
+		// away is what this measures, not a refused connection.
+		waitNoName(ctx, t, pod+".east.web."+ns+".svc.clusterset.local")
 	}
 	down := time.Since(start)
 	waitReply(ctx, t, names[0], "east/web-1: ")
 	t.Logf("web-1 by name: 20/20 to web-1 through each name; not-ready -> unreachable by both names in %v, ready -> back in %v; "+
 		"scaled 3 -> 4: web-3 by name in %v; 4 -> 2: web-2 and web-3 gone in %v",
 		gone.Round(time.Millisecond), back.Round(time.Millisecond), up.Round(time.Millisecond), down.Round(time.Millisecond))
+}
+
+// waitNoName waits until west's CoreDNS answers NXDOMAIN for name.
+func waitNoName(ctx context.Context, t *testing.T, name string) {
+	t.Helper()
+	var last error
+	err := wait.PollUntilContextTimeout(ctx, 20*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+		_, last = west.DNS.Resolver().LookupHost(ctx, name)
+		var dnsErr *net.DNSError
+		return errors.As(last, &dnsErr) && dnsErr.IsNotFound, nil
+	})
+	if err != nil {
+		t.Fatalf("%s: no NXDOMAIN 30 s on (last: %v)", name, last)
+	}
 }
 
 // waitUnreachable waits until a request to name fails, and fails the test

@@ -29,7 +29,8 @@ func (e *Export) Equal(o *Export) bool {
 		slices.EqualFunc(e.LocalPods, o.LocalPods, func(a, b LocalPod) bool {
 			return a.Hostname == b.Hostname && slices.Equal(a.Addresses, b.Addresses)
 		}) &&
-		slices.Equal(e.LocalPorts, o.LocalPorts)
+		slices.Equal(e.LocalPorts, o.LocalPorts) &&
+		slices.Equal(e.LocalClusterIPs, o.LocalClusterIPs)
 }
 
 // Diff returns the keys whose export differs between old and new (added,

@@ -80,6 +80,10 @@ type Export struct {
 	// sent to importers: pod addresses stay in their cluster.
 	LocalPods  []LocalPod
 	LocalPorts []Port
+	// LocalClusterIPs are the exported Service's own ClusterIPs (none for
+	// a headless one): where this cluster's share of a headless clusterset
+	// service is, when its own export lost the type conflict. Never sent.
+	LocalClusterIPs []string
 }
 
 // LocalPod is one ready pod of a Headless export.

@@ -159,6 +159,15 @@ func computeOne(se *mcsv1beta1.ServiceExport, svc *corev1.Service, epSlices []*d
 		ready.pods = ready.pods[:exports.MaxHostnames]
 	}
 	exp.LocalPods, exp.LocalPorts = ready.pods, ready.ports
+	ips := svc.Spec.ClusterIPs
+	if len(ips) == 0 && svc.Spec.ClusterIP != "" {
+		ips = []string{svc.Spec.ClusterIP}
+	}
+	for _, ip := range ips {
+		if ip != corev1.ClusterIPNone && ip != "" {
+			exp.LocalClusterIPs = append(exp.LocalClusterIPs, ip)
+		}
+	}
 
 	sort.Strings(st.Warnings)
 	st.Valid, st.Reason = true, exports.ReasonValid
@@ -181,13 +190,19 @@ type ready struct {
 
 // readyEndpoints counts the distinct ready endpoints across slices and, for
 // headless Services, collects their hostnames and the pods themselves (with
-// every address of each, sorted by hostname, then address) and the ports of
-// the first slice with ports and a ready endpoint. An endpoint appears in several
+// every address of each, named pods first, by hostname, then address) and
+// the ports of the first slice, by name, with ports and a ready endpoint.
+// Pods of a slice with other ports (a rollout that changes a named
+// targetPort's number) are listed with those: their addresses are right,
+// and only their SRV records are off until the rollout ends. An endpoint appears in several
 // slices while the endpointslice controller moves it, and in one slice per
 // address family on dual-stack Services, so endpoints are told apart by
 // their target (the pod) when they name one.
 func readyEndpoints(epSlices []*discoveryv1.EndpointSlice, headless bool) ready {
 	var out ready
+	// The cache lists slices in no fixed order; the ports (and so the
+	// export) must not depend on it.
+	epSlices = slices.SortedFunc(slices.Values(epSlices), func(a, b *discoveryv1.EndpointSlice) int { return strings.Compare(a.Name, b.Name) })
 	seen := map[string]int{} // endpoint ID -> index in out.pods
 	n := 0
 	for _, sl := range epSlices {
@@ -228,7 +243,15 @@ func readyEndpoints(epSlices []*discoveryv1.EndpointSlice, headless bool) ready 
 		slices.Sort(out.pods[i].Addresses)
 		out.pods[i].Addresses = slices.Compact(out.pods[i].Addresses)
 	}
+	// Named pods first: past MaxHostnames the cut keeps every name that
+	// importing clusters can resolve.
 	slices.SortFunc(out.pods, func(a, b exports.LocalPod) int {
+		if (a.Hostname == "") != (b.Hostname == "") {
+			if a.Hostname == "" {
+				return 1
+			}
+			return -1
+		}
 		if c := strings.Compare(a.Hostname, b.Hostname); c != 0 {
 			return c
 		}

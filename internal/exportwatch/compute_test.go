@@ -90,6 +90,8 @@ func base(mut ...func(*exports.Export)) exports.Export {
 		Ports:           []exports.Port{{Name: "http", Protocol: "TCP", Port: 80}},
 		SessionAffinity: "None",
 		Created:         created,
+		// The Service's own address, kept in this cluster.
+		LocalClusterIPs: []string{"10.0.0.1"},
 	}
 	for _, m := range mut {
 		m(&e)
@@ -187,7 +189,7 @@ func TestCompute(t *testing.T) {
 				slice("ns", "bar", "c", ep{ip: "10.1.0.9", host: "other", ready: yes}),
 			},
 			want: map[exports.Key]exports.Export{{Namespace: "ns", Name: "foo"}: base(func(e *exports.Export) {
-				e.Type, e.ReadyEndpoints, e.Hostnames = exports.Headless, 2, []string{"web-0", "web-1"}
+				e.Type, e.ReadyEndpoints, e.Hostnames, e.LocalClusterIPs = exports.Headless, 2, []string{"web-0", "web-1"}, nil
 				// This cluster's own pods, every address of each, for its
 				// clusterset DNS; the first slice with ports gives them.
 				e.LocalPods = []exports.LocalPod{{Hostname: "web-0", Addresses: []string{"10.1.0.1", "fd00::1"}}, {Hostname: "web-1", Addresses: []string{"10.1.0.2"}}}
@@ -203,7 +205,7 @@ func TestCompute(t *testing.T) {
 				slice("ns", "foo", "a", ep{ip: "10.1.0.1", uid: "u0", ready: yes}, ep{ip: "10.1.0.2", uid: "u1", ready: yes}),
 			},
 			want: map[exports.Key]exports.Export{{Namespace: "ns", Name: "foo"}: base(func(e *exports.Export) {
-				e.Type, e.ReadyEndpoints = exports.Headless, 2
+				e.Type, e.ReadyEndpoints, e.LocalClusterIPs = exports.Headless, 2, nil
 				e.LocalPods = []exports.LocalPod{{Addresses: []string{"10.1.0.1"}}, {Addresses: []string{"10.1.0.2"}}}
 			})},
 			reasons:  map[exports.Key]string{{Namespace: "ns", Name: "foo"}: exports.ReasonValid},
@@ -392,5 +394,41 @@ func TestLocalPodsCapped(t *testing.T) {
 	want := fmt.Sprintf("only the first %d of %d ready pods are in this cluster's clusterset DNS", exports.MaxHostnames, exports.MaxHostnames+3)
 	if !slices.Contains(sts[0].Warnings, want) {
 		t.Fatalf("warnings %q, want %q among them", sts[0].Warnings, want)
+	}
+}
+
+// The cache lists slices in no fixed order: the export must not depend on
+// it, or every recompute would look like a change. Past the bound, named
+// pods are kept before unnamed ones, so every exported hostname is also in
+// this cluster's own DNS.
+func TestLocalPodsIgnoreSliceOrderAndKeepNamesFirst(t *testing.T) {
+	headless := []*corev1.Service{svc("ns", "foo", func(s *corev1.Service) { s.Spec.ClusterIP = corev1.ClusterIPNone })}
+	a := withPorts(slice("ns", "foo", "a", ep{ip: "10.1.0.1", host: "web-0", ready: yes}))
+	b := slice("ns", "foo", "b", ep{ip: "10.1.0.2", host: "web-1", ready: yes})
+	b.Ports = []discoveryv1.EndpointPort{{Name: ptr.To("http"), Port: ptr.To[int32](9090)}}
+	key := exports.Key{Namespace: "ns", Name: "foo"}
+	ab, _ := Compute([]*mcsv1beta1.ServiceExport{se("ns", "foo")}, headless, []*discoveryv1.EndpointSlice{a, b})
+	ba, _ := Compute([]*mcsv1beta1.ServiceExport{se("ns", "foo")}, headless, []*discoveryv1.EndpointSlice{b, a})
+	x, y := ab[key], ba[key]
+	if !x.Equal(&y) || len(x.LocalPorts) != 1 || x.LocalPorts[0].Port != 8080 {
+		t.Errorf("slice order changed the export: %+v vs %+v (want ports from slice a, 8080)", x.LocalPorts, y.LocalPorts)
+	}
+
+	var eps []ep
+	for i := range 10 {
+		eps = append(eps, ep{ip: "10.2.0." + strconv.Itoa(i)}) // no hostname
+	}
+	for i := range exports.MaxHostnames {
+		eps = append(eps, ep{ip: "10.3." + strconv.Itoa(i/250) + "." + strconv.Itoa(i%250), host: "h" + strconv.Itoa(1000+i)})
+	}
+	got, _ := Compute([]*mcsv1beta1.ServiceExport{se("ns", "foo")}, headless, []*discoveryv1.EndpointSlice{slice("ns", "foo", "a", eps...)})
+	e := got[key]
+	for _, p := range e.LocalPods {
+		if p.Hostname == "" {
+			t.Fatalf("an unnamed pod (%v) took a named one's place under the bound", p.Addresses)
+		}
+	}
+	if len(e.LocalPods) != exports.MaxHostnames || len(e.Hostnames) != exports.MaxHostnames {
+		t.Errorf("local pods %d, hostnames %d; want %d each", len(e.LocalPods), len(e.Hostnames), exports.MaxHostnames)
 	}
 }

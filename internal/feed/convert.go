@@ -214,12 +214,20 @@ func keyFromProto(p *feedpb.Key) (exports.Key, error) {
 }
 
 // sameForImporter reports whether an importer would see a and b as equal:
-// AllowedClusters, LocalPods and LocalPorts are never sent.
+// AllowedClusters is never sent, nor is what sameButLocal ignores.
 func sameForImporter(a, b *exports.Export) bool {
 	x, y := *a, *b
 	x.AllowedClusters, y.AllowedClusters = nil, nil
+	return sameButLocal(&x, &y)
+}
+
+// sameButLocal reports whether a and b differ at most in what stays in
+// this cluster: LocalPods, LocalPorts and LocalClusterIPs.
+func sameButLocal(a, b *exports.Export) bool {
+	x, y := *a, *b
 	x.LocalPods, y.LocalPods = nil, nil
 	x.LocalPorts, y.LocalPorts = nil, nil
+	x.LocalClusterIPs, y.LocalClusterIPs = nil, nil
 	return x.Equal(&y)
 }
 

@@ -3,6 +3,7 @@ package feed
 import (
 	"crypto/rand"
 	"encoding/binary"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -70,8 +71,10 @@ func (j *journal) view() (uint64, <-chan struct{}) {
 	return j.versionLocked(), j.next
 }
 
-// advance moves the journal to set. A set that changes no export (a status
-// change) does not bump the version, so importers hear nothing.
+// advance moves the journal to set. A set that changes no export as any
+// importer could see it (a status change, or only this cluster's own pod
+// addresses) does not bump the version, so importers hear nothing and the
+// history is not spent on it.
 func (j *journal) advance(set *exports.Set) {
 	if !set.Synced {
 		return
@@ -85,7 +88,11 @@ func (j *journal) advance(set *exports.Set) {
 		close(j.ready)
 		return
 	}
-	changed := set.ChangedSince(j.set)
+	changed := slices.DeleteFunc(set.ChangedSince(j.set), func(k exports.Key) bool {
+		o, inOld := j.set.Exports[k]
+		n, inNew := set.Exports[k]
+		return inOld && inNew && sameButLocal(&o, &n)
+	})
 	old := j.set
 	j.set = set
 	if len(changed) == 0 {

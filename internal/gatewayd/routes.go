@@ -254,8 +254,8 @@ func steer(p steering.Policy, dests []gateway.Destination) []gateway.Destination
 }
 
 // LocalExports is what Routes knows of this cluster's own exports: its name
-// and, per exported service, the count of ready endpoints. The zero value
-// knows none.
+// and, per exported service, the count of ready endpoints and the ports. The
+// zero value knows none.
 type LocalExports struct {
 	Cluster string
 	Set     *exports.Set

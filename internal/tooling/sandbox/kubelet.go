@@ -9,6 +9,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/informers"
 	toolscache "k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
@@ -39,6 +40,10 @@ type kubelet struct {
 	q    workqueue.TypedRateLimitingInterface[string]
 	pods toolscache.Indexer
 	log  *slog.Logger
+	// addrs keeps each pod's address (by UID) across retries of its
+	// status write, so a retry does not spend another address. Only the
+	// run goroutine uses it.
+	addrs map[types.UID]string
 }
 
 // startWorkloads starts kube-controller-manager's workload controllers and
@@ -46,8 +51,9 @@ type kubelet struct {
 func (c *Cluster) startWorkloads(ctx context.Context) error {
 	k := &kubelet{
 		c: c, node: c.Name + "-node",
-		q:   workqueue.NewTypedRateLimitingQueue(workqueue.DefaultTypedControllerRateLimiter[string]()),
-		log: slog.Default().With("cluster", c.Name, "component", "sandbox-kubelet"),
+		q:     workqueue.NewTypedRateLimitingQueue(workqueue.DefaultTypedControllerRateLimiter[string]()),
+		log:   slog.Default().With("cluster", c.Name, "component", "sandbox-kubelet"),
+		addrs: map[types.UID]string{},
 	}
 	if err := k.registerNode(ctx); err != nil {
 		return err
@@ -75,9 +81,11 @@ func (c *Cluster) startWorkloads(ctx context.Context) error {
 		close(stop)
 		return fmt.Errorf("sandbox kubelet: pod cache of %s did not sync: %w", c.Name, ctx.Err())
 	}
-	go k.run()
+	done := make(chan struct{})
+	go func() { defer close(done); k.run() }()
 	c.stopKubelet = func() {
 		k.q.ShutDown()
+		<-done
 		close(stop)
 		factory.Shutdown()
 	}
@@ -142,6 +150,7 @@ func (k *kubelet) sync(ctx context.Context, key string) error {
 		if pod.Spec.NodeName != k.node {
 			return nil
 		}
+		delete(k.addrs, pod.UID)
 		// The containers "stopped" at once: confirm the delete.
 		return pods.Delete(ctx, pod.Name, metav1.DeleteOptions{GracePeriodSeconds: ptr.To(int64(0)), Preconditions: &metav1.Preconditions{UID: &pod.UID}})
 	case pod.Spec.NodeName == "":
@@ -158,12 +167,16 @@ func (k *kubelet) sync(ctx context.Context, key string) error {
 // start reports the pod Running and Ready at a fresh address, as a kubelet
 // does once its containers started and no readiness probe holds them.
 func (k *kubelet) start(ctx context.Context, pod *corev1.Pod) error {
-	n := k.c.nextPod()
-	if n > lastPodAddr {
-		k.log.Error("out of pod addresses; the pod stays Pending", "pod", pod.Namespace+"/"+pod.Name, "limit", lastPodAddr)
-		return nil
+	ip, ok := k.addrs[pod.UID]
+	if !ok {
+		n := k.c.nextPod()
+		if n > lastPodAddr {
+			k.log.Error("out of pod addresses; the pod stays Pending", "pod", pod.Namespace+"/"+pod.Name, "limit", lastPodAddr)
+			return nil
+		}
+		ip = k.c.Site.PodAddr(n)
+		k.addrs[pod.UID] = ip
 	}
-	ip := k.c.Site.PodAddr(n)
 	now := metav1.Now()
 	pod = pod.DeepCopy()
 	pod.Status.Phase = corev1.PodRunning

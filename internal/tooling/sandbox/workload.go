@@ -105,21 +105,26 @@ func (w *Workload) addPod() error {
 }
 
 // ScaleTo adds or removes pods from the end, as a StatefulSet scales:
-// scaling up starts <name>-i for the new i, scaling down stops the highest
-// ones and takes them out of the EndpointSlice.
+// scaling up starts <name>-i for the new i; scaling down takes the highest
+// ones out of the EndpointSlice first and then stops them, as a pod leaves
+// its Service's endpoints before its containers stop.
 func (w *Workload) ScaleTo(ctx context.Context, replicas int) error {
 	for len(w.Pods) < replicas {
 		if err := w.addPod(); err != nil {
 			return err
 		}
 	}
-	if n := len(w.Pods); n > replicas {
-		for _, l := range w.listeners[replicas:] {
-			l.Close()
-		}
-		w.listeners, w.Pods, w.endpoints = w.listeners[:replicas], w.Pods[:replicas], w.endpoints[:replicas]
+	if len(w.Pods) <= replicas {
+		return w.cluster.API.SetEndpoints(ctx, w.Namespace, w.Name, w.endpoints)
 	}
-	return w.cluster.API.SetEndpoints(ctx, w.Namespace, w.Name, w.endpoints)
+	if err := w.cluster.API.SetEndpoints(ctx, w.Namespace, w.Name, w.endpoints[:replicas]); err != nil {
+		return err
+	}
+	for _, l := range w.listeners[replicas:] {
+		l.Close()
+	}
+	w.listeners, w.Pods, w.endpoints = w.listeners[:replicas], w.Pods[:replicas], w.endpoints[:replicas]
+	return nil
 }
 
 // Stop closes the pods' listeners (their Service stays).

@@ -3,6 +3,7 @@ package testenv
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -37,8 +38,15 @@ var WorkloadControllers = []string{
 // serves has its default ServiceAccount, when the serviceaccount controller
 // is among them, so callers may create pods right away.
 func (c *Cluster) StartControllerManager(ctx context.Context, controllers []string) (*Process, error) {
+	if c.controllerManager != nil && !c.controllerManager.exited() {
+		return nil, fmt.Errorf("testenv: cluster %s already runs kube-controller-manager", c.Name)
+	}
+	bin := filepath.Join(c.bins, "kube-controller-manager")
+	if _, err := os.Stat(bin); err != nil {
+		return nil, fmt.Errorf("testenv: no kube-controller-manager in %s (run `make tools`): %w", c.bins, err)
+	}
 	p, err := startProcess(c.state, "kube-controller-manager", filepath.Join(c.Dir, "kube-controller-manager.log"),
-		c.wrap(filepath.Join(c.bins, "kube-controller-manager"),
+		c.wrap(bin,
 			"--kubeconfig="+c.Kubeconfig,
 			"--controllers="+strings.Join(controllers, ","),
 			// One manager per test cluster: nothing to elect.
