@@ -408,11 +408,12 @@ func (s *Server) serveTunnel(ctx context.Context, tc *tls.Conn, id identity.ID, 
 		_ = tc.Close()
 		return
 	}
-	sess, err := yamux.Server(tc, s.o.Limits.yamuxConfig(s.o.Logger))
+	bw := newBatchWriter(tc)
+	sess, err := yamux.Server(bw, s.o.Limits.yamuxConfig(s.o.Logger))
 	if err != nil {
 		s.mu.Unlock()
 		log.Error("yamux server", "err", err)
-		_ = tc.Close()
+		_ = bw.Close()
 		return
 	}
 	s.perCaller[id]++
