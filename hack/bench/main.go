@@ -48,6 +48,7 @@ func run() error {
 	flag.IntVar(&cfg.Parallel, "parallel", d.Parallel, "parallel persistent connections")
 	flag.IntVar(&cfg.Requests, "requests", d.Requests, "request/responses shared by the parallel connections")
 	flag.IntVar(&cfg.MsgSize, "size", d.MsgSize, "request and response size in bytes")
+	flag.IntVar(&cfg.IdleConns, "idle", d.IdleConns, "idle connections held open at once through each proxy (RSS per connection)")
 	flag.IntVar(&cfg.Reps, "reps", d.Reps, "repetitions; the report is the median")
 	flag.DurationVar(&cfg.Timeout, "timeout", d.Timeout, "bound on the whole run, child processes included")
 	flag.StringVar(&cfg.HAProxy, "haproxy", "", "haproxy binary (default: haproxy on PATH)")

@@ -35,6 +35,7 @@ func tinyConfig() Config {
 		Parallel:    8,
 		Requests:    400,
 		MsgSize:     64,
+		IdleConns:   50,
 		Reps:        1,
 		IOTimeout:   5 * time.Second,
 		Timeout:     30 * time.Second,
@@ -110,6 +111,21 @@ func TestTinyRun(t *testing.T) {
 		t.Error("direct has a proxy CPU figure; it has no proxy")
 	}
 
+	// Idle connections are measured through the proxies only; a tiny run's
+	// RSS growth may be anything, so only the figures' presence is checked.
+	if r, ok := rows["idle/RSS per idle conn"]; !ok {
+		t.Error("no idle RSS row")
+	} else {
+		if _, ok := r.Median[PathDirect]; ok {
+			t.Error("direct has an idle RSS figure; it has no proxy")
+		}
+		for _, p := range want[1:] {
+			if _, ok := r.Median[p]; !ok {
+				t.Errorf("no idle RSS figure for %s", p)
+			}
+		}
+	}
+
 	var table, js bytes.Buffer
 	if err := rep.WriteTable(&table); err != nil {
 		t.Fatal(err)
@@ -164,7 +180,7 @@ func TestHAProxyEastRequiresClientCert(t *testing.T) {
 	}
 	defer be.close()
 	ctx := context.Background()
-	hp, err := startHAProxy(ctx, bin, be.addr(), 20*time.Second)
+	hp, err := startHAProxy(ctx, bin, be.addr(), 4096, 20*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}

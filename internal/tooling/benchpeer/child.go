@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/pprof"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -20,6 +21,7 @@ const (
 	childEnv        = "FERRY_BENCHPEER_CHILD"
 	childBackendEnv = "FERRY_BENCHPEER_BACKEND"
 	childProfileEnv = "FERRY_BENCHPEER_CPUPROFILE"
+	childIdleEnv    = "FERRY_BENCHPEER_IDLE"
 	childRoleFerry  = "ferry"
 	readyPrefix     = "ready "
 )
@@ -50,7 +52,8 @@ func RunChild() error {
 		}
 		defer pprof.StopCPUProfile()
 	}
-	f, err := startFerry(ctx, backend)
+	idle, _ := strconv.Atoi(os.Getenv(childIdleEnv))
+	f, err := startFerry(ctx, backend, idle)
 	if err != nil {
 		return err
 	}
@@ -82,7 +85,7 @@ type ferryChild struct {
 // egress address.
 // A non-empty profile is where the child writes a CPU profile of its
 // whole life (go tool pprof it to see where Ferry's proxy CPU goes).
-func startFerryChild(ctx context.Context, backendAddr, profile string, lifetime time.Duration) (*ferryChild, error) {
+func startFerryChild(ctx context.Context, backendAddr, profile string, idle int, lifetime time.Duration) (*ferryChild, error) {
 	if IsChild() {
 		// The binary did not dispatch to RunChild; starting another child
 		// would recurse.
@@ -106,7 +109,7 @@ func startFerryChild(ctx context.Context, backendAddr, profile string, lifetime 
 		name: "ferry", path: exe, lifetime: lifetime,
 		// No arguments: the role travels in the environment, so a test
 		// binary's TestMain and a command's main dispatch the same way.
-		env:   []string{childEnv + "=" + childRoleFerry, childBackendEnv + "=" + backendAddr, childProfileEnv + "=" + profile},
+		env:   []string{childEnv + "=" + childRoleFerry, childBackendEnv + "=" + backendAddr, childProfileEnv + "=" + profile, childIdleEnv + "=" + strconv.Itoa(idle)},
 		stdin: stdinR, stdout: outW,
 	})
 	// The child holds its own copies of these ends.

@@ -30,8 +30,9 @@ type ferryPair struct {
 }
 
 // startFerry builds the pair with production limits and PoolSize (zero
-// values take the defaults), so the figures are what a deployment gets.
-func startFerry(ctx context.Context, backendAddr string) (*ferryPair, error) {
+// values take the defaults), so the figures are what a deployment gets, but
+// for the stream bounds, raised so that idle connections fit (report note).
+func startFerry(ctx context.Context, backendAddr string, idle int) (*ferryPair, error) {
 	m, err := newMesh()
 	if err != nil {
 		return nil, err
@@ -52,6 +53,11 @@ func startFerry(ctx context.Context, backendAddr string) (*ferryPair, error) {
 	endpoints.Set(benchTarget.Namespace, benchTarget.Service, benchTarget.Port, []string{backendAddr})
 
 	lim := gateway.DefaultLimits()
+	streams := int64(idle + 512)
+	lim.Tunnel.MaxStreamsPerSession = max(lim.Tunnel.MaxStreamsPerSession, int(streams))
+	lim.Tunnel.MaxCallerStreamMemory = max(lim.Tunnel.MaxCallerStreamMemory, 2*streams*int64(lim.Tunnel.MaxStreamWindow))
+	lim.Tunnel.MaxTotalStreamMemory = max(lim.Tunnel.MaxTotalStreamMemory, 2*lim.Tunnel.MaxCallerStreamMemory)
+	lim.MaxEgressConnsPerClient = max(lim.MaxEgressConnsPerClient, int(streams))
 	in, err := gateway.NewIngress(gateway.IngressOptions{
 		Local: m.east.id, TLS: eastSrc, Authorizer: gateway.NewExportAuthorizer(set), Endpoints: endpoints, Limits: lim, Logger: log,
 	})

@@ -33,6 +33,13 @@ type Config struct {
 	Requests int `json:"requests"`
 	// MsgSize is the request and response size of connrate and parallel.
 	MsgSize int `json:"msg_size"`
+	// IdleConns are held open at once through each proxy, once per run,
+	// to measure what an idle connection costs in memory. Each proxy
+	// process (and this harness: client and backend sockets) holds two
+	// descriptors per connection, so the default stays under a hard
+	// RLIMIT_NOFILE of 20,000, which an unprivileged container cannot
+	// raise.
+	IdleConns int `json:"idle_conns"`
 	// Reps is how many times every path runs every workload; the report
 	// gives the median.
 	Reps int `json:"reps"`
@@ -66,6 +73,7 @@ func DefaultConfig() Config {
 		Parallel:    128,
 		Requests:    50000,
 		MsgSize:     128,
+		IdleConns:   9000,
 		Reps:        3,
 		IOTimeout:   30 * time.Second,
 		Timeout:     15 * time.Minute,
@@ -86,6 +94,7 @@ func (c Config) withDefaults() Config {
 	set(&c.Parallel, d.Parallel)
 	set(&c.Requests, d.Requests)
 	set(&c.MsgSize, d.MsgSize)
+	set(&c.IdleConns, d.IdleConns)
 	set(&c.Reps, d.Reps)
 	if c.IOTimeout == 0 {
 		c.IOTimeout = d.IOTimeout
@@ -110,6 +119,8 @@ func (c Config) validate() error {
 		return fmt.Errorf("benchpeer: requests %d outside parallel (%d)–10000000", c.Requests, c.Parallel)
 	case c.MsgSize < 1 || c.MsgSize > 1<<20:
 		return fmt.Errorf("benchpeer: message size %d outside 1 B–1 MiB", c.MsgSize)
+	case c.IdleConns < 1 || c.IdleConns > 50_000:
+		return fmt.Errorf("benchpeer: idle connections %d outside 1–50000", c.IdleConns)
 	case c.Reps < 1 || c.Reps > 20:
 		return fmt.Errorf("benchpeer: reps %d outside 1–20", c.Reps)
 	case c.IOTimeout < 0 || c.Timeout < 0:
@@ -124,9 +135,11 @@ func (c Config) validate() error {
 type target struct {
 	name string
 	addr string
-	// cpu is the proxy processes' CPU time so far; nil when the path has no
-	// proxy of its own to measure (direct, or Ferry in-process).
+	// cpu is the proxy processes' CPU time so far, and rss their resident
+	// memory; nil when the path has no proxy of its own to measure
+	// (direct, or Ferry in-process).
 	cpu func() (time.Duration, error)
+	rss func() (int64, error)
 }
 
 // Run measures every path on every workload, cfg.Reps times, and reports
@@ -140,6 +153,10 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	defer cancel()
 
 	rep := newReport(cfg)
+	// Before the proxies start: they inherit the limit.
+	if err := raiseNoFile(cfg.IdleConns); err != nil {
+		return nil, err
+	}
 	be, err := newBackend(cfg.IOTimeout)
 	if err != nil {
 		return nil, err
@@ -149,7 +166,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	targets := []target{{name: PathDirect, addr: be.addr()}}
 
 	if cfg.FerryInProcess {
-		f, err := startFerry(ctx, be.addr())
+		f, err := startFerry(ctx, be.addr(), cfg.IdleConns)
 		if err != nil {
 			return nil, err
 		}
@@ -158,12 +175,12 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		rep.Machine.FerryCipher = f.cipher
 		rep.Machine.FerryMode = "in-process (proxy CPU not separable)"
 	} else {
-		fc, err := startFerryChild(ctx, be.addr(), cfg.FerryCPUProfile, cfg.Timeout)
+		fc, err := startFerryChild(ctx, be.addr(), cfg.FerryCPUProfile, cfg.IdleConns, cfg.Timeout)
 		if err != nil {
 			return nil, err
 		}
 		defer fc.stop()
-		targets = append(targets, target{name: PathFerry, addr: fc.addr, cpu: fc.cpu})
+		targets = append(targets, target{name: PathFerry, addr: fc.addr, cpu: fc.cpu, rss: fc.rss})
 		rep.Machine.FerryCipher = fc.cipher
 		rep.Machine.FerryMode = "child process (both gateways in one process)"
 	}
@@ -176,13 +193,13 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			return nil, err
 		}
 		rep.Machine.HAProxy = haproxyVersion(ctx, bin)
-		hp, err := startHAProxy(ctx, bin, be.addr(), cfg.Timeout)
+		hp, err := startHAProxy(ctx, bin, be.addr(), max(4096, cfg.IdleConns+100), cfg.Timeout)
 		if err != nil {
 			return nil, err
 		}
 		defer hp.close()
 		rep.Machine.HAProxyCipher = hp.cipher
-		targets = append(targets, target{name: PathHAProxy, addr: hp.addr, cpu: hp.cpu})
+		targets = append(targets, target{name: PathHAProxy, addr: hp.addr, cpu: hp.cpu, rss: hp.rss})
 	}
 	for _, t := range targets {
 		rep.Paths = append(rep.Paths, t.name)
@@ -215,6 +232,21 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 					fmt.Fprintf(cfg.Progress, "rep %d/%d %-8s %-8s %s\n", r+1, cfg.Reps, work, t.name, summary(got))
 				}
 			}
+		}
+	}
+	// Idle connections, once per proxy: their memory is a level, not a
+	// rate, and ten thousand TLS handshakes through HAProxy take a while.
+	for _, t := range targets {
+		if t.rss == nil {
+			continue
+		}
+		got, err := measureIdle(ctx, cfg, t)
+		if err != nil {
+			return nil, fmt.Errorf("benchpeer: %s via %s: %w", WorkIdle, t.name, err)
+		}
+		rep.add(WorkIdle, t.name, got)
+		if cfg.Progress != nil {
+			fmt.Fprintf(cfg.Progress, "%-8s %-8s %s\n", WorkIdle, t.name, summary(got))
 		}
 	}
 	rep.Machine.LoadEnd = loadAvg()
