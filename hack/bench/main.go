@@ -40,6 +40,7 @@ func run() error {
 	var (
 		cfg    benchpeer.Config
 		mib    = flag.Int64("stream-mib", d.StreamBytes>>20, "MiB sent each way on the one stream connection")
+		wanMiB = flag.Int64("wan-mib", d.WANBytes>>20, "MiB sent each way through each WAN path (on one stream, then spread over -wan-streams)")
 		out    = flag.String("o", "table", "output: table (Markdown) or json")
 		quiet  = flag.Bool("q", false, "no progress lines on stderr")
 		inProc = flag.Bool("ferry-in-process", false, "run the Ferry pair inside the harness (no proxy CPU figure for Ferry)")
@@ -49,6 +50,7 @@ func run() error {
 	flag.IntVar(&cfg.Requests, "requests", d.Requests, "request/responses shared by the parallel connections")
 	flag.IntVar(&cfg.MsgSize, "size", d.MsgSize, "request and response size in bytes")
 	flag.IntVar(&cfg.IdleConns, "idle", d.IdleConns, "idle connections held open at once through each proxy (RSS per connection)")
+	flag.IntVar(&cfg.WANStreams, "wan-streams", d.WANStreams, "streams at once in the WAN workload's parallel run")
 	flag.IntVar(&cfg.Reps, "reps", d.Reps, "repetitions; the report is the median")
 	flag.DurationVar(&cfg.Timeout, "timeout", d.Timeout, "bound on the whole run, child processes included")
 	flag.StringVar(&cfg.HAProxy, "haproxy", "", "haproxy binary (default: haproxy on PATH)")
@@ -62,6 +64,7 @@ func run() error {
 		return fmt.Errorf("-o %q: want table or json", *out)
 	}
 	cfg.StreamBytes = *mib << 20
+	cfg.WANBytes = *wanMiB << 20
 	cfg.FerryInProcess = *inProc
 	if !*quiet {
 		cfg.Progress = os.Stderr

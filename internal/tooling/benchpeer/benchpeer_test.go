@@ -36,6 +36,9 @@ func tinyConfig() Config {
 		Requests:    400,
 		MsgSize:     64,
 		IdleConns:   50,
+		WANRTTs:     []time.Duration{5 * time.Millisecond},
+		WANBytes:    1 << 20,
+		WANStreams:  4,
 		Reps:        1,
 		IOTimeout:   5 * time.Second,
 		Timeout:     30 * time.Second,
@@ -85,6 +88,7 @@ func TestTinyRun(t *testing.T) {
 		"stream/up (client→backend)", "stream/down (backend→client)",
 		"connrate/new conns/s", "connrate/connect+echo p50", "connrate/connect+echo p99",
 		"parallel/requests/s", "parallel/request p50", "parallel/request p99",
+		"wan/5 ms, 1 stream up", "wan/5 ms, 4 streams down",
 	} {
 		r, ok := rows[key]
 		if !ok {
@@ -92,11 +96,14 @@ func TestTinyRun(t *testing.T) {
 			continue
 		}
 		for _, p := range want {
+			if p == PathDirect && strings.HasPrefix(key, "wan/") {
+				continue // the WAN is between the two proxies
+			}
 			if v := r.Median[p]; !(v > 0) {
 				t.Errorf("%s via %s = %v, want > 0", key, p, v)
 			}
 		}
-		if r.FerryOverDirect == nil {
+		if r.FerryOverDirect == nil && !strings.HasPrefix(key, "wan/") {
 			t.Errorf("%s: no ferry/direct ratio", key)
 		}
 		if !skipPeer && r.FerryOverHAProxy == nil {
@@ -180,7 +187,7 @@ func TestHAProxyEastRequiresClientCert(t *testing.T) {
 	}
 	defer be.close()
 	ctx := context.Background()
-	hp, err := startHAProxy(ctx, bin, be.addr(), 4096, 20*time.Second)
+	hp, err := startHAProxy(ctx, bin, be.addr(), 4096, nil, 20*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -22,6 +22,7 @@ const (
 	childBackendEnv = "FERRY_BENCHPEER_BACKEND"
 	childProfileEnv = "FERRY_BENCHPEER_CPUPROFILE"
 	childIdleEnv    = "FERRY_BENCHPEER_IDLE"
+	childWANEnv     = "FERRY_BENCHPEER_WAN"
 	childRoleFerry  = "ferry"
 	readyPrefix     = "ready "
 )
@@ -53,12 +54,16 @@ func RunChild() error {
 		defer pprof.StopCPUProfile()
 	}
 	idle, _ := strconv.Atoi(os.Getenv(childIdleEnv))
-	f, err := startFerry(ctx, backend, idle)
+	var relays []string
+	if v := os.Getenv(childWANEnv); v != "" {
+		relays = strings.Split(v, ",")
+	}
+	f, err := startFerry(ctx, backend, idle, relays)
 	if err != nil {
 		return err
 	}
 	defer f.close()
-	if _, err := fmt.Fprintf(os.Stdout, "%s%s %s\n", readyPrefix, f.addr, f.cipher); err != nil {
+	if _, err := fmt.Fprintf(os.Stdout, "%s%s\n", readyPrefix, strings.Join(append([]string{f.addr, f.cipher, f.ingress}, f.wan...), " ")); err != nil {
 		return fmt.Errorf("benchpeer: child: report address: %w", err)
 	}
 	eof := make(chan struct{})
@@ -78,14 +83,18 @@ type ferryChild struct {
 	*proc
 	addr   string
 	cipher string
-	stdin  io.Closer
+	// ingress is the child's tunnel address, and wan its egress ports
+	// through the relays, in their order.
+	ingress string
+	wan     []string
+	stdin   io.Closer
 }
 
 // startFerryChild re-executes this binary as a Ferry child and waits for its
 // egress address.
 // A non-empty profile is where the child writes a CPU profile of its
 // whole life (go tool pprof it to see where Ferry's proxy CPU goes).
-func startFerryChild(ctx context.Context, backendAddr, profile string, idle int, lifetime time.Duration) (*ferryChild, error) {
+func startFerryChild(ctx context.Context, backendAddr, profile string, idle int, relays []string, lifetime time.Duration) (*ferryChild, error) {
 	if IsChild() {
 		// The binary did not dispatch to RunChild; starting another child
 		// would recurse.
@@ -109,7 +118,7 @@ func startFerryChild(ctx context.Context, backendAddr, profile string, idle int,
 		name: "ferry", path: exe, lifetime: lifetime,
 		// No arguments: the role travels in the environment, so a test
 		// binary's TestMain and a command's main dispatch the same way.
-		env:   []string{childEnv + "=" + childRoleFerry, childBackendEnv + "=" + backendAddr, childProfileEnv + "=" + profile, childIdleEnv + "=" + strconv.Itoa(idle)},
+		env:   []string{childEnv + "=" + childRoleFerry, childBackendEnv + "=" + backendAddr, childProfileEnv + "=" + profile, childIdleEnv + "=" + strconv.Itoa(idle), childWANEnv + "=" + strings.Join(relays, ",")},
 		stdin: stdinR, stdout: outW,
 	})
 	// The child holds its own copies of these ends.
@@ -135,8 +144,8 @@ func startFerryChild(ctx context.Context, backendAddr, profile string, idle int,
 	}()
 	select {
 	case l, ok := <-line:
-		if f := strings.Fields(strings.TrimPrefix(l, readyPrefix)); ok && strings.HasPrefix(l, readyPrefix) && len(f) == 2 {
-			c.addr, c.cipher = f[0], f[1]
+		if f := strings.Fields(strings.TrimPrefix(l, readyPrefix)); ok && strings.HasPrefix(l, readyPrefix) && len(f) == 3+len(relays) {
+			c.addr, c.cipher, c.ingress, c.wan = f[0], f[1], f[2], f[3:]
 			return c, nil
 		}
 		c.stop()

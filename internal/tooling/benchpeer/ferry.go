@@ -24,6 +24,10 @@ type ferryPair struct {
 	in   *gateway.Ingress
 	eg   *gateway.Egress
 	addr string // the egress port clients dial
+	// ingress is east's tunnel address; wan are egress ports whose tunnel
+	// goes through the delay relays given to startFerry, in their order.
+	ingress string
+	wan     []string
 	// cipher is what ingress negotiated with egress's certificate; ingress
 	// is a Go server, which picks by its own preference.
 	cipher string
@@ -32,7 +36,9 @@ type ferryPair struct {
 // startFerry builds the pair with production limits and PoolSize (zero
 // values take the defaults), so the figures are what a deployment gets, but
 // for the stream bounds, raised so that idle connections fit (report note).
-func startFerry(ctx context.Context, backendAddr string, idle int) (*ferryPair, error) {
+// Each address in relays is a delay relay towards ingress: a second
+// remote, "east-wan<i>", and an egress port of its own.
+func startFerry(ctx context.Context, backendAddr string, idle int, relays []string) (*ferryPair, error) {
 	m, err := newMesh()
 	if err != nil {
 		return nil, err
@@ -79,9 +85,16 @@ func startFerry(ctx context.Context, backendAddr string, idle int) (*ferryPair, 
 		_ = in.Shutdown(context.Background())
 		return nil, fmt.Errorf("benchpeer: egress: %w", err)
 	}
-	f := &ferryPair{in: in, eg: eg}
-	eg.SetRemotes(map[string]tunnel.Remote{"east": {Addresses: []string{ln.Addr().String()}, Identity: m.east.id}})
-	if err := f.route(); err != nil {
+	f := &ferryPair{in: in, eg: eg, ingress: ln.Addr().String()}
+	remotes := map[string]tunnel.Remote{"east": {Addresses: []string{f.ingress}, Identity: m.east.id}}
+	clusters := []string{"east"}
+	for i, r := range relays {
+		name := fmt.Sprintf("east-wan%d", i)
+		remotes[name] = tunnel.Remote{Addresses: []string{r}, Identity: m.east.id}
+		clusters = append(clusters, name)
+	}
+	eg.SetRemotes(remotes)
+	if err := f.route(clusters); err != nil {
 		f.close()
 		return nil, err
 	}
@@ -98,24 +111,31 @@ func startFerry(ctx context.Context, backendAddr string, idle int) (*ferryPair, 
 	return f, nil
 }
 
-// route opens the egress port. SetRoutes wants a concrete port, so a free
-// one is picked and, if another process takes it first, picked again.
-func (f *ferryPair) route() error {
+// route opens one egress port per cluster, the first being f.addr and the
+// others f.wan. SetRoutes wants concrete ports, so free ones are picked
+// and, if another process takes one first, picked again.
+func (f *ferryPair) route(clusters []string) error {
 	var errs []error
 	for range 5 {
-		port, err := freePort()
-		if err != nil {
-			return err
+		var routes []gateway.Route
+		var addrs []string
+		for _, c := range clusters {
+			port, err := freePort()
+			if err != nil {
+				return err
+			}
+			routes = append(routes, gateway.Route{Port: port, Namespace: benchTarget.Namespace, Destinations: []gateway.Destination{{Cluster: c, Target: benchTarget}}})
+			addrs = append(addrs, net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
 		}
-		err = f.eg.SetRoutes([]gateway.Route{{Port: port, Namespace: benchTarget.Namespace, Destinations: []gateway.Destination{{Cluster: "east", Target: benchTarget}}}})
+		err := f.eg.SetRoutes(routes)
 		if err == nil {
-			f.addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+			f.addr, f.wan = addrs[0], addrs[1:]
 			return nil
 		}
 		errs = append(errs, err)
 		_ = f.eg.SetRoutes(nil)
 	}
-	return fmt.Errorf("benchpeer: egress port: %w", errors.Join(errs...))
+	return fmt.Errorf("benchpeer: egress ports: %w", errors.Join(errs...))
 }
 
 func (f *ferryPair) close() {

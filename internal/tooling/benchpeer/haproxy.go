@@ -87,6 +87,16 @@ backend next
 {{- else}}
     server backend {{.Upstream}}
 {{- end}}
+{{- range $i, $u := .WAN}}
+
+# The same, through a delay relay: a WAN between west and east.
+frontend {{$.Name}}_wan{{$i}}
+    bind 127.0.0.1:{{index $.WANPorts $i}}
+    default_backend wan{{$i}}
+
+backend wan{{$i}}
+    server east {{$u}} ssl crt {{$.Crt}} ca-file {{$.CA}} verify required ssl-min-ver TLSv1.3 ciphersuites {{$.Cipher}}
+{{- end}}
 `))
 
 type haproxyInstance struct {
@@ -98,6 +108,10 @@ type haproxyInstance struct {
 	Crt, CA            string
 	TLSBind, TLSServer bool
 	Cipher             string
+	// WAN are delay relays towards east (west only), each served on the
+	// port at the same index of WANPorts.
+	WAN      []string
+	WANPorts []int
 }
 
 // haproxyCipher is the one TLS 1.3 suite both instances allow.
@@ -110,7 +124,9 @@ type haproxyPair struct {
 	east, west *proc
 	addr       string // west's port, what clients dial
 	eastAddr   string
-	dir        string
+	// wan are west's ports through the relays, in their order.
+	wan []string
+	dir string
 	// cipher is what east negotiated with a Go client holding west's
 	// certificate, checked once at start (it also proves the mTLS setup).
 	cipher string
@@ -118,7 +134,7 @@ type haproxyPair struct {
 
 // startHAProxy starts the pair; maxConn is each instance's connection
 // limit (the idle workload holds thousands).
-func startHAProxy(ctx context.Context, bin, backendAddr string, maxConn int, lifetime time.Duration) (hp *haproxyPair, err error) {
+func startHAProxy(ctx context.Context, bin, backendAddr string, maxConn int, relays []*delayRelay, lifetime time.Duration) (hp *haproxyPair, err error) {
 	dir, err := os.MkdirTemp("", "ferry-benchpeer-")
 	if err != nil {
 		return nil, fmt.Errorf("benchpeer: temp dir: %w", err)
@@ -156,6 +172,16 @@ func startHAProxy(ctx context.Context, bin, backendAddr string, maxConn int, lif
 		return hp, err
 	}
 	west := haproxyInstance{Name: "west", Threads: runtime.NumCPU(), MaxConn: maxConn, Port: westPort, Upstream: eastAddr, Crt: files.westCrt, CA: files.ca, TLSServer: true, Cipher: haproxyCipher}
+	for _, r := range relays {
+		r.setTarget(eastAddr)
+		port, err := freePort()
+		if err != nil {
+			return hp, err
+		}
+		west.WAN = append(west.WAN, r.addr())
+		west.WANPorts = append(west.WANPorts, port)
+		hp.wan = append(hp.wan, fmt.Sprintf("127.0.0.1:%d", port))
+	}
 	if hp.west, err = runHAProxy(ctx, bin, dir, west, lifetime); err != nil {
 		return hp, err
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"time"
 )
 
@@ -20,6 +21,7 @@ const (
 	WorkStream   = "stream"
 	WorkConnRate = "connrate"
 	WorkParallel = "parallel"
+	WorkWAN      = "wan"
 )
 
 // Config bounds a run. Zero fields take the defaults in DefaultConfig.
@@ -40,6 +42,12 @@ type Config struct {
 	// RLIMIT_NOFILE of 20,000, which an unprivileged container cannot
 	// raise.
 	IdleConns int `json:"idle_conns"`
+	// WANRTTs are the round trips of the WAN paths (a delay relay between
+	// the two gateways, and between the two HAProxy instances); WANBytes
+	// go each way on one stream, and again spread over WANStreams streams.
+	WANRTTs    []time.Duration `json:"wan_rtts"`
+	WANBytes   int64           `json:"wan_bytes"`
+	WANStreams int             `json:"wan_streams"`
 	// Reps is how many times every path runs every workload; the report
 	// gives the median.
 	Reps int `json:"reps"`
@@ -74,6 +82,9 @@ func DefaultConfig() Config {
 		Requests:    50000,
 		MsgSize:     128,
 		IdleConns:   9000,
+		WANRTTs:     []time.Duration{10 * time.Millisecond, 50 * time.Millisecond},
+		WANBytes:    16 << 20,
+		WANStreams:  16,
 		Reps:        3,
 		IOTimeout:   30 * time.Second,
 		Timeout:     15 * time.Minute,
@@ -95,6 +106,13 @@ func (c Config) withDefaults() Config {
 	set(&c.Requests, d.Requests)
 	set(&c.MsgSize, d.MsgSize)
 	set(&c.IdleConns, d.IdleConns)
+	set(&c.WANStreams, d.WANStreams)
+	if c.WANRTTs == nil {
+		c.WANRTTs = d.WANRTTs
+	}
+	if c.WANBytes == 0 {
+		c.WANBytes = d.WANBytes
+	}
 	set(&c.Reps, d.Reps)
 	if c.IOTimeout == 0 {
 		c.IOTimeout = d.IOTimeout
@@ -121,6 +139,12 @@ func (c Config) validate() error {
 		return fmt.Errorf("benchpeer: message size %d outside 1 B–1 MiB", c.MsgSize)
 	case c.IdleConns < 1 || c.IdleConns > 50_000:
 		return fmt.Errorf("benchpeer: idle connections %d outside 1–50000", c.IdleConns)
+	case len(c.WANRTTs) > 4 || slices.ContainsFunc(c.WANRTTs, func(d time.Duration) bool { return d < time.Millisecond || d > time.Second }):
+		return errors.New("benchpeer: at most 4 WAN round trips, each 1 ms–1 s")
+	case c.WANBytes < int64(c.WANStreams) || c.WANBytes > 1<<30:
+		return fmt.Errorf("benchpeer: WAN bytes %d outside WAN streams (%d)–1 GiB", c.WANBytes, c.WANStreams)
+	case c.WANStreams < 1 || c.WANStreams > 256:
+		return fmt.Errorf("benchpeer: WAN streams %d outside 1–256", c.WANStreams)
 	case c.Reps < 1 || c.Reps > 20:
 		return fmt.Errorf("benchpeer: reps %d outside 1–20", c.Reps)
 	case c.IOTimeout < 0 || c.Timeout < 0:
@@ -140,6 +164,9 @@ type target struct {
 	// (direct, or Ferry in-process).
 	cpu func() (time.Duration, error)
 	rss func() (int64, error)
+	// wan are the path's addresses through the delay relays, one per
+	// Config.WANRTTs; none for direct.
+	wan []string
 }
 
 // Run measures every path on every workload, cfg.Reps times, and reports
@@ -165,22 +192,55 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 
 	targets := []target{{name: PathDirect, addr: be.addr()}}
 
+	// One relay per round trip and proxy; the harness runs them, so their
+	// CPU is in neither proxy's figure.
+	relays := func() ([]*delayRelay, []string, error) {
+		var rs []*delayRelay
+		var addrs []string
+		for _, rtt := range cfg.WANRTTs {
+			r, err := startRelay(rtt)
+			if err != nil {
+				return nil, nil, err
+			}
+			rs = append(rs, r)
+			addrs = append(addrs, r.addr())
+		}
+		return rs, addrs, nil
+	}
+	var allRelays []*delayRelay
+	defer func() {
+		for _, r := range allRelays {
+			r.close()
+		}
+	}()
+	ferryRelays, ferryRelayAddrs, err := relays()
+	allRelays = append(allRelays, ferryRelays...)
+	if err != nil {
+		return nil, err
+	}
+
 	if cfg.FerryInProcess {
-		f, err := startFerry(ctx, be.addr(), cfg.IdleConns)
+		f, err := startFerry(ctx, be.addr(), cfg.IdleConns, ferryRelayAddrs)
 		if err != nil {
 			return nil, err
 		}
 		defer f.close()
-		targets = append(targets, target{name: PathFerry, addr: f.addr})
+		for _, r := range ferryRelays {
+			r.setTarget(f.ingress)
+		}
+		targets = append(targets, target{name: PathFerry, addr: f.addr, wan: f.wan})
 		rep.Machine.FerryCipher = f.cipher
 		rep.Machine.FerryMode = "in-process (proxy CPU not separable)"
 	} else {
-		fc, err := startFerryChild(ctx, be.addr(), cfg.FerryCPUProfile, cfg.IdleConns, cfg.Timeout)
+		fc, err := startFerryChild(ctx, be.addr(), cfg.FerryCPUProfile, cfg.IdleConns, ferryRelayAddrs, cfg.Timeout)
 		if err != nil {
 			return nil, err
 		}
 		defer fc.stop()
-		targets = append(targets, target{name: PathFerry, addr: fc.addr, cpu: fc.cpu, rss: fc.rss})
+		for _, r := range ferryRelays {
+			r.setTarget(fc.ingress)
+		}
+		targets = append(targets, target{name: PathFerry, addr: fc.addr, cpu: fc.cpu, rss: fc.rss, wan: fc.wan})
 		rep.Machine.FerryCipher = fc.cipher
 		rep.Machine.FerryMode = "child process (both gateways in one process)"
 	}
@@ -193,13 +253,18 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			return nil, err
 		}
 		rep.Machine.HAProxy = haproxyVersion(ctx, bin)
-		hp, err := startHAProxy(ctx, bin, be.addr(), max(4096, cfg.IdleConns+100), cfg.Timeout)
+		hpRelays, _, err := relays()
+		allRelays = append(allRelays, hpRelays...)
+		if err != nil {
+			return nil, err
+		}
+		hp, err := startHAProxy(ctx, bin, be.addr(), max(4096, cfg.IdleConns+100), hpRelays, cfg.Timeout)
 		if err != nil {
 			return nil, err
 		}
 		defer hp.close()
 		rep.Machine.HAProxyCipher = hp.cipher
-		targets = append(targets, target{name: PathHAProxy, addr: hp.addr, cpu: hp.cpu, rss: hp.rss})
+		targets = append(targets, target{name: PathHAProxy, addr: hp.addr, cpu: hp.cpu, rss: hp.rss, wan: hp.wan})
 	}
 	for _, t := range targets {
 		rep.Paths = append(rep.Paths, t.name)
@@ -218,7 +283,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 
 	rep.Machine.LoadStart = loadAvg()
 	for r := range cfg.Reps {
-		for _, work := range []string{WorkStream, WorkConnRate, WorkParallel} {
+		for _, work := range []string{WorkStream, WorkConnRate, WorkParallel, WorkWAN} {
 			// Rotate the order each repetition, so no path always runs
 			// first (cold) or last (after the others' garbage).
 			for i := range targets {
@@ -303,6 +368,11 @@ func measure(ctx context.Context, cfg Config, work string, t target) ([]measurem
 			measurement{"request p50", "ms", false, ms(percentile(lat, 0.50))},
 			measurement{"request p99", "ms", false, ms(percentile(lat, 0.99))})
 		perUnit, cpuUnit = float64(cfg.Requests), "µs/req"
+	case WorkWAN:
+		if len(t.wan) == 0 {
+			return nil, nil // direct has no WAN
+		}
+		return measureWAN(ctx, cfg, t)
 	default:
 		return nil, fmt.Errorf("unknown workload %q", work)
 	}
