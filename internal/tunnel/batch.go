@@ -21,16 +21,28 @@ const (
 // per session, never per stream. Four full TLS records.
 const MaxBatch = 64 << 10
 
+// batchBufCap is a batch buffer's capacity: a full batch and the frame that
+// crossed it (a splice writes at most largeBuf at once).
+const batchBufCap = MaxBatch + largeBuf + yamuxHeaderSize
+
+// batchBuf is pooled by pointer, so that taking and returning one
+// allocates nothing.
+type batchBuf struct{ b []byte }
+
 // batchBufs hold a busy session's batches: two per session while it
 // writes (one held, one being written), none while it is idle.
-var batchBufs = sync.Pool{New: func() any { b := make([]byte, 0, MaxBatch+largeBuf+yamuxHeaderSize); return &b }}
+var batchBufs = sync.Pool{New: func() any { return &batchBuf{b: make([]byte, 0, batchBufCap)} }}
 
-func getBatchBuf() []byte { return (*batchBufs.Get().(*[]byte))[:0] }
+func getBatchBuf() *batchBuf {
+	bb := batchBufs.Get().(*batchBuf)
+	bb.b = bb.b[:0]
+	return bb
+}
 
-func putBatchBuf(b []byte) {
-	if cap(b) == MaxBatch+largeBuf+yamuxHeaderSize {
-		b = b[:0]
-		batchBufs.Put(&b)
+// putBatchBuf returns bb unless a frame larger than a batch grew it.
+func putBatchBuf(bb *batchBuf) {
+	if cap(bb.b) == batchBufCap {
+		batchBufs.Put(bb)
 	}
 }
 
@@ -60,7 +72,7 @@ type batchWriter struct {
 
 	mu      sync.Mutex
 	cond    *sync.Cond
-	pending []byte // held bytes, in order
+	pending *batchBuf // held bytes, in order; nil when none
 	// cut is how many of pending end on a frame boundary: the flusher
 	// takes only those, so a header never leaves without its body.
 	cut    int
@@ -86,7 +98,7 @@ func (w *batchWriter) Write(p []byte) (int, error) {
 	defer w.mu.Unlock()
 	// Wait for room only while the flusher has something it may take: a
 	// held header must get its body, however large, or neither moves.
-	for w.err == nil && !w.closed && w.cut > 0 && len(w.pending)+len(p) > MaxBatch {
+	for w.err == nil && !w.closed && w.cut > 0 && len(w.pending.b)+len(p) > MaxBatch {
 		w.cond.Wait()
 	}
 	switch {
@@ -98,9 +110,9 @@ func (w *batchWriter) Write(p []byte) (int, error) {
 	if w.pending == nil {
 		w.pending = getBatchBuf()
 	}
-	w.pending = append(w.pending, p...)
+	w.pending.b = append(w.pending.b, p...)
 	if w.parse.feed(p) {
-		w.cut = len(w.pending)
+		w.cut = len(w.pending.b)
 		w.cond.Broadcast()
 	}
 	return len(p), nil
@@ -128,15 +140,16 @@ func (w *batchWriter) flush() {
 		}
 		batch := w.pending
 		w.pending, w.cut = nil, 0
-		if n < len(batch) {
+		if n < len(batch.b) {
 			// The start of a frame follows the cut: it stays held.
-			w.pending = append(getBatchBuf(), batch[n:]...)
+			w.pending = getBatchBuf()
+			w.pending.b = append(w.pending.b, batch.b[n:]...)
 		}
 		w.writing = true
 		w.cond.Broadcast() // room for a waiting Write
 		w.mu.Unlock()
 
-		_, err := w.conn.Write(batch[:n])
+		_, err := w.conn.Write(batch.b[:n])
 
 		w.mu.Lock()
 		w.writing = false

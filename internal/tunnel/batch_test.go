@@ -166,7 +166,14 @@ func TestBatchWriterBoundedAndClosable(t *testing.T) {
 		}
 	}()
 	bound := MaxBatch + 4096 + yamuxHeaderSize
-	heldNow := func() int { w.mu.Lock(); defer w.mu.Unlock(); return len(w.pending) }
+	heldNow := func() int {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		if w.pending == nil {
+			return 0
+		}
+		return len(w.pending.b)
+	}
 	// Fill up to the bound, then stay there while the peer reads nothing.
 	deadline := time.Now().Add(10 * time.Second)
 	for heldNow() < MaxBatch-4096 {
@@ -200,6 +207,36 @@ func TestBatchWriterBoundedAndClosable(t *testing.T) {
 		t.Errorf("Write after Close: %v, want net.ErrClosed", err)
 	}
 }
+
+// Steady batching allocates nothing: buffers come from the pool and go
+// back to it.
+func TestBatchWriterAllocatesNothingPerFrame(t *testing.T) {
+	c := &discardConn{}
+	w := newBatchWriter(c)
+	defer w.Close()
+	hdr, body := frame(yamuxTypeData, 1, 1024, make([]byte, 1024))[0], make([]byte, 1024)
+	write := func() {
+		if _, err := w.Write(hdr); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := w.Write(body); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 1000 { // warm the pool
+		write()
+	}
+	if n := testing.AllocsPerRun(2000, write); n > 0.05 {
+		t.Errorf("%.2f allocations per frame; want none", n)
+	}
+}
+
+// discardConn takes every write.
+type discardConn struct{}
+
+func (discardConn) Read([]byte) (int, error)    { select {} }
+func (discardConn) Write(p []byte) (int, error) { return len(p), nil }
+func (discardConn) Close() error                { return nil }
 
 // The connection's first error fails every later Write.
 func TestBatchWriterErrorIsSticky(t *testing.T) {
