@@ -19,6 +19,10 @@ const (
 	modeStream = 'S'
 	// modeEcho: every byte after the mode byte is echoed until EOF.
 	modeEcho = 'E'
+	// modeIdle: as modeEcho, but the connection may stay silent for the
+	// whole run without tripping the idle deadline: the idle workload holds
+	// thousands open on purpose. The backend closes them when it closes.
+	modeIdle = 'I'
 )
 
 // copyBuf is the write and read size of the stream workload: the same
@@ -103,6 +107,12 @@ func (b *backend) serve(c net.Conn) error {
 	switch mode[0] {
 	case modeEcho:
 		return echoLoop(dc)
+	case modeIdle:
+		// Clear the deadline the mode byte's read set.
+		if err := c.SetDeadline(time.Time{}); err != nil {
+			return fmt.Errorf("benchpeer: backend: %w", err)
+		}
+		return echoLoop(deadlineConn{Conn: c})
 	case modeStream:
 		return streamBoth(dc)
 	default:
@@ -171,22 +181,27 @@ func (b *backend) close() {
 }
 
 // deadlineConn pushes an idle deadline forward on every read and write, so
-// no I/O in the harness can block for longer than idle.
+// no I/O in the harness can block for longer than idle. Zero idle sets no
+// deadline (modeIdle).
 type deadlineConn struct {
 	net.Conn
 	idle time.Duration
 }
 
 func (d deadlineConn) Read(p []byte) (int, error) {
-	if err := d.Conn.SetReadDeadline(time.Now().Add(d.idle)); err != nil {
-		return 0, err
+	if d.idle > 0 {
+		if err := d.Conn.SetReadDeadline(time.Now().Add(d.idle)); err != nil {
+			return 0, err
+		}
 	}
 	return d.Conn.Read(p)
 }
 
 func (d deadlineConn) Write(p []byte) (int, error) {
-	if err := d.Conn.SetWriteDeadline(time.Now().Add(d.idle)); err != nil {
-		return 0, err
+	if d.idle > 0 {
+		if err := d.Conn.SetWriteDeadline(time.Now().Add(d.idle)); err != nil {
+			return 0, err
+		}
 	}
 	return d.Conn.Write(p)
 }

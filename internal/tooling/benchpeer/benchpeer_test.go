@@ -227,3 +227,36 @@ func TestPercentileAndMedian(t *testing.T) {
 		t.Errorf("median even = %v", got)
 	}
 }
+
+// An idle-mode connection may stay silent past the backend's idle deadline,
+// which an echo-mode connection may not: the idle workload holds thousands
+// open for as long as opening them takes under load.
+func TestBackendIdleModeOutlivesTheDeadline(t *testing.T) {
+	for _, tc := range []struct {
+		mode    byte
+		wantErr bool
+	}{{modeIdle, false}, {modeEcho, true}} {
+		be, err := newBackend(50 * time.Millisecond)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := net.Dial("tcp", be.addr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Write([]byte{tc.mode, 'x'}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.ReadFull(c, make([]byte, 1)); err != nil {
+			t.Fatal(err)
+		}
+		// Four idle deadlines of silence.
+		time.Sleep(200 * time.Millisecond)
+		got := be.firstErr() != nil
+		c.Close()
+		be.close()
+		if got != tc.wantErr {
+			t.Errorf("mode %q: backend error after silence = %v, want %v", tc.mode, got, tc.wantErr)
+		}
+	}
+}

@@ -60,6 +60,7 @@ func openIdle(ctx context.Context, addr string, n, msg int, idle time.Duration) 
 		go func() {
 			defer wg.Done()
 			req := echoRequest(msg, true)
+			req[0] = modeIdle // silent for the rest of the run, on purpose
 			resp := make([]byte, msg)
 			for i := range work {
 				c, err := dial(ctx, addr, idle)
