@@ -74,39 +74,33 @@ func Routes(svcs []*corev1.Service, links []*ferryv1.Link, claimed claims.Table,
 		clusterOf[l.Name] = l.Spec.ClusterName
 		linksOf[l.Spec.ClusterName] = append(linksOf[l.Spec.ClusterName], l.Name)
 	}
-	// The mirrors the claims vouch for, by (owner, namespace, name): a
-	// clusterset destination must be one of them, so the clusterset
-	// Service's cluster list cannot widen what the Links import.
-	vouched := map[claims.Claim]bool{}
+	// The claims, and the mirrors they vouch for at all (the same key with
+	// Port 0, which no Service port is). A clusterset destination must be
+	// a vouched mirror's cluster, so the clusterset Service's cluster list
+	// cannot widen what the Links import; and a clusterset port goes only
+	// to the clusters whose mirror is claimed for that port number (the
+	// union of ports can hold one that some clusters lack, and their
+	// ingress would refuse the stream).
+	held := map[claims.Claim]bool{}
 	for _, c := range claimed {
-		vouched[claims.Claim{Owner: c.Owner, Namespace: c.Namespace, Service: c.Service}] = true
+		held[c] = true
+		held[claims.Claim{Owner: c.Owner, Namespace: c.Namespace, Service: c.Service}] = true
 	}
-	imports := func(cluster, ns, svc string) bool {
+	// mirrorHeld: a Link to cluster holds a claim on its mirror of svc for
+	// port (0: for any port).
+	mirrorHeld := func(cluster, ns, svc string, port int32) bool {
 		for _, l := range linksOf[cluster] {
-			if vouched[claims.Claim{Owner: claims.LinkOwner(l), Namespace: ns, Service: contract.MirrorName(svc, cluster)}] {
+			if held[claims.Claim{Owner: claims.LinkOwner(l), Namespace: ns, Service: contract.MirrorName(svc, cluster), Port: port}] {
 				return true
 			}
 		}
 		return false
-	}
-	// A clusterset port goes only to the clusters that export that port
-	// number: the mirror's claims name its ports (and the local export
-	// lists its own). The union of ports can hold one that some clusters
-	// lack, and their ingress would refuse the stream.
-	claimedPorts := map[claims.Claim]bool{}
-	for _, c := range claimed {
-		claimedPorts[c] = true
 	}
 	exposes := func(d gateway.Destination, ns, svc string, port int32) bool {
 		if d.Local {
 			return local.Exposes(ns, svc, port)
 		}
-		for _, l := range linksOf[d.Cluster] {
-			if claimedPorts[claims.Claim{Owner: claims.LinkOwner(l), Namespace: ns, Service: contract.MirrorName(svc, d.Cluster), Port: port}] {
-				return true
-			}
-		}
-		return false
+		return mirrorHeld(d.Cluster, ns, svc, port)
 	}
 	// Each claimed mirror's ready-endpoint count weighs its cluster in a
 	// clusterset route (gateway.Destination.Weight).
@@ -183,7 +177,7 @@ func Routes(svcs []*corev1.Service, links []*ferryv1.Link, claimed claims.Table,
 					}
 				case len(linksOf[c]) == 0:
 					problems = append(problems, fmt.Errorf("clusterset %s: cluster %s has no Link; skipped", where, c))
-				case !imports(c, s.Namespace, cs.Key.Service):
+				case !mirrorHeld(c, s.Namespace, cs.Key.Service, 0):
 					problems = append(problems, fmt.Errorf("clusterset %s: cluster %s has no claimed mirror of %s; skipped", where, c, cs.Key.Service))
 				default:
 					weight := readyOf[[2]string{s.Namespace, contract.MirrorName(cs.Key.Service, c)}]

@@ -123,21 +123,17 @@ func lastLines(s string, n int) string {
 	return strings.Join(lines, "\n")
 }
 
-// svc is a selectorless Service with the given TCP ports (name/number).
-func svc(namespace, name string, headless bool, ports ...string) *corev1.Service {
-	s := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name}}
-	for _, p := range ports {
-		var pn string
-		var n int32
-		if _, err := fmt.Sscanf(strings.Replace(p, "/", " ", 1), "%s %d", &pn, &n); err != nil {
-			panic(p)
-		}
-		s.Spec.Ports = append(s.Spec.Ports, corev1.ServicePort{Name: pn, Port: n, Protocol: corev1.ProtocolTCP})
-	}
+// svc is a selectorless Service with the given ports.
+func svc(namespace, name string, headless bool, ports ...corev1.ServicePort) *corev1.Service {
+	s := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name}, Spec: corev1.ServiceSpec{Ports: ports}}
 	if headless {
 		s.Spec.ClusterIP = corev1.ClusterIPNone
 	}
 	return s
+}
+
+func tcp(name string, port int32) corev1.ServicePort {
+	return corev1.ServicePort{Name: name, Port: port, Protocol: corev1.ProtocolTCP}
 }
 
 // namespace creates ns in every cluster: the MCS API's namespace sameness,
@@ -247,7 +243,7 @@ func TestPortUnionAndConflictNamingTheWinner(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
 	const ns = "union"
-	east, west := exportEastThenWest(ctx, t, svc(ns, "foo", false, "http/80"), svc(ns, "foo", false, "http/80", "metrics/9090"),
+	east, west := exportEastThenWest(ctx, t, svc(ns, "foo", false, tcp("http", 80)), svc(ns, "foo", false, tcp("http", 80), tcp("metrics", 9090)),
 		func(si *mcsv1beta1.ServiceImport) bool { return len(si.Spec.Ports) == 1 })
 
 	union := []string{"http/80", "metrics/9090"}
@@ -285,7 +281,7 @@ func TestHeadlessnessOldestWinsEverywhere(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
 	const ns = "headlessness"
-	east, west := exportEastThenWest(ctx, t, svc(ns, "db", true, "pg/5432"), svc(ns, "db", false, "pg/5432"),
+	east, west := exportEastThenWest(ctx, t, svc(ns, "db", true, tcp("pg", 5432)), svc(ns, "db", false, tcp("pg", 5432)),
 		func(si *mcsv1beta1.ServiceImport) bool { return si.Spec.Type == mcsv1beta1.Headless })
 
 	for _, c := range []*sandbox.Cluster{east, west} {
