@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bytes"
+	"context"
 	"crypto/tls"
 	"encoding/binary"
 	"errors"
@@ -9,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hashicorp/yamux"
+	"github.com/libp2p/go-yamux/v5"
 
 	"ferry.dev/ferry/internal/contract"
 	"ferry.dev/ferry/internal/exports"
@@ -29,7 +30,7 @@ func rawSession(t *testing.T, addr string, cfg *tls.Config) (*yamux.Session, err
 	}
 	yc := yamux.DefaultConfig()
 	yc.LogOutput = io.Discard
-	s, err := yamux.Client(tc, yc)
+	s, err := yamux.Client(tc, yc, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -40,7 +41,7 @@ func rawSession(t *testing.T, addr string, cfg *tls.Config) (*yamux.Session, err
 // rawStream sends header bytes plus a payload and returns ingress's reply.
 func rawStream(t *testing.T, s *yamux.Session, header []byte) error {
 	t.Helper()
-	st, err := s.OpenStream()
+	st, err := s.OpenStream(context.Background())
 	if err != nil {
 		return err
 	}

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hashicorp/yamux"
+	"github.com/libp2p/go-yamux/v5"
 
 	"ferry.dev/ferry/internal/tooling/testkit"
 	"ferry.dev/ferry/internal/tunnel"
@@ -29,6 +29,13 @@ func benchLimits() Limits {
 	// limit would otherwise refuse sessions whose close is still in flight.
 	l.Tunnel.MaxSessionsPerCaller = 1 << 20
 	l.Tunnel.MaxConnections = 1 << 20
+	// BenchmarkIdleStreamMemory holds up to 4,000 streams from one client
+	// on one session; served streams may hold half of the caller's budget,
+	// in 256 KiB opening windows.
+	l.MaxEgressConnsPerClient = 4000
+	l.Tunnel.MaxStreamsPerSession = 4000
+	l.Tunnel.MaxCallerStreamMemory = 2 * 4000 * 256 << 10
+	l.Tunnel.MaxTotalStreamMemory = l.Tunnel.MaxCallerStreamMemory
 	l.IdleTimeout = time.Minute
 	return l
 }
@@ -135,11 +142,11 @@ func freshStream(b *testing.B, p *pair, addr string, tg tunnel.Target) (net.Conn
 	}
 	yc := yamux.DefaultConfig()
 	yc.LogOutput = io.Discard
-	sess, err := yamux.Client(tc, yc)
+	sess, err := yamux.Client(tc, yc, nil)
 	if err != nil {
 		b.Fatal(err)
 	}
-	st, err := sess.OpenStream()
+	st, err := sess.OpenStream(context.Background())
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -231,15 +238,21 @@ func BenchmarkIdleStreamMemory(b *testing.B) {
 
 	open := func(addr string, n int) []net.Conn {
 		conns := make([]net.Conn, 0, n)
+		// On failure too, or the backends' cleanup would wait for them.
+		b.Cleanup(func() {
+			for _, c := range conns {
+				c.Close()
+			}
+		})
 		for range n {
 			c, err := net.Dial("tcp", addr)
 			if err != nil {
 				b.Fatal(err)
 			}
+			conns = append(conns, c)
 			if _, err := io.ReadFull(c, make([]byte, 1)); err != nil {
 				b.Fatal(err)
 			}
-			conns = append(conns, c)
 		}
 		return conns
 	}

@@ -144,7 +144,7 @@ func TestHeaderLimits(t *testing.T) {
 		}
 	})
 	t.Run("slow header", func(t *testing.T) {
-		st, err := sess.OpenStream()
+		st, err := sess.OpenStream(context.Background())
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -2,13 +2,12 @@ package tunnel
 
 import (
 	"encoding/binary"
-	"io"
 	"net"
 	"sync"
 	"time"
 )
 
-// yamux's frame header (hashicorp/yamux, pinned in go.mod): version, type,
+// yamux's frame header (the yamux spec; libp2p/go-yamux, pinned in go.mod): version, type,
 // flags (2), stream ID (4), length (4). A data frame's length is that of
 // the body written after it; the other types carry no body.
 const (
@@ -68,7 +67,11 @@ const CloseFlushTimeout = 100 * time.Millisecond
 // fills the batch, and yamux's own ConnectionWriteTimeout then fires on the
 // blocked Write, as it did on the blocked socket.
 type batchWriter struct {
-	conn io.ReadWriteCloser
+	// conn is the connection; its reads, addresses and deadlines are
+	// batchWriter's own. A write deadline (yamux sets one per frame) bounds
+	// the flusher's writes, so a peer that stops reading fails the next
+	// Write within it.
+	net.Conn
 
 	mu      sync.Mutex
 	cond    *sync.Cond
@@ -84,14 +87,12 @@ type batchWriter struct {
 	done    chan struct{} // closed when the flusher returns
 }
 
-func newBatchWriter(conn io.ReadWriteCloser) *batchWriter {
-	w := &batchWriter{conn: conn, done: make(chan struct{})}
+func newBatchWriter(conn net.Conn) *batchWriter {
+	w := &batchWriter{Conn: conn, done: make(chan struct{})}
 	w.cond = sync.NewCond(&w.mu)
 	go w.flush()
 	return w
 }
-
-func (w *batchWriter) Read(p []byte) (int, error) { return w.conn.Read(p) }
 
 func (w *batchWriter) Write(p []byte) (int, error) {
 	w.mu.Lock()
@@ -149,7 +150,7 @@ func (w *batchWriter) flush() {
 		w.cond.Broadcast() // room for a waiting Write
 		w.mu.Unlock()
 
-		_, err := w.conn.Write(batch.b[:n])
+		_, err := w.Conn.Write(batch.b[:n])
 
 		w.mu.Lock()
 		w.writing = false
@@ -183,7 +184,7 @@ func (w *batchWriter) Close() error {
 	}
 	// A Write still in flight fails on the closed connection, and the
 	// flusher returns.
-	return w.conn.Close()
+	return w.Conn.Close()
 }
 
 // frameParser follows yamux's framing across writes of any split.

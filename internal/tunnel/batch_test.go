@@ -27,12 +27,13 @@ func frame(typ byte, stream uint32, length uint32, body []byte) [][]byte {
 // recConn records each Write the flusher makes; stall, when set, blocks
 // Writes until Close.
 type recConn struct {
-	mu     sync.Mutex
-	writes [][]byte
-	stall  chan struct{}
-	fail   error
-	closed chan struct{}
-	once   sync.Once
+	net.Conn // unset: only Read, Write and Close are used
+	mu       sync.Mutex
+	writes   [][]byte
+	stall    chan struct{}
+	fail     error
+	closed   chan struct{}
+	once     sync.Once
 }
 
 func newRecConn() *recConn { return &recConn{closed: make(chan struct{})} }
@@ -232,7 +233,7 @@ func TestBatchWriterAllocatesNothingPerFrame(t *testing.T) {
 }
 
 // discardConn takes every write.
-type discardConn struct{}
+type discardConn struct{ net.Conn }
 
 func (discardConn) Read([]byte) (int, error)    { select {} }
 func (discardConn) Write(p []byte) (int, error) { return len(p), nil }

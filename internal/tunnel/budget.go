@@ -1,183 +1,231 @@
 package tunnel
 
 import (
-	"log/slog"
+	"errors"
 	"sync"
 
-	"github.com/hashicorp/yamux"
-
-	"ferry.dev/ferry/internal/identity"
+	"github.com/libp2p/go-yamux/v5"
 )
 
-// streamBudget bounds the memory that tunnel streams can pin on ingress,
-// per caller identity and in total, counted across all of a caller's
-// sessions (finding 4 of docs/security.md).
+// initialWindow is the receive window every yamux stream starts with. The
+// yamux spec fixes it (there is no SETTINGS frame to lower it), so it is what
+// opening a stream costs, whatever the window grows to later.
+const initialWindow = 256 << 10
+
+// streamBudget bounds the memory that tunnel streams can pin, per key and
+// in total (finding 4 of docs/security.md). On ingress the key is the caller
+// identity, counted across all of its sessions; on egress it is the remote
+// cluster.
 //
-// What a stream pins is its yamux receive window: a peer may send that many
-// bytes before the stream is read. A stream pins it from the moment the peer
-// opens it until both sides have closed it, so the table of a session
-// (yamux NumStreams: served, refused and half-open streams alike) is what is
-// bounded, in bytes, by MaxCallerStreamMemory and MaxTotalStreamMemory.
-// Served streams may use half of each budget; the other half is slack for
-// refused and finished streams whose peer has not yet closed its side (a
-// conforming egress closes within a round trip). A stream beyond the served share is refused (StatusOverloaded, which
-// egress retries elsewhere); a caller whose table exceeds its whole budget
-// loses the session that went over, and when all tables together exceed the
-// total, the largest caller loses its largest session.
+// What a stream pins is its receive window: the peer may send that many
+// bytes before the stream is read. yamux reserves the window through a
+// MemoryManager, one span per stream: initialWindow when the stream opens
+// and each doubling when the stream's reader keeps up with the path
+// (auto-tuning from the session's measured RTT), and it releases it all when
+// the stream is gone. So the budget charges what each window is, not the
+// most it could become.
 //
-// Charges are in bytes so that a stream whose window is not the minimum
-// (a window sized to the path) fits: charge takes the stream's window.
-// Tables are counted at MaxStreamWindow each, the most a window may be.
+// Of a key's limit L (MaxCallerStreamMemory) and the total T
+// (MaxTotalStreamMemory):
+//   - served streams may hold L/2 and T/2 in opening windows; beyond that a
+//     new stream is answered StatusOverloaded, which egress retries on
+//     another replica (charge);
+//   - windows may grow by L/4 and T/4 in all; beyond that a stream keeps the
+//     window it has, which bounds its throughput and nothing else;
+//   - every stream in a session's table (served, being refused, or still in
+//     the accept backlog) holds its opening window, and a strict budget
+//     (ingress) refuses one that would take a key over L or the total over
+//     T: yamux then closes the session that tried to open it.
+//
+// A stream closed on this side leaves the table at once, whatever its peer
+// does, so a peer that never closes its side pins nothing.
 type streamBudget struct {
-	window                  int64 // MaxStreamWindow: the table's unit
-	callerLimit, totalLimit int64 // bytes, tables included
-	callerServed            int64 // bytes of served streams per caller
-	totalServed             int64 // bytes of served streams in all
+	callerLimit, totalLimit int64
+	strict                  bool // refuse opening windows beyond the limits
+	// refused reports an opening window refused (strict only): a session
+	// about to be closed for its caller's memory or for the total.
+	refused func(reason string)
 
 	mu        sync.Mutex
-	served    map[identity.ID]int64
+	keys      map[string]*usage
+	all       usage
 	allServed int64
-	// tables are the last seen NumStreams of each session, by caller;
-	// tableSum their sum over all sessions. A caller's own are refreshed on
-	// each of its streams; others' may be stale until theirs.
-	tables   map[identity.ID]map[*yamux.Session]int
-	tableSum int
 }
 
-func newStreamBudget(l Limits) *streamBudget {
-	w := int64(l.MaxStreamWindow)
+// usage is what one key (or all of them) holds, in bytes.
+type usage struct {
+	opened int64 // opening windows of streams in a table
+	grown  int64 // growth of windows beyond their opening size
+	served int64 // opening windows of served streams (admission)
+}
+
+func (u usage) zero() bool { return u == usage{} }
+
+func newStreamBudget(l Limits, strict bool, refused func(reason string)) *streamBudget {
 	return &streamBudget{
-		window:       w,
-		callerLimit:  l.MaxCallerStreamMemory,
-		totalLimit:   l.MaxTotalStreamMemory,
-		callerServed: servedShare(l.MaxCallerStreamMemory, w),
-		totalServed:  servedShare(l.MaxTotalStreamMemory, w),
-		served:       map[identity.ID]int64{},
-		tables:       map[identity.ID]map[*yamux.Session]int{},
+		callerLimit: l.MaxCallerStreamMemory,
+		totalLimit:  l.MaxTotalStreamMemory,
+		strict:      strict,
+		refused:     refused,
+		keys:        map[string]*usage{},
 	}
 }
 
-// servedShare is the bytes of limit that served streams may use: half of
-// the streams that fit in it, at least one.
-func servedShare(limit, window int64) int64 {
-	return max(limit/window/2, 1) * window
+// errStreamMemory is what a refused reservation returns to yamux.
+var errStreamMemory = errors.New("tunnel: stream memory budget exhausted")
+
+// spans returns the MemoryManager factory for a session of key.
+func (b *streamBudget) spans(key string) func() (yamux.MemoryManager, error) {
+	return func() (yamux.MemoryManager, error) { return &windowSpan{b: b, key: key}, nil }
 }
 
-func (b *streamBudget) addSession(id identity.ID, s *yamux.Session) {
+// windowSpan is one stream's reservation.
+type windowSpan struct {
+	b     *streamBudget
+	key   string
+	held  usage // only opened and grown
+	ended bool
+}
+
+// ReserveMemory is called by yamux with priority 255 for the opening window
+// and a lower one for growth.
+func (s *windowSpan) ReserveMemory(size int, prio uint8) error {
+	return s.b.reserve(s, int64(size), prio == 255)
+}
+
+// ReleaseMemory gives back part of a reservation (yamux v5 does not call it:
+// windows never shrink).
+func (s *windowSpan) ReleaseMemory(size int) { s.b.give(s, int64(size)) }
+
+// Done releases the whole span; yamux calls it when the stream leaves the
+// table, and again harmlessly when the session closes.
+func (s *windowSpan) Done() { s.b.give(s, s.held.opened+s.held.grown) }
+
+func (b *streamBudget) keyLocked(key string) *usage {
+	u := b.keys[key]
+	if u == nil {
+		u = &usage{}
+		b.keys[key] = u
+	}
+	return u
+}
+
+func (b *streamBudget) dropLocked(key string) {
+	if u := b.keys[key]; u != nil && u.zero() {
+		delete(b.keys, key)
+	}
+}
+
+func (b *streamBudget) reserve(s *windowSpan, n int64, opening bool) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.tables[id] == nil {
-		b.tables[id] = map[*yamux.Session]int{}
+	if s.ended {
+		return errStreamMemory
 	}
-	b.tables[id][s] = 0
-}
-
-func (b *streamBudget) removeSession(id identity.ID, s *yamux.Session) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.tableSum -= b.tables[id][s]
-	delete(b.tables[id], s)
-	if len(b.tables[id]) == 0 {
-		delete(b.tables, id)
-	}
-}
-
-// refreshLocked re-reads the tables of id's sessions and returns their sum.
-func (b *streamBudget) refreshLocked(id identity.ID) int {
-	sum := 0
-	for s, old := range b.tables[id] {
-		n := s.NumStreams()
-		b.tables[id][s] = n
-		b.tableSum += n - old
-		sum += n
-	}
-	return sum
-}
-
-// overTable checks the tables after a stream was accepted on sess of id. It
-// returns the session to close, or nil, and the reason.
-func (b *streamBudget) overTable(id identity.ID, sess *yamux.Session) (*yamux.Session, string) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if int64(b.refreshLocked(id))*b.window > b.callerLimit {
-		return sess, ReasonCallerStreamMemory
-	}
-	if int64(b.tableSum)*b.window <= b.totalLimit {
-		return nil, ""
-	}
-	// Over the total by the cached counts: refresh all (rare: only near the
-	// limit), then cut the largest table of the largest caller.
-	var worst identity.ID
-	most := -1
-	for c := range b.tables {
-		if n := b.refreshLocked(c); n > most {
-			worst, most = c, n
+	u := b.keyLocked(s.key)
+	defer b.dropLocked(s.key)
+	if opening {
+		if b.strict {
+			reason := ""
+			switch {
+			case u.opened+u.grown+n > b.callerLimit:
+				reason = ReasonCallerStreamMemory
+			case b.all.opened+b.all.grown+n > b.totalLimit:
+				reason = ReasonTotalStreamMemory
+			}
+			if reason != "" {
+				b.refused(reason)
+				return errStreamMemory
+			}
 		}
+		u.opened += n
+		b.all.opened += n
+		s.held.opened += n
+		return nil
 	}
-	if int64(b.tableSum)*b.window <= b.totalLimit {
-		return nil, ""
+	if u.grown+n > b.callerLimit/4 || b.all.grown+n > b.totalLimit/4 {
+		return errStreamMemory
 	}
-	var victim *yamux.Session
-	for s, n := range b.tables[worst] {
-		if victim == nil || n > b.tables[worst][victim] {
-			victim = s
-		}
-	}
-	return victim, ReasonTotalStreamMemory
+	u.grown += n
+	b.all.grown += n
+	s.held.grown += n
+	return nil
 }
 
-// charge reserves window bytes for a stream of id about to be served, or
-// returns the reason it may not be.
-func (b *streamBudget) charge(id identity.ID, window int64) (bool, string) {
+// give returns n bytes of s, growth first.
+func (b *streamBudget) give(s *windowSpan, n int64) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.served[id]+window > b.callerServed {
+	if s.held.opened+s.held.grown == 0 {
+		s.ended = true
+		return
+	}
+	u := b.keyLocked(s.key)
+	g := min(n, s.held.grown)
+	o := min(n-g, s.held.opened)
+	s.held.grown -= g
+	s.held.opened -= o
+	u.grown -= g
+	u.opened -= o
+	b.all.grown -= g
+	b.all.opened -= o
+	if s.held.opened+s.held.grown == 0 {
+		s.ended = true
+	}
+	b.dropLocked(s.key)
+}
+
+// charge admits one more served stream of key, or returns the reason it may
+// not be served. The caller releases it with discharge.
+func (b *streamBudget) charge(key string) (bool, string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	u := b.keyLocked(key)
+	defer b.dropLocked(key)
+	if u.served+initialWindow > max(b.callerLimit/2, initialWindow) {
 		return false, ReasonCallerStreamMemory
 	}
-	if b.allServed+window > b.totalServed {
+	if b.allServed+initialWindow > max(b.totalLimit/2, initialWindow) {
 		return false, ReasonTotalStreamMemory
 	}
-	b.served[id] += window
-	b.allServed += window
+	u.served += initialWindow
+	b.allServed += initialWindow
 	return true, ""
 }
 
-func (b *streamBudget) release(id identity.ID, window int64) {
+func (b *streamBudget) discharge(key string) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.allServed -= window
-	if b.served[id] -= window; b.served[id] <= 0 {
-		delete(b.served, id)
-	}
+	u := b.keyLocked(key)
+	u.served -= initialWindow
+	b.allServed -= initialWindow
+	b.dropLocked(key)
 }
 
-// closeOverMemory applies the table bound after a stream was accepted on
-// sess of id, closing the session it picks. It reports whether that was
-// sess itself, whose accept loop must then end.
-func (s *Server) closeOverMemory(id identity.ID, sess *yamux.Session, log *slog.Logger) bool {
-	victim, reason := s.budget.overTable(id, sess)
-	if victim == nil {
-		return false
+// held reports what key holds and what all keys hold together, in bytes of
+// windows (opening plus growth); for tests and metrics.
+func (b *streamBudget) held(key string) (int64, int64) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var k int64
+	if u := b.keys[key]; u != nil {
+		k = u.opened + u.grown
 	}
-	s.o.Observer.Rejected(reason)
-	log.Warn("closing tunnel session over its stream memory", "reason", reason, "own_session", victim == sess)
-	_ = victim.Close()
-	return victim == sess
+	return k, b.all.opened + b.all.grown
 }
 
-// chargeStream reserves the window of st, a stream of id about to be
-// served, or refuses st as overloaded. The caller releases the charge.
-func (s *Server) chargeStream(id identity.ID, st *yamux.Stream) (window int64, ok bool) {
-	window = int64(s.o.Limits.MaxStreamWindow)
-	ok, reason := s.budget.charge(id, window)
+// chargeStream admits st, a stream of key about to be served, or refuses it
+// as overloaded. The caller discharges an admitted stream.
+func (s *Server) chargeStream(key string, st *Stream) bool {
+	ok, reason := s.budget.charge(key)
 	if ok {
-		return window, true
+		return true
 	}
 	s.o.Observer.Rejected(reason)
 	msg := "too many streams from this cluster"
 	if reason == ReasonTotalStreamMemory {
 		msg = "too many streams on this gateway"
 	}
-	go refuse(&Stream{Stream: st}, StatusOverloaded, msg)
-	return 0, false
+	go refuse(st, StatusOverloaded, msg)
+	return false
 }

@@ -82,6 +82,10 @@ type Client struct {
 	o   ClientOptions
 	log *slog.Logger
 
+	// budget bounds the growth of receive windows, per remote and in all;
+	// opening windows are bounded by the pools' stream counts.
+	budget *streamBudget
+
 	mu     sync.RWMutex
 	pools  map[string]*pool
 	closed bool
@@ -123,7 +127,10 @@ func NewClient(o ClientOptions) (*Client, error) {
 	if o.PoolSize < 0 || o.DialTimeout < 0 || o.MaxBackoff < 0 {
 		return nil, errors.New("tunnel: PoolSize, DialTimeout and MaxBackoff must not be negative")
 	}
-	return &Client{o: o, log: o.Logger.With("component", "tunnel-client"), pools: map[string]*pool{}}, nil
+	return &Client{
+		o: o, log: o.Logger.With("component", "tunnel-client"), pools: map[string]*pool{},
+		budget: newStreamBudget(o.Limits, false, nil),
+	}, nil
 }
 
 // SetRemotes replaces the set of remote clusters. Unchanged remotes keep
@@ -195,8 +202,7 @@ func (c *Client) Open(ctx context.Context, cluster string, target Target) (*Stre
 		defer cancel()
 	}
 	// A stream can fail before carrying anything when its session dies or
-	// the remote drains (GoAway, or a reset of a stream that crossed the
-	// GoAway). Those are safe to retry on another session.
+	// retires. Those are safe to retry on another session.
 	var lastErr error
 	for attempt := 0; attempt < 3; attempt++ {
 		cs, err := p.pick(ctx)
@@ -207,8 +213,13 @@ func (c *Client) Open(ctx context.Context, cluster string, target Target) (*Stre
 		if err == nil {
 			return st, nil
 		}
+		if ctx.Err() != nil {
+			return nil, err
+		}
+		// A retiring session answers StatusDraining (and is now leaving):
+		// another session takes the stream, a new one if need be.
 		var re *RejectError
-		if errors.As(err, &re) || ctx.Err() != nil {
+		if errors.As(err, &re) && re.Status != StatusDraining {
 			return nil, err
 		}
 		lastErr = err

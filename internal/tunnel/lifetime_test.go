@@ -254,7 +254,7 @@ func TestSessionEndsWhenPeerCertificateExpires(t *testing.T) {
 	testkit.EventuallyWithin(t, time.Second, "expiry counted", func() bool { return obs.rejects(ReasonPeerExpired) == 1 })
 }
 
-// At MaxConnectionAge ingress sends GoAway: the running stream carries on,
+// At MaxConnectionAge ingress retires the session: the running stream carries on,
 // egress moves new streams to a new session without failing one, and the
 // old session closes when its last stream ends.
 func TestMaxConnectionAgeIsGraceful(t *testing.T) {

@@ -4,9 +4,10 @@ import (
 	"cmp"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
-	"github.com/hashicorp/yamux"
+	"github.com/libp2p/go-yamux/v5"
 )
 
 // ALPN protocol names on the gateway port (contracts.md).
@@ -57,19 +58,22 @@ type Limits struct {
 	// answers further streams with StatusOverloaded and egress opens new
 	// streams on the least-loaded session that is below it.
 	MaxStreamsPerSession int
-	// MaxStreamWindow is yamux's per-stream receive window, which is also the
-	// largest data frame a peer may send: the memory one stream can pin.
-	// yamux does not accept less than 256 KiB.
+	// MaxStreamWindow is the most a stream's receive window may grow to.
+	// Every window opens at 256 KiB (the yamux spec fixes it) and doubles
+	// while its reader keeps up with the path, judged against the session's
+	// measured RTT, up to this: one stream then carries MaxStreamWindow per
+	// round trip, 16 MiB at 50 ms is 320 MiB/s. Growth is bounded by the
+	// stream memory limits below, not granted up front.
 	MaxStreamWindow uint32
 	// MaxCallerStreamMemory bounds the stream receive windows one caller
 	// identity (one remote cluster's gateways) can pin on this gateway,
-	// across all of its sessions: its streams, served or half-open, times
-	// MaxStreamWindow. Half of it may be served streams; beyond
-	// that new streams get StatusOverloaded, and a caller whose streams
-	// exceed all of it loses the session that went over.
+	// across all of its sessions (see streamBudget): served streams may
+	// hold half of it in opening windows, beyond which new streams get
+	// StatusOverloaded; windows may grow by a quarter of it; and a stream
+	// that would take the caller over all of it closes the session that
+	// opened it. On egress it bounds window growth per remote the same way.
 	MaxCallerStreamMemory int64
-	// MaxTotalStreamMemory bounds the same for all callers together; the
-	// caller holding the most loses its largest session when it is exceeded.
+	// MaxTotalStreamMemory bounds the same for all callers together.
 	MaxTotalStreamMemory int64
 	// AcceptBacklog bounds streams opened by the peer but not yet accepted;
 	// yamux resets streams beyond it.
@@ -79,8 +83,9 @@ type Limits struct {
 	// session is declared dead. A dead peer is detected within their sum.
 	KeepAliveInterval time.Duration
 	KeepAliveTimeout  time.Duration
-	// StreamOpenTimeout bounds how long a new stream waits for the peer to
-	// acknowledge it; exceeding it closes the session, which is dead.
+	// StreamOpenTimeout bounds opening a stream when the caller's context
+	// has no deadline: the open, the header and the peer's reply. A session
+	// whose peer stopped answering is found by the keep-alive.
 	StreamOpenTimeout time.Duration
 	// Lifetime bounds how long a live session or feed connection is trusted
 	// without a new handshake (MaxConnectionAge, MaxConnectionAgeGrace,
@@ -99,10 +104,12 @@ func DefaultLimits() Limits {
 		MaxSessionsPerCaller:      32,
 		MaxH2ConnsPerCaller:       4,
 		MaxStreamsPerSession:      2048,
-		MaxStreamWindow:           256 << 10,
+		MaxStreamWindow:           16 << 20,
 		// Under the chart's 512 MiB memory limit: 384 MiB of stream buffers
-		// at worst (1536 streams of 256 KiB, 768 served), a third of it for
-		// one remote cluster (256 served streams).
+		// at worst, of which 192 MiB are served streams' opening windows
+		// (768 streams) and 96 MiB growth. One remote cluster has a third
+		// of it: 256 served streams, and 32 MiB of growth, two windows at
+		// their largest.
 		MaxCallerStreamMemory: 128 << 20,
 		MaxTotalStreamMemory:  384 << 20,
 		AcceptBacklog:         256,
@@ -139,9 +146,11 @@ func (l *Limits) Default() {
 // Validate rejects limits that cannot work. Every limit must be set: a
 // zero is refused, never read as "unlimited" (call Default first).
 func (l Limits) Validate() error {
-	if l.MaxStreamWindow < 256<<10 {
-		return fmt.Errorf("tunnel limits: MaxStreamWindow %d is below yamux's minimum of 262144", l.MaxStreamWindow)
+	if l.MaxStreamWindow < initialWindow {
+		return fmt.Errorf("tunnel limits: MaxStreamWindow %d is below yamux's opening window of %d", l.MaxStreamWindow, initialWindow)
 	}
+	// A quarter of a caller's budget is growth: at least one window must be
+	// able to reach its largest.
 	if w := int64(l.MaxStreamWindow); l.MaxCallerStreamMemory < 4*w {
 		return fmt.Errorf("tunnel limits: MaxCallerStreamMemory %d is below 4 × MaxStreamWindow (%d)", l.MaxCallerStreamMemory, 4*w)
 	}
@@ -172,29 +181,29 @@ func (l Limits) Validate() error {
 
 // yamuxConfig maps the limits onto a yamux session.
 func (l Limits) yamuxConfig(log *slog.Logger) *yamux.Config {
-	return &yamux.Config{
-		AcceptBacklog:          l.AcceptBacklog,
-		EnableKeepAlive:        true,
-		KeepAliveInterval:      l.KeepAliveInterval,
-		ConnectionWriteTimeout: l.KeepAliveTimeout,
-		MaxStreamWindowSize:    l.MaxStreamWindow,
-		StreamOpenTimeout:      l.StreamOpenTimeout,
-		// Zero: yamux would otherwise reset a half-closed stream after this
-		// long even while the other direction is still busy (a long download
-		// after the client sent FIN). Abandoned streams are bounded instead
-		// by the splice idle timeout on both gateways and by the per-session
-		// stream cap.
-		StreamCloseTimeout: 0,
-		Logger:             slogYamux{log},
-	}
+	c := yamux.DefaultConfig()
+	c.AcceptBacklog = l.AcceptBacklog
+	c.EnableKeepAlive = true
+	c.KeepAliveInterval = l.KeepAliveInterval
+	// The RTT that window growth is judged against: measured when the
+	// session opens and again this often, so a path that changes is seen.
+	c.MeasureRTTInterval = l.KeepAliveInterval
+	c.ConnectionWriteTimeout = l.KeepAliveTimeout
+	// Twice the served streams: the rest is room for streams being refused
+	// and for the peer's view of streams this side already closed. yamux
+	// resets streams beyond it.
+	c.MaxIncomingStreams = uint32(2 * l.MaxStreamsPerSession)
+	c.InitialStreamWindowSize = initialWindow
+	c.MaxStreamWindowSize = l.MaxStreamWindow
+	c.LogOutput = slogWriter{log}
+	return c
 }
 
-// slogYamux routes yamux's printf logging to slog at debug level: its
-// messages are per-stream noise that the gateway already reports itself.
-type slogYamux struct{ l *slog.Logger }
+// slogWriter routes yamux's log lines to slog at debug level: its messages
+// are per-stream noise that the gateway already reports itself.
+type slogWriter struct{ l *slog.Logger }
 
-func (s slogYamux) Print(v ...any) { s.l.Debug(fmt.Sprint(v...), "component", "yamux") }
-func (s slogYamux) Printf(format string, v ...any) {
-	s.l.Debug(fmt.Sprintf(format, v...), "component", "yamux")
+func (s slogWriter) Write(p []byte) (int, error) {
+	s.l.Debug(strings.TrimSpace(string(p)), "component", "yamux")
+	return len(p), nil
 }
-func (s slogYamux) Println(v ...any) { s.l.Debug(fmt.Sprint(v...), "component", "yamux") }

@@ -24,14 +24,3 @@ func TestLimitsRefuseZeroMemoryAndLifetime(t *testing.T) {
 		t.Fatalf("defaults refused: %v", err)
 	}
 }
-
-func TestServedShare(t *testing.T) {
-	const w = 256 << 10
-	for _, tc := range []struct{ limit, want int64 }{
-		{4 * w, 2 * w}, {5 * w, 2 * w}, {128 << 20, 256 * w}, {w, w},
-	} {
-		if got := servedShare(tc.limit, w); got != tc.want {
-			t.Errorf("servedShare(%d windows) = %d windows, want %d", tc.limit/w, got/w, tc.want/w)
-		}
-	}
-}

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hashicorp/yamux"
+	"github.com/libp2p/go-yamux/v5"
 
 	"ferry.dev/ferry/internal/identity"
 	"ferry.dev/ferry/internal/tooling/testkit"
@@ -116,10 +116,10 @@ func TestTotalStreamMemory(t *testing.T) {
 	}
 }
 
-// A caller that leaves streams half-open over several sessions, each far
-// below MaxStreamsPerSession, loses a session once its streams across all
-// of them exceed its memory budget; another cluster is untouched.
-func TestLingeringStreamsBoundedPerCaller(t *testing.T) {
+// A caller that leaves refused streams half-open over several sessions,
+// more of them than its whole memory budget has opening windows for, pins
+// nothing and loses nothing; another cluster is untouched.
+func TestLingeringStreamsPinNothingPerCaller(t *testing.T) {
 	e := newEnv(t, splitHandler{release: make(chan struct{})}, memoryLimits(), nil)
 	north := e.addClient(t, "north", 1)
 	echoes(t, north)
@@ -127,28 +127,18 @@ func TestLingeringStreamsBoundedPerCaller(t *testing.T) {
 	for range 3 {
 		sessions = append(sessions, rawSession(t, e))
 	}
-	closed := func() bool {
-		for _, s := range sessions {
-			if s.IsClosed() {
-				return true
-			}
+	lingerRefused(t, sessions, 30) // the budget has room for 8
+	testkit.EventuallyWithin(t, 2*time.Second, "west holds nothing", func() bool {
+		k, _ := e.srv.budget.held(e.west.GatewayID().String())
+		return k == 0
+	})
+	for i, s := range sessions {
+		if s.IsClosed() {
+			t.Fatalf("session %d closed", i)
 		}
-		return false
 	}
-	// Refused with a bad header; west never closes its side. 3 × 5 streams
-	// is far below 2 × MaxStreamsPerSession on each session.
-	for i := 0; i < 15 && !closed(); i++ {
-		st, err := sessions[i%3].OpenStream()
-		if err != nil {
-			break
-		}
-		_, _ = st.Write([]byte{0, 1, 99})
-		_ = st.SetReadDeadline(time.Now().Add(time.Second))
-		_, _ = io.ReadAll(st)
-	}
-	testkit.EventuallyWithin(t, 2*time.Second, "a session of west closed", closed)
-	if e.srvObs.rejects(ReasonCallerStreamMemory) == 0 {
-		t.Fatal("not counted")
+	if n := e.srvObs.rejects(ReasonCallerStreamMemory); n != 0 {
+		t.Fatalf("caller memory limit hit %d times", n)
 	}
 	echoes(t, north)
 }

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hashicorp/yamux"
+	"github.com/libp2p/go-yamux/v5"
 
 	"ferry.dev/ferry/internal/tooling/testkit"
 )
@@ -61,7 +61,7 @@ func TestPendingHandshakesPerIP(t *testing.T) {
 		t.Fatalf("handshake from 127.0.0.2: %v", err)
 	}
 	_ = tc.SetDeadline(time.Time{})
-	sess, err := yamux.Client(tc, quietYamux())
+	sess, err := yamux.Client(tc, quietYamux(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

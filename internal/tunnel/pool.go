@@ -11,7 +11,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/hashicorp/yamux"
+	"github.com/libp2p/go-yamux/v5"
 
 	"ferry.dev/ferry/internal/identity"
 )
@@ -55,11 +55,6 @@ type clientSession struct {
 	addr    string
 	streams int // guarded by p.mu
 	leaving bool
-	// handed are the streams handed out and not yet closed. When the session
-	// dies they are expired at once: yamux v0.1.2 readers otherwise spin
-	// on the closed session until its Close reaches each stream, which
-	// with many streams is a long CPU storm.
-	handed map[*Stream]struct{}
 }
 
 func (p *pool) notifyLocked() {
@@ -148,7 +143,6 @@ func (p *pool) pick(ctx context.Context) (*clientSession, error) {
 func (cs *clientSession) release(st *Stream) {
 	p := cs.p
 	p.mu.Lock()
-	delete(cs.handed, st)
 	cs.streams--
 	closeNow := cs.leaving && cs.streams == 0
 	p.mu.Unlock()
@@ -186,7 +180,7 @@ func (p *pool) poke() {
 // open runs the stream handshake on cs: open, header, reply. The caller
 // already reserved a slot on cs.
 func (cs *clientSession) open(ctx context.Context, t Target) (*Stream, error) {
-	ys, err := cs.sess.OpenStream()
+	ys, err := cs.sess.OpenStream(ctx)
 	if err != nil {
 		cs.release(nil)
 		if errors.Is(err, yamux.ErrRemoteGoAway) || errors.Is(err, yamux.ErrSessionShutdown) {
@@ -196,9 +190,6 @@ func (cs *clientSession) open(ctx context.Context, t Target) (*Stream, error) {
 	}
 	st := &Stream{Stream: ys}
 	st.onClose = func() { cs.release(st) }
-	cs.p.mu.Lock()
-	cs.handed[st] = struct{}{}
-	cs.p.mu.Unlock()
 	if d, ok := ctx.Deadline(); ok {
 		_ = st.SetDeadline(d)
 	}
@@ -210,6 +201,12 @@ func (cs *clientSession) open(ctx context.Context, t Target) (*Stream, error) {
 	}
 	if err := ReadReply(st); err != nil {
 		_ = st.Close()
+		var re *RejectError
+		if errors.As(err, &re) && re.Status == StatusDraining {
+			// This session is retiring, or its gateway is draining: the
+			// streams after this one go elsewhere.
+			cs.markLeaving()
+		}
 		return nil, err
 	}
 	if !stop() {
@@ -284,7 +281,7 @@ func (p *pool) dialOne() error {
 			errs = append(errs, fmt.Errorf("%s: %w", addr, err))
 			continue
 		}
-		cs := &clientSession{p: p, sess: sess, addr: addr, handed: map[*Stream]struct{}{}}
+		cs := &clientSession{p: p, sess: sess, addr: addr}
 		p.mu.Lock()
 		if p.stopped {
 			p.mu.Unlock()
@@ -317,14 +314,7 @@ func (p *pool) watch(cs *clientSession) {
 	p.sessions = slices.DeleteFunc(p.sessions, func(s *clientSession) bool { return s == cs })
 	p.notifyLocked()
 	leaving := cs.leaving
-	streams := make([]*Stream, 0, len(cs.handed))
-	for st := range cs.handed {
-		streams = append(streams, st)
-	}
 	p.mu.Unlock()
-	for _, st := range streams {
-		st.expire()
-	}
 	if !leaving {
 		p.log.Info("tunnel session lost", "addr", cs.addr)
 	}
@@ -365,7 +355,7 @@ func (p *pool) dial(addr string) (*yamux.Session, []*x509.Certificate, error) {
 		return nil, nil, fmt.Errorf("remote identity: got %v (%w), want %s", id, err, p.remote.Identity)
 	}
 	bw := newBatchWriter(tc)
-	sess, err := yamux.Client(bw, o.Limits.yamuxConfig(o.Logger))
+	sess, err := yamux.Client(bw, o.Limits.yamuxConfig(o.Logger), p.c.budget.spans(p.name))
 	if err != nil {
 		_ = bw.Close()
 		return nil, nil, fmt.Errorf("yamux client: %w", err)

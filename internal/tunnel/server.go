@@ -13,7 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/hashicorp/yamux"
+	"github.com/libp2p/go-yamux/v5"
 
 	"ferry.dev/ferry/internal/contract"
 	"ferry.dev/ferry/internal/identity"
@@ -115,7 +115,7 @@ func NewServer(o ServerOptions) (*Server, error) {
 		o:            o,
 		log:          o.Logger.With("component", "tunnel-server"),
 		streams:      newTracker(),
-		budget:       newStreamBudget(o.Limits),
+		budget:       newStreamBudget(o.Limits, true, o.Observer.Rejected),
 		listeners:    map[net.Listener]struct{}{},
 		sessions:     map[*yamux.Session]struct{}{},
 		pending:      map[net.Conn]struct{}{},
@@ -409,7 +409,7 @@ func (s *Server) serveTunnel(ctx context.Context, tc *tls.Conn, id identity.ID, 
 		return
 	}
 	bw := newBatchWriter(tc)
-	sess, err := yamux.Server(bw, s.o.Limits.yamuxConfig(s.o.Logger))
+	sess, err := yamux.Server(bw, s.o.Limits.yamuxConfig(s.o.Logger), s.budget.spans(id.String()))
 	if err != nil {
 		s.mu.Unlock()
 		log.Error("yamux server", "err", err)
@@ -419,7 +419,6 @@ func (s *Server) serveTunnel(ctx context.Context, tc *tls.Conn, id identity.ID, 
 	s.perCaller[id]++
 	s.sessions[sess] = struct{}{}
 	s.mu.Unlock()
-	s.budget.addSession(id, sess)
 	in := &inbound{sess: sess}
 	go s.guard(tc, in.retire, func() { _ = sess.Close() }, sess.CloseChan(), log)
 	s.o.Observer.InboundSessions(id.Cluster, 1)
@@ -427,7 +426,6 @@ func (s *Server) serveTunnel(ctx context.Context, tc *tls.Conn, id identity.ID, 
 
 	defer func() {
 		_ = sess.Close()
-		s.budget.removeSession(id, sess)
 		s.mu.Lock()
 		delete(s.sessions, sess)
 		if s.perCaller[id]--; s.perCaller[id] <= 0 {
@@ -444,75 +442,49 @@ func (s *Server) serveSession(ctx context.Context, in *inbound, id identity.ID, 
 	sess := in.sess
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	// Streams being served, expired as soon as the session dies: yamux
-	// v0.1.2 readers otherwise spin on a closed session until its Close
-	// reaches each stream, a CPU storm when there are many.
-	var mu sync.Mutex
-	serving := map[*Stream]struct{}{}
+	// Handlers see the session's end as their context's: a closing session
+	// resets its streams, and the handler should stop dialing for them.
 	go func() {
 		select {
 		case <-sess.CloseChan():
 		case <-ctx.Done():
 		}
 		cancel()
-		mu.Lock()
-		for st := range serving {
-			st.expire()
-		}
-		mu.Unlock()
 	}()
+	key := id.String()
 	max := int64(s.o.Limits.MaxStreamsPerSession)
 	for {
-		st, err := sess.AcceptStream()
+		ys, err := sess.AcceptStream()
 		if err != nil {
 			return
 		}
-		// Streams we finished (served or refused) stay in yamux's table
-		// until the peer's FIN. A conforming egress sends it right away; a
-		// peer that keeps streams half-open beyond twice the limit is
-		// closed, so it cannot pin memory without bound.
-		if n := int64(sess.NumStreams()); n > 2*max {
-			s.o.Observer.Rejected(ReasonStreamLimit)
-			log.Warn("closing abusive tunnel session", "streams", n, "limit", max)
-			return
-		}
-		if s.closeOverMemory(id, sess, log) {
-			return
+		st := &Stream{Stream: ys}
+		if in.retiring.Load() {
+			s.o.Observer.Rejected(ReasonDraining)
+			go refuse(st, StatusDraining, "this connection is retiring; open a new one")
+			continue
 		}
 		if in.active.Load() >= max {
 			s.o.Observer.Rejected(ReasonStreamLimit)
-			go refuse(&Stream{Stream: st}, StatusOverloaded, "too many streams on this connection")
+			go refuse(st, StatusOverloaded, "too many streams on this connection")
 			continue
 		}
-		window, ok := s.chargeStream(id, st)
-		if !ok {
+		if !s.chargeStream(key, st) {
 			continue
 		}
 		if !s.streams.add() {
-			s.budget.release(id, window)
+			s.budget.discharge(key)
 			s.o.Observer.Rejected(ReasonDraining)
-			go refuse(&Stream{Stream: st}, StatusDraining, "gateway is draining")
+			go refuse(st, StatusDraining, "gateway is draining")
 			continue
 		}
 		in.active.Add(1)
-		stream := &Stream{Stream: st}
-		mu.Lock()
-		serving[stream] = struct{}{}
-		mu.Unlock()
-		if ctx.Err() != nil {
-			stream.expire() // the session died while we registered it
-		}
 		go func() {
 			defer s.streams.done()
-			defer s.budget.release(id, window)
+			defer s.budget.discharge(key)
 			defer in.streamDone()
-			defer func() {
-				mu.Lock()
-				delete(serving, stream)
-				mu.Unlock()
-			}()
-			defer stream.Close()
-			s.o.Handler.ServeStream(ctx, id, stream)
+			defer st.Close()
+			s.o.Handler.ServeStream(ctx, id, st)
 		}()
 	}
 }
@@ -549,10 +521,10 @@ func refuse(st *Stream, status Status, reason string) {
 // ActiveStreams is the number of streams being served.
 func (s *Server) ActiveStreams() int { return s.streams.count() }
 
-// Shutdown drains the server: it stops accepting connections, tells every
-// tunnel peer to open no more streams on its session (yamux GoAway, so
-// egress moves to another replica), waits for running streams to finish
-// until ctx ends, and then closes everything. It returns ctx's error if
+// Shutdown drains the server: it stops accepting connections, answers
+// every new stream StatusDraining (so egress moves it, and the streams after
+// it, to another replica), waits for running streams to finish until ctx
+// ends, and then closes everything. It returns ctx's error if
 // streams had to be cut.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
@@ -562,9 +534,6 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	for c := range s.pending {
 		_ = c.Close()
-	}
-	for sess := range s.sessions {
-		_ = sess.GoAway()
 	}
 	s.mu.Unlock()
 	s.streams.close()

@@ -5,7 +5,7 @@ import (
 	"log/slog"
 	"sync/atomic"
 
-	"github.com/hashicorp/yamux"
+	"github.com/libp2p/go-yamux/v5"
 
 	"ferry.dev/ferry/internal/identity"
 )
@@ -18,11 +18,12 @@ type inbound struct {
 	retiring atomic.Bool
 }
 
-// retire sends GoAway, so the peer opens no more streams here (its egress
-// moves them to a new session), and closes the session once idle.
+// retire answers every new stream StatusDraining, so the peer's egress
+// moves it and the streams after it to a new session, and closes the session
+// once idle. (yamux's own GoAway would not do: its receiver closes the whole
+// session, cutting the streams in flight.)
 func (in *inbound) retire() {
 	in.retiring.Store(true)
-	_ = in.sess.GoAway()
 	if in.active.Load() == 0 {
 		_ = in.sess.Close()
 	}

@@ -2,13 +2,13 @@ package tunnel
 
 import (
 	"sync"
-	"time"
 
-	"github.com/hashicorp/yamux"
+	"github.com/libp2p/go-yamux/v5"
 )
 
-// Stream is one tunnel stream. It adds CloseWrite to yamux's stream, so it
-// can take part in Splice's half-close.
+// Stream is one tunnel stream: a yamux stream, whose CloseWrite sends FIN
+// so that it takes part in Splice's half-close, and whose slot in its
+// session is released on Close.
 type Stream struct {
 	*yamux.Stream
 	closeOnce sync.Once
@@ -17,14 +17,11 @@ type Stream struct {
 
 var _ Conn = (*Stream)(nil)
 
-// CloseWrite sends FIN: the peer reads EOF, and this side keeps reading.
-func (s *Stream) CloseWrite() error { return s.Stream.Close() }
-
-// Close ends the stream for good. yamux's Close only half-closes, and a
-// goroutine blocked in Read or Write on a half-closed stream stays blocked, so
-// Close also expires both deadlines to release it.
+// Close ends the stream for good: it sends FIN if this side had not yet,
+// stops reading (what the peer still sends is discarded), wakes any
+// goroutine blocked in Read or Write, and frees the stream's window at
+// once, whatever the peer does.
 func (s *Stream) Close() error {
-	s.expire()
 	err := s.Stream.Close()
 	s.closeOnce.Do(func() {
 		if s.onClose != nil {
@@ -33,9 +30,6 @@ func (s *Stream) Close() error {
 	})
 	return err
 }
-
-// expire makes blocked and future reads and writes fail at once.
-func (s *Stream) expire() { _ = s.Stream.SetDeadline(time.Unix(1, 0)) }
 
 // Observer receives the transport's events for metrics. Implementations must
 // be cheap and safe for concurrent use; label values they receive are

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hashicorp/yamux"
+	"github.com/libp2p/go-yamux/v5"
 
 	"ferry.dev/ferry/internal/identity"
 	"ferry.dev/ferry/internal/identity/identitytest"
@@ -324,28 +324,40 @@ func TestSessionsPerCallerLimit(t *testing.T) {
 	_ = st.Close()
 }
 
-// A peer that never finishes its streams (no FIN after the reply) cannot
-// make ingress keep an unbounded number of them.
-func TestLingeringStreamsBounded(t *testing.T) {
+// A peer that never finishes its streams (no FIN after the reply) pins
+// nothing on ingress: each stream leaves the table when ingress closes its
+// side, so a hundred of them on a session limited to four streams are all
+// answered, and the session and the budget end up empty.
+func TestLingeringStreamsPinNothing(t *testing.T) {
 	lim := testLimits()
 	lim.MaxStreamsPerSession = 4
 	e := newEnv(t, echoHandler{}, lim, nil)
 	sess := rawSession(t, e)
-	var hdr bytes.Buffer
-	_ = WriteHeader(&hdr, Target{Namespace: "default", Service: "x", Port: 1})
-	// Each stream is refused with a bad header; we never close our side.
-	for i := 0; i < 100 && !sess.IsClosed(); i++ {
-		st, err := sess.OpenStream()
+	lingerRefused(t, []*yamux.Session{sess}, 100)
+	testkit.EventuallyWithin(t, 2*time.Second, "ingress table and budget empty", func() bool {
+		k, all := e.srv.budget.held(e.west.GatewayID().String())
+		return k == 0 && all == 0
+	})
+	if sess.IsClosed() {
+		t.Fatal("the session was closed")
+	}
+}
+
+// lingerRefused opens n streams over sessions in turn, each ended by
+// ingress for a bad header, and never closes them. Each must be ended (a
+// clean EOF) rather than left waiting.
+func lingerRefused(t *testing.T, sessions []*yamux.Session, n int) {
+	t.Helper()
+	for i := range n {
+		st, err := sessions[i%len(sessions)].OpenStream(context.Background())
 		if err != nil {
-			break
+			t.Fatalf("stream %d: %v", i, err)
 		}
 		_, _ = st.Write([]byte{0, 1, 99})
-		_ = st.SetReadDeadline(time.Now().Add(time.Second))
-		_, _ = io.ReadAll(st) // echoHandler returns on the bad header: EOF
-	}
-	testkit.EventuallyWithin(t, 2*time.Second, "abusive session closed", sess.IsClosed)
-	if e.srvObs.rejects(ReasonStreamLimit) == 0 {
-		t.Fatal("not counted")
+		_ = st.SetReadDeadline(time.Now().Add(3 * time.Second))
+		if _, err := io.ReadAll(st); err != nil {
+			t.Fatalf("stream %d: %v, want EOF", i, err)
+		}
 	}
 }
 
@@ -360,7 +372,7 @@ func rawSession(t *testing.T, e *env) *yamux.Session {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sess, err := yamux.Client(tc, quietYamux())
+	sess, err := yamux.Client(tc, quietYamux(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

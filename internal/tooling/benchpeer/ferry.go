@@ -61,7 +61,9 @@ func startFerry(ctx context.Context, backendAddr string, idle int, relays []stri
 	lim := gateway.DefaultLimits()
 	streams := int64(idle + 512)
 	lim.Tunnel.MaxStreamsPerSession = max(lim.Tunnel.MaxStreamsPerSession, int(streams))
-	lim.Tunnel.MaxCallerStreamMemory = max(lim.Tunnel.MaxCallerStreamMemory, 2*streams*int64(lim.Tunnel.MaxStreamWindow))
+	// Served streams may hold half of a caller's budget in opening windows
+	// of 256 KiB each (tunnel.streamBudget).
+	lim.Tunnel.MaxCallerStreamMemory = max(lim.Tunnel.MaxCallerStreamMemory, 2*streams*(256<<10))
 	lim.Tunnel.MaxTotalStreamMemory = max(lim.Tunnel.MaxTotalStreamMemory, 2*lim.Tunnel.MaxCallerStreamMemory)
 	lim.MaxEgressConnsPerClient = max(lim.MaxEgressConnsPerClient, int(streams))
 	in, err := gateway.NewIngress(gateway.IngressOptions{
