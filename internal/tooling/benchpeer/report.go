@@ -97,7 +97,8 @@ func (r *Report) finish() {
 	}
 	r.Notes = append(r.Notes,
 		"Client and backend run in the harness process for every path and share the same cores with the proxies.",
-		"Ferry: both gateways (west egress, east ingress) in one process, production Limits, PoolSize 2: connections are streams on pre-established mTLS yamux sessions.")
+		"Ferry: both gateways (west egress, east ingress) in one process, production Limits, PoolSize 2: connections are streams on pre-established mTLS yamux sessions.",
+		"Ferry's stream-count limits are raised so that the idle workload fits (MaxStreamsPerSession, MaxEgressConnsPerClient, and MaxCallerStreamMemory and MaxTotalStreamMemory, of which served streams may hold half in 256 KiB opening windows): the defaults admit 256 concurrent streams from one caller cluster.")
 	if slices.Contains(r.Paths, PathHAProxy) {
 		r.Notes = append(r.Notes, "HAProxy: two processes (west TCP → TLS 1.3 with client cert → east mTLS termination), nbthread = CPUs; TCP mode opens one TLS connection per client connection (session resumption on by default).")
 	}
