@@ -77,7 +77,7 @@ func TestDrainLetsStreamFinish(t *testing.T) {
 	go func() { drained <- e.srv.Shutdown(ctx) }()
 	testkit.EventuallyWithin(t, time.Second, "draining", e.srv.isDraining)
 
-	// New streams are refused: the session got GoAway and the listener is closed.
+	// New streams are refused: the session answers draining and the listener is closed.
 	short, cancelShort := context.WithTimeout(t.Context(), 300*time.Millisecond)
 	defer cancelShort()
 	if s2, err := c.Open(short, "east", target); err == nil {
@@ -137,9 +137,10 @@ func TestDrainDeadlineCutsStreams(t *testing.T) {
 	}
 }
 
-// GoAway from a draining replica moves the pool to another replica without
-// failing new streams.
-func TestGoAwayMovesToOtherReplica(t *testing.T) {
+// A draining replica moves the pool to another replica without failing new
+// streams, while a stream still runs on the draining one (so its session
+// stays up and answers the next stream draining).
+func TestDrainMovesToOtherReplica(t *testing.T) {
 	e := newEnv(t, echoHandler{}, testLimits(), nil)
 	// A second replica of east's gateway.
 	srv2, err := NewServer(ServerOptions{Local: e.east.GatewayID(), TLS: e.east.Gateway, Handler: echoHandler{}, Limits: testLimits(), Logger: testkit.Logger()})
@@ -159,24 +160,28 @@ func TestGoAwayMovesToOtherReplica(t *testing.T) {
 	}
 	defer c.Close()
 	c.SetRemotes(map[string]Remote{"east": {Addresses: []string{e.addr, ln2.Addr().String()}, Identity: e.east.GatewayID()}})
-	st, err := c.Open(openCtx(t), "east", target)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_ = st.Close()
-	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
+	running := openEcho(t, c, "east")
+	first := running.Stream.Session()
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
 	defer cancel()
-	if err := e.srv.Shutdown(ctx); err != nil {
-		t.Fatal(err)
+	drained := make(chan error, 1)
+	go func() { drained <- e.srv.Shutdown(ctx) }()
+	testkit.EventuallyWithin(t, time.Second, "draining", e.srv.isDraining)
+	// The next Open hits the draining session; it must still succeed, on
+	// replica 2.
+	st := openEcho(t, c, "east")
+	if st.Stream.Session() == first {
+		t.Fatal("a new stream on the draining replica's session")
 	}
-	// The first Open may hit the GoAway; it must still succeed via replica 2.
-	st, err = c.Open(openCtx(t), "east", target)
-	if err != nil {
-		t.Fatalf("open after first replica drained: %v", err)
-	}
+	roundTrip(t, st)
 	_ = st.Close()
-	if srv2.ActiveStreams() > 1 {
-		t.Fatal("unexpected streams on replica 2")
+	if first.IsClosed() {
+		t.Fatal("the draining session closed while a stream ran on it")
+	}
+	roundTrip(t, running)
+	_ = running.Close()
+	if err := <-drained; err != nil {
+		t.Fatalf("drain: %v", err)
 	}
 }
 
