@@ -354,10 +354,9 @@ func (p *pool) dial(addr string) (*yamux.Session, []*x509.Certificate, error) {
 		_ = tc.Close()
 		return nil, nil, fmt.Errorf("remote identity: got %v (%w), want %s", id, err, p.remote.Identity)
 	}
-	bw := newBatchWriter(tc)
-	sess, err := yamux.Client(bw, o.Limits.yamuxConfig(o.Logger), p.c.budget.spans(p.name))
+	sess, err := yamux.Client(tc, o.Limits.yamuxConfig(o.Logger), p.c.budget.spans(p.name))
 	if err != nil {
-		_ = bw.Close()
+		_ = tc.Close()
 		return nil, nil, fmt.Errorf("yamux client: %w", err)
 	}
 	// In TLS 1.3 the server checks our certificate after our side of the

@@ -408,12 +408,11 @@ func (s *Server) serveTunnel(ctx context.Context, tc *tls.Conn, id identity.ID, 
 		_ = tc.Close()
 		return
 	}
-	bw := newBatchWriter(tc)
-	sess, err := yamux.Server(bw, s.o.Limits.yamuxConfig(s.o.Logger), s.budget.spans(id.String()))
+	sess, err := yamux.Server(tc, s.o.Limits.yamuxConfig(s.o.Logger), s.budget.spans(id.String()))
 	if err != nil {
 		s.mu.Unlock()
 		log.Error("yamux server", "err", err)
-		_ = bw.Close()
+		_ = tc.Close()
 		return
 	}
 	s.perCaller[id]++
