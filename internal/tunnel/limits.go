@@ -179,6 +179,14 @@ func (l Limits) Validate() error {
 	return l.Lifetime.Validate()
 }
 
+// windowUpdateFraction makes a receiver grant credit each time an eighth of
+// its window was read, where upstream go-yamux waits for half: with half, a
+// sender's credit swings between half its window and all of it, and one
+// stream across 50 ms carried 27–34 MB/s in hack/bench; with an eighth,
+// 42–58 (docs/benchmarks.md, "The muxer"). It is Ferry's patch to go-yamux
+// (third_party/go-yamux/PATCHES.md).
+const windowUpdateFraction = 8
+
 // yamuxConfig maps the limits onto a yamux session.
 func (l Limits) yamuxConfig(log *slog.Logger) *yamux.Config {
 	c := yamux.DefaultConfig()
@@ -195,6 +203,7 @@ func (l Limits) yamuxConfig(log *slog.Logger) *yamux.Config {
 	c.MaxIncomingStreams = uint32(2 * l.MaxStreamsPerSession)
 	c.InitialStreamWindowSize = initialWindow
 	c.MaxStreamWindowSize = l.MaxStreamWindow
+	c.WindowUpdateFraction = windowUpdateFraction
 	c.LogOutput = slogWriter{log}
 	return c
 }

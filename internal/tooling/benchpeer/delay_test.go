@@ -12,27 +12,33 @@ import (
 )
 
 // BenchmarkMuxerOverWAN is the muxer alone over the WAN workload's delay
-// relay: plain go-yamux, no TLS, no gateways, one stream per op carrying
-// the bytes one way, window growth included. It tells what the muxer's
+// relay: plain go-yamux (Ferry's copy), no TLS, no gateways, one stream per
+// op carrying the bytes one way, window growth included, with upstream's
+// grant threshold and with Ferry's. It tells what the muxer's
 // flow control allows over the path, so that hack/bench's Ferry figures
 // can be read against it:
 //
 //	go test -run '^$' -bench MuxerOverWAN -benchtime 3x ./internal/tooling/benchpeer
 func BenchmarkMuxerOverWAN(b *testing.B) {
 	for _, rtt := range []time.Duration{10 * time.Millisecond, 50 * time.Millisecond} {
-		for _, window := range []uint32{1 << 20, 16 << 20, 64 << 20} {
-			for _, mib := range []int64{16, 64} {
-				name := fmt.Sprintf("rtt=%v/window=%dMiB/transfer=%dMiB", rtt, window>>20, mib)
-				b.Run(name, func(b *testing.B) { muxerOverWAN(b, rtt, window, mib<<20) })
+		for _, window := range []uint32{1 << 20, 16 << 20} {
+			// 2 is upstream go-yamux's grant threshold, 8 Ferry's
+			// (third_party/go-yamux/PATCHES.md).
+			for _, fraction := range []uint32{2, 8} {
+				for _, mib := range []int64{16, 64} {
+					name := fmt.Sprintf("rtt=%v/window=%dMiB/grant=1of%d/transfer=%dMiB", rtt, window>>20, fraction, mib)
+					b.Run(name, func(b *testing.B) { muxerOverWAN(b, rtt, window, fraction, mib<<20) })
+				}
 			}
 		}
 	}
 }
 
-func muxerOverWAN(b *testing.B, rtt time.Duration, window uint32, n int64) {
+func muxerOverWAN(b *testing.B, rtt time.Duration, window, fraction uint32, n int64) {
 	cfg := yamux.DefaultConfig()
 	cfg.LogOutput = io.Discard
 	cfg.MaxStreamWindowSize = window
+	cfg.WindowUpdateFraction = fraction
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)
