@@ -2,7 +2,9 @@
 //
 // One TLS 1.3 listener with mutual authentication carries everything a
 // cluster exposes. ALPN picks the protocol per connection: "ferry-tunnel/1"
-// is a yamux session that multiplexes tunnel streams, and "h2" connections
+// is a yamux session that multiplexes tunnel streams (go-yamux, Ferry's copy
+// in third_party: stream windows grow with the path, reserved from the
+// budget as they grow), and "h2" connections
 // are handed, already verified, to a ConnListener for the export feed's gRPC
 // server. Each stream starts with a length-prefixed header naming its
 // target (namespace, service, port, and for one pod of a headless Service
