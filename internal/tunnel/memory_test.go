@@ -24,8 +24,8 @@ func (h splitHandler) ServeStream(ctx context.Context, caller identity.ID, s *St
 	blockingHandler(h).ServeStream(ctx, caller, s)
 }
 
-// memoryLimits give each caller 8 streams of the minimum window, of which 4
-// may be served (the rest is the half-open slack), and 16 in all.
+// memoryLimits give each caller a budget of 8 opening windows, of which 4
+// may be served streams' (half), and 16 in all.
 func memoryLimits() Limits {
 	lim := testLimits()
 	lim.MaxStreamWindow = 256 << 10
