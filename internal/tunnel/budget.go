@@ -46,10 +46,9 @@ type streamBudget struct {
 	// about to be closed for its caller's memory or for the total.
 	refused func(reason string)
 
-	mu        sync.Mutex
-	keys      map[string]*usage
-	all       usage
-	allServed int64
+	mu   sync.Mutex
+	keys map[string]*usage
+	all  usage // the sum over keys
 }
 
 // usage is what one key (or all of them) holds, in bytes.
@@ -185,11 +184,11 @@ func (b *streamBudget) charge(key string) (bool, string) {
 	if u.served+initialWindow > max(b.callerLimit/2, initialWindow) {
 		return false, ReasonCallerStreamMemory
 	}
-	if b.allServed+initialWindow > max(b.totalLimit/2, initialWindow) {
+	if b.all.served+initialWindow > max(b.totalLimit/2, initialWindow) {
 		return false, ReasonTotalStreamMemory
 	}
 	u.served += initialWindow
-	b.allServed += initialWindow
+	b.all.served += initialWindow
 	return true, ""
 }
 
@@ -198,7 +197,7 @@ func (b *streamBudget) discharge(key string) {
 	defer b.mu.Unlock()
 	u := b.keyLocked(key)
 	u.served -= initialWindow
-	b.allServed -= initialWindow
+	b.all.served -= initialWindow
 	b.dropLocked(key)
 }
 
