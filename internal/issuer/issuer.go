@@ -13,6 +13,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/tools/events"
+	"k8s.io/utils/clock"
 
 	"ferry.dev/ferry/internal/certsecret"
 	"ferry.dev/ferry/internal/contract"
@@ -149,8 +150,7 @@ func (i *Issuer) Start(ctx context.Context) error {
 			// zero timers fire only on the next step.
 			continue
 		}
-		timer.Stop()
-		timer.Reset(d)
+		rearm(timer, d)
 		select {
 		case <-ctx.Done():
 			return nil
@@ -162,6 +162,20 @@ func (i *Issuer) Start(ctx context.Context) error {
 			i.log.Info("elected; managing the gateway certificate", "secret", i.opts.Namespace+"/"+i.opts.GatewaySecret)
 		}
 	}
+}
+
+// rearm sets t to fire after d. A tick that fired while the loop was woken
+// by something else is drained first: it is stale, and a fake clock's timer
+// channel holds one tick, so a second tick would block the clock's Step,
+// under its lock, while this loop waits in Now for that lock.
+func rearm(t clock.Timer, d time.Duration) {
+	if !t.Stop() {
+		select {
+		case <-t.C():
+		default:
+		}
+	}
+	t.Reset(d)
 }
 
 // pass brings everything in line with the current Secrets and time, and

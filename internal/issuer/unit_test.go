@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	clocktesting "k8s.io/utils/clock/testing"
+
 	"ferry.dev/ferry/internal/identity"
 	"ferry.dev/ferry/internal/identity/identitytest"
 )
@@ -83,5 +85,31 @@ func TestReissueReason(t *testing.T) {
 	i.ca = nil
 	if why := i.reissueReason(fromOther, gw, now); why != "" {
 		t.Errorf("no issuer: %s", why)
+	}
+}
+
+// A tick the loop did not consume (it woke for a Secret change instead)
+// must not block the next one: a fake clock's Step sends under its lock, and
+// a blocked send there deadlocked TestExpiredIssuerIsNotUsed under load,
+// with the issuer's loop waiting in Now for that lock.
+func TestRearmDrainsAStaleTick(t *testing.T) {
+	clk := clocktesting.NewFakeClock(time.Now())
+	timer := clk.NewTimer(time.Second)
+	clk.Step(time.Second) // fires; nobody reads it
+	rearm(timer, time.Second)
+	stepped := make(chan struct{})
+	go func() {
+		clk.Step(time.Second)
+		close(stepped)
+	}()
+	select {
+	case <-stepped:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Step blocked on the stale tick")
+	}
+	select {
+	case <-timer.C():
+	default:
+		t.Fatal("the rearmed timer did not fire")
 	}
 }
