@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"sync"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -182,4 +183,61 @@ func pointers[T any](items []T) []*T {
 		out[i] = &items[i]
 	}
 	return out
+}
+
+// Reader reads the record like Read, but decodes a shard again only when
+// its resourceVersion changed: at 10k imports the record holds 20k claims,
+// and a pass that recomputes one export must not parse all of them. The
+// decoded maps are shared between reads and never modified.
+type Reader struct {
+	mu     sync.Mutex
+	shards map[string]decodedShard
+}
+
+type decodedShard struct {
+	rv     string
+	claims map[int32]Claim
+	err    error
+}
+
+// Read loads every claims ConfigMap in namespace from r, as Read does.
+func (d *Reader) Read(ctx context.Context, r client.Reader, namespace string) (Snapshot, error) {
+	var list corev1.ConfigMapList
+	if err := r.List(ctx, &list, client.InNamespace(namespace), client.HasLabels{contract.LabelPortClaims},
+		client.UnsafeDisableDeepCopy); err != nil {
+		return Snapshot{}, fmt.Errorf("list port claims: %w", err)
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.shards == nil {
+		d.shards = map[string]decodedShard{}
+	}
+	s := Snapshot{Table: Table{}, Broken: map[int32]error{}, shards: map[int32]*corev1.ConfigMap{}}
+	seen := make(map[string]bool, len(list.Items))
+	for i := range list.Items {
+		cm := &list.Items[i]
+		first, ok := shardOf(cm.Name)
+		if !ok {
+			continue
+		}
+		seen[cm.Name] = true
+		s.shards[first] = cm
+		dec, ok := d.shards[cm.Name]
+		if !ok || dec.rv != cm.ResourceVersion || cm.ResourceVersion == "" {
+			dec = decodedShard{rv: cm.ResourceVersion}
+			dec.claims, dec.err = Decode(first, cm.Data[contract.PortClaimsKey])
+			d.shards[cm.Name] = dec
+		}
+		if dec.err != nil {
+			s.Broken[first] = dec.err
+			continue
+		}
+		maps.Copy(s.Table, dec.claims)
+	}
+	for name := range d.shards {
+		if !seen[name] {
+			delete(d.shards, name)
+		}
+	}
+	return s, nil
 }

@@ -2,12 +2,17 @@ package claims_test
 
 import (
 	"errors"
+	"maps"
 	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/go-logr/logr"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"ferry.dev/ferry/internal/claims"
+	"ferry.dev/ferry/internal/contract"
 	"ferry.dev/ferry/internal/tooling/testenv"
 )
 
@@ -82,4 +87,59 @@ func TestTwoWritersCannotClaimOnePort(t *testing.T) {
 	if err := claims.Commit(ctx, c.Client, ns, view, claims.Change{Set: map[int32]claims.Claim{41000: north}}); err != nil {
 		t.Fatalf("claiming a released port: %v", err)
 	}
+}
+
+// TestReaderSeesWhatReadSees: the Reader's decoding cache never shows a
+// stale claim: after a claim, a release, a broken shard and a deleted one,
+// it reads what an uncached Read reads.
+func TestReaderSeesWhatReadSees(t *testing.T) {
+	c := shared.Cluster(t)
+	ctx := t.Context()
+	ns := c.TestNamespace(t, "reader")
+	var r claims.Reader
+	same := func(step string) {
+		t.Helper()
+		want, err := claims.Read(ctx, c.Client, ns)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := r.Read(ctx, c.Client, ns)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !maps.Equal(got.Table, want.Table) || len(got.Broken) != len(want.Broken) {
+			t.Fatalf("%s: Reader has %v (broken %v); Read has %v (broken %v)", step, got.Table, got.Broken, want.Table, want.Broken)
+		}
+	}
+	a := claims.Claim{Owner: claims.LinkOwner("east"), Namespace: "shop", Service: "a-east", Port: 80}
+	b := claims.Claim{Owner: claims.LinkOwner("east"), Namespace: "shop", Service: "b-east", Port: 80}
+	commit := func(ch claims.Change) {
+		t.Helper()
+		view, err := claims.Read(ctx, c.Client, ns)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := claims.Commit(ctx, c.Client, ns, view, ch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	same("empty")
+	commit(claims.Change{Set: map[int32]claims.Claim{41000: a, 42000: b}})
+	same("two shards")
+	commit(claims.Change{Release: []int32{41000}})
+	same("after a release")
+
+	var cm corev1.ConfigMap
+	if err := c.Client.Get(ctx, types.NamespacedName{Namespace: ns, Name: contract.PortClaimsName(42000)}, &cm); err != nil {
+		t.Fatal(err)
+	}
+	cm.Data[contract.PortClaimsKey] = "not a claim"
+	if err := c.Client.Update(ctx, &cm); err != nil {
+		t.Fatal(err)
+	}
+	same("a broken shard")
+	if err := c.Client.Delete(ctx, &cm); err != nil {
+		t.Fatal(err)
+	}
+	same("a deleted shard")
 }

@@ -70,6 +70,8 @@ func (im *Importer) kindOf(obj client.Object) string { return writer.KindOf(im.c
 func (im *Importer) cleanup(ctx context.Context, name string, link *ferryv1.Link) (requeue time.Duration, _ error) {
 	im.stopSession(name)
 	im.ledger.release(name)
+	im.pending.forget(name)
+	im.memory.forget(name)
 	im.metrics.forget(name)
 	im.noteClashes(&ferryv1.Link{}, nil, name)
 	owned, err := im.ownedBy(ctx, name)
@@ -98,7 +100,7 @@ func (im *Importer) cleanup(ctx context.Context, name string, link *ferryv1.Link
 	// so the Link does not wait for it: the claims outlive their Link,
 	// and this reconcile, as an orphan's, keeps coming back for them (as
 	// do the objects' own events, and every start of the controller).
-	snap, err := claims.Read(ctx, im.c, im.opts.LinkNamespace)
+	snap, err := im.claims.Read(ctx, im.c, im.opts.LinkNamespace)
 	if err != nil {
 		return 0, err
 	}

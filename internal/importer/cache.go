@@ -3,6 +3,8 @@ package importer
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -17,6 +19,8 @@ import (
 
 	ferryv1 "ferry.dev/ferry/api/v1alpha1"
 	"ferry.dev/ferry/internal/claims"
+	"ferry.dev/ferry/internal/contract"
+	"ferry.dev/ferry/internal/exports"
 	"ferry.dev/ferry/internal/mirror"
 )
 
@@ -24,6 +28,12 @@ import (
 const (
 	// indexLink holds the name of the Link that owns the object.
 	indexLink = "ferry.dev/link"
+	// indexExport holds, for an owned Service, "<link>/<namespace>/<remote
+	// service>": the export it mirrors (a mirror or a host mirror).
+	indexExport = "ferry.dev/export"
+	// indexMirror holds, for an owned EndpointSlice, "<link>/<namespace>/
+	// <service>": the mirror it belongs to.
+	indexMirror = "ferry.dev/mirror"
 )
 
 // ConfigureManager sets the cache and client options the importer relies
@@ -112,7 +122,59 @@ func addIndexes(ctx context.Context, idx client.FieldIndexer) error {
 			return fmt.Errorf("index %T by link: %w", obj, err)
 		}
 	}
+	byExport := func(o client.Object) []string {
+		link, ok := mirror.OwnerOf(o)
+		remote, named := o.GetAnnotations()[contract.AnnotationRemoteService]
+		if !ok || !named {
+			return nil
+		}
+		return []string{link + "/" + o.GetNamespace() + "/" + remote}
+	}
+	if err := idx.IndexField(ctx, &corev1.Service{}, indexExport, byExport); err != nil {
+		return fmt.Errorf("index services by export: %w", err)
+	}
+	byMirror := func(o client.Object) []string {
+		link, ok := mirror.OwnerOf(o)
+		svc, named := o.GetLabels()[discoveryv1.LabelServiceName]
+		if !ok || !named {
+			return nil
+		}
+		return []string{link + "/" + o.GetNamespace() + "/" + svc}
+	}
+	if err := idx.IndexField(ctx, &discoveryv1.EndpointSlice{}, indexMirror, byMirror); err != nil {
+		return fmt.Errorf("index slices by mirror: %w", err)
+	}
 	return nil
+}
+
+// ownedFor returns the objects that link owns for the exports keys: the
+// Services that mirror them, and the slices of those Services and of the
+// mirror names the keys would have. names holds "<namespace>/<service>" of
+// every such Service, owned or not yet: the scope of the keys' ports.
+func (im *Importer) ownedFor(ctx context.Context, link, cluster string, keys []exports.Key) (out mirror.Objects, names map[string]bool, _ error) {
+	names = map[string]bool{}
+	for _, k := range keys {
+		var svcs corev1.ServiceList
+		if err := im.c.List(ctx, &svcs, client.MatchingFields{indexExport: link + "/" + k.Namespace + "/" + k.Name}, unsafeList); err != nil {
+			return out, nil, fmt.Errorf("list mirrors of %s: %w", k, err)
+		}
+		names[k.Namespace+"/"+contract.MirrorName(k.Name, cluster)] = true
+		for i := range svcs.Items {
+			s := &svcs.Items[i]
+			out.Services = append(out.Services, s)
+			names[s.Namespace+"/"+s.Name] = true
+		}
+	}
+	for _, n := range slices.Sorted(maps.Keys(names)) {
+		var sl discoveryv1.EndpointSliceList
+		if err := im.c.List(ctx, &sl, client.MatchingFields{indexMirror: link + "/" + n}, unsafeList); err != nil {
+			return out, nil, fmt.Errorf("list slices of %s: %w", n, err)
+		}
+		for i := range sl.Items {
+			out.Slices = append(out.Slices, &sl.Items[i])
+		}
+	}
+	return out, names, nil
 }
 
 // unsafeList reads from the cache without deep copies: the objects are
@@ -127,17 +189,17 @@ func (im *Importer) ownedBy(ctx context.Context, link string) (mirror.Objects, e
 	if err := im.c.List(ctx, &svcs, client.MatchingFields{indexLink: link}, unsafeList); err != nil {
 		return out, fmt.Errorf("list mirrors of link %s: %w", link, err)
 	}
-	var slices discoveryv1.EndpointSliceList
-	if err := im.c.List(ctx, &slices, client.MatchingFields{indexLink: link}, unsafeList); err != nil {
+	var sliceList discoveryv1.EndpointSliceList
+	if err := im.c.List(ctx, &sliceList, client.MatchingFields{indexLink: link}, unsafeList); err != nil {
 		return out, fmt.Errorf("list mirror slices of link %s: %w", link, err)
 	}
 	out.Services = make([]*corev1.Service, len(svcs.Items))
 	for i := range svcs.Items {
 		out.Services[i] = &svcs.Items[i]
 	}
-	out.Slices = make([]*discoveryv1.EndpointSlice, len(slices.Items))
-	for i := range slices.Items {
-		out.Slices[i] = &slices.Items[i]
+	out.Slices = make([]*discoveryv1.EndpointSlice, len(sliceList.Items))
+	for i := range sliceList.Items {
+		out.Slices[i] = &sliceList.Items[i]
 	}
 	return out, nil
 }
@@ -145,14 +207,14 @@ func (im *Importer) ownedBy(ctx context.Context, link string) (mirror.Objects, e
 // gatewayAddresses returns the ready addresses of the local gateway's pods,
 // from the gateway Service's EndpointSlices.
 func (im *Importer) gatewayAddresses(ctx context.Context) ([]string, error) {
-	var slices discoveryv1.EndpointSliceList
-	err := im.c.List(ctx, &slices, client.InNamespace(im.opts.Gateway.Namespace),
+	var sliceList discoveryv1.EndpointSliceList
+	err := im.c.List(ctx, &sliceList, client.InNamespace(im.opts.Gateway.Namespace),
 		client.MatchingLabels{discoveryv1.LabelServiceName: im.opts.Gateway.Name}, unsafeList)
 	if err != nil {
 		return nil, fmt.Errorf("list gateway endpoints: %w", err)
 	}
 	var out []string
-	for _, s := range slices.Items {
+	for _, s := range sliceList.Items {
 		for _, ep := range s.Endpoints {
 			if ptr.Deref(ep.Conditions.Ready, true) && !ptr.Deref(ep.Conditions.Terminating, false) {
 				out = append(out, ep.Addresses...)

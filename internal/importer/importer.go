@@ -97,6 +97,8 @@ type Options struct {
 	// WriteConcurrency and MaxConcurrentLinks: see the defaults.
 	WriteConcurrency   int
 	MaxConcurrentLinks int
+	// ConsistencyInterval: see DefaultConsistencyInterval.
+	ConsistencyInterval time.Duration
 	// ControllerName; SkipNameValidation lets tests run several managers in
 	// one process.
 	ControllerName     string
@@ -133,6 +135,9 @@ func (o *Options) Default() {
 	if o.MaxConcurrentLinks <= 0 {
 		o.MaxConcurrentLinks = DefaultMaxConcurrentLinks
 	}
+	if o.ConsistencyInterval <= 0 {
+		o.ConsistencyInterval = DefaultConsistencyInterval
+	}
 	if o.ControllerName == "" {
 		o.ControllerName = DefaultControllerName
 	}
@@ -147,6 +152,11 @@ type Importer struct {
 	metrics  *metrics
 	ledger   *portLedger
 	own      *ownWrites
+	claims   claims.Reader
+	// pending is what changed per Link since its last pass; memory what
+	// each Link's passes left behind (docs/importer.md, "Passes").
+	pending *pending
+	memory  *memory
 
 	baseCtx    context.Context
 	cancelBase context.CancelFunc
@@ -182,6 +192,7 @@ func Setup(ctx context.Context, mgr manager.Manager, opts Options) (*Importer, e
 	base, cancel := context.WithCancel(ctx)
 	im := &Importer{
 		opts: opts, c: opts.Client, log: opts.Logger, metrics: m, ledger: newPortLedger(), own: newOwnWrites(),
+		pending: newPending(), memory: newMemory(),
 		recorder: mgr.GetEventRecorder(eventReporter),
 		baseCtx:  base, cancelBase: cancel,
 		sessions: map[string]*session{},
@@ -198,7 +209,7 @@ func Setup(ctx context.Context, mgr manager.Manager, opts Options) (*Importer, e
 		For(&ferryv1.Link{}, builder.WithPredicates(linkChanged())).
 		Watches(&corev1.Service{}, handler.EnqueueRequestsFromMapFunc(im.mapObject), builder.WithPredicates(im.own.notEcho(im.blocks))).
 		Watches(&discoveryv1.EndpointSlice{}, handler.EnqueueRequestsFromMapFunc(im.mapObject), builder.WithPredicates(im.own.notEcho(im.blocks))).
-		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(im.allLinks), builder.WithPredicates(namespaceChanged())).
+		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(im.allLinksFull), builder.WithPredicates(namespaceChanged())).
 		// A claim whose owner Link is gone (deleted while this controller
 		// was down) is released by that Link's reconcile: every change of
 		// a Link's claims, and every shard seen at start, wakes it.
@@ -241,22 +252,56 @@ func (im *Importer) request(link string) reconcile.Request {
 // concerns: its owner, every Link for the gateway's own slices, and the
 // Links whose import it blocks.
 // The blocked Links are woken for owned objects too: a Link's mirror
-// blocks every other Link that wants its name.
+// blocks every other Link that wants its name. An owned Service names the
+// export it mirrors, so only that export is recomputed; any other event
+// asks for a full pass.
 func (im *Importer) mapObject(ctx context.Context, obj client.Object) []reconcile.Request {
 	var out []reconcile.Request
 	if link, ok := mirror.OwnerOf(obj); ok {
+		if k, ok := im.exportOf(ctx, obj); ok {
+			im.pending.touch(link, false, k)
+		} else {
+			im.pending.touch(link, true)
+		}
 		out = append(out, im.request(link))
 	} else if _, isSlice := obj.(*discoveryv1.EndpointSlice); isSlice && obj.GetNamespace() == im.opts.Gateway.Namespace &&
 		obj.GetLabels()[discoveryv1.LabelServiceName] == im.opts.Gateway.Name {
-		return im.allLinks(ctx, obj)
+		return im.allLinksFull(ctx, obj)
 	}
 	for _, link := range im.blockedBy(obj) {
+		im.pending.touch(link, true)
 		out = append(out, im.request(link))
 	}
 	return out
 }
 
+// exportOf names the export an owned object belongs to: a Service says so
+// in an annotation, and a slice belongs to the Service its label names
+// (read from the cache, so it is known only while that Service exists).
+func (im *Importer) exportOf(ctx context.Context, obj client.Object) (exports.Key, bool) {
+	svc, isSvc := obj.(*corev1.Service)
+	if !isSvc {
+		name, ok := obj.GetLabels()[discoveryv1.LabelServiceName]
+		if !ok {
+			return exports.Key{}, false
+		}
+		svc = &corev1.Service{}
+		err := im.c.Get(ctx, types.NamespacedName{Namespace: obj.GetNamespace(), Name: name}, svc,
+			&client.GetOptions{UnsafeDisableDeepCopy: ptr.To(true)})
+		if err != nil || svc.Labels[contract.LabelLink] != obj.GetLabels()[contract.LabelLink] {
+			return exports.Key{}, false
+		}
+	}
+	remote, ok := svc.Annotations[contract.AnnotationRemoteService]
+	return exports.Key{Namespace: obj.GetNamespace(), Name: remote}, ok
+}
+
 // claimOwners maps the owners whose port claims changed to their Links.
+// Nothing is marked pending: only the Link's own passes change its claims
+// (they are the controller's alone, and a conflict fails the pass, which
+// then recomputes everything), so the wake matters for a Link that is gone
+// (its claims are released) and at start. Anything else is for the
+// consistency check.
 func (im *Importer) claimOwners(owners []claims.Owner) []reconcile.Request {
 	var out []reconcile.Request
 	for _, o := range owners {
@@ -279,6 +324,16 @@ func (im *Importer) blockedBy(obj client.Object) []string {
 
 // blocks reports whether obj blocks any Link's import.
 func (im *Importer) blocks(obj client.Object) bool { return im.blockers.Blocks(im.clashKey(obj)) }
+
+// allLinksFull asks every Link for a full pass: what changed (a namespace,
+// the gateway's addresses) is shared by all their exports.
+func (im *Importer) allLinksFull(ctx context.Context, obj client.Object) []reconcile.Request {
+	reqs := im.allLinks(ctx, obj)
+	for _, r := range reqs {
+		im.pending.touch(r.Name, true)
+	}
+	return reqs
+}
 
 func (im *Importer) allLinks(ctx context.Context, _ client.Object) []reconcile.Request {
 	var links ferryv1.LinkList

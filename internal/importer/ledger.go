@@ -25,8 +25,10 @@ func newPortLedger() *portLedger {
 
 // desired computes link's desired state with every port held by another
 // Link (claimed, fromCache, or reserved here) taken, and reserves the
-// ports it uses, atomically with respect to other Links.
-func (l *portLedger) desired(link string, in mirror.Input, fromCache map[int32]mirror.PortKey) mirror.State {
+// ports it uses, atomically with respect to other Links. inScope is nil for
+// a full pass, whose ports replace the Link's reservation; a scoped pass
+// replaces only the reservations of the keys inScope accepts.
+func (l *portLedger) desired(link string, in mirror.Input, fromCache map[int32]mirror.PortKey, inScope func(mirror.PortKey) bool) mirror.State {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	taken := fromCache
@@ -53,6 +55,13 @@ func (l *portLedger) desired(link string, in mirror.Input, fromCache map[int32]m
 	in.Taken = taken
 	st := mirror.Desired(in)
 	mine := make(map[int32]mirror.PortKey, len(st.Ports))
+	if inScope != nil {
+		for p, k := range l.reserved[link] {
+			if !inScope(k) {
+				mine[p] = k
+			}
+		}
+	}
 	for k, p := range st.Ports {
 		mine[p] = k
 	}

@@ -18,6 +18,7 @@ type metrics struct {
 	reconcileErrors *prometheus.CounterVec
 	healthy         *prometheus.GaugeVec
 	probe           *prometheus.HistogramVec
+	passes          *prometheus.HistogramVec
 	age             *ageCollector
 }
 
@@ -51,6 +52,13 @@ func newMetrics(reg prometheus.Registerer, c clock.PassiveClock) (*metrics, erro
 			Help:    "Duration of data-path probes of the remote gateway (TCP, TLS handshake, identity check), by result.",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
 		}, []string{"link", "result"}),
+		// The cost of a full pass is what the consistency check costs;
+		// a scoped pass's is what one change costs.
+		passes: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "ferry_importer_pass_duration_seconds",
+			Help:    "Duration of a Link's reconcile pass (compute, claims and writes), by mode: full (every export) or scoped (the exports that changed).",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60},
+		}, []string{"mode"}),
 		age: &ageCollector{clock: c, desc: prometheus.NewDesc(
 			"ferry_importer_last_sync_age_seconds",
 			"Seconds since the feed last delivered anything (update or heartbeat): the age of the imported data.",
@@ -59,7 +67,7 @@ func newMetrics(reg prometheus.Registerer, c clock.PassiveClock) (*metrics, erro
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.feedLag, m.imports, m.writes, m.reconcileErrors, m.healthy, m.probe, m.age} {
+	for _, c := range []prometheus.Collector{m.feedLag, m.imports, m.writes, m.reconcileErrors, m.healthy, m.probe, m.passes, m.age} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

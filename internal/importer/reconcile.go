@@ -3,6 +3,7 @@ package importer
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -14,6 +15,7 @@ import (
 	ferryv1 "ferry.dev/ferry/api/v1alpha1"
 	"ferry.dev/ferry/internal/claims"
 	"ferry.dev/ferry/internal/contract"
+	"ferry.dev/ferry/internal/exports"
 	"ferry.dev/ferry/internal/identity"
 	"ferry.dev/ferry/internal/mirror"
 )
@@ -74,46 +76,28 @@ func (im *Importer) sync(ctx context.Context, link *ferryv1.Link) (requeue time.
 	id, idErr := im.gatewayID(link)
 	out.idErr = idErr
 	sess := im.ensureSession(link, id, idErr)
+	// Taken before anything is read, so a change that lands during this
+	// pass is pending again for the next one.
+	all, keys := im.pending.take(link.Name)
 	out.health.Level = mirror.Healthy
 	if sess != nil {
 		out.hasFeed = true
-		out.feed = sess.state.snapshot()
+		out.feed = sess.state.meta()
 		out.health = sess.health.view(im.opts.Clock.Now(), out.feed.LastMessage)
 	}
+	lm := im.memory.of(link.Name)
 	if policyErr == nil {
-		began := im.opts.Clock.Now()
-		st, err := im.desired(ctx, link, pol, out)
+		var err error
+		requeue, err = im.pass(ctx, link, pol, sess, all, keys, lm, &out)
+		if err != nil || out.applyErr != nil {
+			// What this pass took is not known to be done: recompute all.
+			im.pending.touch(link.Name, true)
+		}
 		if err != nil {
 			return 0, err
 		}
-		out.state, out.computed = st.State, true
-		ops := mirror.Diff(st.State, st.owned)
-		computed := im.opts.Clock.Now()
-		var pending int
-		if !out.feed.Synced && len(st.mine) == 0 && len(st.owned.Services) > 0 {
-			// Neither a snapshot nor a claim: the Services labelled with
-			// this Link are from before the port claims, or forged. Nothing
-			// here is known to be Ferry's, so nothing changes until the
-			// feed has synced (then the former keep their ports).
-			ops = nil
-		} else {
-			pending, out.applyErr = im.commitClaims(ctx, link.Name, st)
-		}
-		if out.applyErr == nil {
-			out.applyErr = im.apply(ctx, ops)
-		}
-		if out.applyErr == nil {
-			// Ports whose holder is still being deleted are released by a
-			// later reconcile; the delete's own event may be suppressed as
-			// our echo, so ask for one.
-			requeue = im.retry.After(claims.LinkOwner(link.Name), pending)
-		}
-		im.noteClashes(link, st.Problems)
-		if len(ops) > 0 {
-			im.log.Debug("reconciled link", "link", link.Name, "writes", len(ops), "imported", st.Imported,
-				"version", out.feed.Version, "synced", out.feed.Synced, "compute", computed.Sub(began),
-				"apply", im.opts.Clock.Since(computed), "err", out.applyErr)
-		}
+		out.state, out.computed = lm.tally.state(), true
+		im.noteClashes(link, out.state.Problems)
 	}
 	statusErr := im.writeStatus(ctx, link, out)
 
@@ -132,22 +116,103 @@ func (im *Importer) sync(ctx context.Context, link *ferryv1.Link) (requeue time.
 	return requeue, statusErr
 }
 
+// pass brings the Link's mirrors to the desired state: of every export
+// (full), or of only the keys that changed since the last pass (scoped).
+// A pass is full when asked to be, when anything every export depends on
+// has changed (the basis), before the feed has synced, and every
+// ConsistencyInterval; otherwise only keys are recomputed, and a pass
+// with no keys computes nothing. The outcome lands in lm.tally.
+func (im *Importer) pass(ctx context.Context, link *ferryv1.Link, pol mirror.Link, sess *session, all bool,
+	keys []exports.Key, lm *linkMemory, out *outcome) (requeue time.Duration, _ error) {
+	gw, err := im.gatewayAddresses(ctx)
+	if err != nil {
+		return 0, err
+	}
+	began := im.opts.Clock.Now()
+	b := basis{generation: link.Generation, session: sess, synced: out.feed.Synced, health: out.health.Level,
+		gateway: strings.Join(gw, ",")}
+	full := all || !out.feed.Synced || b != lm.basis || began.Sub(lm.lastFull) >= im.opts.ConsistencyInterval
+	if !full && len(keys) == 0 {
+		return im.opts.ConsistencyInterval - began.Sub(lm.lastFull), nil
+	}
+	var st desiredState
+	if full {
+		if sess != nil {
+			// A consistent copy of every export, taken with the view.
+			out.feed = sess.state.snapshot()
+		}
+		st, err = im.desired(ctx, link, pol, gw, *out)
+	} else {
+		st, err = im.desiredScoped(ctx, link, pol, gw, *out, sess.state, keys)
+	}
+	if err != nil {
+		return 0, err
+	}
+	ops := mirror.Diff(st.State, st.owned)
+	computed := im.opts.Clock.Now()
+	var pending int
+	if !out.feed.Synced && len(st.mine) == 0 && len(st.owned.Services) > 0 {
+		// Neither a snapshot nor a claim: the Services labelled with
+		// this Link are from before the port claims, or forged. Nothing
+		// here is known to be Ferry's, so nothing changes until the
+		// feed has synced (then the former keep their ports).
+		ops = nil
+	} else {
+		pending, out.applyErr = im.commitClaims(ctx, link.Name, st)
+	}
+	if out.applyErr == nil {
+		out.applyErr = im.apply(ctx, ops)
+	}
+	mode := "scoped"
+	if full {
+		mode = "full"
+		lm.tally.reset(st.State)
+		if out.applyErr == nil {
+			lm.basis, lm.lastFull = b, began
+		}
+	} else {
+		lm.tally.set(keys, st.State)
+	}
+	im.metrics.passes.WithLabelValues(mode).Observe(im.opts.Clock.Since(began).Seconds())
+	if out.applyErr == nil {
+		// Ports whose holder is still being deleted are released by a
+		// later reconcile; the delete's own event may be suppressed as
+		// our echo, so ask for one.
+		requeue = im.retry.After(claims.LinkOwner(link.Name), pending)
+		if requeue > 0 {
+			im.pending.touch(link.Name, full, keys...)
+		}
+	}
+	if len(ops) > 0 {
+		im.log.Debug("reconciled link", "link", link.Name, "mode", mode, "keys", len(keys), "writes", len(ops),
+			"imported", st.Imported, "version", out.feed.Version, "synced", out.feed.Synced,
+			"compute", computed.Sub(began), "apply", im.opts.Clock.Since(computed), "err", out.applyErr)
+	}
+	untilCheck := im.opts.ConsistencyInterval - im.opts.Clock.Since(lm.lastFull)
+	if requeue == 0 || untilCheck < requeue {
+		requeue = max(untilCheck, time.Second)
+	}
+	return requeue, nil
+}
+
 // desiredState is a mirror.State with the owned objects it was diffed
 // against.
 type desiredState struct {
 	mirror.State
 	owned mirror.Objects
-	// claims is the port record as read, and mine this Link's claims in it.
+	// claims is the port record as read, and mine this Link's claims in it
+	// (in a scoped pass, only those of the keys it recomputes: the others
+	// are neither claimed again nor released).
 	claims claims.Snapshot
 	mine   map[mirror.PortKey]int32
 }
 
-func (im *Importer) desired(ctx context.Context, link *ferryv1.Link, pol mirror.Link, out outcome) (desiredState, error) {
+func (im *Importer) desired(ctx context.Context, link *ferryv1.Link, pol mirror.Link, gw []string, out outcome) (desiredState, error) {
 	owned, err := im.ownedBy(ctx, link.Name)
 	if err != nil {
 		return desiredState{}, err
 	}
-	snap, err := claims.Read(ctx, im.c, im.opts.LinkNamespace)
+	snap, err := im.claims.Read(ctx, im.c, im.opts.LinkNamespace)
 	if err != nil {
 		return desiredState{}, err
 	}
@@ -160,9 +225,43 @@ func (im *Importer) desired(ctx context.Context, link *ferryv1.Link, pol mirror.
 		// one recovered here would be claimed and routed.
 		exps = mirror.Recover(vouched(owned, snap.Table, claims.LinkOwner(link.Name)))
 	}
-	gw, err := im.gatewayAddresses(ctx)
+	nss, err := im.namespaces(ctx)
 	if err != nil {
 		return desiredState{}, err
+	}
+	lookup := &cacheLookup{ctx: ctx, c: im.c}
+	in := mirror.Input{
+		Link: pol, Exports: exps, Gateway: gw, Health: out.health.Level,
+		NamespaceExists: func(ns string) bool { return nss[ns] },
+		Owned:           owned, Lookup: lookup, Ports: im.opts.Ports, Claimed: mine,
+	}
+	st := im.ledger.desired(link.Name, in, taken, nil)
+	if lookup.err != nil {
+		return desiredState{}, fmt.Errorf("check mirror names: %w", lookup.err)
+	}
+	return desiredState{State: st, owned: owned, claims: snap, mine: mine}, nil
+}
+
+// desiredScoped computes the desired state of keys only: their exports, the
+// objects they own (found through the export index, not a list of the
+// Link's), and their port claims. Every other claim of the Link stays held,
+// and nothing outside keys is diffed, so nothing outside them is written.
+func (im *Importer) desiredScoped(ctx context.Context, link *ferryv1.Link, pol mirror.Link, gw []string, out outcome,
+	fs *feedState, keys []exports.Key) (desiredState, error) {
+	owned, names, err := im.ownedFor(ctx, link.Name, pol.Cluster, keys)
+	if err != nil {
+		return desiredState{}, err
+	}
+	snap, err := im.claims.Read(ctx, im.c, im.opts.LinkNamespace)
+	if err != nil {
+		return desiredState{}, err
+	}
+	taken, mine := claims.Split(snap, claims.LinkOwner(link.Name))
+	exps := make([]exports.Export, 0, len(keys))
+	for _, k := range keys {
+		if e, ok := fs.lookup(k); ok {
+			exps = append(exps, e)
+		}
 	}
 	nss, err := im.namespaces(ctx)
 	if err != nil {
@@ -174,11 +273,22 @@ func (im *Importer) desired(ctx context.Context, link *ferryv1.Link, pol mirror.
 		NamespaceExists: func(ns string) bool { return nss[ns] },
 		Owned:           owned, Lookup: lookup, Ports: im.opts.Ports, Claimed: mine,
 	}
-	st := im.ledger.desired(link.Name, in, taken)
+	inScope := func(k mirror.PortKey) bool { return names[k.Namespace+"/"+k.Service] }
+	st := im.ledger.desired(link.Name, in, taken, inScope)
 	if lookup.err != nil {
 		return desiredState{}, fmt.Errorf("check mirror names: %w", lookup.err)
 	}
-	return desiredState{State: st, owned: owned, claims: snap, mine: mine}, nil
+	// The Services st wants are in scope too (a new host mirror).
+	for _, s := range st.Services {
+		names[s.Namespace+"/"+s.Name] = true
+	}
+	scoped := make(map[mirror.PortKey]int32)
+	for k, p := range mine {
+		if inScope(k) {
+			scoped[k] = p
+		}
+	}
+	return desiredState{State: st, owned: owned, claims: snap, mine: scoped}, nil
 }
 
 // vouched keeps the owned objects whose Services the claims vouch for,
@@ -226,6 +336,10 @@ func (im *Importer) ensureSession(l *ferryv1.Link, id identity.ID, idErr error) 
 		next = startSession(im.baseCtx, l, id, sessionDeps{
 			clock: im.opts.Clock, feed: im.opts.Feed, prober: im.opts.Prober, tls: im.opts.Identity,
 			log: im.log, trigger: func() { im.enqueue(name) }, applied: im.opts.OnFeedChange,
+			touch: func(all bool, keys ...exports.Key) {
+				im.pending.touch(name, all, keys...)
+				im.enqueue(name)
+			},
 			probed: func(d time.Duration, err error) { im.metrics.observeProbe(name, d, err) },
 		})
 		im.sessions[l.Name] = next

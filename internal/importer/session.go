@@ -12,6 +12,7 @@ import (
 	"k8s.io/utils/clock"
 
 	ferryv1 "ferry.dev/ferry/api/v1alpha1"
+	"ferry.dev/ferry/internal/exports"
 	"ferry.dev/ferry/internal/feed"
 	"ferry.dev/ferry/internal/identity"
 )
@@ -54,6 +55,9 @@ type sessionDeps struct {
 	tls     *identity.Source
 	log     *slog.Logger
 	trigger func() // enqueues the Link; never blocks
+	// touch records the exports a feed update changed and enqueues the
+	// Link; never blocks.
+	touch   func(all bool, keys ...exports.Key)
 	applied func() // Options.OnFeedChange
 	probed  func(time.Duration, error)
 }
@@ -64,7 +68,7 @@ func startSession(parent context.Context, l *ferryv1.Link, id identity.ID, d ses
 	s := &session{
 		key:     sessionKey(l, id),
 		cluster: l.Spec.ClusterName,
-		state:   newFeedState(d.clock, d.trigger, d.applied),
+		state:   newFeedState(d.clock, d.touch, d.applied),
 		health:  newHealthTracker(settings, d.clock.Now()),
 		cancel:  cancel,
 		done:    make(chan struct{}),

@@ -17,8 +17,11 @@ import (
 // each importer keeps its own) and what it knows about the stream. It is the
 // session's feed.Handler; the reconciler reads it through snapshot.
 type feedState struct {
-	clock   clock.PassiveClock
-	changed func() // asks for a reconcile; never blocks
+	clock clock.PassiveClock
+	// changed asks for a reconcile of the keys an update touched (all of
+	// them after a snapshot), or of none when only the stream's state
+	// changed. It never blocks.
+	changed func(all bool, keys ...exports.Key)
 	applied func() // told of every applied update (may be nil); never blocks
 
 	mu        sync.Mutex
@@ -46,7 +49,7 @@ type feedState struct {
 	seq        uint64 // counts applied updates
 }
 
-func newFeedState(c clock.PassiveClock, changed, applied func()) *feedState {
+func newFeedState(c clock.PassiveClock, changed func(bool, ...exports.Key), applied func()) *feedState {
 	return &feedState{clock: c, changed: changed, applied: applied, exports: map[exports.Key]exports.Export{}}
 }
 
@@ -73,7 +76,15 @@ func (s *feedState) Apply(u feed.Update) {
 	}
 	s.seq++
 	s.mu.Unlock()
-	s.changed()
+	if u.Snapshot {
+		s.changed(true)
+	} else {
+		keys := make([]exports.Key, 0, len(u.Upserts)+len(u.Deletes))
+		for _, e := range u.Upserts {
+			keys = append(keys, e.Key)
+		}
+		s.changed(false, append(keys, u.Deletes...)...)
+	}
 	if s.applied != nil {
 		s.applied()
 	}
@@ -85,7 +96,7 @@ func (s *feedState) Connected() {
 	s.connected, s.reported, s.connErr = true, true, nil
 	s.lastMessage = s.clock.Now()
 	s.mu.Unlock()
-	s.changed()
+	s.changed(false)
 }
 
 // Disconnected implements feed.Handler. Only the first report of an
@@ -104,7 +115,7 @@ func (s *feedState) Disconnected(err error) {
 	}
 	s.mu.Unlock()
 	if first {
-		s.changed()
+		s.changed(false)
 	}
 }
 
@@ -149,17 +160,31 @@ type feedView struct {
 func (s *feedState) snapshot() feedView {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	v := s.metaLocked()
+	if s.synced {
+		v.Exports = slices.SortedFunc(maps.Values(s.exports), func(a, b exports.Export) int {
+			return compareKeys(a.Key, b.Key)
+		})
+	}
+	return v
+}
+
+// meta is a feedView without the exports, for a pass that looks up only
+// the keys it was asked about (see lookup): copying and sorting every
+// export per change is what a scoped pass avoids.
+func (s *feedState) meta() feedView {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.metaLocked()
+}
+
+func (s *feedState) metaLocked() feedView {
 	v := feedView{
 		Version: s.version, Synced: s.synced, Connected: s.connected, Reported: s.reported,
 		LastMessage: s.lastMessage, SyncTime: s.syncTime, DirtySince: s.dirtySince, seq: s.seq,
 	}
 	if s.connErr != nil {
 		v.ConnErr = s.connErr.Error()
-	}
-	if s.synced {
-		v.Exports = slices.SortedFunc(maps.Values(s.exports), func(a, b exports.Export) int {
-			return compareKeys(a.Key, b.Key)
-		})
 	}
 	return v
 }

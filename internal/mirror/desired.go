@@ -112,6 +112,7 @@ func Desired(in Input) State {
 			}
 			st.addHeadless(in, p, alloc, v4, v6, ownedSvcs)
 			st.Imported++
+			st.ImportedKeys = append(st.ImportedKeys, e.Key)
 			continue
 		}
 		egress := make([]int32, len(p.ports))
@@ -127,6 +128,7 @@ func Desired(in Input) State {
 			st.Slices = append(st.Slices, buildSlice(in.Link, e, p.name, p.ports, egress, discoveryv1.AddressTypeIPv6, v6, ready))
 		}
 		st.Imported++
+		st.ImportedKeys = append(st.ImportedKeys, e.Key)
 	}
 	sortObjects(&st)
 	sort.SliceStable(st.Problems, func(i, j int) bool {

@@ -169,8 +169,10 @@ type State struct {
 	Slices   []*discoveryv1.EndpointSlice
 	// Ports is every egress port the Link holds after this state is applied.
 	Ports map[PortKey]int32
-	// Imported counts the exports that have a mirror.
-	Imported int
+	// Imported counts the exports that have a mirror, and ImportedKeys
+	// names them, sorted.
+	Imported     int
+	ImportedKeys []exports.Key
 	// Problems lists the exports that matched the Link's filters but are not
 	// imported, sorted by export and reason.
 	Problems []Problem
