@@ -30,7 +30,6 @@ import (
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 	mcsv1beta1 "sigs.k8s.io/mcs-api/pkg/apis/v1beta1"
 
-	ferryv1 "ferry.dev/ferry/api/v1alpha1"
 	"ferry.dev/ferry/internal/claims"
 	"ferry.dev/ferry/internal/contract"
 	"ferry.dev/ferry/internal/exports"
@@ -68,6 +67,8 @@ type Options struct {
 	WriteConcurrency   int
 	ControllerName     string
 	SkipNameValidation bool
+	// ConsistencyInterval: see DefaultConsistencyInterval.
+	ConsistencyInterval time.Duration
 }
 
 // LocalExports is this cluster's export set (*exportwatch.Watcher).
@@ -90,10 +91,18 @@ type Reconciler struct {
 	routes routeKinds
 	// affinityErrors are the bad affinities already announced.
 	affinityErrors map[Key]string
+
+	claims  claims.Reader
+	pending pendingKeys
+	passes  *prometheus.HistogramVec
+	// Only the one reconcile (MaxConcurrentReconciles 1) touches these.
+	basis    string
+	lastFull time.Time
+	tally    problemTally
 }
 
-// request is the one work item: every reconcile computes the whole state,
-// as egress ports are allocated from one range for all services.
+// request is the one work item: passes are serialised, as egress ports are
+// allocated from one range for all services; what changed is in pending.
 var request = reconcile.Request{NamespacedName: types.NamespacedName{Name: "clusterset"}}
 
 // ConfigureManager keeps clusterset-labelled Services and EndpointSlices
@@ -139,6 +148,7 @@ func (o *Options) Default() {
 	}
 	o.WriteConcurrency = cmp.Or(o.WriteConcurrency, DefaultWriteConcurrency)
 	o.ControllerName = cmp.Or(o.ControllerName, DefaultControllerName)
+	o.ConsistencyInterval = cmp.Or(o.ConsistencyInterval, DefaultConsistencyInterval)
 }
 
 // Setup adds the Reconciler to mgr (leader-only, like every controller).
@@ -156,11 +166,22 @@ func Setup(mgr manager.Manager, opts Options) (*Reconciler, error) {
 			Name: "ferry_clusterset_writes_total",
 			Help: "API writes by the clusterset reconciler, by kind and verb.",
 		}, []string{"kind", "verb"}),
+		passes: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "ferry_clusterset_pass_duration_seconds",
+			Help:    "Duration of a clusterset reconcile pass, by mode: full (every service) or scoped (the services that changed).",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60},
+		}, []string{"mode"}),
 	}
+	r.pending.touch(true)
 	if opts.Registry != nil {
-		if err := opts.Registry.Register(r.writes); err != nil {
-			return nil, fmt.Errorf("clusterset metrics: %w", err)
+		for _, c := range []prometheus.Collector{r.writes, r.passes} {
+			if err := opts.Registry.Register(c); err != nil {
+				return nil, fmt.Errorf("clusterset metrics: %w", err)
+			}
 		}
+	}
+	if err := addIndexes(context.Background(), mgr.GetFieldIndexer()); err != nil {
+		return nil, fmt.Errorf("clusterset: %w", err)
 	}
 	cs, err := kubernetes.NewForConfig(mgr.GetConfig())
 	if err != nil {
@@ -175,7 +196,10 @@ func Setup(mgr manager.Manager, opts Options) (*Reconciler, error) {
 		r.log.Info("Gateway API routes are not served here (no gateway.networking.k8s.io/v1 TCPRoute or HTTPRoute): clusterset services take the default split, and their ServiceImports' affinity")
 	}
 	enqueue := handler.EnqueueRequestsFromMapFunc(r.mapObject)
-	all := handler.EnqueueRequestsFromMapFunc(func(context.Context, client.Object) []reconcile.Request { return []reconcile.Request{request} })
+	all := handler.EnqueueRequestsFromMapFunc(func(context.Context, client.Object) []reconcile.Request {
+		r.pending.touch(true)
+		return []reconcile.Request{request}
+	})
 	b := builder.ControllerManagedBy(mgr)
 	if kinds.tcp {
 		b = b.Watches(&gwv1.TCPRoute{}, all)
@@ -190,6 +214,9 @@ func Setup(mgr manager.Manager, opts Options) (*Reconciler, error) {
 		Watches(&mcsv1beta1.ServiceImport{}, enqueue).
 		WatchesRawSource(crsource.Func(r.localChanges)).
 		// Which mirrors count, and which ports are free, are in the claims.
+		// A mirror's claims are written before it, so its own event marks
+		// its service pending; the wake alone computes nothing, and what
+		// else changes the claims is for the consistency check.
 		Watches(&corev1.ConfigMap{}, claims.Handler(func([]claims.Owner) []reconcile.Request { return []reconcile.Request{request} })).
 		WithOptions(controller.Options{
 			MaxConcurrentReconciles: 1,
@@ -222,7 +249,12 @@ func (r *Reconciler) localChanges(ctx context.Context, q workqueue.TypedRateLimi
 			next := r.opts.LocalExports.Current()
 			// Every export has clusterset objects, the local-only ones
 			// included (their ServiceImport).
-			if len(next.ChangedSince(seen)) > 0 {
+			if changed := next.ChangedSince(seen); len(changed) > 0 {
+				keys := make([]Key, len(changed))
+				for i, k := range changed {
+					keys[i] = Key{Namespace: k.Namespace, Service: k.Name}
+				}
+				r.pending.touch(next.Synced != seen.Synced, keys...)
 				q.Add(request)
 			}
 			seen = next
@@ -234,45 +266,102 @@ func (r *Reconciler) localChanges(ctx context.Context, q workqueue.TypedRateLimi
 // mapObject wakes the reconciler for the objects it reads: mirrors and
 // their slices, clusterset objects, the gateway's slices, and foreign
 // objects in the way.
-func (r *Reconciler) mapObject(_ context.Context, obj client.Object) []reconcile.Request {
+func (r *Reconciler) mapObject(ctx context.Context, obj client.Object) []reconcile.Request {
 	l := obj.GetLabels()
 	_, mine := l[contract.LabelClusterset]
 	_, mirrored := mirror.OwnerOf(obj)
 	_, isSlice := obj.(*discoveryv1.EndpointSlice)
 	gateway := isSlice && obj.GetNamespace() == r.opts.Gateway.Namespace && l[discoveryv1.LabelServiceName] == r.opts.Gateway.Name
 	blocking := r.blockers.Blocks(writer.ObjectKey(writer.KindOf(r.c.Scheme(), obj), obj.GetNamespace(), obj.GetName()))
-	if mine || mirrored || gateway || blocking {
-		return []reconcile.Request{request}
+	if !mine && !mirrored && !gateway && !blocking {
+		return nil
 	}
-	return nil
+	if k, ok := r.keyOf(ctx, obj); ok && !gateway && !blocking {
+		r.pending.touch(false, k)
+	} else {
+		r.pending.touch(true)
+	}
+	return []reconcile.Request{request}
 }
 
-// Reconcile computes the desired clusterset objects from the cache and
-// writes what differs.
+// Reconcile brings the clusterset objects to the desired state: of every
+// service (a full pass), or of only those whose objects, mirrors or local
+// exports changed since the last pass (scoped). A pass is full when an
+// event concerns every service (the gateway's addresses, a route, a
+// foreign object in the way), when a route may name a service in scope,
+// and every ConsistencyInterval; a pass with nothing pending computes
+// nothing.
 func (r *Reconciler) Reconcile(ctx context.Context, _ reconcile.Request) (reconcile.Result, error) {
-	in, have, snap, err := r.observe(ctx)
+	all, keys := r.pending.take()
+	res, err := r.pass(ctx, all, keys)
+	if err != nil {
+		// What this pass took is not known to be done: recompute all.
+		r.pending.touch(true)
+	}
+	return res, err
+}
+
+func (r *Reconciler) pass(ctx context.Context, all bool, keys []Key) (reconcile.Result, error) {
+	began := time.Now()
+	sh, err := r.observeShared(ctx)
 	if err != nil {
 		return reconcile.Result{}, err
 	}
+	full := all || sh.basis != r.basis || began.Sub(r.lastFull) >= r.opts.ConsistencyInterval || routesTouch(sh.routes, keys)
+	if !full && len(keys) == 0 {
+		return reconcile.Result{RequeueAfter: r.opts.ConsistencyInterval - began.Sub(r.lastFull)}, nil
+	}
+	var in Input
+	var have Objects
+	if full {
+		in, have, err = r.observeAll(ctx)
+	} else {
+		in, have, err = r.observeKeys(ctx, keys)
+	}
+	if err != nil {
+		return reconcile.Result{}, err
+	}
+	sh.fill(&in, &have)
 	lookup := &foreignLookup{ctx: ctx, c: r.c}
 	in.Foreign = lookup.foreign
 	st := Desired(in)
 	if lookup.err != nil {
 		return reconcile.Result{}, fmt.Errorf("check clusterset names: %w", lookup.err)
 	}
-	r.note(ctx, st.Problems, lookup.seen)
-	r.noteAffinity(st.Steering.AffinityErrors, have.Imports)
+	var scope func(mirror.PortKey) bool
+	if full {
+		r.tally.reset()
+	} else {
+		scope = scopeOf(keys)
+		r.tally.forget(keys)
+	}
+	r.tally.add(st.Problems, lookup.seen)
+	problems, seen := r.tally.all()
+	r.note(ctx, problems, seen)
+	r.noteAffinity(st.Steering.AffinityErrors, have.Imports, keys, full)
 
 	// The ports are recorded before any object that uses them is written;
 	// a conflict fails the reconcile, which runs again on fresh state.
-	ch, pending := claims.Plan(claims.Clusterset, mirror.CurrentPorts(st.Services), in.Claimed, r.serviceGone(ctx))
-	if !ch.Empty(snap) {
-		if err := claims.Commit(ctx, r.c, r.opts.ClaimsNamespace, snap, ch); err != nil {
+	mine := in.Claimed
+	if scope != nil {
+		mine = map[mirror.PortKey]int32{}
+		for k, p := range in.Claimed {
+			if scope(k) {
+				mine[k] = p
+			}
+		}
+	}
+	ch, pending := claims.Plan(claims.Clusterset, mirror.CurrentPorts(st.Services), mine, r.serviceGone(ctx))
+	if !ch.Empty(sh.snap) {
+		if err := claims.Commit(ctx, r.c, r.opts.ClaimsNamespace, sh.snap, ch); err != nil {
 			return reconcile.Result{}, fmt.Errorf("clusterset port claims: %w", err)
 		}
 		r.writes.WithLabelValues("ConfigMap", "update").Inc()
 	}
 	requeue := r.retry.After(claims.Clusterset, pending)
+	if requeue > 0 {
+		r.pending.touch(full, keys...)
+	}
 
 	ops := Diff(st, have)
 	var first, rest []writer.Op
@@ -298,15 +387,28 @@ func (r *Reconciler) Reconcile(ctx context.Context, _ reconcile.Request) (reconc
 	if err == nil {
 		_, err = r.apply(ctx, rest)
 	}
-	// Route statuses depend on nothing written above: one namespace's
-	// failing write must not hold back every route's status.
-	routeOps := RouteStatusOps(st.Steering.Statuses, have.Routes, time.Now())
-	if _, rerr := r.apply(ctx, routeOps); rerr != nil {
-		err = errors.Join(err, rerr)
+	mode := "scoped"
+	if full {
+		mode = "full"
+		// Route statuses depend on nothing written above: one namespace's
+		// failing write must not hold back every route's status.
+		routeOps := RouteStatusOps(st.Steering.Statuses, have.Routes, time.Now())
+		if _, rerr := r.apply(ctx, routeOps); rerr != nil {
+			err = errors.Join(err, rerr)
+		}
+		ops = append(ops, routeOps...)
+		if err == nil {
+			r.basis, r.lastFull = sh.basis, began
+		}
 	}
-	ops = append(ops, routeOps...)
+	r.passes.WithLabelValues(mode).Observe(time.Since(began).Seconds())
 	if len(ops) > 0 {
-		r.log.Debug("reconciled clusterset services", "services", len(st.Services), "writes", len(ops), "err", err)
+		r.log.Debug("reconciled clusterset services", "mode", mode, "keys", len(keys), "services", len(st.Services),
+			"writes", len(ops), "err", err)
+	}
+	untilCheck := r.opts.ConsistencyInterval - time.Since(r.lastFull)
+	if requeue == 0 || untilCheck < requeue {
+		requeue = max(untilCheck, time.Second)
 	}
 	return reconcile.Result{RequeueAfter: requeue}, err
 }
@@ -318,134 +420,6 @@ func (r *Reconciler) serviceGone(ctx context.Context) func(mirror.PortKey, int32
 		err := r.c.Get(ctx, types.NamespacedName{Namespace: k.Namespace, Name: k.Service}, &s)
 		return claims.Gone(&s, err, k, egress)
 	}
-}
-
-// observe reads the cache. Only mirrors whose every port the claims vouch
-// for count: a tenant's copy of a mirror's labels must not put a cluster
-// into a ServiceImport.
-func (r *Reconciler) observe(ctx context.Context) (Input, Objects, claims.Snapshot, error) {
-	in := Input{Ports: r.opts.Ports}
-	var have Objects
-	snap, err := claims.Read(ctx, r.c, r.opts.ClaimsNamespace)
-	if err != nil {
-		return in, have, snap, err
-	}
-	in.Taken, in.Claimed = claims.Split(snap, claims.Clusterset)
-	if r.opts.LocalExports != nil {
-		if cur := r.opts.LocalExports.Current(); cur != nil && cur.Synced {
-			in.LocalCluster, in.Local = r.opts.LocalCluster, cur.Exports
-		}
-	}
-	mirrored := client.HasLabels{contract.LabelLink, contract.LabelSourceCluster}
-	mine := client.HasLabels{contract.LabelClusterset}
-	var mirrors, current corev1.ServiceList
-	var mirrorSlices, ownSlices, gwSlices discoveryv1.EndpointSliceList
-	var imports mcsv1beta1.ServiceImportList
-	for _, l := range []struct {
-		what string
-		list client.ObjectList
-		opts []client.ListOption
-	}{
-		{"mirrors", &mirrors, []client.ListOption{mirrored}},
-		{"mirror slices", &mirrorSlices, []client.ListOption{mirrored}},
-		{"clusterset services", &current, []client.ListOption{mine}},
-		{"clusterset slices", &ownSlices, []client.ListOption{mine}},
-		{"service imports", &imports, []client.ListOption{mine}},
-		{"gateway endpoints", &gwSlices, []client.ListOption{client.InNamespace(r.opts.Gateway.Namespace),
-			client.MatchingLabels{discoveryv1.LabelServiceName: r.opts.Gateway.Name}}},
-	} {
-		// The objects are the cache's own: never modified (Diff copies).
-		if err := r.c.List(ctx, l.list, append(l.opts, client.UnsafeDisableDeepCopy)...); err != nil {
-			return in, have, snap, fmt.Errorf("list %s: %w", l.what, err)
-		}
-	}
-	var links ferryv1.LinkList
-	if err := r.c.List(ctx, &links, client.InNamespace(r.opts.ClaimsNamespace), client.UnsafeDisableDeepCopy); err != nil {
-		return in, have, snap, fmt.Errorf("list links: %w", err)
-	}
-	linked := make(map[string]bool, len(links.Items))
-	for _, l := range links.Items {
-		linked[l.Name] = true
-	}
-	in.Mirrors = claimedMirrors(pointers(mirrors.Items), snap.Table, linked)
-	in.MirrorSlices = pointers(mirrorSlices.Items)
-	in.Current = pointers(current.Items)
-	have.Services = in.Current
-	have.Slices = pointers(ownSlices.Items)
-	have.Imports = pointers(imports.Items)
-	in.Affinity = map[Key]string{}
-	for _, si := range have.Imports {
-		if a := si.Annotations[contract.AnnotationAffinity]; a != "" {
-			in.Affinity[Key{Namespace: si.Namespace, Service: si.Name}] = a
-		}
-	}
-	routes, err := listRoutes(ctx, r.c, r.routes)
-	if err != nil {
-		return in, have, snap, err
-	}
-	have.Routes, in.Routes = routes, routes
-	for _, s := range gwSlices.Items {
-		for _, ep := range s.Endpoints {
-			if ptr.Deref(ep.Conditions.Ready, true) && !ptr.Deref(ep.Conditions.Terminating, false) {
-				in.Gateway = append(in.Gateway, ep.Addresses...)
-			}
-		}
-	}
-	return in, have, snap, nil
-}
-
-// claimedMirrors keeps the mirrors whose every port the claims hold for
-// them (owner: the Link their label names), and those of existing Links
-// that hold no claim at all: an install from before the claims, whose
-// importer writes them only once the Link's feed has synced. Dropping those
-// mirrors would delete and re-create every clusterset Service and
-// ServiceImport (new ClusterIPs) on upgrade. A forged mirror counted that
-// way gains no route (the gateway sends clusterset traffic only to claimed
-// mirrors' clusters) and drops out at the Link's first sync; one that names
-// no existing Link never counts. A headless mirror holds no port: it counts
-// when a claimed host mirror of the same Link and service does
-// (docs/headless.md).
-func claimedMirrors(svcs []*corev1.Service, t claims.Table, links map[string]bool) []*corev1.Service {
-	holders := map[claims.Owner]bool{}
-	for _, c := range t {
-		holders[c.Owner] = true
-	}
-	out := svcs[:0:0]
-	// A headless mirror holds no port: its host mirrors vouch for it.
-	hosted := map[mirror.Hosted]bool{}
-	var headless []*corev1.Service
-	for _, s := range svcs {
-		link, ok := mirror.OwnerOf(s)
-		if !ok {
-			continue
-		}
-		owner := claims.LinkOwner(link)
-		switch {
-		case s.Spec.ClusterIP == corev1.ClusterIPNone:
-			headless = append(headless, s)
-		case t.Vouches(s, owner):
-			out = append(out, s)
-			if _, isHost := mirror.Hostname(s); isHost {
-				hosted[mirror.HostedOf(s)] = true
-			}
-		case links[link] && !holders[owner]:
-			out = append(out, s)
-		}
-	}
-	for _, s := range headless {
-		if hosted[mirror.HostedOf(s)] {
-			out = append(out, s)
-		}
-	}
-	return out
-}
-
-func pointers[T any](items []T) []*T {
-	out := make([]*T, len(items))
-	for i := range items {
-		out[i] = &items[i]
-	}
-	return out
 }
 
 // foreignLookup answers Input.Foreign from the cache. Errors other than

@@ -198,6 +198,13 @@ func ensureGateway(t *testing.T, west *testenv.Cluster) {
 // of its own, and returns its counted writes.
 func startClusterset(t *testing.T, west *testenv.Cluster) *testenv.WriteCounts {
 	t.Helper()
+	return startClustersetWith(t, west, clusterset.Options{})
+}
+
+// startClustersetWith is startClusterset with options (Gateway, Client and
+// SkipNameValidation are set here).
+func startClustersetWith(t *testing.T, west *testenv.Cluster, o clusterset.Options) *testenv.WriteCounts {
+	t.Helper()
 	mo := manager.Options{Scheme: west.Client.Scheme(), Metrics: metricsserver.Options{BindAddress: "0"}, HealthProbeBindAddress: "0", Logger: logr.Discard()}
 	gw := types.NamespacedName{Namespace: contract.SystemNamespace, Name: contract.GatewayName}
 	importer.ConfigureManager(&mo, gw, contract.SystemNamespace)
@@ -207,7 +214,8 @@ func startClusterset(t *testing.T, west *testenv.Cluster) *testenv.WriteCounts {
 		t.Fatal(err)
 	}
 	counted, writes := testenv.CountWrites(mgr.GetClient())
-	if _, err := clusterset.Setup(mgr, clusterset.Options{Gateway: gw, Client: counted, SkipNameValidation: true}); err != nil {
+	o.Gateway, o.Client, o.SkipNameValidation = gw, counted, true
+	if _, err := clusterset.Setup(mgr, o); err != nil {
 		t.Fatal(err)
 	}
 	mctx, cancel := context.WithCancel(t.Context())

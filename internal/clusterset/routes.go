@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"time"
 
@@ -180,16 +181,28 @@ func mergeParents(cur, want []gwv1.RouteParentStatus, now time.Time) ([]gwv1.Rou
 
 // noteAffinity reports each ServiceImport affinity that does not parse,
 // once per value: a log line and a Warning Event on the ServiceImport.
-func (r *Reconciler) noteAffinity(errs map[steering.Key]error, imports []*mcsv1beta1.ServiceImport) {
+// imports are every ServiceImport (full), or those of keys (a scoped
+// pass, which leaves what other keys announced).
+func (r *Reconciler) noteAffinity(errs map[steering.Key]error, imports []*mcsv1beta1.ServiceImport, keys []Key, full bool) {
 	seen := map[Key]string{}
+	if !full {
+		seen = maps.Clone(r.affinityErrors)
+		if seen == nil {
+			seen = map[Key]string{}
+		}
+		for _, k := range keys {
+			delete(seen, k)
+		}
+	}
 	for _, si := range imports {
 		k := Key{Namespace: si.Namespace, Service: si.Name}
 		err := errs[steering.Key{Namespace: si.Namespace, Name: si.Name}]
 		if err == nil {
 			continue
 		}
+		was := r.affinityErrors[k]
 		seen[k] = err.Error()
-		if r.affinityErrors[k] == err.Error() {
+		if was == err.Error() {
 			continue
 		}
 		r.log.Warn("ServiceImport affinity does not parse; the service has no affinity", "service", k.String(), "err", err)

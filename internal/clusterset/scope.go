@@ -1,0 +1,298 @@
+package clusterset
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
+	mcsv1beta1 "sigs.k8s.io/mcs-api/pkg/apis/v1beta1"
+
+	"ferry.dev/ferry/internal/contract"
+	"ferry.dev/ferry/internal/exports"
+	"ferry.dev/ferry/internal/mirror"
+	"ferry.dev/ferry/internal/steering"
+)
+
+// DefaultConsistencyInterval is how often the reconciler recomputes every
+// clusterset service though no event asked for it. Between those checks a
+// pass recomputes only the services whose objects, mirrors or local
+// exports changed (a scoped pass); the full pass catches what no event
+// reports and writes nothing when nothing differs.
+const DefaultConsistencyInterval = 10 * time.Minute
+
+// Field indexes on the objects a scoped pass reads by key.
+const (
+	// indexRemote holds "<namespace>/<remote service>" of a mirror
+	// Service (and host mirror): the clusterset service it stands for.
+	indexRemote = "ferry.dev/clusterset-remote"
+	// indexMirrorSlice holds "<namespace>/<mirror>" of a mirror's slice.
+	indexMirrorSlice = "ferry.dev/clusterset-mirror-slice"
+	// indexKey holds "<namespace>/<service>" of a clusterset object.
+	indexKey = "ferry.dev/clusterset-key"
+)
+
+// addIndexes registers the indexes above with the manager's cache.
+func addIndexes(ctx context.Context, idx client.FieldIndexer) error {
+	remote := func(o client.Object) []string {
+		_, owned := mirror.OwnerOf(o)
+		r, named := o.GetAnnotations()[contract.AnnotationRemoteService]
+		if !owned || !named {
+			return nil
+		}
+		return []string{o.GetNamespace() + "/" + r}
+	}
+	mirrorSlice := func(o client.Object) []string {
+		_, owned := mirror.OwnerOf(o)
+		svc, named := o.GetLabels()[discoveryv1.LabelServiceName]
+		if !owned || !named {
+			return nil
+		}
+		return []string{o.GetNamespace() + "/" + svc}
+	}
+	mine := func(o client.Object) []string {
+		svc, ok := o.GetLabels()[contract.LabelClusterset]
+		if !ok {
+			return nil
+		}
+		return []string{o.GetNamespace() + "/" + svc}
+	}
+	for _, ix := range []struct {
+		obj   client.Object
+		field string
+		fn    client.IndexerFunc
+	}{
+		{&corev1.Service{}, indexRemote, remote},
+		{&discoveryv1.EndpointSlice{}, indexMirrorSlice, mirrorSlice},
+		{&corev1.Service{}, indexKey, mine},
+		{&discoveryv1.EndpointSlice{}, indexKey, mine},
+		{&mcsv1beta1.ServiceImport{}, indexKey, mine},
+	} {
+		if err := idx.IndexField(ctx, ix.obj, ix.field, ix.fn); err != nil {
+			return fmt.Errorf("index %T by %s: %w", ix.obj, ix.field, err)
+		}
+	}
+	return nil
+}
+
+// pendingKeys is what changed since the last pass: keys, or everything.
+// Event handlers write it, the one reconcile takes it.
+type pendingKeys struct {
+	mu   sync.Mutex
+	all  bool
+	keys map[Key]struct{}
+}
+
+func (p *pendingKeys) touch(all bool, keys ...Key) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.keys == nil {
+		p.keys = map[Key]struct{}{}
+	}
+	if all {
+		p.all, p.keys = true, map[Key]struct{}{}
+		return
+	}
+	if p.all {
+		return
+	}
+	for _, k := range keys {
+		p.keys[k] = struct{}{}
+	}
+}
+
+func (p *pendingKeys) take() (all bool, keys []Key) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	all = p.all
+	keys = slices.SortedFunc(maps.Keys(p.keys), func(a, b Key) int { return strings.Compare(a.String(), b.String()) })
+	p.all, p.keys = false, map[Key]struct{}{}
+	return all, keys
+}
+
+// keyOf names the clusterset service an object belongs to: a clusterset
+// object by its label, a mirror by its remote-service annotation, and a
+// mirror's slice by the mirror its label names (read from the cache).
+// ok is false when the object names none that can be found.
+func (r *Reconciler) keyOf(ctx context.Context, obj client.Object) (Key, bool) {
+	if svc, mine := obj.GetLabels()[contract.LabelClusterset]; mine {
+		return Key{Namespace: obj.GetNamespace(), Service: svc}, true
+	}
+	if _, owned := mirror.OwnerOf(obj); !owned {
+		return Key{}, false
+	}
+	if remote, ok := obj.GetAnnotations()[contract.AnnotationRemoteService]; ok {
+		if _, isSvc := obj.(*corev1.Service); isSvc {
+			return Key{Namespace: obj.GetNamespace(), Service: remote}, true
+		}
+	}
+	name, ok := obj.GetLabels()[discoveryv1.LabelServiceName]
+	if _, isSlice := obj.(*discoveryv1.EndpointSlice); !isSlice || !ok {
+		return Key{}, false
+	}
+	var svc corev1.Service
+	err := r.c.Get(ctx, types.NamespacedName{Namespace: obj.GetNamespace(), Name: name}, &svc,
+		&client.GetOptions{UnsafeDisableDeepCopy: ptr.To(true)})
+	remote, named := svc.Annotations[contract.AnnotationRemoteService]
+	if err != nil || !named {
+		return Key{}, false
+	}
+	return Key{Namespace: obj.GetNamespace(), Service: remote}, true
+}
+
+// observeKeys reads what the desired state of keys depends on, through the
+// indexes: their mirrors and the mirrors' slices, their clusterset
+// objects, and their local exports. The claims, Links, gateway and routes
+// are read whole (they are few, or decoded once per change).
+func (r *Reconciler) observeKeys(ctx context.Context, keys []Key) (Input, Objects, error) {
+	in := Input{Ports: r.opts.Ports}
+	var have Objects
+	if r.opts.LocalExports != nil {
+		if cur := r.opts.LocalExports.Current(); cur != nil && cur.Synced {
+			in.LocalCluster, in.Local = r.opts.LocalCluster, map[exports.Key]exports.Export{}
+			for _, k := range keys {
+				ek := exports.Key{Namespace: k.Namespace, Name: k.Service}
+				if e, ok := cur.Exports[ek]; ok {
+					in.Local[ek] = e
+				}
+			}
+		}
+	}
+	list := func(what string, l client.ObjectList, field, value string) error {
+		if err := r.c.List(ctx, l, client.MatchingFields{field: value}, client.UnsafeDisableDeepCopy); err != nil {
+			return fmt.Errorf("list %s of %s: %w", what, value, err)
+		}
+		return nil
+	}
+	var mirrors []*corev1.Service
+	for _, k := range keys {
+		var ms, cs corev1.ServiceList
+		var ss discoveryv1.EndpointSliceList
+		var is mcsv1beta1.ServiceImportList
+		v := k.String()
+		for _, l := range []struct {
+			what  string
+			list  client.ObjectList
+			field string
+		}{
+			{"mirrors", &ms, indexRemote}, {"clusterset services", &cs, indexKey},
+			{"clusterset slices", &ss, indexKey}, {"service imports", &is, indexKey},
+		} {
+			if err := list(l.what, l.list, l.field, v); err != nil {
+				return in, have, err
+			}
+		}
+		mirrors = append(mirrors, pointers(ms.Items)...)
+		have.Services = append(have.Services, pointers(cs.Items)...)
+		have.Slices = append(have.Slices, pointers(ss.Items)...)
+		have.Imports = append(have.Imports, pointers(is.Items)...)
+	}
+	for _, m := range mirrors {
+		var sl discoveryv1.EndpointSliceList
+		if err := list("mirror slices", &sl, indexMirrorSlice, m.Namespace+"/"+m.Name); err != nil {
+			return in, have, err
+		}
+		in.MirrorSlices = append(in.MirrorSlices, pointers(sl.Items)...)
+	}
+	in.Mirrors = mirrors
+	in.Current = have.Services
+	return in, have, nil
+}
+
+// scopeOf holds the clusterset port keys of keys, to restrict the claims
+// a scoped pass plans: every other claim is neither renewed nor released.
+func scopeOf(keys []Key) func(mirror.PortKey) bool {
+	names := make(map[string]bool, len(keys))
+	for _, k := range keys {
+		names[k.Namespace+"/"+contract.ClustersetName(k.Service)] = true
+	}
+	return func(pk mirror.PortKey) bool { return names[pk.Namespace+"/"+pk.Service] }
+}
+
+// routesTouch reports whether a route lives in, or names a parent in, the
+// namespace of any key: route statuses are written by full passes only,
+// so a change to a service that a route may name takes one. Routes are
+// few; services are many.
+func routesTouch(routes steering.Routes, keys []Key) bool {
+	nss := map[string]bool{}
+	for _, k := range keys {
+		nss[k.Namespace] = true
+	}
+	touches := func(ns string, parents []gwv1.ParentReference) bool {
+		if nss[ns] {
+			return true
+		}
+		for _, p := range parents {
+			if p.Namespace != nil && nss[string(*p.Namespace)] {
+				return true
+			}
+		}
+		return false
+	}
+	for _, rt := range routes.TCP {
+		if touches(rt.Namespace, rt.Spec.ParentRefs) {
+			return true
+		}
+	}
+	for _, rt := range routes.HTTP {
+		if touches(rt.Namespace, rt.Spec.ParentRefs) {
+			return true
+		}
+	}
+	return false
+}
+
+// problemTally is the clusterset services that cannot be written, per key,
+// as the last passes left them, with the foreign object in the way: a
+// scoped pass replaces its keys' entries, a full pass all of them. It is
+// what the problems announced (and the blockers watched) are computed
+// from.
+type problemTally struct {
+	byKey map[Key][]notedProblem
+}
+
+type notedProblem struct {
+	p   Problem
+	obj client.Object // the foreign object in the way, if any
+}
+
+func (t *problemTally) reset() { t.byKey = map[Key][]notedProblem{} }
+
+func (t *problemTally) forget(keys []Key) {
+	for _, k := range keys {
+		delete(t.byKey, k)
+	}
+}
+
+func (t *problemTally) add(ps []Problem, seen map[string]client.Object) {
+	if t.byKey == nil {
+		t.reset()
+	}
+	for _, p := range ps {
+		t.byKey[p.Key] = append(t.byKey[p.Key], notedProblem{p: p, obj: seen[p.Object]})
+	}
+}
+
+// all returns every problem, by key, and the objects in the way.
+func (t *problemTally) all() ([]Problem, map[string]client.Object) {
+	var ps []Problem
+	seen := map[string]client.Object{}
+	for _, k := range slices.SortedFunc(maps.Keys(t.byKey), func(a, b Key) int { return strings.Compare(a.String(), b.String()) }) {
+		for _, n := range t.byKey[k] {
+			ps = append(ps, n.p)
+			if n.obj != nil {
+				seen[n.p.Object] = n.obj
+			}
+		}
+	}
+	return ps, seen
+}
