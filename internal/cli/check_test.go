@@ -66,8 +66,8 @@ func healthyNorth(t *testing.T) client.Client {
 		gatewaySlice([]string{"198.18.4.1"}, true),
 	)
 	createLink(t, c, exporter, ptrTo(healthyStatus(1, now.Add(-time.Hour))))
-	create(t, c, mirrorService("default", "cart-east", "east", 41000), mirrorSlice("default", "cart-east", "east", 41000),
-		portClaims(41000, claims.Claim{Owner: claims.LinkOwner("east"), Namespace: "default", Service: "cart-east", Port: 80}))
+	create(t, c, mirrorService("default", "cart-east", "east", 11000), mirrorSlice("default", "cart-east", "east", 11000),
+		portClaims(11000, claims.Claim{Owner: claims.LinkOwner("east"), Namespace: "default", Service: "cart-east", Port: 80}))
 	create(t, c, corednsObjects(kubeadmCorefile(contract.CorefileStanza))...)
 	return c
 }
@@ -295,7 +295,7 @@ func TestCheckWarnings(t *testing.T) {
 		t.Fatal(err)
 	}
 	replaceSecret(t, c, issuerSecret(t, soon, root))
-	create(t, c, mirrorService("default", "cart-gone", "gone", 41001))
+	create(t, c, mirrorService("default", "cart-gone", "gone", 11001))
 	out := mustFerryOn(t, checked, "check")
 	for _, want := range []string{
 		"⚠ issuer is not near expiry\n    the issuer expires in 9d",

@@ -132,10 +132,10 @@ func TestEgressPortProblems(t *testing.T) {
 		mirrors []corev1.Service
 		want    []string
 	}{
-		{"distinct, in range", []corev1.Service{*mirrorService("a", "x-east", "east", 41000, 41001), *mirrorService("b", "y-west", "west", 48999)}, nil},
-		{"shared across namespaces", []corev1.Service{*mirrorService("a", "x-east", "east", 41000), *mirrorService("b", "y-west", "west", 41000)},
-			[]string{"egress port 41000 is used by a/x-east:80 and b/y-west:80"}},
-		{"out of range", []corev1.Service{*mirrorService("a", "x-east", "east", 40999)}, []string{"a/x-east:80 uses egress port 40999, outside 41000-48999"}},
+		{"distinct, in range", []corev1.Service{*mirrorService("a", "x-east", "east", 11000, 11001), *mirrorService("b", "y-west", "west", 18999)}, nil},
+		{"shared across namespaces", []corev1.Service{*mirrorService("a", "x-east", "east", 11000), *mirrorService("b", "y-west", "west", 11000)},
+			[]string{"egress port 11000 is used by a/x-east:80 and b/y-west:80"}},
+		{"out of range", []corev1.Service{*mirrorService("a", "x-east", "east", 9999)}, []string{"a/x-east:80 uses egress port 9999, outside 11000-18999"}},
 		{"named targetPort", []corev1.Service{*named}, []string{`b/named-east:80 has targetPort "http", not an allocated egress port`}},
 		{"a headless mirror's ports are no egress ports", []corev1.Service{func() corev1.Service {
 			s := *mirrorService("a", "sts-east", "east", 80)
@@ -144,7 +144,7 @@ func TestEgressPortProblems(t *testing.T) {
 		}()}, nil},
 	}
 	for _, c := range cases {
-		got := egressPortProblems(c.mirrors, 41000, 48999)
+		got := egressPortProblems(c.mirrors, 11000, 18999)
 		if strings.Join(got, "|") != strings.Join(c.want, "|") {
 			t.Errorf("%s: %q, want %q", c.name, got, c.want)
 		}
@@ -169,7 +169,7 @@ func TestRenewalGrace(t *testing.T) {
 
 func TestForgedMirrorProblems(t *testing.T) {
 	links := []ferryv1.Link{{ObjectMeta: metav1.ObjectMeta{Name: "east"}, Spec: ferryv1.LinkSpec{ClusterName: "east"}}}
-	real := *mirrorService("shop", "web-east", "east", 41000)
+	real := *mirrorService("shop", "web-east", "east", 11000)
 	real.Annotations = map[string]string{contract.AnnotationRemoteService: "web"}
 	renamed := *real.DeepCopy()
 	renamed.Namespace, renamed.Name = "tenant", "x"
@@ -191,13 +191,13 @@ func TestForgedMirrorProblems(t *testing.T) {
 	headless.Annotations = map[string]string{contract.AnnotationRemoteService: "sts", contract.AnnotationExportType: "Headless"}
 	headless.Spec.ClusterIP = corev1.ClusterIPNone
 	headless.Spec.Ports = []corev1.ServicePort{{Port: 80, TargetPort: intstr.FromInt32(80)}}
-	host := *mirrorService("db", "sts-east-sts-0", "east", 41001)
+	host := *mirrorService("db", "sts-east-sts-0", "east", 11001)
 	host.Annotations = map[string]string{contract.AnnotationRemoteService: "sts", contract.AnnotationRemoteHostname: "sts-0"}
 	lone := *headless.DeepCopy()
 	lone.Namespace = "copycat"
 	table := claims.Table{
-		41000: {Owner: claims.LinkOwner("east"), Namespace: "shop", Service: "web-east", Port: 80},
-		41001: {Owner: claims.LinkOwner("east"), Namespace: "db", Service: "sts-east-sts-0", Port: 80},
+		11000: {Owner: claims.LinkOwner("east"), Namespace: "shop", Service: "web-east", Port: 80},
+		11001: {Owner: claims.LinkOwner("east"), Namespace: "db", Service: "sts-east-sts-0", Port: 80},
 	}
 	got := forgedMirrorProblems([]corev1.Service{real, renamed, other, held, orphan, copied, headless, host, lone}, links, table)
 	want := []string{

@@ -101,13 +101,13 @@ func TestInstallFlagsReachTheObjects(t *testing.T) {
 	stdout, stderr, err := execFerry(t, "install", "--cluster-name", "west", "--identity-dir", dir,
 		"--gateway-service-type", "nodeport", "--gateway-replicas", "3", "--controller-replicas", "2",
 		"--registry", "reg.example/ferry", "--image-tag", "v9", "--gateway-image", "gw.example/gw:1",
-		"--egress-ports", "50000-50100", "--mesh-domain", "ferry.local")
+		"--egress-ports", "56000-56100", "--mesh-domain", "ferry.local")
 	if err != nil {
 		t.Fatalf("%v\n%s", err, stderr)
 	}
 	for _, want := range []string{
 		"type: NodePort", "replicas: 3", "replicas: 2", "image: reg.example/ferry/ferry-controller:v9",
-		"image: gw.example/gw:1", "--egress-port-range=50000-50100", "--cluster-name=west", "--mesh-domain=ferry.local",
+		"image: gw.example/gw:1", "--egress-port-range=56000-56100", "--cluster-name=west", "--mesh-domain=ferry.local",
 	} {
 		if !strings.Contains(stdout, want) {
 			t.Errorf("output lacks %q", want)

@@ -24,16 +24,24 @@ var ReservedPorts = []int32{IngressPort, GatewayAdminPort, ControllerAdminPort}
 // Range is an inclusive range of egress ports.
 type Range struct{ Min, Max int32 }
 
-// DefaultEgressRange is where mirrors' egress ports are allocated: above
-// the usual service ports and below Linux's default ephemeral range
-// (32768-60999 only overlaps for outbound sockets, which the gateway's
-// listeners never use).
-func DefaultEgressRange() Range { return Range{Min: 41000, Max: 48999} }
+// DefaultEgressRange is where mirrors' egress ports are allocated, and
+// DefaultClustersetRange clusterset Services': disjoint, so the two
+// allocators never collide, and above every port a daemon listens on.
+// Every imported service costs one port per TCP port in each range (its
+// mirror, and its clusterset Service), so at 22,000 ports each the
+// defaults hold 10,000 imports of two ports (docs/scale.md). Together they
+// reach into Linux's ephemeral range (32768-60999), so the gateway pod
+// reserves both (net.ipv4.ip_local_reserved_ports, a safe sysctl): an
+// outbound connection never takes a port that an egress listener needs.
+func DefaultEgressRange() Range { return Range{Min: 10000, Max: 31999} }
 
-// DefaultClustersetRange is where clusterset Services' egress ports are
-// allocated: disjoint from DefaultEgressRange, so the two allocators never
-// collide.
-func DefaultClustersetRange() Range { return Range{Min: 49000, Max: 49999} }
+// DefaultClustersetRange: see DefaultEgressRange.
+func DefaultClustersetRange() Range { return Range{Min: 32000, Max: 53999} }
+
+// ReservedPortsSysctl is the value of net.ipv4.ip_local_reserved_ports
+// that keeps the kernel from giving egress and clusterset ports to
+// outbound sockets.
+func ReservedPortsSysctl(egress, clusterset string) string { return egress + "," + clusterset }
 
 // ParseRange parses "min-max" and validates the result.
 func ParseRange(s string) (Range, error) {

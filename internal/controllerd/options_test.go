@@ -14,7 +14,7 @@ func TestValidate(t *testing.T) {
 	if err := ok.Validate(); err != nil {
 		t.Fatalf("minimal options: %v", err)
 	}
-	if ok.ClustersetPorts != (contract.Range{Min: 49000, Max: 49999}) {
+	if ok.ClustersetPorts != (contract.Range{Min: 32000, Max: 53999}) {
 		t.Errorf("default clusterset ports %v", ok.ClustersetPorts)
 	}
 	if ok.EgressPorts != contract.DefaultEgressRange() || ok.gateway().String() != "ferry-system/ferry-gateway" || ok.MeshDomain != "ferry.local" {
@@ -34,7 +34,7 @@ func TestValidate(t *testing.T) {
 		{"port range order", func(o *Options) { o.EgressPorts = contract.Range{Min: 48999, Max: 41000} }, "--egress-port-range"},
 		{"port range privileged", func(o *Options) { o.EgressPorts = contract.Range{Min: 80, Max: 90} }, "--egress-port-range"},
 		{"clusterset range holds a daemon port", func(o *Options) { o.ClustersetPorts = contract.Range{Min: 9000, Max: 9999} }, "--clusterset-port-range"},
-		{"clusterset range overlaps egress", func(o *Options) { o.ClustersetPorts = contract.Range{Min: 48000, Max: 49999} }, "overlaps --egress-port-range"},
+		{"clusterset range overlaps egress", func(o *Options) { o.ClustersetPorts = contract.Range{Min: 31000, Max: 32999} }, "overlaps --egress-port-range"},
 		{"gateway service needs a namespace", func(o *Options) { o.GatewayService = "ferry-gateway" }, "--gateway-service"},
 		{"metrics address", func(o *Options) { o.MetricsAddr = "9990" }, "--metrics-addr"},
 		{"issuer secret name", func(o *Options) { o.IssuerSecret = "Not_Valid" }, "--issuer-secret"},

@@ -74,11 +74,11 @@ func deleting(s *corev1.Service) *corev1.Service {
 // claimsOf claims every port of svcs as the controller would have (the
 // first Service to name a port gets it), except those of the Services in
 // forged, and vouches for each listed cluster of a clusterset Service with a
-// claimed mirror (on ports from 48999 down), except the cluster its
+// claimed mirror (on ports from 18999 down), except the cluster its
 // test/unvouched annotation names.
 func claimsOf(links []*ferryv1.Link, svcs []*corev1.Service, forged ...*corev1.Service) claims.Table {
 	t := claims.Table{}
-	spare := int32(48999)
+	spare := int32(18999)
 	for _, s := range svcs {
 		if slices.Contains(forged, s) {
 			continue
@@ -189,8 +189,8 @@ func TestRoutes(t *testing.T) {
 	}{
 		{
 			name:    "each port listens on its targetPort",
-			mirrors: []*corev1.Service{mirrorSvc("app", "foo-east", "east", "east", "foo", port(80, 41000), port(443, 41001))},
-			want:    []gateway.Route{{Port: 41000, Namespace: "app", Destinations: dest("east", "app", "foo", 80)}, {Port: 41001, Namespace: "app", Destinations: dest("east", "app", "foo", 443)}},
+			mirrors: []*corev1.Service{mirrorSvc("app", "foo-east", "east", "east", "foo", port(80, 11000), port(443, 11001))},
+			want:    []gateway.Route{{Port: 11000, Namespace: "app", Destinations: dest("east", "app", "foo", 80)}, {Port: 11001, Namespace: "app", Destinations: dest("east", "app", "foo", 443)}},
 		},
 		{
 			name: "a host mirror routes to its one pod, and its headless mirror routes nothing",
@@ -202,18 +202,18 @@ func TestRoutes(t *testing.T) {
 					return s
 				}(),
 				func() *corev1.Service {
-					s := mirrorSvc("db", "web-east-web-1", "east", "east", "web", port(80, 41000))
+					s := mirrorSvc("db", "web-east-web-1", "east", "east", "web", port(80, 11000))
 					s.Annotations[contract.AnnotationRemoteHostname] = "web-1"
 					return s
 				}(),
 			},
-			want: []gateway.Route{{Port: 41000, Namespace: "db", Destinations: []gateway.Destination{{Cluster: "east",
+			want: []gateway.Route{{Port: 11000, Namespace: "db", Destinations: []gateway.Destination{{Cluster: "east",
 				Target: tunnel.Target{Namespace: "db", Service: "web", Port: 80, Hostname: "web-1"}}}}},
 		},
 		{
 			name: "a host mirror whose hostname was edited routes nothing",
 			mirrors: []*corev1.Service{func() *corev1.Service {
-				s := mirrorSvc("db", "web-east-web-1", "east", "east", "web", port(80, 41000))
+				s := mirrorSvc("db", "web-east-web-1", "east", "east", "web", port(80, 11000))
 				s.Annotations[contract.AnnotationRemoteHostname] = "web-2"
 				return s
 			}()},
@@ -221,8 +221,8 @@ func TestRoutes(t *testing.T) {
 		},
 		{
 			name:    "a truncated mirror name routes to the remote name from the annotation",
-			mirrors: []*corev1.Service{mirrorSvc("app", contract.MirrorName(long, "east"), "east", "east", long, port(80, 41000))},
-			want:    []gateway.Route{{Port: 41000, Namespace: "app", Destinations: dest("east", "app", long, 80)}},
+			mirrors: []*corev1.Service{mirrorSvc("app", contract.MirrorName(long, "east"), "east", "east", long, port(80, 11000))},
+			want:    []gateway.Route{{Port: 11000, Namespace: "app", Destinations: dest("east", "app", long, 80)}},
 		},
 		{
 			name:    "services without Ferry's labels are ignored silently",
@@ -230,17 +230,17 @@ func TestRoutes(t *testing.T) {
 		},
 		{
 			name:     "link missing or naming another cluster",
-			mirrors:  []*corev1.Service{mirrorSvc("app", "foo-west", "west", "west", "foo", port(80, 41000)), mirrorSvc("app", "foo-north", "east", "north", "foo", port(80, 41001))},
+			mirrors:  []*corev1.Service{mirrorSvc("app", "foo-west", "west", "west", "foo", port(80, 11000)), mirrorSvc("app", "foo-north", "east", "north", "foo", port(80, 11001))},
 			problems: []string{"link east does not exist or is not for cluster north", "link west does not exist"},
 		},
 		{
 			name:     "a mirror not named after its remote service and cluster",
-			mirrors:  []*corev1.Service{mirrorSvc("app", "x", "east", "east", "foo", port(80, 41000))},
+			mirrors:  []*corev1.Service{mirrorSvc("app", "x", "east", "east", "foo", port(80, 11000))},
 			problems: []string{"mirror app/x: the mirror of foo from east is named foo-east"},
 		},
 		{
 			name:     "no remote-service annotation",
-			mirrors:  []*corev1.Service{mirrorSvc("app", "foo-east", "east", "east", "", port(80, 41000))},
+			mirrors:  []*corev1.Service{mirrorSvc("app", "foo-east", "east", "east", "", port(80, 11000))},
 			problems: []string{"no ferry.dev/remote-service"},
 		},
 		{
@@ -249,18 +249,18 @@ func TestRoutes(t *testing.T) {
 			// matter, only the claim does (issue 11, finding 1).
 			name: "a forged mirror cannot take a claimed mirror's port",
 			mirrors: []*corev1.Service{
-				forged(aged(mirrorSvc("aaa", "evil-east", "east", "east", "evil", port(5432, 41000)), 5*time.Hour)),
-				aged(mirrorSvc("prod", "db-east", "east", "east", "db", port(5432, 41000)), 2*time.Hour),
+				forged(aged(mirrorSvc("aaa", "evil-east", "east", "east", "evil", port(5432, 11000)), 5*time.Hour)),
+				aged(mirrorSvc("prod", "db-east", "east", "east", "db", port(5432, 11000)), 2*time.Hour),
 			},
-			want:     []gateway.Route{{Port: 41000, Namespace: "prod", Destinations: dest("east", "prod", "db", 5432)}},
-			problems: []string{"mirror aaa/evil-east port 5432: egress port 41000 is not claimed for it"},
+			want:     []gateway.Route{{Port: 11000, Namespace: "prod", Destinations: dest("east", "prod", "db", 5432)}},
+			problems: []string{"mirror aaa/evil-east port 5432: egress port 11000 is not claimed for it"},
 		},
 		{
 			// A free port is no better: a Service routes only through a
 			// claim, which tenants cannot write.
 			name:     "a forged mirror on a free port routes nothing",
-			mirrors:  []*corev1.Service{forged(mirrorSvc("aaa", "evil-east", "east", "east", "evil", port(5432, 41007)))},
-			problems: []string{"mirror aaa/evil-east port 5432: egress port 41007 is not claimed for it"},
+			mirrors:  []*corev1.Service{forged(mirrorSvc("aaa", "evil-east", "east", "east", "evil", port(5432, 11007)))},
+			problems: []string{"mirror aaa/evil-east port 5432: egress port 11007 is not claimed for it"},
 		},
 		{
 			// The controller deleted the forged mirror, but a finalizer
@@ -268,20 +268,20 @@ func TestRoutes(t *testing.T) {
 			// (issue 11, finding 1); a Service being deleted routes nothing.
 			name: "a Service being deleted routes nothing, however old",
 			mirrors: []*corev1.Service{
-				forged(deleting(aged(mirrorSvc("aaa", "x", "east", "east", "evil", port(5432, 41000)), 5*time.Hour))),
-				aged(mirrorSvc("prod", "db-east", "east", "east", "db", port(5432, 41000)), time.Hour),
-				deleting(clustersetSvc("aaa", "evil", "east", port(80, 49000))), // claimed, but going
+				forged(deleting(aged(mirrorSvc("aaa", "x", "east", "east", "evil", port(5432, 11000)), 5*time.Hour))),
+				aged(mirrorSvc("prod", "db-east", "east", "east", "db", port(5432, 11000)), time.Hour),
+				deleting(clustersetSvc("aaa", "evil", "east", port(80, 32000))), // claimed, but going
 			},
-			want: []gateway.Route{{Port: 41000, Namespace: "prod", Destinations: dest("east", "prod", "db", 5432)}},
+			want: []gateway.Route{{Port: 11000, Namespace: "prod", Destinations: dest("east", "prod", "db", 5432)}},
 		},
 		{
 			name:     "ports outside the egress range are never opened",
 			mirrors:  []*corev1.Service{mirrorSvc("app", "foo-east", "east", "east", "foo", port(80, 4143), port(81, 22))},
-			problems: []string{`port 80: targetPort "4143" is not an egress port in 41000-48999`, `port 81: targetPort "22"`},
+			problems: []string{`port 80: targetPort "4143" is not an egress port in 10000-31999`, `port 81: targetPort "22"`},
 		},
 		{
 			name:     "an invalid remote service name is refused, not sent",
-			mirrors:  []*corev1.Service{mirrorSvc("app", contract.MirrorName("Bad_Name", "east"), "east", "east", "Bad_Name", port(80, 41000))},
+			mirrors:  []*corev1.Service{mirrorSvc("app", contract.MirrorName("Bad_Name", "east"), "east", "east", "Bad_Name", port(80, 11000))},
 			problems: []string{"mirror app/" + contract.MirrorName("Bad_Name", "east") + " port 80"},
 		},
 		{
@@ -289,9 +289,9 @@ func TestRoutes(t *testing.T) {
 			mirrors: []*corev1.Service{mirrorSvc("app", "foo-east", "east", "east", "foo",
 				corev1.ServicePort{Port: 80, TargetPort: intstr.FromString("http")},
 				port(81, 70000),
-				corev1.ServicePort{Port: 53, TargetPort: intstr.FromInt32(41005), Protocol: corev1.ProtocolUDP},
+				corev1.ServicePort{Port: 53, TargetPort: intstr.FromInt32(11005), Protocol: corev1.ProtocolUDP},
 			)},
-			problems: []string{`port 80: targetPort "http"`, `port 81: targetPort "70000"`, `port 53: targetPort "41005"`},
+			problems: []string{`port 80: targetPort "http"`, `port 81: targetPort "70000"`, `port 53: targetPort "11005"`},
 		},
 	}
 	for _, tc := range cases {
@@ -371,10 +371,10 @@ func TestClustersetRoutes(t *testing.T) {
 	}{
 		{
 			name: "each port routes to every listed cluster, in the listed order",
-			svcs: []*corev1.Service{clustersetSvc("app", "web", "north,east", port(80, 49000), port(443, 49001))},
+			svcs: []*corev1.Service{clustersetSvc("app", "web", "north,east", port(80, 32000), port(443, 32001))},
 			want: []gateway.Route{
-				{Port: 49000, Namespace: "app", Destinations: dests("app", "web", 80, "north", "east")},
-				{Port: 49001, Namespace: "app", Destinations: dests("app", "web", 443, "north", "east")},
+				{Port: 32000, Namespace: "app", Destinations: dests("app", "web", 80, "north", "east")},
+				{Port: 32001, Namespace: "app", Destinations: dests("app", "web", 443, "north", "east")},
 			},
 		},
 		{
@@ -384,51 +384,51 @@ func TestClustersetRoutes(t *testing.T) {
 			// of 443 too; a port no cluster has opens nothing.
 			name: "a port goes only to the clusters that export it",
 			svcs: []*corev1.Service{
-				lacks(clustersetSvc("app", "web", "north,east,west", port(80, 49000), port(443, 49001)), "north:443"),
-				lacks(clustersetSvc("app", "api", "north", port(80, 49002), port(8080, 49003)), "north:8080"),
+				lacks(clustersetSvc("app", "web", "north,east,west", port(80, 32000), port(443, 32001)), "north:443"),
+				lacks(clustersetSvc("app", "api", "north", port(80, 32002), port(8080, 32003)), "north:8080"),
 			},
 			local: localExports("west", exports.Export{Key: exports.Key{Namespace: "app", Name: "web"}, Ports: []exports.Port{{Protocol: "TCP", Port: 80}, {Protocol: "UDP", Port: 443}}}),
 			want: []gateway.Route{
-				{Port: 49000, Namespace: "app", Destinations: func() []gateway.Destination {
+				{Port: 32000, Namespace: "app", Destinations: func() []gateway.Destination {
 					ds := dests("app", "web", 80, "north", "east", "west")
 					ds[2].Local = true
 					return ds
 				}()},
-				{Port: 49001, Namespace: "app", Destinations: dests("app", "web", 443, "east")},
-				{Port: 49002, Namespace: "app", Destinations: dests("app", "api", 80, "north")},
+				{Port: 32001, Namespace: "app", Destinations: dests("app", "web", 443, "east")},
+				{Port: 32002, Namespace: "app", Destinations: dests("app", "api", 80, "north")},
 			},
 			problems: []string{"clusterset app/api-clusterset port 8080: no cluster it routes to exports that port; not opened"},
 		},
 		{
 			name: "a truncated clusterset name routes to the exported service",
-			svcs: []*corev1.Service{clustersetSvc("app", long, "east", port(80, 49000))},
-			want: []gateway.Route{{Port: 49000, Namespace: "app", Destinations: dests("app", long, 80, "east")}},
+			svcs: []*corev1.Service{clustersetSvc("app", long, "east", port(80, 32000))},
+			want: []gateway.Route{{Port: 32000, Namespace: "app", Destinations: dests("app", long, 80, "east")}},
 		},
 		{
 			name: "spaces and repeats in the cluster list are ignored",
-			svcs: []*corev1.Service{clustersetSvc("app", "web", " east, east ,,north ", port(80, 49000))},
-			want: []gateway.Route{{Port: 49000, Namespace: "app", Destinations: dests("app", "web", 80, "east", "north")}},
+			svcs: []*corev1.Service{clustersetSvc("app", "web", " east, east ,,north ", port(80, 32000))},
+			want: []gateway.Route{{Port: 32000, Namespace: "app", Destinations: dests("app", "web", 80, "east", "north")}},
 		},
 		{
 			name:     "a cluster without a Link is skipped and reported",
-			svcs:     []*corev1.Service{clustersetSvc("app", "web", "east,west,north", port(80, 49000))},
-			want:     []gateway.Route{{Port: 49000, Namespace: "app", Destinations: dests("app", "web", 80, "east", "north")}},
+			svcs:     []*corev1.Service{clustersetSvc("app", "web", "east,west,north", port(80, 32000))},
+			want:     []gateway.Route{{Port: 32000, Namespace: "app", Destinations: dests("app", "web", 80, "east", "north")}},
 			problems: []string{"clusterset app/web-clusterset: cluster west has no Link; skipped"},
 		},
 		{
 			name:     "no linked cluster: no route",
-			svcs:     []*corev1.Service{clustersetSvc("app", "web", "west", port(80, 49000)), clustersetSvc("app", "api", "", port(80, 49001))},
+			svcs:     []*corev1.Service{clustersetSvc("app", "web", "west", port(80, 32000)), clustersetSvc("app", "api", "", port(80, 32001))},
 			problems: []string{"app/api-clusterset: no linked cluster", "cluster west has no Link", "app/web-clusterset: no linked cluster"},
 		},
 		{
 			name: "mirrors and clusterset services route side by side",
 			svcs: []*corev1.Service{
-				mirrorSvc("app", "web-east", "east", "east", "web", port(80, 41000)),
-				clustersetSvc("app", "web", "east,north", port(80, 49000)),
+				mirrorSvc("app", "web-east", "east", "east", "web", port(80, 11000)),
+				clustersetSvc("app", "web", "east,north", port(80, 32000)),
 			},
 			want: []gateway.Route{
-				{Port: 41000, Namespace: "app", Destinations: dests("app", "web", 80, "east")},
-				{Port: 49000, Namespace: "app", Destinations: dests("app", "web", 80, "east", "north")},
+				{Port: 11000, Namespace: "app", Destinations: dests("app", "web", 80, "east")},
+				{Port: 32000, Namespace: "app", Destinations: dests("app", "web", 80, "east", "north")},
 			},
 		},
 		{
@@ -436,14 +436,14 @@ func TestClustersetRoutes(t *testing.T) {
 			// endpoints: each cluster weighs its claimed mirror's count.
 			name: "clusters weigh their mirrors' ready endpoints",
 			svcs: []*corev1.Service{
-				ready(mirrorSvc("app", "web-east", "east", "east", "web", port(80, 41000)), "1"),
-				ready(mirrorSvc("app", "web-north", "to-north", "north", "web", port(80, 41001)), "3"),
-				clustersetSvc("app", "web", "east,north", port(80, 49000)),
+				ready(mirrorSvc("app", "web-east", "east", "east", "web", port(80, 11000)), "1"),
+				ready(mirrorSvc("app", "web-north", "to-north", "north", "web", port(80, 11001)), "3"),
+				clustersetSvc("app", "web", "east,north", port(80, 32000)),
 			},
 			want: []gateway.Route{
-				{Port: 41000, Namespace: "app", Destinations: dests("app", "web", 80, "east")},
-				{Port: 41001, Namespace: "app", Destinations: dests("app", "web", 80, "north")},
-				{Port: 49000, Namespace: "app", Destinations: weighted(dests("app", "web", 80, "east", "north"), 1, 3)},
+				{Port: 11000, Namespace: "app", Destinations: dests("app", "web", 80, "east")},
+				{Port: 11001, Namespace: "app", Destinations: dests("app", "web", 80, "north")},
+				{Port: 32000, Namespace: "app", Destinations: weighted(dests("app", "web", 80, "east", "north"), 1, 3)},
 			},
 		},
 		{
@@ -451,13 +451,13 @@ func TestClustersetRoutes(t *testing.T) {
 			// clusters, reached directly, weighted by its own endpoints.
 			name: "the local cluster, listed and exporting, is a local destination",
 			svcs: []*corev1.Service{
-				ready(mirrorSvc("app", "web-east", "east", "east", "web", port(80, 41000)), "1"),
-				clustersetSvc("app", "web", "east,west", port(80, 49000)),
+				ready(mirrorSvc("app", "web-east", "east", "east", "web", port(80, 11000)), "1"),
+				clustersetSvc("app", "web", "east,west", port(80, 32000)),
 			},
 			local: localExports("west", exports.Export{Key: exports.Key{Namespace: "app", Name: "web"}, ReadyEndpoints: 2, Ports: []exports.Port{{Protocol: "TCP", Port: 80}}}),
 			want: []gateway.Route{
-				{Port: 41000, Namespace: "app", Destinations: dests("app", "web", 80, "east")},
-				{Port: 49000, Namespace: "app", Destinations: func() []gateway.Destination {
+				{Port: 11000, Namespace: "app", Destinations: dests("app", "web", 80, "east")},
+				{Port: 32000, Namespace: "app", Destinations: func() []gateway.Destination {
 					ds := weighted(dests("app", "web", 80, "east", "west"), 1, 2)
 					ds[1].Local = true
 					return ds
@@ -470,15 +470,15 @@ func TestClustersetRoutes(t *testing.T) {
 			// the affinity's tiers order the clusters.
 			name: "the steering policy sets weights and tiers",
 			svcs: []*corev1.Service{
-				ready(mirrorSvc("app", "web-east", "east", "east", "web", port(80, 41000)), "1"),
-				ready(mirrorSvc("app", "web-north", "to-north", "north", "web", port(80, 41001)), "3"),
-				steered(clustersetSvc("app", "web", "east,north,west", port(80, 49000)), "route=TCPRoute/app/split weights=east:90,west:10 tiers=west"),
+				ready(mirrorSvc("app", "web-east", "east", "east", "web", port(80, 11000)), "1"),
+				ready(mirrorSvc("app", "web-north", "to-north", "north", "web", port(80, 11001)), "3"),
+				steered(clustersetSvc("app", "web", "east,north,west", port(80, 32000)), "route=TCPRoute/app/split weights=east:90,west:10 tiers=west"),
 			},
 			local: localExports("west", exports.Export{Key: exports.Key{Namespace: "app", Name: "web"}, ReadyEndpoints: 2, Ports: []exports.Port{{Protocol: "TCP", Port: 80}}}),
 			want: []gateway.Route{
-				{Port: 41000, Namespace: "app", Destinations: dests("app", "web", 80, "east")},
-				{Port: 41001, Namespace: "app", Destinations: dests("app", "web", 80, "north")},
-				{Port: 49000, Namespace: "app", Destinations: func() []gateway.Destination {
+				{Port: 11000, Namespace: "app", Destinations: dests("app", "web", 80, "east")},
+				{Port: 11001, Namespace: "app", Destinations: dests("app", "web", 80, "north")},
+				{Port: 32000, Namespace: "app", Destinations: func() []gateway.Destination {
 					ds := weighted(dests("app", "web", 80, "east", "west"), 90, 10)
 					ds[0].Tier, ds[1].Local = 1, true
 					return ds
@@ -490,36 +490,36 @@ func TestClustersetRoutes(t *testing.T) {
 			// not parse is reported and the default split applies.
 			name: "a policy that does not parse leaves the default split",
 			svcs: []*corev1.Service{
-				ready(mirrorSvc("app", "web-east", "east", "east", "web", port(80, 41000)), "1"),
-				ready(mirrorSvc("app", "web-north", "to-north", "north", "web", port(80, 41001)), "3"),
-				steered(clustersetSvc("app", "web", "east,north", port(80, 49000)), "weights=east:-5"),
+				ready(mirrorSvc("app", "web-east", "east", "east", "web", port(80, 11000)), "1"),
+				ready(mirrorSvc("app", "web-north", "to-north", "north", "web", port(80, 11001)), "3"),
+				steered(clustersetSvc("app", "web", "east,north", port(80, 32000)), "weights=east:-5"),
 			},
 			want: []gateway.Route{
-				{Port: 41000, Namespace: "app", Destinations: dests("app", "web", 80, "east")},
-				{Port: 41001, Namespace: "app", Destinations: dests("app", "web", 80, "north")},
-				{Port: 49000, Namespace: "app", Destinations: weighted(dests("app", "web", 80, "east", "north"), 1, 3)},
+				{Port: 11000, Namespace: "app", Destinations: dests("app", "web", 80, "east")},
+				{Port: 11001, Namespace: "app", Destinations: dests("app", "web", 80, "north")},
+				{Port: 32000, Namespace: "app", Destinations: weighted(dests("app", "web", 80, "east", "north"), 1, 3)},
 			},
 			problems: []string{"clusterset app/web-clusterset: ferry.dev/steering: steering policy: weight \"east:-5\""},
 		},
 		{
 			name: "a policy that weighs every reachable cluster 0 routes nothing",
 			svcs: []*corev1.Service{
-				ready(mirrorSvc("app", "web-east", "east", "east", "web", port(80, 41000)), "1"),
-				steered(clustersetSvc("app", "web", "east", port(80, 49000)), "route=TCPRoute/app/x weights=north:5"),
+				ready(mirrorSvc("app", "web-east", "east", "east", "web", port(80, 11000)), "1"),
+				steered(clustersetSvc("app", "web", "east", port(80, 32000)), "route=TCPRoute/app/x weights=north:5"),
 			},
-			want:     []gateway.Route{{Port: 41000, Namespace: "app", Destinations: dests("app", "web", 80, "east")}},
+			want:     []gateway.Route{{Port: 11000, Namespace: "app", Destinations: dests("app", "web", 80, "east")}},
 			problems: []string{"clusterset app/web-clusterset: its route weighs every cluster it can reach 0"},
 		},
 		{
 			name: "the local cluster listed but not exporting is skipped",
 			svcs: []*corev1.Service{
-				ready(mirrorSvc("app", "web-east", "east", "east", "web", port(80, 41000)), "1"),
-				clustersetSvc("app", "web", "east,west", port(80, 49000)),
+				ready(mirrorSvc("app", "web-east", "east", "east", "web", port(80, 11000)), "1"),
+				clustersetSvc("app", "web", "east,west", port(80, 32000)),
 			},
 			local: localExports("west"),
 			want: []gateway.Route{
-				{Port: 41000, Namespace: "app", Destinations: dests("app", "web", 80, "east")},
-				{Port: 49000, Namespace: "app", Destinations: weighted(dests("app", "web", 80, "east"), 1)},
+				{Port: 11000, Namespace: "app", Destinations: dests("app", "web", 80, "east")},
+				{Port: 32000, Namespace: "app", Destinations: weighted(dests("app", "web", 80, "east"), 1)},
 			},
 			problems: []string{"clusterset app/web-clusterset: lists this cluster, which does not export web; skipped"},
 		},
@@ -529,72 +529,72 @@ func TestClustersetRoutes(t *testing.T) {
 			// real mirror) and shares evenly with the rest.
 			name: "an unclaimed mirror's count weighs nothing",
 			svcs: []*corev1.Service{
-				ready(mirrorSvc("app", "web-east", "east", "east", "web", port(80, 41000)), "0"),
-				forged(ready(mirrorSvc("app", "web-north", "to-north", "north", "web", port(80, 41001)), "1000")),
-				clustersetSvc("app", "web", "east,north", port(80, 49000)),
+				ready(mirrorSvc("app", "web-east", "east", "east", "web", port(80, 11000)), "0"),
+				forged(ready(mirrorSvc("app", "web-north", "to-north", "north", "web", port(80, 11001)), "1000")),
+				clustersetSvc("app", "web", "east,north", port(80, 32000)),
 			},
 			want: []gateway.Route{
-				{Port: 41000, Namespace: "app", Destinations: dests("app", "web", 80, "east")},
-				{Port: 49000, Namespace: "app", Destinations: dests("app", "web", 80, "east", "north")},
+				{Port: 11000, Namespace: "app", Destinations: dests("app", "web", 80, "east")},
+				{Port: 32000, Namespace: "app", Destinations: dests("app", "web", 80, "east", "north")},
 			},
-			problems: []string{"mirror app/web-north port 80: egress port 41001 is not claimed for it"},
+			problems: []string{"mirror app/web-north port 80: egress port 11001 is not claimed for it"},
 		},
 		{
 			name: "ports outside the clusterset range are never opened, mirror range included",
-			svcs: []*corev1.Service{clustersetSvc("app", "web", "east", port(80, 41000), port(81, 4143),
+			svcs: []*corev1.Service{clustersetSvc("app", "web", "east", port(80, 11000), port(81, 4143),
 				corev1.ServicePort{Port: 82, TargetPort: intstr.FromString("http")},
-				corev1.ServicePort{Port: 53, TargetPort: intstr.FromInt32(49005), Protocol: corev1.ProtocolUDP})},
-			problems: []string{`port 80: targetPort "41000" is not an egress port in 49000-49999`, `port 81: targetPort "4143"`, `port 82: targetPort "http"`, `port 53: targetPort "49005"`},
+				corev1.ServicePort{Port: 53, TargetPort: intstr.FromInt32(32005), Protocol: corev1.ProtocolUDP})},
+			problems: []string{`port 80: targetPort "11000" is not an egress port in 32000-53999`, `port 81: targetPort "4143"`, `port 82: targetPort "http"`, `port 53: targetPort "32005"`},
 		},
 		{
 			name: "a mirror cannot use a clusterset port",
 			svcs: []*corev1.Service{
-				clustersetSvc("app", "web", "east", port(80, 49000)),
-				mirrorSvc("app", "web-east", "east", "east", "web", port(80, 49000)),
+				clustersetSvc("app", "web", "east", port(80, 32000)),
+				mirrorSvc("app", "web-east", "east", "east", "web", port(80, 32000)),
 			},
-			want:     []gateway.Route{{Port: 49000, Namespace: "app", Destinations: dests("app", "web", 80, "east")}},
-			problems: []string{`mirror app/web-east port 80: targetPort "49000" is not an egress port in 41000-48999`},
+			want:     []gateway.Route{{Port: 32000, Namespace: "app", Destinations: dests("app", "web", 80, "east")}},
+			problems: []string{`mirror app/web-east port 80: targetPort "32000" is not an egress port in 10000-31999`},
 		},
 		{
 			name: "a forged clusterset service cannot take a claimed one's port",
 			svcs: []*corev1.Service{
 				// The tenant's namespace really imports evil from east.
-				mirrorSvc("aaa", "evil-east", "east", "east", "evil", port(80, 41000)),
-				forged(aged(clustersetSvc("aaa", "evil", "east", port(80, 49000)), 5*time.Hour)),
-				aged(clustersetSvc("prod", "db", "east,north", port(5432, 49000)), 2*time.Hour),
+				mirrorSvc("aaa", "evil-east", "east", "east", "evil", port(80, 11000)),
+				forged(aged(clustersetSvc("aaa", "evil", "east", port(80, 32000)), 5*time.Hour)),
+				aged(clustersetSvc("prod", "db", "east,north", port(5432, 32000)), 2*time.Hour),
 			},
 			want: []gateway.Route{
-				{Port: 41000, Namespace: "aaa", Destinations: dests("aaa", "evil", 80, "east")},
-				{Port: 49000, Namespace: "prod", Destinations: dests("prod", "db", 5432, "east", "north")},
+				{Port: 11000, Namespace: "aaa", Destinations: dests("aaa", "evil", 80, "east")},
+				{Port: 32000, Namespace: "prod", Destinations: dests("prod", "db", 5432, "east", "north")},
 			},
-			problems: []string{"clusterset aaa/evil-clusterset port 80: egress port 49000 is not claimed for it"},
+			problems: []string{"clusterset aaa/evil-clusterset port 80: egress port 32000 is not claimed for it"},
 		},
 		{
 			// The cluster list is an annotation anyone may write: it can
 			// name only clusters whose Link imports the service.
 			name: "a listed cluster without a claimed mirror of the service is skipped",
 			svcs: func() []*corev1.Service {
-				cs := clustersetSvc("app", "web", "east,north", port(80, 49000))
+				cs := clustersetSvc("app", "web", "east,north", port(80, 32000))
 				cs.Annotations["test/unvouched"] = "north"
 				return []*corev1.Service{cs}
 			}(),
-			want:     []gateway.Route{{Port: 49000, Namespace: "app", Destinations: dests("app", "web", 80, "east")}},
+			want:     []gateway.Route{{Port: 32000, Namespace: "app", Destinations: dests("app", "web", 80, "east")}},
 			problems: []string{"clusterset app/web-clusterset: cluster north has no claimed mirror of web; skipped"},
 		},
 		{
 			name: "broken contract refused",
 			svcs: func() []*corev1.Service {
-				noAnno := clustersetSvc("a", "web", "east", port(80, 49000))
+				noAnno := clustersetSvc("a", "web", "east", port(80, 32000))
 				delete(noAnno.Annotations, contract.AnnotationRemoteService)
-				mismatch := clustersetSvc("b", "web", "east", port(80, 49001))
+				mismatch := clustersetSvc("b", "web", "east", port(80, 32001))
 				mismatch.Annotations[contract.AnnotationRemoteService] = "other"
-				misnamed := clustersetSvc("c", "web", "east", port(80, 49002))
+				misnamed := clustersetSvc("c", "web", "east", port(80, 32002))
 				misnamed.Name = "web"
-				both := clustersetSvc("d", "web", "east", port(80, 49003))
+				both := clustersetSvc("d", "web", "east", port(80, 32003))
 				both.Labels[contract.LabelLink], both.Labels[contract.LabelSourceCluster] = "east", "east"
-				empty := clustersetSvc("e", "web", "east", port(80, 49004))
+				empty := clustersetSvc("e", "web", "east", port(80, 32004))
 				empty.Labels[contract.LabelClusterset] = ""
-				bad := clustersetSvc("f", "Bad_Name", "east", port(80, 49005))
+				bad := clustersetSvc("f", "Bad_Name", "east", port(80, 32005))
 				bad.Name = contract.ClustersetName("Bad_Name")
 				return []*corev1.Service{noAnno, mismatch, misnamed, both, empty, bad}
 			}(),

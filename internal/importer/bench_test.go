@@ -35,10 +35,6 @@ import (
 //
 // docs/benchmarks.md ("Importer") has the figures.
 
-func withPorts(r contract.Range) harnessOption { return func(o *importer.Options) { o.Ports = r } }
-
-// wideRange holds 10k exports; the default range holds 8000 ports.
-var wideRange = contract.Range{Min: 20000, Max: 39999}
 
 func BenchmarkInitialImport1k(b *testing.B)  { benchInitialImport(b, 1000) }
 func BenchmarkInitialImport10k(b *testing.B) { benchInitialImport(b, 10000) }
@@ -51,7 +47,7 @@ func benchInitialImport(b *testing.B, n int) {
 		b.Fatal(err)
 	}
 	feed := newFakeFeed(manyExports(ns, n)...)
-	h := startImporter(b, map[string]*fakeFeed{"east-gw:4143": feed}, &fakeProber{}, withPorts(wideRange))
+	h := startImporter(b, map[string]*fakeFeed{"east-gw:4143": feed}, &fakeProber{})
 	var total time.Duration
 	for i := 0; b.Loop(); i++ {
 		link := fmt.Sprintf("import-%d-%d", n, i)
@@ -98,7 +94,7 @@ func benchChangeLatency(b *testing.B, n int) {
 		b.Fatal(err)
 	}
 	feed := newFakeFeed(manyExports(ns, n)...)
-	h := startImporter(b, map[string]*fakeFeed{"east-gw:4143": feed}, &fakeProber{}, withPorts(wideRange))
+	h := startImporter(b, map[string]*fakeFeed{"east-gw:4143": feed}, &fakeProber{})
 	createLink(b, newLink("latency", "east-gw:4143"))
 	b.Cleanup(func() { deleteLinkWithin(b, "latency", 10*time.Minute) })
 	waitImported(b, "latency", int32(n))

@@ -35,7 +35,7 @@ func goldenCases(t testing.TB) []goldenCase {
 			o.GatewayImage = "example.com/gw:custom"
 		}},
 		{"mesh-domain", func(o *Options) { *o = optionsFor(t, "corp.example", "east"); o.MeshDomain = "corp.example" }},
-		{"egress-ports", func(o *Options) { o.EgressPorts = "50000-50999" }},
+		{"egress-ports", func(o *Options) { o.EgressPorts = "56000-56999" }},
 		{"west", func(o *Options) { *o = optionsFor(t, "ferry.local", "west") }},
 	}
 }

@@ -77,7 +77,7 @@ func TestGatewayNetworkPolicy(t *testing.T) {
 	for _, c := range []struct {
 		ports    string
 		min, max int32
-	}{{"", 41000, 48999}, {"50000-50999", 50000, 50999}} {
+	}{{"", 10000, 31999}, {"56000-56999", 56000, 56999}} {
 		o := testOptions(t)
 		o.EgressPorts = c.ports
 		objs, err := Render(o)

@@ -150,6 +150,13 @@ func gatewayDeployment(s spec) *appsv1.Deployment {
 			MaxSurge:       ptr.To(intstr.FromInt32(1)),
 		},
 	}
+	// The egress and clusterset ranges are the gateway's listeners; the
+	// kernel must not hand those ports to its outbound connections (a
+	// safe sysctl since Kubernetes 1.27: no node allowlist needed).
+	d.Spec.Template.Spec.SecurityContext.Sysctls = []corev1.Sysctl{{
+		Name:  "net.ipv4.ip_local_reserved_ports",
+		Value: contract.ReservedPortsSysctl(s.egressPorts, contract.DefaultClustersetRange().String()),
+	}}
 	return d
 }
 

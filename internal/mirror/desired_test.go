@@ -50,10 +50,10 @@ func TestDesiredMirrorObjects(t *testing.T) {
 	for _, p := range svc.Spec.Ports {
 		got = append(got, fmt.Sprintf("%s %s %d->%s", p.Name, p.Protocol, p.Port, p.TargetPort.String()))
 	}
-	if want := []string{"p80 TCP 80->41000", "p443 TCP 443->41001"}; !slices.Equal(got, want) {
+	if want := []string{"p80 TCP 80->10000", "p443 TCP 443->10001"}; !slices.Equal(got, want) {
 		t.Errorf("ports %v, want %v", got, want)
 	}
-	if st.Ports[PortKey{"shop", "cart-east", 443}] != 41001 {
+	if st.Ports[PortKey{"shop", "cart-east", 443}] != 10001 {
 		t.Errorf("Ports %v", st.Ports)
 	}
 
@@ -73,7 +73,7 @@ func TestDesiredMirrorObjects(t *testing.T) {
 	if !slices.Equal(addrs, []string{"10.0.0.1", "10.0.0.2"}) || !slices.Equal(readyOf(sl), []bool{true, true}) {
 		t.Errorf("endpoints %v ready %v: want the gateway pods, sorted, ready", addrs, readyOf(sl))
 	}
-	if len(sl.Ports) != 2 || *sl.Ports[0].Name != "p80" || *sl.Ports[0].Port != 41000 || *sl.Ports[1].Port != 41001 || *sl.Ports[1].AppProtocol != "https" {
+	if len(sl.Ports) != 2 || *sl.Ports[0].Name != "p80" || *sl.Ports[0].Port != 10000 || *sl.Ports[1].Port != 10001 || *sl.Ports[1].AppProtocol != "https" {
 		t.Errorf("slice ports %+v: want the egress ports under the Service port names", sl.Ports)
 	}
 }
@@ -189,33 +189,33 @@ func TestDesiredFiltersAndProblems(t *testing.T) {
 
 func TestDesiredPortsStableAndExhausted(t *testing.T) {
 	st := Desired(input(export("ns", "b", 80), export("ns", "a", 80)))
-	if st.Ports[PortKey{"ns", "a-east", 80}] != 41000 || st.Ports[PortKey{"ns", "b-east", 80}] != 41001 {
+	if st.Ports[PortKey{"ns", "a-east", 80}] != 10000 || st.Ports[PortKey{"ns", "b-east", 80}] != 10001 {
 		t.Fatalf("fresh allocation in key order: %v", st.Ports)
 	}
-	// Unexporting a and exporting c in one reconcile: b keeps 41001 because
-	// it reads it back, and c must not get a's 41000 while a's mirror still
+	// Unexporting a and exporting c in one reconcile: b keeps 10001 because
+	// it reads it back, and c must not get a's 10000 while a's mirror still
 	// exists. Its delete runs beside c's create, and a finalizer can keep it
 	// for good: c's clients would reach a (issue 11, findings 1 and 2a).
 	in := input(export("ns", "b", 80), export("ns", "c", 80))
 	in.Owned = applied(st)
 	st2 := Desired(in)
-	if st2.Ports[PortKey{"ns", "b-east", 80}] != 41001 || st2.Ports[PortKey{"ns", "c-east", 80}] != 41002 {
-		t.Errorf("b must keep 41001 and c take a fresh port while a still holds 41000: %v", st2.Ports)
+	if st2.Ports[PortKey{"ns", "b-east", 80}] != 10001 || st2.Ports[PortKey{"ns", "c-east", 80}] != 10002 {
+		t.Errorf("b must keep 10001 and c take a fresh port while a still holds 10000: %v", st2.Ports)
 	}
 	// Once a's mirror is gone, its port is free again; c keeps what it got.
 	gone := applied(st2)
 	in.Owned = gone
-	if st3 := Desired(in); st3.Ports[PortKey{"ns", "c-east", 80}] != 41002 {
+	if st3 := Desired(in); st3.Ports[PortKey{"ns", "c-east", 80}] != 10002 {
 		t.Errorf("c must keep its port: %v", st3.Ports)
 	}
 	d := input(export("ns", "d", 80))
 	d.Owned = Objects{}
-	if st4 := Desired(d); st4.Ports[PortKey{"ns", "d-east", 80}] != 41000 {
-		t.Errorf("with a gone, 41000 is free: %v", st4.Ports)
+	if st4 := Desired(d); st4.Ports[PortKey{"ns", "d-east", 80}] != 10000 {
+		t.Errorf("with a gone, 10000 is free: %v", st4.Ports)
 	}
 
 	small := input(export("ns", "a", 80), export("ns", "b", 80, 81))
-	small.Ports = contract.Range{Min: 41000, Max: 41001}
+	small.Ports = contract.Range{Min: 10000, Max: 10001}
 	st5 := Desired(small)
 	if st5.Imported != 1 || len(st5.Problems) != 1 || st5.Problems[0].Reason != PortsExhausted || st5.Problems[0].Export.Name != "b" {
 		t.Errorf("a fits, b (2 ports) cannot: imported %d problems %v", st5.Imported, st5.Problems)

@@ -15,8 +15,8 @@ func TestAllocate(t *testing.T) {
 	a := PortKey{"ns", "a", 80}
 	b := PortKey{"ns", "b", 80}
 	c := PortKey{"ns", "c", 80}
-	r := contract.Range{Min: 100 + 41000, Max: 103 + 41000}
-	p := func(n int32) int32 { return 41000 + n }
+	r := contract.Range{Min: 100 + 10000, Max: 103 + 10000}
+	p := func(n int32) int32 { return 10000 + n }
 	cases := []struct {
 		name      string
 		taken     map[int32]PortKey
@@ -96,7 +96,7 @@ func TestForgedMirrorPortsAreNotHandedOut(t *testing.T) {
 			t.Fatalf("payments/api got egress port %d, which the forged tenant/bait-east still holds", got)
 		}
 	}
-	if got != 41004 {
-		t.Errorf("payments/api got %d, want the first port after the forged ones (41004)", got)
+	if got != 10004 {
+		t.Errorf("payments/api got %d, want the first port after the forged ones (10004)", got)
 	}
 }
