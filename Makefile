@@ -14,7 +14,7 @@ FUZZTIME ?= 60s
 
 BINARIES := ferry ferry-controller ferry-gateway
 
-.PHONY: all build tools test unit lint fmt vet staticcheck golangci fuzz demo sandbox conformance bench clean deps generate proto bench-peer chart
+.PHONY: all build tools test unit lint fmt vet staticcheck golangci fuzz demo sandbox conformance bench clean deps generate proto bench-peer bench-scale chart
 
 all: build
 
@@ -86,6 +86,10 @@ bench: tools
 ## bench-peer: Ferry's gateway pair against an HAProxy pair, same run, with ratios
 bench-peer: deps
 	$(GO) run ./hack/bench $(BENCH_PEER_FLAGS)
+
+## bench-scale: the real daemons at N exports and M feed importers (root; BENCH_SCALE_FLAGS="-n 10000")
+bench-scale: deps
+	$(GO) run ./hack/benchscale $(BENCH_SCALE_FLAGS)
 
 clean:
 	rm -rf bin

@@ -79,6 +79,7 @@ func (c *Cluster) install(ctx context.Context) error {
 	c.rendered, err = install.Render(install.Options{
 		ClusterName: c.Name, MeshDomain: c.sb.Mesh,
 		IssuerCertPEM: certPEM, IssuerKeyPEM: keyPEM, TrustBundlePEM: bundle,
+		EgressPorts: c.sb.egressPorts,
 	})
 	if err != nil {
 		return fmt.Errorf("render: %w", err)
@@ -248,7 +249,8 @@ func (c *Cluster) startDaemon(deployment, sa string) (*testenv.Process, error) {
 		// rule against a real API server. Later flags win.
 		argv = append(argv, "--egress-callers=audit")
 	}
-	return c.sb.Env.StartProcess(c.Name+"-"+deployment, argv, []string{"POD_IP=" + c.GatewayPodIP()})
+	env := append([]string{"POD_IP=" + c.GatewayPodIP()}, c.sb.daemonEnv...)
+	return c.sb.Env.StartProcess(c.Name+"-"+deployment, argv, env)
 }
 
 // WaitReady waits until both daemons answer /ready.

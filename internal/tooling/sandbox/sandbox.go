@@ -37,6 +37,15 @@ type Options struct {
 	// StatefulSets get pods that turn Running, and Services get
 	// EndpointSlices, as a conformance suite expects of a real cluster.
 	Workloads bool
+	// EgressPorts, "FIRST-LAST", is the egress port range `ferry install`
+	// renders (install.Options.EgressPorts); empty keeps the install's
+	// default. A scale run whose mirrors need more ports than the default
+	// holds widens it here, as an operator would with --egress-ports.
+	EgressPorts string
+	// DaemonEnv is added to ferry-controller's and ferry-gateway's
+	// environment, e.g. GODEBUG=gctrace=1 for a harness that reads their
+	// heap after each GC from the logs; nil adds nothing.
+	DaemonEnv []string
 }
 
 // Sandbox is a running set of clusters with Ferry installed in each.
@@ -47,8 +56,10 @@ type Sandbox struct {
 	Root     *identity.CA
 	Clusters []*Cluster
 
-	bins string
-	logf func(string, ...any)
+	bins        string
+	egressPorts string
+	daemonEnv   []string
+	logf        func(string, ...any)
 }
 
 // Start builds everything and returns when every cluster's controller and
@@ -64,7 +75,7 @@ func Start(ctx context.Context, o Options) (*Sandbox, error) {
 	if logf == nil {
 		logf = func(string, ...any) {}
 	}
-	sb := &Sandbox{Mesh: o.MeshDomain, logf: logf}
+	sb := &Sandbox{Mesh: o.MeshDomain, egressPorts: o.EgressPorts, daemonEnv: o.DaemonEnv, logf: logf}
 	if err := sb.start(ctx, o); err != nil {
 		sb.Stop()
 		return nil, err

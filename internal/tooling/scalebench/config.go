@@ -1,0 +1,97 @@
+package scalebench
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"ferry.dev/ferry/internal/contract"
+	"ferry.dev/ferry/internal/importer"
+)
+
+// Config sizes a run. Zero fields take DefaultConfig's values.
+type Config struct {
+	// Exports is N: exported Services on the exporter.
+	Exports int
+	// Ports is the TCP ports per exported Service: each takes one egress
+	// port on the importer.
+	Ports int
+	// Importers is M, the feed clients of the fan-out measurement.
+	Importers int
+	// Changes is K, the changes timed in each change measurement.
+	Changes int
+	// Idle is the window the importer's idle API writes are counted over.
+	Idle time.Duration
+	// Concurrency is the harness's writes in flight, for the exports and
+	// for the API floor: the controller's own (importer.DefaultWriteConcurrency),
+	// so the floor is what the controller's write path could at best do.
+	Concurrency int
+	// EgressPorts is the install's egress range. Empty takes the install's
+	// default when Exports×Ports fits in it, and a wider range otherwise
+	// (Report.EgressPorts says which).
+	EgressPorts string
+	// Timeout bounds the whole run.
+	Timeout time.Duration
+	// Progress, if set, gets one line per step.
+	Progress io.Writer
+}
+
+// DefaultConfig is `go run ./hack/benchscale` with no flags.
+func DefaultConfig() Config {
+	return Config{
+		Exports: 1000, Ports: 1, Importers: 50, Changes: 100, Idle: 60 * time.Second,
+		Concurrency: importer.DefaultWriteConcurrency, Timeout: 60 * time.Minute,
+	}
+}
+
+func (c *Config) defaults() error {
+	d := DefaultConfig()
+	if c.Exports == 0 {
+		c.Exports = d.Exports
+	}
+	if c.Ports == 0 {
+		c.Ports = d.Ports
+	}
+	if c.Importers == 0 {
+		c.Importers = d.Importers
+	}
+	if c.Changes == 0 {
+		c.Changes = d.Changes
+	}
+	if c.Idle == 0 {
+		c.Idle = d.Idle
+	}
+	if c.Concurrency == 0 {
+		c.Concurrency = d.Concurrency
+	}
+	if c.Timeout == 0 {
+		c.Timeout = d.Timeout
+	}
+	switch {
+	case c.Exports < 1 || c.Exports > 100000:
+		return fmt.Errorf("scalebench: exports %d: want 1..100000", c.Exports)
+	case c.Ports < 1 || c.Ports > 8:
+		return fmt.Errorf("scalebench: ports %d: want 1..8", c.Ports)
+	case c.Importers < 1 || c.Importers > 200:
+		// The feed server admits 256 subscribers by default.
+		return fmt.Errorf("scalebench: importers %d: want 1..200", c.Importers)
+	case c.Changes < 1 || c.Changes > 10000:
+		return fmt.Errorf("scalebench: changes %d: want 1..10000", c.Changes)
+	case c.Idle < time.Second:
+		return errors.New("scalebench: idle window below 1s")
+	}
+	need := int64(c.Exports) * int64(c.Ports)
+	r := contract.DefaultEgressRange()
+	if c.EgressPorts != "" {
+		var err error
+		if r, err = contract.ParseRange(c.EgressPorts); err != nil {
+			return fmt.Errorf("scalebench: %w", err)
+		}
+	}
+	if have := int64(r.Max - r.Min + 1); need > have {
+		return fmt.Errorf("scalebench: %d exports × %d ports need %d egress ports; range %s holds %d (set -egress-ports, clear of the clusterset range %s)",
+			c.Exports, c.Ports, need, r, have, contract.DefaultClustersetRange())
+	}
+	return nil
+}

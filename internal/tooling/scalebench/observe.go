@@ -1,0 +1,176 @@
+package scalebench
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/cache"
+
+	"ferry.dev/ferry/internal/contract"
+)
+
+// observer watches one namespace of the importer's API server with
+// informers, as any client of the mirrors would, and records when objects
+// first appear and when a mirror Service first carries each RevLabel value.
+// Times are taken in the event handlers, so they include the watch's own
+// delivery: what a consumer of the mirrors would see.
+type observer struct {
+	mu       sync.Mutex
+	services map[string]struct{}
+	slices   map[string]struct{}
+	// revs: remote Service name → RevLabel value → first seen.
+	revs map[string]map[string]time.Time
+	// last is when the newest object was first seen.
+	last time.Time
+	// wake is closed and replaced on every recorded event, so waiters
+	// re-check without polling.
+	wake chan struct{}
+	stop chan struct{}
+}
+
+// watchNamespace starts informers on namespace's Services and
+// EndpointSlices that match selector, and returns once they have synced.
+func watchNamespace(ctx context.Context, kube kubernetes.Interface, namespace, selector string) (*observer, error) {
+	o := &observer{
+		services: map[string]struct{}{}, slices: map[string]struct{}{},
+		revs: map[string]map[string]time.Time{}, wake: make(chan struct{}), stop: make(chan struct{}),
+	}
+	f := informers.NewSharedInformerFactoryWithOptions(kube, 0, informers.WithNamespace(namespace),
+		informers.WithTweakListOptions(func(lo *metav1.ListOptions) { lo.LabelSelector = selector }))
+	svc := f.Core().V1().Services().Informer()
+	sl := f.Discovery().V1().EndpointSlices().Informer()
+	if _, err := svc.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(obj any) { o.service(obj) },
+		UpdateFunc: func(_, obj any) { o.service(obj) },
+	}); err != nil {
+		return nil, fmt.Errorf("watch services: %w", err)
+	}
+	if _, err := sl.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc: func(obj any) { o.slice(obj) },
+	}); err != nil {
+		return nil, fmt.Errorf("watch endpointslices: %w", err)
+	}
+	f.Start(o.stop)
+	if !cache.WaitForCacheSync(ctx.Done(), svc.HasSynced, sl.HasSynced) {
+		o.Stop()
+		return nil, fmt.Errorf("watch %s: informers did not sync: %w", namespace, ctx.Err())
+	}
+	return o, nil
+}
+
+// Stop ends the informers.
+func (o *observer) Stop() {
+	select {
+	case <-o.stop:
+	default:
+		close(o.stop)
+	}
+}
+
+func (o *observer) service(obj any) {
+	s, ok := obj.(*corev1.Service)
+	if !ok {
+		return
+	}
+	now := time.Now()
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if _, had := o.services[s.Name]; !had {
+		o.services[s.Name] = struct{}{}
+		o.last = now
+	}
+	remote := s.Annotations[contract.AnnotationRemoteService]
+	if remote == "" {
+		remote = s.Name
+	}
+	if rev, ok := s.Labels[RevLabel]; ok {
+		m := o.revs[remote]
+		if m == nil {
+			m = map[string]time.Time{}
+			o.revs[remote] = m
+		}
+		if _, seen := m[rev]; !seen {
+			m[rev] = now
+		}
+	}
+	o.notify()
+}
+
+func (o *observer) slice(obj any) {
+	s, ok := obj.(*discoveryv1.EndpointSlice)
+	if !ok {
+		return
+	}
+	now := time.Now()
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if _, had := o.slices[s.Name]; !had {
+		o.slices[s.Name] = struct{}{}
+		o.last = now
+	}
+	o.notify()
+}
+
+// notify wakes waiters; o.mu is held.
+func (o *observer) notify() {
+	close(o.wake)
+	o.wake = make(chan struct{})
+}
+
+// counts returns how many Services and EndpointSlices have been seen.
+func (o *observer) counts() (services, slices int) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return len(o.services), len(o.slices)
+}
+
+// waitFor blocks until cond (called with o.mu held) holds, or ctx ends.
+func (o *observer) waitFor(ctx context.Context, cond func() bool) error {
+	for {
+		o.mu.Lock()
+		ok, wake := cond(), o.wake
+		o.mu.Unlock()
+		if ok {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-wake:
+		}
+	}
+}
+
+// waitCounts waits until at least services Services and slices
+// EndpointSlices have been seen, and returns when the last one was.
+func (o *observer) waitCounts(ctx context.Context, services, slices int) (time.Time, error) {
+	var at time.Time
+	err := o.waitFor(ctx, func() bool {
+		at = o.last
+		return len(o.services) >= services && len(o.slices) >= slices
+	})
+	if err != nil {
+		s, sl := o.counts()
+		return time.Time{}, fmt.Errorf("saw %d/%d Services and %d/%d EndpointSlices: %w", s, services, sl, slices, err)
+	}
+	return at, nil
+}
+
+// waitRev waits until the mirror of remote carries rev, and returns when
+// that was first seen.
+func (o *observer) waitRev(ctx context.Context, remote, rev string) (time.Time, error) {
+	var at time.Time
+	err := o.waitFor(ctx, func() bool {
+		t, ok := o.revs[remote][rev]
+		at = t
+		return ok
+	})
+	return at, err
+}
