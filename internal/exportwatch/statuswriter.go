@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"sync"
 	"time"
 
@@ -70,8 +72,22 @@ func (w *StatusWriter) triggerCh() chan struct{} {
 	return w.trigger
 }
 
+// ChangeSource is a SetSource that can also say which keys changed between
+// two of its Sets (the Watcher can). With one, the StatusWriter's pass after
+// a change reads only the ServiceExports of the changed keys.
+type ChangeSource interface {
+	SetSource
+	KeysChangedSince(prev, cur *exports.Set) ([]exports.Key, bool)
+}
+
 // Start syncs on every change until ctx ends. Failed writes are retried at
 // the next change, trigger or resync.
+//
+// A pass after a change of the set syncs only the keys it changed when the
+// Source is a ChangeSource, so one change costs O(keys changed), not
+// O(ServiceExports). The first pass, and every pass after a trigger (peers
+// changed: any key's conflict may have), a resync or an error, syncs every
+// key, as does any pass whose changes the Source no longer knows.
 func (w *StatusWriter) Start(ctx context.Context) error {
 	log := w.logger()
 	resync := w.Resync
@@ -83,37 +99,88 @@ func (w *StatusWriter) Start(ctx context.Context) error {
 	defer tick.Stop()
 	retry := time.NewTimer(0)
 	retry.Stop()
+	var p pass
+	full := true
 	for {
 		set := w.Source.Current()
 		if set.Synced {
-			if n, err := w.Sync(ctx, set); err != nil {
+			if n, err := w.syncPass(ctx, &p, set, full); err != nil {
 				log.Warn("serviceexport status", "err", err, "writes", n)
 				retry.Reset(DefaultRetryInterval)
 			} else if n > 0 {
 				log.Debug("serviceexport status", "writes", n)
 			}
+			full = false
 		}
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-set.Changed():
 		case <-trigger:
+			full = true
 		case <-tick.C:
+			full = true
 		case <-retry.C:
+			full = true
 		}
 	}
+}
+
+// pass is what the StatusWriter carries from one sync to the next.
+type pass struct {
+	// synced is the last Set every key was synced with, nil after an
+	// error: the next pass then syncs every key.
+	synced *exports.Set
+	// behind are keys skipped because the Reader had not caught up with
+	// the set; they are synced again at the next pass.
+	behind []exports.Key
+}
+
+// syncPass syncs set, every key if full, else only what changed since
+// p.synced, and updates p.
+func (w *StatusWriter) syncPass(ctx context.Context, p *pass, set *exports.Set, full bool) (int, error) {
+	var keys []exports.Key
+	incremental := false
+	if cs, ok := w.Source.(ChangeSource); ok && !full && p.synced != nil {
+		keys, incremental = cs.KeysChangedSince(p.synced, set)
+	}
+	if !incremental {
+		keys = slices.Collect(maps.Keys(set.Statuses))
+	} else {
+		keys = append(keys, p.behind...)
+	}
+	n, behind, err := w.syncKeys(ctx, set, keys)
+	p.synced, p.behind = set, behind
+	if err != nil {
+		p.synced, p.behind = nil, nil
+	}
+	return n, err
 }
 
 // Sync makes every ServiceExport's conditions match set and returns how many
 // status writes it made. It keeps going past errors and returns them joined.
 func (w *StatusWriter) Sync(ctx context.Context, set *exports.Set) (int, error) {
+	n, _, err := w.syncKeys(ctx, set, slices.Collect(maps.Keys(set.Statuses)))
+	return n, err
+}
+
+// syncKeys makes the conditions of the ServiceExports of keys match set
+// (keys without a status in set have nothing to report on and are
+// skipped). It returns the writes made and the keys the Reader was behind
+// on.
+func (w *StatusWriter) syncKeys(ctx context.Context, set *exports.Set, keys []exports.Key) (int, []exports.Key, error) {
 	now := time.Now
 	if w.Now != nil {
 		now = w.Now
 	}
 	var errs []error
+	var behind []exports.Key
 	writes := 0
-	for k, st := range set.Statuses {
+	for _, k := range slices.Compact(sortedCopy(keys)) {
+		st, ok := set.Statuses[k]
+		if !ok {
+			continue
+		}
 		se := &mcsv1beta1.ServiceExport{}
 		if err := w.Reader.Get(ctx, client.ObjectKey{Namespace: k.Namespace, Name: k.Name}, se); err != nil {
 			if !apierrors.IsNotFound(err) {
@@ -121,8 +188,17 @@ func (w *StatusWriter) Sync(ctx context.Context, set *exports.Set) (int, error) 
 			}
 			continue
 		}
-		if se.DeletionTimestamp != nil || se.Generation != st.Generation {
-			continue // the set has not caught up with this object yet
+		if se.DeletionTimestamp != nil {
+			continue
+		}
+		if se.Generation != st.Generation {
+			// The set has not caught up with this object yet, or the Reader
+			// not with the set: in the second case a later pass must look
+			// again even if the key does not change.
+			if se.Generation < st.Generation {
+				behind = append(behind, k)
+			}
+			continue
 		}
 		in := ConditionInput{Status: st, LocalCluster: w.LocalCluster}
 		if e, ok := set.Exports[k]; ok {
@@ -149,7 +225,13 @@ func (w *StatusWriter) Sync(ctx context.Context, set *exports.Set) (int, error) 
 		}
 		writes++
 	}
-	return writes, errors.Join(errs...)
+	return writes, behind, errors.Join(errs...)
+}
+
+func sortedCopy(keys []exports.Key) []exports.Key {
+	out := slices.Clone(keys)
+	exports.SortKeys(out)
+	return out
 }
 
 func (w *StatusWriter) logger() *slog.Logger {

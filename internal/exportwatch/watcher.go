@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
 	"sync"
 	"time"
 
@@ -67,6 +66,10 @@ type Watcher struct {
 	exported map[exports.Key]struct{} // keys with a ServiceExport in the cache
 	dirty    map[exports.Key]struct{}
 	kick     chan struct{}
+
+	// changes lists the keys of each recent publish, for KeysChangedSince.
+	// The Watcher must be its Publisher's only publisher.
+	changes changeLog
 }
 
 // Scheme returns a scheme with the types the Watcher reads.
@@ -246,10 +249,8 @@ func (w *Watcher) loop(ctx context.Context) error {
 // whose read fails is marked dirty again and retried later, so no change
 // is ever lost to a transient error.
 func (w *Watcher) recompute(ctx context.Context, keys []exports.Key) {
-	cur := w.Current()
-	var next map[exports.Key]exports.Export
-	var statuses map[exports.Key]exports.Status
-	var hint, failed []exports.Key
+	results := make([]keyResult, 0, len(keys))
+	var failed []exports.Key
 	for _, k := range keys {
 		exp, st, err := w.computeKey(ctx, k)
 		if err != nil {
@@ -257,29 +258,9 @@ func (w *Watcher) recompute(ctx context.Context, keys []exports.Key) {
 			failed = append(failed, k)
 			continue
 		}
-		o, had := cur.Exports[k]
-		os, hadSt := cur.Statuses[k]
-		if had == (exp != nil) && (exp == nil || o.Equal(exp)) && hadSt == (st != nil) && (st == nil || os.Equal(st)) {
-			continue
-		}
-		if next == nil {
-			next, statuses = maps.Clone(cur.Exports), maps.Clone(cur.Statuses)
-		}
-		hint = append(hint, k)
-		if exp != nil {
-			next[k] = *exp
-		} else {
-			delete(next, k)
-		}
-		if st != nil {
-			statuses[k] = *st
-		} else {
-			delete(statuses, k)
-		}
+		results = append(results, keyResult{key: k, export: exp, status: st})
 	}
-	if next != nil && w.Publish(next, statuses, hint) {
-		w.log.Debug("export set changed", "keys", len(hint), "exports", len(next))
-	}
+	w.publish(w.Current(), results)
 	if len(failed) > 0 {
 		time.AfterFunc(w.opts.RetryInterval, func() {
 			for _, k := range failed {
@@ -287,6 +268,23 @@ func (w *Watcher) recompute(ctx context.Context, keys []exports.Key) {
 			}
 		})
 	}
+}
+
+// publish publishes cur with results applied, if that changes anything,
+// and records the changed keys for KeysChangedSince.
+func (w *Watcher) publish(cur *exports.Set, results []keyResult) bool {
+	next, statuses, changed := applyResults(cur, results)
+	if next == nil {
+		return false
+	}
+	gen := cur.Generation + 1
+	w.changes.record(gen, changed)
+	if !w.Publish(next, statuses, changed) {
+		w.changes.forget(gen)
+		return false
+	}
+	w.log.Debug("export set changed", "keys", len(changed), "exports", len(next))
+	return true
 }
 
 // computeKey reads one key from the cache and computes its export (nil when

@@ -47,6 +47,7 @@ type entry struct {
 // subscribers.
 type journal struct {
 	maxEntries int
+	lister     changeLister // nil: the source cannot list changes
 
 	mu      sync.Mutex
 	epoch   uint64
@@ -88,11 +89,7 @@ func (j *journal) advance(set *exports.Set) {
 		close(j.ready)
 		return
 	}
-	changed := slices.DeleteFunc(set.ChangedSince(j.set), func(k exports.Key) bool {
-		o, inOld := j.set.Exports[k]
-		n, inNew := set.Exports[k]
-		return inOld && inNew && sameButLocal(&o, &n)
-	})
+	changed := visibleChanges(j.set, set, j.changedKeys(set))
 	old := j.set
 	j.set = set
 	if len(changed) == 0 {
@@ -124,6 +121,37 @@ func (j *journal) advance(set *exports.Set) {
 	j.notifyLocked()
 }
 
+// changedKeys lists (a superset of) the keys whose export differs between
+// j.set and set, from the source's own record when set is not j.set's
+// immediate successor, where Set.ChangedSince would compare every export.
+func (j *journal) changedKeys(set *exports.Set) []exports.Key {
+	if j.lister != nil && j.set.Generation+1 != set.Generation {
+		if keys, ok := j.lister.KeysChangedSince(j.set, set); ok {
+			return keys
+		}
+	}
+	return set.ChangedSince(j.set)
+}
+
+// visibleChanges returns the keys of changed (which it does not modify:
+// it may be the Sets' own list, shared with every other follower of the
+// source) whose export differs between old and set in more than what stays
+// in this cluster. Its cost is O(len(changed)), not O(exports).
+func visibleChanges(old, set *exports.Set, changed []exports.Key) []exports.Key {
+	var out []exports.Key
+	for _, k := range changed {
+		o, inOld := old.Exports[k]
+		n, inNew := set.Exports[k]
+		switch {
+		case !inOld && !inNew: // listed by a source that lists statuses too
+		case inOld && inNew && sameButLocal(&o, &n):
+		default:
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
 func (j *journal) notifyLocked() {
 	close(j.next)
 	j.next = make(chan struct{})
@@ -145,18 +173,21 @@ func (j *journal) trimLocked() {
 }
 
 // snapshot returns the exports visible to an importer, sorted, and the
-// version they are current at.
+// version they are current at. Its O(exports) filtering and sorting run
+// outside the lock (Sets are immutable): a reconnecting importer must not
+// stall advance, and with it every other importer's deltas.
 func (j *journal) snapshot(visible func(*exports.Export) bool) (uint64, []exports.Export, <-chan struct{}) {
 	j.mu.Lock()
-	defer j.mu.Unlock()
-	out := make([]exports.Export, 0, len(j.set.Exports))
-	for _, e := range j.set.Exports {
+	v, set, next := j.versionLocked(), j.set, j.next
+	j.mu.Unlock()
+	out := make([]exports.Export, 0, len(set.Exports))
+	for _, e := range set.Exports {
 		if visible(&e) {
 			out = append(out, e)
 		}
 	}
-	sort.Slice(out, func(a, b int) bool { return exports.CompareKeys(out[a].Key, out[b].Key) < 0 })
-	return j.versionLocked(), out, j.next
+	slices.SortFunc(out, func(a, b exports.Export) int { return exports.CompareKeys(a.Key, b.Key) })
+	return v, out, next
 }
 
 // delta returns what an importer that is current at version from must

@@ -2,6 +2,7 @@ package feed
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -157,5 +158,123 @@ func TestEpochsOrderRestarts(t *testing.T) {
 	}
 	if a<<seqBits>>seqBits != a {
 		t.Fatal("epoch does not fit beside the sequence")
+	}
+}
+
+func TestVisibleChanges(t *testing.T) {
+	a, b := exp("a"), exp("b")
+	localOnly := exp("a", func(e *exports.Export) { e.LocalClusterIPs = []string{"10.0.0.1"} })
+	ready := exp("a", func(e *exports.Export) { e.ReadyEndpoints = 3 })
+	keys := func(es ...exports.Export) []exports.Key {
+		var out []exports.Key
+		for _, e := range es {
+			out = append(out, e.Key)
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		name     string
+		old, new []exports.Export
+		changed  []exports.Key
+		want     string
+	}{
+		{"nothing changed", []exports.Export{a}, []exports.Export{a}, nil, "[]"},
+		{"added", []exports.Export{a}, []exports.Export{a, b}, keys(b), "[ns/b]"},
+		{"removed", []exports.Export{a, b}, []exports.Export{a}, keys(b), "[ns/b]"},
+		{"changed for importers", []exports.Export{a}, []exports.Export{ready}, keys(a), "[ns/a]"},
+		{"changed only locally", []exports.Export{a}, []exports.Export{localOnly}, keys(a), "[]"},
+		{"mixed, in order", []exports.Export{a}, []exports.Export{localOnly, b}, keys(a, b), "[ns/b]"},
+		{"absent from both", []exports.Export{a}, []exports.Export{a}, keys(b), "[]"},
+		// Only the listed keys are looked at: the cost is O(changed).
+		{"unlisted change ignored", []exports.Export{a}, []exports.Export{ready}, nil, "[]"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := exports.NewPublisher()
+			p.Publish(setOf(tc.old...), nil, nil)
+			old := p.Current()
+			p.Publish(setOf(tc.new...), nil, nil)
+			changed := append([]exports.Key(nil), tc.changed...)
+			got := visibleChanges(old, p.Current(), changed)
+			var s []string
+			for _, k := range got {
+				s = append(s, k.String())
+			}
+			if fmt.Sprintf("[%s]", strings.Join(s, " ")) != tc.want {
+				t.Fatalf("got %v, want %s", s, tc.want)
+			}
+			if fmt.Sprint(changed) != fmt.Sprint(tc.changed) {
+				t.Fatalf("changed was modified: %v, was %v", changed, tc.changed)
+			}
+		})
+	}
+}
+
+// The journal shares each Set with the gateway's other followers, which
+// read the same ChangedSince list; filtering it in place once hid
+// local-only changes (LocalPods) from them.
+func TestJournalLeavesTheSetsChangesAlone(t *testing.T) {
+	p := exports.NewPublisher()
+	j := newJournal(100, time.Now())
+	a, b := exp("a"), exp("b")
+	p.Publish(setOf(a, b), nil, nil)
+	prev := p.Current()
+	j.advance(prev)
+	p.Publish(setOf(exp("a", func(e *exports.Export) { e.LocalClusterIPs = []string{"10.0.0.1"} }), exp("b", func(e *exports.Export) { e.ReadyEndpoints = 2 })), nil, nil)
+	cur := p.Current()
+	before := fmt.Sprint(cur.ChangedSince(prev))
+	j.advance(cur)
+	if after := fmt.Sprint(cur.ChangedSince(prev)); after != before || after != "[ns/a ns/b]" {
+		t.Fatalf("ChangedSince after advance: %s, before %s", after, before)
+	}
+}
+
+// lister is a source's record of changed keys, as exportwatch.Watcher
+// keeps it; calls counts its use.
+type lister struct {
+	keys  []exports.Key
+	calls int
+}
+
+func (l *lister) KeysChangedSince(prev, cur *exports.Set) ([]exports.Key, bool) {
+	l.calls++
+	return l.keys, l.keys != nil
+}
+
+// A journal that skipped Sets asks the source what changed rather than
+// comparing every export, and falls back to comparing when it cannot say.
+func TestJournalSkippingSetsUsesTheSourcesChanges(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		keys  []exports.Key
+		calls int
+		want  string
+	}{
+		{"source knows", []exports.Key{{Namespace: "ns", Name: "b"}, {Namespace: "ns", Name: "zz"}}, 1, "[b]"},
+		{"source forgot", nil, 1, "[b]"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := exports.NewPublisher()
+			l := &lister{keys: tc.keys}
+			j := newJournal(100, time.Now())
+			j.lister = l
+			p.Publish(setOf(exp("a"), exp("b")), nil, nil)
+			j.advance(p.Current())
+			v1, _ := j.view()
+			p.Publish(setOf(exp("a"), exp("b"), exp("zz")), nil, nil) // skipped
+			p.Publish(setOf(exp("a"), exp("b", func(e *exports.Export) { e.ReadyEndpoints = 7 })), nil, nil)
+			j.advance(p.Current())
+			if l.calls != tc.calls {
+				t.Fatalf("%d calls to the source, want %d", l.calls, tc.calls)
+			}
+			if _, ups, dels, _, ok := j.delta(v1, visibleTo("west")); !ok || fmt.Sprint(names(ups)) != tc.want || len(dels) != 0 {
+				t.Fatalf("delta %v %v %v", names(ups), dels, ok)
+			}
+			// The next Set follows at once: no need to ask.
+			p.Publish(setOf(exp("a")), nil, nil)
+			j.advance(p.Current())
+			if l.calls != tc.calls {
+				t.Fatalf("asked the source about an immediate successor")
+			}
+		})
 	}
 }

@@ -30,6 +30,15 @@ type ExportSource interface {
 	Current() *exports.Set
 }
 
+// changeLister is an ExportSource that can list the keys that may differ
+// between two of its Sets however far apart (exportwatch.Watcher can).
+// Set.ChangedSince knows only a Set's immediate predecessor and compares
+// every export otherwise; with this, a journal that skipped Sets under load
+// still pays O(keys changed), not O(exports).
+type changeLister interface {
+	KeysChangedSince(prev, cur *exports.Set) ([]exports.Key, bool)
+}
+
 // ServerOptions configure a Server. LocalCluster is required; zero limits
 // take the defaults in limits.go.
 type ServerOptions struct {
@@ -131,6 +140,9 @@ func NewServer(src ExportSource, opts ServerOptions) (*Server, error) {
 		}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: opts.HeartbeatInterval / 2}),
 	)
+	if cl, ok := src.(changeLister); ok {
+		s.journal.lister = cl
+	}
 	feedpb.RegisterFeedServer(s.grpc, s)
 	return s, nil
 }

@@ -1,0 +1,241 @@
+package exportwatch
+
+import (
+	"context"
+	"fmt"
+	"testing"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	mcsv1beta1 "sigs.k8s.io/mcs-api/pkg/apis/v1beta1"
+
+	"ferry.dev/ferry/internal/exports"
+	"ferry.dev/ferry/internal/tooling/testkit"
+)
+
+func key(name string) exports.Key { return exports.Key{Namespace: "ns", Name: name} }
+
+func validStatus(name string, gen int64) exports.Status {
+	return exports.Status{Key: key(name), Generation: gen, Valid: true, Reason: exports.ReasonValid, Message: "Service ns/" + name + " is exported"}
+}
+
+func TestApplyResults(t *testing.T) {
+	a, b := exports.TCP("ns", "a", 80), exports.TCP("ns", "b", 80)
+	a2 := exports.TCP("ns", "a", 81)
+	sa, sb := validStatus("a", 1), validStatus("b", 1)
+	sa2 := validStatus("a", 2)
+	invalid := exports.Status{Key: key("b"), Generation: 1, Reason: exports.ReasonNoService}
+	invalidC := exports.Status{Key: key("c"), Generation: 1, Reason: exports.ReasonNoService}
+	p := exports.NewPublisher()
+	p.Publish(exports.Of(a, b), map[exports.Key]exports.Status{a.Key: sa, b.Key: sb}, nil)
+	cur := p.Current()
+	for _, tc := range []struct {
+		name     string
+		results  []keyResult
+		exports  []string // nil: no new maps
+		statuses string
+		changed  string
+	}{
+		{"nothing", nil, nil, "", "[]"},
+		{"same export and status", []keyResult{{a.Key, &a, &sa}}, nil, "", "[]"},
+		{"export changed", []keyResult{{a.Key, &a2, &sa}}, []string{"a:81", "b:80"}, "[a/1 b/1]", "[ns/a]"},
+		{"status changed alone", []keyResult{{a.Key, &a, &sa2}}, []string{"a:80", "b:80"}, "[a/2 b/1]", "[ns/a]"},
+		{"became invalid", []keyResult{{b.Key, nil, &invalid}}, []string{"a:80"}, "[a/1 b/1]", "[ns/b]"},
+		{"ServiceExport gone", []keyResult{{b.Key, nil, nil}}, []string{"a:80"}, "[a/1]", "[ns/b]"},
+		{"only the changed key listed", []keyResult{{b.Key, &b, &sb}, {a.Key, &a2, &sa}}, []string{"a:81", "b:80"}, "[a/1 b/1]", "[ns/a]"},
+		{"new key", []keyResult{{key("c"), nil, &invalidC}}, []string{"a:80", "b:80"}, "[a/1 b/1 c/1]", "[ns/c]"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			next, statuses, changed := applyResults(cur, tc.results)
+			if fmt.Sprint(changed) != tc.changed {
+				t.Errorf("changed %v, want %s", changed, tc.changed)
+			}
+			if tc.exports == nil {
+				if next != nil || statuses != nil {
+					t.Fatalf("new maps for no change: %v %v", next, statuses)
+				}
+				return
+			}
+			var got []string
+			for _, k := range []string{"a", "b", "c"} {
+				if e, ok := next[key(k)]; ok {
+					got = append(got, fmt.Sprintf("%s:%d", k, e.Ports[0].Port))
+				}
+			}
+			if fmt.Sprint(got) != fmt.Sprint(tc.exports) {
+				t.Errorf("exports %v, want %v", got, tc.exports)
+			}
+			var sts []string
+			for _, k := range []string{"a", "b", "c"} {
+				if s, ok := statuses[key(k)]; ok {
+					sts = append(sts, fmt.Sprintf("%s/%d", s.Name, s.Generation))
+				}
+			}
+			if fmt.Sprint(sts) != tc.statuses {
+				t.Errorf("statuses %v, want %s", sts, tc.statuses)
+			}
+			if len(cur.Exports) != 2 || len(cur.Statuses) != 2 || cur.Exports[a.Key].Ports[0].Port != 80 {
+				t.Fatal("the current set was modified")
+			}
+		})
+	}
+}
+
+func TestKeysSince(t *testing.T) {
+	gens := []genKeys{
+		{gen: 3, keys: []exports.Key{key("b")}},
+		{gen: 4, keys: []exports.Key{key("a"), key("b")}},
+		{gen: 5, keys: []exports.Key{key("c")}},
+		{gen: 7, keys: []exports.Key{key("d")}}, // 6 was not recorded
+	}
+	for _, tc := range []struct {
+		from, to uint64
+		want     string
+		ok       bool
+	}{
+		{4, 4, "[]", true},
+		{3, 4, "[ns/a ns/b]", true},
+		{2, 5, "[ns/a ns/b ns/c]", true},
+		{4, 5, "[ns/c]", true},
+		{1, 4, "[]", false}, // 2 is older than the log
+		{5, 7, "[]", false}, // 6 is missing
+		{6, 7, "[ns/d]", true},
+		{7, 8, "[]", false}, // from the future
+		{5, 4, "[]", false}, // backwards
+	} {
+		t.Run(fmt.Sprintf("%d-%d", tc.from, tc.to), func(t *testing.T) {
+			got, ok := keysSince(gens, tc.from, tc.to)
+			if ok != tc.ok || (ok && fmt.Sprint(got) != tc.want) {
+				t.Fatalf("got %v %v, want %s %v", got, ok, tc.want, tc.ok)
+			}
+		})
+	}
+}
+
+func TestChangeLogForgetsAndBounds(t *testing.T) {
+	var l changeLog
+	l.record(2, []exports.Key{key("a")})
+	l.record(3, []exports.Key{key("b")})
+	l.forget(3) // the publish did not happen
+	if _, ok := l.since(1, 3); ok {
+		t.Fatal("a forgotten generation was used")
+	}
+	l.record(3, []exports.Key{key("c")})
+	if got, ok := l.since(1, 3); !ok || fmt.Sprint(got) != "[ns/a ns/c]" {
+		t.Fatalf("since(1, 3) = %v %v", got, ok)
+	}
+	l.record(2, nil) // someone else published: nothing recorded is trusted
+	if _, ok := l.since(2, 3); ok {
+		t.Fatal("a stale generation was used after generations went back")
+	}
+	for g := uint64(10); g < 10+2*maxChangeLog; g++ {
+		l.record(g, []exports.Key{key("x")})
+	}
+	if len(l.gens) > maxChangeLog {
+		t.Fatalf("%d generations kept, bound %d", len(l.gens), maxChangeLog)
+	}
+	last := uint64(10 + 2*maxChangeLog - 1)
+	if _, ok := l.since(last-10, last); !ok {
+		t.Fatal("recent generations were dropped")
+	}
+}
+
+// mapReader is a client.Reader of ServiceExports held in a map, for the
+// pure StatusWriter tests and benchmarks. It copies on Get, as the
+// Watcher's cache does for ServiceExports, and counts Gets.
+type mapReader struct {
+	ses  map[exports.Key]*mcsv1beta1.ServiceExport
+	gets int
+}
+
+func (r *mapReader) Get(_ context.Context, k client.ObjectKey, obj client.Object, _ ...client.GetOption) error {
+	r.gets++
+	se, ok := r.ses[exports.Key{Namespace: k.Namespace, Name: k.Name}]
+	if !ok {
+		return apierrors.NewNotFound(schema.GroupResource{Group: "multicluster.x-k8s.io", Resource: "serviceexports"}, k.Name)
+	}
+	se.DeepCopyInto(obj.(*mcsv1beta1.ServiceExport))
+	return nil
+}
+
+func (r *mapReader) List(context.Context, client.ObjectList, ...client.ListOption) error {
+	return fmt.Errorf("mapReader: List is not supported")
+}
+
+// statusFixture is a Watcher (without a cache) holding n valid exports and
+// a Reader whose ServiceExports already carry the conditions the
+// StatusWriter wants, so that a pass writes nothing unless told.
+func statusFixture(n int) (*Watcher, *StatusWriter, *mapReader) {
+	w := newWatcher(nil, WatcherOptions{Logger: testkit.Logger()})
+	r := &mapReader{ses: map[exports.Key]*mcsv1beta1.ServiceExport{}}
+	es := map[exports.Key]exports.Export{}
+	sts := map[exports.Key]exports.Status{}
+	for i := range n {
+		name := fmt.Sprintf("svc-%05d", i)
+		e := exports.TCP("ns", name, 80)
+		e.ReadyEndpoints = 1
+		st := validStatus(name, 1)
+		es[e.Key], sts[e.Key] = e, st
+		obj := se("ns", name)
+		obj.Status.Conditions, _ = MergeConditions(nil, DesiredConditions(ConditionInput{Status: st, Export: &e, LocalCluster: "east"}), metav1.Now())
+		r.ses[e.Key] = obj
+	}
+	w.Publish(es, sts, nil)
+	sw := &StatusWriter{Source: w, Reader: r, Client: nil, LocalCluster: "east", Logger: testkit.Logger()}
+	return w, sw, r
+}
+
+// toggle changes key's ready endpoints, which changes no condition.
+func toggle(w *Watcher, k exports.Key) {
+	cur := w.Current()
+	e, st := cur.Exports[k], cur.Statuses[k]
+	e.ReadyEndpoints = 3 - e.ReadyEndpoints
+	if !w.publish(cur, []keyResult{{k, &e, &st}}) {
+		panic("toggle published nothing")
+	}
+}
+
+func TestStatusPassReadsOnlyChangedKeys(t *testing.T) {
+	ctx := t.Context()
+	w, sw, r := statusFixture(100)
+	var p pass
+	if n, err := sw.syncPass(ctx, &p, w.Current(), true); err != nil || n != 0 {
+		t.Fatalf("first pass: %d writes, %v", n, err)
+	}
+	if r.gets != 100 {
+		t.Fatalf("first pass read %d ServiceExports, want every one", r.gets)
+	}
+	r.gets = 0
+	toggle(w, key("svc-00042"))
+	toggle(w, key("svc-00007"))
+	if n, err := sw.syncPass(ctx, &p, w.Current(), false); err != nil || n != 0 || r.gets != 2 {
+		t.Fatalf("pass after two changes: %d writes, %v, %d reads; want 0 writes and 2 reads", n, err, r.gets)
+	}
+
+	// A Reader behind the set is read again at the next pass.
+	r.gets = 0
+	k := key("svc-00003")
+	cur := w.Current()
+	st := cur.Statuses[k]
+	st.Generation = 2
+	e := cur.Exports[k]
+	w.publish(cur, []keyResult{{k, &e, &st}})
+	if _, err := sw.syncPass(ctx, &p, w.Current(), false); err != nil || r.gets != 1 || fmt.Sprint(p.behind) != "[ns/svc-00003]" {
+		t.Fatalf("behind: %v, %d reads, behind %v", err, r.gets, p.behind)
+	}
+	r.gets = 0
+	toggle(w, key("svc-00050"))
+	if _, err := sw.syncPass(ctx, &p, w.Current(), false); err != nil || r.gets != 2 {
+		t.Fatalf("after behind: %v, %d reads; want the change and the key behind", err, r.gets)
+	}
+
+	// A Source that cannot say what changed gets a full pass.
+	r.gets = 0
+	sw.Source = w.Publisher
+	toggle(w, key("svc-00051"))
+	if _, err := sw.syncPass(ctx, &p, w.Current(), false); err != nil || r.gets != 100 {
+		t.Fatalf("plain Publisher: %v, %d reads; want every key", err, r.gets)
+	}
+}
