@@ -22,23 +22,7 @@ import (
 // passCount counts the reconciler's passes of a mode ("full", "scoped").
 func passCount(t *testing.T, reg *prometheus.Registry, mode string) uint64 {
 	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != "ferry_clusterset_pass_duration_seconds" {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == "mode" && l.GetValue() == mode {
-					return m.GetHistogram().GetSampleCount()
-				}
-			}
-		}
-	}
-	return 0
+	return testkit.HistogramCount(t, reg, "ferry_clusterset_pass_duration_seconds", "mode", mode)
 }
 
 // TestClustersetChangesAreScoped: once the first pass has run, a change to

@@ -35,7 +35,6 @@ import (
 //
 // docs/benchmarks.md ("Importer") has the figures.
 
-
 func BenchmarkInitialImport1k(b *testing.B)  { benchInitialImport(b, 1000) }
 func BenchmarkInitialImport10k(b *testing.B) { benchInitialImport(b, 10000) }
 

@@ -18,23 +18,7 @@ import (
 // passes counts the importer's passes of a mode ("full" or "scoped").
 func (h *harness) passes(t testing.TB, mode string) uint64 {
 	t.Helper()
-	mfs, err := h.registry.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != "ferry_importer_pass_duration_seconds" {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == "mode" && l.GetValue() == mode {
-					return m.GetHistogram().GetSampleCount()
-				}
-			}
-		}
-	}
-	return 0
+	return testkit.HistogramCount(t, h.registry, "ferry_importer_pass_duration_seconds", "mode", mode)
 }
 
 func withConsistency(d time.Duration) harnessOption {

@@ -225,21 +225,31 @@ func (im *Importer) desired(ctx context.Context, link *ferryv1.Link, pol mirror.
 		// one recovered here would be claimed and routed.
 		exps = mirror.Recover(vouched(owned, snap.Table, claims.LinkOwner(link.Name)))
 	}
-	nss, err := im.namespaces(ctx)
+	in := mirror.Input{Link: pol, Exports: exps, Gateway: gw, Health: out.health.Level, Owned: owned, Claimed: mine}
+	st, err := im.compute(ctx, link.Name, in, taken, nil)
 	if err != nil {
 		return desiredState{}, err
 	}
-	lookup := &cacheLookup{ctx: ctx, c: im.c}
-	in := mirror.Input{
-		Link: pol, Exports: exps, Gateway: gw, Health: out.health.Level,
-		NamespaceExists: func(ns string) bool { return nss[ns] },
-		Owned:           owned, Lookup: lookup, Ports: im.opts.Ports, Claimed: mine,
-	}
-	st := im.ledger.desired(link.Name, in, taken, nil)
-	if lookup.err != nil {
-		return desiredState{}, fmt.Errorf("check mirror names: %w", lookup.err)
-	}
 	return desiredState{State: st, owned: owned, claims: snap, mine: mine}, nil
+}
+
+// compute completes in with what the cache says (the namespaces that
+// exist, who holds a name) and runs mirror.Desired through the port ledger
+// (see portLedger.desired for inScope).
+func (im *Importer) compute(ctx context.Context, link string, in mirror.Input, taken map[int32]mirror.PortKey,
+	inScope func(mirror.PortKey) bool) (mirror.State, error) {
+	nss, err := im.namespaces(ctx)
+	if err != nil {
+		return mirror.State{}, err
+	}
+	lookup := &cacheLookup{ctx: ctx, c: im.c}
+	in.NamespaceExists = func(ns string) bool { return nss[ns] }
+	in.Lookup, in.Ports = lookup, im.opts.Ports
+	st := im.ledger.desired(link, in, taken, inScope)
+	if lookup.err != nil {
+		return mirror.State{}, fmt.Errorf("check mirror names: %w", lookup.err)
+	}
+	return st, nil
 }
 
 // desiredScoped computes the desired state of keys only: their exports, the
@@ -263,20 +273,11 @@ func (im *Importer) desiredScoped(ctx context.Context, link *ferryv1.Link, pol m
 			exps = append(exps, e)
 		}
 	}
-	nss, err := im.namespaces(ctx)
+	inScope := func(k mirror.PortKey) bool { return names[k.Namespace+"/"+k.Service] }
+	in := mirror.Input{Link: pol, Exports: exps, Gateway: gw, Health: out.health.Level, Owned: owned, Claimed: mine}
+	st, err := im.compute(ctx, link.Name, in, taken, inScope)
 	if err != nil {
 		return desiredState{}, err
-	}
-	lookup := &cacheLookup{ctx: ctx, c: im.c}
-	in := mirror.Input{
-		Link: pol, Exports: exps, Gateway: gw, Health: out.health.Level,
-		NamespaceExists: func(ns string) bool { return nss[ns] },
-		Owned:           owned, Lookup: lookup, Ports: im.opts.Ports, Claimed: mine,
-	}
-	inScope := func(k mirror.PortKey) bool { return names[k.Namespace+"/"+k.Service] }
-	st := im.ledger.desired(link.Name, in, taken, inScope)
-	if lookup.err != nil {
-		return desiredState{}, fmt.Errorf("check mirror names: %w", lookup.err)
 	}
 	// The Services st wants are in scope too (a new host mirror).
 	for _, s := range st.Services {

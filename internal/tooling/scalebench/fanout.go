@@ -3,7 +3,6 @@ package scalebench
 import (
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"sync"
@@ -82,19 +81,7 @@ func (f *feedClient) Heartbeat(version uint64) {}
 
 // waitFor blocks until cond (called with f.mu held) holds, or ctx ends.
 func (f *feedClient) waitFor(ctx context.Context, cond func() bool) error {
-	for {
-		f.mu.Lock()
-		ok, wake := cond(), f.wake
-		f.mu.Unlock()
-		if ok {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-wake:
-		}
-	}
+	return waitWoken(ctx, &f.mu, func() chan struct{} { return f.wake }, cond)
 }
 
 // waitExports waits until the client holds n exports.
@@ -172,7 +159,7 @@ func startFeedClient(ctx context.Context, sb *sandbox.Sandbox, exporter, from *s
 		TLS:       src,
 		// The clients' own logs would drown the progress lines; a
 		// reconnect is counted (Disconnected) and reported instead.
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Logger: slog.New(slog.DiscardHandler),
 		Dialer: func(ctx context.Context, addr string) (net.Conn, error) {
 			conn, err := from.Site.NS.DialContext(ctx, "tcp", addr)
 			if err != nil {

@@ -11,7 +11,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/cache"
+	toolscache "k8s.io/client-go/tools/cache"
 
 	"ferry.dev/ferry/internal/contract"
 )
@@ -46,19 +46,19 @@ func watchNamespace(ctx context.Context, kube kubernetes.Interface, namespace, s
 		informers.WithTweakListOptions(func(lo *metav1.ListOptions) { lo.LabelSelector = selector }))
 	svc := f.Core().V1().Services().Informer()
 	sl := f.Discovery().V1().EndpointSlices().Informer()
-	if _, err := svc.AddEventHandler(cache.ResourceEventHandlerFuncs{
+	if _, err := svc.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
 		AddFunc:    func(obj any) { o.service(obj) },
 		UpdateFunc: func(_, obj any) { o.service(obj) },
 	}); err != nil {
 		return nil, fmt.Errorf("watch services: %w", err)
 	}
-	if _, err := sl.AddEventHandler(cache.ResourceEventHandlerFuncs{
+	if _, err := sl.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
 		AddFunc: func(obj any) { o.slice(obj) },
 	}); err != nil {
 		return nil, fmt.Errorf("watch endpointslices: %w", err)
 	}
 	f.Start(o.stop)
-	if !cache.WaitForCacheSync(ctx.Done(), svc.HasSynced, sl.HasSynced) {
+	if !toolscache.WaitForCacheSync(ctx.Done(), svc.HasSynced, sl.HasSynced) {
 		o.Stop()
 		return nil, fmt.Errorf("watch %s: informers did not sync: %w", namespace, ctx.Err())
 	}
@@ -133,17 +133,24 @@ func (o *observer) counts() (services, slices int) {
 
 // waitFor blocks until cond (called with o.mu held) holds, or ctx ends.
 func (o *observer) waitFor(ctx context.Context, cond func() bool) error {
+	return waitWoken(ctx, &o.mu, func() chan struct{} { return o.wake }, cond)
+}
+
+// waitWoken blocks until cond, called with mu held, holds, or ctx ends. It
+// checks again each time the channel that wake returns (under mu) is
+// closed: the owner closes and replaces it whenever its state changes.
+func waitWoken(ctx context.Context, mu *sync.Mutex, wake func() chan struct{}, cond func() bool) error {
 	for {
-		o.mu.Lock()
-		ok, wake := cond(), o.wake
-		o.mu.Unlock()
+		mu.Lock()
+		ok, w := cond(), wake()
+		mu.Unlock()
 		if ok {
 			return nil
 		}
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-wake:
+		case <-w:
 		}
 	}
 }
