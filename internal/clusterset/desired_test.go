@@ -115,7 +115,7 @@ func TestDesired(t *testing.T) {
 	}{{
 		name: "one mirror",
 		in:   Input{Mirrors: []*corev1.Service{mirrorOf("east", port("http", 80))}, MirrorSlices: []*discoveryv1.EndpointSlice{sliceOf("east", true)}},
-		want: &summary{ports: map[int32]int32{80: 49000}, names: []string{"http"}, clusters: "east", status: []string{"east"},
+		want: &summary{ports: map[int32]int32{80: 32000}, names: []string{"http"}, clusters: "east", status: []string{"east"},
 			typ: mcsv1beta1.ClusterSetIP, ready: true, slices: 2},
 	}, {
 		name: "two clusters: union of ports, both listed",
@@ -123,19 +123,19 @@ func TestDesired(t *testing.T) {
 			mirrorOf("north", port("web", 80), port("https", 443)),
 			mirrorOf("east", port("http", 80)),
 		}, MirrorSlices: []*discoveryv1.EndpointSlice{sliceOf("east", true), sliceOf("north", true)}},
-		want: &summary{ports: map[int32]int32{80: 49000, 443: 49001}, names: []string{"http", "https"}, clusters: "east,north",
+		want: &summary{ports: map[int32]int32{80: 32000, 443: 32001}, names: []string{"http", "https"}, clusters: "east,north",
 			status: []string{"east", "north"}, typ: mcsv1beta1.ClusterSetIP, ready: true, slices: 2},
 	}, {
 		name: "ready when one source is",
 		in: Input{Mirrors: []*corev1.Service{mirrorOf("east", port("http", 80)), mirrorOf("north", port("http", 80))},
 			MirrorSlices: []*discoveryv1.EndpointSlice{sliceOf("east", false), sliceOf("north", true)}},
-		want: &summary{ports: map[int32]int32{80: 49000}, names: []string{"http"}, clusters: "east,north",
+		want: &summary{ports: map[int32]int32{80: 32000}, names: []string{"http"}, clusters: "east,north",
 			status: []string{"east", "north"}, typ: mcsv1beta1.ClusterSetIP, ready: true, slices: 2},
 	}, {
 		name: "not ready when no source is",
 		in: Input{Mirrors: []*corev1.Service{mirrorOf("east", port("http", 80)), mirrorOf("north", port("http", 80))},
 			MirrorSlices: []*discoveryv1.EndpointSlice{sliceOf("east", false)}},
-		want: &summary{ports: map[int32]int32{80: 49000}, names: []string{"http"}, clusters: "east,north",
+		want: &summary{ports: map[int32]int32{80: 32000}, names: []string{"http"}, clusters: "east,north",
 			status: []string{"east", "north"}, typ: mcsv1beta1.ClusterSetIP, slices: 2},
 	}, {
 		name: "ports stable and IPs from the existing Service",
@@ -147,14 +147,14 @@ func TestDesired(t *testing.T) {
 					Ports: []corev1.ServicePort{{Port: 80, TargetPort: intstr.FromInt32(49500)}}},
 			}},
 		},
-		want: &summary{ports: map[int32]int32{80: 49500, 9000: 49000}, names: []string{"http", "grpc"}, clusters: "east",
+		want: &summary{ports: map[int32]int32{80: 49500, 9000: 32000}, names: []string{"http", "grpc"}, clusters: "east",
 			status: []string{"east"}, typ: mcsv1beta1.ClusterSetIP, ips: []string{"10.96.1.1"}, slices: 2},
 	}, {
 		// Same creation time: the cluster name breaks the tie, and east's
 		// "http" is 80, so north's "http" on 8080 is left out.
 		name: "a name the older export gives another port is left out; missing names made unique",
 		in:   Input{Mirrors: []*corev1.Service{mirrorOf("east", port("http", 80)), mirrorOf("north", port("http", 8080), port("", 9000))}},
-		want: &summary{ports: map[int32]int32{80: 49000, 9000: 49001}, names: []string{"http", "tcp-9000"},
+		want: &summary{ports: map[int32]int32{80: 32000, 9000: 32001}, names: []string{"http", "tcp-9000"},
 			clusters: "east,north", status: []string{"east", "north"}, typ: mcsv1beta1.ClusterSetIP, slices: 2},
 	}, {
 		// Issue 12: the importing cluster that exports the service too is
@@ -167,7 +167,7 @@ func TestDesired(t *testing.T) {
 					Ports: []exports.Port{{Name: "http", Protocol: "TCP", Port: 80}}},
 				{Namespace: "shop", Name: "other"}: {Key: exports.Key{Namespace: "shop", Name: "other"}, ReadyEndpoints: 1},
 			}},
-		want: &summary{ports: map[int32]int32{80: 49000}, names: []string{"http"}, clusters: "east,west",
+		want: &summary{ports: map[int32]int32{80: 32000}, names: []string{"http"}, clusters: "east,west",
 			status: []string{"east", "west"}, typ: mcsv1beta1.ClusterSetIP, ready: true, slices: 2},
 	}, {
 		name: "a local export alone makes no clusterset service",
@@ -191,7 +191,7 @@ func TestDesired(t *testing.T) {
 		want: &summary{problems: []Problem{{Key: Key{"shop", "web"}, Reason: NameTaken, Object: "ServiceImport shop/web"}}},
 	}, {
 		name: "exhausted range",
-		in:   Input{Mirrors: []*corev1.Service{mirrorOf("east", port("http", 80), port("https", 443))}, Ports: contract.Range{Min: 49000, Max: 49000}},
+		in:   Input{Mirrors: []*corev1.Service{mirrorOf("east", port("http", 80), port("https", 443))}, Ports: contract.Range{Min: 32000, Max: 32000}},
 		want: &summary{problems: []Problem{{Key: Key{"shop", "web"}, Reason: PortsExhausted}}},
 	}} {
 		t.Run(tc.name, func(t *testing.T) {

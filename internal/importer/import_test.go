@@ -48,8 +48,8 @@ func TestExportLifecycle(t *testing.T) {
 		t.Fatalf("spec %+v", svc.Spec)
 	}
 	egress := svc.Spec.Ports[0].TargetPort.IntVal
-	if egress < 41000 || egress > 48999 {
-		t.Errorf("targetPort %v: want an egress port in 41000-48999", svc.Spec.Ports[0].TargetPort)
+	if r := contract.DefaultEgressRange(); !r.Contains(egress) {
+		t.Errorf("targetPort %v: want an egress port in %s", svc.Spec.Ports[0].TargetPort, r)
 	}
 	var slice *discoveryv1.EndpointSlice
 	testkit.Eventually(t, "mirror slice", func() bool { slice = getSlice(t, "shop", "cart-east"); return slice != nil })
