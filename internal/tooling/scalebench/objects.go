@@ -3,6 +3,7 @@ package scalebench
 import (
 	"context"
 	"fmt"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"strconv"
 	"time"
 
@@ -80,7 +81,10 @@ func createExport(ctx context.Context, kube kubernetes.Interface, c client.Clien
 		ObjectMeta: metav1.ObjectMeta{Namespace: exportNamespace, Name: name},
 		Spec:       corev1.ServiceSpec{Selector: map[string]string{"app": name}, Ports: servicePorts(ports)},
 	}
-	if _, err := kube.CoreV1().Services(exportNamespace).Create(ctx, svc, metav1.CreateOptions{}); err != nil {
+	if err := create(ctx, func() error {
+		_, err := kube.CoreV1().Services(exportNamespace).Create(ctx, svc, metav1.CreateOptions{})
+		return err
+	}); err != nil {
 		return fmt.Errorf("export %s: service: %w", name, err)
 	}
 	slice := &discoveryv1.EndpointSlice{
@@ -100,14 +104,17 @@ func createExport(ctx context.Context, kube kubernetes.Interface, c client.Clien
 	for _, p := range svc.Spec.Ports {
 		slice.Ports = append(slice.Ports, discoveryv1.EndpointPort{Name: ptr.To(p.Name), Port: ptr.To(p.TargetPort.IntVal), Protocol: ptr.To(corev1.ProtocolTCP)})
 	}
-	if _, err := kube.DiscoveryV1().EndpointSlices(exportNamespace).Create(ctx, slice, metav1.CreateOptions{}); err != nil {
+	if err := create(ctx, func() error {
+		_, err := kube.DiscoveryV1().EndpointSlices(exportNamespace).Create(ctx, slice, metav1.CreateOptions{})
+		return err
+	}); err != nil {
 		return fmt.Errorf("export %s: endpointslice: %w", name, err)
 	}
 	se := &mcsv1beta1.ServiceExport{
 		ObjectMeta: metav1.ObjectMeta{Namespace: exportNamespace, Name: name},
 		Spec:       mcsv1beta1.ServiceExportSpec{ExportedLabels: map[string]string{RevLabel: "0"}},
 	}
-	if err := c.Create(ctx, se); err != nil {
+	if err := create(ctx, func() error { return c.Create(ctx, se.DeepCopy()) }); err != nil {
 		return fmt.Errorf("export %s: serviceexport: %w", name, err)
 	}
 	return nil
@@ -183,11 +190,43 @@ func createFloorObject(ctx context.Context, kube kubernetes.Interface, gatewayIP
 		svc.Spec.Ports = append(svc.Spec.Ports, corev1.ServicePort{Name: sp.Name, Protocol: corev1.ProtocolTCP, Port: sp.Port, TargetPort: intstr.FromInt32(port)})
 		slice.Ports = append(slice.Ports, discoveryv1.EndpointPort{Name: ptr.To(sp.Name), Protocol: ptr.To(corev1.ProtocolTCP), Port: ptr.To(port)})
 	}
-	if _, err := kube.CoreV1().Services(floorNamespace).Create(ctx, svc, metav1.CreateOptions{}); err != nil {
+	if err := create(ctx, func() error {
+		_, err := kube.CoreV1().Services(floorNamespace).Create(ctx, svc, metav1.CreateOptions{})
+		return err
+	}); err != nil {
 		return fmt.Errorf("floor %s: service: %w", name, err)
 	}
-	if _, err := kube.DiscoveryV1().EndpointSlices(floorNamespace).Create(ctx, slice, metav1.CreateOptions{}); err != nil {
+	if err := create(ctx, func() error {
+		_, err := kube.DiscoveryV1().EndpointSlices(floorNamespace).Create(ctx, slice, metav1.CreateOptions{})
+		return err
+	}); err != nil {
 		return fmt.Errorf("floor %s: endpointslice: %w", name, err)
 	}
 	return nil
+}
+
+// createAttempts bounds how often create tries one object.
+const createAttempts = 5
+
+// create runs one create, again after a server-side timeout or throttling
+// (a busy API server on two shared cores answers so at 10k objects), at
+// most createAttempts times with a doubling pause. AlreadyExists is
+// success: an earlier attempt that timed out may have landed.
+func create(ctx context.Context, do func() error) error {
+	pause := time.Second
+	for attempt := 1; ; attempt++ {
+		err := do()
+		switch {
+		case err == nil, apierrors.IsAlreadyExists(err):
+			return nil
+		case attempt == createAttempts || !(apierrors.IsTimeout(err) || apierrors.IsServerTimeout(err) || apierrors.IsTooManyRequests(err)):
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(pause):
+		}
+		pause *= 2
+	}
 }
