@@ -410,7 +410,12 @@ func (r *Reconciler) pass(ctx context.Context, all bool, keys []Key) (reconcile.
 	if requeue == 0 || untilCheck < requeue {
 		requeue = max(untilCheck, time.Second)
 	}
-	return reconcile.Result{RequeueAfter: requeue}, err
+	if err != nil {
+		// controller-runtime ignores a result beside an error (and says so
+		// in the log): the error's backoff is the retry.
+		return reconcile.Result{}, err
+	}
+	return reconcile.Result{RequeueAfter: requeue}, nil
 }
 
 // serviceGone answers claims.Plan from the cache.
