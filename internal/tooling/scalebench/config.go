@@ -1,6 +1,7 @@
 package scalebench
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -47,27 +48,9 @@ func DefaultConfig() Config {
 
 func (c *Config) defaults() error {
 	d := DefaultConfig()
-	if c.Exports == 0 {
-		c.Exports = d.Exports
-	}
-	if c.Ports == 0 {
-		c.Ports = d.Ports
-	}
-	if c.Importers == 0 {
-		c.Importers = d.Importers
-	}
-	if c.Changes == 0 {
-		c.Changes = d.Changes
-	}
-	if c.Idle == 0 {
-		c.Idle = d.Idle
-	}
-	if c.Concurrency == 0 {
-		c.Concurrency = d.Concurrency
-	}
-	if c.Timeout == 0 {
-		c.Timeout = d.Timeout
-	}
+	c.Exports, c.Ports, c.Importers = cmp.Or(c.Exports, d.Exports), cmp.Or(c.Ports, d.Ports), cmp.Or(c.Importers, d.Importers)
+	c.Changes, c.Concurrency = cmp.Or(c.Changes, d.Changes), cmp.Or(c.Concurrency, d.Concurrency)
+	c.Idle, c.Timeout = cmp.Or(c.Idle, d.Idle), cmp.Or(c.Timeout, d.Timeout)
 	switch {
 	case c.Exports < 1 || c.Exports > 100000:
 		return fmt.Errorf("scalebench: exports %d: want 1..100000", c.Exports)
