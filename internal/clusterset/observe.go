@@ -93,7 +93,7 @@ func (r *Reconciler) observeAll(ctx context.Context) (Input, Objects, error) {
 	var have Objects
 	if r.opts.LocalExports != nil {
 		if cur := r.opts.LocalExports.Current(); cur != nil && cur.Synced {
-			in.LocalCluster, in.Local = r.opts.LocalCluster, cur.Exports
+			in.LocalCluster, in.Local = r.opts.LocalCluster, cur.Map()
 		}
 	}
 	mirrored := client.HasLabels{contract.LabelLink, contract.LabelSourceCluster}

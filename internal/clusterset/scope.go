@@ -161,7 +161,7 @@ func (r *Reconciler) observeKeys(ctx context.Context, keys []Key) (Input, Object
 			in.LocalCluster, in.Local = r.opts.LocalCluster, map[exports.Key]exports.Export{}
 			for _, k := range keys {
 				ek := exports.Key{Namespace: k.Namespace, Name: k.Service}
-				if e, ok := cur.Exports[ek]; ok {
+				if e, ok := cur.Export(ek); ok {
 					in.Local[ek] = e
 				}
 			}

@@ -67,7 +67,7 @@ func eastGateway(t *testing.T, mesh *identitytest.Mesh, es ...exports.Export) st
 	for _, e := range es {
 		set[e.Key] = e
 	}
-	pub.Publish(set, nil, nil)
+	pub.Publish(set, nil)
 	srv, err := feed.NewServer(pub, feed.ServerOptions{LocalCluster: "east", MeshDomain: mesh.Domain, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)

@@ -8,7 +8,9 @@
 //   - Export, Key and Port describe one exported Service; Status says why a
 //     ServiceExport is or is not exported.
 //   - Publisher holds the current Set, an immutable snapshot whose Changed
-//     channel closes when a newer one is published. Subscribers (the feed,
+//     channel closes when a newer one is published. A Set is a persistent
+//     tree: the next one shares every export a change does not touch, so a
+//     change costs O(log n), never a copy of the set. Subscribers (the feed,
 //     the gateway's authorizer, the status writer) wait on it and read the
 //     current Set: level-based, so a slow subscriber skips states instead
 //     of queueing events, and nothing is ever dropped.

@@ -1,10 +1,9 @@
 package exports
 
 import (
-	"context"
-	"maps"
-	"sync"
-	"sync/atomic"
+	"iter"
+
+	iradix "github.com/hashicorp/go-immutable-radix/v2"
 )
 
 // Set is one published state of the export set. A Set is immutable: readers
@@ -13,6 +12,11 @@ import (
 // then read the publisher's current Set. Intermediate Sets may be skipped,
 // never lost, so a slow subscriber costs nothing and cannot block the
 // publisher; there is no queue of events to overflow.
+//
+// Exports and statuses are held in persistent trees: the next Set shares
+// every node that a change does not touch, so publishing one changed
+// export costs O(log n), not a copy of all n (BenchmarkRecompute), and a
+// reader's old Set stays valid for as long as it holds it.
 type Set struct {
 	// Generation increases by one on every publish. It is local to the
 	// publisher and is not the feed's version.
@@ -21,10 +25,9 @@ type Set struct {
 	// Until then the set is empty and means "unknown", not "nothing
 	// exported": never publish it to importers.
 	Synced bool
-	// Exports and Statuses must not be modified.
-	Exports  map[Key]Export
-	Statuses map[Key]Status
 
+	exports  *iradix.Tree[Export]
+	statuses *iradix.Tree[Status]
 	// changed lists the keys whose export differs from Generation-1.
 	changed []Key
 	next    chan struct{}
@@ -33,9 +36,43 @@ type Set struct {
 // Changed is closed when a newer Set has been published.
 func (s *Set) Changed() <-chan struct{} { return s.next }
 
+// Export returns the export of k, if k is exported.
+func (s *Set) Export(k Key) (Export, bool) { return s.exports.Get(treeKey(k)) }
+
+// Status returns the status of k's ServiceExport, if there is one.
+func (s *Set) Status(k Key) (Status, bool) { return s.statuses.Get(treeKey(k)) }
+
+// Len is the number of exports.
+func (s *Set) Len() int { return s.exports.Len() }
+
+// Exports yields every export in key order (namespace, then name).
+func (s *Set) Exports() iter.Seq2[Key, Export] { return all(s.exports) }
+
+// Statuses yields every ServiceExport's status in key order.
+func (s *Set) Statuses() iter.Seq2[Key, Status] { return all(s.statuses) }
+
+// StatusKeys returns the key of every ServiceExport, in order.
+func (s *Set) StatusKeys() []Key {
+	keys := make([]Key, 0, s.statuses.Len())
+	for k := range s.Statuses() {
+		keys = append(keys, k)
+	}
+	return keys
+}
+
+// Map returns a copy of the exports as a map, for consumers that work on
+// the whole set at once. It costs O(n); per-change paths use Export.
+func (s *Set) Map() map[Key]Export {
+	m := make(map[Key]Export, s.Len())
+	for k, e := range s.Exports() {
+		m[k] = e
+	}
+	return m
+}
+
 // ChangedSince returns the keys whose export differs between prev and s,
 // sorted. It is cheap when prev is s's immediate predecessor and falls back
-// to a full comparison otherwise.
+// to a comparison of both trees in key order otherwise.
 func (s *Set) ChangedSince(prev *Set) []Key {
 	switch {
 	case prev == s:
@@ -43,102 +80,7 @@ func (s *Set) ChangedSince(prev *Set) []Key {
 	case prev != nil && prev.Generation+1 == s.Generation:
 		return s.changed
 	case prev == nil:
-		return Diff(nil, s.Exports)
+		return diffTrees(iradix.New[Export](), s.exports)
 	}
-	return Diff(prev.Exports, s.Exports)
-}
-
-// Publisher holds the current Set and publishes new ones. It is the
-// ExportSource the feed and the gateway's authorizer read; the Watcher
-// feeds it from Kubernetes, tests feed it directly.
-//
-// Current is lock-free, because the gateway reads it on every stream it
-// authorizes; Publish serializes writers.
-type Publisher struct {
-	mu  sync.Mutex
-	cur atomic.Pointer[Set]
-}
-
-// NewPublisher returns a publisher whose current Set is empty and not synced.
-func NewPublisher() *Publisher {
-	p := &Publisher{}
-	p.cur.Store(&Set{Exports: map[Key]Export{}, Statuses: map[Key]Status{}, next: make(chan struct{})})
-	return p
-}
-
-// Current returns the current Set.
-func (p *Publisher) Current() *Set { return p.cur.Load() }
-
-// Publish makes exports and statuses the current Set, marked synced, if they
-// differ from it (or if it was not yet synced), and reports whether it did.
-// The publisher takes ownership of both maps. hint, when non-nil, must list
-// every key whose export or status may differ from the current Set; it
-// makes the comparison cost O(len(hint)) instead of O(n).
-func (p *Publisher) Publish(exports map[Key]Export, statuses map[Key]Status, hint []Key) bool {
-	if exports == nil {
-		exports = map[Key]Export{}
-	}
-	if statuses == nil {
-		statuses = map[Key]Status{}
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	cur := p.cur.Load()
-	var changed []Key
-	statusChanged := false
-	if hint != nil {
-		seen := make(map[Key]struct{}, len(hint))
-		for _, k := range hint {
-			if _, dup := seen[k]; dup {
-				continue
-			}
-			seen[k] = struct{}{}
-			o, inOld := cur.Exports[k]
-			n, inNew := exports[k]
-			if inOld != inNew || (inNew && !o.Equal(&n)) {
-				changed = append(changed, k)
-			}
-			os, inOld := cur.Statuses[k]
-			ns, inNew := statuses[k]
-			if inOld != inNew || (inNew && !os.Equal(&ns)) {
-				statusChanged = true
-			}
-		}
-		SortKeys(changed)
-	} else {
-		changed = Diff(cur.Exports, exports)
-		statusChanged = !maps.EqualFunc(cur.Statuses, statuses, func(a, b Status) bool { return a.Equal(&b) })
-	}
-	if cur.Synced && len(changed) == 0 && !statusChanged {
-		return false
-	}
-	p.cur.Store(&Set{
-		Generation: cur.Generation + 1,
-		Synced:     true,
-		Exports:    exports,
-		Statuses:   statuses,
-		changed:    changed,
-		next:       make(chan struct{}),
-	})
-	close(cur.next)
-	return true
-}
-
-// Follow calls fn with src's current Set, and again after every change,
-// until ctx ends; Sets that are not yet synced are skipped. Changes that
-// happen while fn runs coalesce into one call with the latest Set. It is how
-// a consumer such as the gateway's ingress authorizer keeps a derived view
-// current without ever queueing events.
-func Follow(ctx context.Context, src interface{ Current() *Set }, fn func(*Set)) {
-	for {
-		s := src.Current()
-		if s.Synced {
-			fn(s)
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-s.Changed():
-		}
-	}
+	return diffTrees(prev.exports, s.exports)
 }

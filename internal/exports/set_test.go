@@ -14,7 +14,7 @@ func TestPublisherPublishesOnlyChanges(t *testing.T) {
 	}
 	// The first publish happens even when empty: "synced, nothing exported"
 	// differs from "not synced yet".
-	if !p.Publish(nil, nil, nil) {
+	if !p.Publish(nil, nil) {
 		t.Fatal("first (empty) publish skipped")
 	}
 	select {
@@ -27,10 +27,10 @@ func TestPublisherPublishesOnlyChanges(t *testing.T) {
 		t.Fatalf("set %+v", s1)
 	}
 	a := base()
-	if p.Publish(map[Key]Export{}, map[Key]Status{}, nil) {
+	if p.Publish(map[Key]Export{}, map[Key]Status{}) {
 		t.Fatal("unchanged set published")
 	}
-	if !p.Publish(map[Key]Export{a.Key: a}, nil, []Key{a.Key}) {
+	if !p.Publish(map[Key]Export{a.Key: a}, nil) {
 		t.Fatal("change not published")
 	}
 	s2 := p.Current()
@@ -39,11 +39,11 @@ func TestPublisherPublishesOnlyChanges(t *testing.T) {
 	}
 	b := base(func(e *Export) { e.Name = "bar" })
 	same := base()
-	if p.Publish(map[Key]Export{a.Key: same}, nil, []Key{a.Key}) {
+	if p.Publish(map[Key]Export{a.Key: same}, nil) {
 		t.Fatal("equal export published")
 	}
-	p.Publish(map[Key]Export{a.Key: a, b.Key: b}, nil, nil)
-	p.Publish(map[Key]Export{b.Key: b}, nil, nil)
+	p.Publish(map[Key]Export{a.Key: a, b.Key: b}, nil)
+	p.Publish(map[Key]Export{b.Key: b}, nil)
 	s4 := p.Current()
 	// Skipping generations falls back to a full diff.
 	if got := s4.ChangedSince(s1); len(got) != 1 || got[0] != b.Key {
@@ -51,7 +51,7 @@ func TestPublisherPublishesOnlyChanges(t *testing.T) {
 	}
 	// A status-only change is published (the status writer needs it) but
 	// changes no export.
-	if !p.Publish(map[Key]Export{b.Key: b}, map[Key]Status{b.Key: {Key: b.Key}}, nil) {
+	if !p.Publish(map[Key]Export{b.Key: b}, map[Key]Status{b.Key: {Key: b.Key}}) {
 		t.Fatal("status change not published")
 	}
 	if got := p.Current().ChangedSince(s4); len(got) != 0 {
@@ -76,7 +76,7 @@ func TestFollowCoalescesAndSkipsUnsynced(t *testing.T) {
 	done := make(chan struct{})
 	go func() { Follow(ctx, p, func(s *Set) { got <- s.Generation }); close(done) }()
 	a := base()
-	p.Publish(map[Key]Export{a.Key: a}, nil, nil)
+	p.Publish(map[Key]Export{a.Key: a}, nil)
 	if g := <-got; g != 1 {
 		t.Fatalf("first call with generation %d", g)
 	}

@@ -2,7 +2,6 @@ package exportwatch
 
 import (
 	"cmp"
-	"maps"
 	"slices"
 	"sync"
 
@@ -13,49 +12,6 @@ import (
 // A reader further behind (the StatusWriter after a long write pass) falls
 // back to reading every key, which is always correct.
 const maxChangeLog = 256
-
-// keyResult is one recomputed key: its export (nil: none) and status (nil:
-// no ServiceExport, or it is being deleted).
-type keyResult struct {
-	key    exports.Key
-	export *exports.Export
-	status *exports.Status
-}
-
-// applyResults returns cur's exports and statuses with results applied, and
-// the keys whose export or status differs from cur's, in results' order. It
-// returns nil maps when nothing differs, so an unchanged recompute costs
-// O(len(results)).
-//
-// Otherwise both maps are copied whole: a published Set is immutable and
-// is its own map, so building the next one is O(exports) (see
-// BenchmarkRecompute). Only a persistent map in package exports can remove
-// that copy.
-func applyResults(cur *exports.Set, results []keyResult) (next map[exports.Key]exports.Export, statuses map[exports.Key]exports.Status, changed []exports.Key) {
-	for _, r := range results {
-		o, had := cur.Exports[r.key]
-		os, hadSt := cur.Statuses[r.key]
-		if had == (r.export != nil) && (r.export == nil || o.Equal(r.export)) &&
-			hadSt == (r.status != nil) && (r.status == nil || os.Equal(r.status)) {
-			continue
-		}
-		if next == nil {
-			next, statuses = maps.Clone(cur.Exports), maps.Clone(cur.Statuses)
-		}
-		changed = append(changed, r.key)
-		if r.export != nil {
-			next[r.key] = *r.export
-		} else {
-			delete(next, r.key)
-		}
-		if r.status != nil {
-			statuses[r.key] = *r.status
-		} else {
-			delete(statuses, r.key)
-		}
-	}
-	return next, statuses, changed
-}
 
 // changeLog remembers which keys' export or status each recent publish
 // changed, by the generation of the Set it made. Set.ChangedSince lists
@@ -72,9 +28,9 @@ type genKeys struct {
 	keys []exports.Key
 }
 
-// record notes that the Set of generation gen changed keys. It is called
-// before that Set is published, so that no reader can see the Set without
-// its keys; forget undoes it if the publish did not happen.
+// record notes that the Set of generation gen changed keys. The Publisher
+// calls it (Apply's before) ahead of making that Set current, so that no
+// reader can see the Set without its keys.
 func (l *changeLog) record(gen uint64, keys []exports.Key) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -87,12 +43,6 @@ func (l *changeLog) record(gen uint64, keys []exports.Key) {
 		l.gens = slices.Delete(l.gens, 0, maxChangeLog/4) // amortised
 	}
 	l.gens = append(l.gens, genKeys{gen: gen, keys: keys})
-}
-
-func (l *changeLog) forget(gen uint64) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.gens = slices.DeleteFunc(l.gens, func(g genKeys) bool { return g.gen == gen })
 }
 
 func (l *changeLog) since(from, to uint64) ([]exports.Key, bool) {

@@ -21,68 +21,6 @@ func validStatus(name string, gen int64) exports.Status {
 	return exports.Status{Key: key(name), Generation: gen, Valid: true, Reason: exports.ReasonValid, Message: "Service ns/" + name + " is exported"}
 }
 
-func TestApplyResults(t *testing.T) {
-	a, b := exports.TCP("ns", "a", 80), exports.TCP("ns", "b", 80)
-	a2 := exports.TCP("ns", "a", 81)
-	sa, sb := validStatus("a", 1), validStatus("b", 1)
-	sa2 := validStatus("a", 2)
-	invalid := exports.Status{Key: key("b"), Generation: 1, Reason: exports.ReasonNoService}
-	invalidC := exports.Status{Key: key("c"), Generation: 1, Reason: exports.ReasonNoService}
-	p := exports.NewPublisher()
-	p.Publish(exports.Of(a, b), map[exports.Key]exports.Status{a.Key: sa, b.Key: sb}, nil)
-	cur := p.Current()
-	for _, tc := range []struct {
-		name     string
-		results  []keyResult
-		exports  []string // nil: no new maps
-		statuses string
-		changed  string
-	}{
-		{"nothing", nil, nil, "", "[]"},
-		{"same export and status", []keyResult{{a.Key, &a, &sa}}, nil, "", "[]"},
-		{"export changed", []keyResult{{a.Key, &a2, &sa}}, []string{"a:81", "b:80"}, "[a/1 b/1]", "[ns/a]"},
-		{"status changed alone", []keyResult{{a.Key, &a, &sa2}}, []string{"a:80", "b:80"}, "[a/2 b/1]", "[ns/a]"},
-		{"became invalid", []keyResult{{b.Key, nil, &invalid}}, []string{"a:80"}, "[a/1 b/1]", "[ns/b]"},
-		{"ServiceExport gone", []keyResult{{b.Key, nil, nil}}, []string{"a:80"}, "[a/1]", "[ns/b]"},
-		{"only the changed key listed", []keyResult{{b.Key, &b, &sb}, {a.Key, &a2, &sa}}, []string{"a:81", "b:80"}, "[a/1 b/1]", "[ns/a]"},
-		{"new key", []keyResult{{key("c"), nil, &invalidC}}, []string{"a:80", "b:80"}, "[a/1 b/1 c/1]", "[ns/c]"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			next, statuses, changed := applyResults(cur, tc.results)
-			if fmt.Sprint(changed) != tc.changed {
-				t.Errorf("changed %v, want %s", changed, tc.changed)
-			}
-			if tc.exports == nil {
-				if next != nil || statuses != nil {
-					t.Fatalf("new maps for no change: %v %v", next, statuses)
-				}
-				return
-			}
-			var got []string
-			for _, k := range []string{"a", "b", "c"} {
-				if e, ok := next[key(k)]; ok {
-					got = append(got, fmt.Sprintf("%s:%d", k, e.Ports[0].Port))
-				}
-			}
-			if fmt.Sprint(got) != fmt.Sprint(tc.exports) {
-				t.Errorf("exports %v, want %v", got, tc.exports)
-			}
-			var sts []string
-			for _, k := range []string{"a", "b", "c"} {
-				if s, ok := statuses[key(k)]; ok {
-					sts = append(sts, fmt.Sprintf("%s/%d", s.Name, s.Generation))
-				}
-			}
-			if fmt.Sprint(sts) != tc.statuses {
-				t.Errorf("statuses %v, want %s", sts, tc.statuses)
-			}
-			if len(cur.Exports) != 2 || len(cur.Statuses) != 2 || cur.Exports[a.Key].Ports[0].Port != 80 {
-				t.Fatal("the current set was modified")
-			}
-		})
-	}
-}
-
 func TestKeysSince(t *testing.T) {
 	gens := []genKeys{
 		{gen: 3, keys: []exports.Key{key("b")}},
@@ -114,14 +52,9 @@ func TestKeysSince(t *testing.T) {
 	}
 }
 
-func TestChangeLogForgetsAndBounds(t *testing.T) {
+func TestChangeLogBounds(t *testing.T) {
 	var l changeLog
 	l.record(2, []exports.Key{key("a")})
-	l.record(3, []exports.Key{key("b")})
-	l.forget(3) // the publish did not happen
-	if _, ok := l.since(1, 3); ok {
-		t.Fatal("a forgotten generation was used")
-	}
 	l.record(3, []exports.Key{key("c")})
 	if got, ok := l.since(1, 3); !ok || fmt.Sprint(got) != "[ns/a ns/c]" {
 		t.Fatalf("since(1, 3) = %v %v", got, ok)
@@ -182,7 +115,7 @@ func statusFixture(n int) (*Watcher, *StatusWriter, *mapReader) {
 		obj.Status.Conditions, _ = MergeConditions(nil, DesiredConditions(ConditionInput{Status: st, Export: &e, LocalCluster: "east"}), metav1.Now())
 		r.ses[e.Key] = obj
 	}
-	w.Publish(es, sts, nil)
+	w.Publish(es, sts)
 	sw := &StatusWriter{Source: w, Reader: r, Client: nil, LocalCluster: "east", Logger: testkit.Logger()}
 	return w, sw, r
 }
@@ -190,9 +123,10 @@ func statusFixture(n int) (*Watcher, *StatusWriter, *mapReader) {
 // toggle changes key's ready endpoints, which changes no condition.
 func toggle(w *Watcher, k exports.Key) {
 	cur := w.Current()
-	e, st := cur.Exports[k], cur.Statuses[k]
+	e, _ := cur.Export(k)
+	st, _ := cur.Status(k)
 	e.ReadyEndpoints = 3 - e.ReadyEndpoints
-	if !w.publish(cur, []keyResult{{k, &e, &st}}) {
+	if !w.publish([]exports.Change{{Key: k, Export: &e, Status: &st}}) {
 		panic("toggle published nothing")
 	}
 }
@@ -218,10 +152,10 @@ func TestStatusPassReadsOnlyChangedKeys(t *testing.T) {
 	r.gets = 0
 	k := key("svc-00003")
 	cur := w.Current()
-	st := cur.Statuses[k]
+	st, _ := cur.Status(k)
 	st.Generation = 2
-	e := cur.Exports[k]
-	w.publish(cur, []keyResult{{k, &e, &st}})
+	e, _ := cur.Export(k)
+	w.publish([]exports.Change{{Key: k, Export: &e, Status: &st}})
 	if _, err := sw.syncPass(ctx, &p, w.Current(), false); err != nil || r.gets != 1 || fmt.Sprint(p.behind) != "[ns/svc-00003]" {
 		t.Fatalf("behind: %v, %d reads, behind %v", err, r.gets, p.behind)
 	}

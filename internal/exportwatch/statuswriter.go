@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -145,7 +144,7 @@ func (w *StatusWriter) syncPass(ctx context.Context, p *pass, set *exports.Set, 
 		keys, incremental = cs.KeysChangedSince(p.synced, set)
 	}
 	if !incremental {
-		keys = slices.Collect(maps.Keys(set.Statuses))
+		keys = set.StatusKeys()
 	} else {
 		keys = append(keys, p.behind...)
 	}
@@ -160,7 +159,7 @@ func (w *StatusWriter) syncPass(ctx context.Context, p *pass, set *exports.Set, 
 // Sync makes every ServiceExport's conditions match set and returns how many
 // status writes it made. It keeps going past errors and returns them joined.
 func (w *StatusWriter) Sync(ctx context.Context, set *exports.Set) (int, error) {
-	n, _, err := w.syncKeys(ctx, set, slices.Collect(maps.Keys(set.Statuses)))
+	n, _, err := w.syncKeys(ctx, set, set.StatusKeys())
 	return n, err
 }
 
@@ -177,7 +176,7 @@ func (w *StatusWriter) syncKeys(ctx context.Context, set *exports.Set, keys []ex
 	var behind []exports.Key
 	writes := 0
 	for _, k := range slices.Compact(sortedCopy(keys)) {
-		st, ok := set.Statuses[k]
+		st, ok := set.Status(k)
 		if !ok {
 			continue
 		}
@@ -201,7 +200,7 @@ func (w *StatusWriter) syncKeys(ctx context.Context, set *exports.Set, keys []ex
 			continue
 		}
 		in := ConditionInput{Status: st, LocalCluster: w.LocalCluster}
-		if e, ok := set.Exports[k]; ok {
+		if e, ok := set.Export(k); ok {
 			in.Export = &e
 		}
 		if w.Peers != nil {

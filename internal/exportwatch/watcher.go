@@ -179,7 +179,7 @@ func (w *Watcher) Start(ctx context.Context) error {
 	if err := w.initial(ctx); err != nil {
 		return err
 	}
-	w.log.Info("export set synced", "exports", len(w.Current().Exports))
+	w.log.Info("export set synced", "exports", w.Current().Len())
 	err := w.loop(ctx)
 	cancel()
 	if cerr := <-cacheErr; cerr != nil && !errors.Is(cerr, context.Canceled) {
@@ -208,7 +208,7 @@ func (w *Watcher) initial(ctx context.Context) error {
 	for _, s := range sts {
 		statuses[s.Key] = s
 	}
-	w.Publish(set, statuses, nil)
+	w.Publish(set, statuses)
 	return nil
 }
 
@@ -249,7 +249,7 @@ func (w *Watcher) loop(ctx context.Context) error {
 // whose read fails is marked dirty again and retried later, so no change
 // is ever lost to a transient error.
 func (w *Watcher) recompute(ctx context.Context, keys []exports.Key) {
-	results := make([]keyResult, 0, len(keys))
+	results := make([]exports.Change, 0, len(keys))
 	var failed []exports.Key
 	for _, k := range keys {
 		exp, st, err := w.computeKey(ctx, k)
@@ -258,9 +258,9 @@ func (w *Watcher) recompute(ctx context.Context, keys []exports.Key) {
 			failed = append(failed, k)
 			continue
 		}
-		results = append(results, keyResult{key: k, export: exp, status: st})
+		results = append(results, exports.Change{Key: k, Export: exp, Status: st})
 	}
-	w.publish(w.Current(), results)
+	w.publish(results)
 	if len(failed) > 0 {
 		time.AfterFunc(w.opts.RetryInterval, func() {
 			for _, k := range failed {
@@ -270,21 +270,18 @@ func (w *Watcher) recompute(ctx context.Context, keys []exports.Key) {
 	}
 }
 
-// publish publishes cur with results applied, if that changes anything,
+// publish applies results to the current Set, if that changes anything,
 // and records the changed keys for KeysChangedSince.
-func (w *Watcher) publish(cur *exports.Set, results []keyResult) bool {
-	next, statuses, changed := applyResults(cur, results)
-	if next == nil {
-		return false
+func (w *Watcher) publish(results []exports.Change) bool {
+	var n int
+	ok := w.Apply(results, func(gen uint64, touched []exports.Key) {
+		w.changes.record(gen, touched)
+		n = len(touched)
+	})
+	if ok {
+		w.log.Debug("export set changed", "keys", n, "exports", w.Current().Len())
 	}
-	gen := cur.Generation + 1
-	w.changes.record(gen, changed)
-	if !w.Publish(next, statuses, changed) {
-		w.changes.forget(gen)
-		return false
-	}
-	w.log.Debug("export set changed", "keys", len(changed), "exports", len(next))
-	return true
+	return ok
 }
 
 // computeKey reads one key from the cache and computes its export (nil when

@@ -85,13 +85,13 @@ func TestWatcherFollowsTheAPIServer(t *testing.T) {
 	}
 	w := startWatcher(t, ns)
 	k := exports.Key{Namespace: ns, Name: "web"}
-	if len(w.Current().Exports) != 0 {
-		t.Fatalf("export without a ServiceExport: %v", w.Current().Exports)
+	if w.Current().Len() != 0 {
+		t.Fatalf("export without a ServiceExport: %v", w.Current().Map())
 	}
 
 	createExport(t, ctx, ns, "web", map[string]string{contract.AnnotationAllowedClusters: "west"})
-	s := waitSet(t, w, "export", func(s *exports.Set) bool { _, ok := s.Exports[k]; return ok })
-	e := s.Exports[k]
+	s := waitSet(t, w, "export", func(s *exports.Set) bool { _, ok := s.Export(k); return ok })
+	e, _ := s.Export(k)
 	if e.Type != exports.Headless || e.ReadyEndpoints != 1 || len(e.Hostnames) != 1 || e.Hostnames[0] != "web-0" ||
 		len(e.Ports) != 1 || e.Ports[0].Port != 80 || e.Labels["team"] != "a" || len(e.AllowedClusters) != 1 || e.Created.IsZero() {
 		t.Fatalf("export %+v", e)
@@ -104,7 +104,9 @@ func TestWatcherFollowsTheAPIServer(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	waitSet(t, w, "two ready", func(s *exports.Set) bool { return s.Exports[k].ReadyEndpoints == 2 && len(s.Exports[k].Hostnames) == 2 })
+	waitSet(t, w, "two ready", func(s *exports.Set) bool {
+		return exportOf(s, k).ReadyEndpoints == 2 && len(exportOf(s, k).Hostnames) == 2
+	})
 
 	// A port change reaches the set.
 	svc, err := c.Kube.CoreV1().Services(ns).Get(ctx, "web", metav1.GetOptions{})
@@ -115,21 +117,21 @@ func TestWatcherFollowsTheAPIServer(t *testing.T) {
 	if _, err := c.Kube.CoreV1().Services(ns).Update(ctx, svc, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	waitSet(t, w, "two ports", func(s *exports.Set) bool { return len(s.Exports[k].Ports) == 2 })
+	waitSet(t, w, "two ports", func(s *exports.Set) bool { return len(exportOf(s, k).Ports) == 2 })
 
 	// Deleting the Service invalidates the export but keeps its status.
 	if err := c.Kube.CoreV1().Services(ns).Delete(ctx, "web", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	s = waitSet(t, w, "no service", func(s *exports.Set) bool { _, ok := s.Exports[k]; return !ok })
-	if st := s.Statuses[k]; st.Reason != exports.ReasonNoService {
+	s = waitSet(t, w, "no service", func(s *exports.Set) bool { _, ok := s.Export(k); return !ok })
+	if st, _ := s.Status(k); st.Reason != exports.ReasonNoService {
 		t.Fatalf("status %+v", st)
 	}
 	// Unexport removes the status too.
 	if err := c.Client.Delete(ctx, &mcsv1beta1.ServiceExport{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "web"}}); err != nil {
 		t.Fatal(err)
 	}
-	waitSet(t, w, "unexported", func(s *exports.Set) bool { return len(s.Statuses) == 0 })
+	waitSet(t, w, "unexported", func(s *exports.Set) bool { return len(s.StatusKeys()) == 0 })
 }
 
 // TestUnexportedChurnCostsNothing: requirement II says unrelated churn
@@ -145,7 +147,7 @@ func TestUnexportedChurnCostsNothing(t *testing.T) {
 	createExport(t, ctx, ns, "exported", nil)
 	w := startWatcher(t, ns)
 	k := exports.Key{Namespace: ns, Name: "exported"}
-	before := waitSet(t, w, "export", func(s *exports.Set) bool { return s.Exports[k].ReadyEndpoints == 1 })
+	before := waitSet(t, w, "export", func(s *exports.Set) bool { return exportOf(s, k).ReadyEndpoints == 1 })
 
 	const n = 200
 	for i := range n {
@@ -168,7 +170,7 @@ func TestUnexportedChurnCostsNothing(t *testing.T) {
 	if err := c.SetEndpoints(ctx, ns, "exported", []testenv.Endpoint{{IP: "198.18.0.20", Port: 80, Ready: true}, {IP: "198.18.0.21", Port: 80, Ready: true}}); err != nil {
 		t.Fatal(err)
 	}
-	after := waitSet(t, w, "sentinel", func(s *exports.Set) bool { return s.Exports[k].ReadyEndpoints == 2 })
+	after := waitSet(t, w, "sentinel", func(s *exports.Set) bool { return exportOf(s, k).ReadyEndpoints == 2 })
 	if after.Generation != before.Generation+1 {
 		t.Fatalf("%d publishes for %d unexported Services and one real change; want exactly 1", after.Generation-before.Generation, n)
 	}
@@ -185,7 +187,7 @@ func TestStatusWriterWritesOnlyChanges(t *testing.T) {
 	createExport(t, ctx, ns, "ok", nil)
 	createExport(t, ctx, ns, "missing", nil)
 	w := startWatcher(t, ns)
-	set := waitSet(t, w, "statuses", func(s *exports.Set) bool { return len(s.Statuses) == 2 })
+	set := waitSet(t, w, "statuses", func(s *exports.Set) bool { return len(s.StatusKeys()) == 2 })
 
 	sw := &StatusWriter{Source: w, Reader: w.Reader(), Client: c.Client, LocalCluster: "east", Logger: testkit.Logger()}
 	n, err := sw.Sync(ctx, set)
@@ -223,3 +225,8 @@ func TestStatusWriterWritesOnlyChanges(t *testing.T) {
 }
 
 func clientKey(ns, name string) client.ObjectKey { return client.ObjectKey{Namespace: ns, Name: name} }
+
+func exportOf(s *exports.Set, k exports.Key) exports.Export {
+	e, _ := s.Export(k)
+	return e
+}

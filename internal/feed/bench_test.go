@@ -52,14 +52,12 @@ func BenchmarkDeltaFanout(b *testing.B) {
 	es := benchExports(10000)
 	p := exports.NewPublisher()
 	j := newJournal(DefaultMaxHistory, time.Now())
-	p.Publish(setOf(es...), nil, nil)
+	p.Publish(setOf(es...), nil)
 	j.advance(p.Current())
 	from, _ := j.view()
-	next := setOf(es...)
 	changed := es[42]
 	changed.ReadyEndpoints = 9
-	next[changed.Key] = changed
-	p.Publish(next, nil, []exports.Key{changed.Key})
+	p.Apply([]exports.Change{{Key: changed.Key, Export: &changed}}, nil)
 	j.advance(p.Current())
 	visible := make([]func(*exports.Export) bool, subscribers)
 	for i := range visible {

@@ -51,7 +51,7 @@ func TestSnapshotThenDeltas(t *testing.T) {
 	f.waitCounted(t, "west", kindDelta, 2)
 	before := f.sent("west", kindDelta) + f.sent("west", kindHeartbeat)
 	f.publish(b, exp("north-only", only("north"), func(e *exports.Export) { e.ReadyEndpoints = 7 }))
-	f.pub.Publish(f.pub.Current().Exports, map[exports.Key]exports.Status{b.Key: {Key: b.Key}}, nil)
+	f.pub.Publish(f.pub.Current().Map(), map[exports.Key]exports.Status{b.Key: {Key: b.Key}})
 	f.publish(b, exp("north-only", only("north")))
 	f.publish(b) // north-only unexported: west never knew it
 	time.Sleep(200 * time.Millisecond)

@@ -68,7 +68,7 @@ func (f *fixture) serve(t *testing.T, srv *Server) string {
 // them: the journal follows the source level-based, so publishes in quick
 // succession would otherwise coalesce into one version.
 func (f *fixture) publish(es ...exports.Export) {
-	f.pub.Publish(setOf(es...), nil, nil)
+	f.pub.Publish(setOf(es...), nil)
 	want := f.pub.Current()
 	for {
 		f.srv.journal.mu.Lock()

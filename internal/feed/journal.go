@@ -3,7 +3,6 @@ package feed
 import (
 	"crypto/rand"
 	"encoding/binary"
-	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -109,10 +108,10 @@ func (j *journal) advance(set *exports.Set) {
 	v := j.versionLocked()
 	for _, k := range changed {
 		e := entry{version: v, key: k}
-		if o, ok := old.Exports[k]; ok {
+		if o, ok := old.Export(k); ok {
 			e.old = &o
 		}
-		if n, ok := set.Exports[k]; ok {
+		if n, ok := set.Export(k); ok {
 			e.new = &n
 		}
 		j.entries = append(j.entries, e)
@@ -140,8 +139,8 @@ func (j *journal) changedKeys(set *exports.Set) []exports.Key {
 func visibleChanges(old, set *exports.Set, changed []exports.Key) []exports.Key {
 	var out []exports.Key
 	for _, k := range changed {
-		o, inOld := old.Exports[k]
-		n, inNew := set.Exports[k]
+		o, inOld := old.Export(k)
+		n, inNew := set.Export(k)
 		switch {
 		case !inOld && !inNew: // listed by a source that lists statuses too
 		case inOld && inNew && sameButLocal(&o, &n):
@@ -173,20 +172,19 @@ func (j *journal) trimLocked() {
 }
 
 // snapshot returns the exports visible to an importer, sorted, and the
-// version they are current at. Its O(exports) filtering and sorting run
-// outside the lock (Sets are immutable): a reconnecting importer must not
+// version they are current at (a Set yields its exports in key order).
+// Its O(exports) filtering runs outside the lock (Sets are immutable): a reconnecting importer must not
 // stall advance, and with it every other importer's deltas.
 func (j *journal) snapshot(visible func(*exports.Export) bool) (uint64, []exports.Export, <-chan struct{}) {
 	j.mu.Lock()
 	v, set, next := j.versionLocked(), j.set, j.next
 	j.mu.Unlock()
-	out := make([]exports.Export, 0, len(set.Exports))
-	for _, e := range set.Exports {
+	out := make([]exports.Export, 0, set.Len())
+	for _, e := range set.Exports() {
 		if visible(&e) {
 			out = append(out, e)
 		}
 	}
-	slices.SortFunc(out, func(a, b exports.Export) int { return exports.CompareKeys(a.Key, b.Key) })
 	return v, out, next
 }
 
@@ -213,7 +211,7 @@ func (j *journal) delta(from uint64, visible func(*exports.Export) bool) (v uint
 	}
 	for k, old := range first {
 		was := old != nil && visible(old)
-		cur, exists := j.set.Exports[k]
+		cur, exists := j.set.Export(k)
 		now := exists && visible(&cur)
 		switch {
 		case now && (!was || !sameForImporter(old, &cur)):

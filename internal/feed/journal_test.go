@@ -54,7 +54,7 @@ func TestJournalDeltasFilterBeforeSending(t *testing.T) {
 	p := exports.NewPublisher()
 	j := newJournal(100, time.Now())
 	pub := func(es ...exports.Export) uint64 {
-		p.Publish(setOf(es...), nil, nil)
+		p.Publish(setOf(es...), nil)
 		j.advance(p.Current())
 		v, _ := j.view()
 		return v
@@ -111,7 +111,7 @@ func TestJournalDeltasFilterBeforeSending(t *testing.T) {
 
 	// Status-only sets do not bump the version.
 	before, _ := j.view()
-	p.Publish(setOf(a2, b4), map[exports.Key]exports.Status{a2.Key: {Key: a2.Key}}, nil)
+	p.Publish(setOf(a2, b4), map[exports.Key]exports.Status{a2.Key: {Key: a2.Key}})
 	j.advance(p.Current())
 	if after, _ := j.view(); after != before {
 		t.Fatalf("status change moved the version %d -> %d", before, after)
@@ -128,12 +128,12 @@ func TestJournalDeltasFilterBeforeSending(t *testing.T) {
 func TestJournalHistoryIsBounded(t *testing.T) {
 	p := exports.NewPublisher()
 	j := newJournal(10, time.Now())
-	p.Publish(nil, nil, nil)
+	p.Publish(nil, nil)
 	j.advance(p.Current())
 	first, _ := j.view()
 	var versions []uint64
 	for i := range 40 {
-		p.Publish(setOf(exp(fmt.Sprint("e", i))), nil, nil) // one add, one delete
+		p.Publish(setOf(exp(fmt.Sprint("e", i))), nil) // one add, one delete
 		j.advance(p.Current())
 		v, _ := j.view()
 		versions = append(versions, v)
@@ -190,9 +190,9 @@ func TestVisibleChanges(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := exports.NewPublisher()
-			p.Publish(setOf(tc.old...), nil, nil)
+			p.Publish(setOf(tc.old...), nil)
 			old := p.Current()
-			p.Publish(setOf(tc.new...), nil, nil)
+			p.Publish(setOf(tc.new...), nil)
 			changed := append([]exports.Key(nil), tc.changed...)
 			got := visibleChanges(old, p.Current(), changed)
 			var s []string
@@ -216,10 +216,10 @@ func TestJournalLeavesTheSetsChangesAlone(t *testing.T) {
 	p := exports.NewPublisher()
 	j := newJournal(100, time.Now())
 	a, b := exp("a"), exp("b")
-	p.Publish(setOf(a, b), nil, nil)
+	p.Publish(setOf(a, b), nil)
 	prev := p.Current()
 	j.advance(prev)
-	p.Publish(setOf(exp("a", func(e *exports.Export) { e.LocalClusterIPs = []string{"10.0.0.1"} }), exp("b", func(e *exports.Export) { e.ReadyEndpoints = 2 })), nil, nil)
+	p.Publish(setOf(exp("a", func(e *exports.Export) { e.LocalClusterIPs = []string{"10.0.0.1"} }), exp("b", func(e *exports.Export) { e.ReadyEndpoints = 2 })), nil)
 	cur := p.Current()
 	before := fmt.Sprint(cur.ChangedSince(prev))
 	j.advance(cur)
@@ -257,11 +257,11 @@ func TestJournalSkippingSetsUsesTheSourcesChanges(t *testing.T) {
 			l := &lister{keys: tc.keys}
 			j := newJournal(100, time.Now())
 			j.lister = l
-			p.Publish(setOf(exp("a"), exp("b")), nil, nil)
+			p.Publish(setOf(exp("a"), exp("b")), nil)
 			j.advance(p.Current())
 			v1, _ := j.view()
-			p.Publish(setOf(exp("a"), exp("b"), exp("zz")), nil, nil) // skipped
-			p.Publish(setOf(exp("a"), exp("b", func(e *exports.Export) { e.ReadyEndpoints = 7 })), nil, nil)
+			p.Publish(setOf(exp("a"), exp("b"), exp("zz")), nil) // skipped
+			p.Publish(setOf(exp("a"), exp("b", func(e *exports.Export) { e.ReadyEndpoints = 7 })), nil)
 			j.advance(p.Current())
 			if l.calls != tc.calls {
 				t.Fatalf("%d calls to the source, want %d", l.calls, tc.calls)
@@ -270,7 +270,7 @@ func TestJournalSkippingSetsUsesTheSourcesChanges(t *testing.T) {
 				t.Fatalf("delta %v %v %v", names(ups), dels, ok)
 			}
 			// The next Set follows at once: no need to ask.
-			p.Publish(setOf(exp("a")), nil, nil)
+			p.Publish(setOf(exp("a")), nil)
 			j.advance(p.Current())
 			if l.calls != tc.calls {
 				t.Fatalf("asked the source about an immediate successor")

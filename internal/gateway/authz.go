@@ -55,7 +55,7 @@ func (a *ExportAuthorizer) Authorize(caller identity.ID, t tunnel.Target) error 
 	if !set.Synced {
 		return ErrExportsNotSynced
 	}
-	e, ok := set.Exports[exports.Key{Namespace: t.Namespace, Name: t.Service}]
+	e, ok := set.Export(exports.Key{Namespace: t.Namespace, Name: t.Service})
 	if !ok {
 		return ErrNotExported
 	}

@@ -201,12 +201,12 @@ func TestExportAuthorizerFollowsTheSet(t *testing.T) {
 	if err := s.Authorize(caller, tg); !errors.Is(err, ErrExportsNotSynced) {
 		t.Fatalf("set not synced yet: %v, want ErrExportsNotSynced", err)
 	}
-	p.Publish(nil, nil, nil)
+	p.Publish(nil, nil)
 	if err := s.Authorize(caller, tg); !errors.Is(err, ErrNotExported) {
 		t.Fatalf("synced, empty set: %v", err)
 	}
 	web := exports.TCP("default", "web", 80)
-	p.Publish(exports.Of(web), nil, nil)
+	p.Publish(exports.Of(web), nil)
 	if err := s.Authorize(caller, tg); err != nil {
 		t.Fatalf("exported: %v", err)
 	}
@@ -215,21 +215,21 @@ func TestExportAuthorizerFollowsTheSet(t *testing.T) {
 	}
 	// A number the export lists for UDP only is no port a stream may reach.
 	web.Ports = append(web.Ports, exports.Port{Name: "dns", Protocol: "UDP", Port: 53})
-	p.Publish(exports.Of(web), nil, nil)
+	p.Publish(exports.Of(web), nil)
 	if err := s.Authorize(caller, tunnel.Target{Namespace: "default", Service: "web", Port: 53}); !errors.Is(err, ErrUnknownPort) {
 		t.Fatalf("UDP-only port: %v", err)
 	}
 	web.AllowedClusters = []string{}
-	p.Publish(exports.Of(web), nil, nil)
+	p.Publish(exports.Of(web), nil)
 	if err := s.Authorize(caller, tg); !errors.Is(err, ErrClusterNotAllowed) {
 		t.Fatalf("empty allow list: %v", err)
 	}
 	web.AllowedClusters = []string{"west"}
-	p.Publish(exports.Of(web), nil, nil)
+	p.Publish(exports.Of(web), nil)
 	if err := s.Authorize(caller, tg); err != nil {
 		t.Fatalf("allowed cluster: %v", err)
 	}
-	p.Publish(nil, nil, nil)
+	p.Publish(nil, nil)
 	if err := s.Authorize(caller, tg); !errors.Is(err, ErrNotExported) {
 		t.Fatalf("unexported: %v", err)
 	}

@@ -63,7 +63,7 @@ func TestSlowBackendEjectsOnlyItsService(t *testing.T) {
 	northWeb := newBackend(t, whoami("north")).addr()
 	northSlow := newBackend(t, whoami("north-slow")).addr()
 	set, eps := exports.NewPublisher(), NewEndpointTable()
-	set.Publish(exports.Of(exports.TCP("default", "web", 80), exports.TCP("default", "slow", 80)), nil, nil)
+	set.Publish(exports.Of(exports.TCP("default", "web", 80), exports.TCP("default", "slow", 80)), nil)
 	eps.Set("default", "web", 80, []string{northWeb})
 	eps.Set("default", "slow", 80, []string{northSlow})
 	// tenant "slow"'s backend at north takes 1 s to connect (a black-holed
@@ -122,7 +122,7 @@ func TestSlowOnlyLiveDestinationIsNotCut(t *testing.T) {
 
 	northWeb := newBackend(t, whoami("north")).addr()
 	set, eps := exports.NewPublisher(), NewEndpointTable()
-	set.Publish(exports.Of(exports.TCP("default", "web", 80)), nil, nil)
+	set.Publish(exports.Of(exports.TCP("default", "web", 80)), nil)
 	eps.Set("default", "web", 80, []string{northWeb})
 	sd := &slowDialer{slow: map[string]time.Duration{northWeb: 600 * time.Millisecond}}
 	north := startRemoteGateway(t, p, "north", set, eps, withDialer(sd))

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"maps"
 	"net"
 	"strconv"
 	"strings"
@@ -229,11 +228,11 @@ func newPair(t testing.TB, po pairOpts) *pair {
 // export publishes default/<svc> port 80 backed by addrs.
 func (p *pair) export(svc string, allowed []string, addrs ...string) {
 	// Keep earlier exports: the current set plus this one.
-	set := maps.Clone(p.exports.Current().Exports)
+	set := p.exports.Current().Map()
 	e := exports.TCP("default", svc, 80)
 	e.AllowedClusters = allowed
 	set[e.Key] = e
-	p.exports.Publish(set, nil, nil)
+	p.exports.Publish(set, nil)
 	p.endpoints.Set("default", svc, 80, addrs)
 }
 

@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"errors"
-	"maps"
 	"net"
 	"strconv"
 	"syscall"
@@ -25,9 +24,9 @@ func (p *pair) headless(t *testing.T, listed []string, pods ...string) map[strin
 	t.Helper()
 	e := exports.TCP("default", "web", 80)
 	e.Type, e.Hostnames = exports.Headless, listed
-	set := maps.Clone(p.exports.Current().Exports)
+	set := p.exports.Current().Map()
 	set[e.Key] = e
-	p.exports.Publish(set, nil, nil)
+	p.exports.Publish(set, nil)
 	out := map[string]*backend{}
 	var all []string
 	for _, pod := range pods {
@@ -136,7 +135,7 @@ func TestExportAuthorizerHostnames(t *testing.T) {
 	web.Type, web.Hostnames = exports.Headless, []string{"web-0", "web-1"}
 	api := exports.TCP("default", "api", 80) // ClusterSetIP
 	p := exports.NewPublisher()
-	p.Publish(exports.Of(web, api), nil, nil)
+	p.Publish(exports.Of(web, api), nil)
 	a := NewExportAuthorizer(p)
 	target := func(svc string, port int, host string) tunnel.Target {
 		return tunnel.Target{Namespace: "default", Service: svc, Port: port, Hostname: host}

@@ -128,7 +128,7 @@ func TestHeaderLimits(t *testing.T) {
 	p := newPair(t, pairOpts{inLimits: lim})
 	be := newBackend(t, echo)
 	long := strings.Repeat("a", 63)
-	p.exports.Publish(exports.Of(exports.TCP(long, long, 80)), nil, nil)
+	p.exports.Publish(exports.Of(exports.TCP(long, long, 80)), nil)
 	p.endpoints.Set(long, long, 80, []string{be.addr()})
 	sess, err := rawSession(t, p.inAddr, p.west.Gateway.ClientTLSConfig(p.east.GatewayID()))
 	if err != nil {

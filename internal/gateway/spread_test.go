@@ -26,7 +26,7 @@ type remoteGateway struct {
 func newRemoteGateway(t *testing.T, p *pair, cluster, svc string, addrs ...string) *remoteGateway {
 	t.Helper()
 	set, endpoints := exports.NewPublisher(), NewEndpointTable()
-	set.Publish(exports.Of(exports.TCP("default", svc, 80)), nil, nil)
+	set.Publish(exports.Of(exports.TCP("default", svc, 80)), nil)
 	endpoints.Set("default", svc, 80, addrs)
 	return startRemoteGateway(t, p, cluster, set, endpoints)
 }

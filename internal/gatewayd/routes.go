@@ -1,6 +1,7 @@
 package gatewayd
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 	"strings"
@@ -81,7 +82,7 @@ func Routes(svcs []*corev1.Service, links []*ferryv1.Link, claimed claims.Table,
 	// to the clusters whose mirror is claimed for that port number (the
 	// union of ports can hold one that some clusters lack, and their
 	// ingress would refuse the stream).
-	held := map[claims.Claim]bool{}
+	held := make(map[claims.Claim]bool, 2*len(claimed))
 	for _, c := range claimed {
 		held[c] = true
 		held[claims.Claim{Owner: c.Owner, Namespace: c.Namespace, Service: c.Service}] = true
@@ -104,7 +105,7 @@ func Routes(svcs []*corev1.Service, links []*ferryv1.Link, claimed claims.Table,
 	}
 	// Each claimed mirror's ready-endpoint count weighs its cluster in a
 	// clusterset route (gateway.Destination.Weight).
-	readyOf := map[[2]string]uint32{}
+	readyOf := make(map[[2]string]uint32, len(svcs))
 	for _, s := range svcs {
 		link, ok := mirror.OwnerOf(s)
 		if !ok || s.DeletionTimestamp != nil || !claimed.Vouches(s, claims.LinkOwner(link)) {
@@ -116,11 +117,11 @@ func Routes(svcs []*corev1.Service, links []*ferryv1.Link, claimed claims.Table,
 	}
 	svcs = slices.Clone(svcs)
 	slices.SortFunc(svcs, func(a, b *corev1.Service) int {
-		return strings.Compare(a.Namespace+"/"+a.Name, b.Namespace+"/"+b.Name)
+		return cmp.Or(strings.Compare(a.Namespace, b.Namespace), strings.Compare(a.Name, b.Name))
 	})
 	var routes []gateway.Route
 	var problems []error
-	used := map[int32]string{}
+	used := make(map[int32]string, len(claimed))
 	// addPorts opens one route per claimed port, each to every cluster of
 	// dests.
 	addPorts := func(kind string, owner claims.Owner, s *corev1.Service, remoteSvc, hostname string, ports []mirror.EgressPort, dests []gateway.Destination) {
@@ -261,7 +262,7 @@ func (l LocalExports) ReadyEndpoints(namespace, service string) (int32, bool) {
 	if l.Set == nil || !l.Set.Synced {
 		return 0, false
 	}
-	e, ok := l.Set.Exports[exports.Key{Namespace: namespace, Name: service}]
+	e, ok := l.Set.Export(exports.Key{Namespace: namespace, Name: service})
 	return e.ReadyEndpoints, ok
 }
 
@@ -271,7 +272,7 @@ func (l LocalExports) Exposes(namespace, service string, port int32) bool {
 	if l.Set == nil || !l.Set.Synced {
 		return false
 	}
-	e, ok := l.Set.Exports[exports.Key{Namespace: namespace, Name: service}]
+	e, ok := l.Set.Export(exports.Key{Namespace: namespace, Name: service})
 	return ok && slices.ContainsFunc(e.Ports, func(p exports.Port) bool { return p.Port == port && p.Carried() })
 }
 

@@ -54,7 +54,7 @@ func startFerry(ctx context.Context, backendAddr string, idle int, relays []stri
 	log := slog.New(slog.DiscardHandler)
 
 	set := exports.NewPublisher()
-	set.Publish(exports.Of(exports.TCP(benchTarget.Namespace, benchTarget.Service, int32(benchTarget.Port))), nil, nil)
+	set.Publish(exports.Of(exports.TCP(benchTarget.Namespace, benchTarget.Service, int32(benchTarget.Port))), nil)
 	endpoints := gateway.NewEndpointTable()
 	endpoints.Set(benchTarget.Namespace, benchTarget.Service, benchTarget.Port, []string{backendAddr})
 
