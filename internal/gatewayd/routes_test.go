@@ -318,7 +318,7 @@ func localExports(cluster string, es ...exports.Export) LocalExports {
 	for _, e := range es {
 		m[e.Key] = e
 	}
-	p.Publish(m, nil, nil)
+	p.Publish(m, nil)
 	return LocalExports{Cluster: cluster, Set: p.Current()}
 }
 

@@ -60,6 +60,9 @@ type routeSync struct {
 	dirty     chan struct{}
 	synced    atomic.Bool
 
+	// claims decodes each claims shard once per resourceVersion.
+	claims claims.Reader
+
 	lastRoutes  []gateway.Route
 	lastRemotes map[string]tunnel.Remote
 }
@@ -134,6 +137,24 @@ func newRouteSync(cfg *rest.Config, scheme *runtime.Scheme, o Options, egress ro
 // (a bind failure, say) is retried without waiting for another change.
 const routeRetry = 5 * time.Second
 
+// pace is how long the route sync rests after a pass that took d before
+// it starts another. A pass is O(imports) (Routes reads every Ferry
+// Service), and during a burst (an initial import, where every new mirror
+// marks the sync) passes would otherwise run back to back and take a whole
+// core from the API server and the controller. Resting as long as the pass
+// took keeps the sync to half a core at most, and a change waits at most
+// one pass longer. Passes under minPaced (a few hundred imports) do not
+// rest.
+func pace(d time.Duration) time.Duration {
+	if d < minPaced {
+		return 0
+	}
+	return d
+}
+
+// minPaced: see pace.
+const minPaced = 5 * time.Millisecond
+
 func (s *routeSync) mark() {
 	select {
 	case s.dirty <- struct{}{}:
@@ -156,6 +177,9 @@ func (s *routeSync) Run(ctx context.Context) error {
 	}
 	s.mark()
 	seen := s.localSet()
+	// paced is not nil while the route sync rests after a pass (pace);
+	// marks made meanwhile wait in dirty and cost one pass after it.
+	var paced <-chan time.Time
 	for {
 		// A new local export set can change a local destination's weight,
 		// or whether there is one, but only for the clusterset services
@@ -165,7 +189,13 @@ func (s *routeSync) Run(ctx context.Context) error {
 		if seen != nil {
 			exportsChanged = seen.Changed()
 		}
+		dirty := s.dirty
+		if paced != nil {
+			dirty = nil
+		}
 		select {
+		case <-paced:
+			paced = nil
 		case <-ctx.Done():
 			return nil
 		case err := <-errc:
@@ -176,8 +206,12 @@ func (s *routeSync) Run(ctx context.Context) error {
 				s.mark()
 			}
 			seen = next
-		case <-s.dirty:
+		case <-dirty:
+			start := time.Now()
 			err := s.apply(ctx)
+			if rest := pace(time.Since(start)); rest > 0 {
+				paced = time.After(rest)
+			}
 			// Synced means "routes reflect the caches", not "every route
 			// works": one unbindable port must not keep the whole gateway
 			// out of its Service.
@@ -207,14 +241,17 @@ func (s *routeSync) Synced() error {
 
 func (s *routeSync) apply(ctx context.Context) error {
 	var links ferryv1.LinkList
-	if err := s.cache.List(ctx, &links, client.InNamespace(s.namespace)); err != nil {
+	// Routes reads and never modifies what it is given, so the pass
+	// reads the caches' own objects: a copy of every Service per pass was
+	// most of its cost at 10k imports.
+	if err := s.cache.List(ctx, &links, client.InNamespace(s.namespace), client.UnsafeDisableDeepCopy); err != nil {
 		return err
 	}
 	var mirrors, clustersets corev1.ServiceList
-	if err := s.cache.List(ctx, &mirrors); err != nil {
+	if err := s.cache.List(ctx, &mirrors, client.UnsafeDisableDeepCopy); err != nil {
 		return err
 	}
-	if err := s.clustersets.List(ctx, &clustersets); err != nil {
+	if err := s.clustersets.List(ctx, &clustersets, client.UnsafeDisableDeepCopy); err != nil {
 		return err
 	}
 	lp := make([]*ferryv1.Link, len(links.Items))
@@ -236,7 +273,7 @@ func (s *routeSync) apply(ctx context.Context) error {
 			s.localKeys[exports.Key{Namespace: c.Key.Namespace, Name: c.Key.Service}] = true
 		}
 	}
-	snap, err := claims.Read(ctx, s.cache, s.namespace)
+	snap, err := s.claims.Read(ctx, s.cache, s.namespace)
 	if err != nil {
 		return err
 	}
