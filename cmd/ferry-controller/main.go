@@ -32,6 +32,7 @@ func main() {
 	fs.BoolVar(&o.LeaderElect, "leader-elect", true, "elect a leader among replicas (Lease ferry-system/"+contract.LeaderElectionID+")")
 	fs.StringVar(&o.MetricsAddr, "metrics-addr", controllerd.DefaultAdminAddr, "address of /metrics; 0 turns it off")
 	fs.StringVar(&o.HealthAddr, "health-addr", controllerd.DefaultAdminAddr, "address of /live and /ready; 0 turns them off")
+	fs.StringVar(&o.PprofAddr, "pprof-addr", "", "address of /debug/pprof/, e.g. 127.0.0.1:6060; empty (the default) serves no profiles")
 	fs.StringVar(&o.TLSDir, "tls-dir", "", "directory with the controller's own tls.crt, tls.key and ca.crt; empty: issue it from --issuer-secret")
 	fs.StringVar(&o.IssuerSecret, "issuer-secret", contract.IssuerSecret, "Secret in ferry-system holding the cluster's issuer")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")

@@ -35,6 +35,7 @@ func main() {
 	fs.StringVar(&o.CertSecret, "tls-secret", contract.GatewayTLSSecret, "Secret holding the gateway's certificate, written by ferry-controller")
 	fs.StringVar(&o.ListenAddr, "ingress-addr", gatewayd.DefaultListenAddr, "ingress address for remote gateways and controllers (mTLS)")
 	fs.StringVar(&o.AdminAddr, "admin-addr", gatewayd.DefaultAdminAddr, "address of /live, /ready and /metrics")
+	fs.StringVar(&o.PprofAddr, "pprof-addr", "", "address of /debug/pprof/, e.g. 127.0.0.1:6061; empty (the default) serves no profiles")
 	fs.StringVar(&kubeconfig, "kubeconfig", "", "kubeconfig of this cluster; empty means in-cluster")
 	o.EgressPorts, o.ClustersetPorts = contract.DefaultEgressRange(), contract.DefaultClustersetRange()
 	fs.Var(&o.EgressPorts, "egress-port-range", "ports the controller allocates to mirrors, min-max; with --clusterset-port-range, the only ports opened for egress")

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -49,6 +50,9 @@ type Options struct {
 	// MetricsAddr and HealthAddr are host:port; equal addresses share one
 	// server, and "0" turns a server off.
 	MetricsAddr, HealthAddr string
+	// PprofAddr, host:port, serves runtime profiles (internal/profiling);
+	// empty, the default, serves none.
+	PprofAddr string
 	// TLSDir, if set, holds the controller's own identity (tls.crt chain,
 	// tls.key, ca.crt trust bundle), reloaded when the files change: for
 	// development and for installs that issue certificates elsewhere. When
@@ -147,6 +151,11 @@ func (o *Options) Validate() error {
 	for flag, addr := range map[string]string{"--metrics-addr": o.MetricsAddr, "--health-addr": o.HealthAddr} {
 		if err := validateAddr(addr); err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", flag, err))
+		}
+	}
+	if o.PprofAddr != "" {
+		if _, _, err := net.SplitHostPort(o.PprofAddr); err != nil {
+			errs = append(errs, fmt.Errorf("--pprof-addr %q: %w", o.PprofAddr, err))
 		}
 	}
 	if o.TLSDir == "" && len(validation.IsDNS1123Subdomain(o.IssuerSecret)) > 0 {

@@ -37,6 +37,7 @@ func TestValidate(t *testing.T) {
 		{"clusterset range overlaps egress", func(o *Options) { o.ClustersetPorts = contract.Range{Min: 31000, Max: 32999} }, "overlaps --egress-port-range"},
 		{"gateway service needs a namespace", func(o *Options) { o.GatewayService = "ferry-gateway" }, "--gateway-service"},
 		{"metrics address", func(o *Options) { o.MetricsAddr = "9990" }, "--metrics-addr"},
+		{"pprof address", func(o *Options) { o.PprofAddr = "6060" }, "--pprof-addr"},
 		{"issuer secret name", func(o *Options) { o.IssuerSecret = "Not_Valid" }, "--issuer-secret"},
 	}
 	for _, tc := range cases {

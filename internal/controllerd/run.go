@@ -24,6 +24,7 @@ import (
 	"ferry.dev/ferry/internal/clusterset"
 	"ferry.dev/ferry/internal/contract"
 	"ferry.dev/ferry/internal/importer"
+	"ferry.dev/ferry/internal/profiling"
 )
 
 // gracefulShutdown bounds how long runnables get to stop.
@@ -143,6 +144,15 @@ func Run(ctx context.Context, o Options) error {
 	if err := mgr.Add(adm); err != nil {
 		adm.close()
 		return err
+	}
+	if o.PprofAddr != "" {
+		prof, err := profiling.Listen(o.PprofAddr, log)
+		if err != nil {
+			return err
+		}
+		if err := mgr.Add(prof); err != nil {
+			return err
+		}
 	}
 	log.Info("starting ferry-controller", "mesh", o.MeshDomain, "gateway", o.GatewayService,
 		"egress_ports", o.EgressPorts.String(), "clusterset_ports", o.ClustersetPorts.String(), "leader_elect", o.LeaderElect, "qps", o.QPS, "burst", o.Burst)

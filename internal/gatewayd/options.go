@@ -39,6 +39,9 @@ type Options struct {
 	ListenAddr string
 	// AdminAddr serves /live, /ready and /metrics.
 	AdminAddr string
+	// PprofAddr, host:port, serves runtime profiles (internal/profiling);
+	// empty, the default, serves none.
+	PprofAddr string
 	// EgressHost is the address egress ports bind to, normally the pod IP
 	// (POD_IP); empty binds all interfaces.
 	EgressHost string
@@ -108,6 +111,11 @@ func (o Options) Validate() error {
 	for flag, addr := range map[string]string{"--ingress-addr": o.ListenAddr, "--admin-addr": o.AdminAddr} {
 		if _, _, err := net.SplitHostPort(addr); err != nil {
 			errs = append(errs, fmt.Errorf("%s %q: %w", flag, addr, err))
+		}
+	}
+	if o.PprofAddr != "" {
+		if _, _, err := net.SplitHostPort(o.PprofAddr); err != nil {
+			errs = append(errs, fmt.Errorf("--pprof-addr %q: %w", o.PprofAddr, err))
 		}
 	}
 	if o.EgressHost != "" && net.ParseIP(o.EgressHost) == nil {

@@ -26,6 +26,7 @@ func TestEgressCallerOptions(t *testing.T) {
 		{func(o *Options) { o.EgressCallers = "off" }, "--egress-callers"},
 		{func(o *Options) { o.EgressHostCallers = []netip.Prefix{netip.MustParsePrefix("10.0.0.1/8")} }, "--egress-host-callers"},
 		{func(o *Options) { o.EgressHostCallers = []netip.Prefix{{}} }, "--egress-host-callers"},
+		{func(o *Options) { o.PprofAddr = "6061" }, "--pprof-addr"},
 	} {
 		bad := o
 		c.mod(&bad)

@@ -22,6 +22,7 @@ import (
 	"ferry.dev/ferry/internal/exportwatch"
 	"ferry.dev/ferry/internal/feed"
 	"ferry.dev/ferry/internal/gateway"
+	"ferry.dev/ferry/internal/profiling"
 	"ferry.dev/ferry/internal/tunnel"
 )
 
@@ -132,6 +133,13 @@ func Run(ctx context.Context, o Options) error {
 		ln.Close()
 		return err
 	}
+	var prof *profiling.Server
+	if o.PprofAddr != "" {
+		if prof, err = profiling.Listen(o.PprofAddr, log); err != nil {
+			ln.Close()
+			return err
+		}
+	}
 
 	watcherSynced := func() error {
 		if !watcher.Current().Synced {
@@ -155,6 +163,9 @@ func Run(ctx context.Context, o Options) error {
 	g.Go(func() error { return ignoreClosed(feedSrv.Serve(feedSink)) })
 	g.Go(func() error { return ignoreClosed(ingress.Serve(runCtx, ln)) })
 	g.Go(func() error { return ignoreClosed(admin.ListenAndServe()) })
+	if prof != nil {
+		g.Go(func() error { return prof.Serve(runCtx) })
+	}
 	log.Info("gateway started", "identity", self.String(), "ingress", ln.Addr().String(), "admin", o.AdminAddr)
 
 	select {
