@@ -276,6 +276,26 @@ func (l LocalExports) Exposes(namespace, service string, port int32) bool {
 	return ok && slices.ContainsFunc(e.Ports, func(p exports.Port) bool { return p.Port == port && p.Carried() })
 }
 
+// routesDiffer reports whether a local export's change from a to b (nil:
+// not exported) can change a route: only whether it is exported, its ready
+// endpoints and the ports it carries are read by Routes. Labels, hostnames
+// and the rest of an export change often and route nothing.
+func routesDiffer(a, b *exports.Export) bool {
+	if a == nil || b == nil {
+		return a != b
+	}
+	carried := func(e *exports.Export) []int32 {
+		var out []int32
+		for _, p := range e.Ports {
+			if p.Carried() {
+				out = append(out, p.Port)
+			}
+		}
+		return out
+	}
+	return a.ReadyEndpoints != b.ReadyEndpoints || !slices.Equal(carried(a), carried(b))
+}
+
 func sortedLinks(links []*ferryv1.Link) []*ferryv1.Link {
 	out := slices.Clone(links)
 	slices.SortFunc(out, func(a, b *ferryv1.Link) int { return strings.Compare(a.Name, b.Name) })

@@ -183,8 +183,9 @@ func (s *routeSync) Run(ctx context.Context) error {
 	for {
 		// A new local export set can change a local destination's weight,
 		// or whether there is one, but only for the clusterset services
-		// that list this cluster: other export changes (every endpoint
-		// change of every exported Service) cost no pass.
+		// that list this cluster, and only by what Routes reads of an
+		// export (routesDiffer): other export changes (a label, an
+		// endpoint that stays ready) cost no pass.
 		var exportsChanged <-chan struct{}
 		if seen != nil {
 			exportsChanged = seen.Changed()
@@ -202,7 +203,9 @@ func (s *routeSync) Run(ctx context.Context) error {
 			return err
 		case <-exportsChanged:
 			next := s.localSet()
-			if slices.ContainsFunc(next.ChangedSince(seen), func(k exports.Key) bool { return s.localKeys[k] }) {
+			if slices.ContainsFunc(next.ChangedSince(seen), func(k exports.Key) bool {
+				return s.localKeys[k] && routesDiffer(lookup(seen, k), lookup(next, k))
+			}) {
 				s.mark()
 			}
 			seen = next
@@ -222,6 +225,13 @@ func (s *routeSync) Run(ctx context.Context) error {
 			}
 		}
 	}
+}
+
+func lookup(s *exports.Set, k exports.Key) *exports.Export {
+	if e, ok := s.Export(k); ok {
+		return &e
+	}
+	return nil
 }
 
 func (s *routeSync) localSet() *exports.Set {
