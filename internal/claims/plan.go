@@ -12,8 +12,8 @@ import (
 // by someone else to its holder, and mine is the owner's own claims. Ports
 // in a shard that does not decode are held by nobody usable: the zero
 // PortKey, which sorts before every real key.
-func Split(s Snapshot, owner Owner) (taken map[int32]mirror.PortKey, mine map[mirror.PortKey]int32) {
-	taken = map[int32]mirror.PortKey{}
+func Split(s Snapshot, owner Owner) (taken mirror.TakenMap, mine map[mirror.PortKey]int32) {
+	taken = mirror.TakenMap{}
 	mine = map[mirror.PortKey]int32{}
 	for p, c := range s.Table {
 		k := mirror.PortKey{Namespace: c.Namespace, Service: c.Service, Port: c.Port}

@@ -28,6 +28,9 @@ type Snapshot struct {
 	// ports count as held by someone unknown: never allocated, never routed.
 	Broken map[int32]error
 	shards map[int32]*corev1.ConfigMap
+	// byService indexes Table by (owner, namespace, service), built on
+	// first use (see View). Nil in a Snapshot built by hand.
+	byService *serviceIndex
 }
 
 // Read loads every claims ConfigMap in namespace from r (a cache, normally).
@@ -44,7 +47,7 @@ func Read(ctx context.Context, r client.Reader, namespace string) (Snapshot, err
 // shard's is ignored: nothing but the controller writes the namespace, and
 // reading it as a shard could not be right.
 func FromConfigMaps(cms []*corev1.ConfigMap) Snapshot {
-	s := Snapshot{Table: Table{}, Broken: map[int32]error{}, shards: map[int32]*corev1.ConfigMap{}}
+	s := newSnapshot()
 	for _, cm := range cms {
 		first, ok := shardOf(cm.Name)
 		if !ok {
@@ -110,9 +113,11 @@ func Commit(ctx context.Context, c client.Client, namespace string, s Snapshot, 
 		if m, ok := next[first]; ok {
 			return m
 		}
+		// The shard's own ports, not the whole record: a pass that claims
+		// one port must not walk every claim.
 		m := map[int32]Claim{}
-		for p, cl := range s.Table {
-			if contract.PortClaimsShardOf(p) == first {
+		for p := first; p < first+contract.PortClaimsShard; p++ {
+			if cl, ok := s.Table[p]; ok {
 				m[p] = cl
 			}
 		}
@@ -189,9 +194,15 @@ func pointers[T any](items []T) []*T {
 // its resourceVersion changed: at 10k imports the record holds 20k claims,
 // and a pass that recomputes one export must not parse all of them. The
 // decoded maps are shared between reads and never modified.
+//
+// When no shard changed since the last read, Read returns that read's
+// Snapshot itself, index included: a pass in steady state (an export's
+// label changed) then costs nothing in claims. Snapshots are read-only.
 type Reader struct {
 	mu     sync.Mutex
 	shards map[string]decodedShard
+	last   Snapshot
+	lastOK bool
 }
 
 type decodedShard struct {
@@ -212,7 +223,10 @@ func (d *Reader) Read(ctx context.Context, r client.Reader, namespace string) (S
 	if d.shards == nil {
 		d.shards = map[string]decodedShard{}
 	}
-	s := Snapshot{Table: Table{}, Broken: map[int32]error{}, shards: map[int32]*corev1.ConfigMap{}}
+	if d.lastOK && d.unchangedLocked(list.Items) {
+		return d.last, nil
+	}
+	s := newSnapshot()
 	seen := make(map[string]bool, len(list.Items))
 	for i := range list.Items {
 		cm := &list.Items[i]
@@ -239,5 +253,24 @@ func (d *Reader) Read(ctx context.Context, r client.Reader, namespace string) (S
 			delete(d.shards, name)
 		}
 	}
+	d.last, d.lastOK = s, true
 	return s, nil
+}
+
+// unchangedLocked reports whether items are exactly the shards, at the
+// same resourceVersions, that the last Snapshot was read from.
+func (d *Reader) unchangedLocked(items []corev1.ConfigMap) bool {
+	n := 0
+	for i := range items {
+		cm := &items[i]
+		if _, ok := shardOf(cm.Name); !ok {
+			continue
+		}
+		n++
+		dec, ok := d.shards[cm.Name]
+		if !ok || dec.rv != cm.ResourceVersion || cm.ResourceVersion == "" {
+			return false
+		}
+	}
+	return n == len(d.shards)
 }

@@ -3,6 +3,7 @@ package claims_test
 import (
 	"errors"
 	"maps"
+	"reflect"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
@@ -128,6 +129,19 @@ func TestReaderSeesWhatReadSees(t *testing.T) {
 	same("two shards")
 	commit(claims.Change{Release: []int32{41000}})
 	same("after a release")
+	// Nothing changed: the Reader hands out the Snapshot it built, index
+	// and all, instead of merging every shard again.
+	first, err := r.Read(ctx, c.Client, ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := r.Read(ctx, c.Client, ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if reflect.ValueOf(first.Table).UnsafePointer() != reflect.ValueOf(again.Table).UnsafePointer() {
+		t.Fatal("an unchanged record was merged again")
+	}
 
 	var cm corev1.ConfigMap
 	if err := c.Client.Get(ctx, types.NamespacedName{Namespace: ns, Name: contract.PortClaimsName(42000)}, &cm); err != nil {

@@ -29,7 +29,7 @@ func TestClaimedMirrors(t *testing.T) {
 	upgrading := m("shop", "web-north", "north", 41002) // north exists, holds no claim yet
 	nobody := m("tenant", "web-ghost", "ghost", 41003)  // no such Link
 	table := claims.Table{41000: {Owner: claims.LinkOwner("east"), Namespace: "shop", Service: "web-east", Port: 80}}
-	got := claimedMirrors([]*corev1.Service{real, copied, upgrading, nobody}, table, map[string]bool{"east": true, "north": true})
+	got := claimedMirrors([]*corev1.Service{real, copied, upgrading, nobody}, claims.Snapshot{Table: table}, map[string]bool{"east": true, "north": true})
 	if !slices.Equal(got, []*corev1.Service{real, upgrading}) {
 		var names []string
 		for _, s := range got {
@@ -61,7 +61,7 @@ func TestClaimedMirrorsHeadless(t *testing.T) {
 	host := svc("db", "web-east-web-0", "web", "web-0", false, 41000)
 	lone := svc("tenant", "web-east", "web", "", true, 80)
 	table := claims.Table{41000: {Owner: claims.LinkOwner("east"), Namespace: "db", Service: "web-east-web-0", Port: 80}}
-	got := claimedMirrors([]*corev1.Service{mirror, host, lone}, table, map[string]bool{"east": true})
+	got := claimedMirrors([]*corev1.Service{mirror, host, lone}, claims.Snapshot{Table: table}, map[string]bool{"east": true})
 	if !slices.Equal(got, []*corev1.Service{host, mirror}) {
 		var names []string
 		for _, s := range got {

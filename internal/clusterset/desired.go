@@ -76,7 +76,7 @@ type Input struct {
 	// claims, and Taken the ports others hold in them (see mirror.Memory).
 	// Nil Claimed: no record; the Services' targetPorts are the memory.
 	Claimed map[mirror.PortKey]int32
-	Taken   map[int32]mirror.PortKey
+	Taken   mirror.Taken
 	// Foreign reports whether an object of kind exists at ns/name without
 	// contract.LabelClusterset. Nil means none does.
 	Foreign func(kind, namespace, name string) bool

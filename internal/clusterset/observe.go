@@ -70,10 +70,22 @@ func (r *Reconciler) observeShared(ctx context.Context) (shared, error) {
 }
 
 // fill completes a pass's input with what every pass shares, and keeps
-// only the mirrors the claims vouch for.
-func (sh shared) fill(in *Input, have *Objects) {
-	in.Taken, in.Claimed = claims.Split(sh.snap, claims.Clusterset)
-	in.Mirrors = claimedMirrors(in.Mirrors, sh.snap.Table, sh.linked)
+// only the mirrors the claims vouch for. A scoped pass (keys not nil) reads
+// only its keys' claims, and the others through a view of the record.
+func (sh shared) fill(in *Input, have *Objects, keys []Key) {
+	if keys == nil {
+		in.Taken, in.Claimed = claims.Split(sh.snap, claims.Clusterset)
+	} else {
+		names := make(map[string]bool, len(keys))
+		scope := make([]claims.ServiceName, 0, len(keys))
+		for _, k := range keys {
+			n := contract.ClustersetName(k.Service)
+			names[k.Namespace+"/"+n] = true
+			scope = append(scope, claims.ServiceName{Namespace: k.Namespace, Name: n})
+		}
+		in.Taken, in.Claimed = sh.snap.View(claims.Clusterset, scope, func(ns, svc string) bool { return names[ns+"/"+svc] })
+	}
+	in.Mirrors = claimedMirrors(in.Mirrors, sh.snap, sh.linked)
 	in.Gateway = sh.gateway
 	in.Routes, have.Routes = sh.routes, sh.routes
 	in.Affinity = map[Key]string{}
@@ -137,11 +149,8 @@ func (r *Reconciler) observeAll(ctx context.Context) (Input, Objects, error) {
 // no existing Link never counts. A headless mirror holds no port: it counts
 // when a claimed host mirror of the same Link and service does
 // (docs/headless.md).
-func claimedMirrors(svcs []*corev1.Service, t claims.Table, links map[string]bool) []*corev1.Service {
-	holders := map[claims.Owner]bool{}
-	for _, c := range t {
-		holders[c.Owner] = true
-	}
+func claimedMirrors(svcs []*corev1.Service, snap claims.Snapshot, links map[string]bool) []*corev1.Service {
+	t := snap.Table
 	out := svcs[:0:0]
 	// A headless mirror holds no port: its host mirrors vouch for it.
 	hosted := map[mirror.Hosted]bool{}
@@ -160,7 +169,7 @@ func claimedMirrors(svcs []*corev1.Service, t claims.Table, links map[string]boo
 			if _, isHost := mirror.Hostname(s); isHost {
 				hosted[mirror.HostedOf(s)] = true
 			}
-		case links[link] && !holders[owner]:
+		case links[link] && !snap.HasOwner(owner):
 			out = append(out, s)
 		}
 	}

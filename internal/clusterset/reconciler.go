@@ -321,7 +321,11 @@ func (r *Reconciler) pass(ctx context.Context, all bool, keys []Key) (reconcile.
 	if err != nil {
 		return reconcile.Result{}, err
 	}
-	sh.fill(&in, &have)
+	var scoped []Key
+	if !full {
+		scoped = keys
+	}
+	sh.fill(&in, &have, scoped)
 	lookup := &foreignLookup{ctx: ctx, c: r.c}
 	in.Foreign = lookup.foreign
 	st := Desired(in)

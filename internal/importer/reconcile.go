@@ -235,9 +235,9 @@ func (im *Importer) desired(ctx context.Context, link *ferryv1.Link, pol mirror.
 
 // compute completes in with what the cache says (the namespaces that
 // exist, who holds a name) and runs mirror.Desired through the port ledger
-// (see portLedger.desired for inScope).
-func (im *Importer) compute(ctx context.Context, link string, in mirror.Input, taken map[int32]mirror.PortKey,
-	inScope func(mirror.PortKey) bool) (mirror.State, error) {
+// (see portLedger.desired for scope).
+func (im *Importer) compute(ctx context.Context, link string, in mirror.Input, taken mirror.Taken,
+	scope map[string]bool) (mirror.State, error) {
 	nss, err := im.namespaces(ctx)
 	if err != nil {
 		return mirror.State{}, err
@@ -245,7 +245,7 @@ func (im *Importer) compute(ctx context.Context, link string, in mirror.Input, t
 	lookup := &cacheLookup{ctx: ctx, c: im.c}
 	in.NamespaceExists = func(ns string) bool { return nss[ns] }
 	in.Lookup, in.Ports = lookup, im.opts.Ports
-	st := im.ledger.desired(link, in, taken, inScope)
+	st := im.ledger.desired(link, in, taken, scope)
 	if lookup.err != nil {
 		return mirror.State{}, fmt.Errorf("check mirror names: %w", lookup.err)
 	}
@@ -266,30 +266,31 @@ func (im *Importer) desiredScoped(ctx context.Context, link *ferryv1.Link, pol m
 	if err != nil {
 		return desiredState{}, err
 	}
-	taken, mine := claims.Split(snap, claims.LinkOwner(link.Name))
 	exps := make([]exports.Export, 0, len(keys))
 	for _, k := range keys {
 		if e, ok := fs.lookup(k); ok {
 			exps = append(exps, e)
+			// The host mirrors it may want are in scope too, so a
+			// hostname that comes back keeps the port its claim holds.
+			for _, h := range e.Hostnames {
+				names[e.Namespace+"/"+contract.HostMirrorName(e.Name, pol.Cluster, h)] = true
+			}
 		}
 	}
-	inScope := func(k mirror.PortKey) bool { return names[k.Namespace+"/"+k.Service] }
+	// The claims of the scope's Services, and a view of every other claim
+	// (this Link's outside the scope stay held): no copy of the record.
+	scope := make([]claims.ServiceName, 0, len(names))
+	for n := range names {
+		ns, name, _ := strings.Cut(n, "/")
+		scope = append(scope, claims.ServiceName{Namespace: ns, Name: name})
+	}
+	taken, mine := snap.View(claims.LinkOwner(link.Name), scope, func(ns, svc string) bool { return names[ns+"/"+svc] })
 	in := mirror.Input{Link: pol, Exports: exps, Gateway: gw, Health: out.health.Level, Owned: owned, Claimed: mine}
-	st, err := im.compute(ctx, link.Name, in, taken, inScope)
+	st, err := im.compute(ctx, link.Name, in, taken, names)
 	if err != nil {
 		return desiredState{}, err
 	}
-	// The Services st wants are in scope too (a new host mirror).
-	for _, s := range st.Services {
-		names[s.Namespace+"/"+s.Name] = true
-	}
-	scoped := make(map[mirror.PortKey]int32)
-	for k, p := range mine {
-		if inScope(k) {
-			scoped[k] = p
-		}
-	}
-	return desiredState{State: st, owned: owned, claims: snap, mine: scoped}, nil
+	return desiredState{State: st, owned: owned, claims: snap, mine: mine}, nil
 }
 
 // vouched keeps the owned objects whose Services the claims vouch for,

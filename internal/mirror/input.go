@@ -96,7 +96,7 @@ type Input struct {
 	Lookup Lookup
 	// Ports is the egress range; Taken the ports other links hold.
 	Ports contract.Range
-	Taken map[int32]PortKey
+	Taken Taken
 	// Claimed is the egress port each of this Link's keys holds in the port
 	// claims (internal/claims): the allocator's memory. A claimed port stays
 	// the key's while it is wanted, and taken while it is not, until the
@@ -114,7 +114,7 @@ type Input struct {
 // is its port claims, nil when there is no record; fromObjects the
 // targetPorts of its Services, which without a record are the memory and
 // with one only a hint, used when that port is free.
-func Memory(claimed, fromObjects map[PortKey]int32, taken map[int32]PortKey) (held, current map[PortKey]int32) {
+func Memory(claimed, fromObjects map[PortKey]int32, taken Taken) (held, current map[PortKey]int32) {
 	if claimed == nil {
 		return fromObjects, fromObjects
 	}
@@ -128,7 +128,7 @@ func Memory(claimed, fromObjects map[PortKey]int32, taken map[int32]PortKey) (he
 		if _, ok := claimed[k]; ok {
 			continue
 		}
-		if _, other := taken[p]; other || mine[p] {
+		if _, other := holder(taken, p); other || mine[p] {
 			continue
 		}
 		current[k] = p

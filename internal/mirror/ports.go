@@ -30,37 +30,78 @@ func (k PortKey) Less(o PortKey) bool {
 	return k.Port < o.Port
 }
 
-// HeldUntilGone adds to taken (which it never modifies: it returns taken
-// itself when there is nothing to add, a copy otherwise) the ports that existing objects hold for keys no longer wanted: an
-// unexported mirror, a port number that changed, or a forged object that
-// carries the ownership labels and is being deleted. A port is reused only
-// once the object that holds it is gone. Handing it out earlier would send
-// the new holder's clients to the old target for as long as the old object
-// lingers, which a finalizer makes forever.
-func HeldUntilGone(taken map[int32]PortKey, current map[PortKey]int32, want []PortKey) map[int32]PortKey {
+// Taken says which egress ports are held, and by whom: the ports other
+// holders claim (and, in a scoped pass, the holder's own claims outside
+// the pass). A scoped pass must not copy every claim to allocate a port or
+// two, so it is an interface: TakenMap for a map, claims.Snapshot's view
+// for the record itself.
+type Taken interface {
+	Holder(port int32) (PortKey, bool)
+}
+
+// TakenMap is a Taken held in a map.
+type TakenMap map[int32]PortKey
+
+// Holder returns who holds port.
+func (m TakenMap) Holder(port int32) (PortKey, bool) {
+	k, ok := m[port]
+	return k, ok
+}
+
+// holder is t.Holder, with a nil t holding nothing.
+func holder(t Taken, port int32) (PortKey, bool) {
+	if t == nil {
+		return PortKey{}, false
+	}
+	return t.Holder(port)
+}
+
+// overlay is base with more holders on top: what HeldUntilGone adds.
+type overlay struct {
+	base  Taken
+	extra map[int32]PortKey
+}
+
+func (o overlay) Holder(port int32) (PortKey, bool) {
+	if k, ok := o.extra[port]; ok {
+		return k, true
+	}
+	return holder(o.base, port)
+}
+
+// HeldUntilGone adds to taken (which it never modifies) the ports that
+// existing objects hold for keys no longer wanted: an unexported mirror, a
+// port number that changed, or a forged object that carries the ownership
+// labels and is being deleted. A port is reused only once the object that
+// holds it is gone. Handing it out earlier would send the new holder's
+// clients to the old target for as long as the old object lingers, which a
+// finalizer makes forever. The result costs O(what it adds), not a copy of
+// taken.
+func HeldUntilGone(taken Taken, current map[PortKey]int32, want []PortKey) Taken {
 	wanted := make(map[PortKey]bool, len(want))
 	for _, k := range want {
 		wanted[k] = true
 	}
-	var out map[int32]PortKey // a copy, made only when something is added
+	var extra map[int32]PortKey
 	for k, p := range current {
 		if wanted[k] {
 			continue
 		}
-		if out == nil {
-			out = make(map[int32]PortKey, len(taken)+1)
-			for tp, tk := range taken {
-				out[tp] = tk
-			}
+		h, ok := extra[p]
+		if !ok {
+			h, ok = holder(taken, p)
 		}
-		if holder, ok := out[p]; !ok || k.Less(holder) {
-			out[p] = k
+		if !ok || k.Less(h) {
+			if extra == nil {
+				extra = map[int32]PortKey{}
+			}
+			extra[p] = k
 		}
 	}
-	if out == nil {
+	if extra == nil {
 		return taken
 	}
-	return out
+	return overlay{base: taken, extra: extra}
 }
 
 // Allocate assigns an egress port to every key in want.
@@ -75,7 +116,7 @@ func HeldUntilGone(taken map[int32]PortKey, current map[PortKey]int32, want []Po
 //
 // taken maps each port that other links hold to its holder. Ports not in
 // want are simply not returned: that is how an unexport frees its ports.
-func Allocate(r contract.Range, taken map[int32]PortKey, current map[PortKey]int32, want []PortKey) (got map[PortKey]int32, exhausted []PortKey) {
+func Allocate(r contract.Range, taken Taken, current map[PortKey]int32, want []PortKey) (got map[PortKey]int32, exhausted []PortKey) {
 	keys := append([]PortKey(nil), want...)
 	sort.Slice(keys, func(i, j int) bool { return keys[i].Less(keys[j]) })
 	got = make(map[PortKey]int32, len(keys))
@@ -85,7 +126,7 @@ func Allocate(r contract.Range, taken map[int32]PortKey, current map[PortKey]int
 		if !ok || !r.Contains(p) || assigned[p] {
 			continue
 		}
-		if holder, held := taken[p]; held && !k.Less(holder) {
+		if h, held := holder(taken, p); held && !k.Less(h) {
 			continue
 		}
 		got[k] = p
@@ -97,7 +138,7 @@ func Allocate(r contract.Range, taken map[int32]PortKey, current map[PortKey]int
 			continue
 		}
 		for next <= r.Max {
-			_, held := taken[next]
+			_, held := holder(taken, next)
 			if !held && !assigned[next] {
 				break
 			}

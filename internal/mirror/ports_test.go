@@ -46,7 +46,7 @@ func TestAllocate(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			got, ex := Allocate(r, tc.taken, tc.current, tc.want)
+			got, ex := Allocate(r, TakenMap(tc.taken), tc.current, tc.want)
 			if !maps.Equal(got, tc.got) || !slices.Equal(ex, tc.exhausted) {
 				t.Errorf("got %v exhausted %v\nwant %v exhausted %v", got, ex, tc.got, tc.exhausted)
 			}
