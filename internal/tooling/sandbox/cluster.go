@@ -249,6 +249,9 @@ func (c *Cluster) startDaemon(deployment, sa string) (*testenv.Process, error) {
 		// rule against a real API server. Later flags win.
 		argv = append(argv, "--egress-callers=audit")
 	}
+	if c.sb.pprof {
+		argv = append(argv, "--pprof-addr="+net.JoinHostPort(c.GatewayPodIP(), strconv.Itoa(pprofPort(deployment))))
+	}
 	env := append([]string{"POD_IP=" + c.GatewayPodIP()}, c.sb.daemonEnv...)
 	return c.sb.Env.StartProcess(c.Name+"-"+deployment, argv, env)
 }
@@ -313,6 +316,38 @@ func (c *Cluster) GatewayMetrics(ctx context.Context) (string, error) {
 // ControllerMetrics fetches the controller's /metrics text.
 func (c *Cluster) ControllerMetrics(ctx context.Context) (string, error) {
 	return c.get(ctx, net.JoinHostPort(c.GatewayPodIP(), strconv.Itoa(contract.ControllerAdminPort)), "/metrics")
+}
+
+func pprofPort(deployment string) int {
+	if deployment == contract.GatewayName {
+		return GatewayPprofPort
+	}
+	return ControllerPprofPort
+}
+
+// Profile fetches a runtime profile from a daemon ("ferry-controller" or
+// "ferry-gateway") of a sandbox started with Pprof; query is what follows
+// /debug/pprof/, e.g. "heap" or "profile?seconds=10".
+func (c *Cluster) Profile(ctx context.Context, deployment, query string) ([]byte, error) {
+	if !c.sb.pprof {
+		return nil, errors.New("sandbox started without Pprof")
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet,
+		"http://"+net.JoinHostPort(c.GatewayPodIP(), strconv.Itoa(pprofPort(deployment)))+"/debug/pprof/"+query, nil)
+	if err != nil {
+		return nil, err
+	}
+	hc := c.HTTPClient()
+	hc.Timeout = 0 // a CPU profile takes as long as it asks; ctx bounds it
+	resp, err := hc.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("profile %s of %s: %w", query, deployment, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("profile %s of %s: %s", query, deployment, resp.Status)
+	}
+	return io.ReadAll(io.LimitReader(resp.Body, maxAdminResponse))
 }
 
 func (c *Cluster) get(ctx context.Context, addr, path string) (string, error) {

@@ -46,7 +46,18 @@ type Options struct {
 	// environment, e.g. GODEBUG=gctrace=1 for a harness that reads their
 	// heap after each GC from the logs; nil adds nothing.
 	DaemonEnv []string
+	// Pprof starts each daemon with --pprof-addr on
+	// its pod address: the controller on ControllerPprofPort and the
+	// gateway on GatewayPprofPort (the two share the address). See
+	// Cluster.Profile.
+	Pprof bool
 }
+
+// The daemons' profile ports in a sandbox started with Pprof.
+const (
+	ControllerPprofPort = 6060
+	GatewayPprofPort    = 6061
+)
 
 // Sandbox is a running set of clusters with Ferry installed in each.
 type Sandbox struct {
@@ -59,6 +70,7 @@ type Sandbox struct {
 	bins        string
 	egressPorts string
 	daemonEnv   []string
+	pprof       bool
 	logf        func(string, ...any)
 }
 
@@ -75,7 +87,7 @@ func Start(ctx context.Context, o Options) (*Sandbox, error) {
 	if logf == nil {
 		logf = func(string, ...any) {}
 	}
-	sb := &Sandbox{Mesh: o.MeshDomain, egressPorts: o.EgressPorts, daemonEnv: o.DaemonEnv, logf: logf}
+	sb := &Sandbox{Mesh: o.MeshDomain, egressPorts: o.EgressPorts, daemonEnv: o.DaemonEnv, pprof: o.Pprof, logf: logf}
 	if err := sb.start(ctx, o); err != nil {
 		sb.Stop()
 		return nil, err

@@ -34,6 +34,10 @@ type Config struct {
 	EgressPorts string
 	// Timeout bounds the whole run.
 	Timeout time.Duration
+	// Profiles, when set, is a directory where the run saves the daemons'
+	// heap profiles after the import and their CPU profiles over the
+	// change latency measurement (go tool pprof reads them).
+	Profiles string
 	// Progress, if set, gets one line per step.
 	Progress io.Writer
 }

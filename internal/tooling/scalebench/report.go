@@ -48,6 +48,9 @@ type Report struct {
 	// ChangeLatency: K changes of one export, each from the ServiceExport
 	// patch until the importer's watch saw the mirror change.
 	ChangeLatency Latency
+	// FeedLatency: the same changes, until a feed client of the harness's
+	// own saw them: the exporting side's share of ChangeLatency.
+	FeedLatency Latency
 	// GatewayCPUPerChange is the exporting gateway's CPU seconds per change
 	// with only the controller subscribed.
 	GatewayCPUPerChange float64
@@ -173,6 +176,7 @@ func (r *Report) Rows() []Row {
 		{"API floor: N Services + N EndpointSlices written directly → watch saw all", secs(r.Floor), ""},
 		{"import / floor", fmt.Sprintf("%.2f×", r.FloorRatio), "≤ 1.25×"},
 		{"change latency, N imported (patch → importer watch sees mirror)", r.ChangeLatency.String(), "p99 ≤ 100 ms"},
+		{"… of which on the exporting side (patch → on the feed)", r.FeedLatency.String(), ""},
 		{"exporting gateway CPU per change, 1 subscriber", ms(time.Duration(r.GatewayCPUPerChange * float64(time.Second))), ""},
 		{"controller after sync (no forced GC: no endpoint for one; gctrace live heap instead)", r.Controller.String(), "RSS ≤ 100 MB at 10k"},
 		{"controller after changes and idle window", r.ControllerAfterIdle.String(), "RSS ≤ 100 MB at 10k"},

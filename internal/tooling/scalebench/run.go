@@ -5,17 +5,20 @@ import (
 	"fmt"
 	"io"
 	"os"
-	mcsv1beta1 "sigs.k8s.io/mcs-api/pkg/apis/v1beta1"
+	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	mcsv1beta1 "sigs.k8s.io/mcs-api/pkg/apis/v1beta1"
 
 	"ferry.dev/ferry/internal/contract"
 	"ferry.dev/ferry/internal/importer"
+	"ferry.dev/ferry/internal/profiling"
 	"ferry.dev/ferry/internal/tooling/sandbox"
 )
 
@@ -73,6 +76,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	sb, err := sandbox.Start(ctx, sandbox.Options{
 		Clusters: []string{exporterName, importerName}, EgressPorts: cfg.EgressPorts,
 		DaemonEnv: []string{"GODEBUG=gctrace=1"},
+		Pprof:     cfg.Profiles != "",
 		Logf:      func(format string, args ...any) { logf("sandbox: "+format, args...) },
 	})
 	if err != nil {
@@ -278,6 +282,9 @@ func (b *bench) every(ctx context.Context, done <-chan struct{}, fn func()) {
 }
 
 func (b *bench) memoryAfterSync(ctx context.Context) error {
+	if err := b.heapProfiles(ctx, "after-sync"); err != nil {
+		return err
+	}
 	var err error
 	if b.r.Controller, err = readMemory(ctx, b.imp.Controller, b.imp.ControllerMetrics); err != nil {
 		return fmt.Errorf("controller: %w", err)
@@ -304,11 +311,24 @@ func (b *bench) memoryAfterSync(ctx context.Context) error {
 // times each until the importer's watch sees its mirror change.
 func (b *bench) changeLatency(ctx context.Context) error {
 	b.logf("changing %s %d times, one at a time; timing each until the importer's watch sees the mirror change", exportName(b.target), b.cfg.Changes)
+	// A feed client of the harness's own splits each sample: how long the
+	// exporting side took to put the change on the feed, and the rest,
+	// the importer's (its pass, its write, the watch).
+	probe, err := startFeedClient(ctx, b.sb, b.exp, b.imp, "bench-latency")
+	if err != nil {
+		return err
+	}
+	defer probe.Stop()
+	if err := probe.waitExports(ctx, b.cfg.Exports); err != nil {
+		return err
+	}
+	stopProfiles := b.cpuProfiles(ctx, "changes", time.Duration(b.cfg.Changes)*100*time.Millisecond)
+	defer stopProfiles()
 	cpu0, err := cpuSeconds(b.exp.Gateway.PID())
 	if err != nil {
 		return err
 	}
-	var samples []time.Duration
+	var samples, onFeed []time.Duration
 	for k := range b.cfg.Changes {
 		rev := fmt.Sprintf("a%d", k+1)
 		start := time.Now()
@@ -322,14 +342,21 @@ func (b *bench) changeLatency(ctx context.Context) error {
 			return fmt.Errorf("change %d: mirror never showed %s=%s: %w", k+1, RevLabel, rev, err)
 		}
 		samples = append(samples, at.Sub(start))
+		fctx, cancel := context.WithTimeout(ctx, changeTimeout)
+		fed, err := probe.waitRev(fctx, exportName(b.target), rev)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("change %d: %w", k+1, err)
+		}
+		onFeed = append(onFeed, fed.Sub(start))
 	}
 	cpu1, err := cpuSeconds(b.exp.Gateway.PID())
 	if err != nil {
 		return err
 	}
-	b.r.ChangeLatency = summarise(samples)
+	b.r.ChangeLatency, b.r.FeedLatency = summarise(samples), summarise(onFeed)
 	b.r.GatewayCPUPerChange = (cpu1 - cpu0) / float64(b.cfg.Changes)
-	b.logf("change latency %s", b.r.ChangeLatency)
+	b.logf("change latency %s; on the feed %s", b.r.ChangeLatency, b.r.FeedLatency)
 	return nil
 }
 
@@ -421,5 +448,64 @@ func (b *bench) floor(ctx context.Context) error {
 	b.r.Floor = at.Sub(start)
 	b.r.FloorRatio = b.r.Import.Seconds() / b.r.Floor.Seconds()
 	b.logf("API floor %s; import/floor %.2f×", b.r.Floor.Round(time.Millisecond), b.r.FloorRatio)
+	return nil
+}
+
+// heapProfiles saves the heap profiles of the importing controller and of
+// both gateways in cfg.Profiles, if set.
+func (b *bench) heapProfiles(ctx context.Context, phase string) error {
+	if b.cfg.Profiles == "" {
+		return nil
+	}
+	for _, d := range b.profiled() {
+		if err := b.saveProfile(ctx, d.c, d.deployment, "heap", phase); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// cpuProfiles starts CPU profiles of the importing controller and of both
+// gateways, of length d (whole seconds, at most the profile server's
+// bound), when cfg.Profiles is set; the returned func waits for them.
+func (b *bench) cpuProfiles(ctx context.Context, phase string, d time.Duration) func() {
+	if b.cfg.Profiles == "" {
+		return func() {}
+	}
+	secs := min(max(int(d/time.Second), 1), profiling.MaxProfileSeconds)
+	var wg sync.WaitGroup
+	for _, p := range b.profiled() {
+		wg.Go(func() {
+			if err := b.saveProfile(ctx, p.c, p.deployment, fmt.Sprintf("profile?seconds=%d", secs), phase); err != nil {
+				b.logf("CPU profile of %s %s: %v", p.c.Name, p.deployment, err)
+			}
+		})
+	}
+	return wg.Wait
+}
+
+type profiledDaemon struct {
+	c          *sandbox.Cluster
+	deployment string
+}
+
+func (b *bench) profiled() []profiledDaemon {
+	return []profiledDaemon{{b.imp, contract.ControllerName}, {b.imp, contract.GatewayName}, {b.exp, contract.GatewayName}}
+}
+
+func (b *bench) saveProfile(ctx context.Context, c *sandbox.Cluster, deployment, query, phase string) error {
+	data, err := c.Profile(ctx, deployment, query)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(b.cfg.Profiles, 0o755); err != nil {
+		return fmt.Errorf("save profile: %w", err)
+	}
+	kind, _, _ := strings.Cut(query, "?")
+	name := filepath.Join(b.cfg.Profiles, fmt.Sprintf("%s-%s-%s-%s.pb.gz", c.Name, deployment, kind, phase))
+	if err := os.WriteFile(name, data, 0o644); err != nil {
+		return fmt.Errorf("save profile: %w", err)
+	}
+	b.logf("saved %s", name)
 	return nil
 }
