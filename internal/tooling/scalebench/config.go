@@ -34,6 +34,13 @@ type Config struct {
 	EgressPorts string
 	// Timeout bounds the whole run.
 	Timeout time.Duration
+	// StopExporterController stops the exporting cluster's controller once
+	// the sandbox is up (it has issued the gateway's certificate by then).
+	// The harness needs only the exporter's gateway; the exporter's
+	// controller writes a clusterset Service, slice and ServiceImport per
+	// local export, three more objects per export on the same two cores
+	// and an API server that, at 10k, already holds 30k of the harness's.
+	StopExporterController bool
 	// Profiles, when set, is a directory where the run saves the daemons'
 	// heap profiles after the import and their CPU profiles over the
 	// change latency measurement (go tool pprof reads them).

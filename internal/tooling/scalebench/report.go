@@ -61,6 +61,8 @@ type Report struct {
 	// and ExporterControllerCPU its CPU seconds since it started.
 	ExporterController    Memory
 	ExporterControllerCPU float64
+	// ExporterControllerStopped: Config.StopExporterController.
+	ExporterControllerStopped bool
 
 	// Reconciles are the importing controller's reconciles and errors per
 	// controller, after the idle window.
@@ -182,7 +184,7 @@ func (r *Report) Rows() []Row {
 		{"controller after changes and idle window", r.ControllerAfterIdle.String(), "RSS ≤ 100 MB at 10k"},
 		{"importing gateway after sync (N egress listeners)", r.ImporterGateway.String(), ""},
 		{"exporting gateway after sync, 1 subscriber", r.Gateway.String(), ""},
-		{"exporting cluster's controller (no Link) after sync; CPU since start", fmt.Sprintf("%s; CPU %.1f s", r.ExporterController, r.ExporterControllerCPU), ""},
+		{"exporting cluster's controller (no Link) after sync; CPU since start", exporterController(r), ""},
 		{"importer API writes per idle minute: leases (apiserver_request_total)", fmt.Sprintf("%.1f", r.IdleLeaseWrites), "only the lease"},
 		{"importer API writes per idle minute: others", fmt.Sprintf("%.1f (%s)", r.IdleOtherWrites, otherDetail), "0"},
 		{"controller's own writes per idle minute (rest_client_requests_total, lease incl.)", fmt.Sprintf("%.1f", r.IdleControllerClientWrites), "lease renewals only"},
@@ -220,4 +222,11 @@ func (r *Report) WriteJSON(w io.Writer) error {
 		Rows   []Row
 		Report *Report
 	}{r.Rows(), r})
+}
+
+func exporterController(r *Report) string {
+	if r.ExporterControllerStopped {
+		return "stopped once the sandbox was up (-stop-exporter-controller)"
+	}
+	return fmt.Sprintf("%s; CPU %.1f s", r.ExporterController, r.ExporterControllerCPU)
 }

@@ -88,6 +88,11 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if b.expKube, b.expClient, err = fastClients(b.exp); err != nil {
 		return nil, err
 	}
+	if cfg.StopExporterController {
+		b.exp.Controller.Stop(10 * time.Second)
+		r.ExporterControllerStopped = true
+		logf("stopped %s's controller: the run measures its gateway only", exporterName)
+	}
 	steps := []struct {
 		name string
 		fn   func(context.Context) error
@@ -297,6 +302,10 @@ func (b *bench) memoryAfterSync(ctx context.Context) error {
 	}
 	// The exporter's controller imports nothing, but it watches every
 	// Service and EndpointSlice of its cluster like any controller.
+	if b.r.ExporterControllerStopped {
+		b.logf("controller %s; importing gateway %s; exporting gateway %s", b.r.Controller, b.r.ImporterGateway, b.r.Gateway)
+		return nil
+	}
 	if b.r.ExporterController, err = readMemory(ctx, b.exp.Controller, b.exp.ControllerMetrics); err != nil {
 		return fmt.Errorf("exporting controller: %w", err)
 	}
