@@ -140,20 +140,26 @@ const routeRetry = 5 * time.Second
 // pace is how long the route sync rests after a pass that took d before
 // it starts another. A pass is O(imports) (Routes reads every Ferry
 // Service), and during a burst (an initial import, where every new mirror
-// marks the sync) passes would otherwise run back to back and take a whole
-// core from the API server and the controller. Resting as long as the pass
-// took keeps the sync to half a core at most, and a change waits at most
-// one pass longer. Passes under minPaced (a few hundred imports) do not
-// rest.
+// and clusterset Service marks the sync) passes would otherwise run back
+// to back and take a whole core from the API server and the controller:
+// at 10k imports, resting as long as a pass (half a core) still kept the
+// gateway the machine's second-busiest process for the whole import.
+// Resting restFactor times as long keeps it to a quarter of a core; a
+// route waits at most (1+restFactor) passes during a burst, and a lone
+// change, which finds the sync rested, not at all. Passes under minPaced
+// (a few hundred imports) do not rest.
 func pace(d time.Duration) time.Duration {
 	if d < minPaced {
 		return 0
 	}
-	return d
+	return restFactor * d
 }
 
-// minPaced: see pace.
-const minPaced = 5 * time.Millisecond
+// minPaced and restFactor: see pace.
+const (
+	minPaced   = 5 * time.Millisecond
+	restFactor = 3
+)
 
 func (s *routeSync) mark() {
 	select {
