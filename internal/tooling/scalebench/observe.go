@@ -9,9 +9,15 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	toolscache "k8s.io/client-go/tools/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	mcsv1beta1 "sigs.k8s.io/mcs-api/pkg/apis/v1beta1"
 
 	"ferry.dev/ferry/internal/contract"
 )
@@ -180,4 +186,80 @@ func (o *observer) waitRev(ctx context.Context, remote, rev string) (time.Time, 
 		return ok
 	})
 	return at, err
+}
+
+// exportWatch watches one ServiceExport on the exporter, as the exporter's
+// own gateway does, and records when each RevLabel value of its
+// exportedLabels was first seen: the API server's share of a change (the
+// patch's round trip and the watch's delivery), which no exporter can beat.
+type exportWatch struct {
+	mu   sync.Mutex
+	revs map[string]time.Time
+	wake chan struct{}
+	done chan struct{}
+}
+
+func watchExport(ctx context.Context, cfg *rest.Config, scheme *runtime.Scheme, namespace, name string) (*exportWatch, error) {
+	c, err := client.NewWithWatch(cfg, client.Options{Scheme: scheme})
+	if err != nil {
+		return nil, fmt.Errorf("watch serviceexport: %w", err)
+	}
+	ew := &exportWatch{revs: map[string]time.Time{}, wake: make(chan struct{}), done: make(chan struct{})}
+	open := func() (watch.Interface, error) {
+		return c.Watch(ctx, &mcsv1beta1.ServiceExportList{}, client.InNamespace(namespace),
+			client.MatchingFieldsSelector{Selector: fields.OneTermEqualSelector("metadata.name", name)})
+	}
+	w, err := open()
+	if err != nil {
+		return nil, fmt.Errorf("watch serviceexport %s: %w", name, err)
+	}
+	go func() {
+		defer close(ew.done)
+		for {
+			for ev := range w.ResultChan() {
+				se, ok := ev.Object.(*mcsv1beta1.ServiceExport)
+				if !ok {
+					continue
+				}
+				now := time.Now()
+				ew.mu.Lock()
+				if rev := se.Spec.ExportedLabels[RevLabel]; rev != "" {
+					if _, seen := ew.revs[rev]; !seen {
+						ew.revs[rev] = now
+					}
+				}
+				close(ew.wake)
+				ew.wake = make(chan struct{})
+				ew.mu.Unlock()
+			}
+			if ctx.Err() != nil {
+				return
+			}
+			// The server ended the watch (a timeout): open another.
+			if w, err = open(); err != nil {
+				return
+			}
+		}
+	}()
+	return ew, nil
+}
+
+// waitRev returns when rev was first seen.
+func (ew *exportWatch) waitRev(ctx context.Context, rev string) (time.Time, error) {
+	for {
+		ew.mu.Lock()
+		at, ok := ew.revs[rev]
+		wake := ew.wake
+		ew.mu.Unlock()
+		if ok {
+			return at, nil
+		}
+		select {
+		case <-ctx.Done():
+			return time.Time{}, fmt.Errorf("serviceexport watch never showed %s=%s: %w", RevLabel, rev, ctx.Err())
+		case <-wake:
+		case <-ew.done:
+			return time.Time{}, fmt.Errorf("serviceexport watch ended before %s=%s", RevLabel, rev)
+		}
+	}
 }

@@ -51,6 +51,9 @@ type Report struct {
 	// FeedLatency: the same changes, until a feed client of the harness's
 	// own saw them: the exporting side's share of ChangeLatency.
 	FeedLatency Latency
+	// ExportSeen: the same changes, until a watch of the ServiceExport on
+	// the exporter's API server saw them (the patch and the watch alone).
+	ExportSeen Latency
 	// GatewayCPUPerChange is the exporting gateway's CPU seconds per change
 	// with only the controller subscribed.
 	GatewayCPUPerChange float64
@@ -179,6 +182,7 @@ func (r *Report) Rows() []Row {
 		{"import / floor", fmt.Sprintf("%.2f×", r.FloorRatio), "≤ 1.25×"},
 		{"change latency, N imported (patch → importer watch sees mirror)", r.ChangeLatency.String(), "p99 ≤ 100 ms"},
 		{"… of which on the exporting side (patch → on the feed)", r.FeedLatency.String(), ""},
+		{"… of which the exporter's API server (patch → a watch of the ServiceExport sees it)", r.ExportSeen.String(), ""},
 		{"exporting gateway CPU per change, 1 subscriber", ms(time.Duration(r.GatewayCPUPerChange * float64(time.Second))), ""},
 		{"controller after sync (no forced GC: no endpoint for one; gctrace live heap instead)", r.Controller.String(), "RSS ≤ 100 MB at 10k"},
 		{"controller after changes and idle window", r.ControllerAfterIdle.String(), "RSS ≤ 100 MB at 10k"},

@@ -331,13 +331,18 @@ func (b *bench) changeLatency(ctx context.Context) error {
 	if err := probe.waitExports(ctx, b.cfg.Exports); err != nil {
 		return err
 	}
+	// And a watch of the ServiceExport itself: the API server's share.
+	ew, err := watchExport(ctx, b.exp.API.RestConfig, b.exp.API.Client.Scheme(), exportNamespace, exportName(b.target))
+	if err != nil {
+		return err
+	}
 	stopProfiles := b.cpuProfiles(ctx, "changes", time.Duration(b.cfg.Changes)*100*time.Millisecond)
 	defer stopProfiles()
 	cpu0, err := cpuSeconds(b.exp.Gateway.PID())
 	if err != nil {
 		return err
 	}
-	var samples, onFeed []time.Duration
+	var samples, onFeed, seen []time.Duration
 	for k := range b.cfg.Changes {
 		rev := fmt.Sprintf("a%d", k+1)
 		start := time.Now()
@@ -351,21 +356,28 @@ func (b *bench) changeLatency(ctx context.Context) error {
 			return fmt.Errorf("change %d: mirror never showed %s=%s: %w", k+1, RevLabel, rev, err)
 		}
 		samples = append(samples, at.Sub(start))
-		fctx, cancel := context.WithTimeout(ctx, changeTimeout)
-		fed, err := probe.waitRev(fctx, exportName(b.target), rev)
+		wctx, cancel = context.WithTimeout(ctx, changeTimeout)
+		fed, err := probe.waitRev(wctx, exportName(b.target), rev)
 		cancel()
 		if err != nil {
 			return fmt.Errorf("change %d: %w", k+1, err)
 		}
 		onFeed = append(onFeed, fed.Sub(start))
+		wctx, cancel = context.WithTimeout(ctx, changeTimeout)
+		w, err := ew.waitRev(wctx, rev)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("change %d: %w", k+1, err)
+		}
+		seen = append(seen, w.Sub(start))
 	}
 	cpu1, err := cpuSeconds(b.exp.Gateway.PID())
 	if err != nil {
 		return err
 	}
-	b.r.ChangeLatency, b.r.FeedLatency = summarise(samples), summarise(onFeed)
+	b.r.ChangeLatency, b.r.FeedLatency, b.r.ExportSeen = summarise(samples), summarise(onFeed), summarise(seen)
 	b.r.GatewayCPUPerChange = (cpu1 - cpu0) / float64(b.cfg.Changes)
-	b.logf("change latency %s; on the feed %s", b.r.ChangeLatency, b.r.FeedLatency)
+	b.logf("change latency %s; on the feed %s; the exporter's API server's watch %s", b.r.ChangeLatency, b.r.FeedLatency, b.r.ExportSeen)
 	return nil
 }
 
@@ -467,7 +479,7 @@ func (b *bench) heapProfiles(ctx context.Context, phase string) error {
 		return nil
 	}
 	for _, d := range b.profiled() {
-		if err := b.saveProfile(ctx, d.c, d.deployment, "heap", phase); err != nil {
+		if err := b.saveProfile(ctx, d.c, d.deployment, "heap", phase, profileSlack); err != nil {
 			return err
 		}
 	}
@@ -485,7 +497,7 @@ func (b *bench) cpuProfiles(ctx context.Context, phase string, d time.Duration) 
 	var wg sync.WaitGroup
 	for _, p := range b.profiled() {
 		wg.Go(func() {
-			if err := b.saveProfile(ctx, p.c, p.deployment, fmt.Sprintf("profile?seconds=%d", secs), phase); err != nil {
+			if err := b.saveProfile(ctx, p.c, p.deployment, fmt.Sprintf("profile?seconds=%d", secs), phase, time.Duration(secs)*time.Second+profileSlack); err != nil {
 				b.logf("CPU profile of %s %s: %v", p.c.Name, p.deployment, err)
 			}
 		})
@@ -502,7 +514,14 @@ func (b *bench) profiled() []profiledDaemon {
 	return []profiledDaemon{{b.imp, contract.ControllerName}, {b.imp, contract.GatewayName}, {b.exp, contract.GatewayName}}
 }
 
-func (b *bench) saveProfile(ctx context.Context, c *sandbox.Cluster, deployment, query, phase string) error {
+// profileSlack bounds a profile fetch beyond the profile's own length: a
+// daemon that cannot answer (out of file descriptors, say) must not hang
+// the run.
+const profileSlack = 30 * time.Second
+
+func (b *bench) saveProfile(ctx context.Context, c *sandbox.Cluster, deployment, query, phase string, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
 	data, err := c.Profile(ctx, deployment, query)
 	if err != nil {
 		return err
