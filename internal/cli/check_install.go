@@ -74,6 +74,8 @@ func (c *checker) checks() []Check {
 			Hint: "egress ports are allocated by the controller: delete the mirror Services named above and it recreates them with fresh ports"},
 		{Name: "CoreDNS serves clusterset.local", Severity: SeverityWarning, Requires: checkAPI, Run: c.clustersetDNS,
 			Hint: "without it pods reach imports by their mirrors' cluster.local names only (docs/dns.md)"},
+		{Name: "clusterset imports have addresses", Severity: SeverityWarning, Requires: checkCRDs, Run: c.importsHaveAddresses,
+			Hint: fmt.Sprintf("widen --clusterset-port-range on both Deployments in %s (ferry-controller allocates it, ferry-gateway opens it; docs/scale.md): the imports get their addresses at the controller's next pass", ns)},
 		{Name: "routes on clusterset services are accepted", Severity: SeverityWarning, Requires: checkAPI, Run: c.routesAccepted,
 			Hint: "fix each route as its Accepted condition says (`kubectl describe tcproute|httproute NAME`; docs/steering.md lists what Ferry implements); until then the service keeps the split it had"},
 	}

@@ -18,8 +18,10 @@ import (
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
+	mcsv1beta1 "sigs.k8s.io/mcs-api/pkg/apis/v1beta1"
 
 	"ferry.dev/ferry/internal/claims"
+	"ferry.dev/ferry/internal/clusterset"
 	"ferry.dev/ferry/internal/contract"
 	"ferry.dev/ferry/internal/identity"
 	"ferry.dev/ferry/internal/install"
@@ -192,7 +194,7 @@ func TestCheckGatewayNotReady(t *testing.T) {
 	for _, want := range []string{
 		"✘ gateway has ready endpoints\n    the gateway Service ferry-system/ferry-gateway has no ready endpoints (1 not ready)\n    hint: the gateway pods are not ready: `kubectl -n ferry-system get pods -l app.kubernetes.io/name=ferry-gateway`",
 		"✔ issuer certificate is valid\n",
-		"Status: 1 fatal failure (15 passed, 1 failed, 0 warnings, 0 skipped)",
+		"Status: 1 fatal failure (16 passed, 1 failed, 0 warnings, 0 skipped)",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
@@ -300,7 +302,7 @@ func TestCheckWarnings(t *testing.T) {
 	for _, want := range []string{
 		"⚠ issuer is not near expiry\n    the issuer expires in 9d",
 		"⚠ no orphaned Ferry objects\n    the owning Link does not exist for 1 object: Service default/cart-gone (link gone)\n    hint: their Link was removed without its finalizer running, so nothing will delete them: `kubectl delete svc,endpointslices,serviceimports -A -l ferry.dev/link=gone,ferry.dev/source-cluster`",
-		"Status: passed with warnings (14 passed, 0 failed, 2 warnings, 0 skipped)",
+		"Status: passed with warnings (15 passed, 0 failed, 2 warnings, 0 skipped)",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
@@ -342,6 +344,33 @@ func TestCheckRoutesNotAccepted(t *testing.T) {
 	}
 }
 
+// TestCheckImportsWithoutAddress: a ServiceImport that the controller
+// wrote without an address because the clusterset range is full is a
+// warning naming it; one only waiting for its ClusterIP is not.
+func TestCheckImportsWithoutAddress(t *testing.T) {
+	c := healthyNorth(t)
+	ctx := context.Background()
+	si := func(name, reason string) *mcsv1beta1.ServiceImport {
+		s := &mcsv1beta1.ServiceImport{
+			ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: name, Labels: map[string]string{contract.LabelClusterset: name}},
+			Spec:       mcsv1beta1.ServiceImportSpec{Type: mcsv1beta1.ClusterSetIP, Ports: []mcsv1beta1.ServicePort{{Port: 80, Protocol: corev1.ProtocolTCP}}},
+		}
+		create(t, c, s)
+		t.Cleanup(func() { _ = c.Delete(ctx, s) })
+		s.Status.Conditions = []metav1.Condition{{Type: "Ready", Status: metav1.ConditionFalse, Reason: reason, Message: "m", LastTransitionTime: metav1.Now()}}
+		if err := c.Status().Update(ctx, s); err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	si("full", clusterset.PortsExhausted)
+	si("waiting", "Pending")
+	out := mustFerryOn(t, checked, "check")
+	if want := "⚠ clusterset imports have addresses\n    1 ServiceImport(s) have no clusterset address because the clusterset port range is full: default/full\n    hint: widen --clusterset-port-range"; !strings.Contains(out, want) {
+		t.Errorf("output lacks %q:\n%s", want, out)
+	}
+}
+
 // TestCheckControllerStopped: a Lease not renewed for minutes.
 func TestCheckControllerStopped(t *testing.T) {
 	c := healthyNorth(t)
@@ -370,7 +399,7 @@ func TestCheckUnreachable(t *testing.T) {
 	for _, want := range []string{
 		"✘ Kubernetes API is reachable\n    get the server version: cannot reach the API server https://127.0.0.1:1 of context \"down\"",
 		"- egress ports are consistent\n    skipped: needs: Kubernetes API is reachable\n",
-		"(0 passed, 1 failed, 0 warnings, 15 skipped)",
+		"(0 passed, 1 failed, 0 warnings, 16 skipped)",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)

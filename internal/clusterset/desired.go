@@ -96,6 +96,9 @@ type State struct {
 	// Steering is what the routes and affinities resolve to: the route
 	// statuses to write, and the affinities that do not parse.
 	Steering steering.Resolution
+	// Now is when a condition that changes status changed, for Diff: the
+	// reconciler sets it; Desired, which is pure, leaves it zero.
+	Now metav1.Time
 }
 
 // source is one mirror standing for a Key.
@@ -206,26 +209,18 @@ func Desired(in Input) State {
 	v4, v6 := splitFamilies(in.Gateway)
 	st.Steering = resolveSteering(in, plans, current)
 	for _, p := range plans {
+		clusters, ready := p.clusters()
 		if short[p.key] {
 			st.Problems = append(st.Problems, Problem{Key: p.key, Reason: PortsExhausted})
+			// No Service, no IPs; the ServiceImport says why.
+			si := buildImport(p.key, p.importPorts, clusters, winner(p.srcs), nil)
+			si.Status.Conditions = []metav1.Condition{exhaustedCondition(in.Ports, len(p.ports))}
+			st.Imports = append(st.Imports, si)
 			continue
 		}
 		name := contract.ClustersetName(p.key.Service)
 		for i := range p.ports {
 			p.ports[i].TargetPort = intstr.FromInt32(alloc[mirror.PortKey{Namespace: p.key.Namespace, Service: name, Port: p.ports[i].Port}])
-		}
-		var clusters []string
-		ready := false
-		for _, s := range p.srcs {
-			if s.headless && len(s.hosts) > 0 && !s.local {
-				// Its pods are named, each behind a host mirror: it
-				// has no mirror to send a share of the clusterset
-				// address to (docs/headless.md). This cluster's own
-				// pods are reached directly either way.
-				continue
-			}
-			clusters = append(clusters, s.cluster)
-			ready = ready || s.ready
 		}
 		svc := buildService(p.key, name, p.ports, clusters)
 		if pol := st.Steering.Policies[steering.Key{Namespace: p.key.Namespace, Name: p.key.Service}]; !pol.IsDefault() {
@@ -238,13 +233,32 @@ func Desired(in Input) State {
 		if len(v6) > 0 {
 			st.Slices = append(st.Slices, buildSlice(p.key, name, p.ports, discoveryv1.AddressTypeIPv6, v6, ready))
 		}
-		st.Imports = append(st.Imports, buildImport(p.key, p.importPorts, clusters, winner(p.srcs), current[p.key.Namespace+"/"+name]))
+		si := buildImport(p.key, p.importPorts, clusters, winner(p.srcs), current[p.key.Namespace+"/"+name])
+		si.Status.Conditions = []metav1.Condition{readyCondition(si)}
+		st.Imports = append(st.Imports, si)
 	}
 	for _, p := range headless {
 		st.addHeadless(p, in.Foreign)
 	}
 	sortState(&st)
 	return st
+}
+
+// clusters are the clusters p's clusterset Service and ServiceImport list,
+// and ready whether any of them has a ready endpoint.
+func (p plan) clusters() (clusters []string, ready bool) {
+	for _, s := range p.srcs {
+		if s.headless && len(s.hosts) > 0 && !s.local {
+			// Its pods are named, each behind a host mirror: it has no
+			// mirror to send a share of the clusterset address to
+			// (docs/headless.md). This cluster's own pods are reached
+			// directly either way.
+			continue
+		}
+		clusters = append(clusters, s.cluster)
+		ready = ready || s.ready
+	}
+	return clusters, ready
 }
 
 // plan is one clusterset service to write: its sources and ports.

@@ -2,6 +2,7 @@ package clusterset
 
 import (
 	"reflect"
+	"strings"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
@@ -58,18 +59,34 @@ type summary struct {
 	ready    bool
 	slices   int
 	problems []Problem
+	// condition is the import's Ready condition, "Status/Reason", when it
+	// has no Service.
+	condition string
 }
 
 func summarize(t *testing.T, st State) *summary {
 	t.Helper()
 	if len(st.Services) == 0 {
-		if len(st.Imports)+len(st.Slices) != 0 {
+		// Only a ServiceImport that says why it has no address may be
+		// written without its Service.
+		if len(st.Slices) != 0 || len(st.Imports) > 1 {
 			t.Fatalf("objects without a Service: %+v", st)
 		}
-		if len(st.Problems) > 0 {
-			return &summary{problems: st.Problems}
+		if len(st.Problems) == 0 && len(st.Imports) == 0 {
+			return nil
 		}
-		return nil
+		out := &summary{problems: st.Problems}
+		if len(st.Imports) == 1 {
+			si := st.Imports[0]
+			if len(si.Spec.IPs) != 0 {
+				t.Errorf("an import without a Service has IPs %v", si.Spec.IPs)
+			}
+			out.typ, out.condition = si.Spec.Type, conditionOf(si)
+			for _, c := range si.Status.Clusters {
+				out.status = append(out.status, c.Cluster)
+			}
+		}
+		return out
 	}
 	if len(st.Services) != 1 || len(st.Imports) != 1 {
 		t.Fatalf("want one service, got %d services, %d imports", len(st.Services), len(st.Imports))
@@ -103,7 +120,19 @@ func summarize(t *testing.T, st State) *summary {
 	}
 	s.ready = *sl.Endpoints[0].Conditions.Ready
 	s.problems = st.Problems
+	// With a Service, Ready follows the IPs: Pending until it has them.
+	if want := map[bool]string{true: "True/Ready", false: "False/Pending"}[len(si.Spec.IPs) > 0]; conditionOf(si) != want {
+		t.Errorf("import condition %s with IPs %v, want %s", conditionOf(si), si.Spec.IPs, want)
+	}
 	return s
+}
+
+func conditionOf(si *mcsv1beta1.ServiceImport) string {
+	var out []string
+	for _, c := range si.Status.Conditions {
+		out = append(out, string(c.Status)+"/"+c.Reason)
+	}
+	return strings.Join(out, ",")
 }
 
 func TestDesired(t *testing.T) {
@@ -192,7 +221,8 @@ func TestDesired(t *testing.T) {
 	}, {
 		name: "exhausted range",
 		in:   Input{Mirrors: []*corev1.Service{mirrorOf("east", port("http", 80), port("https", 443))}, Ports: contract.Range{Min: 32000, Max: 32000}},
-		want: &summary{problems: []Problem{{Key: Key{"shop", "web"}, Reason: PortsExhausted}}},
+		want: &summary{problems: []Problem{{Key: Key{"shop", "web"}, Reason: PortsExhausted}},
+			typ: mcsv1beta1.ClusterSetIP, status: []string{"east"}, condition: "False/PortsExhausted"},
 	}} {
 		t.Run(tc.name, func(t *testing.T) {
 			if tc.in.Ports == (contract.Range{}) {

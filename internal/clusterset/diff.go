@@ -69,10 +69,13 @@ func Diff(want State, have Objects) []writer.Op {
 	for _, d := range want.Imports {
 		cur, ok := haveImp[key(d)]
 		delete(haveImp, key(d))
-		statusDiffers := !ok || !slices.Equal(cur.Status.Clusters, d.Status.Clusters)
+		statusDiffers := !ok || !slices.Equal(cur.Status.Clusters, d.Status.Clusters) ||
+			!sameConditions(cur.Status.Conditions, d.Status.Conditions)
 		switch {
 		case !ok:
-			ops = append(ops, writer.Op{Verb: writer.Create, Object: d.DeepCopy(), Status: len(d.Status.Clusters) > 0})
+			out := d.DeepCopy()
+			out.Status.Conditions = mergeConditions(nil, d.Status.Conditions, want.Now)
+			ops = append(ops, writer.Op{Verb: writer.Create, Object: out, Status: len(d.Status.Clusters)+len(d.Status.Conditions) > 0})
 		case importDiffers(cur, d):
 			out := cur.DeepCopy()
 			prev := previousKeys(cur)
@@ -81,10 +84,12 @@ func Diff(want State, have Objects) []writer.Op {
 			// The spec is Ferry's alone: every field from the desired one.
 			out.Spec = *d.Spec.DeepCopy()
 			out.Status.Clusters = slices.Clone(d.Status.Clusters)
+			out.Status.Conditions = mergeConditions(cur.Status.Conditions, d.Status.Conditions, want.Now)
 			ops = append(ops, writer.Op{Verb: writer.Update, Object: out, Status: statusDiffers})
 		case statusDiffers:
 			out := cur.DeepCopy()
 			out.Status.Clusters = slices.Clone(d.Status.Clusters)
+			out.Status.Conditions = mergeConditions(cur.Status.Conditions, d.Status.Conditions, want.Now)
 			ops = append(ops, writer.Op{Verb: writer.UpdateStatus, Object: out})
 		}
 	}

@@ -14,6 +14,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	toolscache "k8s.io/client-go/tools/cache"
@@ -367,6 +368,7 @@ func (r *Reconciler) pass(ctx context.Context, all bool, keys []Key) (reconcile.
 		r.pending.touch(full, keys...)
 	}
 
+	st.Now = metav1.Now()
 	ops := Diff(st, have)
 	var first, rest []writer.Op
 	for _, op := range ops {
@@ -382,7 +384,9 @@ func (r *Reconciler) pass(ctx context.Context, all bool, keys []Key) (reconcile.
 		// again so spec.ips is written with them, not one reconcile later.
 		in.Current = append(in.Current, created...)
 		rest = rest[:0]
-		for _, op := range Diff(Desired(in), have) {
+		again := Desired(in)
+		again.Now = st.Now
+		for _, op := range Diff(again, have) {
 			if _, isImport := op.Object.(*mcsv1beta1.ServiceImport); isImport || op.Verb == writer.Delete {
 				rest = append(rest, op)
 			}
