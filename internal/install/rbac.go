@@ -64,7 +64,7 @@ func Rules() []Rule {
 		rule(c, ClusterWide, mcsGroup, []string{"serviceimports"}, readWrite, nil,
 			"Writes one ServiceImport per imported `<svc>.<ns>`, as the MCS API specifies."),
 		rule(c, ClusterWide, mcsGroup, []string{"serviceimports/status"}, []string{"update", "patch"}, nil,
-			"Writes ServiceImport.status.clusters, the clusters that currently back the import."),
+			"Writes ServiceImport.status: the clusters that currently back the import, and its Ready condition."),
 		rule(c, ClusterWide, mcsGroup, []string{"serviceexports"}, readOnly, nil,
 			"Reads the local exports to validate them (conflicts, missing Services). Users create and delete exports; the controller never does."),
 		rule(c, ClusterWide, mcsGroup, []string{"serviceexports/status"}, []string{"update", "patch"}, nil,
