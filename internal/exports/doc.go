@@ -10,7 +10,9 @@
 //   - Publisher holds the current Set, an immutable snapshot whose Changed
 //     channel closes when a newer one is published. A Set is a persistent
 //     tree: the next one shares every export a change does not touch, so a
-//     change costs O(log n), never a copy of the set. Subscribers (the feed,
+//     change costs O(log n), never a copy of the set. The Publisher also
+//     logs which keys each recent publish changed (KeysChangedSince), so a
+//     reader that skipped Sets catches up in O(keys changed). Subscribers (the feed,
 //     the gateway's authorizer, the status writer) wait on it and read the
 //     current Set: level-based, so a slow subscriber skips states instead
 //     of queueing events, and nothing is ever dropped.

@@ -2,6 +2,7 @@ package exports
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -17,6 +18,7 @@ import (
 type Publisher struct {
 	mu  sync.Mutex
 	cur atomic.Pointer[Set]
+	log changeLog
 }
 
 // NewPublisher returns a publisher whose current Set is empty and not synced.
@@ -46,10 +48,11 @@ func (p *Publisher) Publish(exports map[Key]Export, statuses map[Key]Status) boo
 	defer p.mu.Unlock()
 	cur := p.cur.Load()
 	changed := diffTrees(cur.exports, exps)
-	if cur.Synced && len(changed) == 0 && len(diffStatuses(cur.statuses, sts)) == 0 {
+	statusChanged := diffStatuses(cur.statuses, sts)
+	if cur.Synced && len(changed) == 0 && len(statusChanged) == 0 {
 		return false
 	}
-	p.store(cur, exps, sts, changed)
+	p.store(cur, exps, sts, changed, slices.Concat(changed, statusChanged))
 	return true
 }
 
@@ -63,11 +66,8 @@ type Change struct {
 
 // Apply publishes the current Set with changes applied, if that differs
 // from it (or if it was not yet synced), and reports whether it did. It
-// costs O(len(changes) · log n). before, when not nil, is called with the
-// new Set's generation and every key whose export or status differs,
-// before that Set becomes current, so that a log of changed keys (the
-// Watcher's) is never behind a Set a reader can see.
-func (p *Publisher) Apply(changes []Change, before func(gen uint64, touched []Key)) bool {
+// costs O(len(changes) · log n).
+func (p *Publisher) Apply(changes []Change) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	cur := p.cur.Load()
@@ -103,16 +103,15 @@ func (p *Publisher) Apply(changes []Change, before func(gen uint64, touched []Ke
 		return false
 	}
 	SortKeys(changed)
-	if before != nil {
-		before(cur.Generation+1, touched)
-	}
-	p.store(cur, et.CommitOnly(), st.CommitOnly(), changed)
+	p.store(cur, et.CommitOnly(), st.CommitOnly(), changed, touched)
 	return true
 }
 
-// store makes the next Set after cur current and wakes cur's readers.
-// p.mu is held.
-func (p *Publisher) store(cur *Set, exps *iradix.Tree[Export], sts *iradix.Tree[Status], changed []Key) {
+// store makes the next Set after cur current and wakes cur's readers,
+// having first logged the keys whose export or status it changes
+// (KeysChangedSince). p.mu is held.
+func (p *Publisher) store(cur *Set, exps *iradix.Tree[Export], sts *iradix.Tree[Status], changed, touched []Key) {
+	p.log.record(cur.Generation+1, touched)
 	p.cur.Store(&Set{
 		Generation: cur.Generation + 1,
 		Synced:     true,

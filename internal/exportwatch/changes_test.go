@@ -21,60 +21,6 @@ func validStatus(name string, gen int64) exports.Status {
 	return exports.Status{Key: key(name), Generation: gen, Valid: true, Reason: exports.ReasonValid, Message: "Service ns/" + name + " is exported"}
 }
 
-func TestKeysSince(t *testing.T) {
-	gens := []genKeys{
-		{gen: 3, keys: []exports.Key{key("b")}},
-		{gen: 4, keys: []exports.Key{key("a"), key("b")}},
-		{gen: 5, keys: []exports.Key{key("c")}},
-		{gen: 7, keys: []exports.Key{key("d")}}, // 6 was not recorded
-	}
-	for _, tc := range []struct {
-		from, to uint64
-		want     string
-		ok       bool
-	}{
-		{4, 4, "[]", true},
-		{3, 4, "[ns/a ns/b]", true},
-		{2, 5, "[ns/a ns/b ns/c]", true},
-		{4, 5, "[ns/c]", true},
-		{1, 4, "[]", false}, // 2 is older than the log
-		{5, 7, "[]", false}, // 6 is missing
-		{6, 7, "[ns/d]", true},
-		{7, 8, "[]", false}, // from the future
-		{5, 4, "[]", false}, // backwards
-	} {
-		t.Run(fmt.Sprintf("%d-%d", tc.from, tc.to), func(t *testing.T) {
-			got, ok := keysSince(gens, tc.from, tc.to)
-			if ok != tc.ok || (ok && fmt.Sprint(got) != tc.want) {
-				t.Fatalf("got %v %v, want %s %v", got, ok, tc.want, tc.ok)
-			}
-		})
-	}
-}
-
-func TestChangeLogBounds(t *testing.T) {
-	var l changeLog
-	l.record(2, []exports.Key{key("a")})
-	l.record(3, []exports.Key{key("c")})
-	if got, ok := l.since(1, 3); !ok || fmt.Sprint(got) != "[ns/a ns/c]" {
-		t.Fatalf("since(1, 3) = %v %v", got, ok)
-	}
-	l.record(2, nil) // someone else published: nothing recorded is trusted
-	if _, ok := l.since(2, 3); ok {
-		t.Fatal("a stale generation was used after generations went back")
-	}
-	for g := uint64(10); g < 10+2*maxChangeLog; g++ {
-		l.record(g, []exports.Key{key("x")})
-	}
-	if len(l.gens) > maxChangeLog {
-		t.Fatalf("%d generations kept, bound %d", len(l.gens), maxChangeLog)
-	}
-	last := uint64(10 + 2*maxChangeLog - 1)
-	if _, ok := l.since(last-10, last); !ok {
-		t.Fatal("recent generations were dropped")
-	}
-}
-
 // mapReader is a client.Reader of ServiceExports held in a map, for the
 // pure StatusWriter tests and benchmarks. It copies on Get, as the
 // Watcher's cache does for ServiceExports, and counts Gets.
@@ -167,9 +113,14 @@ func TestStatusPassReadsOnlyChangedKeys(t *testing.T) {
 
 	// A Source that cannot say what changed gets a full pass.
 	r.gets = 0
-	sw.Source = w.Publisher
+	sw.Source = currentOnly{w.Publisher}
 	toggle(w, key("svc-00051"))
 	if _, err := sw.syncPass(ctx, &p, w.Current(), false); err != nil || r.gets != 100 {
-		t.Fatalf("plain Publisher: %v, %d reads; want every key", err, r.gets)
+		t.Fatalf("a Source without KeysChangedSince: %v, %d reads; want every key", err, r.gets)
 	}
 }
+
+// currentOnly is a SetSource that cannot say what changed.
+type currentOnly struct{ src SetSource }
+
+func (c currentOnly) Current() *exports.Set { return c.src.Current() }

@@ -72,8 +72,9 @@ func (w *StatusWriter) triggerCh() chan struct{} {
 }
 
 // ChangeSource is a SetSource that can also say which keys changed between
-// two of its Sets (the Watcher can). With one, the StatusWriter's pass after
-// a change reads only the ServiceExports of the changed keys.
+// two of its Sets (an exports.Publisher can, and so the Watcher). With one,
+// the StatusWriter's pass after a change reads only the ServiceExports of
+// the changed keys.
 type ChangeSource interface {
 	SetSource
 	KeysChangedSince(prev, cur *exports.Set) ([]exports.Key, bool)

@@ -66,10 +66,6 @@ type Watcher struct {
 	exported map[exports.Key]struct{} // keys with a ServiceExport in the cache
 	dirty    map[exports.Key]struct{}
 	kick     chan struct{}
-
-	// changes lists the keys of each recent publish, for KeysChangedSince.
-	// The Watcher must be its Publisher's only publisher.
-	changes changeLog
 }
 
 // Scheme returns a scheme with the types the Watcher reads.
@@ -270,16 +266,11 @@ func (w *Watcher) recompute(ctx context.Context, keys []exports.Key) {
 	}
 }
 
-// publish applies results to the current Set, if that changes anything,
-// and records the changed keys for KeysChangedSince.
+// publish applies results to the current Set, if that changes anything.
 func (w *Watcher) publish(results []exports.Change) bool {
-	var n int
-	ok := w.Apply(results, func(gen uint64, touched []exports.Key) {
-		w.changes.record(gen, touched)
-		n = len(touched)
-	})
+	ok := w.Apply(results)
 	if ok {
-		w.log.Debug("export set changed", "keys", n, "exports", w.Current().Len())
+		w.log.Debug("export set changed", "keys", len(results), "exports", w.Current().Len())
 	}
 	return ok
 }

@@ -57,7 +57,7 @@ func BenchmarkDeltaFanout(b *testing.B) {
 	from, _ := j.view()
 	changed := es[42]
 	changed.ReadyEndpoints = 9
-	p.Apply([]exports.Change{{Key: changed.Key, Export: &changed}}, nil)
+	p.Apply([]exports.Change{{Key: changed.Key, Export: &changed}})
 	j.advance(p.Current())
 	visible := make([]func(*exports.Export) bool, subscribers)
 	for i := range visible {

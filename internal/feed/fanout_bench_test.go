@@ -106,7 +106,7 @@ func benchFanOut(b *testing.B, n, importers int) {
 	ops := 0
 	b.ReportAllocs()
 	for b.Loop() {
-		pub.Apply(flip[ops%2], nil)
+		pub.Apply(flip[ops%2])
 		ops++
 		for range importers {
 			if u := <-applied; u.Snapshot || len(u.Upserts) != 1 || len(u.Deletes) != 0 {

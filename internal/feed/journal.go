@@ -173,8 +173,9 @@ func (j *journal) trimLocked() {
 
 // snapshot returns the exports visible to an importer, sorted, and the
 // version they are current at (a Set yields its exports in key order).
-// Its O(exports) filtering runs outside the lock (Sets are immutable): a reconnecting importer must not
-// stall advance, and with it every other importer's deltas.
+// Its O(exports) filtering runs outside the lock (Sets are immutable): a
+// reconnecting importer must not stall advance, and with it every other
+// importer's deltas.
 func (j *journal) snapshot(visible func(*exports.Export) bool) (uint64, []exports.Export, <-chan struct{}) {
 	j.mu.Lock()
 	v, set, next := j.versionLocked(), j.set, j.next

@@ -31,7 +31,7 @@ type ExportSource interface {
 }
 
 // changeLister is an ExportSource that can list the keys that may differ
-// between two of its Sets however far apart (exportwatch.Watcher can).
+// between two of its Sets however far apart (an exports.Publisher can).
 // Set.ChangedSince knows only a Set's immediate predecessor and compares
 // every export otherwise; with this, a journal that skipped Sets under load
 // still pays O(keys changed), not O(exports).
