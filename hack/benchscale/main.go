@@ -4,7 +4,7 @@
 // namespaces).
 //
 //	go run ./hack/benchscale -n 1000          # table on stdout, progress on stderr
-//	go run ./hack/benchscale -n 10000 -o json # the same as JSON
+//	go run ./hack/benchscale -n 9500 -stop-exporter-controller -o json # large N, as JSON (docs/benchmarks.md: why not 10k here)
 package main
 
 import (

@@ -46,10 +46,9 @@ type Options struct {
 	// environment, e.g. GODEBUG=gctrace=1 for a harness that reads their
 	// heap after each GC from the logs; nil adds nothing.
 	DaemonEnv []string
-	// Pprof starts each daemon with --pprof-addr on
-	// its pod address: the controller on ControllerPprofPort and the
-	// gateway on GatewayPprofPort (the two share the address). See
-	// Cluster.Profile.
+	// Pprof starts each daemon with --pprof-addr on its pod address: the
+	// controller on ControllerPprofPort and the gateway on
+	// GatewayPprofPort (the two share the address). See Cluster.Profile.
 	Pprof bool
 }
 
