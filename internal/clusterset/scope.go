@@ -30,35 +30,16 @@ import (
 // reports and writes nothing when nothing differs.
 const DefaultConsistencyInterval = 10 * time.Minute
 
-// Field indexes on the objects a scoped pass reads by key.
+// Field indexes on the objects a scoped pass reads by key. Mirrors and
+// their slices are read through the importer's (mirror.IndexRemote,
+// mirror.IndexSlices), which importer.ConfigureManager registers.
 const (
-	// indexRemote holds "<namespace>/<remote service>" of a mirror
-	// Service (and host mirror): the clusterset service it stands for.
-	indexRemote = "ferry.dev/clusterset-remote"
-	// indexMirrorSlice holds "<namespace>/<mirror>" of a mirror's slice.
-	indexMirrorSlice = "ferry.dev/clusterset-mirror-slice"
 	// indexKey holds "<namespace>/<service>" of a clusterset object.
 	indexKey = "ferry.dev/clusterset-key"
 )
 
 // addIndexes registers the indexes above with the manager's cache.
 func addIndexes(ctx context.Context, idx client.FieldIndexer) error {
-	remote := func(o client.Object) []string {
-		_, owned := mirror.OwnerOf(o)
-		r, named := o.GetAnnotations()[contract.AnnotationRemoteService]
-		if !owned || !named {
-			return nil
-		}
-		return []string{o.GetNamespace() + "/" + r}
-	}
-	mirrorSlice := func(o client.Object) []string {
-		_, owned := mirror.OwnerOf(o)
-		svc, named := o.GetLabels()[discoveryv1.LabelServiceName]
-		if !owned || !named {
-			return nil
-		}
-		return []string{o.GetNamespace() + "/" + svc}
-	}
 	mine := func(o client.Object) []string {
 		svc, ok := o.GetLabels()[contract.LabelClusterset]
 		if !ok {
@@ -71,8 +52,6 @@ func addIndexes(ctx context.Context, idx client.FieldIndexer) error {
 		field string
 		fn    client.IndexerFunc
 	}{
-		{&corev1.Service{}, indexRemote, remote},
-		{&discoveryv1.EndpointSlice{}, indexMirrorSlice, mirrorSlice},
 		{&corev1.Service{}, indexKey, mine},
 		{&discoveryv1.EndpointSlice{}, indexKey, mine},
 		{&mcsv1beta1.ServiceImport{}, indexKey, mine},
@@ -184,7 +163,7 @@ func (r *Reconciler) observeKeys(ctx context.Context, keys []Key) (Input, Object
 			list  client.ObjectList
 			field string
 		}{
-			{"mirrors", &ms, indexRemote}, {"clusterset services", &cs, indexKey},
+			{"mirrors", &ms, mirror.IndexRemote}, {"clusterset services", &cs, indexKey},
 			{"clusterset slices", &ss, indexKey}, {"service imports", &is, indexKey},
 		} {
 			if err := list(l.what, l.list, l.field, v); err != nil {
@@ -198,7 +177,7 @@ func (r *Reconciler) observeKeys(ctx context.Context, keys []Key) (Input, Object
 	}
 	for _, m := range mirrors {
 		var sl discoveryv1.EndpointSliceList
-		if err := list("mirror slices", &sl, indexMirrorSlice, m.Namespace+"/"+m.Name); err != nil {
+		if err := list("mirror slices", &sl, mirror.IndexSlices, m.Namespace+"/"+m.Name); err != nil {
 			return in, have, err
 		}
 		in.MirrorSlices = append(in.MirrorSlices, pointers(sl.Items)...)

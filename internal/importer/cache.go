@@ -10,7 +10,10 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/selection"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/rest"
 	toolscache "k8s.io/client-go/tools/cache"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -22,18 +25,6 @@ import (
 	"ferry.dev/ferry/internal/contract"
 	"ferry.dev/ferry/internal/exports"
 	"ferry.dev/ferry/internal/mirror"
-)
-
-// Field indexes on Services and EndpointSlices.
-const (
-	// indexLink holds the name of the Link that owns the object.
-	indexLink = "ferry.dev/link"
-	// indexExport holds, for an owned Service, "<link>/<namespace>/<remote
-	// service>": the export it mirrors (a mirror or a host mirror).
-	indexExport = "ferry.dev/export"
-	// indexMirror holds, for an owned EndpointSlice, "<link>/<namespace>/
-	// <service>": the mirror it belongs to.
-	indexMirror = "ferry.dev/mirror"
 )
 
 // ConfigureManager sets the cache and client options the importer relies
@@ -50,6 +41,8 @@ const (
 //   - Reads wait until the cache has seen this process's own writes
 //     (read-your-writes), so the reconcile that follows a write never
 //     recreates or rewrites what it just wrote.
+//   - The cache is created with the mirror indexes (mirror.IndexRemote,
+//     mirror.IndexSlices), which the clusterset reconciler reads too.
 func ConfigureManager(o *manager.Options, gateway types.NamespacedName, linkNamespace string) {
 	if o.Cache.ByObject == nil {
 		o.Cache.ByObject = map[client.Object]cache.ByObject{}
@@ -66,6 +59,20 @@ func ConfigureManager(o *manager.Options, gateway types.NamespacedName, linkName
 		o.Client.Cache = &client.CacheOptions{}
 	}
 	o.Client.Cache.EnableReadYourWritesConsistency = ptr.To(true)
+	newCache := o.NewCache
+	if newCache == nil {
+		newCache = cache.New
+	}
+	o.NewCache = func(cfg *rest.Config, co cache.Options) (cache.Cache, error) {
+		c, err := newCache(cfg, co)
+		if err != nil {
+			return nil, err
+		}
+		if err := addIndexes(context.Background(), c); err != nil {
+			return nil, err
+		}
+		return c, nil
+	}
 }
 
 // slimForeign keeps Ferry-owned objects and the gateway's EndpointSlices
@@ -109,39 +116,15 @@ func slimNamespace(obj any) (any, error) {
 	}}, nil
 }
 
-// addIndexes registers the ownership index.
+// addIndexes registers the mirror indexes. The cache is not started yet,
+// so ctx bounds nothing.
 func addIndexes(ctx context.Context, idx client.FieldIndexer) error {
-	byLink := func(o client.Object) []string {
-		if link, ok := mirror.OwnerOf(o); ok {
-			return []string{link}
-		}
-		return nil
-	}
-	for _, obj := range []client.Object{&corev1.Service{}, &discoveryv1.EndpointSlice{}} {
-		if err := idx.IndexField(ctx, obj, indexLink, byLink); err != nil {
-			return fmt.Errorf("index %T by link: %w", obj, err)
-		}
-	}
-	byExport := func(o client.Object) []string {
-		link, ok := mirror.OwnerOf(o)
-		remote, named := o.GetAnnotations()[contract.AnnotationRemoteService]
-		if !ok || !named {
-			return nil
-		}
-		return []string{link + "/" + o.GetNamespace() + "/" + remote}
-	}
-	if err := idx.IndexField(ctx, &corev1.Service{}, indexExport, byExport); err != nil {
+	remote := func(o client.Object) []string { return mirror.RemoteIndexKeys(o) }
+	if err := idx.IndexField(ctx, &corev1.Service{}, mirror.IndexRemote, remote); err != nil {
 		return fmt.Errorf("index services by export: %w", err)
 	}
-	byMirror := func(o client.Object) []string {
-		link, ok := mirror.OwnerOf(o)
-		svc, named := o.GetLabels()[discoveryv1.LabelServiceName]
-		if !ok || !named {
-			return nil
-		}
-		return []string{link + "/" + o.GetNamespace() + "/" + svc}
-	}
-	if err := idx.IndexField(ctx, &discoveryv1.EndpointSlice{}, indexMirror, byMirror); err != nil {
+	owner := func(o client.Object) []string { return mirror.SliceIndexKeys(o) }
+	if err := idx.IndexField(ctx, &discoveryv1.EndpointSlice{}, mirror.IndexSlices, owner); err != nil {
 		return fmt.Errorf("index slices by mirror: %w", err)
 	}
 	return nil
@@ -155,23 +138,28 @@ func (im *Importer) ownedFor(ctx context.Context, link, cluster string, keys []e
 	names = map[string]bool{}
 	for _, k := range keys {
 		var svcs corev1.ServiceList
-		if err := im.c.List(ctx, &svcs, client.MatchingFields{indexExport: link + "/" + k.Namespace + "/" + k.Name}, unsafeList); err != nil {
+		if err := im.c.List(ctx, &svcs, client.MatchingFields{mirror.IndexRemote: k.Namespace + "/" + k.Name}, unsafeList); err != nil {
 			return out, nil, fmt.Errorf("list mirrors of %s: %w", k, err)
 		}
 		names[k.Namespace+"/"+contract.MirrorName(k.Name, cluster)] = true
 		for i := range svcs.Items {
 			s := &svcs.Items[i]
+			if owner, _ := mirror.OwnerOf(s); owner != link {
+				continue
+			}
 			out.Services = append(out.Services, s)
 			names[s.Namespace+"/"+s.Name] = true
 		}
 	}
 	for _, n := range slices.Sorted(maps.Keys(names)) {
 		var sl discoveryv1.EndpointSliceList
-		if err := im.c.List(ctx, &sl, client.MatchingFields{indexMirror: link + "/" + n}, unsafeList); err != nil {
+		if err := im.c.List(ctx, &sl, client.MatchingFields{mirror.IndexSlices: n}, unsafeList); err != nil {
 			return out, nil, fmt.Errorf("list slices of %s: %w", n, err)
 		}
 		for i := range sl.Items {
-			out.Slices = append(out.Slices, &sl.Items[i])
+			if owner, _ := mirror.OwnerOf(&sl.Items[i]); owner == link {
+				out.Slices = append(out.Slices, &sl.Items[i])
+			}
 		}
 	}
 	return out, names, nil
@@ -182,15 +170,22 @@ func (im *Importer) ownedFor(ctx context.Context, link, cluster string, keys []e
 // before it changes anything).
 var unsafeList = client.UnsafeDisableDeepCopy
 
-// ownedBy lists the objects a Link owns.
+// ownedBy lists the objects a Link owns. It selects by the ownership labels
+// (mirror.OwnerOf), which the cache matches by scanning every Service and
+// slice: a pass over a whole Link is a consistency check, rare and O(N)
+// anyway, and an index by Link would cost memory on every object for it.
 func (im *Importer) ownedBy(ctx context.Context, link string) (mirror.Objects, error) {
 	var out mirror.Objects
+	owned, err := ownedSelector(link)
+	if err != nil {
+		return out, err
+	}
 	var svcs corev1.ServiceList
-	if err := im.c.List(ctx, &svcs, client.MatchingFields{indexLink: link}, unsafeList); err != nil {
+	if err := im.c.List(ctx, &svcs, owned, unsafeList); err != nil {
 		return out, fmt.Errorf("list mirrors of link %s: %w", link, err)
 	}
 	var sliceList discoveryv1.EndpointSliceList
-	if err := im.c.List(ctx, &sliceList, client.MatchingFields{indexLink: link}, unsafeList); err != nil {
+	if err := im.c.List(ctx, &sliceList, owned, unsafeList); err != nil {
 		return out, fmt.Errorf("list mirror slices of link %s: %w", link, err)
 	}
 	out.Services = make([]*corev1.Service, len(svcs.Items))
@@ -202,6 +197,23 @@ func (im *Importer) ownedBy(ctx context.Context, link string) (mirror.Objects, e
 		out.Slices[i] = &sliceList.Items[i]
 	}
 	return out, nil
+}
+
+// ownedSelector selects what mirror.OwnerOf says link owns.
+func ownedSelector(link string) (client.MatchingLabelsSelector, error) {
+	sel := labels.NewSelector()
+	for _, r := range []struct {
+		key string
+		op  selection.Operator
+		val []string
+	}{{contract.LabelLink, selection.Equals, []string{link}}, {contract.LabelSourceCluster, selection.Exists, nil}} {
+		req, err := labels.NewRequirement(r.key, r.op, r.val)
+		if err != nil {
+			return client.MatchingLabelsSelector{}, fmt.Errorf("select objects of link %q: %w", link, err)
+		}
+		sel = sel.Add(*req)
+	}
+	return client.MatchingLabelsSelector{Selector: sel}, nil
 }
 
 // gatewayAddresses returns the ready addresses of the local gateway's pods,

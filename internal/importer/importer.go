@@ -198,9 +198,6 @@ func Setup(ctx context.Context, mgr manager.Manager, opts Options) (*Importer, e
 		sessions: map[string]*session{},
 	}
 	m.age.source(im.eachContact)
-	if err := addIndexes(ctx, mgr.GetFieldIndexer()); err != nil {
-		return nil, err
-	}
 	if err := mgr.Add(sessionRunner{im}); err != nil {
 		return nil, err
 	}
