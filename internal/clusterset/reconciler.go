@@ -35,6 +35,7 @@ import (
 	"ferry.dev/ferry/internal/contract"
 	"ferry.dev/ferry/internal/exports"
 	"ferry.dev/ferry/internal/mirror"
+	"ferry.dev/ferry/internal/slim"
 	"ferry.dev/ferry/internal/writer"
 )
 
@@ -123,7 +124,7 @@ func keepLabelled(next toolscache.TransformFunc) toolscache.TransformFunc {
 	return func(obj any) (any, error) {
 		if o, ok := obj.(client.Object); ok {
 			if _, mine := o.GetLabels()[contract.LabelClusterset]; mine {
-				o.SetManagedFields(nil)
+				slim.Metadata(o)
 				return o, nil
 			}
 		}

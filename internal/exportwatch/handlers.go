@@ -12,6 +12,7 @@ import (
 	mcsv1beta1 "sigs.k8s.io/mcs-api/pkg/apis/v1beta1"
 
 	"ferry.dev/ferry/internal/exports"
+	"ferry.dev/ferry/internal/slim"
 )
 
 func labelsSelector(s string) (labels.Selector, error) {
@@ -27,7 +28,7 @@ func labelsSelector(s string) (labels.Selector, error) {
 func stripServiceAnnotations(in any) (any, error) {
 	if s, ok := in.(*corev1.Service); ok {
 		s.Annotations = nil
-		s.ManagedFields = nil
+		slim.Metadata(s)
 	}
 	return in, nil
 }

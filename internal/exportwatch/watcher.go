@@ -21,6 +21,7 @@ import (
 
 	"ferry.dev/ferry/internal/contract"
 	"ferry.dev/ferry/internal/exports"
+	"ferry.dev/ferry/internal/slim"
 )
 
 // Watcher defaults.
@@ -96,7 +97,7 @@ func NewWatcher(cfg *rest.Config, opts WatcherOptions) (*Watcher, error) {
 	}
 	copts := cache.Options{
 		Scheme:           scheme,
-		DefaultTransform: cache.TransformStripManagedFields(),
+		DefaultTransform: slim.Transform,
 		ByObject: map[client.Object]cache.ByObject{
 			// Nothing that reads this cache modifies what it reads (Compute
 			// is pure, endpoints.Ready too), so reads skip the deep copy: the

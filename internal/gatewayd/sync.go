@@ -25,6 +25,7 @@ import (
 	"ferry.dev/ferry/internal/contract"
 	"ferry.dev/ferry/internal/exports"
 	"ferry.dev/ferry/internal/gateway"
+	"ferry.dev/ferry/internal/slim"
 	"ferry.dev/ferry/internal/tunnel"
 )
 
@@ -94,8 +95,11 @@ func newRouteSync(cfg *rest.Config, scheme *runtime.Scheme, o Options, egress ro
 	if err != nil {
 		return nil, err
 	}
+	// Both caches hold a Service per import: without their managed fields,
+	// and with their metadata's strings shared (slim).
 	c, err := cache.New(cfg, cache.Options{
-		Scheme: scheme,
+		Scheme:           scheme,
+		DefaultTransform: slim.Transform,
 		ByObject: map[client.Object]cache.ByObject{
 			&corev1.Service{}:   {Label: hasLink},
 			&ferryv1.Link{}:     {Namespaces: map[string]cache.Config{o.Namespace: {}}},
@@ -106,8 +110,9 @@ func newRouteSync(cfg *rest.Config, scheme *runtime.Scheme, o Options, egress ro
 		return nil, fmt.Errorf("gatewayd: route cache: %w", err)
 	}
 	cs, err := cache.New(cfg, cache.Options{
-		Scheme:   scheme,
-		ByObject: map[client.Object]cache.ByObject{&corev1.Service{}: {Label: hasClusterset}},
+		Scheme:           scheme,
+		DefaultTransform: slim.Transform,
+		ByObject:         map[client.Object]cache.ByObject{&corev1.Service{}: {Label: hasClusterset}},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("gatewayd: clusterset route cache: %w", err)

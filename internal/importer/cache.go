@@ -25,6 +25,7 @@ import (
 	"ferry.dev/ferry/internal/contract"
 	"ferry.dev/ferry/internal/exports"
 	"ferry.dev/ferry/internal/mirror"
+	"ferry.dev/ferry/internal/slim"
 )
 
 // ConfigureManager sets the cache and client options the importer relies
@@ -48,7 +49,7 @@ func ConfigureManager(o *manager.Options, gateway types.NamespacedName, linkName
 		o.Cache.ByObject = map[client.Object]cache.ByObject{}
 	}
 	if o.Cache.DefaultTransform == nil {
-		o.Cache.DefaultTransform = cache.TransformStripManagedFields()
+		o.Cache.DefaultTransform = slim.Transform
 	}
 	o.Cache.ByObject[&ferryv1.Link{}] = cache.ByObject{Namespaces: map[string]cache.Config{linkNamespace: {}}}
 	o.Cache.ByObject[&corev1.Service{}] = cache.ByObject{Transform: slimForeign(gateway)}
@@ -76,7 +77,8 @@ func ConfigureManager(o *manager.Options, gateway types.NamespacedName, linkName
 }
 
 // slimForeign keeps Ferry-owned objects and the gateway's EndpointSlices
-// whole, and reduces every other Service or EndpointSlice to what clash
+// whole (less their managed fields, their metadata's strings shared:
+// slim.Metadata), and reduces every other Service or EndpointSlice to what clash
 // detection reads.
 func slimForeign(gateway types.NamespacedName) toolscache.TransformFunc {
 	return func(obj any) (any, error) {
@@ -84,7 +86,7 @@ func slimForeign(gateway types.NamespacedName) toolscache.TransformFunc {
 		if !ok {
 			return obj, nil
 		}
-		o.SetManagedFields(nil)
+		slim.Metadata(o)
 		if _, owned := mirror.OwnerOf(o); owned {
 			return o, nil
 		}
