@@ -71,6 +71,8 @@ type Options struct {
 	SkipNameValidation bool
 	// ConsistencyInterval: see DefaultConsistencyInterval.
 	ConsistencyInterval time.Duration
+	// BatchKeys: see DefaultBatchKeys.
+	BatchKeys int
 }
 
 // LocalExports is this cluster's export set (*exportwatch.Watcher).
@@ -151,6 +153,7 @@ func (o *Options) Default() {
 	o.WriteConcurrency = cmp.Or(o.WriteConcurrency, DefaultWriteConcurrency)
 	o.ControllerName = cmp.Or(o.ControllerName, DefaultControllerName)
 	o.ConsistencyInterval = cmp.Or(o.ConsistencyInterval, DefaultConsistencyInterval)
+	o.BatchKeys = cmp.Or(o.BatchKeys, DefaultBatchKeys)
 }
 
 // Setup adds the Reconciler to mgr (leader-only, like every controller).
@@ -292,26 +295,35 @@ func (r *Reconciler) mapObject(ctx context.Context, obj client.Object) []reconci
 // event concerns every service (the gateway's addresses, a route, a
 // foreign object in the way), when a route may name a service in scope,
 // and every ConsistencyInterval; a pass with nothing pending computes
-// nothing.
+// nothing. A pass takes at most Options.BatchKeys keys, and the next one
+// follows at once while any are left.
 func (r *Reconciler) Reconcile(ctx context.Context, _ reconcile.Request) (reconcile.Result, error) {
-	all, keys := r.pending.take()
-	res, err := r.pass(ctx, all, keys)
+	all, keys, more := r.pending.take(r.opts.BatchKeys)
+	res, deferred, err := r.pass(ctx, all, keys)
 	if err != nil {
 		// What this pass took is not known to be done: recompute all.
 		r.pending.touch(true)
+		return res, err
 	}
-	return res, err
+	if more || deferred {
+		res.RequeueAfter = nextBatch
+	}
+	return res, nil
 }
 
-func (r *Reconciler) pass(ctx context.Context, all bool, keys []Key) (reconcile.Result, error) {
+// pass computes and writes the desired state of keys, or of every service
+// when all (or when the shared state asks for it). deferred is true when
+// it wrote only the first Options.BatchKeys services of those it had to
+// write and left the others pending.
+func (r *Reconciler) pass(ctx context.Context, all bool, keys []Key) (_ reconcile.Result, deferred bool, _ error) {
 	began := time.Now()
 	sh, err := r.observeShared(ctx)
 	if err != nil {
-		return reconcile.Result{}, err
+		return reconcile.Result{}, false, err
 	}
 	full := all || sh.basis != r.basis || began.Sub(r.lastFull) >= r.opts.ConsistencyInterval || routesTouch(sh.routes, keys)
 	if !full && len(keys) == 0 {
-		return reconcile.Result{RequeueAfter: r.opts.ConsistencyInterval - began.Sub(r.lastFull)}, nil
+		return reconcile.Result{RequeueAfter: r.opts.ConsistencyInterval - began.Sub(r.lastFull)}, false, nil
 	}
 	var in Input
 	var have Objects
@@ -321,7 +333,7 @@ func (r *Reconciler) pass(ctx context.Context, all bool, keys []Key) (reconcile.
 		in, have, err = r.observeKeys(ctx, keys)
 	}
 	if err != nil {
-		return reconcile.Result{}, err
+		return reconcile.Result{}, false, err
 	}
 	var scoped []Key
 	if !full {
@@ -332,7 +344,7 @@ func (r *Reconciler) pass(ctx context.Context, all bool, keys []Key) (reconcile.
 	in.Foreign = lookup.foreign
 	st := Desired(in)
 	if lookup.err != nil {
-		return reconcile.Result{}, fmt.Errorf("check clusterset names: %w", lookup.err)
+		return reconcile.Result{}, false, fmt.Errorf("check clusterset names: %w", lookup.err)
 	}
 	var scope func(mirror.PortKey) bool
 	if full {
@@ -360,7 +372,7 @@ func (r *Reconciler) pass(ctx context.Context, all bool, keys []Key) (reconcile.
 	ch, pending := claims.Plan(claims.Clusterset, mirror.CurrentPorts(st.Services), mine, r.serviceGone(ctx))
 	if !ch.Empty(sh.snap) {
 		if err := claims.Commit(ctx, r.c, r.opts.ClaimsNamespace, sh.snap, ch); err != nil {
-			return reconcile.Result{}, fmt.Errorf("clusterset port claims: %w", err)
+			return reconcile.Result{}, false, fmt.Errorf("clusterset port claims: %w", err)
 		}
 		r.writes.WithLabelValues("ConfigMap", "update").Inc()
 	}
@@ -371,27 +383,22 @@ func (r *Reconciler) pass(ctx context.Context, all bool, keys []Key) (reconcile.
 
 	st.Now = metav1.Now()
 	ops := Diff(st, have)
-	var first, rest []writer.Op
-	for _, op := range ops {
-		if _, isImport := op.Object.(*mcsv1beta1.ServiceImport); isImport || op.Verb == writer.Delete {
-			rest = append(rest, op)
-		} else {
-			first = append(first, op)
-		}
+	// A scoped pass has at most BatchKeys keys; a full pass may have every
+	// service to write, and writes the first BatchKeys.
+	batch, later := firstKeys(ops, r.opts.BatchKeys)
+	if len(later) > 0 {
+		r.pending.touch(false, later...)
+		ops, deferred = inBatch(ops, batch), true
 	}
+	first, rest := splitImports(ops)
 	created, err := r.apply(ctx, first)
 	if err == nil && len(created) > 0 {
 		// New Services have their ClusterIPs now: compute the imports
 		// again so spec.ips is written with them, not one reconcile later.
 		in.Current = append(in.Current, created...)
-		rest = rest[:0]
 		again := Desired(in)
 		again.Now = st.Now
-		for _, op := range Diff(again, have) {
-			if _, isImport := op.Object.(*mcsv1beta1.ServiceImport); isImport || op.Verb == writer.Delete {
-				rest = append(rest, op)
-			}
-		}
+		_, rest = splitImports(inBatch(Diff(again, have), batch))
 	}
 	if err == nil {
 		_, err = r.apply(ctx, rest)
@@ -413,7 +420,7 @@ func (r *Reconciler) pass(ctx context.Context, all bool, keys []Key) (reconcile.
 	r.passes.WithLabelValues(mode).Observe(time.Since(began).Seconds())
 	if len(ops) > 0 {
 		r.log.Debug("reconciled clusterset services", "mode", mode, "keys", len(keys), "services", len(st.Services),
-			"writes", len(ops), "err", err)
+			"writes", len(ops), "deferred", deferred, "err", err)
 	}
 	untilCheck := r.opts.ConsistencyInterval - time.Since(r.lastFull)
 	if requeue == 0 || untilCheck < requeue {
@@ -422,9 +429,9 @@ func (r *Reconciler) pass(ctx context.Context, all bool, keys []Key) (reconcile.
 	if err != nil {
 		// controller-runtime ignores a result beside an error (and says so
 		// in the log): the error's backoff is the retry.
-		return reconcile.Result{}, err
+		return reconcile.Result{}, deferred, err
 	}
-	return reconcile.Result{RequeueAfter: requeue}, nil
+	return reconcile.Result{RequeueAfter: requeue}, deferred, nil
 }
 
 // serviceGone answers claims.Plan from the cache.

@@ -89,13 +89,21 @@ func (p *pendingKeys) touch(all bool, keys ...Key) {
 	}
 }
 
-func (p *pendingKeys) take() (all bool, keys []Key) {
+// take returns everything pending, or, short of everything, at most limit
+// keys in key order; more says whether keys were left.
+func (p *pendingKeys) take(limit int) (all bool, keys []Key, more bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	all = p.all
-	keys = slices.SortedFunc(maps.Keys(p.keys), func(a, b Key) int { return strings.Compare(a.String(), b.String()) })
+	keys = sortKeys(slices.Collect(maps.Keys(p.keys)))
 	p.all, p.keys = false, map[Key]struct{}{}
-	return all, keys
+	if len(keys) > limit {
+		for _, k := range keys[limit:] {
+			p.keys[k] = struct{}{}
+		}
+		keys, more = keys[:limit], true
+	}
+	return all, keys, more
 }
 
 // keyOf names the clusterset service an object belongs to: a clusterset

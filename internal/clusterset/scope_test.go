@@ -3,6 +3,8 @@ package clusterset_test
 import (
 	"fmt"
 	"slices"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -11,6 +13,7 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/watch"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	mcsv1beta1 "sigs.k8s.io/mcs-api/pkg/apis/v1beta1"
 
@@ -110,5 +113,70 @@ func TestClustersetChangesAreScoped(t *testing.T) {
 	time.Sleep(300 * time.Millisecond)
 	if got := writes.Since(before); len(got) != 0 {
 		t.Errorf("the full pass after scoped ones wrote %v; want nothing", got)
+	}
+}
+
+// A pass with more services to write than BatchKeys writes the first
+// BatchKeys (Services, then their ServiceImports) and leaves the rest to
+// the passes after it, so the first ServiceImports exist before the last
+// clusterset Services. Unbounded, the one pass would create every Service
+// before any ServiceImport.
+func TestPassesWriteInBatches(t *testing.T) {
+	west := shared.Get(t).Cluster("west")
+	ctx := t.Context()
+	ensureGateway(t, west)
+	ns := west.TestNamespace(t, "batches")
+	mk := &mirrorMaker{c: west, ns: ns, next: 39500}
+	const n, batch = 9, 3
+	for i := range n {
+		mk.add(t, fmt.Sprintf("b%02d", i), "east", true, 80)
+	}
+
+	wc, err := client.NewWithWatch(west.RestConfig, client.Options{Scheme: west.Client.Scheme()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var order []string // "Service/<name>", "ServiceImport/<name>", as created
+	for kind, list := range map[string]client.ObjectList{"Service": &corev1.ServiceList{}, "ServiceImport": &mcsv1beta1.ServiceImportList{}} {
+		w, err := wc.Watch(ctx, list, client.InNamespace(ns))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(w.Stop)
+		go func() {
+			for ev := range w.ResultChan() {
+				o, ok := ev.Object.(client.Object)
+				if !ok || ev.Type != watch.Added {
+					continue
+				}
+				if _, mine := o.GetLabels()[contract.LabelClusterset]; !mine {
+					continue
+				}
+				mu.Lock()
+				order = append(order, kind+"/"+o.GetName())
+				mu.Unlock()
+			}
+		}()
+	}
+
+	startClustersetWith(t, west, clusterset.Options{BatchKeys: batch, ConsistencyInterval: time.Hour})
+	testkit.Eventually(t, "every clusterset Service and ServiceImport", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(order) == 2*n
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	firstImport := slices.IndexFunc(order, func(s string) bool { return strings.HasPrefix(s, "ServiceImport/") })
+	lastService := -1
+	for i, s := range order {
+		if strings.HasPrefix(s, "Service/") {
+			lastService = i
+		}
+	}
+	if firstImport > lastService || firstImport > 2*batch {
+		t.Errorf("creations in order %v: the first ServiceImport (#%d) must come within the first batch of %d services, before the last Service (#%d)",
+			order, firstImport, batch, lastService)
 	}
 }
