@@ -10,7 +10,6 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"ferry.dev/ferry/internal/tunnel"
@@ -273,6 +272,10 @@ func (e *Egress) SetRoutes(routes []Route) error {
 			}
 			continue
 		}
+		if err := e.roomForListener(); err != nil {
+			errs = append(errs, fmt.Errorf("gateway: egress port %d: %w", port, err))
+			continue
+		}
 		ln, err := net.Listen("tcp", net.JoinHostPort(e.o.ListenHost, strconv.Itoa(port)))
 		if err != nil {
 			errs = append(errs, fmt.Errorf("gateway: egress port %d: %w%s", port, err, outOfFiles(err, len(e.listeners))))
@@ -531,20 +534,4 @@ func portOf(ln net.Listener) int {
 		return a.Port
 	}
 	return 0
-}
-
-// outOfFiles explains a listen that failed for want of file descriptors:
-// each egress port is a listening socket, two per imported TCP port (its
-// mirror's and its clusterset Service's), besides every connection.
-func outOfFiles(err error, listeners int) string {
-	if !errors.Is(err, syscall.EMFILE) && !errors.Is(err, syscall.ENFILE) {
-		return ""
-	}
-	limit := "unknown"
-	var rl syscall.Rlimit
-	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl) == nil {
-		limit = strconv.FormatUint(rl.Cur, 10)
-	}
-	return fmt.Sprintf(" (the gateway holds %d egress listeners and its open-file limit is %s: each imported TCP port takes two, "+
-		"and every connection one more; raise the container's nofile limit, docs/scale.md)", listeners, limit)
 }

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"errors"
 	"net"
 	"os"
@@ -8,6 +9,12 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"ferry.dev/ferry/internal/identity/identitytest"
+	"ferry.dev/ferry/internal/tooling/testkit"
+	"ferry.dev/ferry/internal/tunnel"
 )
 
 // TestOutOfFilesIsExplained runs the process out of file descriptors for a
@@ -58,4 +65,60 @@ func TestOutOfFilesIsExplained(t *testing.T) {
 	if got := outOfFiles(syscall.EADDRINUSE, 1); got != "" {
 		t.Errorf("a port in use explained as %q", got)
 	}
+}
+
+// TestFileReserveRefusesEgressPortsPastIt sets the reserve to all but two
+// descriptors of the open-file limit: two egress ports listen, the others
+// are refused each with ErrFileReserve and the fix, and the process can
+// still open a socket (the admin port's part of the reserve).
+func TestFileReserveRefusesEgressPortsPastIt(t *testing.T) {
+	limit, ok := openFileLimit()
+	if !ok {
+		t.Fatal("the open-file limit is unknown (infinite): the reserve cannot be tested here")
+	}
+	lim := testLimits()
+	lim.FileReserve = int(limit) - 2
+	m := identitytest.NewMesh(t, "", "west")
+	metrics, err := NewMetrics(prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	eg, err := NewEgress(t.Context(), EgressOptions{TLS: m.Cluster(t, "west").Gateway, Limits: lim, Callers: AnyCaller,
+		ListenHost: "127.0.0.1", Metrics: metrics, Logger: testkit.Logger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = eg.Shutdown(context.Background()) })
+	var routes []Route
+	for range 4 {
+		routes = append(routes, Route{Port: freePort(t), Namespace: "apps",
+			Destinations: []Destination{{Cluster: "east", Target: tunnel.Target{Namespace: "apps", Service: "web", Port: 80}}}})
+	}
+	err = eg.SetRoutes(routes)
+	if !errors.Is(err, ErrFileReserve) {
+		t.Fatalf("SetRoutes past the reserve: %v, want ErrFileReserve", err)
+	}
+	for _, want := range []string{"holds 2 egress listeners", "FileReserve", "nofile"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("refusal %q lacks %q", err, want)
+		}
+	}
+	// A port the egress listens on cannot be bound again.
+	listening := 0
+	for _, r := range routes {
+		ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(r.Port)))
+		if err != nil {
+			listening++
+			continue
+		}
+		ln.Close()
+	}
+	if listening != 2 {
+		t.Errorf("%d egress ports listen, want the 2 the reserve leaves", listening)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("a listener outside egress, within the reserve: %v", err)
+	}
+	ln.Close()
 }

@@ -64,6 +64,11 @@ type Limits struct {
 	// one client address (one pod), so that no client can take the whole
 	// MaxEgressConns for everyone else.
 	MaxEgressConnsPerClient int
+	// FileReserve is how many descriptors of the process's open-file limit
+	// egress listeners leave to everything else: connections, tunnels,
+	// the admin port, the API clients. An egress port past it is refused
+	// (ErrFileReserve), each on its own; the others keep listening.
+	FileReserve int
 	// DrainTimeout bounds graceful drain: after it, running streams are cut.
 	DrainTimeout time.Duration
 }
@@ -92,7 +97,10 @@ func DefaultLimits() Limits {
 		// A sixteenth: room for a large connection pool, while 16 busy
 		// clients are needed to fill the gateway.
 		MaxEgressConnsPerClient: 1024,
-		DrainTimeout:            30 * time.Second,
+		// Room for the tunnels, probes, API clients and a thousand
+		// client connections at once, whatever is imported.
+		FileReserve:  1024,
+		DrainTimeout: 30 * time.Second,
 	}
 }
 
@@ -115,6 +123,7 @@ func (l *Limits) Default() {
 	l.EjectionMax = cmp.Or(l.EjectionMax, d.EjectionMax)
 	l.MaxEgressConns = cmp.Or(l.MaxEgressConns, d.MaxEgressConns)
 	l.MaxEgressConnsPerClient = cmp.Or(l.MaxEgressConnsPerClient, d.MaxEgressConnsPerClient)
+	l.FileReserve = cmp.Or(l.FileReserve, d.FileReserve)
 	l.DrainTimeout = cmp.Or(l.DrainTimeout, d.DrainTimeout)
 }
 
@@ -143,9 +152,9 @@ func (l Limits) Validate() error {
 		return fmt.Errorf("gateway limits: AttemptTimeout %v must not exceed OpenTimeout %v, nor EjectionBase %v EjectionMax %v",
 			l.AttemptTimeout, l.OpenTimeout, l.EjectionBase, l.EjectionMax)
 	}
-	if l.DialAttempts <= 0 || l.MaxEgressConns <= 0 || l.MaxEgressConnsPerClient <= 0 {
-		return fmt.Errorf("gateway limits: DialAttempts (%d), MaxEgressConns (%d) and MaxEgressConnsPerClient (%d) must be positive",
-			l.DialAttempts, l.MaxEgressConns, l.MaxEgressConnsPerClient)
+	if l.DialAttempts <= 0 || l.MaxEgressConns <= 0 || l.MaxEgressConnsPerClient <= 0 || l.FileReserve <= 0 {
+		return fmt.Errorf("gateway limits: DialAttempts (%d), MaxEgressConns (%d), MaxEgressConnsPerClient (%d) and FileReserve (%d) must be positive",
+			l.DialAttempts, l.MaxEgressConns, l.MaxEgressConnsPerClient, l.FileReserve)
 	}
 	return nil
 }
