@@ -287,7 +287,21 @@ func (e *Egress) SetRoutes(routes []Route) error {
 		go e.serve(l)
 		e.log.Info("egress port open", "port", port, "destinations", len(r.Destinations))
 	}
-	return errors.Join(errs...)
+	return joinCapped(errs)
+}
+
+// maxRouteErrors bounds the errors SetRoutes reports one by one: a cause
+// common to thousands of ports (the file reserve, at 10,000 imports)
+// would otherwise make one log line of megabytes on every retry.
+const maxRouteErrors = 8
+
+// joinCapped joins the first maxRouteErrors of errs and counts the rest.
+func joinCapped(errs []error) error {
+	if len(errs) <= maxRouteErrors {
+		return errors.Join(errs...)
+	}
+	more := fmt.Errorf("gateway: and %d more egress port errors", len(errs)-maxRouteErrors)
+	return errors.Join(append(errs[:maxRouteErrors:maxRouteErrors], more)...)
 }
 
 // canReach refuses a route with a local destination when this egress has

@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"strconv"
@@ -121,4 +122,22 @@ func TestFileReserveRefusesEgressPortsPastIt(t *testing.T) {
 		t.Fatalf("a listener outside egress, within the reserve: %v", err)
 	}
 	ln.Close()
+}
+
+func TestJoinCappedCountsTheRest(t *testing.T) {
+	var errs []error
+	for i := range 20 {
+		errs = append(errs, fmt.Errorf("port %d: %w", i, ErrFileReserve))
+	}
+	err := joinCapped(errs)
+	if !errors.Is(err, ErrFileReserve) {
+		t.Errorf("capped errors lost their cause: %v", err)
+	}
+	lines := strings.Split(err.Error(), "\n")
+	if len(lines) != maxRouteErrors+1 || lines[maxRouteErrors] != "gateway: and 12 more egress port errors" {
+		t.Errorf("capped errors:\n%v", err)
+	}
+	if got := joinCapped(errs[:3]); strings.Count(got.Error(), "\n") != 2 {
+		t.Errorf("three errors joined as %q", got)
+	}
 }
