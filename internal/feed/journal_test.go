@@ -2,6 +2,7 @@ package feed
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -61,8 +62,8 @@ func TestJournalDeltasFilterBeforeSending(t *testing.T) {
 	}
 	a, b := exp("a"), exp("b", only("north"))
 	v1 := pub(a, b)
-	if v, snap, _ := j.snapshot(visibleTo("west")); v != v1 || fmt.Sprint(names(snap)) != "[a]" {
-		t.Fatalf("west snapshot %v at %d", names(snap), v)
+	if v, snap, _ := j.snapshot(visibleTo("west")); v != v1 || fmt.Sprint(names(slices.Collect(snap))) != "[a]" {
+		t.Fatalf("west snapshot %v at %d", names(slices.Collect(snap)), v)
 	}
 
 	// A change to an export west may not see is invisible to west, even as

@@ -55,6 +55,12 @@ const (
 	maxClusterLabels = 64
 	// chunkHeadroom is what an Update costs beyond its exports and keys.
 	chunkHeadroom = 64
+	// chunkBytes is the size the server fills a message to before it
+	// starts the next one of the same update. Small enough that fifty
+	// importers receiving a snapshot at once hold little (a message is
+	// converted, queued and held until gRPC takes it), large enough that
+	// its framing is noise: at about 110 bytes an export, 600 exports.
+	chunkBytes = 64 << 10
 )
 
 // positive refuses a limit below zero: zero takes the default, a negative

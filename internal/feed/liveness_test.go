@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"net"
 	"strings"
 	"testing"
@@ -241,6 +242,34 @@ func TestLargeSnapshotsAreChunked(t *testing.T) {
 	if !errors.Is(r3.disconnected[0], errProtocol) || len(r3.updates) != 0 {
 		t.Fatalf("too many exports: %v", r3.disconnected[0])
 	}
+}
+
+// TestSnapshotsAreSentInSmallMessages: under the default MaxMessageBytes
+// (1 MiB) a snapshot still goes in messages of about chunkBytes, so a
+// subscriber holds one small message at a time, not the whole snapshot.
+func TestSnapshotsAreSentInSmallMessages(t *testing.T) {
+	f := newFixture(t, ServerOptions{})
+	const n = 2000
+	var es []exports.Export
+	for i := range n {
+		es = append(es, exp(fmt.Sprintf("e%04d", i), func(e *exports.Export) {
+			e.Annotations = map[string]string{"doc": strings.Repeat("x", 200)}
+		}))
+	}
+	f.publish(es...)
+	r := newRecorder()
+	run(t, f.clientConfig(t, "west"), r, 0)
+	r.wait(t, "snapshot", func(r *recorder) bool { return len(r.updates) == 1 })
+	if len(r.state) != n {
+		t.Fatalf("got %d exports, want %d", len(r.state), n)
+	}
+	f.waitCounted(t, "west", kindSnapshot, 1)
+	msgs := f.sent("west", kindSnapshot)
+	bytes := testutil.ToFloat64(f.metrics.Bytes.WithLabelValues("west")) // the snapshot is all this client was sent
+	if bytes < 4*chunkBytes || bytes/msgs > chunkBytes+1024 {
+		t.Fatalf("a snapshot of %v bytes in %v messages: want messages of at most about %d bytes", bytes, msgs, chunkBytes)
+	}
+	t.Logf("%d exports: %v bytes in %v messages", n, bytes, msgs)
 }
 
 func TestGracefulStopEndsStreams(t *testing.T) {

@@ -3,7 +3,9 @@ package feed
 import (
 	"context"
 	"fmt"
+	"iter"
 	"log/slog"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -140,7 +142,7 @@ func (sub *subscriber) start(resume uint64) (<-chan struct{}, error) {
 				sub.sent = v
 				return next, sub.heartbeat()
 			}
-			return next, sub.send(v, false, ups, dels)
+			return next, sub.send(v, false, slices.Values(ups), dels)
 		}
 		sub.log.Info("feed resume version not in history; sending a snapshot", "from", resume)
 	}
@@ -165,7 +167,7 @@ func (sub *subscriber) update() (<-chan struct{}, error) {
 		sub.sent = v
 		return next, nil
 	}
-	return next, sub.send(v, false, ups, dels)
+	return next, sub.send(v, false, slices.Values(ups), dels)
 }
 
 func (sub *subscriber) heartbeat() error {
@@ -173,13 +175,19 @@ func (sub *subscriber) heartbeat() error {
 	return sub.write(m, kindHeartbeat)
 }
 
-// send writes one logical update as chunks of at most MaxMessageBytes.
-func (sub *subscriber) send(v uint64, snapshot bool, ups []exports.Export, dels []exports.Key) error {
+// send writes one logical update as messages of about chunkBytes each
+// (an export larger than that goes alone, up to MaxMessageBytes). A
+// message's exports are converted as it fills and dropped once it is
+// written, so a subscriber holds one message at a time, whatever the size
+// of the update: the transport accepts a stream's next message only when
+// the last is on its way, which paces the walk.
+func (sub *subscriber) send(v uint64, snapshot bool, ups iter.Seq[exports.Export], dels []exports.Key) error {
 	kind := kindDelta
 	if snapshot {
 		kind = kindSnapshot
 	}
 	limit := sub.s.opts.MaxMessageBytes - chunkHeadroom
+	target := min(limit, chunkBytes)
 	cur := &feedpb.Update{Version: v, Snapshot: snapshot}
 	size := 0
 	flush := func(more bool) error {
@@ -189,16 +197,16 @@ func (sub *subscriber) send(v uint64, snapshot bool, ups []exports.Export, dels 
 		size = 0
 		return err
 	}
-	for i := range ups {
-		p := toProto(&ups[i])
+	for e := range ups {
+		p := toProto(&e)
 		n := proto.Size(p) + 8 // field tag and length prefix
 		if n > limit {
 			// Cannot happen within package exports' limits; skip rather than
 			// break the stream for every other export.
-			sub.log.Error("export too large for one feed message; not sent", "export", ups[i].Key.String(), "bytes", n, "limit", limit)
+			sub.log.Error("export too large for one feed message; not sent", "export", e.Key.String(), "bytes", n, "limit", limit)
 			continue
 		}
-		if size+n > limit {
+		if size > 0 && size+n > target {
 			if err := flush(true); err != nil {
 				return err
 			}
@@ -209,7 +217,7 @@ func (sub *subscriber) send(v uint64, snapshot bool, ups []exports.Export, dels 
 	for _, k := range dels {
 		p := keyToProto(k)
 		n := proto.Size(p) + 8
-		if size+n > limit {
+		if size > 0 && size+n > target {
 			if err := flush(true); err != nil {
 				return err
 			}
