@@ -15,6 +15,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/config"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
@@ -45,6 +46,10 @@ func Run(ctx context.Context, o Options) error {
 		return fmt.Errorf("%w:\n%w", ErrInvalidOptions, err)
 	}
 	log := o.Logger.With("cluster", o.ClusterName)
+	// client-go's reflectors log through controller-runtime's global
+	// logger: unset, it drops those lines and prints a stack trace
+	// complaining of it into the daemon's log.
+	ctrllog.SetLogger(logr.FromSlogHandler(log.Handler()))
 
 	cfg, err := o.restConfig()
 	if err != nil {

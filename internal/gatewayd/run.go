@@ -8,12 +8,14 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"golang.org/x/sync/errgroup"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	ferryv1 "ferry.dev/ferry/api/v1alpha1"
 	"ferry.dev/ferry/internal/certsecret"
@@ -45,6 +47,10 @@ func Run(ctx context.Context, o Options) error {
 		return fmt.Errorf("%w:\n%w", ErrInvalidOptions, err)
 	}
 	log := o.Logger.With("cluster", o.ClusterName)
+	// client-go's reflectors log through controller-runtime's global
+	// logger: unset, it drops those lines and prints a stack trace
+	// complaining of it into the daemon's log.
+	ctrllog.SetLogger(logr.FromSlogHandler(log.Handler()))
 	// The components run in runCtx, which keeps ctx's values but not its
 	// end: when ctx ends the gateway drains first (below), then stops them.
 	runCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
