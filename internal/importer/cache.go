@@ -77,9 +77,9 @@ func ConfigureManager(o *manager.Options, gateway types.NamespacedName, linkName
 }
 
 // slimForeign keeps Ferry-owned objects and the gateway's EndpointSlices
-// whole (less their managed fields, their metadata's strings shared:
-// slim.Metadata), and reduces every other Service or EndpointSlice to what clash
-// detection reads.
+// whole (less their managed fields, with their metadata's strings shared:
+// slim.Metadata), and reduces every other Service or EndpointSlice to what
+// clash detection reads.
 func slimForeign(gateway types.NamespacedName) toolscache.TransformFunc {
 	return func(obj any) (any, error) {
 		o, ok := obj.(client.Object)

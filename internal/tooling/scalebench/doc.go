@@ -2,18 +2,20 @@
 // binaries in their own processes (issue "Control plane at 10,000 exports
 // and 50 linked clusters", items 2 and 5).
 //
-// It starts a two-cluster sandbox (internal/tooling/sandbox): "exporter",
-// whose ferry-gateway serves the export feed, and "importer", whose
-// ferry-controller imports from it. Both run etcd and kube-apiserver in
-// their own network namespaces, and the daemons run exactly as their
-// rendered Deployments say. Then, in one run:
+// It starts a three-cluster sandbox (internal/tooling/sandbox): "exporter",
+// whose ferry-gateway serves the export feed, "importer", whose
+// ferry-controller imports from it, and "floor", never linked, where the
+// API floor is measured. Each runs etcd and kube-apiserver in its own
+// network namespace, and the daemons run exactly as their rendered
+// Deployments say. Then, in one run:
 //
 //  1. N Services (each with an EndpointSlice and a ServiceExport) are
 //     created on the exporter, and the importer is linked; the harness
 //     times, with its own informer on the importer's API server, how long
 //     until all N mirror Services and their EndpointSlices exist.
 //  2. The same number and shape of objects are created directly on the
-//     importer's API server with client-go, at the controller's write
+//     floor cluster's API server, as empty then as the importer's was when
+//     the import began, with client-go at the controller's write
 //     concurrency and QPS: the API floor the import is compared against.
 //  3. One export is changed K times, one change at a time, and each change
 //     is timed until the importer's watch sees the mirror change.

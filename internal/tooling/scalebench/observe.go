@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -260,6 +261,52 @@ func (ew *exportWatch) waitRev(ctx context.Context, rev string) (time.Time, erro
 		case <-wake:
 		case <-ew.done:
 			return time.Time{}, fmt.Errorf("serviceexport watch ended before %s=%s", RevLabel, rev)
+		}
+	}
+}
+
+// waitImportsReady waits until n ServiceImports in namespace have clusters
+// and IPs, on a watch. It used to list them every second: at 9,500 a list
+// of every ServiceImport (a custom resource, served as JSON) was most of
+// the importing API server's work while the clusterset objects were
+// written, so the harness slowed what it timed. ready, if not nil, is kept
+// at the count seen so far, for progress lines.
+func waitImportsReady(ctx context.Context, cfg *rest.Config, scheme *runtime.Scheme, namespace string, n int, ready *atomic.Int64) error {
+	c, err := client.NewWithWatch(cfg, client.Options{Scheme: scheme})
+	if err != nil {
+		return fmt.Errorf("client for service imports: %w", err)
+	}
+	if ready == nil {
+		ready = &atomic.Int64{}
+	}
+	for {
+		// A new watch starts with every ServiceImport as it is now.
+		seen := map[string]bool{}
+		w, err := c.Watch(ctx, &mcsv1beta1.ServiceImportList{}, client.InNamespace(namespace))
+		if err != nil {
+			return fmt.Errorf("watch service imports: %w", err)
+		}
+		for ev := range w.ResultChan() {
+			si, ok := ev.Object.(*mcsv1beta1.ServiceImport)
+			if !ok {
+				continue // a watch error: the channel closes next
+			}
+			if ev.Type == watch.Deleted || len(si.Status.Clusters) == 0 || len(si.Spec.IPs) == 0 {
+				delete(seen, si.Name)
+			} else {
+				seen[si.Name] = true
+			}
+			ready.Store(int64(len(seen)))
+			if len(seen) >= n {
+				w.Stop()
+				return nil
+			}
+		}
+		w.Stop()
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%d of %d ServiceImports: %w", ready.Load(), n, ctx.Err())
+		case <-time.After(time.Second): // the watch ended: watch again
 		}
 	}
 }
