@@ -11,6 +11,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -34,7 +35,8 @@ const DefaultConsistencyInterval = 10 * time.Minute
 // their slices are read through the importer's (mirror.IndexRemote,
 // mirror.IndexSlices), which importer.ConfigureManager registers.
 const (
-	// indexKey holds "<namespace>/<service>" of a clusterset object.
+	// indexKey holds "<namespace>/<service>" of a clusterset slice (a
+	// key's Service and ServiceImport are read by name: getMine).
 	indexKey = "ferry.dev/clusterset-key"
 )
 
@@ -52,9 +54,7 @@ func addIndexes(ctx context.Context, idx client.FieldIndexer) error {
 		field string
 		fn    client.IndexerFunc
 	}{
-		{&corev1.Service{}, indexKey, mine},
 		{&discoveryv1.EndpointSlice{}, indexKey, mine},
-		{&mcsv1beta1.ServiceImport{}, indexKey, mine},
 	} {
 		if err := idx.IndexField(ctx, ix.obj, ix.field, ix.fn); err != nil {
 			return fmt.Errorf("index %T by %s: %w", ix.obj, ix.field, err)
@@ -162,26 +162,28 @@ func (r *Reconciler) observeKeys(ctx context.Context, keys []Key) (Input, Object
 	}
 	var mirrors []*corev1.Service
 	for _, k := range keys {
-		var ms, cs corev1.ServiceList
+		var ms corev1.ServiceList
 		var ss discoveryv1.EndpointSliceList
-		var is mcsv1beta1.ServiceImportList
 		v := k.String()
-		for _, l := range []struct {
-			what  string
-			list  client.ObjectList
-			field string
-		}{
-			{"mirrors", &ms, mirror.IndexRemote}, {"clusterset services", &cs, indexKey},
-			{"clusterset slices", &ss, indexKey}, {"service imports", &is, indexKey},
-		} {
-			if err := list(l.what, l.list, l.field, v); err != nil {
-				return in, have, err
-			}
+		if err := list("mirrors", &ms, mirror.IndexRemote, v); err != nil {
+			return in, have, err
+		}
+		if err := list("clusterset slices", &ss, indexKey, v); err != nil {
+			return in, have, err
 		}
 		mirrors = append(mirrors, pointers(ms.Items)...)
-		have.Services = append(have.Services, pointers(cs.Items)...)
 		have.Slices = append(have.Slices, pointers(ss.Items)...)
-		have.Imports = append(have.Imports, pointers(is.Items)...)
+		cs, si := &corev1.Service{}, &mcsv1beta1.ServiceImport{}
+		if found, err := r.getMine(ctx, cs, k, contract.ClustersetName(k.Service)); err != nil {
+			return in, have, err
+		} else if found {
+			have.Services = append(have.Services, cs)
+		}
+		if found, err := r.getMine(ctx, si, k, k.Service); err != nil {
+			return in, have, err
+		} else if found {
+			have.Imports = append(have.Imports, si)
+		}
 	}
 	for _, m := range mirrors {
 		var sl discoveryv1.EndpointSliceList
@@ -193,6 +195,23 @@ func (r *Reconciler) observeKeys(ctx context.Context, keys []Key) (Input, Object
 	in.Mirrors = mirrors
 	in.Current = have.Services
 	return in, have, nil
+}
+
+// getMine reads the clusterset object of k named name into obj, and says
+// whether there is one that is k's (labelled for it). A key's Service and
+// ServiceImport have names fixed by the key, so they are read by name
+// rather than kept in an index: an index costs a few hundred bytes on
+// every object it holds. One of k's objects under another name (left by
+// an older release) is found and removed by the next full pass.
+func (r *Reconciler) getMine(ctx context.Context, obj client.Object, k Key, name string) (bool, error) {
+	err := r.c.Get(ctx, types.NamespacedName{Namespace: k.Namespace, Name: name}, obj, &client.GetOptions{UnsafeDisableDeepCopy: ptr.To(true)})
+	switch {
+	case apierrors.IsNotFound(err):
+		return false, nil
+	case err != nil:
+		return false, fmt.Errorf("get %s/%s: %w", k.Namespace, name, err)
+	}
+	return obj.GetLabels()[contract.LabelClusterset] == k.Service, nil
 }
 
 // scopeOf holds the clusterset port keys of keys, to restrict the claims
