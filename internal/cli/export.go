@@ -170,6 +170,9 @@ func export(ctx context.Context, k *kubeTarget, name string, allowed []string, a
 	if from := svc.Labels[contract.LabelSourceCluster]; svc.Labels[contract.LabelLink] != "" {
 		return "", fmt.Errorf("service %s/%s is a mirror that Ferry imports from cluster %q: export the original Service in %s instead", ns, name, from, from)
 	}
+	if of := svc.Labels[contract.LabelClusterset]; of != "" {
+		return "", fmt.Errorf("service %s/%s is Ferry's clusterset Service of %s/%s: export %s/%s itself in each cluster that serves it", ns, name, ns, of, ns, of)
+	}
 	want := strings.Join(allowed, ",")
 	to := func(v string) string {
 		if v == "" {

@@ -89,6 +89,11 @@ func TestExportErrors(t *testing.T) {
 			Labels: map[string]string{contract.LabelLink: "west", contract.LabelSourceCluster: "west"}},
 		Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Port: 80}}},
 	})
+	create(t, east.Client, &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "cart-clusterset",
+			Labels: map[string]string{contract.LabelClusterset: "cart"}},
+		Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Port: 80}}},
+	})
 	cases := []struct {
 		name string
 		args []string
@@ -104,6 +109,7 @@ func TestExportErrors(t *testing.T) {
 		{"empty --to", []string{"export", "svc/cart", "-n", "shop", "--to", ""}, "--to needs at least one cluster name; to let every linked cluster import, use --all-clusters"},
 		{"--to and --all-clusters", []string{"export", "svc/cart", "-n", "shop", "--to", "west", "--all-clusters"}, "none of the others can be"},
 		{"a mirror", []string{"export", "svc/cart-west", "-n", "shop"}, `service shop/cart-west is a mirror that Ferry imports from cluster "west": export the original Service in west instead`},
+		{"a clusterset Service", []string{"export", "svc/cart-clusterset", "-n", "shop"}, `service shop/cart-clusterset is Ferry's clusterset Service of shop/cart: export shop/cart itself in each cluster that serves it`},
 		{"unknown context", []string{"export", "svc/cart", "--context", "nope"}, `context "nope" is not in`},
 	}
 	for _, c := range cases {

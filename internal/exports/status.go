@@ -13,8 +13,9 @@ const (
 	// TCP port, so there would be nothing an importer could reach.
 	ReasonNoTCPPorts = "NoTCPPorts"
 	// ReasonImportedService: the Service is a Ferry mirror of another
-	// cluster's export. Re-exporting it would let exports loop between
-	// clusters, so it is refused.
+	// cluster's export, or a clusterset Service Ferry made of several.
+	// Re-exporting it would let exports loop between clusters, so it is
+	// refused.
 	ReasonImportedService = "ImportedService"
 	// ReasonTooLarge: the exported labels and annotations exceed
 	// MaxExportedMetadataBytes.

@@ -80,6 +80,9 @@ func computeOne(se *mcsv1beta1.ServiceExport, svc *corev1.Service, epSlices []*d
 		return invalid(exports.ReasonInvalidServiceType, "Service %s is of type ExternalName, which cannot be exported", k)
 	case svc.Labels[contract.LabelLink] != "":
 		return invalid(exports.ReasonImportedService, "Service %s is imported from cluster %q by Ferry and cannot be exported again", k, svc.Labels[contract.LabelSourceCluster])
+	case svc.Labels[contract.LabelClusterset] != "":
+		return invalid(exports.ReasonImportedService, "Service %s is Ferry's clusterset Service of %s/%s and cannot be exported; export %s/%s itself in each cluster that serves it",
+			k, k.Namespace, svc.Labels[contract.LabelClusterset], k.Namespace, svc.Labels[contract.LabelClusterset])
 	}
 
 	exp := exports.Export{Key: k, Type: exports.ClusterSetIP, SessionAffinity: string(corev1.ServiceAffinityNone)}

@@ -141,6 +141,15 @@ func TestCompute(t *testing.T) {
 			reasons: map[exports.Key]string{{Namespace: "ns", Name: "foo"}: exports.ReasonImportedService},
 		},
 		{
+			name: "a Ferry clusterset Service cannot be exported",
+			ses:  []*mcsv1beta1.ServiceExport{se("ns", "foo-clusterset")},
+			svcs: []*corev1.Service{svc("ns", "foo-clusterset", func(s *corev1.Service) {
+				s.Labels = map[string]string{contract.LabelClusterset: "foo"}
+			})},
+			want:    map[exports.Key]exports.Export{},
+			reasons: map[exports.Key]string{{Namespace: "ns", Name: "foo-clusterset"}: exports.ReasonImportedService},
+		},
+		{
 			name: "ServiceExport being deleted has no export and no status",
 			ses: []*mcsv1beta1.ServiceExport{se("ns", "foo", func(s *mcsv1beta1.ServiceExport) {
 				s.DeletionTimestamp = ptr.To(metav1.Now())

@@ -6,11 +6,13 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	toolscache "k8s.io/client-go/tools/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	mcsv1beta1 "sigs.k8s.io/mcs-api/pkg/apis/v1beta1"
 
+	"ferry.dev/ferry/internal/contract"
 	"ferry.dev/ferry/internal/exports"
 	"ferry.dev/ferry/internal/slim"
 )
@@ -23,14 +25,34 @@ func labelsSelector(s string) (labels.Selector, error) {
 	return sel, nil
 }
 
-// stripServiceAnnotations drops what Compute never reads from cached
-// Services (kubectl's last-applied copy can be as large as the object).
-func stripServiceAnnotations(in any) (any, error) {
-	if s, ok := in.(*corev1.Service); ok {
-		s.Annotations = nil
-		slim.Metadata(s)
+// slimService drops what Compute never reads from cached Services:
+// annotations (kubectl's last-applied copy can be as large as the object),
+// and all but the name and labels of a Service Ferry wrote (a mirror or a
+// clusterset Service), which Compute only refuses to export. An importing
+// cluster holds two of those per import, and this cache is the exporting
+// side's, in the same processes as the importing side's caches of them.
+func slimService(in any) (any, error) {
+	s, ok := in.(*corev1.Service)
+	if !ok {
+		return in, nil
 	}
-	return in, nil
+	s.Annotations = nil
+	slim.Metadata(s)
+	if ferryOwned(s.Labels) {
+		return &corev1.Service{ObjectMeta: metav1.ObjectMeta{
+			Name: s.Name, Namespace: s.Namespace, UID: s.UID, ResourceVersion: s.ResourceVersion,
+			Labels: s.Labels, DeletionTimestamp: s.DeletionTimestamp,
+		}}, nil
+	}
+	return s, nil
+}
+
+// ferryOwned says whether labels mark an object Ferry writes when it
+// imports: a mirror's or a clusterset object's.
+func ferryOwned(labels map[string]string) bool {
+	_, mirrored := labels[contract.LabelLink]
+	_, clusterset := labels[contract.LabelClusterset]
+	return mirrored || clusterset
 }
 
 // addHandlers registers event handlers that only mark keys dirty.

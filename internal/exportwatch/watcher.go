@@ -82,16 +82,18 @@ func Scheme() (*runtime.Scheme, error) {
 
 // NewWatcher returns a Watcher with its own cache on cfg. The cache holds
 // EndpointSlices only if they carry kubernetes.io/service-name and are not
-// Ferry's own mirror slices (labelled ferry.dev/link), and it drops managedFields and Service
-// annotations, which Compute does not read.
+// Ferry's own (labelled ferry.dev/link or ferry.dev/clusterset), and it
+// drops what Compute does not read: managed fields, Service annotations,
+// and all but the name and labels of Ferry's own Services (slimService).
 func NewWatcher(cfg *rest.Config, opts WatcherOptions) (*Watcher, error) {
 	scheme, err := Scheme()
 	if err != nil {
 		return nil, err
 	}
-	// Mirror slices carry Ferry's ownership label; mirrors cannot be
-	// exported, so their slices are never needed here.
-	sliceSel, err := labelsSelector(discoveryv1.LabelServiceName + ",!" + contract.LabelLink)
+	// Mirror slices carry Ferry's ownership label, clusterset slices the
+	// clusterset label; neither kind of Service can be exported, so their
+	// slices are never needed here.
+	sliceSel, err := labelsSelector(discoveryv1.LabelServiceName + ",!" + contract.LabelLink + ",!" + contract.LabelClusterset)
 	if err != nil {
 		return nil, err
 	}
@@ -103,7 +105,7 @@ func NewWatcher(cfg *rest.Config, opts WatcherOptions) (*Watcher, error) {
 			// is pure, endpoints.Ready too), so reads skip the deep copy: the
 			// gateway reads Services and slices on every new stream.
 			&discoveryv1.EndpointSlice{}: {Label: sliceSel, UnsafeDisableDeepCopy: ptr.To(true)},
-			&corev1.Service{}:            {Transform: stripServiceAnnotations, UnsafeDisableDeepCopy: ptr.To(true)},
+			&corev1.Service{}:            {Transform: slimService, UnsafeDisableDeepCopy: ptr.To(true)},
 		},
 	}
 	if len(opts.Namespaces) > 0 {
