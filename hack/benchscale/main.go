@@ -42,7 +42,7 @@ func run() error {
 	flag.StringVar(&cfg.EgressPorts, "egress-ports", "", "egress port range to install, FIRST-LAST (default: the install's, widened when N×ports do not fit)")
 	flag.DurationVar(&cfg.Timeout, "timeout", d.Timeout, "bound on the whole run")
 	flag.BoolVar(&cfg.StopExporterController, "stop-exporter-controller", false, "stop the exporting cluster's controller once the sandbox is up, so that its clusterset objects for the N local exports do not share the machine with the import (for large N)")
-	flag.StringVar(&cfg.Profiles, "profiles", "", "directory to save the daemons' heap profiles (after the import) and CPU profiles (over the changes) in; empty saves none")
+	flag.StringVar(&cfg.Profiles, "profiles", "", "directory to save the daemons' heap profiles (after the import; the exporting gateway's also with every fan-out subscriber connected) and CPU profiles (over the changes) in; empty saves none")
 	flag.Parse()
 	if flag.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments %q", flag.Args())

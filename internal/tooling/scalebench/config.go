@@ -42,7 +42,8 @@ type Config struct {
 	// and an API server that, at 10k, already holds 30k of the harness's.
 	StopExporterController bool
 	// Profiles, when set, is a directory where the run saves the daemons'
-	// heap profiles after the import and their CPU profiles over the
+	// heap profiles after the import (and the exporting gateway's with
+	// every fan-out subscriber connected) and their CPU profiles over the
 	// change latency measurement (go tool pprof reads them).
 	Profiles string
 	// Progress, if set, gets one line per step.

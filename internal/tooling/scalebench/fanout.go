@@ -280,6 +280,13 @@ func (b *bench) fanout(ctx context.Context) error {
 	}
 	b.logf("fan-out: gateway %s; CPU %.2f ms/change; %.0f B wire, %.0f B feed per change per client; all clients %s",
 		b.r.FanoutGateway, b.r.FanoutCPUPerChange*1e3, b.r.FanoutWireBytesPerChange, b.r.FanoutFeedBytesPerChange, b.r.FanoutAll)
+	// What each subscriber costs the exporting gateway, with all of them
+	// still connected.
+	if b.cfg.Profiles != "" {
+		if err := b.saveProfile(ctx, b.exp, contract.GatewayName, "heap", "fan-out", profileSlack); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
