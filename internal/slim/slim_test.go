@@ -5,7 +5,7 @@ import (
 	"unsafe"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/equality"
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -31,7 +31,7 @@ func TestMetadataSharesStringsAndKeepsValues(t *testing.T) {
 		t.Fatal(err)
 	}
 	Metadata(b)
-	if !equality.Semantic.DeepEqual(a, wantA) {
+	if !apiequality.Semantic.DeepEqual(a, wantA) {
 		t.Fatalf("Metadata changed what the object says:\n got %+v\nwant %+v", a.ObjectMeta, wantA.ObjectMeta)
 	}
 	if a.ManagedFields != nil || b.ManagedFields != nil {
