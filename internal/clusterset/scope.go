@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -292,7 +291,7 @@ func (t *problemTally) add(ps []Problem, seen map[string]client.Object) {
 func (t *problemTally) all() ([]Problem, map[string]client.Object) {
 	var ps []Problem
 	seen := map[string]client.Object{}
-	for _, k := range slices.SortedFunc(maps.Keys(t.byKey), func(a, b Key) int { return strings.Compare(a.String(), b.String()) }) {
+	for _, k := range sortKeys(slices.Collect(maps.Keys(t.byKey))) {
 		for _, n := range t.byKey[k] {
 			ps = append(ps, n.p)
 			if n.obj != nil {

@@ -48,11 +48,10 @@ func slimService(in any) (any, error) {
 }
 
 // ferryOwned says whether labels mark an object Ferry writes when it
-// imports: a mirror's or a clusterset object's.
+// imports: a mirror's or a clusterset object's. It is the test computeOne
+// refuses by, so a Service slimmed here is one Compute refuses.
 func ferryOwned(labels map[string]string) bool {
-	_, mirrored := labels[contract.LabelLink]
-	_, clusterset := labels[contract.LabelClusterset]
-	return mirrored || clusterset
+	return labels[contract.LabelLink] != "" || labels[contract.LabelClusterset] != ""
 }
 
 // addHandlers registers event handlers that only mark keys dirty.

@@ -20,6 +20,8 @@ func TestSlimService(t *testing.T) {
 		{"a Service of the cluster's own", map[string]string{"app": "web"}, true},
 		{"a mirror", map[string]string{contract.LabelLink: "east", contract.LabelSourceCluster: "east"}, false},
 		{"a clusterset Service", map[string]string{contract.LabelClusterset: "web"}, false},
+		// Compute refuses only a non-empty value: slimming must agree.
+		{"an empty ferry.dev/link label", map[string]string{contract.LabelLink: ""}, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			in := &corev1.Service{
