@@ -11,6 +11,12 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 tools="$root/hack/tools"
 bin="$root/bin"
 mkdir -p "$bin"
+# One builder at a time: `make tools` and a test binary that finds a tool
+# missing (testenv.EnsureBinaries) may run at once, and both write the same
+# temporary files. flock waits for the other to finish; its build is then
+# up to date here.
+exec 9>"$bin/.build.lock"
+flock 9
 
 kube_version=$(awk '$1 == "k8s.io/kubernetes" {print $2; exit}' "$tools/go.mod" | sed 's/^require //')
 [ -n "$kube_version" ] || kube_version=$(grep -Eo 'k8s.io/kubernetes v[0-9.]+' "$tools/go.mod" | head -1 | awk '{print $2}')

@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 )
 
 // RepoRoot walks up from the working directory to the directory holding
@@ -66,16 +65,8 @@ func ensureBinaries() (string, error) {
 	if err := os.MkdirAll(bin, 0o755); err != nil {
 		return "", fmt.Errorf("testenv: %w", err)
 	}
-	lock, err := os.OpenFile(filepath.Join(bin, ".build.lock"), os.O_CREATE|os.O_RDWR, 0o644)
-	if err != nil {
-		return "", fmt.Errorf("testenv: %w", err)
-	}
-	defer lock.Close()
-	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
-		return "", fmt.Errorf("testenv: lock %s: %w", lock.Name(), err)
-	}
-	defer syscall.Flock(int(lock.Fd()), syscall.LOCK_UN) //nolint:errcheck // released on close anyway
-
+	// The script takes bin/.build.lock itself, so that concurrent test
+	// binaries and `make tools` build one at a time.
 	cmd := exec.Command("bash", filepath.Join(root, "hack", "build-tools.sh"))
 	cmd.Dir = root
 	out, err := cmd.CombinedOutput()
