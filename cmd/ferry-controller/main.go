@@ -37,6 +37,7 @@ func main() {
 	fs.StringVar(&o.IssuerSecret, "issuer-secret", contract.IssuerSecret, "Secret in ferry-system holding the cluster's issuer")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	_ = fs.Parse(os.Args[1:])
+	o.PodName = os.Getenv("POD_NAME")
 	if *showVersion {
 		fmt.Println(version.String("ferry-controller"))
 		return

@@ -47,6 +47,13 @@ type Options struct {
 	// GatewayService is "namespace/name" of the local gateway Service.
 	GatewayService string
 	LeaderElect    bool
+	// PodName is this replica's pod (POD_NAME, downward API). It is the
+	// replica's leader-election identity, so a process restarted in the
+	// same pod takes the lease its crashed predecessor held at once
+	// instead of waiting it out; and it names the replica in the user
+	// agent of every API request, so an audit log tells replicas apart.
+	// Empty (outside a pod) means the host name and a random suffix.
+	PodName string
 	// MetricsAddr and HealthAddr are host:port; equal addresses share one
 	// server, and "0" turns a server off.
 	MetricsAddr, HealthAddr string

@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"sync/atomic"
 	"time"
 
 	"github.com/go-logr/logr"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/uuid"
 	"k8s.io/client-go/kubernetes"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
@@ -26,6 +28,7 @@ import (
 	"ferry.dev/ferry/internal/contract"
 	"ferry.dev/ferry/internal/importer"
 	"ferry.dev/ferry/internal/profiling"
+	"ferry.dev/ferry/internal/version"
 )
 
 // gracefulShutdown bounds how long runnables get to stop.
@@ -51,7 +54,11 @@ func Run(ctx context.Context, o Options) error {
 	// complaining of it into the daemon's log.
 	ctrllog.SetLogger(logr.FromSlogHandler(log.Handler()))
 
-	cfg, err := o.restConfig()
+	replica, err := o.replicaName()
+	if err != nil {
+		return err
+	}
+	cfg, err := o.restConfig(replica)
 	if err != nil {
 		return err
 	}
@@ -81,7 +88,7 @@ func Run(ctx context.Context, o Options) error {
 	if o.LeaderElect {
 		// Every write of this process passes the fence; the lease itself
 		// is renewed through a client of its own, outside it.
-		if cfg, err = fenceWrites(cfg, &mo); err != nil {
+		if cfg, err = fenceWrites(cfg, &mo, replica); err != nil {
 			return err
 		}
 	}
@@ -126,15 +133,12 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 
-	var synced atomic.Bool
-	if err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
-		synced.Store(mgr.GetCache().WaitForCacheSync(ctx))
-		return nil
-	})); err != nil {
+	synced := &cacheSynced{cache: mgr.GetCache()}
+	if err := mgr.Add(synced); err != nil {
 		return err
 	}
 	ready := func() error {
-		if !synced.Load() {
+		if !synced.ok.Load() {
 			return errors.New("caches not synced")
 		}
 		if err := identityReady(); err != nil {
@@ -167,9 +171,26 @@ func Run(ctx context.Context, o Options) error {
 	return nil
 }
 
+// cacheSynced records that the manager's caches have synced, for /ready.
+// Every replica runs it, not only the leader: a standby's caches sync too,
+// and a standby that never turned ready would stall every rollout of a
+// Deployment with two replicas (a plain RunnableFunc waits for leadership).
+type cacheSynced struct {
+	cache interface{ WaitForCacheSync(context.Context) bool }
+	ok    atomic.Bool
+}
+
+func (s *cacheSynced) Start(ctx context.Context) error {
+	s.ok.Store(s.cache.WaitForCacheSync(ctx))
+	return nil
+}
+
+func (s *cacheSynced) NeedLeaderElection() bool { return false }
+
 // restConfig loads the client configuration, with the rate limits raised
-// deliberately (importer.DefaultQPS explains the numbers).
-func (o *Options) restConfig() (*rest.Config, error) {
+// deliberately (importer.DefaultQPS explains the numbers), and a user agent
+// that names the replica.
+func (o *Options) restConfig(replica string) (*rest.Config, error) {
 	var cfg *rest.Config
 	if o.RestConfig != nil {
 		cfg = rest.CopyConfig(o.RestConfig)
@@ -182,6 +203,26 @@ func (o *Options) restConfig() (*rest.Config, error) {
 		}
 	}
 	cfg.QPS, cfg.Burst = o.QPS, o.Burst
-	cfg.UserAgent = "ferry-controller"
+	cfg.UserAgent = userAgent(replica)
 	return cfg, nil
+}
+
+// userAgent is "ferry-controller/<version> (<replica>)": the API server's
+// audit log and metrics then tell one replica's requests from another's,
+// which "the resumed old leader writes nothing" is checked by.
+func userAgent(replica string) string {
+	return fmt.Sprintf("%s/%s (%s)", contract.ControllerName, version.Version, replica)
+}
+
+// replicaName is the pod's name, or outside a pod the host name with a
+// random suffix, so that two processes on one host are two replicas.
+func (o *Options) replicaName() (string, error) {
+	if o.PodName != "" {
+		return o.PodName, nil
+	}
+	host, err := os.Hostname()
+	if err != nil {
+		return "", fmt.Errorf("replica name: %w", err)
+	}
+	return host + "_" + string(uuid.NewUUID()), nil
 }

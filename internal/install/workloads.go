@@ -40,11 +40,12 @@ func containerSecurity() *corev1.SecurityContext {
 	}
 }
 
-// env gives the daemons their pod IP (docs/contracts.md) and a GOMEMLIMIT
-// equal to the container's memory limit, so the Go GC works harder before
-// the kernel's OOM killer would act.
+// env gives the daemons their pod's name and IP (docs/contracts.md) and a
+// GOMEMLIMIT equal to the container's memory limit, so the Go GC works
+// harder before the kernel's OOM killer would act.
 func env() []corev1.EnvVar {
 	return []corev1.EnvVar{
+		{Name: "POD_NAME", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{APIVersion: "v1", FieldPath: "metadata.name"}}},
 		{Name: "POD_IP", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{APIVersion: "v1", FieldPath: "status.podIP"}}},
 		{Name: "GOMEMLIMIT", ValueFrom: &corev1.EnvVarSource{ResourceFieldRef: &corev1.ResourceFieldSelector{Resource: "limits.memory", Divisor: resource.MustParse("1")}}},
 	}
