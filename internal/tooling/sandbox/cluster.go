@@ -186,7 +186,7 @@ func (c *Cluster) publishPods(ctx context.Context) error {
 			continue
 		}
 		pod := &corev1.Pod{
-			ObjectMeta: metav1.ObjectMeta{Namespace: d.Namespace, Name: d.Name + "-sandbox", Labels: d.Spec.Template.Labels},
+			ObjectMeta: metav1.ObjectMeta{Namespace: d.Namespace, Name: PodName(d.Name), Labels: d.Spec.Template.Labels},
 			Spec:       *d.Spec.Template.Spec.DeepCopy(),
 		}
 		pod.Spec.NodeName = c.Name + "-node"
@@ -209,9 +209,14 @@ func (c *Cluster) publishPods(ctx context.Context) error {
 	return nil
 }
 
+// PodName is the name of the one pod of a Deployment in the sandbox: a
+// daemon restarted by Kill and Start keeps it, as a container restarted in
+// its pod does.
+func PodName(deployment string) string { return deployment + "-sandbox" }
+
 // StartGateway starts (or restarts) ferry-gateway.
 func (c *Cluster) StartGateway() error {
-	p, err := c.startDaemon(contract.GatewayName, contract.GatewayName)
+	p, err := c.startDaemon(contract.GatewayName, PodName(contract.GatewayName))
 	if err == nil {
 		c.Gateway = p
 	}
@@ -220,21 +225,33 @@ func (c *Cluster) StartGateway() error {
 
 // StartController starts (or restarts) ferry-controller.
 func (c *Cluster) StartController() error {
-	p, err := c.startDaemon(contract.ControllerName, contract.ControllerName)
+	p, err := c.startDaemon(contract.ControllerName, PodName(contract.ControllerName))
 	if err == nil {
 		c.Controller = p
 	}
 	return err
 }
 
-func (c *Cluster) startDaemon(deployment, sa string) (*testenv.Process, error) {
+// StartControllerReplica starts one more ferry-controller, as another pod
+// of its Deployment would run: its own pod name (its leader-election
+// identity and user agent), and its admin server on adminPort of the pod
+// address, since the first replica holds the usual one. The caller stops
+// it.
+func (c *Cluster) StartControllerReplica(pod string, adminPort int) (*testenv.Process, error) {
+	admin := net.JoinHostPort(c.GatewayPodIP(), strconv.Itoa(adminPort))
+	return c.startDaemon(contract.ControllerName, pod, "--health-addr="+admin, "--metrics-addr="+admin)
+}
+
+// startDaemon runs a Deployment's daemon with its rendered args, then
+// extra (later flags win).
+func (c *Cluster) startDaemon(deployment, pod string, extra ...string) (*testenv.Process, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	args, err := c.deploymentArgs(deployment)
 	if err != nil {
 		return nil, err
 	}
-	kubeconfig, err := c.serviceAccountKubeconfig(ctx, contract.SystemNamespace, sa)
+	kubeconfig, err := c.serviceAccountKubeconfig(ctx, contract.SystemNamespace, deployment)
 	if err != nil {
 		return nil, err
 	}
@@ -249,11 +266,17 @@ func (c *Cluster) startDaemon(deployment, sa string) (*testenv.Process, error) {
 		// rule against a real API server. Later flags win.
 		argv = append(argv, "--egress-callers=audit")
 	}
-	if c.sb.pprof {
+	first := pod == PodName(deployment)
+	if c.sb.pprof && first {
 		argv = append(argv, "--pprof-addr="+net.JoinHostPort(c.GatewayPodIP(), strconv.Itoa(pprofPort(deployment))))
 	}
-	env := append([]string{"POD_IP=" + c.GatewayPodIP()}, c.sb.daemonEnv...)
-	return c.sb.Env.StartProcess(c.Name+"-"+deployment, argv, env)
+	argv = append(argv, extra...)
+	env := append([]string{"POD_IP=" + c.GatewayPodIP(), "POD_NAME=" + pod}, c.sb.daemonEnv...)
+	name := c.Name + "-" + deployment // its log is <name>.log in the sandbox's directory
+	if !first {
+		name = c.Name + "-" + pod
+	}
+	return c.sb.Env.StartProcess(name, argv, env)
 }
 
 // WaitReady waits until both daemons answer /ready.
@@ -273,6 +296,12 @@ func (c *Cluster) WaitReady(ctx context.Context, timeout time.Duration) error {
 		}
 	}
 	return nil
+}
+
+// WaitProcessReady waits until the daemon p, whose admin server is on
+// port of the pod address, answers /ready; it fails at once if p exits.
+func (c *Cluster) WaitProcessReady(ctx context.Context, p *testenv.Process, port int) error {
+	return c.waitHTTP(ctx, p, net.JoinHostPort(c.GatewayPodIP(), strconv.Itoa(port)), "/ready")
 }
 
 func (c *Cluster) waitHTTP(ctx context.Context, p *testenv.Process, addr, path string) error {

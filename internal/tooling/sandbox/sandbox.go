@@ -46,6 +46,10 @@ type Options struct {
 	// environment, e.g. GODEBUG=gctrace=1 for a harness that reads their
 	// heap after each GC from the logs; nil adds nothing.
 	DaemonEnv []string
+	// Audit makes every cluster's API server log each write, with the
+	// writer's user agent (testenv.Cluster.AuditedWrites): a scenario can
+	// then count what a process wrote from outside it.
+	Audit bool
 	// Pprof starts each daemon with --pprof-addr on its pod address: the
 	// controller on ControllerPprofPort and the gateway on
 	// GatewayPprofPort (the two share the address). See Cluster.Profile.
@@ -120,7 +124,7 @@ func (sb *Sandbox) start(ctx context.Context, o Options) (err error) {
 			// The API server sits on the cluster's own network (not the
 			// namespace's loopback), so tests can show that no other
 			// cluster has a route to it.
-			return testenv.ClusterOptions{Host: site.ControlPlaneAddr(), Wrap: site.NS.Wrap(), Dial: site.NS.DialContext}
+			return testenv.ClusterOptions{Host: site.ControlPlaneAddr(), Wrap: site.NS.Wrap(), Dial: site.NS.DialContext, Audit: o.Audit}
 		},
 	})
 	if err != nil {

@@ -29,6 +29,8 @@ type ClusterOptions struct {
 	// Dial, if set, is how this process reaches the API server (for example
 	// from inside the cluster's network namespace).
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
+	// Audit makes the API server log every write (Cluster.AuditedWrites).
+	Audit bool
 }
 
 // Cluster is one running local control plane and clients for it.
@@ -154,8 +156,11 @@ func (c *Cluster) start(ctx context.Context) error {
 }
 
 func (c *Cluster) startAPIServer(ctx context.Context) error {
-	var err error
-	c.apiserver, err = startProcess(c.state, "kube-apiserver", filepath.Join(c.Dir, "kube-apiserver.log"), c.wrap(filepath.Join(c.bins, "kube-apiserver"),
+	audit, err := c.auditFlags()
+	if err != nil {
+		return err
+	}
+	c.apiserver, err = startProcess(c.state, "kube-apiserver", filepath.Join(c.Dir, "kube-apiserver.log"), c.wrap(filepath.Join(c.bins, "kube-apiserver"), append(audit,
 		"--etcd-servers="+c.etcdURL,
 		"--bind-address="+c.opts.Host,
 		"--advertise-address="+c.opts.Host,
@@ -176,7 +181,7 @@ func (c *Cluster) startAPIServer(ctx context.Context) error {
 		"--endpoint-reconciler-type=none",
 		"--profiling=false",
 		"--v=0",
-	), nil)
+	)...), nil)
 	if err != nil {
 		return err
 	}

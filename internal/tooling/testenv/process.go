@@ -57,6 +57,15 @@ func (p *Process) Stop(grace time.Duration) { p.stop(grace) }
 // Kill sends SIGKILL, as a crash or an OOM kill would, and waits.
 func (p *Process) Kill() { p.kill() }
 
+// Signal sends sig to the process's group: SIGSTOP and SIGCONT freeze and
+// thaw it as a stalled node or a long pause would.
+func (p *Process) Signal(sig syscall.Signal) error {
+	if err := syscall.Kill(-p.cmd.Process.Pid, sig); err != nil {
+		return fmt.Errorf("signal %s to %s: %w", sig, p.name, err)
+	}
+	return nil
+}
+
 // Exited reports whether the process has ended.
 func (p *Process) Exited() bool { return p.exited() }
 

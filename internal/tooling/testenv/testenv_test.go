@@ -16,6 +16,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	mcsv1beta1 "sigs.k8s.io/mcs-api/pkg/apis/v1beta1"
 
 	"ferry.dev/ferry/internal/tooling/netns"
@@ -163,10 +165,12 @@ func TestDialServiceReachesListener(t *testing.T) {
 }
 
 // Stopping one cluster leaves the other serving; an API server restart keeps
-// the data; Stop leaves no process and no directory.
+// the data and the audit log; Stop leaves no process and no directory.
 func TestStopAndRestartIsolation(t *testing.T) {
 	ctx := ctxT(t)
-	env, err := Start(ctx, Options{Clusters: []string{"a", "b"}})
+	env, err := Start(ctx, Options{Clusters: []string{"a", "b"}, Cluster: func(name string) ClusterOptions {
+		return ClusterOptions{Audit: name == "b"}
+	}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -194,6 +198,36 @@ func TestStopAndRestartIsolation(t *testing.T) {
 		t.Fatalf("object lost across an API server restart: %v", err)
 	}
 	pids = append(pids, b.PIDs()...)
+
+	// The audit log has both writes, the second by its user agent, across
+	// the restart, and no read.
+	cfg := rest.CopyConfig(b.RestConfig)
+	cfg.UserAgent = "audit-test (replica-x)"
+	kube, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cm2 := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "audited"}}
+	if _, err := kube.CoreV1().ConfigMaps("default").Create(ctx, cm2, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	writes, err := b.AuditedWrites(func(e AuditEvent) bool {
+		return e.ObjectRef.Resource == "configmaps" && e.ObjectRef.Namespace == "default"
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, w := range writes {
+		names = append(names, w.Verb+" "+w.ObjectRef.Name+" "+w.UserAgent)
+	}
+	if len(writes) != 2 || writes[0].ObjectRef.Name != "survives" || writes[1].ObjectRef.Name != "audited" ||
+		writes[1].UserAgent != cfg.UserAgent || writes[1].Verb != "create" || writes[1].ResponseStatus.Code != 201 {
+		t.Errorf("audited writes: %q, want the create of survives, then audited by %q", names, cfg.UserAgent)
+	}
+	if _, err := a.AuditedWrites(nil); err == nil {
+		t.Error("AuditedWrites on a cluster started without Audit: no error")
+	}
 
 	env.Stop()
 	for _, pid := range pids {
