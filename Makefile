@@ -14,7 +14,7 @@ FUZZTIME ?= 60s
 
 BINARIES := ferry ferry-controller ferry-gateway
 
-.PHONY: all build tools test unit lint fmt vet staticcheck golangci fuzz demo sandbox conformance bench clean deps generate proto bench-peer bench-scale chart
+.PHONY: all build tools test unit lint fmt vet staticcheck golangci fuzz demo sandbox conformance bench clean deps generate proto bench-peer bench-scale chart chaos
 
 all: build
 
@@ -90,6 +90,10 @@ bench-peer: deps
 ## bench-scale: the real daemons at N exports and M feed importers (root; BENCH_SCALE_FLAGS="-n 10000")
 bench-scale: deps
 	$(GO) run ./hack/benchscale $(BENCH_SCALE_FLAGS)
+
+## chaos: the reliability scenarios at full length, one row each (root; docs/reliability.md; CHAOS_FLAGS="-only R3")
+chaos: deps tools
+	$(GO) run ./hack/chaos $(CHAOS_FLAGS)
 
 clean:
 	rm -rf bin

@@ -1,0 +1,97 @@
+// Command chaos runs Ferry's reliability scenarios at full length on a
+// three-cluster sandbox and prints one row per scenario, as
+// docs/reliability.md lists them (internal/tooling/chaos does the work; it
+// needs root for network namespaces).
+//
+//	go run ./hack/chaos               # every scenario; table on stdout, progress on stderr
+//	go run ./hack/chaos -only R3,R5   # some of them
+//	go run ./hack/chaos -o json
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/go-logr/logr"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
+
+	"ferry.dev/ferry/internal/tooling/chaos"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "chaos:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	o := chaos.Full
+	out := flag.String("o", "table", "output: table (Markdown) or json")
+	only := flag.String("only", "", "comma-separated scenario ids to run (default: all)")
+	flag.DurationVar(&o.FreezeFor, "freeze-for", o.FreezeFor, "how long R5 keeps the leader frozen")
+	flag.IntVar(&o.Freezes, "freezes", o.Freezes, "how many times R5 freezes the leader")
+	timeout := flag.Duration("timeout", 30*time.Minute, "bound on the whole run")
+	flag.Parse()
+	if flag.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %q", flag.Args())
+	}
+	if *out != "table" && *out != "json" {
+		return fmt.Errorf("-o %q: want table or json", *out)
+	}
+	var run []chaos.Scenario
+	for _, s := range chaos.Scenarios {
+		if *only == "" || slices.Contains(strings.Split(*only, ","), s.ID) {
+			run = append(run, s)
+		}
+	}
+	if len(run) == 0 {
+		return fmt.Errorf("-only %q names no scenario", *only)
+	}
+	ctrllog.SetLogger(logr.Discard())
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	ctx, cancel := context.WithTimeout(ctx, *timeout)
+	defer cancel()
+	logf := func(f string, a ...any) { fmt.Fprintf(os.Stderr, "chaos: "+f+"\n", a...) }
+	e, err := chaos.Start(ctx, logf)
+	if err != nil {
+		return err
+	}
+	defer e.Stop()
+	var rows []chaos.Row
+	failed := 0
+	for _, s := range run {
+		logf("%s: running", s.ID)
+		row, err := s.Run(ctx, e, o)
+		if err != nil {
+			return fmt.Errorf("%s: %w", s.ID, err)
+		}
+		if !row.Pass {
+			failed++
+		}
+		logf("%s: %s (pass: %t)", s.ID, row.Figure, row.Pass)
+		rows = append(rows, row)
+	}
+	if *out == "json" {
+		enc := json.NewEncoder(os.Stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(rows); err != nil {
+			return err
+		}
+	} else {
+		fmt.Printf("%s\n(%s)\n", chaos.Table(rows), time.Now().UTC().Format("2006-01-02"))
+	}
+	if failed > 0 {
+		return fmt.Errorf("%d of %d scenarios missed their criterion", failed, len(rows))
+	}
+	return nil
+}
