@@ -92,6 +92,52 @@ func TestIsolation(t *testing.T) {
 	}
 }
 
+// TestPartition cuts west from east and heals it: during the partition a
+// dial from west to east's WAN address times out (dropped, not refused),
+// north still reaches east, and after the heal west does again.
+func TestPartition(t *testing.T) {
+	RequireRoot(t)
+	topo, err := NewTopology("west", "east", "north")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := topo.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	west, east, north := topo.Site("west"), topo.Site("east"), topo.Site("north")
+	ln, err := east.NS.Listen("tcp", net.JoinHostPort(east.WANAddr, "4143"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	serveOnce(t, ln, "east")
+	dial := func(from *Site, timeout time.Duration) (string, error) {
+		ctx, cancel := context.WithTimeout(t.Context(), timeout)
+		defer cancel()
+		return readAll(t, ctx, from.NS, ln.Addr().String())
+	}
+	if got, err := dial(west, 10*time.Second); err != nil || got != "east" {
+		t.Fatalf("before the partition: got %q, %v", got, err)
+	}
+	heal, err := topo.Partition("west", "east")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := dial(west, time.Second); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("west to east during the partition: want a timeout (silent drop), got %v", err)
+	}
+	if got, err := dial(north, 10*time.Second); err != nil || got != "east" {
+		t.Fatalf("north to east during the partition: got %q, %v", got, err)
+	}
+	if err := heal(); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := dial(west, 10*time.Second); err != nil || got != "east" {
+		t.Fatalf("after the heal: got %q, %v", got, err)
+	}
+}
+
 func TestCommandRunsInsideNamespace(t *testing.T) {
 	RequireRoot(t)
 	topo, err := NewTopology("solo")

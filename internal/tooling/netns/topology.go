@@ -115,6 +115,40 @@ func (t *Topology) Site(cluster string) *Site {
 	return nil
 }
 
+// nowhereMAC is a locally administered address no interface has: frames
+// sent to it are flooded by the bridge and taken by no one.
+const nowhereMAC = "02:00:00:00:fe:01"
+
+// Partition cuts the WAN between sites a and b, as a failed link would:
+// what each sends the other is dropped silently (no reset, no ICMP), so
+// connections hang until their own timeouts notice, while both still reach
+// every other site. Each site's neighbour entry for the other's WAN address
+// points at nowhereMAC; heal removes the entries, and ARP finds the real
+// ones again.
+func (t *Topology) Partition(a, b string) (heal func() error, err error) {
+	sa, sb := t.Site(a), t.Site(b)
+	if sa == nil || sb == nil {
+		return nil, fmt.Errorf("netns: partition: no site %q or %q", a, b)
+	}
+	pairs := [][2]*Site{{sa, sb}, {sb, sa}}
+	heal = func() error {
+		var errs []error
+		for _, p := range pairs {
+			if err := p[0].NS.IP("neigh", "del", p[1].WANAddr, "dev", "wan0"); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		return errors.Join(errs...)
+	}
+	for _, p := range pairs {
+		if err := p[0].NS.IP("neigh", "replace", p[1].WANAddr, "lladdr", nowhereMAC, "nud", "permanent", "dev", "wan0"); err != nil {
+			_ = heal()
+			return nil, fmt.Errorf("netns: partition %s from %s: %w", a, b, err)
+		}
+	}
+	return heal, nil
+}
+
 // Close deletes every namespace of the topology.
 func (t *Topology) Close() error {
 	var errs []error
