@@ -24,6 +24,9 @@ type fakeFeed struct {
 	up       bool
 	changed  chan struct{} // closed and replaced on every change
 	streams  int           // streams opened, for tests
+	// lost is the number of streams opened when Partition was last
+	// called: those deliver nothing more, ever (their packets were lost).
+	lost     int
 	resumed  []uint64      // resumeFrom of each stream
 	snapshot []bool        // whether each stream started with a snapshot
 }
@@ -73,6 +76,16 @@ func (f *fakeFeed) SetUp(up bool) {
 	f.notifyLocked()
 }
 
+// Partition loses every open stream, as a partition that drops packets
+// silently does: they stay open and deliver nothing more, no heartbeat
+// either, and the client is not told. Streams opened later work.
+func (f *fakeFeed) Partition() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.lost = f.streams
+	f.notifyLocked()
+}
+
 func (f *fakeFeed) Version() uint64 {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -119,6 +132,7 @@ func (f *fakeFeed) Run(ctx context.Context, h feed.Handler, resumeFrom uint64) e
 func (f *fakeFeed) stream(ctx context.Context, h feed.Handler, from uint64) (uint64, error) {
 	f.mu.Lock()
 	f.streams++
+	id := f.streams
 	f.resumed = append(f.resumed, from)
 	var first feed.Update
 	oldest := f.version
@@ -151,16 +165,31 @@ func (f *fakeFeed) stream(ctx context.Context, h feed.Handler, from uint64) (uin
 	}
 	heartbeat := time.NewTicker(50 * time.Millisecond)
 	defer heartbeat.Stop()
+	lost := func() bool {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		return id <= f.lost
+	}
 	for {
+		if lost() {
+			<-ctx.Done()
+			return sent, ctx.Err()
+		}
 		select {
 		case <-ctx.Done():
 			return sent, ctx.Err()
 		case <-heartbeat.C:
-			h.Heartbeat(sent)
+			if !lost() {
+				h.Heartbeat(sent)
+			}
 			continue
 		case <-ch:
 		}
 		f.mu.Lock()
+		if id <= f.lost {
+			f.mu.Unlock()
+			continue // lost while it waited: deliver nothing
+		}
 		if !f.up {
 			f.mu.Unlock()
 			return sent, errors.New("stream reset by peer")

@@ -163,6 +163,40 @@ func TestRemoteDown(t *testing.T) {
 	t.Logf("status writes over the outage: %d", h.writes.Since(before)["patch Link/status"])
 }
 
+// TestPartitionHealsAtTheProbe: a partition loses the feed's stream
+// silently (no reset; TCP would retransmit into it on a backoff of tens of
+// seconds) while exports change. When the probe answers again, the
+// importer reconnects the feed instead of waiting on the lost stream, and
+// the change arrives at once.
+func TestPartitionHealsAtTheProbe(t *testing.T) {
+	if err := west.EnsureNamespace(ctxT(t), "partition"); err != nil {
+		t.Fatal(err)
+	}
+	feed := newFakeFeed(export("partition", "db", 5432))
+	prober := &fakeProber{}
+	startImporter(t, map[string]*fakeFeed{"east-gw:4143": feed}, prober)
+	createLink(t, newLink("partition", "east-gw:4143")) // period 100ms, threshold 3
+	t.Cleanup(func() { deleteLink(t, "partition") })
+	settle(t, "partition", 1)
+
+	feed.Partition()
+	prober.SetDown(true)
+	feed.Set(export("partition", "db", 6543))
+	testkit.Eventually(t, "endpoints not ready", func() bool { return allReady(getSlice(t, "partition", "db-east"), false) })
+	prober.SetDown(false)
+	healed := time.Now()
+	testkit.Eventually(t, "the change made during the partition", func() bool {
+		s := getService(t, "partition", "db-east")
+		return s != nil && s.Spec.Ports[0].Port == 6543 && allReady(getSlice(t, "partition", "db-east"), true)
+	})
+	n, resumed, snap := feed.Streams()
+	t.Logf("mirror current %s after the heal; %d streams, the last resumed from %d (snapshot %t)",
+		time.Since(healed).Round(time.Millisecond), n, resumed[n-1], snap[n-1])
+	if snap[n-1] {
+		t.Error("the reconnect took a snapshot: it should resume from the version it had")
+	}
+}
+
 // TestStalenessLimit: with spec.stalenessLimit, mirrors are withdrawn once
 // the remote has been unreachable that long, and come back when it returns.
 func TestStalenessLimit(t *testing.T) {

@@ -40,6 +40,9 @@ type session struct {
 	health  *healthTracker
 	cancel  context.CancelFunc
 	done    chan struct{}
+	// redial asks the feed loop to drop its connection and dial again at
+	// once (kickFeed).
+	redial chan struct{}
 }
 
 // sessionKey changes whenever the session must be restarted: a new address,
@@ -72,6 +75,7 @@ func startSession(parent context.Context, l *ferryv1.Link, id identity.ID, d ses
 		health:  newHealthTracker(settings, d.clock.Now()),
 		cancel:  cancel,
 		done:    make(chan struct{}),
+		redial:  make(chan struct{}, 1),
 	}
 	addrs := slices.Clone(l.Spec.GatewayAddresses)
 	log := d.log.With("link", l.Name, "cluster", l.Spec.ClusterName)
@@ -97,12 +101,30 @@ func (s *session) runFeed(ctx context.Context, d sessionDeps, cfg feed.ClientCon
 	backoff := feedBackoffMin
 	for ctx.Err() == nil {
 		began := d.clock.Now()
+		runCtx, stopRun := context.WithCancel(ctx)
+		redialed := make(chan struct{})
+		go func() {
+			select {
+			case <-s.redial:
+				close(redialed)
+				stopRun()
+			case <-runCtx.Done():
+			}
+		}()
 		f, err := d.feed(cfg)
 		if err == nil {
-			err = f.Run(ctx, s.state, s.state.resumeFrom())
+			err = f.Run(runCtx, s.state, s.state.resumeFrom())
 		}
+		stopRun()
 		if ctx.Err() != nil {
 			return
+		}
+		select {
+		case <-redialed:
+			log.Info("remote answers again after an outage the feed did not hear; reconnecting the feed now")
+			backoff = feedBackoffMin
+			continue
+		default:
 		}
 		if err == nil {
 			err = errors.New("feed stream ended")
@@ -117,6 +139,7 @@ func (s *session) runFeed(ctx context.Context, d sessionDeps, cfg feed.ClientCon
 		case <-ctx.Done():
 			return
 		case <-d.clock.After(backoff + jitter):
+		case <-s.redial: // the remote answers again: no reason to wait
 		}
 		backoff = min(2*backoff, feedBackoffMax)
 	}
@@ -131,6 +154,9 @@ func (s *session) runProbes(ctx context.Context, d sessionDeps, t ProbeTarget, s
 	}
 	var last healthView
 	first := true
+	// failingSince is when the current run of failed probes began; zero
+	// while probes succeed.
+	var failingSince time.Time
 	for {
 		pctx, cancel := context.WithTimeout(ctx, set.Timeout)
 		began := time.Now()
@@ -144,6 +170,22 @@ func (s *session) runProbes(ctx context.Context, d sessionDeps, t ProbeTarget, s
 			d.probed(took, err)
 		}
 		now := d.clock.Now()
+		switch {
+		case err != nil && failingSince.IsZero():
+			failingSince = now
+		case err == nil && !failingSince.IsZero():
+			// The remote answers again. A feed that heard nothing since it
+			// went silent may sit on a connection whose packets were lost
+			// (a partition drops them silently; TCP retransmits on a
+			// backoff of its own that reaches tens of seconds), or wait
+			// out a reconnect backoff: either way it would lag the probe
+			// by seconds. A fresh connection resumes from the last
+			// version at once.
+			if s.state.lastContact().Before(failingSince) {
+				s.kickFeed()
+			}
+			failingSince = time.Time{}
+		}
 		s.health.observe(err, now)
 		v := s.health.view(now, s.state.lastContact())
 		if first || v.Level != last.Level {
@@ -158,6 +200,14 @@ func (s *session) runProbes(ctx context.Context, d sessionDeps, t ProbeTarget, s
 			return
 		case <-d.clock.After(set.Period):
 		}
+	}
+}
+
+// kickFeed asks the feed loop to reconnect now; it never blocks.
+func (s *session) kickFeed() {
+	select {
+	case s.redial <- struct{}{}:
+	default: // one is pending already
 	}
 }
 
