@@ -17,18 +17,18 @@ var errRemoteDown = errors.New("dial tcp 198.19.0.11:4143: connect: connection r
 // promises: a snapshot, then deltas; resume from a version it still has;
 // Connected/Disconnected around each stream; reconnects inside Run.
 type fakeFeed struct {
-	mu       sync.Mutex
-	exports  map[exports.Key]exports.Export
-	version  uint64
-	history  []feed.Update // deltas, oldest first
-	up       bool
-	changed  chan struct{} // closed and replaced on every change
-	streams  int           // streams opened, for tests
+	mu      sync.Mutex
+	exports map[exports.Key]exports.Export
+	version uint64
+	history []feed.Update // deltas, oldest first
+	up      bool
+	changed chan struct{} // closed and replaced on every change
+	streams int           // streams opened, for tests
 	// lost is the number of streams opened when Partition was last
 	// called: those deliver nothing more, ever (their packets were lost).
 	lost     int
-	resumed  []uint64      // resumeFrom of each stream
-	snapshot []bool        // whether each stream started with a snapshot
+	resumed  []uint64 // resumeFrom of each stream
+	snapshot []bool   // whether each stream started with a snapshot
 }
 
 func newFakeFeed(es ...exports.Export) *fakeFeed {
