@@ -39,6 +39,9 @@ func run() error {
 	only := flag.String("only", "", "comma-separated scenario ids to run (default: all)")
 	flag.DurationVar(&o.FreezeFor, "freeze-for", o.FreezeFor, "how long R5 keeps the leader frozen")
 	flag.IntVar(&o.Freezes, "freezes", o.Freezes, "how many times R5 freezes the leader")
+	flag.IntVar(&o.KillCycles, "kill-cycles", o.KillCycles, "how many processes R4 kills")
+	flag.Uint64Var(&o.Seed, "seed", 0, "the random seed of R1's and R4's churn and R4's kills (0: from the clock)")
+	flag.DurationVar(&o.PartitionFor, "partition-for", o.PartitionFor, "how long R1 keeps west and east apart")
 	timeout := flag.Duration("timeout", 30*time.Minute, "bound on the whole run")
 	flag.Parse()
 	if flag.NArg() > 0 {

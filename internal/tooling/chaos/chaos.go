@@ -178,11 +178,12 @@ func waitLeader(ctx context.Context, c *sandbox.Cluster, want string, timeout ti
 }
 
 // writesBy returns the writes west's API server logged from the replica
-// (by its user agent) received at or after since, except to its Lease.
+// (by its user agent) received at or after since, except to its Lease and
+// questions that store nothing (access reviews).
 func writesBy(c *sandbox.Cluster, replica string, since time.Time) ([]testenv.AuditEvent, error) {
 	tag := "(" + replica + ")"
 	return c.API.AuditedWrites(func(ev testenv.AuditEvent) bool {
-		return strings.HasSuffix(ev.UserAgent, tag) && !ev.Received.Before(since) && ev.ObjectRef.Resource != "leases"
+		return strings.HasSuffix(ev.UserAgent, tag) && !ev.Received.Before(since) && ev.Stores() && ev.ObjectRef.Resource != "leases"
 	})
 }
 
@@ -199,3 +200,6 @@ func ready(ctx context.Context, c *sandbox.Cluster, p *testenv.Process, port int
 
 // since formats a duration for a figure.
 func since(d time.Duration) string { return d.Round(100 * time.Millisecond).String() }
+
+// keyOf is name's key in Namespace.
+func keyOf(name string) client.ObjectKey { return client.ObjectKey{Namespace: Namespace, Name: name} }

@@ -16,6 +16,12 @@ type Options struct {
 	Freezes   int
 	// TakeoverLimit is R5's criterion for a takeover.
 	TakeoverLimit time.Duration
+	// KillCycles is how many processes R4 kills; Seed its randomness
+	// (zero: from the clock, and the row says which).
+	KillCycles int
+	Seed       uint64
+	// PartitionFor is how long R1 keeps west and east apart.
+	PartitionFor time.Duration
 }
 
 // Full and Short are the two lengths. Full holds R5 to the issue's
@@ -23,8 +29,8 @@ type Options struct {
 // to what client-go's elector guarantees (TakeoverBound) with 2 s for a
 // busy machine, since a single takeover may land anywhere in between.
 var (
-	Full  = Options{FreezeFor: 60 * time.Second, Freezes: 3, TakeoverLimit: LeaseDuration + R5Slack}
-	Short = Options{FreezeFor: 25 * time.Second, Freezes: 1, TakeoverLimit: TakeoverBound + 2*time.Second}
+	Full  = Options{FreezeFor: 60 * time.Second, Freezes: 3, TakeoverLimit: LeaseDuration + R5Slack, KillCycles: 200, PartitionFor: 60 * time.Second}
+	Short = Options{FreezeFor: 25 * time.Second, Freezes: 1, TakeoverLimit: TakeoverBound + 2*time.Second, KillCycles: 20, PartitionFor: 15 * time.Second}
 )
 
 // Scenario is one named scenario.
@@ -35,9 +41,30 @@ type Scenario struct {
 
 // Scenarios are run in this order; each leaves the Env as it found it.
 var Scenarios = []Scenario{
+	{"R1", func(ctx context.Context, e *Env, o Options) (Row, error) {
+		return seeded(o, func(seed uint64) (Row, error) { return e.R1(ctx, o.PartitionFor, seed) })
+	}},
 	{"R6", func(ctx context.Context, e *Env, _ Options) (Row, error) { return e.R6(ctx) }},
 	{"R5", func(ctx context.Context, e *Env, o Options) (Row, error) { return e.R5(ctx, o) }},
+	{"R4", func(ctx context.Context, e *Env, o Options) (Row, error) {
+		return seeded(o, func(seed uint64) (Row, error) { return e.R4(ctx, o.KillCycles, seed) })
+	}},
 	{"R3", func(ctx context.Context, e *Env, _ Options) (Row, error) { return e.R3(ctx) }},
+}
+
+// seeded runs a scenario that makes random choices with o.Seed, or a seed
+// from the clock, and says which in the row and in an error.
+func seeded(o Options, run func(seed uint64) (Row, error)) (Row, error) {
+	seed := o.Seed
+	if seed == 0 {
+		seed = uint64(time.Now().UnixNano())
+	}
+	row, err := run(seed)
+	row.detail("seed %d (-seed reproduces the run's choices)", seed)
+	if err != nil {
+		err = fmt.Errorf("seed %d: %w", seed, err)
+	}
+	return row, err
 }
 
 // Table renders rows as the Markdown table docs/reliability.md holds.

@@ -1,0 +1,33 @@
+package chaos
+
+import (
+	"slices"
+	"testing"
+)
+
+func TestCompare(t *testing.T) {
+	m := func(ports string, ready bool) mirrorState { return mirrorState{ports: ports, ready: ready} }
+	want := map[string]mirrorState{"a-east": m("[TCP/80]", true), "b-east": m("[TCP/81]", false)}
+	wantI := map[string]bool{"a": true, "b": true}
+	for _, tc := range []struct {
+		name  string
+		haveM map[string]mirrorState
+		haveI map[string]bool
+		diffs []string
+	}{
+		{"agree", map[string]mirrorState{"a-east": m("[TCP/80]", true), "b-east": m("[TCP/81]", false)}, map[string]bool{"a": true, "b": true}, nil},
+		{"missing mirror and import", map[string]mirrorState{"a-east": m("[TCP/80]", true)}, map[string]bool{"a": true},
+			[]string{"mirror b-east missing (want ports [TCP/81] ready false)", "ServiceImport b missing"}},
+		{"stale mirror and import", map[string]mirrorState{"a-east": m("[TCP/80]", true), "b-east": m("[TCP/81]", false), "c-east": m("[TCP/80]", true)},
+			map[string]bool{"a": true, "b": true, "c": true},
+			[]string{"mirror c-east held but not exported", "ServiceImport c held but exported nowhere"}},
+		{"wrong port and readiness", map[string]mirrorState{"a-east": m("[TCP/81]", true), "b-east": m("[TCP/81]", true)}, map[string]bool{"a": true, "b": true},
+			[]string{"mirror a-east: ports [TCP/81] ready true, want ports [TCP/80] ready true", "mirror b-east: ports [TCP/81] ready true, want ports [TCP/81] ready false"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := compare(want, wantI, tc.haveM, tc.haveI); !slices.Equal(got, tc.diffs) {
+				t.Errorf("compare:\n got %q\nwant %q", got, tc.diffs)
+			}
+		})
+	}
+}
