@@ -42,6 +42,7 @@ func run() error {
 	flag.IntVar(&o.KillCycles, "kill-cycles", o.KillCycles, "how many processes R4 kills")
 	flag.Uint64Var(&o.Seed, "seed", 0, "the random seed of R1's and R4's churn and R4's kills (0: from the clock)")
 	flag.DurationVar(&o.PartitionFor, "partition-for", o.PartitionFor, "how long R1 keeps west and east apart")
+	flag.IntVar(&o.FloodConns, "flood-conns", o.FloodConns, "how many slow connections B1 opens")
 	timeout := flag.Duration("timeout", 30*time.Minute, "bound on the whole run")
 	flag.Parse()
 	if flag.NArg() > 0 {

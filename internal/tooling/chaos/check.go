@@ -21,8 +21,9 @@ import (
 // from the exporters' objects alone, with none of Ferry's code: a
 // ServiceExport whose Service exists, is not ExternalName and has a TCP
 // port is imported as "<name>-<cluster>" with the same ports, ready when
-// the exported Service has a ready endpoint; and every exported name has a
-// ServiceImport. It compares that with what west's API server holds.
+// the exported Service has a ready endpoint; and every name exported so,
+// by a linked cluster or by west itself, has a ServiceImport. It compares
+// that with what west's API server holds.
 
 // mirrorState is what the checker compares of one mirror.
 type mirrorState struct {
@@ -61,11 +62,12 @@ func portsOf(svc *corev1.Service, tcpOnly bool) string {
 	return fmt.Sprint(ps)
 }
 
-// desired is what west must hold: mirrors by name, and the names that need
-// a ServiceImport.
-func desired(ctx context.Context, exporters []*sandbox.Cluster) (map[string]mirrorState, map[string]bool, error) {
+// desired is what the importer must hold: mirrors of the remotes' exports
+// by name, and the names that need a ServiceImport, the local cluster's
+// own exports included.
+func desired(ctx context.Context, remotes []*sandbox.Cluster, local *sandbox.Cluster) (map[string]mirrorState, map[string]bool, error) {
 	mirrors, imports := map[string]mirrorState{}, map[string]bool{}
-	for _, c := range exporters {
+	for _, c := range append(slices.Clone(remotes), local) {
 		var ses mcsv1beta1.ServiceExportList
 		if err := c.API.Client.List(ctx, &ses, client.InNamespace(Namespace)); err != nil {
 			return nil, nil, fmt.Errorf("%s: serviceexports: %w", c.Name, err)
@@ -86,8 +88,10 @@ func desired(ctx context.Context, exporters []*sandbox.Cluster) (map[string]mirr
 			if err != nil {
 				return nil, nil, err
 			}
-			mirrors[contract.MirrorName(se.Name, c.Name)] = mirrorState{ports: ports, ready: ready}
 			imports[se.Name] = true
+			if c != local {
+				mirrors[contract.MirrorName(se.Name, c.Name)] = mirrorState{ports: ports, ready: ready}
+			}
 		}
 	}
 	return mirrors, imports, nil
@@ -122,7 +126,7 @@ func held(ctx context.Context, west *sandbox.Cluster) (map[string]mirrorState, m
 // Check compares west with what the exporters' objects say it must hold,
 // and returns every difference (none when they agree).
 func (e *Env) Check(ctx context.Context) ([]string, error) {
-	wantM, wantI, err := desired(ctx, []*sandbox.Cluster{e.East, e.North})
+	wantM, wantI, err := desired(ctx, []*sandbox.Cluster{e.East, e.North}, e.West)
 	if err != nil {
 		return nil, err
 	}

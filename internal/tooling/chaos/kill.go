@@ -95,7 +95,7 @@ func (e *Env) R4(ctx context.Context, cycles int, seed uint64) (row Row, err err
 		converge = append(converge, took)
 		e.Logf("R4: cycle %d/%d: killed %s, converged %s after the churn stopped", i+1, cycles, d, since(took))
 	}
-	mirrors, imports, err := desired(ctx, []*sandbox.Cluster{e.East, e.North})
+	mirrors, imports, err := desired(ctx, []*sandbox.Cluster{e.East, e.North}, e.West)
 	if err != nil {
 		return row, err
 	}

@@ -22,6 +22,8 @@ type Options struct {
 	Seed       uint64
 	// PartitionFor is how long R1 keeps west and east apart.
 	PartitionFor time.Duration
+	// FloodConns is how many slow connections B1 opens.
+	FloodConns int
 }
 
 // Full and Short are the two lengths. Full holds R5 to the issue's
@@ -29,8 +31,8 @@ type Options struct {
 // to what client-go's elector guarantees (TakeoverBound) with 2 s for a
 // busy machine, since a single takeover may land anywhere in between.
 var (
-	Full  = Options{FreezeFor: 60 * time.Second, Freezes: 3, TakeoverLimit: LeaseDuration + R5Slack, KillCycles: 200, PartitionFor: 60 * time.Second}
-	Short = Options{FreezeFor: 25 * time.Second, Freezes: 1, TakeoverLimit: TakeoverBound + 2*time.Second, KillCycles: 20, PartitionFor: 15 * time.Second}
+	Full  = Options{FreezeFor: 60 * time.Second, Freezes: 3, TakeoverLimit: LeaseDuration + R5Slack, KillCycles: 200, PartitionFor: 60 * time.Second, FloodConns: 10000}
+	Short = Options{FreezeFor: 25 * time.Second, Freezes: 1, TakeoverLimit: TakeoverBound + 2*time.Second, KillCycles: 20, PartitionFor: 15 * time.Second, FloodConns: 1000}
 )
 
 // Scenario is one named scenario.
@@ -49,6 +51,8 @@ var Scenarios = []Scenario{
 	{"R4", func(ctx context.Context, e *Env, o Options) (Row, error) {
 		return seeded(o, func(seed uint64) (Row, error) { return e.R4(ctx, o.KillCycles, seed) })
 	}},
+	{"B1", func(ctx context.Context, e *Env, o Options) (Row, error) { return e.B1(ctx, o.FloodConns) }},
+	{"B3", func(ctx context.Context, e *Env, _ Options) (Row, error) { return e.B3(ctx) }},
 	{"R3", func(ctx context.Context, e *Env, _ Options) (Row, error) { return e.R3(ctx) }},
 }
 

@@ -28,6 +28,25 @@ type Site struct {
 // cluster. Address .1 is conventionally the gateway's pod address.
 func (s *Site) PodAddr(n int) string { return fmt.Sprintf("198.18.%d.%d", s.Index, n) }
 
+// ExtraWANAddrs gives the site n more addresses on the WAN,
+// 198.19.0.(100+i) for i < n (n ≤ 100): other sources in the site's
+// namespace, as hosts behind it would be, for a test that needs more than
+// one (a flood from many addresses). Only one site of a topology may hold
+// them. Adding them again is harmless.
+func (s *Site) ExtraWANAddrs(n int) ([]string, error) {
+	if n < 1 || n > 100 {
+		return nil, fmt.Errorf("netns: %d extra WAN addresses: want 1 to 100", n)
+	}
+	out := make([]string, n)
+	for i := range out {
+		out[i] = fmt.Sprintf("198.19.0.%d", 100+i)
+		if err := s.NS.IP("addr", "replace", out[i]+"/24", "dev", "wan0"); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
 // GatewayPodAddr is the gateway pod's address inside its cluster.
 func (s *Site) GatewayPodAddr() string { return s.PodAddr(1) }
 

@@ -54,6 +54,10 @@ func (e AuditEvent) Resource() string {
 	return e.ObjectRef.Resource
 }
 
+// Stores says whether the request could change what the API server holds.
+// Access and token reviews are creates that store nothing: questions.
+func (e AuditEvent) Stores() bool { return !strings.HasSuffix(e.ObjectRef.Resource, "reviews") }
+
 func (e AuditEvent) String() string {
 	return fmt.Sprintf("%s %s %s/%s -> %d by %q at %s", e.Verb, e.Resource(), e.ObjectRef.Namespace, e.ObjectRef.Name,
 		e.ResponseStatus.Code, e.UserAgent, e.Received.Format(time.RFC3339Nano))

@@ -313,15 +313,11 @@ func writeKubeconfig(path string, clusters []*Cluster) error {
 func (c *Cluster) RSS() (int64, error) {
 	var total int64
 	for _, p := range []*Process{c.etcd, c.apiserver} {
-		data, err := os.ReadFile(fmt.Sprintf("/proc/%d/statm", p.cmd.Process.Pid))
+		rss, err := p.RSS()
 		if err != nil {
-			return 0, fmt.Errorf("rss of %s: %w", p.name, err)
+			return 0, err
 		}
-		var size, resident int64
-		if _, err := fmt.Sscan(string(data), &size, &resident); err != nil {
-			return 0, fmt.Errorf("rss of %s: %w", p.name, err)
-		}
-		total += resident * int64(os.Getpagesize())
+		total += rss
 	}
 	return total, nil
 }

@@ -66,6 +66,19 @@ func (p *Process) Signal(sig syscall.Signal) error {
 	return nil
 }
 
+// RSS is the process's resident memory in bytes (/proc/<pid>/statm).
+func (p *Process) RSS() (int64, error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/statm", p.cmd.Process.Pid))
+	if err != nil {
+		return 0, fmt.Errorf("rss of %s: %w", p.name, err)
+	}
+	var size, resident int64
+	if _, err := fmt.Sscan(string(data), &size, &resident); err != nil {
+		return 0, fmt.Errorf("rss of %s: %w", p.name, err)
+	}
+	return resident * int64(os.Getpagesize()), nil
+}
+
 // Exited reports whether the process has ended.
 func (p *Process) Exited() bool { return p.exited() }
 
