@@ -14,7 +14,7 @@ FUZZTIME ?= 60s
 
 BINARIES := ferry ferry-controller ferry-gateway
 
-.PHONY: all build tools test unit lint fmt vet staticcheck golangci fuzz demo sandbox conformance bench clean deps generate proto bench-peer bench-scale chart chaos
+.PHONY: all build tools test unit lint fmt vet staticcheck golangci fuzz demo sandbox conformance bench clean deps generate proto bench-peer bench-scale chart chaos soak
 
 all: build
 
@@ -94,6 +94,11 @@ bench-scale: deps
 ## chaos: the reliability scenarios at full length, one row each (root; docs/reliability.md; CHAOS_FLAGS="-only R3")
 chaos: deps tools
 	$(GO) run ./hack/chaos $(CHAOS_FLAGS)
+
+## soak: churn and traffic for DURATION (default 30m); RSS and goroutine trends of every daemon (root; docs/reliability.md)
+DURATION ?= 30m
+soak: deps tools
+	$(GO) run ./hack/chaos -soak $(DURATION) $(SOAK_FLAGS)
 
 clean:
 	rm -rf bin

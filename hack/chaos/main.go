@@ -6,6 +6,7 @@
 //	go run ./hack/chaos               # every scenario; table on stdout, progress on stderr
 //	go run ./hack/chaos -only R3,R5   # some of them
 //	go run ./hack/chaos -o json
+//	go run ./hack/chaos -soak 30m     # the soak alone (make soak DURATION=30m)
 package main
 
 import (
@@ -43,7 +44,9 @@ func run() error {
 	flag.Uint64Var(&o.Seed, "seed", 0, "the random seed of R1's and R4's churn and R4's kills (0: from the clock)")
 	flag.DurationVar(&o.PartitionFor, "partition-for", o.PartitionFor, "how long R1 keeps west and east apart")
 	flag.IntVar(&o.FloodConns, "flood-conns", o.FloodConns, "how many slow connections B1 opens")
-	timeout := flag.Duration("timeout", 30*time.Minute, "bound on the whole run")
+	soak := flag.Duration("soak", 0, "run only the soak, for this long (churn and traffic; RSS and goroutine trends)")
+	rate := flag.Int("rate", 50, "the soak's requests a second")
+	timeout := flag.Duration("timeout", 45*time.Minute, "bound on the whole run (the soak adds its duration)")
 	flag.Parse()
 	if flag.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments %q", flag.Args())
@@ -52,10 +55,21 @@ func run() error {
 		return fmt.Errorf("-o %q: want table or json", *out)
 	}
 	var run []chaos.Scenario
+	if *soak > 0 {
+		d, r := *soak, *rate
+		run = append(run, chaos.Scenario{ID: "SOAK", Run: func(ctx context.Context, e *chaos.Env, _ chaos.Options) (chaos.Row, error) {
+			return e.Soak(ctx, d, r)
+		}})
+		*only = "SOAK"
+		*timeout += d
+	}
 	for _, s := range chaos.Scenarios {
 		if *only == "" || slices.Contains(strings.Split(*only, ","), s.ID) {
 			run = append(run, s)
 		}
+	}
+	if *rate < 1 {
+		return fmt.Errorf("-rate %d: want at least 1", *rate)
 	}
 	if len(run) == 0 {
 		return fmt.Errorf("-only %q names no scenario", *only)

@@ -1,6 +1,7 @@
 package chaos
 
 import (
+	"math"
 	"slices"
 	"testing"
 )
@@ -29,5 +30,26 @@ func TestCompare(t *testing.T) {
 				t.Errorf("compare:\n got %q\nwant %q", got, tc.diffs)
 			}
 		})
+	}
+}
+
+func TestTrend(t *testing.T) {
+	x := []float64{0, 10, 20, 30, 40}
+	for _, tc := range []struct {
+		name string
+		y    []float64
+		want float64
+	}{
+		{"flat", []float64{5, 5, 5, 5, 5}, 0},
+		{"a leak", []float64{0, 1, 2, 3, 4}, 4},
+		{"noise around a level", []float64{5, 7, 5, 3, 5}, -1.6},
+		{"falling", []float64{8, 6, 4, 2, 0}, -8},
+	} {
+		if got := trend(x, tc.y); math.Abs(got-tc.want) > 1e-9 {
+			t.Errorf("%s: trend %v, want %v", tc.name, got, tc.want)
+		}
+	}
+	if got := trend([]float64{1}, []float64{1}); got != 0 {
+		t.Errorf("one point: %v", got)
 	}
 }
