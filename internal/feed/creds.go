@@ -16,7 +16,8 @@ import (
 // listener are already handshaken and pay nothing.
 const handshakeTimeout = 10 * time.Second
 
-// errNotTLS is returned for a conn that is not a *tls.Conn.
+// errNotTLS is returned for a conn that is not a *tls.Conn (or one that
+// embeds it).
 var errNotTLS = errors.New("feed: connection is not TLS")
 
 // ServerCredentials returns gRPC transport credentials for conns that
@@ -30,8 +31,16 @@ func ServerCredentials() credentials.TransportCredentials { return handedTLS{} }
 
 type handedTLS struct{}
 
+// tlsConn is a *tls.Conn, or a conn that embeds one (the tunnel's h2
+// guard): its reads are the connection's, its state the TLS state.
+type tlsConn interface {
+	net.Conn
+	ConnectionState() tls.ConnectionState
+	HandshakeContext(context.Context) error
+}
+
 func (handedTLS) ServerHandshake(c net.Conn) (net.Conn, credentials.AuthInfo, error) {
-	tc, ok := c.(*tls.Conn)
+	tc, ok := c.(tlsConn)
 	if !ok {
 		return nil, nil, fmt.Errorf("%w: %T", errNotTLS, c)
 	}

@@ -149,7 +149,8 @@ func NewServer(src ExportSource, opts ServerOptions) (*Server, error) {
 
 // Serve serves the feed on l until GracefulStop or Stop. l's conns must be
 // *tls.Conn from a listener configured by identity.Source.ServerTLSConfig
-// with ALPN "h2", handshaken or not (see ServerCredentials).
+// with ALPN "h2", handshaken or not, or conns that embed one (see
+// ServerCredentials).
 func (s *Server) Serve(l net.Listener) error {
 	s.followOnce.Do(func() { go s.follow() })
 	if err := s.grpc.Serve(l); err != nil && !errors.Is(err, grpc.ErrServerStopped) {

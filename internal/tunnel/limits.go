@@ -54,6 +54,13 @@ type Limits struct {
 	// caller identity, counted until the feed server closes the handed-off
 	// connection. A remote controller needs one per replica subscribed.
 	MaxH2ConnsPerCaller int
+	// MaxH2ResetsPerWindow and MaxH2SettingsPerWindow bound the RST_STREAM
+	// and SETTINGS frames (acknowledgements aside) an h2 (feed) client may
+	// send in H2GlitchWindow; past either its connection is closed (see the
+	// h2 guard). A feed client sends one SETTINGS per connection and resets
+	// a stream only when it gives it up.
+	MaxH2ResetsPerWindow   int
+	MaxH2SettingsPerWindow int
 	// MaxStreamsPerSession bounds concurrent streams in one session; ingress
 	// answers further streams with StatusOverloaded and egress opens new
 	// streams on the least-loaded session that is below it.
@@ -103,6 +110,8 @@ func DefaultLimits() Limits {
 		MaxConnections:            1024,
 		MaxSessionsPerCaller:      32,
 		MaxH2ConnsPerCaller:       4,
+		MaxH2ResetsPerWindow:      100,
+		MaxH2SettingsPerWindow:    20,
 		MaxStreamsPerSession:      2048,
 		MaxStreamWindow:           16 << 20,
 		// Under the chart's 512 MiB memory limit: 384 MiB of stream buffers
@@ -132,6 +141,8 @@ func (l *Limits) Default() {
 	l.MaxConnections = cmp.Or(l.MaxConnections, d.MaxConnections)
 	l.MaxSessionsPerCaller = cmp.Or(l.MaxSessionsPerCaller, d.MaxSessionsPerCaller)
 	l.MaxH2ConnsPerCaller = cmp.Or(l.MaxH2ConnsPerCaller, d.MaxH2ConnsPerCaller)
+	l.MaxH2ResetsPerWindow = cmp.Or(l.MaxH2ResetsPerWindow, d.MaxH2ResetsPerWindow)
+	l.MaxH2SettingsPerWindow = cmp.Or(l.MaxH2SettingsPerWindow, d.MaxH2SettingsPerWindow)
 	l.MaxStreamsPerSession = cmp.Or(l.MaxStreamsPerSession, d.MaxStreamsPerSession)
 	l.MaxStreamWindow = cmp.Or(l.MaxStreamWindow, d.MaxStreamWindow)
 	l.MaxCallerStreamMemory = cmp.Or(l.MaxCallerStreamMemory, d.MaxCallerStreamMemory)
@@ -161,6 +172,7 @@ func (l Limits) Validate() error {
 		"MaxPendingHandshakes": l.MaxPendingHandshakes, "MaxPendingHandshakesPerIP": l.MaxPendingHandshakesPerIP,
 		"MaxConnections": l.MaxConnections, "MaxSessionsPerCaller": l.MaxSessionsPerCaller,
 		"MaxH2ConnsPerCaller": l.MaxH2ConnsPerCaller, "MaxStreamsPerSession": l.MaxStreamsPerSession,
+		"MaxH2ResetsPerWindow": l.MaxH2ResetsPerWindow, "MaxH2SettingsPerWindow": l.MaxH2SettingsPerWindow,
 		"AcceptBacklog": l.AcceptBacklog,
 	} {
 		if v <= 0 {

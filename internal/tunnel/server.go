@@ -311,7 +311,12 @@ func (s *Server) handleConn(ctx context.Context, hs *pendingHS) {
 		raw.onClose(func() { close(gone) })
 		ctx, cancel := context.WithTimeout(ctx, s.o.Limits.HandshakeTimeout)
 		defer cancel()
-		if err := s.o.H2.Put(ctx, tc); err != nil {
+		guarded := &h2GuardConn{Conn: tc, scan: newH2Scanner(s.o.Limits, time.Now), onFlood: func(kind string) {
+			s.o.Observer.Rejected(ReasonH2Flood)
+			log.Warn("feed client flooded its connection; closed", "frames", kind, "window", H2GlitchWindow,
+				"max_resets", s.o.Limits.MaxH2ResetsPerWindow, "max_settings", s.o.Limits.MaxH2SettingsPerWindow)
+		}}
+		if err := s.o.H2.Put(ctx, guarded); err != nil {
 			s.o.Observer.Rejected(ReasonFeedUnavailable)
 			log.Debug("feed connection refused", "err", err)
 			_ = tc.Close()

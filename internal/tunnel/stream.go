@@ -84,4 +84,6 @@ const (
 	ReasonDraining           = "draining"
 	ReasonFeedUnavailable    = "feed_unavailable"
 	ReasonFeedCallerLimit    = "feed_caller_limit"
+	// ReasonH2Flood: a feed connection closed by the h2 guard.
+	ReasonH2Flood = "h2_flood"
 )

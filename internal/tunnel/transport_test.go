@@ -188,11 +188,13 @@ func TestServerPeerPolicy(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		// The feed's credentials require a plain *tls.Conn.
-		hc, ok := got.(*tls.Conn)
+		// The feed's credentials need the TLS state: the sink gets the
+		// *tls.Conn inside the h2 guard.
+		g, ok := got.(*h2GuardConn)
 		if !ok {
-			t.Fatalf("sink got %T, want *tls.Conn", got)
+			t.Fatalf("sink got %T, want the h2 guard around a *tls.Conn", got)
 		}
+		hc := g.Conn
 		if peer, err := identity.PeerID(hc.ConnectionState()); err != nil || peer != e.west.ControllerID() || hc.ConnectionState().NegotiatedProtocol != ALPNH2 {
 			t.Fatalf("sink conn peer=%v err=%v", peer, err)
 		}
