@@ -145,8 +145,12 @@ func (e *Env) freeze(ctx context.Context, d time.Duration, procs map[string]*tes
 	}
 	// The same log must show the new leader's writes, or a count of zero
 	// for the old one would prove nothing.
-	if theirs, err := writesBy(w, other, frozen); err != nil || len(theirs) == 0 {
-		return 0, 0, fmt.Errorf("west's audit log shows no write by the new leader %s since the freeze (err: %v)", other, err)
+	theirs, err := writesBy(w, other, frozen)
+	if err != nil {
+		return 0, 0, err
+	}
+	if len(theirs) == 0 {
+		return 0, 0, fmt.Errorf("west's audit log shows no write by the new leader %s since the freeze", other)
 	}
 	for _, ev := range writes {
 		e.Logf("R5: write by the thawed leader %s: %s", leaderName, ev)

@@ -52,6 +52,7 @@ var Scenarios = []Scenario{
 		return seeded(o, func(seed uint64) (Row, error) { return e.R4(ctx, o.KillCycles, seed) })
 	}},
 	{"B1", func(ctx context.Context, e *Env, o Options) (Row, error) { return e.B1(ctx, o.FloodConns) }},
+	{"B2", func(ctx context.Context, e *Env, _ Options) (Row, error) { return e.B2(ctx) }},
 	{"B3", func(ctx context.Context, e *Env, _ Options) (Row, error) { return e.B3(ctx) }},
 	{"R3", func(ctx context.Context, e *Env, _ Options) (Row, error) { return e.R3(ctx) }},
 }
