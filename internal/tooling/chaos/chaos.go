@@ -198,6 +198,31 @@ func ready(ctx context.Context, c *sandbox.Cluster, p *testenv.Process, port int
 	return nil
 }
 
+// samplePeakRSS samples p's RSS every 50 ms until stop is first called;
+// stop returns the highest it saw, every time (so a deferred call is safe).
+func samplePeakRSS(ctx context.Context, p *testenv.Process) (stop func() int64) {
+	ctx, cancel := context.WithCancel(ctx)
+	var peak int64
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for ctx.Err() == nil {
+			if rss, err := p.RSS(); err == nil && rss > peak {
+				peak = rss
+			}
+			select {
+			case <-ctx.Done():
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+	}()
+	return func() int64 {
+		cancel()
+		<-done // peak is written only before done closes
+		return peak
+	}
+}
+
 // since formats a duration for a figure.
 func since(d time.Duration) string { return d.Round(100 * time.Millisecond).String() }
 

@@ -56,22 +56,8 @@ func (e *Env) B1(ctx context.Context, conns int) (row Row, err error) {
 	if err != nil {
 		return row, err
 	}
-	var peak atomic.Int64
-	sampleCtx, stopSampling := context.WithCancel(ctx)
-	sampled := make(chan struct{})
-	go func() {
-		defer close(sampled)
-		for sampleCtx.Err() == nil {
-			if rss, err := gw.RSS(); err == nil && rss > peak.Load() {
-				peak.Store(rss)
-			}
-			select {
-			case <-sampleCtx.Done():
-			case <-time.After(50 * time.Millisecond):
-			}
-		}
-	}()
-	defer func() { stopSampling(); <-sampled }()
+	stopSampling := samplePeakRSS(ctx, gw)
+	defer stopSampling()
 
 	fates := make([]slowConn, conns)
 	var opened atomic.Int64
@@ -115,8 +101,7 @@ func (e *Env) B1(ctx context.Context, conns int) (row Row, err error) {
 	}
 	peerIn = time.Since(restarted)
 	wg.Wait()
-	stopSampling()
-	<-sampled
+	peak := stopSampling()
 
 	var lifetimes []time.Duration
 	refused, open := 0, 0
@@ -135,9 +120,9 @@ func (e *Env) B1(ctx context.Context, conns int) (row Row, err error) {
 	if len(lifetimes) > 0 {
 		longest = lifetimes[len(lifetimes)-1]
 	}
-	row.Pass = peak.Load() <= B1RSSLimit && open == 0 && longest <= HandshakeTimeout+b1Slack
+	row.Pass = peak <= B1RSSLimit && open == 0 && longest <= HandshakeTimeout+b1Slack
 	row.Figure = fmt.Sprintf("gateway RSS peak %d MiB (%d before); longest slow connection %s, %d still open; the peer through %s after its restart",
-		peak.Load()>>20, base>>20, since(longest), open, since(peerIn))
+		peak>>20, base>>20, since(longest), open, since(peerIn))
 	if len(lifetimes) > 0 {
 		row.detail("%d connections closed by the gateway: p50 after %s, p99 %s; %d refused at dial", len(lifetimes),
 			since(lifetimes[len(lifetimes)/2]), since(lifetimes[len(lifetimes)*99/100]), refused)

@@ -105,20 +105,8 @@ func (e *Env) B2(ctx context.Context) (row Row, err error) {
 	if err != nil {
 		return row, err
 	}
-	peak := &atomic.Int64{}
-	sampleCtx, stopSampling := context.WithCancel(ctx)
+	stopSampling := samplePeakRSS(ctx, e.East.Gateway)
 	defer stopSampling()
-	go func() {
-		for sampleCtx.Err() == nil {
-			if rss, err := e.East.Gateway.RSS(); err == nil && rss > peak.Load() {
-				peak.Store(rss)
-			}
-			select {
-			case <-sampleCtx.Done():
-			case <-time.After(50 * time.Millisecond):
-			}
-		}
-	}()
 
 	attackCtx, stopAttacks := context.WithTimeout(ctx, B2AttackFor)
 	defer stopAttacks()
@@ -141,9 +129,9 @@ func (e *Env) B2(ctx context.Context) (row Row, err error) {
 	changeErr := e.flipAndSee(ctx, e.EastEcho["echo-b"], contract.MirrorName("echo-b", "east"))
 	changeTook := time.Since(changeStart)
 	wg.Wait()
-	stopSampling()
+	peak := stopSampling()
 
-	row.Pass = changeErr == nil && changeTook <= 2*B2ChangeLimit && peak.Load() <= B1RSSLimit
+	row.Pass = changeErr == nil && changeTook <= 2*B2ChangeLimit && peak <= B1RSSLimit
 	disconnected := 0
 	for i, a := range h2Attacks {
 		if closedAfter[i] > 0 {
@@ -159,7 +147,7 @@ func (e *Env) B2(ctx context.Context) (row Row, err error) {
 		changeText = "never: " + changeErr.Error()
 	}
 	row.Figure = fmt.Sprintf("gateway RSS peak %d MiB (%d before); %d of %d offenders disconnected; west's change (unready and back) in %s",
-		peak.Load()>>20, base>>20, disconnected, len(h2Attacks), changeText)
+		peak>>20, base>>20, disconnected, len(h2Attacks), changeText)
 	return row, nil
 }
 

@@ -1,8 +1,6 @@
 package scalebench
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -20,30 +18,6 @@ import (
 // It is 100 on every Linux architecture Go supports; reading it through
 // sysconf would need cgo.
 const clockTicks = 100
-
-// rss reads VmRSS of pid in bytes. The daemons run under `ip netns exec`,
-// which execs in place, so the PID the sandbox started is the daemon's.
-func rss(pid int) (int64, error) {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, fmt.Errorf("rss of %d: %w", pid, err)
-	}
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
-			f := strings.Fields(v) // "12345 kB"
-			if len(f) < 1 {
-				break
-			}
-			kb, err := strconv.ParseInt(f[0], 10, 64)
-			if err != nil {
-				return 0, fmt.Errorf("rss of %d: %w", pid, err)
-			}
-			return kb << 10, nil
-		}
-	}
-	return 0, fmt.Errorf("rss of %d: no VmRSS line", pid)
-}
 
 // cpuSeconds is utime+stime of pid (all its threads), in seconds.
 func cpuSeconds(pid int) (float64, error) {
@@ -113,7 +87,7 @@ type Memory struct {
 func readMemory(ctx context.Context, p *testenv.Process, scrape func(context.Context) (string, error)) (Memory, error) {
 	var m Memory
 	var err error
-	if m.RSS, err = rss(p.PID()); err != nil {
+	if m.RSS, err = p.RSS(); err != nil {
 		return m, err
 	}
 	text, err := scrape(ctx)
