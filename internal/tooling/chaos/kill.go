@@ -25,6 +25,11 @@ const (
 	// IdleRestartSettle is how long R4 watches the audit log after
 	// restarting a process with nothing changed.
 	IdleRestartSettle = 5 * time.Second
+	// IdleQuiet is how long no Ferry daemon may have written anything
+	// before an idle restart: the checker sees mirrors and imports, not
+	// the port claims a release still has to write, and what the old
+	// process left to do is not the new one's restart writing.
+	IdleQuiet = 2 * time.Second
 )
 
 // daemon names one Ferry process of the sandbox that R4 may kill.
@@ -200,11 +205,42 @@ func (e *Env) foreignWrites(since time.Time) ([]testenv.AuditEvent, error) {
 	return out, nil
 }
 
+// ferryStateWrite is a write by a Ferry daemon that changes state: not its
+// Lease, an Event or an access review.
+func ferryStateWrite(ev testenv.AuditEvent) bool {
+	return ferryAgent(ev.UserAgent) && ev.Stores() && ev.ObjectRef.Resource != "leases" && ev.ObjectRef.Resource != "events"
+}
+
+// waitQuiet waits until no API server has taken a state write from Ferry
+// for IdleQuiet.
+func (e *Env) waitQuiet(ctx context.Context) error {
+	var last time.Time
+	err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, ConvergeTimeout, true, func(context.Context) (bool, error) {
+		for _, c := range e.SB.Clusters {
+			evs, err := c.API.AuditedWrites(ferryStateWrite)
+			if err != nil {
+				return false, err
+			}
+			if n := len(evs); n > 0 && evs[n-1].Received.After(last) {
+				last = evs[n-1].Received
+			}
+		}
+		return time.Since(last) >= IdleQuiet, nil
+	})
+	if err != nil {
+		return fmt.Errorf("ferry's daemons kept writing (last at %s): %w", last.Format(time.RFC3339Nano), err)
+	}
+	return nil
+}
+
 // idleRestart restarts d (SIGTERM, then start) with nothing changed, waits
 // IdleRestartSettle after it is ready, and returns how many writes it made
 // in that time, its Lease and Events aside.
 func (e *Env) idleRestart(ctx context.Context, d daemon) (int, error) {
 	if _, err := e.converge(ctx); err != nil {
+		return 0, err
+	}
+	if err := e.waitQuiet(ctx); err != nil {
 		return 0, err
 	}
 	d.proc().Stop(30 * time.Second)
@@ -219,8 +255,7 @@ func (e *Env) idleRestart(ctx context.Context, d daemon) (int, error) {
 	}
 	prefix := d.name + "/"
 	writes, err := d.cluster.API.AuditedWrites(func(ev testenv.AuditEvent) bool {
-		return strings.HasPrefix(ev.UserAgent, prefix) && !ev.Received.Before(started) && ev.Stores() &&
-			ev.ObjectRef.Resource != "leases" && ev.ObjectRef.Resource != "events"
+		return strings.HasPrefix(ev.UserAgent, prefix) && !ev.Received.Before(started) && ferryStateWrite(ev)
 	})
 	if err != nil {
 		return 0, err

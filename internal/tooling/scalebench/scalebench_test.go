@@ -69,8 +69,10 @@ func TestRunTiny(t *testing.T) {
 	if rep.IdleLeaseWrites <= 0 || rep.IdleControllerClientWrites <= 0 {
 		t.Errorf("idle writes: lease %v, controller %v; want both > 0", rep.IdleLeaseWrites, rep.IdleControllerClientWrites)
 	}
-	if rep.FanoutCPUPerChange <= 0 || rep.FanoutWireBytesPerChange <= 0 || rep.FanoutFeedBytesPerChange <= 0 {
-		t.Errorf("fan-out: CPU %v s, wire %v B, feed %v B per change; want all > 0",
+	// CPU is read in the kernel's 10 ms ticks, and a few changes at N=20
+	// can cost less than one: zero is a true reading, a negative one not.
+	if rep.FanoutCPUPerChange < 0 || rep.FanoutWireBytesPerChange <= 0 || rep.FanoutFeedBytesPerChange <= 0 {
+		t.Errorf("fan-out: CPU %v s, wire %v B, feed %v B per change; want CPU ≥ 0, the others > 0",
 			rep.FanoutCPUPerChange, rep.FanoutWireBytesPerChange, rep.FanoutFeedBytesPerChange)
 	}
 	// TLS and HTTP/2 framing wrap every feed message.
