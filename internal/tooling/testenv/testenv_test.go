@@ -3,12 +3,14 @@ package testenv
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -268,6 +270,21 @@ func TestReapStaleRun(t *testing.T) {
 	state := &stateDir{path: dir}
 	state.record(ours.Process.Pid)
 	state.record(stranger.Process.Pid)
+	// Start returns once exec has begun, but the kernel sets the new
+	// command line a moment later; until then /proc/<pid>/cmdline is empty
+	// and the reaper rightly leaves the PID alone. A crashed run's children
+	// are long past that point, so wait for it here.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", ours.Process.Pid))
+		if strings.Contains(string(b), dir) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("child's command line never named %s: %q", dir, b)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 
 	reapStale(root)
 	select {
