@@ -1,7 +1,9 @@
 package tunnel
 
 import (
+	"bytes"
 	"cmp"
+	"crypto/tls"
 	"crypto/x509"
 	"fmt"
 	"log/slog"
@@ -20,6 +22,12 @@ import (
 //     it every TrustCheckInterval), and closes the connection at once if the
 //     chain no longer verifies: a dropped root or a revoked issuer reaches
 //     live connections within TrustCheckInterval;
+//   - retires it gracefully once this side's own certificate is renewed, so
+//     that live connections move to the new certificate on their own. A
+//     connection made with a leaf of the old root would otherwise outlive
+//     a trust rotation and be cut when its peer drops that root (scenario
+//     S4 of docs/reliability.md), and one made before a routine renewal
+//     would be cut when the old leaf expires;
 //   - closes the connection at the peer's NotAfter at the latest (the
 //     earliest NotAfter of its chain), retiring it gracefully
 //     MaxConnectionAgeGrace before;
@@ -28,11 +36,12 @@ import (
 //     reconnect together, and closes it MaxConnectionAgeGrace later.
 
 // TrustSource is the current trust of a live connection's side: the bundle,
-// whose pointer changes when trust does, and a verifier that uses it.
-// identity.Source satisfies it.
+// whose pointer changes when trust does, a verifier that uses it, and the
+// certificate this side presents. identity.Source satisfies it.
 type TrustSource interface {
 	Bundle() *identity.Bundle
 	Verifier(role identity.Role) identity.Verifier
+	Certificate() *tls.Certificate
 }
 
 // Lifetime bounds how long a live connection is trusted without a new
@@ -67,6 +76,9 @@ const (
 	ReasonPeerUntrusted = "peer_untrusted"
 	// ReasonPeerExpired: the peer's certificate expired on a live connection.
 	ReasonPeerExpired = "peer_certificate_expired"
+	// reasonRenewed: this side's certificate was renewed; the connection
+	// is retired, not cut, and counts as no rejection.
+	reasonRenewed = "own_certificate_renewed"
 	// reasonAge: MaxConnectionAgeGrace ran out after retirement. Not a
 	// rejection: logged only.
 	reasonAge = "max_connection_age"
@@ -78,6 +90,10 @@ type guard struct {
 	trust TrustSource
 	role  identity.Role // what the peer is to us
 	chain []*x509.Certificate
+	// own is the certificate this side had before the handshake: the one
+	// it presented, or an older one (which only retires the connection
+	// once more than needed). Nil: the one current when the guard starts.
+	own *tls.Certificate
 	// retire stops new streams and closes the connection once idle; cut
 	// closes it now. done is closed when the connection is gone.
 	retire func()
@@ -99,11 +115,20 @@ func (g guard) run() {
 	// nil, not the current bundle: the handshake may have verified against
 	// one that was swapped out before this guard started.
 	var checked *identity.Bundle
+	own, renewed := g.own, false
+	if own == nil {
+		own = g.trust.Certificate()
+	}
 	for {
 		select {
 		case <-g.done:
 			return
 		case <-tick.C:
+			if cur := g.trust.Certificate(); !renewed && !sameLeaf(own, cur) {
+				renewed = true
+				g.log.Info("retiring connection", "reason", reasonRenewed)
+				g.retire()
+			}
 			b := g.trust.Bundle()
 			if b == checked {
 				continue
@@ -141,6 +166,16 @@ func schedule(now time.Time, age, grace time.Duration, exp time.Time) (retireAt,
 		cutAt, reason = exp, ReasonPeerExpired
 	}
 	return retireAt, cutAt, reason
+}
+
+// sameLeaf says whether a and b present the same leaf. The loader may hand
+// over a new *tls.Certificate for an unchanged Secret, so pointers are not
+// compared; nil (not loaded yet) is the same as nil only.
+func sameLeaf(a, b *tls.Certificate) bool {
+	if a == nil || b == nil || len(a.Certificate) == 0 || len(b.Certificate) == 0 {
+		return a == b
+	}
+	return a == b || bytes.Equal(a.Certificate[0], b.Certificate[0])
 }
 
 // chainNotAfter is the earliest NotAfter in chain: the chain stops verifying

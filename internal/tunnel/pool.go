@@ -276,6 +276,7 @@ func (p *pool) dialOne() error {
 	var errs []error
 	for i := range addrs {
 		addr := addrs[(start+i)%len(addrs)]
+		own := p.c.o.TLS.Certificate()
 		sess, chain, err := p.dial(addr)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", addr, err))
@@ -295,7 +296,7 @@ func (p *pool) dialOne() error {
 		p.log.Debug("tunnel session up", "addr", addr)
 		go p.watch(cs)
 		go guard{
-			lt: p.c.o.Limits.Lifetime, trust: p.c.o.TLS, role: identity.PeerServer, chain: chain,
+			lt: p.c.o.Limits.Lifetime, trust: p.c.o.TLS, role: identity.PeerServer, chain: chain, own: own,
 			retire: cs.markLeaving,
 			cut:    func(string) { _ = sess.Close() },
 			done:   sess.CloseChan(),

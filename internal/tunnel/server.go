@@ -281,6 +281,7 @@ func (s *Server) isDraining() bool {
 
 func (s *Server) handleConn(ctx context.Context, hs *pendingHS) {
 	raw := hs.conn
+	own := s.o.TLS.Certificate()
 	tc, id, err := s.handshake(ctx, raw)
 	if s.donePending(hs) {
 		// Evicted: counted as such, and its slot was already given away.
@@ -297,7 +298,7 @@ func (s *Server) handleConn(ctx context.Context, hs *pendingHS) {
 	log := s.log.With("remote_addr", raw.RemoteAddr().String(), "peer", id.String())
 	switch proto := tc.ConnectionState().NegotiatedProtocol; {
 	case proto == ALPNTunnel && s.mayTunnel(id):
-		s.serveTunnel(ctx, tc, id, log)
+		s.serveTunnel(ctx, tc, own, id, log)
 	case proto == ALPNH2 && s.o.H2 != nil && s.mayFeed(id):
 		if !s.addH2(id) {
 			s.o.Observer.Rejected(ReasonFeedCallerLimit)
@@ -325,7 +326,7 @@ func (s *Server) handleConn(ctx context.Context, hs *pendingHS) {
 		// The feed resumes from its last version on a new connection, so
 		// retiring one means closing it.
 		closeH2 := func() { _ = tc.Close() }
-		go s.guard(tc, closeH2, closeH2, gone, log)
+		go s.guard(tc, own, closeH2, closeH2, gone, log)
 	case proto == ALPNTunnel || proto == ALPNH2:
 		s.o.Observer.Rejected(ReasonForbiddenIdentity)
 		log.Info("peer not allowed for protocol", "alpn", proto)
@@ -398,7 +399,7 @@ func (s *Server) trackPending(c net.Conn, add bool) bool {
 	return true
 }
 
-func (s *Server) serveTunnel(ctx context.Context, tc *tls.Conn, id identity.ID, log *slog.Logger) {
+func (s *Server) serveTunnel(ctx context.Context, tc *tls.Conn, own *tls.Certificate, id identity.ID, log *slog.Logger) {
 	s.mu.Lock()
 	if s.draining {
 		s.mu.Unlock()
@@ -424,7 +425,7 @@ func (s *Server) serveTunnel(ctx context.Context, tc *tls.Conn, id identity.ID, 
 	s.sessions[sess] = struct{}{}
 	s.mu.Unlock()
 	in := &inbound{sess: sess}
-	go s.guard(tc, in.retire, func() { _ = sess.Close() }, sess.CloseChan(), log)
+	go s.guard(tc, own, in.retire, func() { _ = sess.Close() }, sess.CloseChan(), log)
 	s.o.Observer.InboundSessions(id.Cluster, 1)
 	log.Debug("tunnel session up")
 

@@ -39,11 +39,12 @@ func (in *inbound) streamDone() {
 
 // guard runs the lifetime guard of an inbound connection (a tunnel session
 // or a handed-off feed connection) until done is closed. Peers here are TLS
-// clients.
-func (s *Server) guard(tc *tls.Conn, retire, closeNow func(), done <-chan struct{}, log *slog.Logger) {
+// clients; own is our certificate as it was before the handshake.
+func (s *Server) guard(tc *tls.Conn, own *tls.Certificate, retire, closeNow func(), done <-chan struct{}, log *slog.Logger) {
 	guard{
 		lt: s.o.Limits.Lifetime, trust: s.o.TLS, role: identity.PeerClient,
 		chain:  tc.ConnectionState().PeerCertificates,
+		own:    own,
 		retire: retire,
 		cut: func(reason string) {
 			if reason != reasonAge {
