@@ -57,7 +57,10 @@ type CheckResult struct {
 	Status   string   `json:"status"`
 	Error    string   `json:"error,omitempty"`
 	Hint     string   `json:"hint,omitempty"`
-	Attempts int      `json:"attempts"`
+	// Detail is what a passed check found, when that is worth reading
+	// (such as the roots a cluster trusts during a rotation).
+	Detail   string `json:"detail,omitempty"`
+	Attempts int    `json:"attempts"`
 }
 
 // CheckReport is the whole run.
@@ -98,6 +101,15 @@ type skipError struct{ reason string }
 func (s *skipError) Error() string { return s.reason }
 
 func skipf(format string, args ...any) error { return &skipError{reason: fmt.Sprintf(format, args...)} }
+
+// passError passes a check with a detail for the report.
+type passError struct{ detail string }
+
+func (p *passError) Error() string { return p.detail }
+
+func passedf(format string, args ...any) error {
+	return &passError{detail: fmt.Sprintf(format, args...)}
+}
 
 func newCheckCommand() *cobra.Command {
 	var (
@@ -168,9 +180,13 @@ func runChecks(ctx context.Context, checks []Check, wait time.Duration, report f
 		} else {
 			err := attempt(ctx, c, deadline, &r.Attempts)
 			var skip *skipError
+			var pass *passError
 			switch {
 			case err == nil:
 				r.Status = statusPassed
+				passed[c.Name] = true
+			case errors.As(err, &pass):
+				r.Status, r.Detail = statusPassed, pass.detail
 				passed[c.Name] = true
 			case errors.As(err, &skip):
 				r.Status, r.Error = statusSkipped, skip.reason
@@ -196,7 +212,8 @@ func attempt(ctx context.Context, c Check, deadline time.Time, attempts *int) er
 		*attempts++
 		err := c.Run(ctx)
 		var skip *skipError
-		if err == nil || errors.As(err, &skip) || ctx.Err() != nil || time.Now().Add(checkRetryInterval).After(deadline) {
+		var pass *passError
+		if err == nil || errors.As(err, &skip) || errors.As(err, &pass) || ctx.Err() != nil || time.Now().Add(checkRetryInterval).After(deadline) {
 			return err
 		}
 		select {
@@ -224,6 +241,10 @@ var checkSymbols = map[string]string{statusPassed: "✔", statusFailed: "✘", s
 func printCheckResult(w io.Writer, r CheckResult) {
 	fmt.Fprintf(w, "%s %s\n", checkSymbols[r.Status], r.Name)
 	switch r.Status {
+	case statusPassed:
+		if r.Detail != "" {
+			fmt.Fprintf(w, "    %s\n", r.Detail)
+		}
 	case statusSkipped:
 		fmt.Fprintf(w, "    skipped: %s\n", r.Error)
 	case statusFailed, statusWarning:

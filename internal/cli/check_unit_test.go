@@ -211,3 +211,47 @@ func TestForgedMirrorProblems(t *testing.T) {
 		t.Fatalf("problems:\n%q\nwant:\n%q", got, want)
 	}
 }
+
+// The trust check during each phase of a root rotation, old root A, new B.
+func TestTrustProblems(t *testing.T) {
+	const a, b, iOld, iNew, leaf, leaf2 = "sha256:aaaa", "sha256:bbbb", "sha256:1111", "sha256:2222", "sha256:l1", "sha256:l2"
+	both := []string{a, b}
+	gw := func(roots []string, l, issuer string) trustLoaded {
+		return trustLoaded{pod: "gw-1", cert: "gateway", roots: roots, leaf: l, leafIssuer: issuer}
+	}
+	for _, tc := range []struct {
+		name   string
+		want   trustWant
+		leaf   string
+		loaded []trustLoaded
+		found  []string // each must appear in the problems, in order; none means no problem
+	}{
+		{"before: one root, all loaded", trustWant{[]string{a}, iOld, a}, leaf, []trustLoaded{gw([]string{a}, leaf, iOld)}, nil},
+		{"phase 1 applied, the gateway not reloaded yet", trustWant{both, iOld, a}, leaf,
+			[]trustLoaded{gw([]string{a}, leaf, iOld)}, []string{"pod gw-1 (gateway certificate) trusts [aaaa], not the issuer Secret's [aaaa bbbb]"}},
+		{"phase 1 done", trustWant{both, iOld, a}, leaf, []trustLoaded{gw(both, leaf, iOld)}, nil},
+		{"phase 2 applied, leaf not reissued yet", trustWant{both, iNew, b}, leaf, []trustLoaded{gw(both, leaf, iOld)},
+			[]string{"has a leaf from issuer 1111, not the current 2222"}},
+		{"phase 2: the Secret has the new leaf, the gateway serves the old", trustWant{both, iNew, b}, leaf2, []trustLoaded{gw(both, leaf, iNew)},
+			[]string{"serves leaf l1, not the Secret's l2"}},
+		{"a standby controller with roots only", trustWant{both, iNew, b}, leaf2,
+			[]trustLoaded{gw(both, leaf2, iNew), {pod: "ctl-2", cert: "controller", roots: both}}, nil},
+		{"phase 3 done", trustWant{[]string{b}, iNew, b}, leaf2, []trustLoaded{gw([]string{b}, leaf2, iNew)}, nil},
+		{"the old root dropped before the new issuer", trustWant{[]string{b}, iOld, ""}, leaf, nil,
+			[]string{"the issuer 1111 chains to none of the bundle's roots ([bbbb])"}},
+	} {
+		got := strings.Join(trustProblems(tc.want, tc.leaf, tc.loaded), "; ")
+		if len(tc.found) == 0 && got != "" {
+			t.Errorf("%s: problems %q, want none", tc.name, got)
+		}
+		rest := got
+		for _, f := range tc.found {
+			i := strings.Index(rest, f)
+			if i < 0 {
+				t.Errorf("%s: %q not in %q", tc.name, f, got)
+				break
+			}
+			rest = rest[i+len(f):]
+		}
+	}
+}

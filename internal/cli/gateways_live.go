@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"sort"
@@ -53,16 +54,16 @@ func readLiveFigures(ctx context.Context, k *kubeTarget) liveFigures {
 	if err != nil {
 		notes = append(notes, "gateway: "+err.Error())
 	}
-	for _, fams := range gw {
-		addByLabel(lf.tunnels, fams["ferry_gateway_tunnel_sessions"], "remote")
-		addByLabel(lf.streams, fams["ferry_gateway_egress_streams_opened_total"], "cluster")
+	for _, p := range gw {
+		addByLabel(lf.tunnels, p.fams["ferry_gateway_tunnel_sessions"], "remote")
+		addByLabel(lf.streams, p.fams["ferry_gateway_egress_streams_opened_total"], "cluster")
 	}
 	ctrl, err := scrapeComponent(ctx, cs, contract.ControllerName, contract.ControllerAdminPort)
 	if err != nil {
 		notes = append(notes, "controller: "+err.Error())
 	}
-	for _, fams := range ctrl {
-		f := fams["ferry_importer_probe_duration_seconds"]
+	for _, p := range ctrl {
+		f := p.fams["ferry_importer_probe_duration_seconds"]
 		if f == nil {
 			continue
 		}
@@ -77,14 +78,23 @@ func readLiveFigures(ctx context.Context, k *kubeTarget) liveFigures {
 	return lf
 }
 
+// errNoPods: the component has no pods to scrape.
+var errNoPods = errors.New("no pods")
+
+// podMetrics is one pod's /metrics.
+type podMetrics struct {
+	pod  string
+	fams map[string]*dto.MetricFamily
+}
+
 // scrapeComponent fetches /metrics from every running pod of a Ferry
 // component.
-func scrapeComponent(ctx context.Context, cs kubernetes.Interface, component string, port int) ([]map[string]*dto.MetricFamily, error) {
+func scrapeComponent(ctx context.Context, cs kubernetes.Interface, component string, port int) ([]podMetrics, error) {
 	pods, err := cs.CoreV1().Pods(contract.SystemNamespace).List(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/name=" + component})
 	if err != nil {
 		return nil, fmt.Errorf("list pods: %w", err)
 	}
-	var out []map[string]*dto.MetricFamily
+	var out []podMetrics
 	var failed []string
 	for _, p := range pods.Items {
 		if p.Status.Phase != corev1.PodRunning || p.Status.PodIP == "" {
@@ -103,13 +113,13 @@ func scrapeComponent(ctx context.Context, cs kubernetes.Interface, component str
 			failed = append(failed, fmt.Sprintf("%s: metrics: %v", p.Name, err))
 			continue
 		}
-		out = append(out, fams)
+		out = append(out, podMetrics{pod: p.Name, fams: fams})
 	}
 	switch {
 	case len(failed) > 0:
 		return out, fmt.Errorf("%s", strings.Join(failed, "; "))
 	case len(pods.Items) == 0:
-		return nil, fmt.Errorf("no pods")
+		return nil, errNoPods
 	}
 	return out, nil
 }

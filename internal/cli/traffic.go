@@ -316,8 +316,8 @@ func observe(ctx context.Context, k *kubeTarget, rep *trafficReport) {
 		}
 	}
 	seen := map[string]float64{}
-	for _, fams := range pods {
-		for _, m := range fams["ferry_gateway_clusterset_connections_last_minute"].GetMetric() {
+	for _, p := range pods {
+		for _, m := range p.fams["ferry_gateway_clusterset_connections_last_minute"].GetMetric() {
 			if label(m, "service") == rep.Service {
 				seen[label(m, "cluster")] += m.GetGauge().GetValue()
 			}

@@ -24,6 +24,7 @@ import (
 	mcsv1beta1 "sigs.k8s.io/mcs-api/pkg/apis/v1beta1"
 
 	ferryv1 "ferry.dev/ferry/api/v1alpha1"
+	"ferry.dev/ferry/internal/certsecret"
 	"ferry.dev/ferry/internal/clusterset"
 	"ferry.dev/ferry/internal/contract"
 	"ferry.dev/ferry/internal/importer"
@@ -105,6 +106,9 @@ func Run(ctx context.Context, o Options) error {
 	src, identityReady, err := identitySource(&o, mgr, kube)
 	if err != nil {
 		return err
+	}
+	if err := o.Registry.Register(certsecret.TrustCollector("controller", src)); err != nil {
+		return fmt.Errorf("metrics: %w", err)
 	}
 	for _, hook := range o.Hooks {
 		if err := hook(Deps{Manager: mgr, Identity: src, Options: &o, Logger: log}); err != nil {

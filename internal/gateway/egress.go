@@ -220,6 +220,10 @@ func (e *Egress) SetRemotes(remotes map[string]tunnel.Remote) { e.client.SetRemo
 // wiring's probe of remote health.
 func (e *Egress) RemoteLive(cluster string) bool { return e.client.Live(cluster) }
 
+// RetiringSessions is the outbound tunnel sessions retired but still
+// carrying streams.
+func (e *Egress) RetiringSessions() int { return e.client.RetiringSessions() }
+
 // SetRoutes makes the egress ports exactly routes: new ports start
 // listening, removed ports stop (their running connections continue), and
 // changed routes apply to the next connection. Ports that fail to bind are

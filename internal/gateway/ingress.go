@@ -135,6 +135,10 @@ func (in *Ingress) Serve(ctx context.Context, ln net.Listener) error {
 // finish until ctx ends, then everything is closed.
 func (in *Ingress) Shutdown(ctx context.Context) error { return in.srv.Shutdown(ctx) }
 
+// RetiringSessions is the inbound tunnel sessions retired but still
+// carrying streams.
+func (in *Ingress) RetiringSessions() int { return in.srv.RetiringSessions() }
+
 // ActiveStreams is the number of streams being served.
 func (in *Ingress) ActiveStreams() int { return in.srv.ActiveStreams() }
 

@@ -31,6 +31,11 @@ import (
 // feedBacklog bounds feed connections accepted by TLS but not yet by gRPC.
 const feedBacklog = 64
 
+// RetiringSessionsMetric counts the tunnel sessions that still carry
+// streams after they were retired; `ferry check` reads it during a trust
+// rotation.
+const RetiringSessionsMetric = "ferry_gateway_tunnel_sessions_retiring"
+
 // feedStopTimeout bounds the feed's graceful stop on SIGTERM.
 const feedStopTimeout = 5 * time.Second
 
@@ -86,6 +91,9 @@ func Run(ctx context.Context, o Options) error {
 		return fmt.Errorf("gatewayd: certificate loader: %w", err)
 	}
 	src := certs.Source()
+	if err := reg.Register(certsecret.TrustCollector("gateway", src)); err != nil {
+		return fmt.Errorf("gatewayd: metrics: %w", err)
+	}
 
 	watcher, err := exportwatch.NewWatcher(&cfg, exportwatch.WatcherOptions{Logger: log})
 	if err != nil {
@@ -133,6 +141,13 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		ln.Close()
 		return fmt.Errorf("gatewayd: egress: %w", err)
+	}
+	if err := reg.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: RetiringSessionsMetric,
+		Help: "Tunnel sessions, inbound and outbound, that were retired (at their age, or because this gateway's certificate was renewed) and still carry streams on the certificates of their handshake.",
+	}, func() float64 { return float64(ingress.RetiringSessions() + egress.RetiringSessions()) })); err != nil {
+		ln.Close()
+		return fmt.Errorf("gatewayd: metrics: %w", err)
 	}
 	routes, err := newRouteSync(&cfg, scheme, o, egress, watcher)
 	if err != nil {

@@ -182,6 +182,24 @@ func (c *Client) Live(cluster string) bool {
 	return p != nil && p.liveCount() > 0
 }
 
+// RetiringSessions is the sessions to every remote that were retired and
+// still carry streams (Server.RetiringSessions says why that matters).
+func (c *Client) RetiringSessions() int {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	n := 0
+	for _, p := range c.pools {
+		p.mu.Lock()
+		for _, s := range p.sessions {
+			if s.leaving && !s.sess.IsClosed() {
+				n++
+			}
+		}
+		p.mu.Unlock()
+	}
+	return n
+}
+
 // Open opens a stream to target in cluster and waits for ingress to accept
 // it. A rejection is a *RejectError; nothing has been sent from the caller's
 // connection yet, so the caller may try another destination. ctx bounds the

@@ -77,7 +77,7 @@ type Server struct {
 
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
-	sessions  map[*yamux.Session]struct{}
+	sessions  map[*yamux.Session]*inbound
 	pending   map[net.Conn]struct{} // mid-handshake, closed on hard stop
 	// Handshake slots (admission.go): by sourceKey, oldest first.
 	pendingBySrc map[string][]*pendingHS
@@ -117,7 +117,7 @@ func NewServer(o ServerOptions) (*Server, error) {
 		streams:      newTracker(),
 		budget:       newStreamBudget(o.Limits, true, o.Observer.Rejected),
 		listeners:    map[net.Listener]struct{}{},
-		sessions:     map[*yamux.Session]struct{}{},
+		sessions:     map[*yamux.Session]*inbound{},
 		pending:      map[net.Conn]struct{}{},
 		pendingBySrc: map[string][]*pendingHS{},
 		perCaller:    map[identity.ID]int{},
@@ -422,9 +422,9 @@ func (s *Server) serveTunnel(ctx context.Context, tc *tls.Conn, own *tls.Certifi
 		return
 	}
 	s.perCaller[id]++
-	s.sessions[sess] = struct{}{}
-	s.mu.Unlock()
 	in := &inbound{sess: sess}
+	s.sessions[sess] = in
+	s.mu.Unlock()
 	go s.guard(tc, own, in.retire, func() { _ = sess.Close() }, sess.CloseChan(), log)
 	s.o.Observer.InboundSessions(id.Cluster, 1)
 	log.Debug("tunnel session up")

@@ -55,3 +55,20 @@ func (s *Server) guard(tc *tls.Conn, own *tls.Certificate, retire, closeNow func
 		done: done, log: log,
 	}.run()
 }
+
+// RetiringSessions is the inbound tunnel sessions that were retired (at
+// their age, or because this side's certificate was renewed) and still
+// carry streams. Until they end, those streams ride on the certificates of
+// the session's handshake: a trust rotation must not drop a root they
+// depend on (docs/identity.md, "Rotation").
+func (s *Server) RetiringSessions() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for sess, in := range s.sessions {
+		if in.retiring.Load() && !sess.IsClosed() {
+			n++
+		}
+	}
+	return n
+}

@@ -47,7 +47,10 @@ type Env struct {
 	// Workloads in east and north, by Service name.
 	EastEcho  map[string]*sandbox.Workload
 	NorthEcho *sandbox.Workload
-	Logf      func(format string, args ...any)
+	// Kubeconfig reaches every cluster's API server from this process, as
+	// an operator's workstation would (the ferry CLI uses it).
+	Kubeconfig string
+	Logf       func(format string, args ...any)
 }
 
 // Start builds the sandbox: audited API servers, east exporting Services,
@@ -67,6 +70,10 @@ func Start(ctx context.Context, logf func(string, ...any)) (_ *Env, err error) {
 			sb.Stop()
 		}
 	}()
+	// Forwarded for as long as ctx lives: the scenarios run within it.
+	if e.Kubeconfig, err = sb.ForwardAPIServers(ctx); err != nil {
+		return nil, err
+	}
 	for _, c := range sb.Clusters {
 		if err := c.API.EnsureNamespace(ctx, Namespace); err != nil {
 			return nil, err

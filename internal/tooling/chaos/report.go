@@ -24,6 +24,12 @@ type Options struct {
 	PartitionFor time.Duration
 	// FloodConns is how many slow connections B1 opens.
 	FloodConns int
+	// RotationRate is the requests a second S4 sends during the rotation;
+	// RotationDwell how long it keeps them flowing after each phase, which
+	// must exceed the daemons' TrustCheckInterval (5 s) for the phase's
+	// effect on live connections to be seen.
+	RotationRate  int
+	RotationDwell time.Duration
 }
 
 // Full and Short are the two lengths. Full holds R5 to the issue's
@@ -31,8 +37,8 @@ type Options struct {
 // to what client-go's elector guarantees (TakeoverBound) with 2 s for a
 // busy machine, since a single takeover may land anywhere in between.
 var (
-	Full  = Options{FreezeFor: 60 * time.Second, Freezes: 3, TakeoverLimit: LeaseDuration + R5Slack, KillCycles: 200, PartitionFor: 60 * time.Second, FloodConns: 10000}
-	Short = Options{FreezeFor: 25 * time.Second, Freezes: 1, TakeoverLimit: TakeoverBound + 2*time.Second, KillCycles: 20, PartitionFor: 15 * time.Second, FloodConns: 1000}
+	Full  = Options{FreezeFor: 60 * time.Second, Freezes: 3, TakeoverLimit: LeaseDuration + R5Slack, KillCycles: 200, PartitionFor: 60 * time.Second, FloodConns: 10000, RotationRate: 100, RotationDwell: 30 * time.Second}
+	Short = Options{FreezeFor: 25 * time.Second, Freezes: 1, TakeoverLimit: TakeoverBound + 2*time.Second, KillCycles: 20, PartitionFor: 15 * time.Second, FloodConns: 1000, RotationRate: 100, RotationDwell: 12 * time.Second}
 )
 
 // Scenario is one named scenario.
@@ -55,6 +61,8 @@ var Scenarios = []Scenario{
 	{"B2", func(ctx context.Context, e *Env, _ Options) (Row, error) { return e.B2(ctx) }},
 	{"B3", func(ctx context.Context, e *Env, _ Options) (Row, error) { return e.B3(ctx) }},
 	{"R3", func(ctx context.Context, e *Env, _ Options) (Row, error) { return e.R3(ctx) }},
+	// Last: it leaves the sandbox on a new root (Env.adoptRotation).
+	{"S4", func(ctx context.Context, e *Env, o Options) (Row, error) { return e.S4(ctx, o.RotationRate, o.RotationDwell) }},
 }
 
 // seeded runs a scenario that makes random choices with o.Seed, or a seed

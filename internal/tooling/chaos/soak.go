@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"ferry.dev/ferry/internal/contract"
@@ -41,35 +40,9 @@ func (e *Env) Soak(ctx context.Context, d time.Duration, rate int) (row Row, err
 		Criterion: fmt.Sprintf("RSS (≤ %d MiB) and goroutines (≤ %d) of every daemon flat after warm-up, by their trend over the window; 0 failed requests", SoakRSSDrift>>20, SoakGoroutineDrift)}
 	runCtx, stop := context.WithTimeout(ctx, d)
 	defer stop()
-	paths := []string{contract.MirrorName("echo", "east"), contract.MirrorName("echo", "north"), contract.ClustersetName("echo")}
-	var sent, failed atomic.Int64
-	var firstErr atomic.Value
+	tr := e.startTraffic(ctx, rate, trafficPaths())
 	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() {
-		defer wg.Done()
-		tick := time.NewTicker(time.Second / time.Duration(rate))
-		defer tick.Stop()
-		for i := 0; ; i++ {
-			select {
-			case <-runCtx.Done():
-				return
-			case <-tick.C:
-			}
-			svc := paths[i%len(paths)]
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-				defer cancel()
-				sent.Add(1)
-				if _, err := e.West.Request(rctx, Namespace, svc, 80, "soak"); err != nil {
-					failed.Add(1)
-					firstErr.CompareAndSwap(nil, fmt.Sprintf("%s: %v", svc, err))
-				}
-			}()
-		}
-	}()
+	wg.Add(1)
 	ch := newChurner(e.East, uint64(time.Now().UnixNano()))
 	go func() {
 		defer wg.Done()
@@ -85,11 +58,13 @@ func (e *Env) Soak(ctx context.Context, d time.Duration, rate int) (row Row, err
 		}
 	}()
 	series, err := e.sample(runCtx, d)
+	stop()
 	wg.Wait()
+	sent, failed, first := tr.stop()
 	if err != nil {
 		return row, err
 	}
-	row.Pass = failed.Load() == 0
+	row.Pass = failed == 0
 	worstRSS, worstG := 0.0, 0.0
 	for _, s := range series {
 		warm := len(s.at) / 5
@@ -102,9 +77,9 @@ func (e *Env) Soak(ctx context.Context, d time.Duration, rate int) (row Row, err
 			s.name, s.rss[warm]/(1<<20), s.rss[len(s.rss)-1]/(1<<20), rssDrift/(1<<20), s.gorout[warm], s.gorout[len(s.gorout)-1], gDrift, len(s.at)-warm)
 	}
 	row.Figure = fmt.Sprintf("%d requests, %d failed; worst trend after warm-up: RSS %+.1f MiB, goroutines %+.1f; %d export changes",
-		sent.Load(), failed.Load(), worstRSS/(1<<20), worstG, ch.ops)
-	if v := firstErr.Load(); v != nil {
-		row.detail("first failure: %s", v)
+		sent, failed, worstRSS/(1<<20), worstG, ch.ops)
+	if first != "" {
+		row.detail("first failure: %s", first)
 	}
 	return row, nil
 }
