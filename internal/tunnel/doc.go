@@ -16,7 +16,7 @@
 // memory per caller and in total (budget.go), peer policy by ALPN, drain.
 // Live connections on both sides are re-verified when the trust bundle
 // changes, end with the peer's certificate, and are retired at a maximum
-// age (lifetime.go; Guard does the same for the feed client). Client is the egress side: a
+// age and when this side's certificate is renewed (lifetime.go; Guard does the same for the feed client). Client is the egress side: a
 // small pool of long-lived sessions per remote cluster, verified against the
 // identity the Link names, kept alive with pings and redialed with backoff.
 // Splice relays bytes between two connections with an idle timeout.

@@ -38,7 +38,7 @@ type Options struct {
 // busy machine, since a single takeover may land anywhere in between.
 var (
 	Full  = Options{FreezeFor: 60 * time.Second, Freezes: 3, TakeoverLimit: LeaseDuration + R5Slack, KillCycles: 200, PartitionFor: 60 * time.Second, FloodConns: 10000, RotationRate: 100, RotationDwell: 30 * time.Second}
-	Short = Options{FreezeFor: 25 * time.Second, Freezes: 1, TakeoverLimit: TakeoverBound + 2*time.Second, KillCycles: 20, PartitionFor: 15 * time.Second, FloodConns: 1000, RotationRate: 100, RotationDwell: 12 * time.Second}
+	Short = Options{FreezeFor: 25 * time.Second, Freezes: 1, TakeoverLimit: TakeoverBound + 2*time.Second, KillCycles: 20, PartitionFor: 15 * time.Second, FloodConns: 1000, RotationRate: 100, RotationDwell: 10 * time.Second}
 )
 
 // Scenario is one named scenario.
@@ -62,7 +62,9 @@ var Scenarios = []Scenario{
 	{"B3", func(ctx context.Context, e *Env, _ Options) (Row, error) { return e.B3(ctx) }},
 	{"R3", func(ctx context.Context, e *Env, _ Options) (Row, error) { return e.R3(ctx) }},
 	// Last: it leaves the sandbox on a new root (Env.adoptRotation).
-	{"S4", func(ctx context.Context, e *Env, o Options) (Row, error) { return e.S4(ctx, o.RotationRate, o.RotationDwell) }},
+	{"S4", func(ctx context.Context, e *Env, o Options) (Row, error) {
+		return e.S4(ctx, o.RotationRate, o.RotationDwell)
+	}},
 }
 
 // seeded runs a scenario that makes random choices with o.Seed, or a seed
