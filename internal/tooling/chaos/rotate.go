@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -227,7 +228,10 @@ func (e *Env) checkTrust(ctx context.Context, c *sandbox.Cluster, roots int, iss
 		}
 	}
 	if len(problems) > 0 || err != nil {
-		return "", fmt.Errorf("ferry --context %s check: %v: %s", c.Name, err, strings.Join(problems, "; "))
+		if err == nil {
+			err = errors.New("passed, but not as this step needs")
+		}
+		return "", fmt.Errorf("ferry --context %s check: %w: %s", c.Name, err, strings.Join(problems, "; "))
 	}
 	return detail, nil
 }
@@ -255,7 +259,7 @@ func (e *Env) adoptRotation(rootDir string, issuerDir func(*sandbox.Cluster) str
 		key, err2 := read(filepath.Join(d, "issuer.key"))
 		bundle, err3 := read(filepath.Join(d, "bundle.crt"))
 		if err1 != nil || err2 != nil || err3 != nil {
-			return fmt.Errorf("issuer of %s: %v %v %v", c.Name, err1, err2, err3)
+			return fmt.Errorf("issuer of %s: %w", c.Name, errors.Join(err1, err2, err3))
 		}
 		if issuers[c], _, err = identity.LoadIssuer(cert, key, bundle); err != nil {
 			return fmt.Errorf("issuer of %s: %w", c.Name, err)
