@@ -20,15 +20,16 @@ func renew(t *testing.T, src *identity.Source, leaf *tls.Certificate) {
 	}
 }
 
-// movesOff checks, on c's only session to east, that after renewal (run
-// once a stream is open) every new stream succeeds and soon lands on a new
-// session, that the stream opened before keeps working, and that the old
-// session closes once that stream ends: a renewal retires, it never cuts.
-func movesOff(t *testing.T, c *Client, renewal func()) {
+// movesOff checks, on c's only session to east, that after retire (run
+// once a stream is open: a renewal, or nothing while the session ages)
+// every new stream succeeds and soon lands on a new session, that the
+// stream opened before keeps working, and that the old session closes once
+// that stream ends: retiring never cuts.
+func movesOff(t *testing.T, c *Client, retire func()) {
 	t.Helper()
 	old := openEcho(t, c, "east")
 	oldSess := old.Stream.Session()
-	renewal()
+	retire()
 	testkit.EventuallyWithin(t, trustCheck+5*time.Second, "a stream on a new session", func() bool {
 		st := openEcho(t, c, "east") // fails the test if any open fails
 		defer st.Close()

@@ -21,13 +21,31 @@ func trafficPaths() []string {
 	return []string{contract.MirrorName("echo", "east"), contract.MirrorName("echo", "north"), contract.ClustersetName("echo")}
 }
 
+// tally counts what a traffic source did and keeps its first failure.
+type tally struct {
+	done, failed atomic.Int64
+	firstErr     atomic.Value
+}
+
+func (t *tally) fail(format string, args ...any) {
+	t.failed.Add(1)
+	t.firstErr.CompareAndSwap(nil, time.Now().UTC().Format("15:04:05.000 ")+fmt.Sprintf(format, args...))
+}
+
+// result returns the counts and the first failure ("" if none).
+func (t *tally) result() (done, failed int64, first string) {
+	if v := t.firstErr.Load(); v != nil {
+		first = v.(string)
+	}
+	return t.done.Load(), t.failed.Load(), first
+}
+
 // traffic is requests from a west pod at a fixed rate, round-robin over
 // paths, each with a fresh connection (so every one opens a tunnel stream).
 type traffic struct {
-	sent, failed atomic.Int64
-	firstErr     atomic.Value
-	cancel       context.CancelFunc
-	wg           sync.WaitGroup
+	tally
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
 }
 
 // startTraffic sends rate requests a second until stop is called or ctx ends.
@@ -54,10 +72,9 @@ func (e *Env) startTraffic(ctx context.Context, rate int, paths []string) *traff
 				// is finished, not cancelled into a failure.
 				rctx, cancel := context.WithTimeout(ctx, RequestTimeout)
 				defer cancel()
-				t.sent.Add(1)
+				t.done.Add(1)
 				if _, err := e.West.Request(rctx, Namespace, svc, 80, "traffic"); err != nil {
-					t.failed.Add(1)
-					t.firstErr.CompareAndSwap(nil, fmt.Sprintf("%s %s: %v", time.Now().UTC().Format("15:04:05.000"), svc, err))
+					t.fail("%s: %v", svc, err)
 				}
 			}()
 		}
@@ -70,10 +87,7 @@ func (e *Env) startTraffic(ctx context.Context, rate int, paths []string) *traff
 func (t *traffic) stop() (sent, failed int64, first string) {
 	t.cancel()
 	t.wg.Wait()
-	if v := t.firstErr.Load(); v != nil {
-		first = v.(string)
-	}
-	return t.sent.Load(), t.failed.Load(), first
+	return t.result()
 }
 
 // LongConnInterval is how often a long-lived connection exchanges a line.
@@ -83,10 +97,9 @@ const LongConnInterval = 200 * time.Millisecond
 // and exchange a line every LongConnInterval: what a database pool or a
 // gRPC channel does, and what a cut session breaks.
 type longConns struct {
-	exchanges, failed atomic.Int64
-	firstErr          atomic.Value
-	cancel            context.CancelFunc
-	wg                sync.WaitGroup
+	tally  // done counts lines exchanged
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
 }
 
 // openLongConns dials one connection per path and keeps each busy until
@@ -120,11 +133,10 @@ func (e *Env) openLongConns(ctx context.Context, paths []string) (*longConns, er
 					_, err = r.ReadString('\n')
 				}
 				if err != nil {
-					l.failed.Add(1)
-					l.firstErr.CompareAndSwap(nil, fmt.Sprintf("%s long-lived %s after %d lines: %v", time.Now().UTC().Format("15:04:05.000"), svc, i, err))
+					l.fail("long-lived %s after %d lines: %v", svc, i, err)
 					return
 				}
-				l.exchanges.Add(1)
+				l.done.Add(1)
 			}
 		}()
 	}
@@ -136,8 +148,5 @@ func (e *Env) openLongConns(ctx context.Context, paths []string) (*longConns, er
 func (l *longConns) stop() (exchanges, failed int64, first string) {
 	l.cancel()
 	l.wg.Wait()
-	if v := l.firstErr.Load(); v != nil {
-		first = v.(string)
-	}
-	return l.exchanges.Load(), l.failed.Load(), first
+	return l.result()
 }
