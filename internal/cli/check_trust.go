@@ -60,13 +60,12 @@ func (c *checker) trustInUse(ctx context.Context) error {
 		return err
 	}
 	secretLeaf.pod = "Secret " + secretPath(contract.GatewayTLSSecret)
-	problems := trustProblems(want, "", []trustLoaded{secretLeaf})
 
 	cs, err := kubernetes.NewForConfig(c.k.Config)
 	if err != nil {
 		return c.k.explain("connect", err)
 	}
-	var loaded []trustLoaded
+	loaded := []trustLoaded{secretLeaf} // judged like a process, and first
 	var notes, unread []string
 	for _, comp := range []struct {
 		name string
@@ -85,7 +84,7 @@ func (c *checker) trustInUse(ctx context.Context) error {
 			loaded = append(loaded, loadedTrust(p)...)
 		}
 	}
-	problems = append(problems, trustProblems(want, secretLeaf.leaf, loaded)...)
+	problems := trustProblems(want, secretLeaf.leaf, loaded)
 	if len(notes) > 0 {
 		problems = append(problems, "cannot read what every process loaded: "+strings.Join(notes, "; "))
 	}
@@ -94,7 +93,7 @@ func (c *checker) trustInUse(ctx context.Context) error {
 			"the controller copies the issuer Secret's bundle to the gateway's Secret and reissues leaves at once when the issuer changes, and the daemons reload both without a restart: "+
 				"retry with --wait 1m; if it persists, see the controller's and gateway's logs")
 	}
-	agree := fmt.Sprintf("the running processes agree (%d certificates)", len(loaded))
+	agree := fmt.Sprintf("the running processes agree (%d certificates)", len(loaded)-1)
 	if len(unread) > 0 {
 		agree += fmt.Sprintf("; no running pods of %s to read", strings.Join(unread, ", "))
 	}
