@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -18,11 +19,7 @@ import (
 // runFerry runs the real command tree with buffers, as main would.
 func runFerry(t *testing.T, args ...string) (stdout, stderr string, err error) {
 	t.Helper()
-	var out, errb bytes.Buffer
-	root := NewRootCommand(Streams{In: strings.NewReader(""), Out: &out, Err: &errb})
-	root.SetArgs(args)
-	err = root.Execute()
-	return out.String(), errb.String(), err
+	return Run(context.Background(), args...)
 }
 
 func mustRun(t *testing.T, args ...string) string {

@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"os"
@@ -16,13 +15,9 @@ import (
 // execFerry runs the real command tree with buffers, as main would.
 func execFerry(t *testing.T, args ...string) (stdout, stderr string, err error) {
 	t.Helper()
-	var out, errb bytes.Buffer
-	root := NewRootCommand(Streams{In: strings.NewReader(""), Out: &out, Err: &errb})
-	root.SetArgs(args)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	err = root.ExecuteContext(ctx)
-	return out.String(), errb.String(), err
+	return Run(ctx, args...)
 }
 
 // issuerDir runs `ferry identity init` and `ferry identity issuer` for

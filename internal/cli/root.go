@@ -1,7 +1,10 @@
 package cli
 
 import (
+	"bytes"
+	"context"
 	"io"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -12,6 +15,17 @@ import (
 type Streams struct {
 	In       io.Reader
 	Out, Err io.Writer
+}
+
+// Run runs one ferry command in this process, as the binary would with
+// nothing on standard input, and returns what it wrote: for tools (the demo,
+// the chaos scenarios) and tests that drive the CLI as a user does.
+func Run(ctx context.Context, args ...string) (stdout, stderr string, err error) {
+	var out, errb bytes.Buffer
+	root := NewRootCommand(Streams{In: strings.NewReader(""), Out: &out, Err: &errb})
+	root.SetArgs(args)
+	err = root.ExecuteContext(ctx)
+	return out.String(), errb.String(), err
 }
 
 // NewRootCommand builds the whole `ferry` command tree.

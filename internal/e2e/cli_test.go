@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"strings"
@@ -34,13 +33,11 @@ func TestCLIFlow(t *testing.T) {
 	}
 	ferry := func(args ...string) string {
 		t.Helper()
-		var out, errOut bytes.Buffer
-		root := cli.NewRootCommand(cli.Streams{In: strings.NewReader(""), Out: &out, Err: &errOut})
-		root.SetArgs(append([]string{"--kubeconfig", kubeconfig}, args...))
-		if err := root.ExecuteContext(ctx); err != nil {
-			t.Fatalf("ferry %s: %v\n%s%s", strings.Join(args, " "), err, out.String(), errOut.String())
+		out, errOut, err := cli.Run(ctx, append([]string{"--kubeconfig", kubeconfig}, args...)...)
+		if err != nil {
+			t.Fatalf("ferry %s: %v\n%s%s", strings.Join(args, " "), err, out, errOut)
 		}
-		return out.String()
+		return out
 	}
 
 	// link: read north's gateway, apply the Link in east.

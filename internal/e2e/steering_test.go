@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -358,13 +357,11 @@ func trafficOf(ctx context.Context, t *testing.T, svc string) map[string]any {
 		t.Fatal(err)
 	}
 	run := func(args ...string) string {
-		var out, errOut bytes.Buffer
-		root := cli.NewRootCommand(cli.Streams{In: strings.NewReader(""), Out: &out, Err: &errOut})
-		root.SetArgs(append([]string{"--kubeconfig", kubeconfig, "--context", "west", "-n", ns, "traffic", svc}, args...))
-		if err := root.ExecuteContext(ctx); err != nil {
-			t.Fatalf("ferry traffic %s: %v\n%s%s", svc, err, out.String(), errOut.String())
+		out, errOut, err := cli.Run(ctx, append([]string{"--kubeconfig", kubeconfig, "--context", "west", "-n", ns, "traffic", svc}, args...)...)
+		if err != nil {
+			t.Fatalf("ferry traffic %s: %v\n%s%s", svc, err, out, errOut)
 		}
-		return out.String()
+		return out
 	}
 	t.Logf("ferry traffic %s:\n%s", svc, run())
 	var rep map[string]any

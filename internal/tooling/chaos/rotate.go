@@ -1,7 +1,6 @@
 package chaos
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -275,13 +274,11 @@ func (e *Env) adoptRotation(rootDir string, issuerDir func(*sandbox.Cluster) str
 // ferry runs a ferry command in this process against the sandbox's
 // kubeconfig, as the binary would, and returns its standard output.
 func (e *Env) ferry(ctx context.Context, args ...string) (string, error) {
-	var stdout, stderr bytes.Buffer
-	root := cli.NewRootCommand(cli.Streams{In: strings.NewReader(""), Out: &stdout, Err: &stderr})
-	root.SetArgs(append([]string{"--kubeconfig", e.Kubeconfig}, args...))
-	if err := root.ExecuteContext(ctx); err != nil {
-		return stdout.String(), fmt.Errorf("ferry %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
+	stdout, stderr, err := cli.Run(ctx, append([]string{"--kubeconfig", e.Kubeconfig}, args...)...)
+	if err != nil {
+		return stdout, fmt.Errorf("ferry %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(stderr))
 	}
-	return stdout.String(), nil
+	return stdout, nil
 }
 
 func rootFingerprint(pem []byte) (string, error) {

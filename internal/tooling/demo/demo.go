@@ -1,7 +1,6 @@
 package demo
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -143,13 +142,11 @@ func Run(ctx context.Context, o Options) error {
 
 // runFerry runs a ferry command in-process, as the CLI binary would.
 func runFerry(ctx context.Context, kubeconfig string, args ...string) (string, error) {
-	var stdout, stderr bytes.Buffer
-	root := cli.NewRootCommand(cli.Streams{In: strings.NewReader(""), Out: &stdout, Err: &stderr})
-	root.SetArgs(append([]string{"--kubeconfig", kubeconfig}, args...))
-	if err := root.ExecuteContext(ctx); err != nil {
-		return stdout.String(), fmt.Errorf("ferry %s: %w\n%s", strings.Join(args, " "), err, stderr.String())
+	stdout, stderr, err := cli.Run(ctx, append([]string{"--kubeconfig", kubeconfig}, args...)...)
+	if err != nil {
+		return stdout, fmt.Errorf("ferry %s: %w\n%s", strings.Join(args, " "), err, stderr)
 	}
-	return stdout.String(), nil
+	return stdout, nil
 }
 
 func show(out io.Writer, ferry func(...string) (string, error), args ...string) error {
