@@ -31,10 +31,12 @@ type trustWant struct {
 }
 
 // trustLoaded is what one process reports for one of its certificates
-// (ferry_trust_root_info and ferry_certificate_info).
+// (ferry_trust_root_info and ferry_certificate_info), or what the gateway's
+// Secret holds.
 type trustLoaded struct {
-	pod, cert  string
-	roots      []string // sorted
+	who        string // as problems name it: a pod and its certificate, or the Secret
+	cert       string
+	roots      []string // sorted, no repeats
 	leaf       string
 	leafIssuer string
 }
@@ -59,7 +61,7 @@ func (c *checker) trustInUse(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	secretLeaf.pod = "Secret " + secretPath(contract.GatewayTLSSecret)
+	secretLeaf.who = "Secret " + secretPath(contract.GatewayTLSSecret)
 
 	cs, err := kubernetes.NewForConfig(c.k.Config)
 	if err != nil {
@@ -110,16 +112,12 @@ func wantedTrust(s *corev1.Secret, issuerCert *x509.Certificate) (trustWant, err
 	if err != nil {
 		return trustWant{}, fmt.Errorf("the Secret %s: %w", secretPath(contract.IssuerSecret), err)
 	}
-	w := trustWant{issuer: certsecret.KeyFingerprint(issuerCert)}
+	w := trustWant{issuer: certsecret.KeyFingerprint(issuerCert), roots: fingerprints(bundle.Roots())}
 	for _, r := range bundle.Roots() {
-		fp := certsecret.KeyFingerprint(r)
-		w.roots = append(w.roots, fp)
 		if issuerCert.CheckSignatureFrom(r) == nil {
-			w.issuerRoot = fp
+			w.issuerRoot = certsecret.KeyFingerprint(r)
 		}
 	}
-	slices.Sort(w.roots)
-	w.roots = slices.Compact(w.roots)
 	return w, nil
 }
 
@@ -134,16 +132,21 @@ func secretTrust(s *corev1.Secret) (trustLoaded, error) {
 	if err != nil {
 		return trustLoaded{}, fmt.Errorf("the Secret %s/%s: %s: %w", s.Namespace, s.Name, certsecret.BundleKey, err)
 	}
-	t := trustLoaded{cert: "gateway", leaf: certsecret.KeyFingerprint(chain[0])}
+	t := trustLoaded{cert: "gateway", leaf: certsecret.KeyFingerprint(chain[0]), roots: fingerprints(roots)}
 	if len(chain) > 1 {
 		t.leafIssuer = certsecret.KeyFingerprint(chain[1])
 	}
-	for _, r := range roots {
-		t.roots = append(t.roots, certsecret.KeyFingerprint(r))
-	}
-	slices.Sort(t.roots)
-	t.roots = slices.Compact(t.roots)
 	return t, nil
+}
+
+// fingerprints is certs' key fingerprints, sorted, without repeats.
+func fingerprints(certs []*x509.Certificate) []string {
+	fps := make([]string, len(certs))
+	for i, c := range certs {
+		fps[i] = certsecret.KeyFingerprint(c)
+	}
+	slices.Sort(fps)
+	return slices.Compact(fps)
 }
 
 // loadedTrust reads what one pod reports, one entry per cert label.
@@ -151,7 +154,7 @@ func loadedTrust(p podMetrics) []trustLoaded {
 	by := map[string]*trustLoaded{}
 	get := func(cert string) *trustLoaded {
 		if by[cert] == nil {
-			by[cert] = &trustLoaded{pod: p.pod, cert: cert}
+			by[cert] = &trustLoaded{who: fmt.Sprintf("pod %s (%s certificate)", p.pod, cert), cert: cert}
 		}
 		return by[cert]
 	}
@@ -169,7 +172,7 @@ func loadedTrust(p podMetrics) []trustLoaded {
 		t.roots = slices.Compact(t.roots)
 		out = append(out, *t)
 	}
-	slices.SortFunc(out, func(a, b trustLoaded) int { return strings.Compare(a.pod+a.cert, b.pod+b.cert) })
+	slices.SortFunc(out, func(a, b trustLoaded) int { return strings.Compare(a.who, b.who) })
 	return out
 }
 
@@ -184,10 +187,7 @@ func trustProblems(want trustWant, gatewayLeaf string, loaded []trustLoaded) []s
 			short(want.issuer), shortList(want.roots)))
 	}
 	for _, t := range loaded {
-		who := t.pod
-		if !strings.HasPrefix(who, "Secret ") {
-			who = fmt.Sprintf("pod %s (%s certificate)", t.pod, t.cert)
-		}
+		who := t.who
 		if !slices.Equal(t.roots, want.roots) {
 			out = append(out, fmt.Sprintf("%s trusts %s, not the issuer Secret's %s", who, shortList(t.roots), shortList(want.roots)))
 		}

@@ -217,7 +217,7 @@ func TestTrustProblems(t *testing.T) {
 	const a, b, iOld, iNew, leaf, leaf2 = "sha256:aaaa", "sha256:bbbb", "sha256:1111", "sha256:2222", "sha256:l1", "sha256:l2"
 	both := []string{a, b}
 	gw := func(roots []string, l, issuer string) trustLoaded {
-		return trustLoaded{pod: "gw-1", cert: "gateway", roots: roots, leaf: l, leafIssuer: issuer}
+		return trustLoaded{who: "pod gw-1 (gateway certificate)", cert: "gateway", roots: roots, leaf: l, leafIssuer: issuer}
 	}
 	for _, tc := range []struct {
 		name   string
@@ -235,7 +235,7 @@ func TestTrustProblems(t *testing.T) {
 		{"phase 2: the Secret has the new leaf, the gateway serves the old", trustWant{both, iNew, b}, leaf2, []trustLoaded{gw(both, leaf, iNew)},
 			[]string{"serves leaf l1, not the Secret's l2"}},
 		{"a standby controller with roots only", trustWant{both, iNew, b}, leaf2,
-			[]trustLoaded{gw(both, leaf2, iNew), {pod: "ctl-2", cert: "controller", roots: both}}, nil},
+			[]trustLoaded{gw(both, leaf2, iNew), {who: "pod ctl-2 (controller certificate)", cert: "controller", roots: both}}, nil},
 		{"phase 3 done", trustWant{[]string{b}, iNew, b}, leaf2, []trustLoaded{gw([]string{b}, leaf2, iNew)}, nil},
 		{"the old root dropped before the new issuer", trustWant{[]string{b}, iOld, ""}, leaf, nil,
 			[]string{"the issuer 1111 chains to none of the bundle's roots ([bbbb])"}},
