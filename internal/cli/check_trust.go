@@ -17,10 +17,10 @@ import (
 	"ferry.dev/ferry/internal/identity"
 )
 
-// checkTrust is the check that a trust rotation waits on at every phase
+// CheckTrust names the check that a trust rotation waits on at every phase
 // (docs/identity.md, "Rotation"): Secrets say what was applied and what the
 // controller wrote, the daemons' metrics what each process loaded.
-const checkTrust = "daemons use this cluster's trust bundle and issuer"
+const CheckTrust = "daemons use this cluster's trust bundle and issuer"
 
 // trustWant is what the issuer Secret asks for: the bundle's roots and the
 // issuer, by key fingerprint, and the root the issuer chains to.
@@ -238,9 +238,9 @@ func shortList(fps []string) string {
 	return "[" + strings.Join(out, " ") + "]"
 }
 
-// checkRetiring is the check a trust rotation waits on before it drops a
+// CheckRetiring names the check a trust rotation waits on before it drops a
 // root: see retiringSessions.
-const checkRetiring = "no tunnel session still carries streams on a replaced certificate"
+const CheckRetiring = "no tunnel session still carries streams on a replaced certificate"
 
 // retiringSessions warns while the gateway holds tunnel sessions that were
 // retired (its certificate was renewed, or they reached their age) but

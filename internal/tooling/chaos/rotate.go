@@ -21,13 +21,6 @@ import (
 // the daemons reload them, within seconds.
 const RotationCheckWait = 90 * time.Second
 
-// The checks a rotation waits on (internal/cli): every phase on the first,
-// dropping a root also on the second.
-const (
-	trustCheckName    = "daemons use this cluster's trust bundle and issuer"
-	retiringCheckName = "no tunnel session still carries streams on a replaced certificate"
-)
-
 // S4 rotates the mesh's root across all three clusters while rate requests
 // a second flow over every link, exactly as docs/identity.md ("Rotation")
 // tells an operator to: `ferry identity` makes the new root and issuers,
@@ -134,7 +127,7 @@ func (e *Env) S4(ctx context.Context, rate int, dwell time.Duration) (row Row, e
 				return row, err
 			}
 			for _, c := range e.SB.Clusters {
-				if _, err := e.checkTrust(ctx, c, -1, "", retiringCheckName); err != nil {
+				if _, err := e.checkTrust(ctx, c, -1, "", cli.CheckRetiring); err != nil {
 					row.Figure = fmt.Sprintf("stopped before phase %s", ph.name)
 					row.detail("%v", err)
 					return row, nil
@@ -216,7 +209,7 @@ func (e *Env) checkTrust(ctx context.Context, c *sandbox.Cluster, roots int, iss
 		if r.Status == "failed" || (r.Name == strict && r.Status != "passed") {
 			problems = append(problems, r.Name+": "+r.Status+": "+r.Error)
 		}
-		if r.Name != trustCheckName || roots < 0 {
+		if r.Name != cli.CheckTrust || roots < 0 {
 			continue
 		}
 		detail = r.Detail
