@@ -212,6 +212,7 @@ func (f *fakeFeed) stream(ctx context.Context, h feed.Handler, from uint64) (uin
 type fakeProber struct {
 	mu   sync.Mutex
 	down bool
+	fail int // the next probes that fail while not down
 	n    int
 }
 
@@ -219,10 +220,30 @@ func (p *fakeProber) Probe(context.Context, importer.ProbeTarget) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.n++
+	if p.fail > 0 {
+		p.fail--
+		return errRemoteDown
+	}
 	if p.down {
 		return errRemoteDown
 	}
 	return nil
+}
+
+// FailNext makes the next k probes fail, and returns how many probes have
+// run so far.
+func (p *fakeProber) FailNext(k int) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.fail = k
+	return p.n
+}
+
+// Probes is how many probes have run.
+func (p *fakeProber) Probes() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.n
 }
 
 func (p *fakeProber) SetDown(down bool) {

@@ -197,6 +197,29 @@ func TestPartitionHealsAtTheProbe(t *testing.T) {
 	}
 }
 
+// TestProbeGlitchLeavesTheFeed: one failed probe, under the failure
+// threshold, says nothing about the feed, though the feed has been silent
+// (no heartbeat due yet): its stream is kept, not redialed.
+func TestProbeGlitchLeavesTheFeed(t *testing.T) {
+	if err := west.EnsureNamespace(ctxT(t), "glitch"); err != nil {
+		t.Fatal(err)
+	}
+	feed := newFakeFeed(export("glitch", "db", 5432))
+	prober := &fakeProber{}
+	startImporter(t, map[string]*fakeFeed{"east-gw:4143": feed}, prober)
+	createLink(t, newLink("glitch", "east-gw:4143")) // period 100ms, threshold 3
+	t.Cleanup(func() { deleteLink(t, "glitch") })
+	settle(t, "glitch", 1)
+
+	feed.Partition() // the stream stays open and says nothing, as between heartbeats
+	before, _, _ := feed.Streams()
+	n := prober.FailNext(1)
+	testkit.Eventually(t, "the glitch and five good probes after it", func() bool { return prober.Probes() >= n+6 })
+	if after, _, _ := feed.Streams(); after != before {
+		t.Fatalf("a probe glitch under the threshold redialed the feed: %d streams, then %d", before, after)
+	}
+}
+
 // TestStalenessLimit: with spec.stalenessLimit, mirrors are withdrawn once
 // the remote has been unreachable that long, and come back when it returns.
 func TestStalenessLimit(t *testing.T) {

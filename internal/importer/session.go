@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"slices"
+	"sync"
 	"time"
 
 	"k8s.io/utils/clock"
@@ -15,6 +16,7 @@ import (
 	"ferry.dev/ferry/internal/exports"
 	"ferry.dev/ferry/internal/feed"
 	"ferry.dev/ferry/internal/identity"
+	"ferry.dev/ferry/internal/mirror"
 )
 
 // Feed restart backoff, for when a Feed's Run returns before its context
@@ -40,10 +42,16 @@ type session struct {
 	health  *healthTracker
 	cancel  context.CancelFunc
 	done    chan struct{}
-	// redial asks the feed loop to drop its connection and dial again at
-	// once (kickFeed).
-	redial chan struct{}
+	// kickFeed asks the feed loop to drop its connection and dial again at
+	// once: it cancels the running stream (cancelRun, with errRedial), or,
+	// between streams, cuts the backoff short (redial).
+	runMu     sync.Mutex
+	cancelRun context.CancelCauseFunc
+	redial    chan struct{}
 }
+
+// errRedial is the cause of a stream cancelled by kickFeed.
+var errRedial = errors.New("the remote answers again after an outage the feed did not hear")
 
 // sessionKey changes whenever the session must be restarted: a new address,
 // identity or probe setting.
@@ -101,30 +109,21 @@ func (s *session) runFeed(ctx context.Context, d sessionDeps, cfg feed.ClientCon
 	backoff := feedBackoffMin
 	for ctx.Err() == nil {
 		began := d.clock.Now()
-		runCtx, stopRun := context.WithCancel(ctx)
-		redialed := make(chan struct{})
-		go func() {
-			select {
-			case <-s.redial:
-				close(redialed)
-				stopRun()
-			case <-runCtx.Done():
-			}
-		}()
+		runCtx, stopRun := context.WithCancelCause(ctx)
+		s.setRun(stopRun)
 		f, err := d.feed(cfg)
 		if err == nil {
 			err = f.Run(runCtx, s.state, s.state.resumeFrom())
 		}
-		stopRun()
+		s.setRun(nil)
+		stopRun(nil)
 		if ctx.Err() != nil {
 			return
 		}
-		select {
-		case <-redialed:
-			log.Info("remote answers again after an outage the feed did not hear; reconnecting the feed now")
+		if errors.Is(context.Cause(runCtx), errRedial) {
+			log.Info("reconnecting the feed now", "reason", errRedial)
 			backoff = feedBackoffMin
 			continue
-		default:
 		}
 		if err == nil {
 			err = errors.New("feed stream ended")
@@ -181,7 +180,10 @@ func (s *session) runProbes(ctx context.Context, d sessionDeps, t ProbeTarget, s
 			// out a reconnect backoff: either way it would lag the probe
 			// by seconds. A fresh connection resumes from the last
 			// version at once.
-			if s.state.lastContact().Before(failingSince) {
+			// Only after an outage by the probe's own measure (the level
+			// had dropped): a glitch under the failure threshold says
+			// nothing about the feed, which merely had no heartbeat due.
+			if last.Level != mirror.Healthy && s.state.lastContact().Before(failingSince) {
 				s.kickFeed()
 			}
 			failingSince = time.Time{}
@@ -205,9 +207,29 @@ func (s *session) runProbes(ctx context.Context, d sessionDeps, t ProbeTarget, s
 
 // kickFeed asks the feed loop to reconnect now; it never blocks.
 func (s *session) kickFeed() {
+	s.runMu.Lock()
+	defer s.runMu.Unlock()
+	if s.cancelRun != nil {
+		s.cancelRun(errRedial)
+		return
+	}
 	select {
 	case s.redial <- struct{}{}:
 	default: // one is pending already
+	}
+}
+
+// setRun records the running stream's cancel (nil between streams). A new
+// stream satisfies a kick that was pending, so its token is dropped.
+func (s *session) setRun(cancel context.CancelCauseFunc) {
+	s.runMu.Lock()
+	defer s.runMu.Unlock()
+	s.cancelRun = cancel
+	if cancel != nil {
+		select {
+		case <-s.redial:
+		default:
+		}
 	}
 }
 
