@@ -13,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 
 	"ferry.dev/ferry/internal/contract"
+	"ferry.dev/ferry/internal/tunnel"
 )
 
 // B1 criteria and the gateway's handshake limits they are stated against
@@ -20,16 +21,16 @@ import (
 const (
 	// B1RSSLimit bounds the flooded gateway's resident memory.
 	B1RSSLimit = 256 << 20
-	// HandshakeTimeout and ClientHelloTimeout are the gateway's: a
-	// connection that sends nothing is closed after the second, one that
-	// sends its ClientHello too slowly after the first.
-	HandshakeTimeout   = 10 * time.Second
-	ClientHelloTimeout = 2 * time.Second
 	// B1Sources is how many addresses the flood comes from.
 	B1Sources = 100
 	// b1Slack allows for a busy machine on top of a timeout.
 	b1Slack = 2 * time.Second
 )
+
+// handshakeTimeout is the gateway's default: a connection that has not
+// finished its TLS handshake by then is closed (one that sends nothing, at
+// the shorter ClientHello timeout).
+var handshakeTimeout = tunnel.DefaultLimits().HandshakeTimeout
 
 // slowConn is one attacking connection's fate.
 type slowConn struct {
@@ -46,7 +47,7 @@ type slowConn struct {
 // connection, and times west's first request through east's mirror.
 func (e *Env) B1(ctx context.Context, conns int) (row Row, err error) {
 	row = Row{ID: "B1", Scenario: fmt.Sprintf("%d slowloris connections from %d addresses on a gateway's TLS port; a legitimate peer connecting meanwhile", conns, B1Sources),
-		Criterion: fmt.Sprintf("gateway RSS ≤ %d MiB; each slow connection closed within the handshake timeout (%s); the peer gets through", B1RSSLimit>>20, HandshakeTimeout)}
+		Criterion: fmt.Sprintf("gateway RSS ≤ %d MiB; each slow connection closed within the handshake timeout (%s); the peer gets through", B1RSSLimit>>20, handshakeTimeout)}
 	srcs, err := e.North.Site.ExtraWANAddrs(B1Sources)
 	if err != nil {
 		return row, err
@@ -62,7 +63,7 @@ func (e *Env) B1(ctx context.Context, conns int) (row Row, err error) {
 	fates := make([]slowConn, conns)
 	var opened atomic.Int64
 	var wg sync.WaitGroup
-	floodCtx, stopFlood := context.WithTimeout(ctx, HandshakeTimeout+30*time.Second)
+	floodCtx, stopFlood := context.WithTimeout(ctx, handshakeTimeout+30*time.Second)
 	defer stopFlood()
 	began := time.Now()
 	per := (conns + len(srcs) - 1) / len(srcs)
@@ -120,7 +121,7 @@ func (e *Env) B1(ctx context.Context, conns int) (row Row, err error) {
 	if len(lifetimes) > 0 {
 		longest = lifetimes[len(lifetimes)-1]
 	}
-	row.Pass = peak <= B1RSSLimit && open == 0 && longest <= HandshakeTimeout+b1Slack
+	row.Pass = peak <= B1RSSLimit && open == 0 && longest <= handshakeTimeout+b1Slack
 	row.Figure = fmt.Sprintf("gateway RSS peak %d MiB (%d before); longest slow connection %s, %d still open; the peer through %s after its restart",
 		peak>>20, base>>20, since(longest), open, since(peerIn))
 	if len(lifetimes) > 0 {

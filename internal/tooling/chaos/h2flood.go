@@ -90,7 +90,7 @@ var h2Attacks = []h2Attack{
 // gateway closes each connection.
 func (e *Env) B2(ctx context.Context) (row Row, err error) {
 	row = Row{ID: "B2", Scenario: "HTTP/2 floods (rapid reset, CONTINUATION, SETTINGS, PING) on the feed port by an authenticated controller identity",
-		Criterion: fmt.Sprintf("gateway RSS ≤ %d MiB; another importer's change arrives ≤ %s during the floods; each offender disconnected within %s", B1RSSLimit>>20, B2ChangeLimit, B2AttackFor)}
+		Criterion: fmt.Sprintf("gateway RSS ≤ %d MiB; another importer sees a change and its undo, ≤ %s each (≤ %s for both), during the floods; each offender disconnected within %s", B1RSSLimit>>20, B2ChangeLimit, 2*B2ChangeLimit, B2AttackFor)}
 	leaf, err := e.North.Issuer.IssueLeaf(contract.ControllerID(e.SB.Mesh, "north"), time.Hour)
 	if err != nil {
 		return row, err

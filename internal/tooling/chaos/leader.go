@@ -112,6 +112,12 @@ func (e *Env) freeze(ctx context.Context, d time.Duration, procs map[string]*tes
 	if err := leader.Signal(syscall.SIGSTOP); err != nil {
 		return 0, 0, err
 	}
+	thawed := false
+	defer func() {
+		if !thawed { // an early return must not leave the leader stopped
+			_ = leader.Signal(syscall.SIGCONT)
+		}
+	}()
 	e.Logf("R5: leader %s frozen (SIGSTOP) for %s", leaderName, d)
 	took, werr := waitLeader(ctx, w, other, d)
 	if werr == nil {
@@ -124,6 +130,7 @@ func (e *Env) freeze(ctx context.Context, d time.Duration, procs map[string]*tes
 		return 0, 0, ctx.Err()
 	case <-time.After(time.Until(frozen.Add(d))):
 	}
+	thawed = true
 	if err := leader.Signal(syscall.SIGCONT); err != nil {
 		return 0, 0, err
 	}
