@@ -4,7 +4,6 @@ import (
 	"crypto/tls"
 	"encoding/binary"
 	"errors"
-	"sync"
 	"time"
 )
 
@@ -110,17 +109,16 @@ type h2GuardConn struct {
 	*tls.Conn
 	onFlood func(kind string)
 
-	mu   sync.Mutex // gRPC reads from one goroutine; the lock is for safety
+	// scan is used by Read alone, and unlocked: gRPC reads a connection
+	// from one goroutine, and concurrent reads of one byte stream could
+	// not be framed anyway.
 	scan *h2Scanner
 }
 
 func (g *h2GuardConn) Read(p []byte) (int, error) {
 	n, err := g.Conn.Read(p)
 	if n > 0 {
-		g.mu.Lock()
-		kind := g.scan.scan(p[:n])
-		g.mu.Unlock()
-		if kind != "" {
+		if kind := g.scan.scan(p[:n]); kind != "" {
 			g.onFlood(kind)
 			_ = g.Conn.Close()
 			return 0, errH2Flood
