@@ -51,7 +51,7 @@ vet:
 	$(GO) vet ./...
 
 staticcheck:
-	@[ -x bin/staticcheck ] && bin/staticcheck -version 2>/dev/null | grep -q "$(STATICCHECK_VERSION:v%=%)" || \
+	@[ -x bin/staticcheck ] && bin/staticcheck -version 2>/dev/null | grep -F "$(STATICCHECK_VERSION:v%=%)" >/dev/null || \
 		GOBIN=$(CURDIR)/bin $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 	bin/staticcheck ./...
 

@@ -19,7 +19,7 @@ exec 9>"$bin/.build.lock"
 flock 9
 
 kube_version=$(awk '$1 == "k8s.io/kubernetes" {print $2; exit}' "$tools/go.mod" | sed 's/^require //')
-[ -n "$kube_version" ] || kube_version=$(grep -Eo 'k8s.io/kubernetes v[0-9.]+' "$tools/go.mod" | head -1 | awk '{print $2}')
+[ -n "$kube_version" ] || kube_version=$(grep -Eo 'k8s.io/kubernetes v[0-9.]+' "$tools/go.mod" | awk 'NR == 1 {print $2}')
 etcd_version=$(cd "$tools" && go list -m -f '{{.Version}}' go.etcd.io/etcd/server/v3)
 
 # stale NAME: true when bin/NAME is missing or older than any input of the tools module.

@@ -18,7 +18,7 @@ while IFS=: read -r file name; do
 		failed=1
 	fi
 done < <(grep -rhoE --include='*_test.go' '^func (Fuzz[A-Za-z0-9_]+)' -r internal | sed 's/^func //' | sort -u | while read -r n; do
-	f=$(grep -rlE --include='*_test.go' "^func ${n}\(" internal | head -1)
+	f=$(grep -rlE --include='*_test.go' "^func ${n}\(" internal | sed -n 1p)
 	echo "$f:$n"
 done)
 exit "$failed"

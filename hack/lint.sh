@@ -12,6 +12,16 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 
+# A reader that exits before its input ends (head, grep -q, grep -m) kills the
+# writer with SIGPIPE; under pipefail the script then fails by chance, with
+# exit 141, as the first `make demo` did (issue 17). Read to the end instead:
+# sed -n 1p, awk 'NR == 1', or grep without -q into /dev/null.
+if early=$(git grep -nE '[|][[:space:]]*(head|grep[[:space:]]+-[A-Za-z]*[qm])' -- '*.sh' Makefile .ci/run); then
+	echo "lint: a pipe into a reader that exits early can fail under pipefail (SIGPIPE, exit 141):" >&2
+	echo "$early" >&2
+	exit 1
+fi
+
 GO=${GO:-go}
 version=${GOLANGCI_LINT_VERSION:-v2.15.0}
 bin="$root/bin/golangci-lint"
