@@ -64,6 +64,8 @@ func (c *checker) checks() []Check {
 			Hint: "those streams end by themselves, at the latest at the sessions' maximum age plus its grace (75 min by default). During a trust rotation, wait until this passes on every cluster before dropping the old root (docs/identity.md, \"Rotation\"): dropping it cuts them"},
 		{Name: "Links are connected, synced and healthy", Severity: SeverityFatal, Requires: checkCRDs, Run: c.linksHealthy,
 			Hint: "see `ferry links`: the MESSAGE column says what to do for each Link"},
+		{Name: "Links import every export (no namespace missing)", Severity: SeverityWarning, Requires: checkCRDs, Run: c.linksWaitForNamespaces,
+			Hint: "Ferry never creates namespaces. If you want those services here, create the namespace (`kubectl create namespace NS`) and they are imported within seconds; if you do not, nothing is broken: the exporting cluster can leave this cluster out with `ferry export svc/NAME -n NS --to CLUSTERS`"},
 		{Name: "Link gateway identities belong to their clusters", Severity: SeverityFatal, Requires: checkCRDs, Run: c.linkIdentities,
 			Hint: "regenerate the Link from the exporting cluster: `ferry --context REMOTE link --cluster-name REMOTE | kubectl apply -f -`"},
 		{Name: "Link gateways are not revoked", Severity: SeverityFatal, Requires: checkCRDs, Run: c.linksNotRevoked,

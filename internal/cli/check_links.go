@@ -66,11 +66,44 @@ func linkStatusProblems(l *ferryv1.Link) []string {
 		switch {
 		case cond == nil:
 			out = append(out, typ+" not reported")
+		case typ == ferryv1.LinkSynced && waitsForNamespaces(cond):
+			// linksWaitForNamespaces warns about it: not a failure.
 		case cond.Status != metav1.ConditionTrue:
 			out = append(out, fmt.Sprintf("%s=%s (%s)", typ, cond.Status, cond.Reason))
 		}
 	}
 	return out
+}
+
+// waitsForNamespaces says that a Link's only sync problem is exports in
+// namespaces this cluster does not have. The importer never creates a
+// namespace (namespace sameness), and an importer that does not want a
+// namespace an exporter added is working as intended, so this is a warning:
+// were it fatal, every new namespace on an exporter would fail every
+// importer's check. The importer names NamespaceMissing only when nothing
+// that needs an operator (a name clash, a full port range) is also wrong.
+func waitsForNamespaces(synced *metav1.Condition) bool {
+	return synced.Status == metav1.ConditionFalse && synced.Reason == string(mirror.NamespaceMissing)
+}
+
+func (c *checker) linksWaitForNamespaces(ctx context.Context) error {
+	links, err := getLinks(ctx, c.k)
+	if err != nil {
+		return err
+	}
+	var problems []string
+	for _, l := range links {
+		if l.DeletionTimestamp != nil {
+			continue
+		}
+		if cond := meta.FindStatusCondition(l.Status.Conditions, ferryv1.LinkSynced); cond != nil && waitsForNamespaces(cond) {
+			problems = append(problems, "link "+l.Name+": "+cond.Message)
+		}
+	}
+	if len(problems) > 0 {
+		return errors.New(listed(problems))
+	}
+	return nil
 }
 
 func (c *checker) linkIdentities(ctx context.Context) error {

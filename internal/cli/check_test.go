@@ -14,6 +14,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
@@ -21,6 +22,7 @@ import (
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 	mcsv1beta1 "sigs.k8s.io/mcs-api/pkg/apis/v1beta1"
 
+	ferryv1 "ferry.dev/ferry/api/v1alpha1"
 	"ferry.dev/ferry/internal/claims"
 	"ferry.dev/ferry/internal/clusterset"
 	"ferry.dev/ferry/internal/contract"
@@ -201,7 +203,7 @@ func TestCheckGatewayNotReady(t *testing.T) {
 	for _, want := range []string{
 		"✘ gateway has ready endpoints\n    the gateway Service ferry-system/ferry-gateway has no ready endpoints (1 not ready)\n    hint: the gateway pods are not ready: `kubectl -n ferry-system get pods -l app.kubernetes.io/name=ferry-gateway`",
 		"✔ issuer certificate is valid\n",
-		"Status: 1 fatal failure (18 passed, 1 failed, 0 warnings, 0 skipped)",
+		"Status: 1 fatal failure (19 passed, 1 failed, 0 warnings, 0 skipped)",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
@@ -320,11 +322,44 @@ func TestCheckWarnings(t *testing.T) {
 	for _, want := range []string{
 		"⚠ issuer is not near expiry\n    the issuer expires in 9d",
 		"⚠ no orphaned Ferry objects\n    the owning Link does not exist for 1 object: Service default/cart-gone (link gone)\n    hint: their Link was removed without its finalizer running, so nothing will delete them: `kubectl delete svc,endpointslices,serviceimports -A -l ferry.dev/link=gone,ferry.dev/source-cluster`",
-		"Status: passed with warnings (17 passed, 0 failed, 2 warnings, 0 skipped)",
+		"Status: passed with warnings (18 passed, 0 failed, 2 warnings, 0 skipped)",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
+	}
+}
+
+// TestCheckNamespaceMissing: an exporter's export in a namespace this
+// cluster never created is a warning with what to do, and check exits 0;
+// a full port range behind the same Link stays fatal.
+func TestCheckNamespaceMissing(t *testing.T) {
+	c := healthyNorth(t)
+	setSynced := func(reason, msg string) {
+		t.Helper()
+		var l ferryv1.Link
+		mustGet(t, c, contract.SystemNamespace, exporter, &l)
+		meta.SetStatusCondition(&l.Status.Conditions, metav1.Condition{Type: ferryv1.LinkSynced, Status: metav1.ConditionFalse, Reason: reason, Message: msg})
+		l.Status.Message = msg
+		if err := c.Status().Update(context.Background(), &l); err != nil {
+			t.Fatal(err)
+		}
+	}
+	setSynced("NamespaceMissing", "2 exports of east wait for namespaces that do not exist here: shop; create them to import")
+	out := mustFerryOn(t, checked, "check")
+	for _, want := range []string{
+		"✔ Links are connected, synced and healthy\n",
+		"⚠ Links import every export (no namespace missing)\n    link east: 2 exports of east wait for namespaces that do not exist here: shop; create them to import\n    hint: Ferry never creates namespaces. If you want those services here, create the namespace (`kubectl create namespace NS`)",
+		"Status: passed with warnings (19 passed, 0 failed, 1 warning, 0 skipped)",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	setSynced("PortsExhausted", "1 exports not imported because the egress port range is full (default/db); widen --egress-port-range; 2 exports of east wait for namespaces that do not exist here: shop; create them to import")
+	out = failingCheck(t)
+	if want := "✘ Links are connected, synced and healthy\n    link east: Synced=False (PortsExhausted)"; !strings.Contains(out, want) {
+		t.Errorf("output lacks %q:\n%s", want, out)
 	}
 }
 
@@ -417,7 +452,7 @@ func TestCheckUnreachable(t *testing.T) {
 	for _, want := range []string{
 		"✘ Kubernetes API is reachable\n    get the server version: cannot reach the API server https://127.0.0.1:1 of context \"down\"",
 		"- egress ports are consistent\n    skipped: needs: Kubernetes API is reachable\n",
-		"(0 passed, 1 failed, 0 warnings, 18 skipped)",
+		"(0 passed, 1 failed, 0 warnings, 19 skipped)",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)

@@ -72,6 +72,10 @@ func TestLinkStatusProblems(t *testing.T) {
 	down := healthyStatus(1, now)
 	down.Conditions[0] = cond(ferryv1.LinkConnected, metav1.ConditionFalse, "Disconnected", "refused", now)
 	old := healthyStatus(1, now)
+	nsMissing := healthyStatus(1, now)
+	nsMissing.Conditions[1] = cond(ferryv1.LinkSynced, metav1.ConditionFalse, "NamespaceMissing", "1 exports of east wait for namespaces that do not exist here: shop; create them to import", now)
+	full := healthyStatus(1, now)
+	full.Conditions[1] = cond(ferryv1.LinkSynced, metav1.ConditionFalse, "PortsExhausted", "1 exports not imported because the egress port range is full", now)
 	cases := []struct {
 		name       string
 		generation int64
@@ -84,6 +88,9 @@ func TestLinkStatusProblems(t *testing.T) {
 		{"disconnected", 1, down, false, "Connected=False (Disconnected)"},
 		{"old generation", 2, old, false, "status describes generation 1, the spec is at 2"},
 		{"deleting", 1, ferryv1.LinkStatus{}, true, ""},
+		// A namespace this cluster does not have is a warning of its own check.
+		{"namespace missing", 1, nsMissing, false, ""},
+		{"ports exhausted", 1, full, false, "Synced=False (PortsExhausted)"},
 		{"missing condition", 1, ferryv1.LinkStatus{Conditions: ok.Conditions[:2]}, false, "GatewayHealthy not reported"},
 	}
 	for _, c := range cases {

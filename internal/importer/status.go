@@ -174,7 +174,11 @@ type problemText struct {
 	text   string
 }
 
-// summarize groups the problems by reason, most actionable first.
+// summarize groups the problems by reason, most actionable first. The
+// first one names the Synced condition's reason, so a missing namespace,
+// which is often by design (the importer does not want that namespace) and
+// which `ferry check` only warns about, comes after the problems that need
+// an operator: it must not hide them.
 func summarize(ps []mirror.Problem, cluster string) []problemText {
 	by := map[mirror.Reason][]mirror.Problem{}
 	for _, p := range ps {
@@ -184,6 +188,10 @@ func summarize(ps []mirror.Problem, cluster string) []problemText {
 	if c := by[mirror.NameClash]; len(c) > 0 {
 		out = append(out, problemText{mirror.NameClash, fmt.Sprintf("%d exports blocked by objects Ferry does not own for this Link: %s; rename or delete them to import",
 			len(c), list(c, func(p mirror.Problem) string { return p.Object + " (export " + p.Export.String() + ")" }))})
+	}
+	if e := by[mirror.PortsExhausted]; len(e) > 0 {
+		out = append(out, problemText{mirror.PortsExhausted, fmt.Sprintf("%d exports not imported because the egress port range is full (%s); widen --egress-port-range",
+			len(e), list(e, func(p mirror.Problem) string { return p.Export.String() }))})
 	}
 	if m := by[mirror.NamespaceMissing]; len(m) > 0 {
 		seen := map[string]bool{}
@@ -196,10 +204,6 @@ func summarize(ps []mirror.Problem, cluster string) []problemText {
 		}
 		out = append(out, problemText{mirror.NamespaceMissing, fmt.Sprintf("%d exports of %s wait for namespaces that do not exist here: %s; create them to import",
 			len(m), cluster, list(nss, func(p mirror.Problem) string { return p.Export.Namespace }))})
-	}
-	if e := by[mirror.PortsExhausted]; len(e) > 0 {
-		out = append(out, problemText{mirror.PortsExhausted, fmt.Sprintf("%d exports not imported because the egress port range is full (%s); widen --egress-port-range",
-			len(e), list(e, func(p mirror.Problem) string { return p.Export.String() }))})
 	}
 	if n := by[mirror.NoTCPPorts]; len(n) > 0 {
 		out = append(out, problemText{mirror.NoTCPPorts, fmt.Sprintf("%d exports have no TCP port, which is all the gateway carries: %s",
