@@ -7,6 +7,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	mcsv1beta1 "sigs.k8s.io/mcs-api/pkg/apis/v1beta1"
 
 	"ferry.dev/ferry/internal/contract"
@@ -94,11 +95,22 @@ func TestExportErrors(t *testing.T) {
 			Labels: map[string]string{contract.LabelClusterset: "cart"}},
 		Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Port: 80}}},
 	})
+	create(t, east.Client,
+		&corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "ext"},
+			Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeExternalName, ExternalName: "db.example.internal"}},
+		&corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "dns"},
+			Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Name: "dns", Protocol: corev1.ProtocolUDP, Port: 53}, {Name: "sctp", Protocol: corev1.ProtocolSCTP, Port: 9}}}},
+		&corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "noports"},
+			Spec: corev1.ServiceSpec{ClusterIP: corev1.ClusterIPNone}},
+	)
 	cases := []struct {
 		name string
 		args []string
 		want string
 	}{
+		{"ExternalName", []string{"export", "svc/ext", "-n", "shop"}, `service shop/ext is of type ExternalName (an alias of "db.example.internal"), with no endpoints of its own for a gateway to carry traffic to: export a Service with a selector or EndpointSlices instead`},
+		{"no TCP port", []string{"export", "svc/dns", "-n", "shop", "--to", "west"}, "service shop/dns has no TCP port (only UDP 53, SCTP 9), and Ferry's gateways carry TCP only: add a TCP port to the Service to export it"},
+		{"no ports", []string{"export", "svc/noports", "-n", "shop"}, "service shop/noports has no ports, and Ferry's gateways carry TCP ports only: add a TCP port to the Service (`kubectl -n shop edit svc noports`), then export it"},
 		{"no Service", []string{"export", "svc/nope", "-n", "shop"}, `no Service "nope" in namespace "shop" of context "east": create the Service first, or pass -n NAMESPACE`},
 		{"wrong namespace", []string{"export", "svc/cart"}, `no Service "cart" in namespace "default"`},
 		{"not a Service", []string{"export", "deploy/cart", "-n", "shop"}, `"deploy/cart": only Services can be exported; use svc/NAME or NAME`},
@@ -120,5 +132,15 @@ func TestExportErrors(t *testing.T) {
 				t.Errorf("printed %q / %q", out, stderr)
 			}
 		})
+	}
+	// Refused means nothing written.
+	var list mcsv1beta1.ServiceExportList
+	if err := east.Client.List(context.Background(), &list, client.InNamespace("shop")); err != nil {
+		t.Fatal(err)
+	}
+	for _, se := range list.Items {
+		if se.Name != "cart" { // TestExportUnexport's, if it ran first
+			t.Errorf("a refused export left ServiceExport %s/%s", se.Namespace, se.Name)
+		}
 	}
 }
