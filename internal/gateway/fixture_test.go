@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"strconv"
 	"strings"
@@ -165,6 +166,8 @@ type pairOpts struct {
 	callerMode CallerMode
 	// localEndpoints are west's own, for local destinations.
 	localEndpoints EndpointPicker
+	// egLog is west's egress logger; nil is testkit.Logger().
+	egLog *slog.Logger
 }
 
 func newPair(t testing.TB, po pairOpts) *pair {
@@ -208,10 +211,13 @@ func newPair(t testing.TB, po pairOpts) *pair {
 	if po.callers == nil {
 		po.callers = AnyCaller
 	}
+	if po.egLog == nil {
+		po.egLog = testkit.Logger()
+	}
 	p.eg, err = NewEgress(context.Background(), EgressOptions{
 		TLS: p.west.Gateway, ListenHost: "127.0.0.1", PoolSize: po.poolSize,
 		Callers: po.callers, CallerMode: po.callerMode, LocalEndpoints: po.localEndpoints,
-		Limits: po.egLimits, Metrics: p.egMetrics, Logger: testkit.Logger(),
+		Limits: po.egLimits, Metrics: p.egMetrics, Logger: po.egLog,
 	})
 	if err != nil {
 		t.Fatal(err)

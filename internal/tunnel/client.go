@@ -231,12 +231,15 @@ func (c *Client) Open(ctx context.Context, cluster string, target Target) (*Stre
 		if err == nil {
 			return st, nil
 		}
+		var re *RejectError
+		if errors.As(err, &re) {
+			re.Cluster, re.Target = cluster, target
+		}
 		if ctx.Err() != nil {
 			return nil, err
 		}
 		// A retiring session answers StatusDraining (and is now leaving):
 		// another session takes the stream, a new one if need be.
-		var re *RejectError
 		if errors.As(err, &re) && re.Status != StatusDraining {
 			return nil, err
 		}

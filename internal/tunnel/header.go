@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
+	"strings"
 )
 
 // DefaultMaxHeaderBytes bounds the stream header body (contracts.md:
@@ -188,14 +190,52 @@ func (s Status) String() string {
 // RejectError is what the egress side sees when ingress refused a stream.
 type RejectError struct {
 	Status Status
+	// Reason is the remote gateway's short reason, as it sent it. For
+	// StatusDenied it is always "denied": one answer for every
+	// authorization failure, so that a caller cannot probe which Services
+	// exist or whom they are exported to.
 	Reason string
+	// Cluster and Target are what this side asked for (set by Client.Open,
+	// never read from the wire), so a log line names the stream refused.
+	Cluster string
+	Target  Target
+}
+
+// statusMeaning says, for the caller's operator, what a status means and
+// where to look next. It says no more than the status itself does: the
+// remote gateway logs the exact reason (message "stream rejected", key
+// reason) and counts it in ferry_gateway_ingress_rejected_total.
+var statusMeaning = map[Status]string{
+	StatusBadHeader:     "the remote gateway could not read the stream header (a version mismatch between the gateways?)",
+	StatusInvalidTarget: "the target is not a valid Service name and port",
+	StatusDenied: "the remote gateway does not let this cluster reach that Service and port: it is not exported there, " +
+		"not exported to this cluster (the ServiceExport's ferry.dev/allowed-clusters, `ferry export --to`), or not a port or hostname of the export; " +
+		"the remote gateway's log says which (\"stream rejected\")",
+	StatusUnavailable: "no ready endpoint there accepted the connection, or the remote gateway has not synced its exports yet",
+	StatusOverloaded:  "the remote gateway is at a stream or connection limit",
+	StatusDraining:    "the remote gateway, or this session, is shutting down",
+	StatusInternal:    "the remote gateway failed internally; see its log",
 }
 
 func (e *RejectError) Error() string {
-	if e.Reason == "" {
-		return "tunnel stream rejected: " + e.Status.String()
+	var b strings.Builder
+	b.WriteString("tunnel stream")
+	if e.Target != (Target{}) {
+		b.WriteString(" to " + e.Target.String())
 	}
-	return "tunnel stream rejected: " + e.Status.String() + ": " + e.Reason
+	if e.Cluster != "" {
+		b.WriteString(" in cluster " + e.Cluster)
+	}
+	b.WriteString(" rejected: " + e.Status.String())
+	// The wire reason adds something only when it is not the status again
+	// (it is for every denial): "denied: denied" told nobody anything.
+	if e.Reason != "" && e.Reason != e.Status.String() {
+		b.WriteString(" (" + strconv.Quote(e.Reason) + ")")
+	}
+	if m := statusMeaning[e.Status]; m != "" {
+		b.WriteString(": " + m)
+	}
+	return b.String()
 }
 
 // Retriable reports whether the same target might succeed through another

@@ -193,3 +193,25 @@ func FuzzReadHeader(f *testing.F) {
 		}
 	})
 }
+
+func TestRejectErrorMessage(t *testing.T) {
+	web := Target{Namespace: "shop", Service: "web", Port: 8080}
+	for _, c := range []struct {
+		err       RejectError
+		want, not string
+	}{
+		{RejectError{Status: StatusDenied, Reason: "denied", Cluster: "east", Target: web},
+			"tunnel stream to shop/web:8080 in cluster east rejected: denied: the remote gateway does not let this cluster reach", "denied: denied"},
+		// A reason other than the status is kept, quoted: it is the remote's text.
+		{RejectError{Status: StatusUnavailable, Reason: "exports_not_synced\nlevel=ERROR", Cluster: "east", Target: web},
+			`rejected: unavailable ("exports_not_synced\nlevel=ERROR"): no ready endpoint`, "\n"},
+		// Without what was asked (ReadReply alone), the status and meaning still say something.
+		{RejectError{Status: StatusOverloaded}, "tunnel stream rejected: overloaded: the remote gateway is at a stream or connection limit", " to "},
+		{RejectError{Status: Status(42)}, "tunnel stream rejected: status_42", ": :"},
+	} {
+		got := c.err.Error()
+		if !strings.Contains(got, c.want) || strings.Contains(got, c.not) {
+			t.Errorf("%+v: %q, want %q and not %q", c.err, got, c.want, c.not)
+		}
+	}
+}
