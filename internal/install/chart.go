@@ -270,7 +270,10 @@ func valuesSchema() ([]byte, error) {
 	label := `[a-z0-9]([-a-z0-9]*[a-z0-9])?`
 	image := `^[^\s"']*$`
 	replicas := map[string]any{"type": "integer", "minimum": 1}
-	pem := map[string]any{"type": "string"}
+	// Empty (the default, which the templates' required refuses with a
+	// hint) or PEM: --set identity.issuerCert=east/issuer.crt, a path where
+	// --set-file was meant, would otherwise become the Secret's data.
+	pem := str(`^$|-----BEGIN [A-Z ]+-----`)
 	var types []string
 	for _, t := range ServiceTypes() {
 		types = append(types, string(t))
