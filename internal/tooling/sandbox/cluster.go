@@ -79,7 +79,7 @@ func (c *Cluster) install(ctx context.Context) error {
 	c.rendered, err = install.Render(install.Options{
 		ClusterName: c.Name, MeshDomain: c.sb.Mesh,
 		IssuerCertPEM: certPEM, IssuerKeyPEM: keyPEM, TrustBundlePEM: bundle,
-		EgressPorts: c.sb.egressPorts,
+		EgressPorts: c.sb.egressPorts, GatewayReplicas: gatewayReplicas,
 	})
 	if err != nil {
 		return fmt.Errorf("render: %w", err)
@@ -172,7 +172,10 @@ func (c *Cluster) startDaemons(ctx context.Context) error {
 	if err := c.StartController(); err != nil {
 		return err
 	}
-	return c.publishPods(ctx)
+	if err := c.publishPods(ctx); err != nil {
+		return err
+	}
+	return c.syncDeploymentStatus(ctx)
 }
 
 // publishPods writes a Pod for each daemon from its Deployment's template,

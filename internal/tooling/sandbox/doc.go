@@ -8,8 +8,10 @@
 //
 // There is no kubelet, cloud controller or kube-proxy, so the sandbox plays
 // them: it writes the gateway Service's load-balancer address (the gateway's
-// WAN address) and its EndpointSlice (the gateway "pod"), and it runs
-// workloads as listeners on pod addresses inside a cluster's namespace.
+// WAN address) and its EndpointSlice (the gateway "pod"), a Pod for each
+// daemon and its Deployment's status as the deployment controller would from
+// that pod (one replica each, which the install it renders asks for), and it
+// runs workloads as listeners on pod addresses inside a cluster's namespace.
 // With Options.Workloads it also runs kube-controller-manager's workload
 // controllers and a scheduler-and-kubelet stand-in that turns every pod it
 // is given Running (without running its containers), for suites such as the

@@ -3,6 +3,7 @@ package sandbox
 import (
 	"context"
 	"os"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
 
+	"ferry.dev/ferry/internal/cli"
 	"ferry.dev/ferry/internal/tooling/netns"
 )
 
@@ -32,6 +34,21 @@ func TestExportReachesImporterThroughGateways(t *testing.T) {
 		sb.Stop()
 	}()
 	east, west := sb.Cluster("east"), sb.Cluster("west")
+
+	// What a demo shows of the local gateway: as many ready replicas as
+	// the Deployment asks for (it showed 0/2, with no controller to write
+	// the status).
+	kubeconfig, err := sb.ForwardAPIServers(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, stderr, err := cli.Run(ctx, "--kubeconfig", kubeconfig, "--context", "east", "gateways")
+	if err != nil {
+		t.Fatalf("ferry gateways: %v\n%s", err, stderr)
+	}
+	if !regexp.MustCompile(`ferry-system/ferry-gateway +LoadBalancer +\S+ +1/1 +1/1\n`).MatchString(out) {
+		t.Errorf("ferry gateways, want REPLICAS 1/1 and READY ENDPOINTS 1/1:\n%s", out)
+	}
 
 	echo, err := east.Echo(ctx, "demo", "echo", 2)
 	if err != nil {
