@@ -97,6 +97,18 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		recent:    newRecent(time.Now),
 		Ejections: cv("ejections_total", "Destinations tried last for a while after a failed attempt: a whole cluster, or one service there.", "cluster", "scope"),
 	}
+	// Every refusal reason starts at zero. rate() and increase() need a
+	// sample before the first increment, or the first refusals of a reason
+	// count for nothing and an alert on them never fires
+	// (internal/monitoring); the label values are a fixed set anyway.
+	for _, r := range ingressRejectReasons {
+		m.IngressRejected.WithLabelValues(r)
+	}
+	for _, r := range []string{ReasonCallerNotSynced, ReasonCallerNotPod, ReasonCallerNamespace} {
+		for _, mode := range []CallerMode{CallerEnforce, CallerAudit} {
+			m.EgressCallersRefused.WithLabelValues(r, string(mode))
+		}
+	}
 	if reg != nil {
 		var errs []error
 		for _, c := range []prometheus.Collector{
@@ -111,6 +123,19 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		}
 	}
 	return m, nil
+}
+
+// ingressRejectReasons are the values of IngressRejected's reason label:
+// the transport's (tunnel.Reason*) and the stream handler's.
+var ingressRejectReasons = []string{
+	tunnel.ReasonHandshake, tunnel.ReasonHandshakeTimeout, tunnel.ReasonNoClientCert, tunnel.ReasonUntrustedPeer,
+	tunnel.ReasonHandshakeLimit, tunnel.ReasonIPHandshakeLimit, tunnel.ReasonHandshakeEvicted,
+	tunnel.ReasonConnectionLimit, tunnel.ReasonCallerLimit, tunnel.ReasonStreamLimit,
+	tunnel.ReasonCallerStreamMemory, tunnel.ReasonTotalStreamMemory, tunnel.ReasonForbiddenIdentity,
+	tunnel.ReasonProtocol, tunnel.ReasonDraining, tunnel.ReasonFeedUnavailable, tunnel.ReasonFeedCallerLimit,
+	tunnel.ReasonH2Flood, tunnel.ReasonPeerUntrusted, tunnel.ReasonPeerExpired,
+	ReasonBadHeader, ReasonHeaderTooLarge, ReasonHeaderTimeout, ReasonInvalidTarget, ReasonNotExported,
+	ReasonClusterNotAllowed, ReasonUnknownPort, ReasonUnknownHostname, ReasonDenied, ReasonNotSynced,
 }
 
 // observer adapts Metrics to tunnel.Observer without putting the adapter's

@@ -48,9 +48,12 @@ func (im *Importer) Reconcile(ctx context.Context, req reconcile.Request) (recon
 		}
 		im.metrics.writes.WithLabelValues("Link", "patch", "finalizer").Inc()
 	}
+	// The Link's error count exists from its first reconcile, at zero, so
+	// that rate() sees its first errors (an alert on them can fire).
+	errs := im.metrics.reconcileErrors.WithLabelValues(link.Name)
 	requeue, err := im.sync(ctx, &link)
 	if err != nil {
-		im.metrics.reconcileErrors.WithLabelValues(link.Name).Inc()
+		errs.Inc()
 		im.log.Warn("reconcile link", "link", link.Name, "err", err)
 		return reconcile.Result{}, err
 	}
