@@ -1,14 +1,16 @@
 # syntax=docker/dockerfile:1
 #
-# Images for Ferry's two daemons, from one build stage:
+# Images for Ferry's two daemons, for people who build with Docker:
 #
-#   docker build --target ferry-controller --build-arg VERSION=$(git describe --tags --always) -t ferry.dev/ferry-controller:TAG .
-#   docker build --target ferry-gateway    --build-arg VERSION=$(git describe --tags --always) -t ferry.dev/ferry-gateway:TAG .
+#   docker build --target ferry-controller --build-arg VERSION=$(git describe --tags --always --dirty) --build-arg REVISION=$(git rev-parse HEAD) -t ferry.dev/ferry-controller:TAG .
+#   docker build --target ferry-gateway    --build-arg VERSION=$(git describe --tags --always --dirty) --build-arg REVISION=$(git rev-parse HEAD) -t ferry.dev/ferry-gateway:TAG .
 #
-# The binaries are static (CGO_ENABLED=0), so the runtime image is distroless
-# "static": no shell, no package manager, no libc; only CA certificates,
-# tzdata and /etc/passwd with the nonroot user (65532), which the manifests
-# of `ferry install` also name (runAsUser 65532, runAsNonRoot).
+# `make images` builds the same images without a Docker daemon
+# (internal/tooling/images, go-containerregistry), reproducibly, for several
+# platforms, with SBOMs. Both give the same file tree and config: the static
+# binary at /<name> on an empty base, run as 65532:65532, the user `ferry
+# install` renders. TestDockerfileParity keeps this file and the builder in
+# step; change them together.
 
 ARG GO_VERSION=1.26
 
@@ -25,24 +27,43 @@ COPY internal/ internal/
 ARG TARGETOS
 ARG TARGETARCH
 ARG VERSION=dev
+ARG REVISION=unknown
 RUN --mount=type=cache,target=/go/pkg/mod \
     --mount=type=cache,target=/root/.cache/go-build \
     CGO_ENABLED=0 GOOS=${TARGETOS} GOARCH=${TARGETARCH} \
-    go build -trimpath -buildvcs=false \
-      -ldflags "-s -w -X ferry.dev/ferry/internal/version.Version=${VERSION}" \
+    go build -trimpath \
+      -ldflags "-s -w -X ferry.dev/ferry/internal/version.Version=${VERSION} -X ferry.dev/ferry/internal/version.Commit=${REVISION}" \
       -o /out/ ./cmd/ferry-controller ./cmd/ferry-gateway
 
-FROM gcr.io/distroless/static:nonroot AS ferry-controller
+# The daemons need nothing from a base image: they are static, reach the
+# API server with the service account's CA, and run as a numeric user.
+FROM scratch AS ferry-controller
+ARG VERSION=dev
+ARG REVISION=unknown
+LABEL org.opencontainers.image.title="ferry-controller" \
+      org.opencontainers.image.description="Ferry's controller: issues identities, exports and imports Services across clusters" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${REVISION}" \
+      org.opencontainers.image.source="https://ferry.dev/ferry" \
+      org.opencontainers.image.vendor="Ferry"
 COPY --from=build /out/ferry-controller /ferry-controller
 USER 65532:65532
 # Admin: /live, /ready, /metrics.
 EXPOSE 9990
 ENTRYPOINT ["/ferry-controller"]
 
-FROM gcr.io/distroless/static:nonroot AS ferry-gateway
+FROM scratch AS ferry-gateway
+ARG VERSION=dev
+ARG REVISION=unknown
+LABEL org.opencontainers.image.title="ferry-gateway" \
+      org.opencontainers.image.description="Ferry's gateway: the mTLS ingress, the export feed and the egress ports of one cluster" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${REVISION}" \
+      org.opencontainers.image.source="https://ferry.dev/ferry" \
+      org.opencontainers.image.vendor="Ferry"
 COPY --from=build /out/ferry-gateway /ferry-gateway
 USER 65532:65532
-# Ingress (mTLS from other clusters) and admin. Egress ports (41000-48999 by
+# Ingress (mTLS from other clusters) and admin. Egress ports (10000-31999 by
 # default) are reached through pod IPs in EndpointSlices, not published here.
 EXPOSE 4143 4191
 ENTRYPOINT ["/ferry-gateway"]

@@ -14,7 +14,7 @@ FUZZTIME ?= 60s
 
 BINARIES := ferry ferry-controller ferry-gateway
 
-.PHONY: all build tools test unit lint fmt vet staticcheck golangci fuzz demo sandbox conformance bench clean deps generate proto bench-peer bench-scale chart chaos soak
+.PHONY: all build tools test unit lint fmt vet staticcheck golangci fuzz demo sandbox conformance bench clean deps generate proto bench-peer bench-scale chart chaos soak images
 
 all: build
 
@@ -25,6 +25,13 @@ build:
 		CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/$$b ./cmd/$$b || exit 1; \
 	done
 	@echo "built: $(addprefix bin/,$(BINARIES))"
+
+## images: OCI images of both daemons, built without Docker, into dist/images:
+## an OCI layout, docker-archive tarballs (docker/podman/kind load) and SBOMs.
+## The same commit gives the same digests. PUSH=registry.example.com/ferry pushes.
+PLATFORMS ?= linux/amd64,linux/arm64
+images:
+	@$(GO) run ./hack/images -out dist/images -tag $(VERSION) -platforms $(PLATFORMS) $(if $(PUSH),-push $(PUSH))
 
 ## tools: kube-apiserver and etcd from Go modules into bin/ (idempotent)
 tools:
