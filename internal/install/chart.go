@@ -93,6 +93,7 @@ func chartSpec() spec {
 		controllerReplicas: tokCtlReplicas, gatewayReplicas: tokGwReplicas,
 		issuerCert: []byte(tokIssuerCert), issuerKey: []byte(tokIssuerKey), trustBundle: []byte(tokBundle),
 		corednsNamespace: tokCoreDNSNS, corednsName: tokCoreDNSName,
+		alerts: true, // kept or dropped by .Values.alerts.enabled
 	}
 }
 
@@ -150,6 +151,9 @@ Link another cluster to this one with:  ferry --context THIS link --cluster-name
 		if kind == "Namespace" {
 			tmpl = "{{- if .Values.installNamespace }}\n" + tmpl + "{{- end }}\n"
 		}
+		if kind == "PrometheusRule" {
+			tmpl = "{{- if .Values.alerts.enabled }}\n" + tmpl + "{{- end }}\n"
+		}
 		n++
 		// Numbered so that a directory listing reads in apply order (Helm
 		// sorts by kind itself).
@@ -165,9 +169,10 @@ Link another cluster to this one with:  ferry --context THIS link --cluster-name
 // --cluster-name=TOKEN) is inserted as is, which values.schema.json makes
 // safe by allowing only DNS names, image references and port ranges.
 func templatize(text string) (string, error) {
-	if strings.Contains(text, "{{") {
-		return "", fmt.Errorf("rendered text already contains {{, which Helm would parse")
-	}
+	// Text that holds "{{" (the alerts' annotations are Prometheus
+	// templates) is printed by Helm as it is, not parsed: a raw string
+	// action yields it. A lone "}}" is plain text to Helm.
+	text = strings.ReplaceAll(text, "{{", "{{`{{`}}")
 	lines := strings.Split(text, "\n")
 	for _, p := range placeholders {
 		tok := p.token
@@ -255,6 +260,10 @@ identity:
   issuerCert: ""
   issuerKey: ""
   trustBundle: ""
+# alerts.enabled renders Ferry's alerting rules as a PrometheusRule, which
+# needs the prometheus-operator CRDs (docs/operations.md, "Alerts").
+alerts:
+  enabled: false
 `, contract.DefaultMeshDomain, contract.SystemNamespace, contract.SystemNamespace, DefaultRegistry, appVersion, contract.DefaultEgressRange().String(),
 		DefaultControllerReplicas, DefaultGatewayReplicas, DefaultGatewayServiceType,
 		strings.Split(DefaultCoreDNSServiceAccount, "/")[0], strings.Split(DefaultCoreDNSServiceAccount, "/")[1]))
@@ -288,6 +297,7 @@ func valuesSchema() ([]byte, error) {
 		"gateway": obj(map[string]any{"image": str(image), "replicas": replicas,
 			"serviceType": map[string]any{"type": "string", "enum": types}}),
 		"identity": obj(map[string]any{"issuerCert": pem, "issuerKey": pem, "trustBundle": pem}),
+		"alerts":   obj(map[string]any{"enabled": map[string]any{"type": "boolean"}}),
 		"coredns": obj(map[string]any{"serviceAccount": obj(map[string]any{
 			"namespace": str(`^` + label + `$`), "name": str(`^` + label + `(\.` + label + `)*$`)})}),
 	})

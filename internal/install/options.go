@@ -66,6 +66,11 @@ type Options struct {
 	// account, which the install lets read ServiceImports (docs/dns.md).
 	// Empty means DefaultCoreDNSServiceAccount.
 	CoreDNSServiceAccount string
+	// Alerts adds Ferry's alerting rules (internal/monitoring) as a
+	// prometheus-operator PrometheusRule. Off by default: applying it needs
+	// the monitoring.coreos.com CRDs, which a cluster without the operator
+	// lacks (docs/operations.md, "Alerts").
+	Alerts bool
 }
 
 // spec is what the object builders consume: every field resolved and valid,
@@ -85,6 +90,8 @@ type spec struct {
 	issuerCert, issuerKey, trustBundle  []byte
 	// corednsNamespace and corednsName are CoreDNS's service account.
 	corednsNamespace, corednsName string
+	// alerts renders the PrometheusRule.
+	alerts bool
 }
 
 // ErrInvalidOptions is wrapped by every validation error, so callers can tell
@@ -169,6 +176,7 @@ func (o Options) resolve() (spec, error) {
 	if s.corednsNamespace, s.corednsName, err = parseServiceAccount(sa); err != nil {
 		return s, err
 	}
+	s.alerts = o.Alerts
 	return s, nil
 }
 

@@ -13,12 +13,14 @@ import (
 
 	"ferry.dev/ferry/api/crds"
 	"ferry.dev/ferry/internal/contract"
+	"ferry.dev/ferry/internal/monitoring"
 )
 
 // Render validates o and returns every object of the install, in the order
 // they must be applied: Namespace, CRDs, ServiceAccounts, RBAC, the issuer
 // Secret, the NetworkPolicies (before any pod they protect), Deployments,
-// the gateway Service and its PodDisruptionBudget.
+// the gateway Service and its PodDisruptionBudget; with o.Alerts, then the
+// PrometheusRule.
 func Render(o Options) ([]client.Object, error) {
 	s, err := o.resolve()
 	if err != nil {
@@ -63,7 +65,17 @@ func build(s spec) ([]client.Object, error) {
 	objs = append(objs, issuerSecret(s))
 	objs = append(objs, controllerNetworkPolicy(), gatewayNetworkPolicy(s))
 	objs = append(objs, controllerDeployment(s), gatewayDeployment(s), gatewayService(s), gatewayPDB())
+	if s.alerts {
+		objs = append(objs, alertRules())
+	}
 	return objs, nil
+}
+
+// alertRules is the PrometheusRule of Ferry's alerts. It is last: nothing
+// depends on it, and an apply that fails on it for want of the
+// prometheus-operator CRDs has installed everything else.
+func alertRules() client.Object {
+	return monitoring.PrometheusRule(partOf, contract.SystemNamespace, labels(""))
 }
 
 // CRDDocuments are the CRDs' YAML exactly as embedded in this module and in
