@@ -1,4 +1,5 @@
-// Command ferry is the Ferry CLI. See internal/cli.
+// Command ferry is the Ferry CLI, and kubectl's ferry plugin when installed
+// as kubectl-ferry. See internal/cli.
 package main
 
 import (
@@ -9,7 +10,9 @@ import (
 )
 
 func main() {
-	if err := cli.NewRootCommand(cli.Streams{In: os.Stdin, Out: os.Stdout, Err: os.Stderr}).Execute(); err != nil {
+	// The same binary is kubectl's plugin when named kubectl-ferry.
+	root := cli.NewRootCommandNamed(cli.CommandName(os.Args[0]), cli.Streams{In: os.Stdin, Out: os.Stdout, Err: os.Stderr})
+	if err := root.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "Error:", err)
 		os.Exit(1)
 	}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"k8s.io/cli-runtime/pkg/genericclioptions"
 )
 
 // Severity says what a failed check means for the exit code.
@@ -111,7 +112,7 @@ func passedf(format string, args ...any) error {
 	return &passError{detail: fmt.Sprintf(format, args...)}
 }
 
-func newCheckCommand() *cobra.Command {
+func newCheckCommand(kf *genericclioptions.ConfigFlags) *cobra.Command {
 	var (
 		wait   time.Duration
 		output *string
@@ -133,7 +134,7 @@ run shares one deadline). Exit status: 0 when every fatal check passed
   ferry --context west check -o json | jq '.checks[] | select(.status != "passed")'`,
 		Args: noArgs("check"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			k, err := kubeConnect(cmd)
+			k, err := kubeConnect(kf)
 			if err != nil {
 				return err
 			}

@@ -13,6 +13,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	mcsv1beta1 "sigs.k8s.io/mcs-api/pkg/apis/v1beta1"
@@ -21,7 +22,7 @@ import (
 	"ferry.dev/ferry/internal/exports"
 )
 
-func newExportCommand() *cobra.Command {
+func newExportCommand(kf *genericclioptions.ConfigFlags) *cobra.Command {
 	var (
 		to  []string
 		all bool
@@ -42,7 +43,7 @@ Running export again with the same flags changes nothing.`,
   ferry --context east export foo -n shop --to west,north
   ferry --context east export svc/foo -n shop --all-clusters`,
 		Args:              serviceArg("export"),
-		ValidArgsFunction: completeServices,
+		ValidArgsFunction: completeServices(kf),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			name, _ := parseServiceArg(args[0])
 			var allowed []string
@@ -52,7 +53,7 @@ Running export again with the same flags changes nothing.`,
 					return err
 				}
 			}
-			k, err := kubeConnect(cmd)
+			k, err := kubeConnect(kf)
 			if err != nil {
 				return err
 			}
@@ -70,7 +71,7 @@ Running export again with the same flags changes nothing.`,
 	return cmd
 }
 
-func newUnexportCommand() *cobra.Command {
+func newUnexportCommand(kf *genericclioptions.ConfigFlags) *cobra.Command {
 	var ignoreNotFound bool
 	cmd := &cobra.Command{
 		Use:   "unexport svc/NAME",
@@ -80,10 +81,10 @@ context's). Importers remove their mirrors when their feed delivers the
 change. The Service itself is not touched.`,
 		Example:           `  ferry --context east unexport svc/foo -n shop`,
 		Args:              serviceArg("unexport"),
-		ValidArgsFunction: completeServices,
+		ValidArgsFunction: completeServices(kf),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			name, _ := parseServiceArg(args[0])
-			k, err := kubeConnect(cmd)
+			k, err := kubeConnect(kf)
 			if err != nil {
 				return err
 			}
@@ -260,23 +261,25 @@ func exportable(svc *corev1.Service) error {
 
 // completeServices offers the Services of the namespace, without mirrors
 // (they cannot be exported).
-func completeServices(cmd *cobra.Command, args []string, _ string) ([]string, cobra.ShellCompDirective) {
-	if len(args) > 0 {
-		return nil, cobra.ShellCompDirectiveNoFileComp
-	}
-	k, err := kubeConnect(cmd)
-	if err != nil {
-		return nil, cobra.ShellCompDirectiveNoFileComp
-	}
-	var list corev1.ServiceList
-	if err := k.Client.List(cmd.Context(), &list, client.InNamespace(k.Namespace)); err != nil {
-		return nil, cobra.ShellCompDirectiveNoFileComp
-	}
-	var out []string
-	for _, s := range list.Items {
-		if s.Labels[contract.LabelLink] == "" {
-			out = append(out, "svc/"+s.Name)
+func completeServices(kf *genericclioptions.ConfigFlags) cobra.CompletionFunc {
+	return func(cmd *cobra.Command, args []string, _ string) ([]string, cobra.ShellCompDirective) {
+		if len(args) > 0 {
+			return nil, cobra.ShellCompDirectiveNoFileComp
 		}
+		k, err := kubeConnect(kf)
+		if err != nil {
+			return nil, cobra.ShellCompDirectiveNoFileComp
+		}
+		var list corev1.ServiceList
+		if err := k.Client.List(cmd.Context(), &list, client.InNamespace(k.Namespace)); err != nil {
+			return nil, cobra.ShellCompDirectiveNoFileComp
+		}
+		var out []string
+		for _, s := range list.Items {
+			if s.Labels[contract.LabelLink] == "" {
+				out = append(out, "svc/"+s.Name)
+			}
+		}
+		return out, cobra.ShellCompDirectiveNoFileComp
 	}
-	return out, cobra.ShellCompDirectiveNoFileComp
 }

@@ -16,13 +16,14 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	ferryv1 "ferry.dev/ferry/api/v1alpha1"
 	"ferry.dev/ferry/internal/contract"
 )
 
-func newGatewaysCommand() *cobra.Command {
+func newGatewaysCommand(kf *genericclioptions.ConfigFlags) *cobra.Command {
 	var output *string
 	cmd := &cobra.Command{
 		Use:   "gateways",
@@ -42,7 +43,7 @@ not possible they print "-" and a note says why.`,
   ferry --context west gateways -o json`,
 		Args: noArgs("gateways"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			k, err := kubeConnect(cmd)
+			k, err := kubeConnect(kf)
 			if err != nil {
 				return err
 			}

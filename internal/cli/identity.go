@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"sigs.k8s.io/yaml"
 
 	"ferry.dev/ferry/internal/contract"
@@ -26,10 +27,12 @@ const (
 	identityBundleFile     = "bundle.crt"
 )
 
-func newIdentityCommand() *cobra.Command { return newIdentityCommandAt(time.Now) }
+func newIdentityCommand(kf *genericclioptions.ConfigFlags) *cobra.Command {
+	return newIdentityCommandAt(time.Now, kf)
+}
 
 // newIdentityCommandAt takes the clock so tests can pin "time left".
-func newIdentityCommandAt(now func() time.Time) *cobra.Command {
+func newIdentityCommandAt(now func() time.Time, kf *genericclioptions.ConfigFlags) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "identity",
 		Short: "Make and inspect the mesh's CA material (root, per-cluster issuers)",
@@ -40,7 +43,7 @@ controller issues itself. These commands make the first two, and revoke a
 cluster's issuer without a new root (revoke, unrevoke, revoked).`,
 	}
 	cmd.AddCommand(newIdentityInitCommand(now), newIdentityIssuerCommand(now), newIdentityInspectCommand(now),
-		newIdentityRevokeCommand(now, false), newIdentityRevokeCommand(now, true), newIdentityRevokedCommand())
+		newIdentityRevokeCommand(now, false, kf), newIdentityRevokeCommand(now, true, kf), newIdentityRevokedCommand(kf))
 	return cmd
 }
 

@@ -14,6 +14,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/cli-runtime/pkg/genericclioptions"
 
 	"ferry.dev/ferry/internal/certsecret"
 	"ferry.dev/ferry/internal/contract"
@@ -51,7 +52,7 @@ func entriesOf(rs []identity.Revocation) []RevocationEntry {
 	return out
 }
 
-func newIdentityRevokeCommand(now func() time.Time, undo bool) *cobra.Command {
+func newIdentityRevokeCommand(now func() time.Time, undo bool, kf *genericclioptions.ConfigFlags) *cobra.Command {
 	var (
 		certFiles, fingerprints []string
 		note                    string
@@ -84,7 +85,7 @@ Run it against every cluster that must stop trusting the key.`,
 			if err != nil {
 				return err
 			}
-			k, err := kubeConnect(cmd)
+			k, err := kubeConnect(kf)
 			if err != nil {
 				return err
 			}
@@ -107,14 +108,14 @@ Run it against every cluster that must stop trusting the key.`,
 	return cmd
 }
 
-func newIdentityRevokedCommand() *cobra.Command {
+func newIdentityRevokedCommand(kf *genericclioptions.ConfigFlags) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "revoked",
 		Short: "Show this cluster's deny list, and whether the gateways have it yet",
 		Args:  noArgs("revoked"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			format := outputFlagValue(cmd)
-			k, err := kubeConnect(cmd)
+			k, err := kubeConnect(kf)
 			if err != nil {
 				return err
 			}

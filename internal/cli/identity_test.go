@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"sigs.k8s.io/yaml"
 
 	"ferry.dev/ferry/internal/contract"
@@ -165,7 +166,7 @@ func TestIdentityExtraRoots(t *testing.T) {
 func inspectAt(t *testing.T, now time.Time, args ...string) (string, error) {
 	t.Helper()
 	var out bytes.Buffer
-	cmd := newIdentityCommandAt(func() time.Time { return now })
+	cmd := newIdentityCommandAt(func() time.Time { return now }, genericclioptions.NewConfigFlags(true))
 	cmd.SetOut(&out)
 	cmd.SetErr(&out)
 	cmd.SetArgs(append([]string{"inspect"}, args...))

@@ -11,15 +11,14 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
-	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/cli-runtime/pkg/genericclioptions"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
@@ -28,23 +27,23 @@ import (
 	ferryv1 "ferry.dev/ferry/api/v1alpha1"
 )
 
-// Global flags, as kubectl names them.
-const (
-	flagKubeconfig = "kubeconfig"
-	flagContext    = "context"
-	flagNamespace  = "namespace"
-)
-
-// kubeRequestTimeout bounds each API request, so that an unreachable
-// cluster gives an error instead of a hang.
+// kubeRequestTimeout bounds each API request unless --request-timeout says
+// otherwise, so that an unreachable cluster gives an error instead of a
+// hang. kubectl's own default is no timeout; ferry's commands are short
+// reads and writes, and its waits poll.
 const kubeRequestTimeout = 30 * time.Second
 
-// addKubeFlags registers the global connection flags. Commands read them
-// back through kubeConnect, so no state is shared between commands.
-func addKubeFlags(fs *pflag.FlagSet) {
-	fs.String(flagKubeconfig, "", "path to the kubeconfig file (default: $KUBECONFIG or ~/.kube/config)")
-	fs.String(flagContext, "", "kubeconfig context to use (default: the current context)")
-	fs.StringP(flagNamespace, "n", "", "namespace (default: the context's namespace)")
+// addKubeFlags registers kubectl's own connection flags
+// (k8s.io/cli-runtime's ConfigFlags: --kubeconfig, --context, -n, --as,
+// --as-group, --token, --server, --request-timeout, ...), so that each
+// means exactly what it means to kubectl and `kubectl ferry` takes the
+// flags kubectl passes on. Each command tree has its own set; commands read
+// it through kubeConnect.
+func addKubeFlags(fs *pflag.FlagSet) *genericclioptions.ConfigFlags {
+	kf := genericclioptions.NewConfigFlags(true)
+	*kf.Timeout = kubeRequestTimeout.String()
+	kf.AddFlags(fs)
+	return kf
 }
 
 // kubeTarget is a connection to one cluster and what names it in messages.
@@ -68,53 +67,47 @@ func kubeScheme() (*runtime.Scheme, error) {
 	return s, nil
 }
 
-// kubeConnect builds a client from the global flags, with one-line errors
+// kubeConnect builds a client from kubectl's flags, with one-line errors
 // that say what to change.
-func kubeConnect(cmd *cobra.Command) (*kubeTarget, error) {
+func kubeConnect(kf *genericclioptions.ConfigFlags) (*kubeTarget, error) {
 	// controller-runtime's client logs through its own logger; unset, it
 	// prints a stack trace to stderr after 30 s (a long --wait). The CLI
 	// reports what it needs itself.
 	quietControllerRuntime.Do(func() { ctrllog.SetLogger(logr.Discard()) })
-	flags := cmd.Flags()
-	path, _ := flags.GetString(flagKubeconfig)
-	ctxName, _ := flags.GetString(flagContext)
-	ns, _ := flags.GetString(flagNamespace)
-
-	rules := clientcmd.NewDefaultClientConfigLoadingRules()
-	if path != "" {
-		rules.ExplicitPath = path
-	}
-	overrides := &clientcmd.ConfigOverrides{CurrentContext: ctxName}
-	overrides.Context.Namespace = ns
-	cc := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, overrides)
+	cc := kf.ToRawKubeConfigLoader()
 	raw, err := cc.RawConfig()
 	if err != nil {
 		return nil, fmt.Errorf("kubeconfig: %w (set --kubeconfig or $KUBECONFIG)", err)
 	}
 	where := "the kubeconfig"
-	if files := rules.GetLoadingPrecedence(); path != "" {
-		where = path
-	} else if len(files) > 0 {
+	if access := cc.ConfigAccess(); access.GetExplicitFile() != "" {
+		where = access.GetExplicitFile()
+	} else if files := access.GetLoadingPrecedence(); len(files) > 0 {
 		where = strings.Join(files, ":")
 	}
-	if len(raw.Contexts) == 0 {
-		return nil, fmt.Errorf("no Kubernetes contexts in %s: set --kubeconfig or $KUBECONFIG", where)
-	}
-	if ctxName == "" {
+	ctxName := deref(kf.Context)
+	server := deref(kf.APIServer)
+	switch {
+	case server != "" && ctxName == "" && raw.CurrentContext == "":
+		// As with kubectl, --server (with --token or a certificate) needs
+		// no kubeconfig at all; messages name the server.
+		ctxName = server
+	case len(raw.Contexts) == 0:
+		return nil, fmt.Errorf("no Kubernetes contexts in %s: set --kubeconfig or $KUBECONFIG (or --server with --token)", where)
+	case ctxName == "" && raw.CurrentContext == "":
+		return nil, fmt.Errorf("no current context in %s: pass --context (one of %s)", where, contextNames(raw.Contexts))
+	case ctxName == "":
 		ctxName = raw.CurrentContext
 	}
-	if ctxName == "" {
-		return nil, fmt.Errorf("no current context in %s: pass --context (one of %s)", where, contextNames(raw.Contexts))
-	}
-	if _, ok := raw.Contexts[ctxName]; !ok {
+	if _, ok := raw.Contexts[ctxName]; !ok && ctxName != server {
 		return nil, fmt.Errorf("context %q is not in %s: use one of %s", ctxName, where, contextNames(raw.Contexts))
 	}
-	cfg, err := cc.ClientConfig()
+	cfg, err := kf.ToRESTConfig()
 	if err != nil {
 		return nil, fmt.Errorf("context %q: %w", ctxName, err)
 	}
-	cfg.Timeout = kubeRequestTimeout
-	if ns, _, err = cc.Namespace(); err != nil {
+	ns, _, err := cc.Namespace()
+	if err != nil {
 		return nil, fmt.Errorf("context %q: namespace: %w", ctxName, err)
 	}
 	scheme, err := kubeScheme()
@@ -126,6 +119,13 @@ func kubeConnect(cmd *cobra.Command) (*kubeTarget, error) {
 		return nil, (&kubeTarget{Config: cfg, Context: ctxName}).explain("connect", err)
 	}
 	return &kubeTarget{Client: c, Config: cfg, Context: ctxName, Namespace: ns}, nil
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
 }
 
 func contextNames[V any](m map[string]V) string {

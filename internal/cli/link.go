@@ -12,6 +12,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	ferryv1 "ferry.dev/ferry/api/v1alpha1"
@@ -20,7 +21,7 @@ import (
 	"ferry.dev/ferry/internal/linkgen"
 )
 
-func newLinkCommand() *cobra.Command {
+func newLinkCommand(kf *genericclioptions.ConfigFlags) *cobra.Command {
 	var (
 		o      linkgen.Options
 		output *string
@@ -49,7 +50,7 @@ use a DNS name, pass --gateway-address (a bare host gets port 4143).`,
 			if err := contract.ValidateClusterName(o.ClusterName); err != nil {
 				return fmt.Errorf("--cluster-name: %w", err)
 			}
-			k, err := kubeConnect(cmd)
+			k, err := kubeConnect(kf)
 			if err != nil {
 				return err
 			}

@@ -12,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/duration"
+	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	ferryv1 "ferry.dev/ferry/api/v1alpha1"
@@ -22,7 +23,7 @@ import (
 // carry the whole message.
 const maxTableMessage = 72
 
-func newLinksCommand() *cobra.Command {
+func newLinksCommand(kf *genericclioptions.ConfigFlags) *cobra.Command {
 	var output *string
 	cmd := &cobra.Command{
 		Use:   "links",
@@ -39,7 +40,7 @@ stream alive without writing status.`,
   ferry --context west links -o json`,
 		Args: noArgs("links"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			k, err := kubeConnect(cmd)
+			k, err := kubeConnect(kf)
 			if err != nil {
 				return err
 			}

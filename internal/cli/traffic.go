@@ -14,6 +14,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -27,7 +28,7 @@ import (
 	"ferry.dev/ferry/internal/steering"
 )
 
-func newTrafficCommand() *cobra.Command {
+func newTrafficCommand(kf *genericclioptions.ConfigFlags) *cobra.Command {
 	var output *string
 	cmd := &cobra.Command{
 		Use:   "traffic NAME",
@@ -57,7 +58,7 @@ OBSERVED shows the result.`,
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
-			k, err := kubeConnect(cmd)
+			k, err := kubeConnect(kf)
 			if err != nil {
 				return err
 			}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	mcsv1beta1 "sigs.k8s.io/mcs-api/pkg/apis/v1beta1"
 
@@ -15,7 +16,7 @@ import (
 	"ferry.dev/ferry/internal/install"
 )
 
-func newUninstallCommand() *cobra.Command {
+func newUninstallCommand(kf *genericclioptions.ConfigFlags) *cobra.Command {
 	var (
 		force, keepCRDs bool
 		output          *string
@@ -36,7 +37,7 @@ cluster; --keep-crds leaves them.`,
 		Example: `  ferry --context east uninstall | kubectl --context east delete --ignore-not-found -f -`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			k, err := kubeConnect(cmd)
+			k, err := kubeConnect(kf)
 			if err != nil {
 				return err
 			}

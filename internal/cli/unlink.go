@@ -15,6 +15,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	ferryv1 "ferry.dev/ferry/api/v1alpha1"
@@ -25,7 +26,7 @@ import (
 // feel live, long enough to cost the API server nothing.
 const unlinkPollInterval = 500 * time.Millisecond
 
-func newUnlinkCommand() *cobra.Command {
+func newUnlinkCommand(kf *genericclioptions.ConfigFlags) *cobra.Command {
 	var (
 		cluster string
 		wait    bool
@@ -46,7 +47,7 @@ once the Link is gone, or fails after --timeout saying what is stuck.`,
 			if cluster == "" {
 				return errors.New("--cluster-name is required: the remote cluster whose Link to delete (see `ferry links`)")
 			}
-			k, err := kubeConnect(cmd)
+			k, err := kubeConnect(kf)
 			if err != nil {
 				return err
 			}
@@ -75,7 +76,7 @@ once the Link is gone, or fails after --timeout saying what is stuck.`,
 	f.StringVar(&cluster, "cluster-name", "", "remote cluster whose Link to delete (required)")
 	f.BoolVar(&wait, "wait", false, "wait until the controller has removed everything the Link owns")
 	f.DurationVar(&timeout, "timeout", 2*time.Minute, "with --wait, how long to wait")
-	_ = cmd.RegisterFlagCompletionFunc("cluster-name", completeLinks)
+	_ = cmd.RegisterFlagCompletionFunc("cluster-name", completeLinks(kf))
 	return cmd
 }
 
@@ -228,18 +229,20 @@ func plural(n int, noun string) string {
 
 // completeLinks offers the cluster names of the Links in the current
 // context, for --cluster-name completion.
-func completeLinks(cmd *cobra.Command, _ []string, _ string) ([]string, cobra.ShellCompDirective) {
-	k, err := kubeConnect(cmd)
-	if err != nil {
-		return nil, cobra.ShellCompDirectiveNoFileComp
+func completeLinks(kf *genericclioptions.ConfigFlags) cobra.CompletionFunc {
+	return func(cmd *cobra.Command, _ []string, _ string) ([]string, cobra.ShellCompDirective) {
+		k, err := kubeConnect(kf)
+		if err != nil {
+			return nil, cobra.ShellCompDirectiveNoFileComp
+		}
+		var list ferryv1.LinkList
+		if err := k.Client.List(cmd.Context(), &list, client.InNamespace(contract.SystemNamespace)); err != nil {
+			return nil, cobra.ShellCompDirectiveNoFileComp
+		}
+		var out []string
+		for _, l := range list.Items {
+			out = append(out, l.Spec.ClusterName)
+		}
+		return out, cobra.ShellCompDirectiveNoFileComp
 	}
-	var list ferryv1.LinkList
-	if err := k.Client.List(cmd.Context(), &list, client.InNamespace(contract.SystemNamespace)); err != nil {
-		return nil, cobra.ShellCompDirectiveNoFileComp
-	}
-	var out []string
-	for _, l := range list.Items {
-		out = append(out, l.Spec.ClusterName)
-	}
-	return out, cobra.ShellCompDirectiveNoFileComp
 }

@@ -11,6 +11,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/rest"
 
@@ -22,7 +23,7 @@ import (
 // when the cluster is down, since that is when people run it.
 const versionServerTimeout = 5 * time.Second
 
-func newVersionCommand() *cobra.Command {
+func newVersionCommand(kf *genericclioptions.ConfigFlags) *cobra.Command {
 	var (
 		clientOnly bool
 		output     *string
@@ -39,9 +40,14 @@ error.`,
   ferry version --client`,
 		Args: noArgs("version"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			r := versionReport{Client: version.String("ferry"), ClientVersion: version.Version}
+			r := versionReport{Client: version.String("ferry"), ClientVersion: version.Version, ClientCommit: version.Revision()}
 			if !clientOnly {
-				r.Server, r.Note = serverVersions(cmd)
+				r.Server, r.Note = serverVersions(cmd, kf)
+				r.Skew = versionSkew(r.ClientVersion, r.Server)
+			}
+			if r.Skew != nil && !r.Skew.Supported && *output != outputTable {
+				// Scripts read stdout; the warning still reaches a person.
+				fmt.Fprintln(cmd.ErrOrStderr(), "Warning: "+r.Skew.Message)
 			}
 			return printValue(cmd.OutOrStdout(), *output, r, func(w io.Writer) error { return printVersion(w, r) })
 		},
@@ -54,8 +60,63 @@ error.`,
 type versionReport struct {
 	Client        string         `json:"client"`
 	ClientVersion string         `json:"clientVersion"`
+	ClientCommit  string         `json:"clientCommit"`
 	Server        *serverVersion `json:"server,omitempty"`
+	Skew          *skewReport    `json:"skew,omitempty"`
 	Note          string         `json:"note,omitempty"`
+}
+
+// skewReport says whether the client and the daemons may work together
+// (version.MaxMinorSkew). Known is false when a version names no release
+// ("dev", "latest", a digest): then nothing can be said, and nothing is
+// claimed.
+type skewReport struct {
+	Known     bool   `json:"known"`
+	Supported bool   `json:"supported"`
+	Message   string `json:"message"`
+}
+
+// versionSkew compares the client with each daemon, and the daemons with
+// each other: a controller and gateways too far apart disagree on the feed
+// and the tunnel just as a CLI would.
+func versionSkew(client string, s *serverVersion) *skewReport {
+	if s == nil || (s.Controller == nil && s.Gateway == nil) {
+		return nil
+	}
+	type side struct{ name, v string }
+	sides := []side{{"client", client}}
+	if s.Controller != nil {
+		sides = append(sides, side{"controller", s.Controller.Version})
+	}
+	if s.Gateway != nil {
+		sides = append(sides, side{"gateway", s.Gateway.Version})
+	}
+	r := &skewReport{Known: true, Supported: true}
+	var bad, unknown []string
+	for i := range sides {
+		for _, b := range sides[i+1:] {
+			a := sides[i]
+			ok, known := version.Skew(a.v, b.v)
+			switch {
+			case !known:
+				unknown = append(unknown, fmt.Sprintf("%s %s / %s %s", a.name, a.v, b.name, b.v))
+			case !ok:
+				bad = append(bad, fmt.Sprintf("%s %s and %s %s", a.name, a.v, b.name, b.v))
+			}
+		}
+	}
+	switch {
+	case len(bad) > 0:
+		r.Supported = false
+		r.Message = fmt.Sprintf("%s are more than %d minor version apart, which is not supported: use a ferry CLI of the daemons' version, or upgrade the daemons (`ferry install ... | kubectl apply -f -`)",
+			strings.Join(bad, "; "), version.MaxMinorSkew)
+	case len(unknown) > 0:
+		r.Known = false
+		r.Message = "skew unknown: not a release version (" + strings.Join(unknown, "; ") + ")"
+	default:
+		r.Message = fmt.Sprintf("within the supported skew (same major version, at most %d minor apart)", version.MaxMinorSkew)
+	}
+	return r
 }
 
 type serverVersion struct {
@@ -75,20 +136,20 @@ type componentVersion struct {
 
 // serverVersions asks the cluster; any failure becomes the note, because
 // the client version is still worth printing.
-func serverVersions(cmd *cobra.Command) (*serverVersion, string) {
-	k, err := kubeConnect(cmd)
+func serverVersions(cmd *cobra.Command, kf *genericclioptions.ConfigFlags) (*serverVersion, string) {
+	k, err := kubeConnect(kf)
 	if err != nil {
-		return nil, "server: " + err.Error()
+		return nil, "server version unknown: " + err.Error()
 	}
 	cfg := rest.CopyConfig(k.Config)
 	cfg.Timeout = versionServerTimeout
 	dc, err := discovery.NewDiscoveryClientForConfig(cfg)
 	if err != nil {
-		return nil, "server: " + k.explain("connect", err).Error()
+		return nil, "server version unknown: " + k.explain("connect", err).Error()
 	}
 	info, err := dc.ServerVersion()
 	if err != nil {
-		return nil, "server not reachable: " + k.explain("get the Kubernetes version", err).Error()
+		return nil, "server version unknown, not reachable: " + k.explain("get the Kubernetes version", err).Error()
 	}
 	s := &serverVersion{Context: k.Context, Kubernetes: info.GitVersion}
 	ctx, cancel := context.WithTimeout(cmd.Context(), versionServerTimeout)
@@ -153,6 +214,13 @@ func printVersion(w io.Writer, r versionReport) error {
 			}
 			lines = append(lines, [2]string{c.label, text})
 		}
+	}
+	if r.Skew != nil {
+		label := "Skew:"
+		if !r.Skew.Supported && r.Skew.Known {
+			label = "Warning:"
+		}
+		lines = append(lines, [2]string{label, r.Skew.Message})
 	}
 	if r.Note != "" {
 		lines = append(lines, [2]string{"Note:", r.Note})

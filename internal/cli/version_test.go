@@ -6,6 +6,10 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"sigs.k8s.io/yaml"
+
+	"ferry.dev/ferry/internal/version"
 )
 
 func TestVersionClientOnly(t *testing.T) {
@@ -41,8 +45,41 @@ func TestVersionServer(t *testing.T) {
 	if err := json.Unmarshal([]byte(mustFerryOn(t, exporter, "version", "-o", "json")), &r); err != nil {
 		t.Fatal(err)
 	}
-	if r.Server == nil || r.Server.Controller == nil || r.Server.Controller.Version != eastImageTag || r.Note != "" {
+	if r.Server == nil || r.Server.Controller == nil || r.Server.Controller.Version != eastImageTag || r.Note != "" || r.ClientCommit == "" {
 		t.Errorf("-o json: %+v", r)
+	}
+}
+
+// TestVersionSkew: the daemons run v9.9.9 (their image tag); a client one
+// minor away is within the supported skew, two away is a warning on the
+// table and on stderr with -o yaml, and a development build says the skew
+// is unknown. Exit status 0 in every case.
+func TestVersionSkew(t *testing.T) {
+	installEast(t)
+	old, oldCommit := version.Version, version.Commit
+	t.Cleanup(func() { version.Version, version.Commit = old, oldCommit })
+	version.Commit = "0123abcd"
+	for _, c := range []struct {
+		client, want string
+	}{
+		{"v9.8.0", "Skew:       within the supported skew (same major version, at most 1 minor apart)\n"},
+		{"v9.11.2", "Warning:    client v9.11.2 and controller v9.9.9; client v9.11.2 and gateway v9.9.9 are more than 1 minor version apart, which is not supported: use a ferry CLI of the daemons' version"},
+		{"dev", "Skew:       skew unknown: not a release version (client dev / controller v9.9.9; client dev / gateway v9.9.9)\n"},
+	} {
+		version.Version = c.client
+		out := mustFerryOn(t, exporter, "version")
+		if !strings.Contains(out, c.want) || !strings.Contains(out, "Client:     ferry "+c.client+" (go") || !strings.Contains(out, ", commit 0123abcd)") {
+			t.Errorf("client %s: want %q in\n%s", c.client, c.want, out)
+		}
+	}
+	version.Version = "v9.11.2"
+	out, stderr, err := ferryOn(t, exporter, "version", "-o", "yaml")
+	var r versionReport
+	if err != nil || yaml.Unmarshal([]byte(out), &r) != nil || r.Skew == nil || r.Skew.Supported || !r.Skew.Known || r.ClientCommit != "0123abcd" {
+		t.Errorf("-o yaml: %v %+v\n%s", err, r.Skew, out)
+	}
+	if !strings.HasPrefix(stderr, "Warning: client v9.11.2 and controller v9.9.9") {
+		t.Errorf("stderr: %q", stderr)
 	}
 }
 
@@ -62,7 +99,7 @@ func TestVersionUnreachable(t *testing.T) {
 		}
 	}
 	out, _, _ := execFerry(t, "--kubeconfig", kc, "version")
-	if !strings.Contains(out, `server not reachable: get the Kubernetes version: cannot reach the API server https://127.0.0.1:1 of context "down"`) {
+	if !strings.Contains(out, `Note:       server version unknown, not reachable: get the Kubernetes version: cannot reach the API server https://127.0.0.1:1 of context "down"`) {
 		t.Errorf("down:\n%s", out)
 	}
 }

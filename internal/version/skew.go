@@ -1,0 +1,51 @@
+package version
+
+import (
+	"fmt"
+	"regexp"
+	"strconv"
+)
+
+// MaxMinorSkew is how many minor versions the CLI and the daemons, and the
+// daemons among themselves, may be apart within one major version. Ferry's
+// Link CRD, feed protocol and tunnel header only ever gain fields in a
+// minor release and keep reading the previous minor's, so one minor apart
+// works in either direction (an upgrade runs the new CLI against the old
+// daemons, then rolls them); two is not tested and not supported.
+const MaxMinorSkew = 1
+
+// Release is a parsed release version: vMAJOR.MINOR.PATCH.
+type Release struct{ Major, Minor, Patch int }
+
+func (r Release) String() string { return fmt.Sprintf("v%d.%d.%d", r.Major, r.Minor, r.Patch) }
+
+// releasePrefix accepts a release and what git describe appends to one
+// ("v0.3.1-4-gabc1234-dirty" is v0.3.1 plus commits).
+var releasePrefix = regexp.MustCompile(`^v?(\d+)\.(\d+)\.(\d+)(?:[-+.].*)?$`)
+
+// ParseRelease reads a version such as "v0.3.1"; ok is false for "dev",
+// "latest", a digest and anything else that names no release.
+func ParseRelease(s string) (Release, bool) {
+	m := releasePrefix.FindStringSubmatch(s)
+	if m == nil {
+		return Release{}, false
+	}
+	var r Release
+	r.Major, _ = strconv.Atoi(m[1])
+	r.Minor, _ = strconv.Atoi(m[2])
+	r.Patch, _ = strconv.Atoi(m[3])
+	return r, true
+}
+
+// Skew compares two versions: supported when both are releases of one
+// major version at most MaxMinorSkew minors apart. known is false when
+// either names no release (nothing can be said).
+func Skew(a, b string) (supported, known bool) {
+	ra, okA := ParseRelease(a)
+	rb, okB := ParseRelease(b)
+	if !okA || !okB {
+		return false, false
+	}
+	d := ra.Minor - rb.Minor
+	return ra.Major == rb.Major && d <= MaxMinorSkew && -d <= MaxMinorSkew, true
+}
