@@ -14,7 +14,7 @@ FUZZTIME ?= 60s
 
 BINARIES := ferry ferry-controller ferry-gateway
 
-.PHONY: all build tools test unit lint fmt vet staticcheck golangci fuzz demo sandbox conformance bench clean deps generate proto bench-peer bench-scale chart chaos soak images
+.PHONY: all build tools test unit lint fmt vet staticcheck golangci fuzz demo sandbox conformance bench clean deps generate proto bench-peer bench-scale chart chaos soak images vulncheck
 
 all: build
 
@@ -47,8 +47,8 @@ test: deps tools lint unit
 unit:
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) $(TEST_FLAGS) ./...
 
-## lint: gofmt, go vet, staticcheck, and the boundaries golangci-lint enforces
-lint: fmt vet staticcheck golangci
+## lint: gofmt, go vet, staticcheck, the boundaries golangci-lint enforces, govulncheck
+lint: fmt vet staticcheck golangci vulncheck
 
 fmt:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './hack/tools/*')); \
@@ -61,6 +61,12 @@ staticcheck:
 	@[ -x bin/staticcheck ] && bin/staticcheck -version 2>/dev/null | grep -F "$(STATICCHECK_VERSION:v%=%)" >/dev/null || \
 		GOBIN=$(CURDIR)/bin $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 	bin/staticcheck ./...
+
+## vulncheck: govulncheck (pinned) against a local database built from a pinned
+## golang.org/x/vulndb; fails on a reached vulnerability in a required module
+## (STRICT=1: in the standard library too, for release builds)
+vulncheck:
+	@$(GO) run ./hack/vulncheck $(if $(STRICT),-strict)
 
 ## golangci: depguard, importas, forbidigo, sloglint, errorlint (.golangci.yml)
 golangci:
