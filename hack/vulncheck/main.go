@@ -112,8 +112,11 @@ func ensureDB(ctx context.Context, dir string) (string, time.Time, error) {
 		return "", time.Time{}, fmt.Errorf("go mod download golang.org/x/vulndb: %w", err)
 	}
 	var mod struct{ Dir, Error string }
-	if err := json.Unmarshal(out, &mod); err != nil || mod.Dir == "" {
-		return "", time.Time{}, fmt.Errorf("go mod download golang.org/x/vulndb: %v %s", err, mod.Error)
+	if err := json.Unmarshal(out, &mod); err != nil {
+		return "", time.Time{}, fmt.Errorf("go mod download golang.org/x/vulndb: %w", err)
+	}
+	if mod.Dir == "" {
+		return "", time.Time{}, fmt.Errorf("go mod download golang.org/x/vulndb: %s", mod.Error)
 	}
 	tmp := dir + ".tmp"
 	if err := os.RemoveAll(tmp); err != nil {
