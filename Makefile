@@ -4,7 +4,7 @@
 SHELL := /usr/bin/env bash
 GO ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-LDFLAGS := -s -w -X ferry.dev/ferry/internal/version.Version=$(VERSION)
+LDFLAGS := -s -w -X ferry.dev/ferry/internal/version.Version=$(VERSION) -X ferry.dev/ferry/internal/version.Commit=$(shell git rev-parse HEAD 2>/dev/null)
 STATICCHECK_VERSION := v0.8.2
 GOLANGCI_LINT_VERSION := v2.15.0
 # The whole suite on 2 cores; packages share clusters, so keep -p modest.
@@ -24,7 +24,8 @@ build:
 	@for b in $(BINARIES); do \
 		CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/$$b ./cmd/$$b || exit 1; \
 	done
-	@echo "built: $(addprefix bin/,$(BINARIES))"
+	@cp bin/ferry bin/kubectl-ferry # the same binary, as kubectl's plugin (`kubectl ferry`)
+	@echo "built: $(addprefix bin/,$(BINARIES)) bin/kubectl-ferry"
 
 ## images: OCI images of both daemons, built without Docker, into dist/images:
 ## an OCI layout, docker-archive tarballs (docker/podman/kind load) and SBOMs.
