@@ -149,3 +149,20 @@ func TestInstallErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestInstallAlerts: --alerts adds the PrometheusRule that install.Render
+// adds for Options.Alerts, and only then.
+func TestInstallAlerts(t *testing.T) {
+	dir := issuerDir(t, "east")
+	without, _, err := execFerry(t, "install", "--cluster-name", "east", "--identity-dir", dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	with, _, err := execFerry(t, "install", "--cluster-name", "east", "--identity-dir", dir, "--alerts")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(without, "kind: PrometheusRule") || !strings.Contains(with, "\nkind: PrometheusRule\n") {
+		t.Errorf("PrometheusRule: without --alerts %v, with %v", strings.Contains(without, "kind: PrometheusRule"), strings.Contains(with, "kind: PrometheusRule"))
+	}
+}
