@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 
 	"ferry.dev/ferry/internal/monitoring"
+	"ferry.dev/ferry/internal/monitoring/grafana"
 )
 
 func main() {
@@ -22,14 +23,14 @@ func main() {
 }
 
 func run() error {
-	dash, err := monitoring.DashboardJSON()
+	dash, err := grafana.DashboardJSON()
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(filepath.Dir(monitoring.DashboardPath), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(grafana.DashboardPath), 0o755); err != nil {
 		return err
 	}
-	if err := os.WriteFile(monitoring.DashboardPath, dash, 0o644); err != nil {
+	if err := os.WriteFile(grafana.DashboardPath, dash, 0o644); err != nil {
 		return err
 	}
 	doc, err := os.ReadFile(monitoring.OperationsDoc)
@@ -42,6 +43,6 @@ func run() error {
 	if err := os.WriteFile(monitoring.OperationsDoc, doc, 0o644); err != nil {
 		return err
 	}
-	fmt.Printf("wrote %s and the alert table of %s (%d alerts)\n", monitoring.DashboardPath, monitoring.OperationsDoc, len(monitoring.Alerts()))
+	fmt.Printf("wrote %s and the alert table of %s (%d alerts)\n", grafana.DashboardPath, monitoring.OperationsDoc, len(monitoring.Alerts()))
 	return nil
 }

@@ -8,7 +8,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/util/wait"
 
-	"ferry.dev/ferry/internal/monitoring"
+	"ferry.dev/ferry/internal/monitoring/grafana"
 	"ferry.dev/ferry/internal/tooling/netns"
 	"ferry.dev/ferry/internal/tooling/promexpr"
 )
@@ -24,7 +24,7 @@ func TestMonitoringMetricsExist(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
 
-	exprs, err := monitoring.Expressions()
+	exprs, err := grafana.Expressions()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -175,3 +175,17 @@ func AlertTable() string {
 	}
 	return b.String()
 }
+
+// Expression is one PromQL expression of the alerts or the dashboard, and
+// where it is used, for the checks that parse them and look their metrics
+// up in live /metrics.
+type Expression struct{ Where, Expr string }
+
+// AlertExpressions are the alerts' expressions.
+func AlertExpressions() []Expression {
+	var out []Expression
+	for _, a := range Alerts() {
+		out = append(out, Expression{Where: "alert " + a.Name, Expr: a.Expr})
+	}
+	return out
+}

@@ -1,7 +1,7 @@
-// Package monitoring is what Ferry gives an operator's Prometheus and
-// Grafana: the alerting rules (Alerts, rendered as a prometheus-operator
-// PrometheusRule by PrometheusRule) and the Grafana dashboard (Dashboard,
-// built with the Grafana Foundation SDK rather than written as JSON).
+// Package monitoring is what Ferry gives an operator's Prometheus: the
+// alerting rules (Alerts, rendered as a prometheus-operator PrometheusRule
+// by PrometheusRule). The Grafana dashboard is built in the subpackage
+// grafana, with the Grafana Foundation SDK rather than written as JSON.
 //
 // Both are data defined once here. `ferry install --alerts` and the chart's
 // alerts.enabled value render the same rules (internal/install);

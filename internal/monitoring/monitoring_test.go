@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/prometheus/promql/parser"
 
 	"ferry.dev/ferry/internal/monitoring"
+	"ferry.dev/ferry/internal/monitoring/grafana"
 	"ferry.dev/ferry/internal/tooling/promexpr"
 )
 
@@ -21,7 +22,7 @@ const root = "../.."
 
 func expressions(t *testing.T) []monitoring.Expression {
 	t.Helper()
-	exprs, err := monitoring.Expressions()
+	exprs, err := grafana.Expressions()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -235,7 +236,7 @@ func TestPrometheusRule(t *testing.T) {
 // TestGeneratedFilesUpToDate fails when the committed dashboard or the
 // alert table of docs/operations.md is not what the code generates.
 func TestGeneratedFilesUpToDate(t *testing.T) {
-	dash, err := monitoring.DashboardJSON()
+	dash, err := grafana.DashboardJSON()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -247,7 +248,7 @@ func TestGeneratedFilesUpToDate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for path, want := range map[string][]byte{monitoring.DashboardPath: dash, monitoring.OperationsDoc: wantDoc} {
+	for path, want := range map[string][]byte{grafana.DashboardPath: dash, monitoring.OperationsDoc: wantDoc} {
 		got, err := os.ReadFile(filepath.Join(root, path))
 		if err != nil {
 			t.Fatalf("%v (run go run ./hack/genmonitoring)", err)

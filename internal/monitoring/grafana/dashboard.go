@@ -1,6 +1,6 @@
 //lint:file-ignore SA1019 The SDK deprecates the classic dashboard model for dashboardv2, but the classic JSON is what every Grafana imports and provisions from a file; v2 needs Grafana 12's v2 API.
 
-package monitoring
+package grafana
 
 import (
 	"bytes"
@@ -14,6 +14,8 @@ import (
 	"github.com/grafana/grafana-foundation-sdk/go/prometheus"
 	"github.com/grafana/grafana-foundation-sdk/go/stat"
 	"github.com/grafana/grafana-foundation-sdk/go/timeseries"
+
+	"ferry.dev/ferry/internal/monitoring"
 )
 
 // DashboardPath is where the generated dashboard is committed, relative to
@@ -177,7 +179,7 @@ func Dashboard() (dashboard.Dashboard, error) {
 	}
 	d, err := b.Build()
 	if err != nil {
-		return d, fmt.Errorf("monitoring: dashboard: %w", err)
+		return d, fmt.Errorf("grafana: dashboard: %w", err)
 	}
 	return d, nil
 }
@@ -220,25 +222,18 @@ func DashboardJSON() ([]byte, error) {
 	// Expressions hold > and <, which should stay readable in the file.
 	enc.SetEscapeHTML(false)
 	if err := enc.Encode(d); err != nil {
-		return nil, fmt.Errorf("monitoring: dashboard: %w", err)
+		return nil, fmt.Errorf("grafana: dashboard: %w", err)
 	}
 	return b.Bytes(), nil
 }
 
 func ptr[T any](v T) *T { return &v }
 
-// Expression is one PromQL expression of the alerts or the dashboard, and
-// where it is used.
-type Expression struct{ Where, Expr string }
-
 // Expressions are every expression of the alerts and of the built
 // dashboard (taken from the dashboard itself, not from the data it is built
 // from, so that what is checked is what is shipped).
-func Expressions() ([]Expression, error) {
-	var out []Expression
-	for _, a := range Alerts() {
-		out = append(out, Expression{"alert " + a.Name, a.Expr})
-	}
+func Expressions() ([]monitoring.Expression, error) {
+	out := monitoring.AlertExpressions()
 	d, err := Dashboard()
 	if err != nil {
 		return nil, err
@@ -250,9 +245,9 @@ func Expressions() ([]Expression, error) {
 		for i, t := range p.Panel.Targets {
 			q, ok := t.(prometheus.Dataquery)
 			if !ok {
-				return nil, fmt.Errorf("monitoring: panel %q: query %d is a %T, not a Prometheus query", deref(p.Panel.Title), i, t)
+				return nil, fmt.Errorf("grafana: panel %q: query %d is a %T, not a Prometheus query", deref(p.Panel.Title), i, t)
 			}
-			out = append(out, Expression{fmt.Sprintf("panel %q", deref(p.Panel.Title)), q.Expr})
+			out = append(out, monitoring.Expression{Where: fmt.Sprintf("panel %q", deref(p.Panel.Title)), Expr: q.Expr})
 		}
 	}
 	return out, nil
