@@ -35,7 +35,7 @@ func (c *Cluster) syncDeploymentStatus(ctx context.Context) error {
 		d := &deps.Items[i]
 		sel, err := metav1.LabelSelectorAsSelector(d.Spec.Selector)
 		if err != nil {
-			return fmt.Errorf("Deployment %s: selector: %w", d.Name, err)
+			return fmt.Errorf("deployment %s: selector: %w", d.Name, err)
 		}
 		var pods corev1.PodList
 		if err := c.API.Client.List(ctx, &pods, client.InNamespace(d.Namespace), client.MatchingLabelsSelector{Selector: sel}); err != nil {
@@ -43,7 +43,7 @@ func (c *Cluster) syncDeploymentStatus(ctx context.Context) error {
 		}
 		d.Status = deploymentStatus(d, pods.Items, metav1.Now())
 		if err := c.API.Client.Status().Update(ctx, d); err != nil {
-			return fmt.Errorf("Deployment %s status: %w", d.Name, err)
+			return fmt.Errorf("deployment %s status: %w", d.Name, err)
 		}
 	}
 	return nil
