@@ -131,7 +131,8 @@ run shares one deadline). Exit status: 0 when every fatal check passed
 (warnings allowed), 1 otherwise.`,
 		Example: `  ferry --context west check
   ferry --context west check --wait 2m       # after an install or a link
-  ferry --context west check -o json | jq '.checks[] | select(.status != "passed")'`,
+  ferry --context west check -o json | jq '.checks[] | select(.status != "passed")'
+  ferry --context west check -o jsonpath='{range .checks[?(@.status!="passed")]}{.name}{"\n"}{end}'`,
 		Args: noArgs("check"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			k, err := kubeConnect(kf)
@@ -164,7 +165,7 @@ run shares one deadline). Exit status: 0 when every fatal check passed
 		},
 	}
 	cmd.Flags().DurationVar(&wait, "wait", 0, "retry failing checks for up to this long (e.g. 30s), for use right after install or link")
-	output = addOutputFlag(cmd, outputTable, outputTable, outputJSON, outputYAML)
+	output = addOutputFlag(cmd, outputTable, append([]string{outputTable}, structuredFormats...)...)
 	return cmd
 }
 

@@ -189,16 +189,16 @@ func (c *checker) gatewayReady(ctx context.Context) error {
 	if err != nil {
 		return c.k.explain("get the gateway Service", err)
 	}
-	total, ready, err := gatewayEndpoints(ctx, c.k)
+	pods, err := gatewayEndpoints(ctx, c.k)
 	if err != nil {
 		return err
 	}
-	if len(ready) == 0 {
+	if !slices.ContainsFunc(pods, func(p gatewayPod) bool { return p.Ready }) {
 		extra := ""
 		if d := deploymentReady(ctx, c.k, contract.GatewayName); d != "" {
 			extra = "; Deployment " + contract.GatewayName + ": " + d
 		}
-		return fmt.Errorf("the gateway Service %s/%s has no ready endpoints (%d not ready)%s", contract.SystemNamespace, contract.GatewayName, total, extra)
+		return fmt.Errorf("the gateway Service %s/%s has no ready endpoints (%d not ready)%s", contract.SystemNamespace, contract.GatewayName, len(pods), extra)
 	}
 	return nil
 }

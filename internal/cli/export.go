@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"strings"
 
@@ -11,6 +12,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
@@ -24,8 +27,9 @@ import (
 
 func newExportCommand(kf *genericclioptions.ConfigFlags) *cobra.Command {
 	var (
-		to  []string
-		all bool
+		to     []string
+		all    bool
+		output *string
 	)
 	cmd := &cobra.Command{
 		Use:   "export svc/NAME [--to CLUSTER,...]",
@@ -38,10 +42,14 @@ NAME.<namespace>.svc.clusterset.local.
 annotation); the gateway refuses every other cluster. Without --to a new
 export is open to every linked cluster, and an existing export keeps its
 list: widening access takes --all-clusters, so it never happens by accident.
-Running export again with the same flags changes nothing.`,
+Running export again with the same flags changes nothing.
+
+It prints what it did, as kubectl apply does; -o name prints only the
+ServiceExport's name, and -o json|yaml the ServiceExport as written.`,
 		Example: `  ferry --context east export svc/foo -n shop
   ferry --context east export foo -n shop --to west,north
-  ferry --context east export svc/foo -n shop --all-clusters`,
+  ferry --context east export svc/foo -n shop --all-clusters
+  ferry --context east export svc/foo -n shop -o name`,
 		Args:              serviceArg("export"),
 		ValidArgsFunction: completeServices(kf),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -57,29 +65,41 @@ Running export again with the same flags changes nothing.`,
 			if err != nil {
 				return err
 			}
-			msg, err := export(cmd.Context(), k, name, allowed, all)
+			msg, se, err := export(cmd.Context(), k, name, allowed, all)
 			if err != nil {
 				return err
 			}
-			fmt.Fprintln(cmd.OutOrStdout(), msg)
-			return nil
+			se.SetGroupVersionKind(serviceExportGVK)
+			se.ManagedFields = nil // as kubectl without --show-managed-fields
+			return printout{
+				value: se,
+				table: func(w io.Writer) error { _, err := fmt.Fprintln(w, msg); return err },
+				names: []runtime.Object{se},
+			}.print(cmd.OutOrStdout(), *output)
 		},
 	}
 	cmd.Flags().StringSliceVar(&to, "to", nil, "clusters that may import the Service, comma-separated (default: every linked cluster)")
 	cmd.Flags().BoolVar(&all, "all-clusters", false, "let every linked cluster import it, removing an earlier --to")
 	cmd.MarkFlagsMutuallyExclusive("to", "all-clusters")
+	output = addOutputFlag(cmd, "", append([]string{outputName}, structuredFormats...)...)
 	return cmd
 }
 
 func newUnexportCommand(kf *genericclioptions.ConfigFlags) *cobra.Command {
-	var ignoreNotFound bool
+	var (
+		ignoreNotFound bool
+		output         *string
+	)
 	cmd := &cobra.Command{
 		Use:   "unexport svc/NAME",
 		Short: "Stop offering a Service to linked clusters (delete its ServiceExport)",
 		Long: `Delete the ServiceExport of Service NAME in the namespace of -n (or the
 context's). Importers remove their mirrors when their feed delivers the
-change. The Service itself is not touched.`,
-		Example:           `  ferry --context east unexport svc/foo -n shop`,
+change. The Service itself is not touched.
+
+-o name prints only the deleted ServiceExport's name, as kubectl delete does
+(and nothing with --ignore-not-found when there was none).`,
+		Example: `  ferry --context east unexport svc/foo -n shop`,
 		Args:              serviceArg("unexport"),
 		ValidArgsFunction: completeServices(kf),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -92,19 +112,33 @@ change. The Service itself is not touched.`,
 			err = k.Client.Delete(cmd.Context(), se)
 			switch {
 			case apierrors.IsNotFound(err) && ignoreNotFound:
-				fmt.Fprintf(cmd.OutOrStdout(), "serviceexport %s/%s was not exported\n", k.Namespace, name)
+				if *output == "" {
+					fmt.Fprintf(cmd.OutOrStdout(), "serviceexport %s/%s was not exported\n", k.Namespace, name)
+				}
 				return nil
 			case apierrors.IsNotFound(err):
 				return fmt.Errorf("service %s/%s is not exported in context %q: nothing to unexport (check -n; `kubectl get serviceexports -A` lists exports)", k.Namespace, name, k.Context)
 			case err != nil:
 				return k.explain("delete ServiceExport "+k.Namespace+"/"+name, err)
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "serviceexport %s/%s deleted\n", k.Namespace, name)
-			return nil
+			return printout{
+				table: func(w io.Writer) error {
+					_, err := fmt.Fprintf(w, "serviceexport %s/%s deleted\n", k.Namespace, name)
+					return err
+				},
+				names: []runtime.Object{objectRef(serviceExportGVK, k.Namespace, name)},
+			}.print(cmd.OutOrStdout(), *output)
 		},
 	}
 	cmd.Flags().BoolVar(&ignoreNotFound, "ignore-not-found", false, "succeed if the Service is not exported")
+	output = addOutputFlag(cmd, "", outputName)
 	return cmd
+}
+
+// serviceExportGVK is the MCS ServiceExport kind; mcs-api's GroupVersion
+// is a metav1 one, without WithKind.
+var serviceExportGVK = schema.GroupVersionKind{
+	Group: mcsv1beta1.GroupVersion.Group, Version: mcsv1beta1.GroupVersion.Version, Kind: mcsv1beta1.ServiceExportKindName,
 }
 
 // serviceArg accepts exactly one Service reference, with a usage line that
@@ -161,22 +195,22 @@ func allowedClusters(to []string) ([]string, error) {
 // export creates or updates the ServiceExport and says what it did, as
 // kubectl does: created, configured or unchanged. allowed nil keeps the
 // current list; all removes it.
-func export(ctx context.Context, k *kubeTarget, name string, allowed []string, all bool) (string, error) {
+func export(ctx context.Context, k *kubeTarget, name string, allowed []string, all bool) (string, *mcsv1beta1.ServiceExport, error) {
 	ns := k.Namespace
 	var svc corev1.Service
 	if err := k.Client.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, &svc); apierrors.IsNotFound(err) {
-		return "", fmt.Errorf("no Service %q in namespace %q of context %q: create the Service first, or pass -n NAMESPACE (`kubectl get svc -A --field-selector metadata.name=%s`)", name, ns, k.Context, name)
+		return "", nil, fmt.Errorf("no Service %q in namespace %q of context %q: create the Service first, or pass -n NAMESPACE (`kubectl get svc -A --field-selector metadata.name=%s`)", name, ns, k.Context, name)
 	} else if err != nil {
-		return "", k.explain("get Service "+ns+"/"+name, err)
+		return "", nil, k.explain("get Service "+ns+"/"+name, err)
 	}
 	if from := svc.Labels[contract.LabelSourceCluster]; svc.Labels[contract.LabelLink] != "" {
-		return "", fmt.Errorf("service %s/%s is a mirror that Ferry imports from cluster %q: export the original Service in %s instead", ns, name, from, from)
+		return "", nil, fmt.Errorf("service %s/%s is a mirror that Ferry imports from cluster %q: export the original Service in %s instead", ns, name, from, from)
 	}
 	if of := svc.Labels[contract.LabelClusterset]; of != "" {
-		return "", fmt.Errorf("service %s/%s is Ferry's clusterset Service of %s/%s: export %s/%s itself in each cluster that serves it", ns, name, ns, of, ns, of)
+		return "", nil, fmt.Errorf("service %s/%s is Ferry's clusterset Service of %s/%s: export %s/%s itself in each cluster that serves it", ns, name, ns, of, ns, of)
 	}
 	if err := exportable(&svc); err != nil {
-		return "", err
+		return "", nil, err
 	}
 	want := strings.Join(allowed, ",")
 	to := func(v string) string {
@@ -185,9 +219,12 @@ func export(ctx context.Context, k *kubeTarget, name string, allowed []string, a
 		}
 		return v
 	}
-	var msg string
+	var (
+		msg string
+		se  mcsv1beta1.ServiceExport
+	)
 	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		var se mcsv1beta1.ServiceExport
+		se = mcsv1beta1.ServiceExport{}
 		err := k.Client.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, &se)
 		if apierrors.IsNotFound(err) {
 			se = mcsv1beta1.ServiceExport{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}}
@@ -224,9 +261,9 @@ func export(ctx context.Context, k *kubeTarget, name string, allowed []string, a
 		return k.Client.Update(ctx, &se)
 	})
 	if err != nil {
-		return "", k.explain("write ServiceExport "+ns+"/"+name, err)
+		return "", nil, k.explain("write ServiceExport "+ns+"/"+name, err)
 	}
-	return msg, nil
+	return msg, &se, nil
 }
 
 // exportable refuses, before anything is written, the Services that the

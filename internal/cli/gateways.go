@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -15,6 +16,7 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -40,7 +42,9 @@ remote -- are read from the gateway and controller pods' /metrics through the
 API server's pod proxy (RBAC: get pods/proxy in ferry-system); where that is
 not possible they print "-" and a note says why.`,
 		Example: `  ferry --context west gateways
-  ferry --context west gateways -o json`,
+  ferry --context west gateways -o wide
+  ferry --context west gateways -o json
+  ferry --context west gateways -o jsonpath='{.local.readyEndpoints}/{.local.endpoints}'`,
 		Args: noArgs("gateways"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			k, err := kubeConnect(kf)
@@ -65,10 +69,15 @@ not possible they print "-" and a note says why.`,
 			if len(links) > 0 && live.note != "" {
 				report.Note = "live figures (probe latency, tunnels, streams) unavailable: " + live.note
 			}
-			return printValue(cmd.OutOrStdout(), *output, report, func(w io.Writer) error { return printGateways(w, report) })
+			return printout{
+				value: report,
+				table: func(w io.Writer) error { return printGateways(w, report, false) },
+				wide:  func(w io.Writer) error { return printGateways(w, report, true) },
+				names: report.objects(),
+			}.print(cmd.OutOrStdout(), *output)
 		},
 	}
-	output = addOutputFlag(cmd, outputTable, outputTable, outputJSON, outputYAML)
+	output = addOutputFlag(cmd, outputTable, append([]string{outputTable, outputWide, outputName}, structuredFormats...)...)
 	return cmd
 }
 
@@ -96,6 +105,19 @@ type localGateway struct {
 	Endpoints      int      `json:"endpoints"`
 	ReadyEndpoints int      `json:"readyEndpoints"`
 	ReadyAddresses []string `json:"readyAddresses,omitempty"`
+	// Pods are the Service's endpoints, ready or not, with the node each
+	// runs on: where to look (kubectl logs, node events) when one is not.
+	Pods []gatewayPod `json:"pods,omitempty"`
+	// Image is the gateway container's image in the Deployment: the
+	// version the cluster runs.
+	Image string `json:"image,omitempty"`
+}
+
+// gatewayPod is one endpoint of the gateway Service.
+type gatewayPod struct {
+	IP    string `json:"ip"`
+	Node  string `json:"node,omitempty"`
+	Ready bool   `json:"ready"`
 }
 
 // remoteGateway is one Link's remote gateway as Link status shows it.
@@ -103,7 +125,10 @@ type remoteGateway struct {
 	Link     string `json:"link"`
 	Cluster  string `json:"cluster"`
 	Gateway  string `json:"gateway"`
-	Identity string `json:"identity"`
+	// Addresses are all of the Link's gateway addresses, tried in order;
+	// Gateway shows the first.
+	Addresses []string `json:"addresses"`
+	Identity  string   `json:"identity"`
 	// Alive is the GatewayHealthy condition: True, False or Unknown.
 	Alive       string `json:"alive"`
 	AliveSince  string `json:"aliveSince"`
@@ -140,32 +165,72 @@ func readLocalGateway(ctx context.Context, k *kubeTarget) (localGateway, error) 
 			g.Replicas = *d.Spec.Replicas
 		}
 		g.ReadyReplicas = d.Status.ReadyReplicas
+		g.Image = containerImage(&d, contract.GatewayName)
 	} else if !apierrors.IsNotFound(err) && !apierrors.IsForbidden(err) {
 		return g, k.explain("get Deployment "+g.Service, err)
 	}
-	g.Endpoints, g.ReadyAddresses, err = gatewayEndpoints(ctx, k)
+	g.Pods, err = gatewayEndpoints(ctx, k)
+	g.Endpoints = len(g.Pods)
+	for _, p := range g.Pods {
+		if p.Ready {
+			g.ReadyAddresses = append(g.ReadyAddresses, p.IP)
+		}
+	}
 	g.ReadyEndpoints = len(g.ReadyAddresses)
 	return g, err
 }
 
-// gatewayEndpoints counts the endpoints of the gateway Service's
-// EndpointSlices and lists the ready ones. A nil Ready means "unknown", which
-// the EndpointSlice API says consumers must treat as ready.
-func gatewayEndpoints(ctx context.Context, k *kubeTarget) (total int, ready []string, err error) {
+// gatewayEndpoints lists the endpoints of the gateway Service's
+// EndpointSlices. A nil Ready means "unknown", which the EndpointSlice API
+// says consumers must treat as ready; an endpoint without an address cannot
+// carry traffic, so it is never ready.
+func gatewayEndpoints(ctx context.Context, k *kubeTarget) ([]gatewayPod, error) {
 	var sliceList discoveryv1.EndpointSliceList
 	if err := k.Client.List(ctx, &sliceList, client.InNamespace(contract.SystemNamespace),
 		client.MatchingLabels{discoveryv1.LabelServiceName: contract.GatewayName}); err != nil {
-		return 0, nil, k.explain("list the gateway's EndpointSlices", err)
+		return nil, k.explain("list the gateway's EndpointSlices", err)
 	}
+	var out []gatewayPod
 	for _, s := range sliceList.Items {
 		for _, e := range s.Endpoints {
-			total++
-			if (e.Conditions.Ready == nil || *e.Conditions.Ready) && len(e.Addresses) > 0 {
-				ready = append(ready, e.Addresses[0])
+			p := gatewayPod{Ready: (e.Conditions.Ready == nil || *e.Conditions.Ready) && len(e.Addresses) > 0}
+			if len(e.Addresses) > 0 {
+				p.IP = e.Addresses[0]
 			}
+			if e.NodeName != nil {
+				p.Node = *e.NodeName
+			}
+			out = append(out, p)
 		}
 	}
-	return total, ready, nil
+	return out, nil
+}
+
+// containerImage is the image of the named container, else of the first.
+func containerImage(d *appsv1.Deployment, name string) string {
+	cs := d.Spec.Template.Spec.Containers
+	for _, c := range cs {
+		if c.Name == name {
+			return c.Image
+		}
+	}
+	if len(cs) > 0 {
+		return cs[0].Image
+	}
+	return ""
+}
+
+// objects are what the report shows, for -o name: the gateway Service and
+// the Link behind each remote gateway.
+func (r gatewaysReport) objects() []runtime.Object {
+	out := []runtime.Object{}
+	if r.Local.Installed {
+		out = append(out, objectRef(corev1.SchemeGroupVersion.WithKind("Service"), contract.SystemNamespace, contract.GatewayName))
+	}
+	for _, g := range r.Remotes {
+		out = append(out, objectRef(ferryv1.GroupVersion.WithKind("Link"), contract.SystemNamespace, g.Link))
+	}
+	return out
 }
 
 // serviceAddresses is where other clusters reach the gateway, by Service
@@ -200,7 +265,7 @@ func serviceAddresses(svc *corev1.Service) []string {
 
 func summarizeRemote(l *ferryv1.Link, now time.Time) remoteGateway {
 	r := remoteGateway{
-		Link: l.Name, Cluster: l.Spec.ClusterName, Gateway: firstAddress(l.Spec.GatewayAddresses),
+		Link: l.Name, Cluster: l.Spec.ClusterName, Gateway: firstAddress(l.Spec.GatewayAddresses), Addresses: l.Spec.GatewayAddresses,
 		Identity: l.Spec.GatewayIdentity, Alive: conditionStatus(l, ferryv1.LinkGatewayHealthy), AliveSince: "-",
 		LastSyncAge: age(l.Status.LastSyncTime, now), ProbeLatencyP50: "-", ProbeLatencyP99: "-",
 		Tunnels: "-", Streams: "-",
@@ -220,7 +285,10 @@ func summarizeRemote(l *ferryv1.Link, now time.Time) remoteGateway {
 	return r
 }
 
-func printGateways(w io.Writer, r gatewaysReport) error {
+// printGateways writes both tables; wide adds the gateway pods (IP, ready,
+// node) and image, and per remote every address, the identity, the
+// condition's reason and the whole message.
+func printGateways(w io.Writer, r gatewaysReport, wide bool) error {
 	fmt.Fprintf(w, "LOCAL GATEWAY (context %q)\n", r.Context)
 	l := r.Local
 	if !l.Installed {
@@ -230,13 +298,14 @@ func printGateways(w io.Writer, r gatewaysReport) error {
 		if l.Deployment {
 			replicas = fmt.Sprintf("%d/%d", l.ReadyReplicas, l.Replicas)
 		}
-		addrs := strings.Join(l.Addresses, ",")
-		if addrs == "" {
-			addrs = "-"
+		header := []string{"service", "type", "address", "replicas", "ready endpoints"}
+		row := []string{l.Service, l.Type, orDash(strings.Join(l.Addresses, ",")), replicas, fmt.Sprintf("%d/%d", l.ReadyEndpoints, l.Endpoints)}
+		if wide {
+			header = append(header, "pod ips", "nodes", "image")
+			ips, nodes := podColumns(l.Pods)
+			row = append(row, ips, nodes, orDash(l.Image))
 		}
-		if err := printTable(w, []string{"service", "type", "address", "replicas", "ready endpoints"}, [][]string{{
-			l.Service, l.Type, addrs, replicas, fmt.Sprintf("%d/%d", l.ReadyEndpoints, l.Endpoints),
-		}}); err != nil {
+		if err := printTable(w, header, [][]string{row}); err != nil {
 			return err
 		}
 	}
@@ -245,12 +314,22 @@ func printGateways(w io.Writer, r gatewaysReport) error {
 		_, err := fmt.Fprintln(w, "none: this cluster has no Links")
 		return err
 	}
+	header := []string{"link", "cluster", "gateway", "alive", "since", "last sync", "probe p50/p99", "tunnels", "streams", "message"}
+	if wide {
+		header = slices.Insert(header, len(header)-1, "reason", "gateways", "identity")
+	}
 	var rows [][]string
 	for _, g := range r.Remotes {
-		rows = append(rows, []string{g.Link, g.Cluster, g.Gateway, g.Alive, g.AliveSince, g.LastSyncAge,
-			g.ProbeLatencyP50 + "/" + g.ProbeLatencyP99, g.Tunnels, g.Streams, clipMessage(g.Message)})
+		row := []string{g.Link, g.Cluster, g.Gateway, g.Alive, g.AliveSince, g.LastSyncAge,
+			g.ProbeLatencyP50 + "/" + g.ProbeLatencyP99, g.Tunnels, g.Streams}
+		if wide {
+			row = append(row, orDash(g.Reason), orDash(strings.Join(g.Addresses, ",")), orDash(g.Identity), oneLineMessage(g.Message))
+		} else {
+			row = append(row, clipMessage(g.Message))
+		}
+		rows = append(rows, row)
 	}
-	if err := printTable(w, []string{"link", "cluster", "gateway", "alive", "since", "last sync", "probe p50/p99", "tunnels", "streams", "message"}, rows); err != nil {
+	if err := printTable(w, header, rows); err != nil {
 		return err
 	}
 	if r.Note != "" {
@@ -258,4 +337,21 @@ func printGateways(w io.Writer, r gatewaysReport) error {
 		return err
 	}
 	return nil
+}
+
+// podColumns are the wide POD IPS (a not-ready one marked so) and NODES
+// (each once, in order) cells.
+func podColumns(pods []gatewayPod) (ips, nodes string) {
+	var is, ns []string
+	for _, p := range pods {
+		ip := orDash(p.IP)
+		if !p.Ready {
+			ip += "(not ready)"
+		}
+		is = append(is, ip)
+		if p.Node != "" && !slices.Contains(ns, p.Node) {
+			ns = append(ns, p.Node)
+		}
+	}
+	return orDash(strings.Join(is, ",")), orDash(strings.Join(ns, ","))
 }

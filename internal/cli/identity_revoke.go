@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 
@@ -93,9 +94,12 @@ Run it against every cluster that must stop trusting the key.`,
 			if err != nil {
 				return err
 			}
-			return printValue(cmd.OutOrStdout(), format, rep, func(w io.Writer) error {
-				return printRevocationChange(w, rep, verb)
-			})
+			return printout{
+				value: rep,
+				table: func(w io.Writer) error { return printRevocationChange(w, rep, verb) },
+				// The object changed, as kubectl patch -o name prints it.
+				names: []runtime.Object{objectRef(corev1.SchemeGroupVersion.WithKind("Secret"), contract.SystemNamespace, contract.IssuerSecret)},
+			}.print(cmd.OutOrStdout(), format)
 		},
 	}
 	f := cmd.Flags()
@@ -104,7 +108,7 @@ Run it against every cluster that must stop trusting the key.`,
 	if !undo {
 		f.StringVar(&note, "note", "", "a note kept with --fingerprint entries (printable ASCII); entries from --issuer-cert note the cluster and serial")
 	}
-	addOutputFlag(cmd, outputTable, outputTable, outputJSON, outputYAML)
+	addOutputFlag(cmd, outputTable, append([]string{outputTable, outputName}, structuredFormats...)...)
 	return cmd
 }
 
@@ -139,7 +143,7 @@ func newIdentityRevokedCommand(kf *genericclioptions.ConfigFlags) *cobra.Command
 			})
 		},
 	}
-	addOutputFlag(cmd, outputTable, outputTable, outputJSON, outputYAML)
+	addOutputFlag(cmd, outputTable, append([]string{outputTable}, structuredFormats...)...)
 	return cmd
 }
 

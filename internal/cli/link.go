@@ -11,6 +11,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -41,7 +42,8 @@ ferry-system/ferry-gateway Service; with a NodePort or ClusterIP gateway, or to
 use a DNS name, pass --gateway-address (a bare host gets port 4143).`,
 		Example: `  ferry --context east link --cluster-name east | kubectl --context west apply -f -
   ferry --context east link --cluster-name east --gateway-address gw.east.example.com
-  ferry --context east link --cluster-name east --gateway-address 198.18.0.10:30443 -o json`,
+  ferry --context east link --cluster-name east --gateway-address 198.18.0.10:30443 -o json
+  ferry --context east link --cluster-name east -o jsonpath='{.spec.gatewayAddresses}'`,
 		Args: noArgs("link"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if o.ClusterName == "" {
@@ -63,19 +65,23 @@ use a DNS name, pass --gateway-address (a bare host gets port 4143).`,
 				return err
 			}
 			dropEmptyObjects(docs[0])
-			if *output == outputJSON {
-				// One object, not a List: `kubectl apply -f -` takes either,
-				// and a bare Link is what a person would write.
-				return printValue(cmd.OutOrStdout(), outputJSON, docs[0], nil)
+			if *output == outputYAML {
+				return printManifests(cmd.OutOrStdout(), *output, docs)
 			}
-			return printManifests(cmd.OutOrStdout(), *output, docs)
+			// One object, not a List, for json and the templates: `kubectl
+			// apply -f -` takes either, and a bare Link is what a person
+			// would write.
+			return printout{
+				value: docs[0],
+				names: []runtime.Object{objectRef(ferryv1.GroupVersion.WithKind("Link"), link.Namespace, link.Name)},
+			}.print(cmd.OutOrStdout(), *output)
 		},
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.ClusterName, "cluster-name", "", "name of this (exporting) cluster, as given to `ferry install` (required)")
 	f.StringSliceVar(&o.GatewayAddresses, "gateway-address", nil, "HOST[:PORT] where other clusters reach this gateway; repeat or comma-separate (default: the gateway Service's load-balancer address)")
 	f.StringVar(&o.MeshDomain, "mesh-domain", "", "mesh domain (default: the controller's --mesh-domain, else "+contract.DefaultMeshDomain+")")
-	output = addOutputFlag(cmd, outputYAML, outputYAML, outputJSON)
+	output = addOutputFlag(cmd, outputYAML, append([]string{outputYAML, outputJSON, outputName}, templateFormats...)...)
 	return cmd
 }
 

@@ -210,7 +210,7 @@ func TestLinkErrors(t *testing.T) {
 		{"run against the importer", importer, []string{"--cluster-name", exporter}, `context "west" already imports from "east"`},
 		{"no Ferry here", importer, []string{"--cluster-name", importer}, "is Ferry installed here?"},
 		{"bad address", exporter, []string{"--cluster-name", exporter, "--gateway-address", "gw.east.example:"}, `--gateway-address "gw.east.example:": want host or host:port`},
-		{"bad output", exporter, []string{"--cluster-name", exporter, "-o", "table"}, `unknown output format "table": use yaml or json`},
+		{"bad output", exporter, []string{"--cluster-name", exporter, "-o", "table"}, `unknown output format "table": use yaml, json, name, jsonpath=TEMPLATE`},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

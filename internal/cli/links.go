@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/duration"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -37,7 +38,9 @@ LAST SYNC is the age of the last change the feed delivered. While CONNECTED
 is True the imported data is current however old that is: heartbeats keep the
 stream alive without writing status.`,
 		Example: `  ferry --context west links
-  ferry --context west links -o json`,
+  ferry --context west links -o wide
+  ferry --context west links -o json
+  ferry --context west links -o jsonpath='{range [*]}{.name}{"\t"}{.connected}{"\n"}{end}'`,
 		Args: noArgs("links"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			k, err := kubeConnect(kf)
@@ -53,14 +56,23 @@ stream alive without writing status.`,
 			for i := range links {
 				rows = append(rows, summarizeLink(&links[i], now))
 			}
-			if len(rows) == 0 && *output == outputTable {
+			if len(rows) == 0 && (*output == outputTable || *output == outputWide) {
 				fmt.Fprintf(cmd.ErrOrStderr(), "No Links in context %q. To import from cluster REMOTE: ferry --context REMOTE link --cluster-name REMOTE | kubectl --context %s apply -f -\n", k.Context, k.Context)
 				return nil
 			}
-			return printValue(cmd.OutOrStdout(), *output, rows, func(w io.Writer) error { return printLinksTable(w, rows) })
+			names := make([]runtime.Object, 0, len(rows))
+			for _, r := range rows {
+				names = append(names, objectRef(ferryv1.GroupVersion.WithKind("Link"), contract.SystemNamespace, r.Name))
+			}
+			return printout{
+				value: rows,
+				table: func(w io.Writer) error { return printLinksTable(w, rows, false) },
+				wide:  func(w io.Writer) error { return printLinksTable(w, rows, true) },
+				names: names,
+			}.print(cmd.OutOrStdout(), *output)
 		},
 	}
-	output = addOutputFlag(cmd, outputTable, outputTable, outputJSON, outputYAML)
+	output = addOutputFlag(cmd, outputTable, append([]string{outputTable, outputWide, outputName}, structuredFormats...)...)
 	return cmd
 }
 
@@ -77,6 +89,9 @@ type linkSummary struct {
 	ImportedServices int32        `json:"importedServices"`
 	LastSyncTime     *metav1.Time `json:"lastSyncTime,omitempty"`
 	LastSyncAge      string       `json:"lastSyncAge"`
+	// FeedVersion is the version of the remote's feed that the mirrors
+	// reflect (status.lastSyncVersion); it grows with every change.
+	FeedVersion int64 `json:"feedVersion,omitempty"`
 	Deleting         bool         `json:"deleting,omitempty"`
 	Message          string       `json:"message,omitempty"`
 }
@@ -93,20 +108,39 @@ func summarizeLink(l *ferryv1.Link, now time.Time) linkSummary {
 		ImportedServices: l.Status.ImportedServices,
 		LastSyncTime:     l.Status.LastSyncTime,
 		LastSyncAge:      age(l.Status.LastSyncTime, now),
+		FeedVersion:      l.Status.LastSyncVersion,
 		Deleting:         l.DeletionTimestamp != nil,
 		Message:          linkMessage(l),
 	}
 }
 
-func printLinksTable(w io.Writer, rows []linkSummary) error {
+// printLinksTable writes the links table; wide adds what a row cannot hold
+// on one terminal line: the Synced condition, the exact sync time, the feed
+// version, every gateway address, the identity, and the whole message.
+func printLinksTable(w io.Writer, rows []linkSummary, wide bool) error {
+	header := []string{"name", "cluster", "gateway", "connected", "healthy", "imports", "last sync", "message"}
+	if wide {
+		header = []string{"name", "cluster", "gateway", "connected", "healthy", "imports", "last sync",
+			"synced", "last sync time", "feed version", "gateways", "identity", "message"}
+	}
 	var cells [][]string
 	for _, r := range rows {
-		cells = append(cells, []string{
-			r.Name, r.Cluster, firstAddress(r.GatewayAddresses), r.Connected, r.GatewayHealthy,
-			fmt.Sprint(r.ImportedServices), r.LastSyncAge, clipMessage(r.Message),
-		})
+		row := []string{r.Name, r.Cluster, firstAddress(r.GatewayAddresses), r.Connected, r.GatewayHealthy,
+			fmt.Sprint(r.ImportedServices), r.LastSyncAge}
+		if !wide {
+			cells = append(cells, append(row, clipMessage(r.Message)))
+			continue
+		}
+		syncTime, version, addrs := "-", "-", strings.Join(r.GatewayAddresses, ",")
+		if r.LastSyncTime != nil && !r.LastSyncTime.IsZero() {
+			syncTime = r.LastSyncTime.UTC().Format(time.RFC3339)
+		}
+		if r.FeedVersion != 0 {
+			version = fmt.Sprint(r.FeedVersion)
+		}
+		cells = append(cells, append(row, r.Synced, syncTime, version, orDash(addrs), orDash(r.GatewayIdentity), oneLineMessage(r.Message)))
 	}
-	return printTable(w, []string{"name", "cluster", "gateway", "connected", "healthy", "imports", "last sync", "message"}, cells)
+	return printTable(w, header, cells)
 }
 
 // getLinks reads the Links in ferry-system, sorted by name. Links elsewhere
@@ -175,12 +209,22 @@ func firstAddress(addrs []string) string {
 // clipMessage puts a message on one table line: whitespace runs become one
 // space (a tab would break the columns) and long messages end in "…".
 func clipMessage(s string) string {
-	s = strings.Join(strings.Fields(s), " ")
-	if s == "" {
-		return "-"
-	}
+	s = oneLineMessage(s)
 	if r := []rune(s); len(r) > maxTableMessage {
 		return string(r[:maxTableMessage-1]) + "…"
+	}
+	return s
+}
+
+// oneLineMessage is a message for a table cell, whole: whitespace runs
+// become one space, and an empty one is "-".
+func oneLineMessage(s string) string {
+	return orDash(strings.Join(strings.Fields(s), " "))
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
 	}
 	return s
 }

@@ -63,7 +63,9 @@ func westLinks(t *testing.T) {
 	t.Helper()
 	west := clusterClient(t, importer)
 	now := time.Now()
-	createLink(t, west, "east", ptrTo(healthyStatus(3, now.Add(-5*time.Hour))), "198.18.0.10:4143", "198.18.0.12:4143")
+	east := healthyStatus(3, now.Add(-5*time.Hour))
+	east.LastSyncVersion = 42
+	createLink(t, west, "east", &east, "198.18.0.10:4143", "198.18.0.12:4143")
 	down := now.Add(-72 * time.Hour)
 	north := healthyStatus(1, down)
 	north.Conditions = []metav1.Condition{

@@ -69,7 +69,7 @@ OBSERVED shows the result.`,
 			return printValue(cmd.OutOrStdout(), *output, rep, func(w io.Writer) error { return printTrafficTable(w, rep) })
 		},
 	}
-	output = addOutputFlag(cmd, outputTable, outputTable, outputJSON, outputYAML)
+	output = addOutputFlag(cmd, outputTable, append([]string{outputTable}, structuredFormats...)...)
 	return cmd
 }
 
