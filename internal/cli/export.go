@@ -99,7 +99,7 @@ change. The Service itself is not touched.
 
 -o name prints only the deleted ServiceExport's name, as kubectl delete does
 (and nothing with --ignore-not-found when there was none).`,
-		Example: `  ferry --context east unexport svc/foo -n shop`,
+		Example:           `  ferry --context east unexport svc/foo -n shop`,
 		Args:              serviceArg("unexport"),
 		ValidArgsFunction: completeServices(kf),
 		RunE: func(cmd *cobra.Command, args []string) error {

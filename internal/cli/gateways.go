@@ -122,9 +122,9 @@ type gatewayPod struct {
 
 // remoteGateway is one Link's remote gateway as Link status shows it.
 type remoteGateway struct {
-	Link     string `json:"link"`
-	Cluster  string `json:"cluster"`
-	Gateway  string `json:"gateway"`
+	Link    string `json:"link"`
+	Cluster string `json:"cluster"`
+	Gateway string `json:"gateway"`
 	// Addresses are all of the Link's gateway addresses, tried in order;
 	// Gateway shows the first.
 	Addresses []string `json:"addresses"`

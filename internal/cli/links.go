@@ -91,9 +91,9 @@ type linkSummary struct {
 	LastSyncAge      string       `json:"lastSyncAge"`
 	// FeedVersion is the version of the remote's feed that the mirrors
 	// reflect (status.lastSyncVersion); it grows with every change.
-	FeedVersion int64 `json:"feedVersion,omitempty"`
-	Deleting         bool         `json:"deleting,omitempty"`
-	Message          string       `json:"message,omitempty"`
+	FeedVersion int64  `json:"feedVersion,omitempty"`
+	Deleting    bool   `json:"deleting,omitempty"`
+	Message     string `json:"message,omitempty"`
 }
 
 func summarizeLink(l *ferryv1.Link, now time.Time) linkSummary {

@@ -136,4 +136,3 @@ func base64decode(v string) (string, error) {
 	}
 	return string(b), nil
 }
-
