@@ -127,7 +127,8 @@ orphaned objects, and the egress ports. Each failing check prints what is
 wrong and a hint that says how to fix it.
 
 A failing check is retried until it passes or --wait has passed (the whole
-run shares one deadline). Exit status: 0 when every fatal check passed
+run shares one deadline); on a terminal, a status line on stderr shows which
+check is being retried and why. Exit status: 0 when every fatal check passed
 (warnings allowed), 1 otherwise.`,
 		Example: `  ferry --context west check
   ferry --context west check --wait 2m       # after an install or a link
@@ -146,7 +147,12 @@ run shares one deadline). Exit status: 0 when every fatal check passed
 			if stream {
 				fmt.Fprintf(w, "Checking Ferry in context %q\n\n", k.Context)
 			}
-			report.Checks = runChecks(cmd.Context(), c.checks(), wait, func(r CheckResult) {
+			p := newProgress(cmd.ErrOrStderr())
+			retrying := func(c Check, err error) {
+				p.Update(fmt.Sprintf("waiting for %q: %s", c.Name, firstLine(err.Error())))
+			}
+			report.Checks = runChecks(cmd.Context(), c.checks(), wait, retrying, func(r CheckResult) {
+				p.Clear()
 				if stream {
 					printCheckResult(w, r)
 				}
@@ -170,8 +176,9 @@ run shares one deadline). Exit status: 0 when every fatal check passed
 }
 
 // runChecks runs the checks in order, retrying each failing one until the
-// shared deadline, and reports each result as soon as it is known.
-func runChecks(ctx context.Context, checks []Check, wait time.Duration, report func(CheckResult)) []CheckResult {
+// shared deadline (saying so to retrying before each pause), and reports
+// each result as soon as it is known.
+func runChecks(ctx context.Context, checks []Check, wait time.Duration, retrying func(Check, error), report func(CheckResult)) []CheckResult {
 	deadline := time.Now().Add(wait)
 	passed := map[string]bool{}
 	var out []CheckResult
@@ -180,7 +187,7 @@ func runChecks(ctx context.Context, checks []Check, wait time.Duration, report f
 		if c.Requires != "" && !passed[c.Requires] {
 			r.Status, r.Error = statusSkipped, "needs: "+c.Requires
 		} else {
-			err := attempt(ctx, c, deadline, &r.Attempts)
+			err := attempt(ctx, c, deadline, &r.Attempts, retrying)
 			var skip *skipError
 			var pass *passError
 			switch {
@@ -209,7 +216,7 @@ func runChecks(ctx context.Context, checks []Check, wait time.Duration, report f
 	return out
 }
 
-func attempt(ctx context.Context, c Check, deadline time.Time, attempts *int) error {
+func attempt(ctx context.Context, c Check, deadline time.Time, attempts *int, retrying func(Check, error)) error {
 	for {
 		*attempts++
 		err := c.Run(ctx)
@@ -218,6 +225,7 @@ func attempt(ctx context.Context, c Check, deadline time.Time, attempts *int) er
 		if err == nil || errors.As(err, &skip) || errors.As(err, &pass) || ctx.Err() != nil || time.Now().Add(checkRetryInterval).After(deadline) {
 			return err
 		}
+		retrying(c, err)
 		select {
 		case <-ctx.Done():
 			return err

@@ -249,13 +249,47 @@ func TestCheckRetriesWithinWait(t *testing.T) {
 		}
 	}()
 	var r CheckReport
-	if err := json.Unmarshal([]byte(mustFerryOn(t, checked, "check", "--wait", "20s", "-o", "json")), &r); err != nil {
+	out, stderr, err := ferryOn(t, checked, "check", "--wait", "20s", "-o", "json")
+	if err != nil {
+		t.Fatalf("%v\n%s", err, stderr)
+	}
+	if stderr != "" {
+		t.Errorf("check --wait in a pipe wrote to stderr: %q", stderr)
+	}
+	if err := json.Unmarshal([]byte(out), &r); err != nil {
 		t.Fatal(err)
 	}
 	for _, c := range r.Checks {
 		if c.Name == checkGateway && (c.Status != statusPassed || c.Attempts < 2) {
 			t.Errorf("gateway check: %+v", c)
 		}
+	}
+}
+
+// TestCheckWaitProgressOnTerminal: while a check is retried, a terminal
+// shows which and why on one stderr line, cleared before each result, so
+// the streamed table on stdout stays clean.
+func TestCheckWaitProgressOnTerminal(t *testing.T) {
+	c := healthyNorth(t)
+	setGatewayReady(t, c, false)
+	go func() {
+		time.Sleep(2500 * time.Millisecond)
+		var s discoveryv1.EndpointSlice
+		if err := c.Get(context.Background(), client.ObjectKey{Namespace: contract.SystemNamespace, Name: contract.GatewayName + "-abcde"}, &s); err == nil {
+			s.Endpoints[0].Conditions.Ready = ptr.To(true)
+			_ = c.Update(context.Background(), &s)
+		}
+	}()
+	out, stderr, err := ferryOnTerminal(t, checked, "check", "--wait", "20s")
+	if err != nil {
+		t.Fatalf("%v\n%q", err, stderr)
+	}
+	want := "\rwaiting for \"gateway has ready endpoints\": the gateway Service ferry-system/ferry-gateway has no ready endpoints (1 not ready), "
+	if !strings.HasPrefix(stderr, want) || !strings.HasSuffix(stderr, "\r"+clearToEOL) || strings.Contains(stderr, "\n") {
+		t.Errorf("stderr %q\nwant one status line starting %q, cleared at the end", stderr, want)
+	}
+	if hasControl(out) || !strings.Contains(out, "✔ gateway has ready endpoints\n") {
+		t.Errorf("stdout:\n%q", out)
 	}
 }
 

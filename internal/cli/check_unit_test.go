@@ -33,10 +33,13 @@ func TestRunChecks(t *testing.T) {
 		{Name: "d", Severity: SeverityFatal, Run: func(context.Context) error { return skipf("not allowed") }},
 		{Name: "e", Severity: SeverityFatal, Requires: "d", Run: func(context.Context) error { return nil }},
 	}
-	var streamed []string
+	var streamed, retried []string
 	// f passes on its second attempt (after 1s); a is retried until the
 	// shared deadline; the checks after it still get one attempt each.
-	rs := runChecks(context.Background(), checks, 2500*time.Millisecond, func(r CheckResult) { streamed = append(streamed, r.Name) })
+	// Each pause before a retry is announced (the terminal's status line).
+	rs := runChecks(context.Background(), checks, 2500*time.Millisecond,
+		func(c Check, err error) { retried = append(retried, c.Name+": "+err.Error()) },
+		func(r CheckResult) { streamed = append(streamed, r.Name) })
 	want := []CheckResult{
 		{Name: "f", Severity: SeverityFatal, Status: statusPassed, Attempts: 2},
 		{Name: "a", Severity: SeverityFatal, Status: statusFailed, Error: "a broke", Hint: "fix a", Attempts: 2},
@@ -53,6 +56,9 @@ func TestRunChecks(t *testing.T) {
 	if strings.Join(streamed, "") != "fabcde" {
 		t.Errorf("streamed %v", streamed)
 	}
+	if strings.Join(retried, "; ") != "f: not yet; a: a broke" {
+		t.Errorf("retries announced: %q", retried)
+	}
 	if got := fatalFailures(rs); strings.Join(got, ",") != "a" {
 		t.Errorf("fatal failures %v", got)
 	}
@@ -60,7 +66,7 @@ func TestRunChecks(t *testing.T) {
 
 func TestRunChecksWithoutWaitTriesOnce(t *testing.T) {
 	n := 0
-	rs := runChecks(context.Background(), []Check{{Name: "x", Severity: SeverityFatal, Run: func(context.Context) error { n++; return errors.New("no") }}}, 0, func(CheckResult) {})
+	rs := runChecks(context.Background(), []Check{{Name: "x", Severity: SeverityFatal, Run: func(context.Context) error { n++; return errors.New("no") }}}, 0, func(Check, error) {}, func(CheckResult) {})
 	if n != 1 || rs[0].Status != statusFailed {
 		t.Errorf("%d attempts, %+v", n, rs[0])
 	}

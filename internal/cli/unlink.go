@@ -39,8 +39,9 @@ func newUnlinkCommand(kf *genericclioptions.ConfigFlags) *cobra.Command {
 controller then removes every mirror Service, EndpointSlice and ServiceImport
 the Link owns (labelled ferry.dev/link=NAME), and last the Link's finalizer.
 
-With --wait, prints the number of owned objects left as it falls, and returns
-once the Link is gone, or fails after --timeout saying what is stuck.`,
+With --wait, returns once the Link is gone, or fails after --timeout saying
+what is stuck. On a terminal, a status line on stderr shows the number of
+owned objects left as it falls; in a pipe nothing but the result is printed.`,
 		Example: `  ferry --context west unlink --cluster-name east --wait`,
 		Args:    noArgs("unlink"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -69,7 +70,7 @@ once the Link is gone, or fails after --timeout saying what is stuck.`,
 				fmt.Fprintln(out, "The controller now removes its mirrors; `ferry unlink --wait` follows that.")
 				return nil
 			}
-			return waitUnlinked(ctx, k, link, timeout, cmd.ErrOrStderr(), out)
+			return waitUnlinked(ctx, k, link, timeout, newProgress(cmd.ErrOrStderr()), out)
 		},
 	}
 	f := cmd.Flags()
@@ -110,13 +111,12 @@ func findLink(ctx context.Context, k *kubeTarget, cluster string) (*ferryv1.Link
 	return nil, fmt.Errorf("no Link to cluster %q in context %q: it links to %s; check --cluster-name or --context", cluster, k.Context, strings.Join(have, ", "))
 }
 
-// waitUnlinked polls until the Link is gone, printing progress to progress
-// whenever the count of owned objects changes.
-func waitUnlinked(ctx context.Context, k *kubeTarget, link *ferryv1.Link, timeout time.Duration, progress, out io.Writer) error {
+// waitUnlinked polls until the Link is gone, showing on p what is left.
+func waitUnlinked(ctx context.Context, k *kubeTarget, link *ferryv1.Link, timeout time.Duration, p *progress, out io.Writer) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
+	defer p.Clear() // before main prints an error
 	name := link.Name
-	last := ""
 	var lastOwned []ownedObject
 	for {
 		var cur ferryv1.Link
@@ -138,6 +138,7 @@ func waitUnlinked(ctx context.Context, k *kubeTarget, link *ferryv1.Link, timeou
 				return fmt.Errorf("link %s is gone but %d objects it owned remain (%s): its finalizer was removed before cleanup; delete them with `kubectl delete svc,endpointslices,serviceimports -A -l %s=%s,%s`",
 					name, len(owned), summarizeKinds(owned), contract.LabelLink, name, contract.LabelSourceCluster)
 			}
+			p.Clear()
 			fmt.Fprintf(out, "link %s removed, and everything it owned\n", name)
 			return nil
 		}
@@ -145,14 +146,11 @@ func waitUnlinked(ctx context.Context, k *kubeTarget, link *ferryv1.Link, timeou
 			return fmt.Errorf("timed out after %s: link %s/%s still exists with %s (%s): is the controller running? (`ferry check`; `kubectl -n %s logs deploy/%s`); to abandon cleanup: `kubectl -n %s patch link %s --type=merge -p '{\"metadata\":{\"finalizers\":null}}'`",
 				timeout, link.Namespace, name, plural(len(owned), "owned object"), summarizeKinds(owned), contract.SystemNamespace, contract.ControllerName, contract.SystemNamespace, name)
 		}
-		msg := fmt.Sprintf("waiting for %s to be removed (%s)…", plural(len(owned), "mirror object"), summarizeKinds(owned))
+		msg := fmt.Sprintf("waiting for %s to be removed (%s)", plural(len(owned), "mirror object"), summarizeKinds(owned))
 		if len(owned) == 0 {
-			msg = fmt.Sprintf("waiting for the controller to remove finalizer %s from link %s…", ferryv1.Finalizer, name)
+			msg = fmt.Sprintf("waiting for the controller to remove finalizer %s from link %s", ferryv1.Finalizer, name)
 		}
-		if msg != last {
-			fmt.Fprintln(progress, msg)
-			last = msg
-		}
+		p.Update(msg)
 		select {
 		case <-ctx.Done():
 		case <-time.After(unlinkPollInterval):

@@ -99,9 +99,9 @@ func TestUnlinkWait(t *testing.T) {
 			return removeFinalizer(ctx, west, "lake")
 		}()
 	}()
-	out, stderr, err := ferryOn(t, importer, "unlink", "--cluster-name", "lake", "--wait", "--timeout", "30s")
+	out, stderr, err := ferryOnTerminal(t, importer, "unlink", "--cluster-name", "lake", "--wait", "--timeout", "30s")
 	if err != nil {
-		t.Fatalf("unlink --wait: %v\n%s", err, stderr)
+		t.Fatalf("unlink --wait: %v\n%q", err, stderr)
 	}
 	if err := <-done; err != nil {
 		t.Fatalf("simulated controller: %v", err)
@@ -109,15 +109,20 @@ func TestUnlinkWait(t *testing.T) {
 	if want := "link ferry-system/lake deleted\nlink lake removed, and everything it owned\n"; out != want {
 		t.Errorf("stdout %q, want %q", out, want)
 	}
+	// One status line on the terminal, rewritten as the count falls, and
+	// cleared before the result is printed.
 	for _, want := range []string{
-		"waiting for 4 mirror objects to be removed (2 Services, 1 EndpointSlice, 1 ServiceImport)…\n",
-		"waiting for 3 mirror objects to be removed (1 Service, 1 EndpointSlice, 1 ServiceImport)…\n",
-		"waiting for 1 mirror object to be removed (1 ServiceImport)…\n",
-		"waiting for the controller to remove finalizer ferry.dev/link-cleanup from link lake…\n",
+		"\rwaiting for 4 mirror objects to be removed (2 Services, 1 EndpointSlice, 1 ServiceImport), ",
+		"\rwaiting for 3 mirror objects to be removed (1 Service, 1 EndpointSlice, 1 ServiceImport), ",
+		"\rwaiting for 1 mirror object to be removed (1 ServiceImport), ",
+		"\rwaiting for the controller to remove finalizer ferry.dev/link-cleanup from link lake, ",
 	} {
 		if !strings.Contains(stderr, want) {
-			t.Errorf("progress lacks %q:\n%s", want, stderr)
+			t.Errorf("progress lacks %q:\n%q", want, stderr)
 		}
+	}
+	if strings.Contains(stderr, "\n") || !strings.HasSuffix(stderr, "\r"+clearToEOL) {
+		t.Errorf("progress is not one line, cleared at the end: %q", stderr)
 	}
 	var l ferryv1.Link
 	if err := west.Get(ctx, types.NamespacedName{Namespace: contract.SystemNamespace, Name: "lake"}, &l); !apierrors.IsNotFound(err) {
@@ -129,7 +134,10 @@ func TestUnlinkTimeout(t *testing.T) {
 	west := clusterClient(t, importer)
 	finalizedLink(t, west, "stuck", "stuck")
 	start := time.Now()
-	_, _, err := ferryOn(t, importer, "unlink", "--cluster-name", "stuck", "--wait", "--timeout", "1s")
+	_, stderr, err := ferryOn(t, importer, "unlink", "--cluster-name", "stuck", "--wait", "--timeout", "1s")
+	if stderr != "" {
+		t.Errorf("unlink --wait in a pipe wrote to stderr: %q", stderr) // only the error, which main prints
+	}
 	oneLine(t, err, "timed out after 1s: link ferry-system/stuck still exists with 0 owned objects (none): is the controller running?")
 	oneLine(t, err, `kubectl -n ferry-system patch link stuck --type=merge -p '{"metadata":{"finalizers":null}}'`)
 	if d := time.Since(start); d > 10*time.Second {
