@@ -34,9 +34,13 @@ The output holds the cluster's issuer private key: pipe it to kubectl, do not
 store it. See docs/install.md and docs/rbac.md.`,
 		Example: `  ferry identity init --out mesh-ca
   ferry identity issuer --cluster east --root-dir mesh-ca --out east
-  ferry install --cluster-name east --identity-dir east | kubectl --context east apply -f -`,
+  ferry install --cluster-name east --identity-dir east | kubectl --context east apply -f -
+  ferry install --cluster-name east --identity-dir east --image-registry localhost:5000/ferry --image-tag dev`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := deprecatedRegistry(cmd); err != nil {
+				return err
+			}
 			o.GatewayServiceType = corev1.ServiceType(serviceType)
 			var err error
 			o.IssuerCertPEM, o.IssuerKeyPEM, o.TrustBundlePEM, err = readIssuerFiles(o.ClusterName, identityDir, issuerCertPath, issuerKeyPath, bundlePath)
@@ -64,10 +68,15 @@ store it. See docs/install.md and docs/rbac.md.`,
 	f.StringVar(&serviceType, "gateway-service-type", string(install.DefaultGatewayServiceType), "gateway Service type: LoadBalancer, NodePort or ClusterIP")
 	f.Int32Var(&o.GatewayReplicas, "gateway-replicas", install.DefaultGatewayReplicas, "gateway replicas")
 	f.Int32Var(&o.ControllerReplicas, "controller-replicas", install.DefaultControllerReplicas, "controller replicas (leader-elected; more are standbys)")
-	f.StringVar(&o.Registry, "registry", install.DefaultRegistry, "image registry for the default images")
+	f.StringVar(&o.Registry, "image-registry", install.DefaultRegistry, "image registry for the default images, e.g. the one make images pushed to")
+	// --registry was the first name; scripts that use it keep working. Not
+	// pflag's MarkDeprecated: cobra prints its notice with c.Print, which
+	// is stdout here, and would put it in the manifests piped to kubectl.
+	f.StringVar(&o.Registry, "registry", install.DefaultRegistry, "deprecated: use --image-registry")
+	_ = f.MarkHidden("registry")
 	f.StringVar(&o.ImageTag, "image-tag", "", "image tag for the default images (default: this CLI's version)")
-	f.StringVar(&o.ControllerImage, "controller-image", "", "full controller image reference (overrides --registry and --image-tag)")
-	f.StringVar(&o.GatewayImage, "gateway-image", "", "full gateway image reference (overrides --registry and --image-tag)")
+	f.StringVar(&o.ControllerImage, "controller-image", "", "full controller image reference (overrides --image-registry and --image-tag)")
+	f.StringVar(&o.GatewayImage, "gateway-image", "", "full gateway image reference (overrides --image-registry and --image-tag)")
 	f.StringVar(&o.EgressPorts, "egress-ports", contract.DefaultEgressRange().String(), "port range FIRST-LAST for egress listeners on gateway pods")
 	f.StringVar(&o.CoreDNSServiceAccount, "coredns-service-account", install.DefaultCoreDNSServiceAccount, "NAMESPACE/NAME of the cluster DNS's service account, which the install lets read ServiceImports for clusterset.local")
 	f.BoolVar(&o.Alerts, "alerts", false, "also print Ferry's alerting rules as a PrometheusRule (needs the prometheus-operator's monitoring.coreos.com CRDs; docs/operations.md)")
@@ -85,6 +94,21 @@ store it. See docs/install.md and docs/rbac.md.`,
 		return types, cobra.ShellCompDirectiveNoFileComp
 	})
 	return cmd
+}
+
+// deprecatedRegistry says on stderr that --registry is now
+// --image-registry, and refuses both at once: both set the same field, and
+// which one wins would depend on their order.
+func deprecatedRegistry(cmd *cobra.Command) error {
+	f := cmd.Flags()
+	if !f.Changed("registry") {
+		return nil
+	}
+	if f.Changed("image-registry") {
+		return errors.New("--registry is the old name of --image-registry: give only --image-registry")
+	}
+	fmt.Fprintln(cmd.ErrOrStderr(), "Flag --registry has been deprecated, use --image-registry")
+	return nil
 }
 
 // readIssuerFiles reads the issuer material: each file from its own flag if

@@ -95,7 +95,7 @@ func TestInstallFlagsReachTheObjects(t *testing.T) {
 	dir := issuerDir(t, "west")
 	stdout, stderr, err := execFerry(t, "install", "--cluster-name", "west", "--identity-dir", dir,
 		"--gateway-service-type", "nodeport", "--gateway-replicas", "3", "--controller-replicas", "2",
-		"--registry", "reg.example/ferry", "--image-tag", "v9", "--gateway-image", "gw.example/gw:1",
+		"--image-registry", "reg.example/ferry", "--image-tag", "v9", "--gateway-image", "gw.example/gw:1",
 		"--egress-ports", "56000-56100", "--mesh-domain", "ferry.local")
 	if err != nil {
 		t.Fatalf("%v\n%s", err, stderr)
@@ -107,6 +107,41 @@ func TestInstallFlagsReachTheObjects(t *testing.T) {
 		if !strings.Contains(stdout, want) {
 			t.Errorf("output lacks %q", want)
 		}
+	}
+}
+
+// TestInstallImageRegistry: --image-registry is the name, and --registry,
+// its first name, still sets the same thing, with a deprecation notice on
+// stderr (never in the manifests on stdout) and no mention in help.
+func TestInstallImageRegistry(t *testing.T) {
+	dir := issuerDir(t, "west")
+	for _, tc := range []struct {
+		flag, wantStderr string
+	}{
+		{"--image-registry", ""},
+		{"--registry", "Flag --registry has been deprecated, use --image-registry\n"},
+	} {
+		stdout, stderr, err := execFerry(t, "install", "--cluster-name", "west", "--identity-dir", dir,
+			tc.flag, "reg.example/team", "--image-tag", "v9")
+		if err != nil {
+			t.Fatalf("%s: %v\n%s", tc.flag, err, stderr)
+		}
+		for _, want := range []string{"image: reg.example/team/ferry-controller:v9", "image: reg.example/team/ferry-gateway:v9"} {
+			if !strings.Contains(stdout, want) {
+				t.Errorf("%s: output lacks %q", tc.flag, want)
+			}
+		}
+		if stderr != tc.wantStderr || strings.Contains(stdout, "deprecated") {
+			t.Errorf("%s: stderr %q, want %q; the manifests must not carry the notice", tc.flag, stderr, tc.wantStderr)
+		}
+	}
+	if _, _, err := execFerry(t, "install", "--cluster-name", "west", "--identity-dir", dir,
+		"--registry", "a.example", "--image-registry", "b.example"); err == nil || !strings.Contains(err.Error(), "give only --image-registry") {
+		t.Errorf("both names: %v", err)
+	}
+	help, _, err := execFerry(t, "install", "--help")
+	if err != nil || !strings.Contains(help, "--image-registry string") || strings.Contains(help, "--registry ") {
+		t.Errorf("help (%v):\n%s", err, help)
 	}
 }
 
