@@ -80,7 +80,7 @@ store it. See docs/install.md and docs/rbac.md.`,
 	f.StringVar(&o.EgressPorts, "egress-ports", contract.DefaultEgressRange().String(), "port range FIRST-LAST for egress listeners on gateway pods")
 	f.StringVar(&o.CoreDNSServiceAccount, "coredns-service-account", install.DefaultCoreDNSServiceAccount, "NAMESPACE/NAME of the cluster DNS's service account, which the install lets read ServiceImports for clusterset.local")
 	f.BoolVar(&o.Alerts, "alerts", false, "also print Ferry's alerting rules as a PrometheusRule (needs the prometheus-operator's monitoring.coreos.com CRDs; docs/operations.md)")
-	output = addOutputFlag(cmd, outputYAML, outputYAML, outputJSON)
+	output = addOutputFlag(cmd, outputYAML, append([]string{outputYAML, outputJSON}, templateFormats...)...)
 
 	_ = cmd.MarkFlagDirname("identity-dir")
 	for _, name := range []string{"issuer-cert", "issuer-key", "trust-bundle"} {

@@ -139,6 +139,12 @@ func TestInstallImageRegistry(t *testing.T) {
 		"--registry", "a.example", "--image-registry", "b.example"); err == nil || !strings.Contains(err.Error(), "give only --image-registry") {
 		t.Errorf("both names: %v", err)
 	}
+	// The templates read the JSON form, one v1 List.
+	kinds, _, err := execFerry(t, "install", "--cluster-name", "west", "--identity-dir", dir,
+		"-o", `jsonpath={.kind} {.items[?(@.kind=="Deployment")].metadata.name}`)
+	if err != nil || kinds != "List ferry-controller ferry-gateway" {
+		t.Errorf("-o jsonpath: %q (%v)", kinds, err)
+	}
 	help, _, err := execFerry(t, "install", "--help")
 	if err != nil || !strings.Contains(help, "--image-registry string") || strings.Contains(help, "--registry ") {
 		t.Errorf("help (%v):\n%s", err, help)
@@ -161,7 +167,7 @@ func TestInstallErrors(t *testing.T) {
 		{"missing key file", []string{"--cluster-name", "east", "--identity-dir", east, "--issuer-key", "/nonexistent/k"}, "--issuer-key: /nonexistent/k does not exist"},
 		{"wrong cluster", []string{"--cluster-name", "west", "--identity-dir", east}, "the issuer is for trust domain east.ferry.local"},
 		{"bad service type", []string{"--cluster-name", "east", "--identity-dir", east, "--gateway-service-type", "External"}, `gateway service type "External": want LoadBalancer, NodePort or ClusterIP`},
-		{"bad output", []string{"--cluster-name", "east", "--identity-dir", east, "-o", "xml"}, `unknown output format "xml": use yaml or json`},
+		{"bad output", []string{"--cluster-name", "east", "--identity-dir", east, "-o", "xml"}, `unknown output format "xml": use yaml, json, jsonpath=TEMPLATE`},
 		{"bad ports", []string{"--cluster-name", "east", "--identity-dir", east, "--egress-ports", "1-2"}, "below 1024"},
 		{"zero replicas is default, negative is not", []string{"--cluster-name", "east", "--identity-dir", east, "--gateway-replicas", "-1"}, "gateway replicas -1"},
 	}

@@ -76,7 +76,7 @@ cluster; --keep-crds leaves them.`,
 	}
 	cmd.Flags().BoolVar(&force, "force", false, "print the objects even while Links exist")
 	cmd.Flags().BoolVar(&keepCRDs, "keep-crds", false, "leave the Link and MCS CRDs (and every object of those kinds)")
-	output = addOutputFlag(cmd, outputYAML, outputYAML, outputJSON)
+	output = addOutputFlag(cmd, outputYAML, append([]string{outputYAML, outputJSON}, templateFormats...)...)
 	return cmd
 }
 
