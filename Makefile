@@ -31,7 +31,7 @@ build:
 ## an OCI layout, docker-archive tarballs (docker/podman/kind load) and SBOMs.
 ## The same commit gives the same digests. PUSH=registry.example.com/ferry pushes.
 PLATFORMS ?= linux/amd64,linux/arm64
-images:
+images: vulncheck
 	@$(GO) run ./hack/images -out dist/images -tag $(VERSION) -platforms $(PLATFORMS) $(if $(PUSH),-push $(PUSH))
 
 ## tools: kube-apiserver and etcd from Go modules into bin/ (idempotent)

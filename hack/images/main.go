@@ -4,6 +4,7 @@
 //	go run ./hack/images                                  # dist/images, this machine's arch
 //	go run ./hack/images -platforms linux/amd64,linux/arm64
 //	go run ./hack/images -push registry.example.com/ferry  # and push the indexes
+//	go run ./hack/images -verify                          # build twice, from an empty build cache the second time, and compare
 //
 // `make images` runs it. The digests depend only on the commit: the same
 // commit gives the same digests on any machine with the same Go.
@@ -40,13 +41,14 @@ func main() {
 
 func run() error {
 	out := flag.String("out", "dist/images", "directory for the OCI layout, the tarballs and the SBOMs")
-	registry := flag.String("registry", install.DefaultRegistry, "registry the tarballs are tagged for (ferry install --registry)")
+	registry := flag.String("registry", install.DefaultRegistry, "registry the tarballs are tagged for (ferry install --image-registry)")
 	tag := flag.String("tag", "", "image tag and version (default: git describe --tags --always --dirty)")
 	platforms := flag.String("platforms", "linux/"+runtime.GOARCH, "comma-separated OS/ARCH list, e.g. linux/amd64,linux/arm64")
 	// Not the origin remote: a clone's remote differs from machine to
 	// machine, and would change the digests.
 	source := flag.String("source", "https://ferry.dev/ferry", "org.opencontainers.image.source")
 	push := flag.String("push", "", "also push the multi-platform indexes to this registry, e.g. ghcr.io/you")
+	verify := flag.Bool("verify", false, "build a second time in another directory with an empty build cache, and fail unless the digests are the same")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -81,6 +83,11 @@ func run() error {
 	if err != nil {
 		return err
 	}
+	if *verify {
+		if err := verifyReproducible(ctx, root, plats, meta, built); err != nil {
+			return err
+		}
+	}
 	dir := *out
 	if !filepath.IsAbs(dir) {
 		dir = filepath.Join(root, dir)
@@ -106,11 +113,11 @@ func run() error {
 		for _, r := range refs {
 			fmt.Println("pushed", r)
 		}
-		fmt.Printf("install with: ferry install --registry %s --image-tag %s ...\n", *push, meta.Version)
+		fmt.Printf("install with: ferry install --image-registry %s --image-tag %s ...\n", *push, meta.Version)
 		return nil
 	}
 	fmt.Printf("load into kind: for f in %s/*_linux_%s.tar; do kind load image-archive \"$f\"; done\n", dir, runtime.GOARCH)
-	fmt.Printf("then install with: ferry install --registry %s --image-tag %s ... (docs/install.md)\n", *registry, meta.Version)
+	fmt.Printf("then install with: ferry install --image-registry %s --image-tag %s ... (docs/install.md)\n", *registry, meta.Version)
 	return nil
 }
 
@@ -149,4 +156,38 @@ func gitMeta(ctx context.Context, root, tag, source string) (images.Meta, error)
 	}
 	m.Source = source
 	return m, nil
+}
+
+// verifyReproducible builds again from nothing: another work directory (so
+// no path can leak in) and an empty build cache (so nothing is reused), and
+// compares every index digest with the first build's.
+func verifyReproducible(ctx context.Context, root string, plats []v1.Platform, meta images.Meta, first []images.Built) error {
+	work, err := os.MkdirTemp("", "ferry-images-verify-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(work)
+	fmt.Fprintln(os.Stderr, "images: -verify: building again with an empty build cache (minutes)")
+	again, err := images.Build(ctx, images.Options{
+		Root: root, WorkDir: filepath.Join(work, "build"), Platforms: plats, Meta: meta,
+		Env: []string{"GOCACHE=" + filepath.Join(work, "gocache")},
+	})
+	if err != nil {
+		return err
+	}
+	for i, b := range first {
+		want, err := b.Index.Digest()
+		if err != nil {
+			return err
+		}
+		got, err := again[i].Index.Digest()
+		if err != nil {
+			return err
+		}
+		if got != want {
+			return fmt.Errorf("not reproducible: %s is %s, and %s when built again from nothing", b.Daemon.Name, want, got)
+		}
+		fmt.Printf("reproducible: %s %s both times\n", b.Daemon.Name, want)
+	}
+	return nil
 }

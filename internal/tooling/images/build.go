@@ -28,6 +28,9 @@ type Options struct {
 	Meta      Meta
 	// Log, if set, is told what is being built (progress for the command).
 	Log func(format string, args ...any)
+	// Env is added to the go command's environment (e.g. another GOCACHE,
+	// to check that a build from nothing gives the same bytes).
+	Env []string
 }
 
 // Build compiles both daemons for every platform and assembles their images.
@@ -44,7 +47,7 @@ func Build(ctx context.Context, o Options) ([]Built, error) {
 		if o.Log != nil {
 			o.Log("building the daemons for %s", p)
 		}
-		if err := BuildBinaries(ctx, o.Root, dir, p, o.Meta); err != nil {
+		if err := BuildBinaries(ctx, o.Root, dir, p, o.Meta, o.Env...); err != nil {
 			return nil, err
 		}
 		for i, d := range Daemons {
@@ -73,8 +76,11 @@ func Build(ctx context.Context, o Options) ([]Built, error) {
 // BuildBinaries compiles both daemons into dir for platform p, the way the
 // Makefile and the Dockerfile do: static (CGO_ENABLED=0), -trimpath so no
 // path of the building machine is in them, stripped, and stamped with the
-// version and commit.
-func BuildBinaries(ctx context.Context, root, dir string, p v1.Platform, m Meta) error {
+// version and commit. What else the go command would take from the
+// caller's environment and changes the bytes (GOFLAGS, the instruction set
+// levels) is set here, so the digests depend on the commit and the Go
+// version alone.
+func BuildBinaries(ctx context.Context, root, dir string, p v1.Platform, m Meta, extraEnv ...string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("images: %w", err)
 	}
@@ -84,11 +90,12 @@ func BuildBinaries(ctx context.Context, root, dir string, p v1.Platform, m Meta)
 	}
 	cmd := exec.CommandContext(ctx, "go", args...)
 	cmd.Dir = root
-	env := append(os.Environ(), "CGO_ENABLED=0", "GOOS="+p.OS, "GOARCH="+p.Architecture)
+	env := append(os.Environ(), "CGO_ENABLED=0", "GOOS="+p.OS, "GOARCH="+p.Architecture,
+		"GOFLAGS=-mod=readonly", "GOAMD64=v1", "GOARM64=v8.0")
 	if p.Architecture == "arm" && p.Variant != "" {
 		env = append(env, "GOARM="+strings.TrimPrefix(p.Variant, "v"))
 	}
-	cmd.Env = env
+	cmd.Env = append(env, extraEnv...)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("images: go build for %s: %w\n%s", p, err, out)
 	}

@@ -3,6 +3,8 @@ package images
 import (
 	"archive/tar"
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -120,12 +122,14 @@ func TestImageConfig(t *testing.T) {
 	}
 }
 
-// treeEntry is what a file tree comparison looks at.
+// treeEntry is what a file tree comparison looks at: all but timestamps.
 type treeEntry struct {
 	Name     string
-	Mode     int64
+	Type     byte
+	Mode     int64 // permission bits: tar writers differ on including the type's
 	UID, GID int
 	Size     int64
+	SHA256   string
 }
 
 // imageTree lists the image's files as the runtime would unpack them.
@@ -150,7 +154,14 @@ func imageTree(t *testing.T, img v1.Image) []treeEntry {
 			if err != nil {
 				t.Fatal(err)
 			}
-			out = append(out, treeEntry{Name: "/" + strings.TrimPrefix(h.Name, "/"), Mode: h.Mode, UID: h.Uid, GID: h.Gid, Size: h.Size})
+			sum := sha256.New()
+			if _, err := io.Copy(sum, tr); err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, treeEntry{
+				Name: "/" + strings.TrimPrefix(h.Name, "/"), Type: h.Typeflag, Mode: h.Mode & 0o7777, UID: h.Uid, GID: h.Gid, Size: h.Size,
+				SHA256: hex.EncodeToString(sum.Sum(nil)),
+			})
 		}
 		rc.Close()
 	}
@@ -164,7 +175,8 @@ func TestImageTree(t *testing.T) {
 	for _, d := range Daemons {
 		bin := fakeBinary(d, amd64)
 		got := imageTree(t, mustImage(t, d, amd64, meta))
-		want := []treeEntry{{Name: "/" + d.Name, Mode: 0o755, Size: int64(len(bin))}}
+		sum := sha256.Sum256(bin)
+		want := []treeEntry{{Name: "/" + d.Name, Type: tar.TypeReg, Mode: 0o755, Size: int64(len(bin)), SHA256: hex.EncodeToString(sum[:])}}
 		if diff := cmp.Diff(want, got); diff != "" {
 			t.Errorf("%s: file tree (-want +got):\n%s", d.Name, diff)
 		}

@@ -12,6 +12,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -47,6 +48,9 @@ func TestMain(m *testing.M) {
 	if probe.path != "" {
 		os.RemoveAll(filepath.Dir(probe.path))
 	}
+	if realBuild.dir != "" {
+		os.RemoveAll(realBuild.dir)
+	}
 	os.Exit(code) //nolint:forbidigo // the whole of a TestMain: it ends the test binary
 }
 
@@ -69,6 +73,13 @@ func podman(t *testing.T, args ...string) string {
 // cannot run; without it, a machine that cannot run them fails the test
 // with what to do, as the network-namespace tests do without root.
 const SkipContainersEnv = "FERRY_SKIP_CONTAINERS"
+
+// runQuiet runs a command for a cleanup, bounded like podman's.
+func runQuiet(name string, args ...string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), podmanTimeout)
+	defer cancel()
+	return exec.CommandContext(ctx, name, args...).Run()
+}
 
 // requirePodman fails (or, opted out, skips loudly) where containers
 // cannot run: not root (the test uses rootful podman with the host's
@@ -142,26 +153,14 @@ func hardening(t *testing.T, pod *corev1.PodSecurityContext, c *corev1.SecurityC
 // issue the gateway's certificate, so the gateway's mTLS ingress listens.
 func TestImagesRunHardened(t *testing.T) {
 	requirePodman(t)
-	root, err := testenv.RepoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	// A tag of this run's own, so parallel runs on one machine do not share
-	// (or remove) each other's images.
-	m := Meta{Version: fmt.Sprintf("podman-test-%d", os.Getpid()), Revision: "test", Source: "https://ferry.dev/ferry", Created: time.Unix(0, 0)}
-	plat := v1.Platform{OS: "linux", Architecture: runtime.GOARCH}
-	work := t.TempDir()
-	built, err := Build(t.Context(), Options{Root: root, WorkDir: filepath.Join(work, "bin"), Platforms: []v1.Platform{plat}, Meta: m})
-	if err != nil {
-		t.Fatal(err)
-	}
+	work, m, built := realImages(t)
 	written, err := Write(filepath.Join(work, "out"), install.DefaultRegistry, m, built)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, w := range written {
+		t.Cleanup(func() { _ = runQuiet("podman", "rmi", "--force", w.Ref) })
 		podman(t, "load", "--quiet", "--input", filepath.Join(work, "out", w.Tarball))
-		t.Cleanup(func() { _ = exec.Command("podman", "rmi", "--force", w.Ref).Run() })
 		// podman keeps the config as the image ID: the very image built.
 		id := podman(t, "image", "inspect", "--format", "{{.Id}}", w.Ref)
 		if want := configDigest(t, built, w); "sha256:"+id != want {
@@ -216,14 +215,16 @@ func TestImagesRunHardened(t *testing.T) {
 		args = append(append(append(args, limits()...), sec...), w.Ref)
 		args = append(append(args, spec.Containers[0].Args...), "--kubeconfig=/etc/ferry/kubeconfig")
 		args = append(args, run[name]...) // later flags win
-		podman(t, args...)
+		// Registered before the run: a container created but not started
+		// must go too.
 		t.Cleanup(func() {
 			if t.Failed() {
 				out, _ := exec.Command("podman", "logs", "--tail=30", container).CombinedOutput()
 				t.Logf("--- %s (last lines) ---\n%s", container, out)
 			}
-			_ = exec.Command("podman", "rm", "--force", "--time=5", container).Run()
+			_ = runQuiet("podman", "rm", "--force", "--time=5", container)
 		})
+		podman(t, args...)
 		checkConfined(t, container)
 	}
 
@@ -279,6 +280,43 @@ func checkConfined(t *testing.T, container string) {
 		}
 	}
 	t.Errorf("%s: no root mount in mountinfo", container)
+}
+
+// realBuild is both daemons built from this checkout once per test binary,
+// for the tests that need the real binaries; TestMain removes it.
+var realBuild struct {
+	once  sync.Once
+	dir   string
+	meta  Meta
+	built []Built
+	err   error
+}
+
+// realImages builds both daemons for this machine's platform, as `make
+// images` does, with a tag of this run's own, so parallel runs on one
+// machine neither share nor remove each other's images.
+func realImages(t *testing.T) (string, Meta, []Built) {
+	t.Helper()
+	realBuild.once.Do(func() {
+		root, err := testenv.RepoRoot()
+		if err != nil {
+			realBuild.err = err
+			return
+		}
+		if realBuild.dir, err = os.MkdirTemp("", "ferry-images-test-"); err != nil {
+			realBuild.err = err
+			return
+		}
+		realBuild.meta = Meta{Version: fmt.Sprintf("podman-test-%d", os.Getpid()), Revision: "test", Source: "https://ferry.dev/ferry", Created: time.Unix(0, 0)}
+		plat := v1.Platform{OS: "linux", Architecture: runtime.GOARCH}
+		realBuild.built, realBuild.err = Build(context.Background(), Options{
+			Root: root, WorkDir: filepath.Join(realBuild.dir, "bin"), Platforms: []v1.Platform{plat}, Meta: realBuild.meta,
+		})
+	})
+	if realBuild.err != nil {
+		t.Fatal(realBuild.err)
+	}
+	return realBuild.dir, realBuild.meta, realBuild.built
 }
 
 // limits are the container's rlimits. The runtime sets podman's defaults

@@ -96,12 +96,13 @@ func SBOM(d Daemon, ref name.Tag, pi PlatformImage, m Meta) ([]byte, error) {
 		Checksums: []spdxChecksum{{Algorithm: "SHA256", ChecksumValue: hex.EncodeToString(sum[:])}},
 		Comment:   "built by " + bi.GoVersion + " from " + bi.Path,
 	}
-	mainVersion := m.Version
-	if mainVersion == "" {
-		mainVersion = bi.Main.Version
+	// The purl wants a Go module version, which the toolchain stamps from
+	// git (a pseudo-version); the release tag is the package's version.
+	main := goModule("SPDXRef-Main", bi.Main.Path, bi.Main.Version, m.Source)
+	if m.Version != "" {
+		main.VersionInfo = m.Version
 	}
-	pkgs := []spdxPackage{image, binary,
-		goModule("SPDXRef-Main", bi.Main.Path, mainVersion, m.Source),
+	pkgs := []spdxPackage{image, binary, main,
 		goModule("SPDXRef-Stdlib", "stdlib", strings.TrimPrefix(bi.GoVersion, "go"), "https://go.dev/dl/"),
 	}
 	rels := []spdxRelationship{

@@ -20,7 +20,7 @@ import (
 const LayoutDir = "oci"
 
 // Ref is d's reference in registry with tag: <registry>/<name>:<tag>, the
-// reference `ferry install --registry R --image-tag T` renders.
+// reference `ferry install --image-registry R --image-tag T` renders.
 func Ref(registry string, d Daemon, tag string) (name.Tag, error) {
 	t, err := name.NewTag(registry+"/"+d.Name+":"+tag, name.StrictValidation)
 	if err != nil {
@@ -57,10 +57,22 @@ func Write(dir, registry string, m Meta, built []Built) ([]Written, error) {
 		return nil, fmt.Errorf("images: %w", err)
 	}
 	// A fresh layout each time: appending to an old one would keep the
-	// previous build's indexes beside the new ones.
+	// previous build's indexes beside the new ones. Tarballs and SBOMs of
+	// platforms not built this time go too, so the directory holds what
+	// images.json lists and nothing else of ours.
 	lp := filepath.Join(dir, LayoutDir)
 	if err := os.RemoveAll(lp); err != nil {
 		return nil, fmt.Errorf("images: %w", err)
+	}
+	for _, d := range Daemons {
+		for _, pattern := range []string{d.Name + "_*.tar", d.Name + "_*.spdx.json"} {
+			stale, _ := filepath.Glob(filepath.Join(dir, pattern))
+			for _, f := range stale {
+				if err := os.Remove(f); err != nil {
+					return nil, fmt.Errorf("images: %w", err)
+				}
+			}
+		}
 	}
 	path, err := layout.Write(lp, empty.Index)
 	if err != nil {
