@@ -14,7 +14,7 @@ FUZZTIME ?= 60s
 
 BINARIES := ferry ferry-controller ferry-gateway
 
-.PHONY: all build tools test unit lint fmt vet staticcheck golangci fuzz demo sandbox conformance bench clean deps generate proto bench-peer bench-scale chart chaos soak images vulncheck
+.PHONY: all build tools test unit lint fmt vet staticcheck golangci fuzz demo sandbox conformance bench clean deps deps-test generate proto bench-peer bench-scale chart chaos soak images vulncheck
 
 all: build
 
@@ -38,12 +38,16 @@ images: vulncheck
 tools:
 	@bash hack/build-tools.sh
 
-## deps: system packages the tests need (root on Debian; no-op when present)
+## deps: system packages the demo needs; deps-test: and those the tests use
+## (root on Debian; no-op when present)
 deps:
-	@bash hack/install-deps.sh
+	@bash hack/install-deps.sh demo
+
+deps-test:
+	@bash hack/install-deps.sh test
 
 ## test: formatting, vet, staticcheck, then every test (netns tests need root)
-test: deps tools lint unit
+test: deps-test tools lint unit
 
 unit:
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) $(TEST_FLAGS) ./...
@@ -98,7 +102,7 @@ bench: tools
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
 ## bench-peer: Ferry's gateway pair against an HAProxy pair, same run, with ratios
-bench-peer: deps
+bench-peer: deps-test
 	$(GO) run ./hack/bench $(BENCH_PEER_FLAGS)
 
 ## bench-scale: the real daemons at N exports and M feed importers (root; BENCH_SCALE_FLAGS="-n 10000")
