@@ -151,7 +151,7 @@ Link another cluster to this one with:  ferry --context THIS link --cluster-name
 		if kind == "Namespace" {
 			tmpl = "{{- if .Values.installNamespace }}\n" + tmpl + "{{- end }}\n"
 		}
-		if kind == "PrometheusRule" {
+		if kind == "PrometheusRule" || kind == "PodMonitor" {
 			tmpl = "{{- if .Values.alerts.enabled }}\n" + tmpl + "{{- end }}\n"
 		}
 		n++

@@ -66,16 +66,22 @@ func build(s spec) ([]client.Object, error) {
 	objs = append(objs, controllerNetworkPolicy(), gatewayNetworkPolicy(s))
 	objs = append(objs, controllerDeployment(s), gatewayDeployment(s), gatewayService(s), gatewayPDB())
 	if s.alerts {
-		objs = append(objs, alertRules())
+		objs = append(objs, alertRules(), podMonitor())
 	}
 	return objs, nil
 }
 
-// alertRules is the PrometheusRule of Ferry's alerts. It is last: nothing
-// depends on it, and an apply that fails on it for want of the
-// prometheus-operator CRDs has installed everything else.
+// alertRules is the PrometheusRule of Ferry's alerts. It and the PodMonitor
+// are last: nothing depends on them, and an apply that fails on them for
+// want of the prometheus-operator CRDs has installed everything else.
 func alertRules() client.Object {
 	return monitoring.PrometheusRule(partOf, contract.SystemNamespace, labels(""))
+}
+
+// podMonitor has both daemons scraped, so the alerts have series: rules
+// without a scrape would never fire.
+func podMonitor() client.Object {
+	return monitoring.PodMonitor(partOf, contract.SystemNamespace, labels(""), map[string]string{"app.kubernetes.io/part-of": partOf})
 }
 
 // CRDDocuments are the CRDs' YAML exactly as embedded in this module and in

@@ -105,7 +105,7 @@ func Alerts() []Alert {
 			Name: "FerryLeafCertificateNearExpiry", Severity: SeverityCritical, For: 10 * time.Minute,
 			Expr:        `ferry_certificate_expiry_timestamp_seconds{cert!="issuer"} - time() < 4 * 3600`,
 			Summary:     `The {{ $labels.cert }} certificate in use expires in {{ $value | humanizeDuration }}.`,
-			Description: `A {{ $labels.cert }} leaf that should have been renewed 8 hours ago has under 4 hours left. On a gateway it means the renewed Secret was not loaded (see ferry_certificate_reload_rejected_total).`,
+			Description: `A {{ $labels.cert }} leaf has under 4 hours left, though it is renewed with 8 hours to go: renewal has been failing for at least 4 hours. On a gateway it means the renewed Secret was not loaded (see ferry_certificate_reload_rejected_total).`,
 			Action:      "as for FerryCertificateExpiring; on a gateway, its log says why the Secret was refused",
 		},
 		{
@@ -123,6 +123,20 @@ func Alerts() []Alert {
 			Action:      "the gateway's log says why; `ferry check` (gateway certificate)",
 		},
 		{
+			Name: "FerryTargetDown", Severity: SeverityWarning, For: 5 * time.Minute,
+			Expr:        `up{job="` + ScrapeJob + `"} == 0`,
+			Summary:     `Prometheus cannot scrape {{ $labels.pod }}.`,
+			Description: `The admin port of {{ $labels.pod }} has not answered Prometheus for 5 minutes: the daemon is down, restarting or unreachable, and its own alerts cannot fire.`,
+			Action:      "`kubectl -n ferry-system get pods` and the pod's events and log; `ferry check`",
+		},
+		{
+			Name: "FerryNotScraped", Severity: SeverityWarning, For: 15 * time.Minute,
+			Expr:        `absent(up{job="` + ScrapeJob + `"})`,
+			Summary:     `Prometheus scrapes no Ferry daemon.`,
+			Description: `No target of the PodMonitor ` + ScrapeJob + ` exists: the PodMonitor is missing or not selected by this Prometheus (its podMonitorSelector), so every other Ferry alert is silent.`,
+			Action:      "render the install with --alerts (it adds the PodMonitor), and label it for your Prometheus's podMonitorSelector",
+		},
+		{
 			Name: "FerryIssuerNearExpiry", Severity: SeverityWarning, For: time.Hour,
 			Expr:        `ferry_certificate_expiry_timestamp_seconds{cert="issuer"} - time() < 30 * 86400`,
 			Summary:     `The cluster's issuer expires in {{ $value | humanizeDuration }}.`,
@@ -130,6 +144,40 @@ func Alerts() []Alert {
 			Action:      "`ferry identity issuer --cluster NAME` with the mesh root, then update Secret `ferry-issuer` (picked up live)",
 		},
 	}
+}
+
+// ScrapeJob is the job label prometheus-operator gives the targets of
+// PodMonitor's object (<namespace>/<name>), which the alerts on the scrape
+// itself select.
+const ScrapeJob = "ferry-system/ferry"
+
+// Synthesized are the series Prometheus writes for each target itself,
+// which no daemon's /metrics holds; the checks that look metrics up in
+// /metrics skip them.
+var Synthesized = []string{"up"}
+
+// PodMonitor makes a prometheus-operator Prometheus scrape both daemons'
+// admin ports (port "admin", /metrics), so that the alerts have series to
+// judge. Its name and namespace make ScrapeJob.
+func PodMonitor(name, namespace string, labels, podLabels map[string]string) *unstructured.Unstructured {
+	match := map[string]any{}
+	for k, v := range podLabels {
+		match[k] = v
+	}
+	u := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "monitoring.coreos.com/v1",
+		"kind":       "PodMonitor",
+		"spec": map[string]any{
+			"selector": map[string]any{"matchLabels": match},
+			"podMetricsEndpoints": []any{map[string]any{
+				"port": "admin", "path": "/metrics", "interval": "30s",
+			}},
+		},
+	}}
+	u.SetName(name)
+	u.SetNamespace(namespace)
+	u.SetLabels(labels)
+	return u
 }
 
 // PrometheusRule renders the alerts as a prometheus-operator

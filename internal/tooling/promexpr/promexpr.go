@@ -115,7 +115,7 @@ func Missing(exprs []monitoring.Expression, texts ...string) ([]string, error) {
 			return nil, fmt.Errorf("%s: %w", e.Where, err)
 		}
 		for _, n := range names {
-			if !have[n] {
+			if !have[n] && !slices.Contains(monitoring.Synthesized, n) {
 				missing = append(missing, fmt.Sprintf("%s (%s)", n, e.Where))
 			}
 		}
