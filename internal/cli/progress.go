@@ -20,6 +20,11 @@ const (
 // defaultTerminalWidth is assumed when a terminal will not tell its size.
 const defaultTerminalWidth = 80
 
+// minStatusWidth is the narrowest terminal that gets a status line: cut
+// to fewer columns, the status is a few letters that say nothing, and a
+// width of 1 leaves no column at all that the cursor does not wrap from.
+const minStatusWidth = 10
+
 // progress shows a long wait as one status line that rewrites itself, on a
 // terminal only. In a pipe or a file it writes nothing at all: a log reader
 // wants the command's result and its error, not a frame of every second,
@@ -67,7 +72,7 @@ func terminalWidth(w io.Writer) int {
 // east: Synced=False (NamespaceMissing), 12s…". The line is cut to the
 // terminal's width: a line that wrapped could not be rewritten in place.
 func (p *progress) Update(status string) {
-	if p.width == 0 {
+	if p.width < minStatusWidth {
 		return
 	}
 	line := fmt.Sprintf("%s, %s…", strings.Join(strings.Fields(status), " "), p.now().Sub(p.start).Round(time.Second))

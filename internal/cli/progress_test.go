@@ -41,6 +41,21 @@ func TestProgressOnTerminal(t *testing.T) {
 		{"cut to the width, so the line never wraps", 20, func(p *progress) {
 			p.Update("waiting for 4 mirror objects to be removed")
 		}, "\rwaiting for 4 mirr…\x1b[K"},
+		{"cut at the narrowest width that shows a status", minStatusWidth, func(p *progress) {
+			p.Update("waiting for 4 mirror objects to be removed")
+		}, "\rwaiting …\x1b[K"},
+		// Narrower, a status would be a few letters, or (width 1) none
+		// at all: nothing is shown, and nothing panics.
+		{"too narrow for a status: nothing", minStatusWidth - 1, func(p *progress) {
+			p.Update("waiting for 4 mirror objects to be removed")
+			p.Clear()
+		}, ""},
+		{"width 2: nothing", 2, func(p *progress) { p.Update("waiting") }, ""},
+		{"width 1: nothing", 1, func(p *progress) { p.Update("waiting") }, ""},
+		{"too narrow, done still says how it ended", 1, func(p *progress) {
+			p.Update("waiting")
+			p.Done("ready")
+		}, "ready (1s)\n"},
 		{"clear only when something is shown", 80, func(p *progress) {
 			p.Clear()
 			p.Update("x")
@@ -57,8 +72,11 @@ func TestProgressOnTerminal(t *testing.T) {
 			if got := w.String(); got != tc.want {
 				t.Errorf("\n got %q\nwant %q", got, tc.want)
 			}
+			// Status lines (those cleared to the end) must never wrap;
+			// Done's final line may, since nothing rewrites it.
 			for _, line := range strings.Split(w.String(), "\r") {
-				if n := len([]rune(strings.TrimSuffix(strings.TrimSuffix(line, "\n"), clearToEOL))); n >= tc.width {
+				status, ok := strings.CutSuffix(line, clearToEOL)
+				if n := len([]rune(status)); ok && n >= tc.width {
 					t.Errorf("line %q is %d wide on a %d-column terminal", line, n, tc.width)
 				}
 			}
