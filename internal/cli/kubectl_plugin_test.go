@@ -91,14 +91,30 @@ func buildKubectl(t *testing.T, root string) string {
 	if err := os.MkdirAll(cache, 0o755); err != nil {
 		t.Fatal(err)
 	}
+	// Test binaries of several packages (or checkouts) may build at once:
+	// each writes its own file, and the rename makes whichever ends first
+	// the cached one, never a half-written kubectl.
+	tmp, err := os.CreateTemp(cache, "kubectl-*.tmp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tmp.Close(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.Remove(tmp.Name()) }) // gone after the rename
 	start := time.Now()
-	cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", bin+".tmp", "k8s.io/kubernetes/cmd/kubectl")
+	cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", tmp.Name(), "k8s.io/kubernetes/cmd/kubectl")
 	cmd.Dir = mod
 	cmd.Env = append(os.Environ(), "GOFLAGS=-mod=mod", "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("build kubectl: %v\n%s", err, out)
 	}
-	if err := os.Rename(bin+".tmp", bin); err != nil {
+	// CreateTemp made the file 0600; go build renames its output over it,
+	// except where it must copy into the existing file, which keeps 0600.
+	if err := os.Chmod(tmp.Name(), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp.Name(), bin); err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("built kubectl in %s", time.Since(start).Round(time.Second))
