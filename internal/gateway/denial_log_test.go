@@ -1,31 +1,13 @@
 package gateway
 
 import (
-	"bytes"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"ferry.dev/ferry/internal/tooling/testkit"
 )
-
-// lockedBuffer is a log sink that the egress goroutines and the test share.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // TestDeniedStreamLog: the importing side's log of a refused stream names
 // what was asked for (service and port), where (the remote cluster), the
@@ -33,7 +15,7 @@ func (l *lockedBuffer) String() string {
 // callers: not which of the reasons it was, nor whom the export is for.
 // It said "tunnel stream rejected: denied: denied".
 func TestDeniedStreamLog(t *testing.T) {
-	var logs lockedBuffer
+	var logs testkit.LockedBuffer
 	p := newPair(t, pairOpts{egLog: slog.New(slog.NewTextHandler(&logs, nil))})
 	be := newBackend(t, echo)
 	p.export("limited", []string{"north"}, be.addr())

@@ -76,14 +76,8 @@ func TestHelmRendersAlerts(t *testing.T) {
 		t.Fatalf("helm install: %v", err)
 	}
 	got := manifestObjects(t, rel.Manifest)
-	o := Options{
-		ClusterName:    "east",
-		ImageTag:       ch.AppVersion(),
-		IssuerCertPEM:  readFixture(t, "ferry.local", "east", "issuer.crt"),
-		IssuerKeyPEM:   readFixture(t, "ferry.local", "east", "issuer.key"),
-		TrustBundlePEM: readFixture(t, "ferry.local", "east", "bundle.crt"),
-		Alerts:         true,
-	}
+	o := testOptions(t)
+	o.ImageTag, o.Alerts = ch.AppVersion(), true
 	objs, err := Render(o)
 	if err != nil {
 		t.Fatal(err)

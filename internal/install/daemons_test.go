@@ -1,13 +1,11 @@
 package install
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -43,7 +41,7 @@ func TestDaemonsRunWithInstalledRBAC(t *testing.T) {
 	if err := c.SetEndpoints(ctx, contract.SystemNamespace, contract.GatewayName, []testenv.Endpoint{{IP: "198.18.0.1", Port: contract.IngressPort, Ready: true}}); err != nil {
 		t.Fatal(err)
 	}
-	logs := &lockedBuffer{}
+	logs := &testkit.LockedBuffer{}
 	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
 
 	ctlAdmin := freeAddr(t)
@@ -161,19 +159,3 @@ func httpOK(url string) bool {
 	return resp.StatusCode == http.StatusOK
 }
 
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}

@@ -224,12 +224,8 @@ func TestHelmRendersLikeInstall(t *testing.T) {
 			}
 			got := manifestObjects(t, rel.Manifest)
 
-			o := Options{
-				ClusterName:    cluster,
-				IssuerCertPEM:  readFixture(t, mesh, cluster, "issuer.crt"),
-				IssuerKeyPEM:   readFixture(t, mesh, cluster, "issuer.key"),
-				TrustBundlePEM: readFixture(t, mesh, cluster, "bundle.crt"),
-			}
+			o := optionsFor(t, mesh, cluster)
+			o.ImageTag = "" // each case says what the chart's values make it
 			c.opts(&o)
 			objs, err := Render(o)
 			if err != nil {
