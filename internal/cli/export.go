@@ -22,7 +22,7 @@ import (
 	mcsv1beta1 "sigs.k8s.io/mcs-api/pkg/apis/v1beta1"
 
 	"ferry.dev/ferry/internal/contract"
-	"ferry.dev/ferry/internal/exports"
+	"ferry.dev/ferry/internal/exportwatch"
 )
 
 func newExportCommand(kf *genericclioptions.ConfigFlags) *cobra.Command {
@@ -203,14 +203,14 @@ func export(ctx context.Context, k *kubeTarget, name string, allowed []string, a
 	} else if err != nil {
 		return "", nil, k.explain("get Service "+ns+"/"+name, err)
 	}
-	if from := svc.Labels[contract.LabelSourceCluster]; svc.Labels[contract.LabelLink] != "" {
-		return "", nil, fmt.Errorf("service %s/%s is a mirror that Ferry imports from cluster %q: export the original Service in %s instead", ns, name, from, from)
-	}
-	if of := svc.Labels[contract.LabelClusterset]; of != "" {
-		return "", nil, fmt.Errorf("service %s/%s is Ferry's clusterset Service of %s/%s: export %s/%s itself in each cluster that serves it", ns, name, ns, of, ns, of)
-	}
-	if err := exportable(&svc); err != nil {
-		return "", nil, err
+	// Refused before anything is written: a user reads the command's
+	// answer, not a condition on an object they may never look at.
+	if r := exportwatch.Exportable(&svc); r != nil {
+		msg := fmt.Sprintf("service %s/%s %s", ns, name, r.Problem)
+		if r.Hint != "" {
+			msg += ": " + r.Hint
+		}
+		return "", nil, errors.New(msg)
 	}
 	want := strings.Join(allowed, ",")
 	to := func(v string) string {
@@ -264,36 +264,6 @@ func export(ctx context.Context, k *kubeTarget, name string, allowed []string, a
 		return "", nil, k.explain("write ServiceExport "+ns+"/"+name, err)
 	}
 	return msg, &se, nil
-}
-
-// exportable refuses, before anything is written, the Services that the
-// controller would only mark invalid in the ServiceExport's status (the
-// rules of exportwatch.computeOne): a user reads the command's answer, not
-// a condition on an object they may never look at.
-func exportable(svc *corev1.Service) error {
-	where := svc.Namespace + "/" + svc.Name
-	if svc.Spec.Type == corev1.ServiceTypeExternalName {
-		return fmt.Errorf("service %s is of type ExternalName (an alias of %q), with no endpoints of its own for a gateway to carry traffic to: export a Service with a selector or EndpointSlices instead, or have the other clusters use %q directly", where, svc.Spec.ExternalName, svc.Spec.ExternalName)
-	}
-	var other []string
-	tcp := 0
-	for _, p := range svc.Spec.Ports {
-		switch p.Protocol {
-		case corev1.ProtocolTCP, "": // "" is TCP, the API server's default
-			tcp++
-		default:
-			other = append(other, fmt.Sprintf("%s %d", p.Protocol, p.Port))
-		}
-	}
-	switch {
-	case len(svc.Spec.Ports) == 0:
-		return fmt.Errorf("service %s has no ports, and Ferry's gateways carry TCP ports only: add a TCP port to the Service (`kubectl -n %s edit svc %s`), then export it", where, svc.Namespace, svc.Name)
-	case tcp == 0:
-		return fmt.Errorf("service %s has no TCP port (only %s), and Ferry's gateways carry TCP only: add a TCP port to the Service to export it", where, strings.Join(other, ", "))
-	case len(svc.Spec.Ports) > exports.MaxPorts:
-		return fmt.Errorf("service %s has %d ports, and at most %d can be exported: split it into Services with fewer ports", where, len(svc.Spec.Ports), exports.MaxPorts)
-	}
-	return nil
 }
 
 // completeServices offers the Services of the namespace, without mirrors

@@ -73,42 +73,25 @@ func computeOne(se *mcsv1beta1.ServiceExport, svc *corev1.Service, epSlices []*d
 		st.Reason, st.Message, st.Warnings = reason, fmt.Sprintf(format, args...), nil
 		return exports.Export{}, st
 	}
-	switch {
-	case svc == nil || svc.DeletionTimestamp != nil:
-		return invalid(exports.ReasonNoService, "Service %s does not exist", k)
-	case svc.Spec.Type == corev1.ServiceTypeExternalName:
-		return invalid(exports.ReasonInvalidServiceType, "Service %s is of type ExternalName, which cannot be exported", k)
-	case svc.Labels[contract.LabelLink] != "":
-		return invalid(exports.ReasonImportedService, "Service %s is imported from cluster %q by Ferry and cannot be exported again", k, svc.Labels[contract.LabelSourceCluster])
-	case svc.Labels[contract.LabelClusterset] != "":
-		return invalid(exports.ReasonImportedService, "Service %s is Ferry's clusterset Service of %s/%s and cannot be exported; export %s/%s itself in each cluster that serves it",
-			k, k.Namespace, svc.Labels[contract.LabelClusterset], k.Namespace, svc.Labels[contract.LabelClusterset])
+	if r := Exportable(svc); r != nil {
+		return invalid(r.Reason, "%s", r.Message(k))
 	}
 
 	exp := exports.Export{Key: k, Type: exports.ClusterSetIP, SessionAffinity: string(corev1.ServiceAffinityNone)}
 	if svc.Spec.ClusterIP == corev1.ClusterIPNone {
 		exp.Type = exports.Headless
 	}
-	tcp := 0
 	for _, p := range svc.Spec.Ports {
 		proto := p.Protocol
 		if proto == "" {
 			proto = corev1.ProtocolTCP // the API server's default
 		}
-		if proto == corev1.ProtocolTCP {
-			tcp++
-		} else {
+		if proto != corev1.ProtocolTCP {
 			// Listed on the ServiceImport, as the MCS API has it, and
 			// carried by no gateway: importers open no egress port for it.
 			st.Warnings = append(st.Warnings, fmt.Sprintf("port %s: %s %d is listed on ServiceImports but not carried: Ferry's gateways carry TCP only", portName(p), proto, p.Port))
 		}
 		exp.Ports = append(exp.Ports, exports.Port{Name: p.Name, Protocol: string(proto), Port: p.Port, AppProtocol: deref(p.AppProtocol)})
-	}
-	if tcp == 0 {
-		return invalid(exports.ReasonNoTCPPorts, "Service %s has no TCP port; Ferry carries TCP only", k)
-	}
-	if len(exp.Ports) > exports.MaxPorts {
-		return invalid(exports.ReasonTooLarge, "Service %s has %d ports; at most %d can be exported", k, len(exp.Ports), exports.MaxPorts)
 	}
 	slices.SortFunc(exp.Ports, exports.ComparePorts)
 
