@@ -110,6 +110,9 @@ func Run(ctx context.Context, o Options) error {
 	if err := o.Registry.Register(certsecret.TrustCollector("controller", src)); err != nil {
 		return fmt.Errorf("metrics: %w", err)
 	}
+	if err := o.Registry.Register(version.Collector()); err != nil {
+		return fmt.Errorf("metrics: %w", err)
+	}
 	for _, hook := range o.Hooks {
 		if err := hook(Deps{Manager: mgr, Identity: src, Options: &o, Logger: log}); err != nil {
 			return fmt.Errorf("hook: %w", err)

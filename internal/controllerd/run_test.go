@@ -215,7 +215,7 @@ func TestRunEndToEnd(t *testing.T) {
 		return importedServices(reg, "east") >= 1
 	})
 	_, metrics := get("http://" + admin + "/metrics")
-	for _, m := range []string{`ferry_importer_imported_services{link="east"} 1`, "ferry_importer_last_sync_age_seconds", "ferry_importer_writes_total"} {
+	for _, m := range []string{`ferry_importer_imported_services{link="east"} 1`, "ferry_importer_last_sync_age_seconds", "ferry_importer_writes_total", `ferry_build_info{goversion="go`} {
 		if !strings.Contains(metrics, m) {
 			t.Errorf("/metrics lacks %s", m)
 		}

@@ -26,6 +26,7 @@ import (
 	"ferry.dev/ferry/internal/gateway"
 	"ferry.dev/ferry/internal/profiling"
 	"ferry.dev/ferry/internal/tunnel"
+	"ferry.dev/ferry/internal/version"
 )
 
 // feedBacklog bounds feed connections accepted by TLS but not yet by gRPC.
@@ -92,6 +93,9 @@ func Run(ctx context.Context, o Options) error {
 	}
 	src := certs.Source()
 	if err := reg.Register(certsecret.TrustCollector("gateway", src)); err != nil {
+		return fmt.Errorf("gatewayd: metrics: %w", err)
+	}
+	if err := reg.Register(version.Collector()); err != nil {
 		return fmt.Errorf("gatewayd: metrics: %w", err)
 	}
 

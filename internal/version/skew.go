@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"regexp"
 	"strconv"
+	"strings"
 )
 
 // MaxMinorSkew is how many minor versions the CLI and the daemons, and the
@@ -48,4 +49,40 @@ func Skew(a, b string) (supported, known bool) {
 	}
 	d := ra.Minor - rb.Minor
 	return ra.Major == rb.Major && d <= MaxMinorSkew && -d <= MaxMinorSkew, true
+}
+
+// Build is what a binary says of itself: its version and its revision
+// (Revision()). Revision is empty when only the version is known, e.g.
+// from an image tag.
+type Build struct{ Version, Revision string }
+
+// bareCommit is what git describe --always gives in a repository without
+// tags: an abbreviated commit and nothing else.
+var bareCommit = regexp.MustCompile(`^[0-9a-f]{7,40}$`)
+
+// SameCommit says whether a and b were built from one clean commit, and
+// names it: their revisions are equal, or one side knows only a version
+// that is a bare commit, the start of the other's revision. A dirty build
+// is never the same as anything: its tree is not in git.
+func SameCommit(a, b Build) (string, bool) {
+	clean := func(r string) bool { return r != "" && r != "unknown" && !strings.HasSuffix(r, "-dirty") }
+	switch {
+	case clean(a.Revision) && clean(b.Revision):
+		return a.Revision, a.Revision == b.Revision
+	case clean(a.Revision) && b.Revision == "" && bareCommit.MatchString(b.Version):
+		return a.Revision, strings.HasPrefix(a.Revision, b.Version)
+	case clean(b.Revision) && a.Revision == "" && bareCommit.MatchString(a.Version):
+		return b.Revision, strings.HasPrefix(b.Revision, a.Version)
+	}
+	return "", false
+}
+
+// SkewOf compares two builds: one commit works with itself whatever its
+// version says ("dev", a bare commit); otherwise it is Skew of the
+// versions.
+func SkewOf(a, b Build) (supported, known bool) {
+	if _, same := SameCommit(a, b); same {
+		return true, true
+	}
+	return Skew(a.Version, b.Version)
 }

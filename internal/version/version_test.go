@@ -51,3 +51,32 @@ func TestSkew(t *testing.T) {
 		}
 	}
 }
+
+func TestSkewOfBuilds(t *testing.T) {
+	const rev = "3098bdb2c0f1aa55e0c6fd3c47a1bbd0c1e6a2f4"
+	for _, c := range []struct {
+		name             string
+		a, b             Build
+		supported, known bool
+		same             bool
+	}{
+		{"one commit, unreleased", Build{"dev", rev}, Build{"3098bdb", rev}, true, true, true},
+		{"one commit, versions say skew", Build{"v0.9.0", rev}, Build{"v0.1.0", rev}, true, true, true},
+		{"bare commit from an image tag", Build{"dev", rev}, Build{"3098bdb", ""}, true, true, true},
+		{"bare commit, the other way round", Build{"3098bdb2c0f1", ""}, Build{"v0.3.0", rev}, true, true, true},
+		{"bare commit of another commit", Build{"dev", rev}, Build{"abcdef1", ""}, false, false, false},
+		{"two commits, unreleased", Build{"dev", rev}, Build{"dev", "abcdef1234"}, false, false, false},
+		{"two commits, releases", Build{"v0.3.0", rev}, Build{"v0.2.0", "abcdef1234"}, true, true, false},
+		{"two commits, releases too far apart", Build{"v0.4.0", rev}, Build{"v0.2.0", "abcdef1234"}, false, true, false},
+		{"dirty is never the same", Build{"dev", rev + "-dirty"}, Build{"dev", rev + "-dirty"}, false, false, false},
+		{"unknown revisions", Build{"dev", "unknown"}, Build{"dev", "unknown"}, false, false, false},
+		{"no revision, release tags", Build{"v0.3.0", ""}, Build{"v0.3.1", ""}, true, true, false},
+		{"too short to be a commit", Build{"dev", rev}, Build{"3098", ""}, false, false, false},
+	} {
+		s, k := SkewOf(c.a, c.b)
+		_, same := SameCommit(c.a, c.b)
+		if s != c.supported || k != c.known || same != c.same {
+			t.Errorf("%s: SkewOf = %v, %v, same commit %v; want %v, %v, %v", c.name, s, k, same, c.supported, c.known, c.same)
+		}
+	}
+}
