@@ -83,8 +83,11 @@ var errNoPods = errors.New("no pods")
 
 // podMetrics is one pod's /metrics.
 type podMetrics struct {
-	pod  string
-	fams map[string]*dto.MetricFamily
+	pod string
+	// image is the pod's first container's image: what it runs when its
+	// metrics do not say.
+	image string
+	fams  map[string]*dto.MetricFamily
 }
 
 // scrapeComponent fetches /metrics from every running pod of a Ferry
@@ -113,7 +116,11 @@ func scrapeComponent(ctx context.Context, cs kubernetes.Interface, component str
 			failed = append(failed, fmt.Sprintf("%s: metrics: %v", p.Name, err))
 			continue
 		}
-		out = append(out, podMetrics{pod: p.Name, fams: fams})
+		pm := podMetrics{pod: p.Name, fams: fams}
+		if len(p.Spec.Containers) > 0 {
+			pm.image = p.Spec.Containers[0].Image
+		}
+		out = append(out, pm)
 	}
 	switch {
 	case len(failed) > 0:

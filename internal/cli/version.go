@@ -1,19 +1,13 @@
 package cli
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
-	appsv1 "k8s.io/api/apps/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
-	"k8s.io/client-go/discovery"
-	"k8s.io/client-go/rest"
 
 	"ferry.dev/ferry/internal/contract"
 	"ferry.dev/ferry/internal/version"
@@ -32,9 +26,11 @@ func newVersionCommand(kf *genericclioptions.ConfigFlags) *cobra.Command {
 		Use:   "version",
 		Short: "Print the client version and, when reachable, the server versions",
 		Long: `Print this CLI's version, and when the cluster of the current context is
-reachable, its Kubernetes version and the versions (image tags) of the Ferry
-controller and gateway Deployments. An unreachable cluster is a note, not an
-error.`,
+reachable, its Kubernetes version and the version and commit that the Ferry
+controller and gateway pods run (their ferry_build_info metric, read through
+the API server's pod proxy; the Deployment's image tag when no pod can be
+read), with the skew between all of them. An unreachable cluster is a note,
+not an error.`,
 		Example: `  ferry version
   ferry --context east version -o json
   ferry version --client`,
@@ -43,7 +39,7 @@ error.`,
 			r := versionReport{Client: version.String("ferry"), ClientVersion: version.Version, ClientCommit: version.Revision()}
 			if !clientOnly {
 				r.Server, r.Note = serverVersions(cmd, kf)
-				r.Skew = versionSkew(r.ClientVersion, r.Server)
+				r.Skew = versionSkew(version.Build{Version: r.ClientVersion, Revision: r.ClientCommit}, r.Server)
 			}
 			if r.Skew != nil && !r.Skew.Supported && *output != outputTable {
 				// Scripts read stdout; the warning still reaches a person.
@@ -67,9 +63,9 @@ type versionReport struct {
 }
 
 // skewReport says whether the client and the daemons may work together
-// (version.MaxMinorSkew). Known is false when a version names no release
-// ("dev", "latest", a digest): then nothing can be said, and nothing is
-// claimed.
+// (version.MaxMinorSkew). Known is false when two builds are neither of
+// one commit nor both releases ("dev", "latest", a digest, two bare
+// commits): then nothing can be said, and nothing is claimed.
 type skewReport struct {
 	Known     bool   `json:"known"`
 	Supported bool   `json:"supported"`
@@ -77,31 +73,46 @@ type skewReport struct {
 }
 
 // versionSkew compares the client with each daemon, and the daemons with
-// each other: a controller and gateways too far apart disagree on the feed
-// and the tunnel just as a CLI would.
-func versionSkew(client string, s *serverVersion) *skewReport {
+// each other (every build the pods run, mid-rollout too): a controller and
+// gateways too far apart disagree on the feed and the tunnel just as a CLI
+// would.
+func versionSkew(client version.Build, s *serverVersion) *skewReport {
 	if s == nil || (s.Controller == nil && s.Gateway == nil) {
 		return nil
 	}
-	type side struct{ name, v string }
-	sides := []side{{"client", client}}
-	if s.Controller != nil {
-		sides = append(sides, side{"controller", s.Controller.Version})
+	type side struct {
+		name string
+		b    version.Build
 	}
-	if s.Gateway != nil {
-		sides = append(sides, side{"gateway", s.Gateway.Version})
+	sides := []side{{"client", client}}
+	for _, c := range []struct {
+		name string
+		v    *componentVersion
+	}{{"controller", s.Controller}, {"gateway", s.Gateway}} {
+		if c.v == nil {
+			continue
+		}
+		for _, b := range c.v.builds() {
+			sides = append(sides, side{c.name, b})
+		}
 	}
 	r := &skewReport{Known: true, Supported: true}
 	var bad, unknown []string
+	commit, oneCommit := "", true
 	for i := range sides {
 		for _, b := range sides[i+1:] {
 			a := sides[i]
-			ok, known := version.Skew(a.v, b.v)
+			c, same := version.SameCommit(a.b, b.b)
+			oneCommit = oneCommit && same
+			if same {
+				commit = c
+			}
+			ok, known := version.SkewOf(a.b, b.b)
 			switch {
 			case !known:
-				unknown = append(unknown, fmt.Sprintf("%s %s / %s %s", a.name, a.v, b.name, b.v))
+				unknown = append(unknown, fmt.Sprintf("%s %s / %s %s", a.name, describeBuild(a.b), b.name, describeBuild(b.b)))
 			case !ok:
-				bad = append(bad, fmt.Sprintf("%s %s and %s %s", a.name, a.v, b.name, b.v))
+				bad = append(bad, fmt.Sprintf("%s %s and %s %s", a.name, a.b.Version, b.name, b.b.Version))
 			}
 		}
 	}
@@ -112,92 +123,22 @@ func versionSkew(client string, s *serverVersion) *skewReport {
 			strings.Join(bad, "; "), version.MaxMinorSkew)
 	case len(unknown) > 0:
 		r.Known = false
-		r.Message = "skew unknown: not a release version (" + strings.Join(unknown, "; ") + ")"
+		r.Message = "skew unknown: not both releases, nor one commit (" + strings.Join(unknown, "; ") + ")"
+	case oneCommit:
+		r.Message = "no skew: one commit everywhere (" + shortCommit(commit) + ")"
 	default:
 		r.Message = fmt.Sprintf("within the supported skew (same major version, at most %d minor apart)", version.MaxMinorSkew)
 	}
 	return r
 }
 
-type serverVersion struct {
-	Context    string            `json:"context"`
-	Kubernetes string            `json:"kubernetes"`
-	Controller *componentVersion `json:"controller,omitempty"`
-	Gateway    *componentVersion `json:"gateway,omitempty"`
-}
-
-// componentVersion is what a Deployment says about a Ferry daemon: the
-// version is the image tag, which `ferry install` sets to the CLI version.
-type componentVersion struct {
-	Version string `json:"version"`
-	Image   string `json:"image"`
-	Ready   string `json:"ready"`
-}
-
-// serverVersions asks the cluster; any failure becomes the note, because
-// the client version is still worth printing.
-func serverVersions(cmd *cobra.Command, kf *genericclioptions.ConfigFlags) (*serverVersion, string) {
-	k, err := kubeConnect(kf)
-	if err != nil {
-		return nil, "server version unknown: " + err.Error()
+// describeBuild is a version, with its commit when the version is no
+// release and so says little by itself: "dev@3098bdb2c0f1".
+func describeBuild(b version.Build) string {
+	if _, release := version.ParseRelease(b.Version); release || b.Revision == "" || b.Revision == "unknown" {
+		return b.Version
 	}
-	cfg := rest.CopyConfig(k.Config)
-	cfg.Timeout = versionServerTimeout
-	dc, err := discovery.NewDiscoveryClientForConfig(cfg)
-	if err != nil {
-		return nil, "server version unknown: " + k.explain("connect", err).Error()
-	}
-	info, err := dc.ServerVersion()
-	if err != nil {
-		return nil, "server version unknown, not reachable: " + k.explain("get the Kubernetes version", err).Error()
-	}
-	s := &serverVersion{Context: k.Context, Kubernetes: info.GitVersion}
-	ctx, cancel := context.WithTimeout(cmd.Context(), versionServerTimeout)
-	defer cancel()
-	var notes []string
-	for _, c := range []struct {
-		name string
-		into **componentVersion
-	}{{contract.ControllerName, &s.Controller}, {contract.GatewayName, &s.Gateway}} {
-		var d appsv1.Deployment
-		err := k.Client.Get(ctx, types.NamespacedName{Namespace: contract.SystemNamespace, Name: c.name}, &d)
-		switch {
-		case err == nil:
-			*c.into = deploymentVersion(&d)
-		case apierrors.IsNotFound(err):
-		default:
-			notes = append(notes, k.explain("get Deployment "+c.name, err).Error())
-		}
-	}
-	return s, strings.Join(notes, "; ")
-}
-
-func deploymentVersion(d *appsv1.Deployment) *componentVersion {
-	var image string
-	if cs := d.Spec.Template.Spec.Containers; len(cs) > 0 {
-		image = cs[0].Image
-	}
-	want := d.Status.Replicas
-	if d.Spec.Replicas != nil {
-		want = *d.Spec.Replicas
-	}
-	return &componentVersion{Version: imageTag(image), Image: image, Ready: fmt.Sprintf("%d/%d", d.Status.ReadyReplicas, want)}
-}
-
-// imageTag is the tag of an image reference ("reg:5000/ferry:v1" -> "v1"),
-// a short digest for a reference by digest, or "-" without either.
-func imageTag(image string) string {
-	if _, digest, ok := strings.Cut(image, "@"); ok {
-		if len(digest) > 19 {
-			digest = digest[:19] + "…"
-		}
-		return digest
-	}
-	last := image[strings.LastIndex(image, "/")+1:]
-	if _, tag, ok := strings.Cut(last, ":"); ok && tag != "" {
-		return tag
-	}
-	return "-"
+	return b.Version + "@" + shortCommit(b.Revision)
 }
 
 func printVersion(w io.Writer, r versionReport) error {
@@ -210,7 +151,7 @@ func printVersion(w io.Writer, r versionReport) error {
 		}{{"Controller:", contract.ControllerName, s.Controller}, {"Gateway:", contract.GatewayName, s.Gateway}} {
 			text := "not installed (no Deployment " + contract.SystemNamespace + "/" + c.deployment + ")"
 			if c.v != nil {
-				text = fmt.Sprintf("%s (%s, %s ready)", c.v.Version, c.v.Image, c.v.Ready)
+				text = c.v.describe()
 			}
 			lines = append(lines, [2]string{c.label, text})
 		}
@@ -231,4 +172,33 @@ func printVersion(w io.Writer, r versionReport) error {
 		}
 	}
 	return nil
+}
+
+// describe is a daemon's line: its build with the Deployment's image and
+// readiness, "v0.3.0 (commit 3098bdb2c0f1, reg/ferry-gateway:v0.3.0, 2/2
+// ready)"; while pods run different builds, each with its pod count.
+func (v *componentVersion) describe() string {
+	deployment := v.Image + ", " + v.Ready + " ready"
+	switch len(v.Builds) {
+	case 0:
+		return fmt.Sprintf("%s (%s)", v.Version, deployment)
+	case 1:
+		if c := v.Builds[0].Commit; c != "" {
+			return fmt.Sprintf("%s (commit %s, %s)", v.Version, shortCommit(c), deployment)
+		}
+		return fmt.Sprintf("%s (%s)", v.Version, deployment)
+	}
+	parts := make([]string, len(v.Builds))
+	for i, b := range v.Builds {
+		commit := ""
+		if b.Commit != "" {
+			commit = " (commit " + shortCommit(b.Commit) + ")"
+		}
+		pods := "pods"
+		if len(b.Pods) == 1 {
+			pods = "pod"
+		}
+		parts[i] = fmt.Sprintf("%s%s on %d %s", b.Version, commit, len(b.Pods), pods)
+	}
+	return fmt.Sprintf("%d builds: %s (%s)", len(v.Builds), strings.Join(parts, ", "), deployment)
 }

@@ -1,13 +1,19 @@
 package cli
 
 import (
+	"context"
 	"encoding/json"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/yaml"
+
+	"ferry.dev/ferry/internal/contract"
 
 	"ferry.dev/ferry/internal/version"
 )
@@ -64,7 +70,7 @@ func TestVersionSkew(t *testing.T) {
 	}{
 		{"v9.8.0", "Skew:       within the supported skew (same major version, at most 1 minor apart)\n"},
 		{"v9.11.2", "Warning:    client v9.11.2 and controller v9.9.9; client v9.11.2 and gateway v9.9.9 are more than 1 minor version apart, which is not supported: use a ferry CLI of the daemons' version"},
-		{"dev", "Skew:       skew unknown: not a release version (client dev / controller v9.9.9; client dev / gateway v9.9.9)\n"},
+		{"dev", "Skew:       skew unknown: not both releases, nor one commit (client dev@0123abcd / controller v9.9.9; client dev@0123abcd / gateway v9.9.9)\n"},
 	} {
 		version.Version = c.client
 		out := mustFerryOn(t, exporter, "version")
@@ -115,5 +121,42 @@ func TestImageTag(t *testing.T) {
 		if got := imageTag(image); got != want {
 			t.Errorf("imageTag(%q) = %q, want %q", image, got, want)
 		}
+	}
+}
+
+// TestVersionPodsUnreadable: a running controller pod whose /metrics the
+// API server will not proxy (a loopback pod IP, which it refuses to dial)
+// leaves the version to the Deployment's image tag, says why in the note,
+// and still exits 0.
+func TestVersionPodsUnreadable(t *testing.T) {
+	installEast(t)
+	c := clusterClient(t, exporter)
+	// The pod the Deployment's template makes, as a kubelet would run it.
+	var d appsv1.Deployment
+	mustGet(t, c, contract.SystemNamespace, contract.ControllerName, &d)
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Namespace: contract.SystemNamespace, Name: "ferry-controller-unreadable", Labels: d.Spec.Template.Labels},
+		Spec:       *d.Spec.Template.Spec.DeepCopy(),
+	}
+	create(t, c, pod)
+	pod.Status = corev1.PodStatus{Phase: corev1.PodRunning, PodIP: "127.0.0.1", PodIPs: []corev1.PodIP{{IP: "127.0.0.1"}}}
+	if err := c.Status().Update(context.Background(), pod); err != nil {
+		t.Fatal(err)
+	}
+	out := mustFerryOn(t, exporter, "version")
+	for _, want := range []string{
+		"Controller: " + eastImageTag + " (ferry.dev/ferry-controller:" + eastImageTag + ", 1/1 ready)\n",
+		"Note:       ferry-controller: version from the image tag, the pods' metrics unreadable: ferry-controller-unreadable: ",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("version lacks %q:\n%s", want, out)
+		}
+	}
+	var r versionReport
+	if err := json.Unmarshal([]byte(mustFerryOn(t, exporter, "version", "-o", "json")), &r); err != nil {
+		t.Fatal(err)
+	}
+	if ctrl := r.Server.Controller; ctrl == nil || ctrl.Source != sourceImage || ctrl.Commit != "" || len(ctrl.Builds) != 0 {
+		t.Errorf("-o json controller: %+v", ctrl)
 	}
 }

@@ -3,6 +3,8 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -81,6 +83,44 @@ func TestCLIFlow(t *testing.T) {
 	if !strings.Contains(out, "all checks passed") {
 		t.Fatalf("ferry check on east:\n%s", out)
 	}
+
+	// version reads what the daemons' pods run from their ferry_build_info,
+	// through the same pod proxy: the commit that image tags cannot tell.
+	var ver struct {
+		Server struct {
+			Controller, Gateway *struct{ Version, Commit, Source string }
+		} `json:"server"`
+		Skew struct {
+			Known   bool
+			Message string
+		} `json:"skew"`
+		Note string `json:"note"`
+	}
+	raw = ferry("--context", "east", "version", "-o", "json")
+	if err := json.Unmarshal([]byte(raw), &ver); err != nil {
+		t.Fatalf("ferry version -o json: %v\n%s", err, raw)
+	}
+	ctrl, gwv := ver.Server.Controller, ver.Server.Gateway
+	if ctrl == nil || gwv == nil {
+		t.Fatalf("ferry version: no controller or gateway:\n%s", raw)
+	}
+	// What each daemon serves on its own admin port, read directly.
+	for _, c := range []struct {
+		name   string
+		got    *struct{ Version, Commit, Source string }
+		scrape func(context.Context) (string, error)
+	}{{"controller", ctrl, east.ControllerMetrics}, {"gateway", gwv, east.GatewayMetrics}} {
+		text, err := c.scrape(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		info := regexp.MustCompile(`(?m)^ferry_build_info\{.*\} 1$`).FindString(text)
+		want := fmt.Sprintf(`revision=%q,version=%q`, c.got.Commit, c.got.Version)
+		if c.got.Source != "metrics" || c.got.Commit == "" || !strings.Contains(info, want) {
+			t.Errorf("ferry version: %s %+v (note: %s); the daemon serves %q", c.name, *c.got, ver.Note, info)
+		}
+	}
+	t.Logf("ferry --context east version:\n%s", ferry("--context", "east", "version"))
 
 	// gateways shows the remote alive, with live figures read from the
 	// daemons' pods through the API server's pod proxy.

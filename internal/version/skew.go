@@ -61,9 +61,10 @@ type Build struct{ Version, Revision string }
 var bareCommit = regexp.MustCompile(`^[0-9a-f]{7,40}$`)
 
 // SameCommit says whether a and b were built from one clean commit, and
-// names it: their revisions are equal, or one side knows only a version
-// that is a bare commit, the start of the other's revision. A dirty build
-// is never the same as anything: its tree is not in git.
+// names it: their revisions are equal, or a side that knows only a version
+// has a bare commit there, the start of the other's revision or bare
+// commit. A dirty build is never the same as anything: its tree is not in
+// git.
 func SameCommit(a, b Build) (string, bool) {
 	clean := func(r string) bool { return r != "" && r != "unknown" && !strings.HasSuffix(r, "-dirty") }
 	switch {
@@ -73,6 +74,13 @@ func SameCommit(a, b Build) (string, bool) {
 		return a.Revision, strings.HasPrefix(a.Revision, b.Version)
 	case clean(b.Revision) && a.Revision == "" && bareCommit.MatchString(a.Version):
 		return b.Revision, strings.HasPrefix(b.Revision, a.Version)
+	case a.Revision == "" && b.Revision == "" && bareCommit.MatchString(a.Version) && bareCommit.MatchString(b.Version):
+		// Two abbreviations: git makes each unique in its repository.
+		long, short := a.Version, b.Version
+		if len(short) > len(long) {
+			long, short = short, long
+		}
+		return long, strings.HasPrefix(long, short)
 	}
 	return "", false
 }

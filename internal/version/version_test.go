@@ -72,6 +72,8 @@ func TestSkewOfBuilds(t *testing.T) {
 		{"unknown revisions", Build{"dev", "unknown"}, Build{"dev", "unknown"}, false, false, false},
 		{"no revision, release tags", Build{"v0.3.0", ""}, Build{"v0.3.1", ""}, true, true, false},
 		{"too short to be a commit", Build{"dev", rev}, Build{"3098", ""}, false, false, false},
+		{"two bare commits, one the start of the other", Build{"3098bdb2c0f1", ""}, Build{"3098bdb", ""}, true, true, true},
+		{"two bare commits of two commits", Build{"3098bdb2c0f1", ""}, Build{"abcdef1", ""}, false, false, false},
 	} {
 		s, k := SkewOf(c.a, c.b)
 		_, same := SameCommit(c.a, c.b)
