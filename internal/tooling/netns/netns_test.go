@@ -92,6 +92,16 @@ func TestIsolation(t *testing.T) {
 	}
 }
 
+// timedOut: the dial ran out of time, as against a refusal or an
+// unreachable route. The dialer reports its context's deadline either as
+// the context's error or, when the socket's own deadline (set from the
+// context) fires first, which a busy machine makes likely, as the poller's
+// "i/o timeout".
+func timedOut(err error) bool {
+	var ne net.Error
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout())
+}
+
 // TestPartition cuts west from east and heals it: during the partition a
 // dial from west to east's WAN address times out (dropped, not refused),
 // north still reaches east, and after the heal west does again.
@@ -124,7 +134,7 @@ func TestPartition(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := dial(west, time.Second); !errors.Is(err, context.DeadlineExceeded) {
+	if _, err := dial(west, time.Second); !timedOut(err) {
 		t.Fatalf("west to east during the partition: want a timeout (silent drop), got %v", err)
 	}
 	if got, err := dial(north, 10*time.Second); err != nil || got != "east" {
