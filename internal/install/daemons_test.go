@@ -158,4 +158,3 @@ func httpOK(url string) bool {
 	resp.Body.Close()
 	return resp.StatusCode == http.StatusOK
 }
-
