@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Builds the real Kubernetes control plane used by Ferry's tests, demo and
 # benchmarks (kube-apiserver and etcd; kube-controller-manager, whose
-# workload controllers the conformance sandbox runs), and the cluster DNS (CoreDNS, whose
-# kubernetes plugin serves clusterset.local), from Go modules into bin/.
+# workload controllers the conformance sandbox runs), the cluster DNS (CoreDNS, whose
+# kubernetes plugin serves clusterset.local), and kubectl (for `kubectl ferry`),
+# from Go modules into bin/.
 #
 # Idempotent: a binary is rebuilt only when the tools module (go.mod, go.sum or a
 # wrapper main) is newer than it, so a warm run costs a few milliseconds.
@@ -47,6 +48,8 @@ minor=${kube_version#v*.}; minor=${minor%%.*}
 kube_ldflags="-X k8s.io/component-base/version.gitVersion=$kube_version -X k8s.io/component-base/version.gitMajor=$major -X k8s.io/component-base/version.gitMinor=$minor -X k8s.io/component-base/version.gitTreeState=clean"
 build kube-apiserver "$kube_ldflags"
 build kube-controller-manager "$kube_ldflags"
+# kubectl runs `kubectl ferry` in the CLI's plugin test.
+build kubectl "$kube_ldflags"
 build etcd "-X go.etcd.io/etcd/api/v3/version.GitSHA=module-$etcd_version"
 coredns_version=$(cd "$tools" && go list -m -f '{{.Version}}' github.com/coredns/coredns)
 build coredns "-X github.com/coredns/coredns/coremain.GitCommit=module-$coredns_version"

@@ -1,24 +1,22 @@
 package cli
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
+
+	"ferry.dev/ferry/internal/tooling/testenv"
 )
 
-// TestKubectlPlugin: a real kubectl, built from the tools module's pinned
-// Kubernetes, finds kubectl-ferry on PATH and `kubectl ferry check` runs
-// ferry's checks against a cluster. The kubectl build is cached by the
-// tools module's go.sum (a cold build took 66 s on the 2-core machine,
-// a cached one a second), and skipped with -short.
+// TestKubectlPlugin: a real kubectl, built by `make tools` from the tools
+// module's pinned Kubernetes, finds kubectl-ferry on PATH and `kubectl
+// ferry check` runs ferry's checks against a cluster. -short skips it (it
+// builds ferry, and kubectl when missing); CI runs it.
 func TestKubectlPlugin(t *testing.T) {
 	if testing.Short() {
-		t.Skip("builds kubectl and ferry")
+		t.Skip("SKIPPED (NOT PASSED) under -short: TestKubectlPlugin builds kubectl and ferry; CI runs it")
 	}
 	env := shared.Get(t)
 	healthyNorth(t)
@@ -26,7 +24,7 @@ func TestKubectlPlugin(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	kubectl := buildKubectl(t, root)
+	kubectl := kubectlBinary(t)
 	dir := t.TempDir()
 	build := exec.Command("go", "build", "-o", filepath.Join(dir, PluginBinary), "./cmd/ferry")
 	build.Dir = root
@@ -56,69 +54,22 @@ func TestKubectlPlugin(t *testing.T) {
 	}
 }
 
-// buildKubectl returns $FERRY_KUBECTL, bin/kubectl, or a kubectl built from
-// k8s.io/kubernetes/cmd/kubectl at the tools module's version. The tools
-// module's go.sum lacks kubectl's own dependencies, so the build runs in a
-// copy with -mod=mod, never touching hack/tools.
-func buildKubectl(t *testing.T, root string) string {
+// kubectlBinary is $FERRY_KUBECTL, or the kubectl that hack/build-tools.sh
+// builds beside kube-apiserver from the tools module (pinned by its go.sum).
+func kubectlBinary(t *testing.T) string {
 	t.Helper()
 	if p := os.Getenv("FERRY_KUBECTL"); p != "" {
 		return p
 	}
-	if p := filepath.Join(root, "bin", "kubectl"); isExecutable(p) {
-		return p
-	}
-	sum, err := os.ReadFile(filepath.Join(root, "hack", "tools", "go.sum"))
+	dir, err := testenv.EnsureBinaries()
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := sha256.Sum256(sum)
-	cache := filepath.Join(os.TempDir(), "ferry-kubectl-"+hex.EncodeToString(h[:6]))
-	bin := filepath.Join(cache, "kubectl")
-	if isExecutable(bin) {
-		return bin
+	p := filepath.Join(dir, "kubectl")
+	if !isExecutable(p) {
+		t.Fatalf("%s is missing: run make tools", p)
 	}
-	mod := t.TempDir()
-	for _, f := range []string{"go.mod", "go.sum"} {
-		b, err := os.ReadFile(filepath.Join(root, "hack", "tools", f))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(mod, f), b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := os.MkdirAll(cache, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	// Test binaries of several packages (or checkouts) may build at once:
-	// each writes its own file, and the rename makes whichever ends first
-	// the cached one, never a half-written kubectl.
-	tmp, err := os.CreateTemp(cache, "kubectl-*.tmp")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := tmp.Close(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = os.Remove(tmp.Name()) }) // gone after the rename
-	start := time.Now()
-	cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", tmp.Name(), "k8s.io/kubernetes/cmd/kubectl")
-	cmd.Dir = mod
-	cmd.Env = append(os.Environ(), "GOFLAGS=-mod=mod", "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("build kubectl: %v\n%s", err, out)
-	}
-	// CreateTemp made the file 0600; go build renames its output over it,
-	// except where it must copy into the existing file, which keeps 0600.
-	if err := os.Chmod(tmp.Name(), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Rename(tmp.Name(), bin); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("built kubectl in %s", time.Since(start).Round(time.Second))
-	return bin
+	return p
 }
 
 func isExecutable(p string) bool {
